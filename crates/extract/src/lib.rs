@@ -1,0 +1,223 @@
+//! `labelgate-extract` reads Microsoft Information Protection (MIP) sensitivity labels out of a
+//! file's bytes: OOXML packages (`docProps/custom.xml`, `docMetadata/LabelInfo.xml`), PDF (Info
+//! dictionary and XMP, across incremental updates and object streams), compound files
+//! (IRM-protected OOXML, legacy .doc/.xls/.ppt, Outlook .msg) and e-mail (`msip_labels`).
+//!
+//! The kind of file is decided by its content, never its name. Every allocation that input can
+//! drive is bounded by [`Limits`]; no input makes it panic. It is pure and synchronous: no I/O
+//! beyond the reader you hand it, no global state.
+//!
+//! ```
+//! use labelgate_extract::{extract, FileKind};
+//!
+//! let eml = b"From: a@example.com\r\nTo: b@example.com\r\nmsip_labels: \
+//!     MSIP_Label_f42aa342-8706-4288-bd11-ebb85995028c_Enabled=true; \
+//!     MSIP_Label_f42aa342-8706-4288-bd11-ebb85995028c_SiteId=72f988bf-86f1-41af-91ab-2d7cd011db47\r\n\r\nhi\r\n";
+//! let found = extract(eml).unwrap();
+//! assert_eq!(found.kind, FileKind::Eml);
+//! assert_eq!(found.labels[0].id, "f42aa342-8706-4288-bd11-ebb85995028c");
+//! ```
+//!
+//! Three entry points give the same answer: [`extract`] / [`extract_with`] over a byte slice,
+//! [`extract_reader`] over any `Read + Seek` (reading only the pieces it needs), and the push
+//! interface [`Inspector`] fed chunk by chunk as an upload arrives.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod cfb;
+mod compound;
+mod eml;
+mod error;
+mod input;
+mod limits;
+mod model;
+mod msip;
+mod oleprops;
+mod ooxml;
+mod pdf;
+mod pdf_syntax;
+mod xml;
+mod zip;
+
+pub use error::ExtractError;
+pub use limits::Limits;
+pub use model::{EffectiveLabel, Extraction, FileKind, Flag, LabelRecord, RecordStatus, Source};
+
+use input::{Input, ReaderInput, SliceInput};
+use std::io::{Read, Seek};
+
+/// How many leading bytes decide the kind of a file.
+pub const SNIFF_BYTES: usize = 4096;
+
+/// What the first bytes say the container is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Container {
+    Zip,
+    Pdf { header_offset: u64 },
+    Cfb,
+    Eml,
+    Unknown,
+}
+
+fn sniff(head: &[u8]) -> Container {
+    if head.starts_with(b"PK\x03\x04") || head.starts_with(b"PK\x05\x06") || head.starts_with(b"PK\x07\x08") {
+        return Container::Zip;
+    }
+    if head.starts_with(cfb::MAGIC) {
+        return Container::Cfb;
+    }
+    if let Some(at) = memchr::memmem::find(&head[..head.len().min(1024)], b"%PDF-") {
+        return Container::Pdf { header_offset: at as u64 };
+    }
+    if eml::sniff(head) {
+        return Container::Eml;
+    }
+    Container::Unknown
+}
+
+/// Reads the labels of an in-memory file with default [`Limits`].
+pub fn extract(bytes: &[u8]) -> Result<Extraction, ExtractError> {
+    extract_with(bytes, &Limits::default())
+}
+
+/// Reads the labels of an in-memory file.
+pub fn extract_with(bytes: &[u8], limits: &Limits) -> Result<Extraction, ExtractError> {
+    run(&mut SliceInput::new(bytes), limits)
+}
+
+/// Reads the labels of a seekable file (a file on disk, a spooled upload), reading only the
+/// structures it needs.
+pub fn extract_reader<R: Read + Seek>(reader: R, limits: &Limits) -> Result<Extraction, ExtractError> {
+    run(&mut ReaderInput::new(reader)?, limits)
+}
+
+fn run(input: &mut dyn Input, limits: &Limits) -> Result<Extraction, ExtractError> {
+    let head = input.read_upto(0, SNIFF_BYTES)?.into_owned();
+    match sniff(&head) {
+        Container::Zip => {
+            let mut ex = Extraction::new(FileKind::Zip);
+            let archive = zip::open(input, limits, &mut ex)?;
+            if !ooxml::is_opc(&archive) {
+                return Ok(ex);
+            }
+            let mut result = ooxml::extract(input, &archive, limits)?;
+            // Container findings (ambiguity in the ZIP layer) come first.
+            for f in ex.findings.into_iter().rev() {
+                result.findings.insert(0, f);
+            }
+            result.flags.extend(ex.flags);
+            Ok(result)
+        }
+        Container::Pdf { header_offset } => pdf::extract(input, limits, header_offset),
+        Container::Cfb => compound::extract(input, limits),
+        Container::Eml => eml::extract(input, limits),
+        Container::Unknown => Ok(Extraction::new(FileKind::Unknown)),
+    }
+}
+
+/// The push interface: feed an upload chunk by chunk as it arrives, then [`finish`](Self::finish).
+///
+/// Containers whose labels sit at the end (ZIP, PDF) or anywhere (CFB) are kept in memory up to
+/// [`Limits::max_buffered_bytes`]; for e-mail only the header block is kept; for unknown kinds
+/// nothing beyond the first [`SNIFF_BYTES`] is kept. The answer equals [`extract_with`] on the
+/// concatenated chunks.
+#[derive(Debug)]
+pub struct Inspector {
+    limits: Limits,
+    state: State,
+    total: u64,
+}
+
+#[derive(Debug)]
+enum State {
+    Sniffing(Vec<u8>),
+    Buffering(Vec<u8>),
+    EmlHeaders(Vec<u8>),
+    Decided(Result<Extraction, ExtractError>),
+    Failed(ExtractError),
+}
+
+impl Inspector {
+    /// A new inspector for one file.
+    pub fn new(limits: Limits) -> Inspector {
+        Inspector { limits, state: State::Sniffing(Vec::with_capacity(SNIFF_BYTES)), total: 0 }
+    }
+
+    /// Bytes fed so far.
+    pub fn bytes_seen(&self) -> u64 {
+        self.total
+    }
+
+    /// Offers the next chunk. An error (a limit) is also kept and returned again by `finish`.
+    pub fn feed(&mut self, chunk: &[u8]) -> Result<(), ExtractError> {
+        self.total += chunk.len() as u64;
+        let state = std::mem::replace(&mut self.state, State::Sniffing(Vec::new()));
+        self.state = match state {
+            State::Sniffing(mut head) => {
+                head.extend_from_slice(chunk);
+                if head.len() >= SNIFF_BYTES {
+                    self.decide(head)
+                } else {
+                    State::Sniffing(head)
+                }
+            }
+            State::Buffering(mut buf) => {
+                if buf.len() as u64 + chunk.len() as u64 > self.limits.max_buffered_bytes {
+                    State::Failed(ExtractError::limit("max_buffered_bytes", self.limits.max_buffered_bytes))
+                } else {
+                    buf.extend_from_slice(chunk);
+                    State::Buffering(buf)
+                }
+            }
+            State::EmlHeaders(mut buf) => {
+                buf.extend_from_slice(chunk);
+                self.eml_progress(buf)
+            }
+            other => other,
+        };
+        match &self.state {
+            State::Failed(e) => Err(clone_error(e)),
+            _ => Ok(()),
+        }
+    }
+
+    fn decide(&self, head: Vec<u8>) -> State {
+        match sniff(&head) {
+            Container::Unknown => State::Decided(Ok(Extraction::new(FileKind::Unknown))),
+            Container::Eml => self.eml_progress(head),
+            _ => {
+                if head.len() as u64 > self.limits.max_buffered_bytes {
+                    State::Failed(ExtractError::limit("max_buffered_bytes", self.limits.max_buffered_bytes))
+                } else {
+                    State::Buffering(head)
+                }
+            }
+        }
+    }
+
+    fn eml_progress(&self, buf: Vec<u8>) -> State {
+        if eml::header_end(&buf).is_some() || buf.len() as u64 > self.limits.max_header_bytes {
+            // The header block is complete (or too large): the answer is known now.
+            State::Decided(extract_with(&buf, &self.limits))
+        } else {
+            State::EmlHeaders(buf)
+        }
+    }
+
+    /// The answer for everything fed.
+    pub fn finish(self) -> Result<Extraction, ExtractError> {
+        match self.state {
+            State::Sniffing(buf) | State::Buffering(buf) | State::EmlHeaders(buf) => extract_with(&buf, &self.limits),
+            State::Decided(result) => result,
+            State::Failed(e) => Err(e),
+        }
+    }
+}
+
+fn clone_error(e: &ExtractError) -> ExtractError {
+    match e {
+        ExtractError::Malformed { container, reason } => ExtractError::Malformed { container, reason: reason.clone() },
+        ExtractError::LimitExceeded { limit, max } => ExtractError::LimitExceeded { limit, max: *max },
+        ExtractError::Io(io) => ExtractError::Io(std::io::Error::new(io.kind(), io.to_string())),
+    }
+}

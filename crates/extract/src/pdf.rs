@@ -1,0 +1,722 @@
+//! PDF: the effective document information dictionary and catalog XMP metadata, reached through
+//! the cross-reference chain (classic tables, xref streams, hybrid files, object streams,
+//! incremental updates), reading only the trailer and the few objects needed
+//! (label-formats.md §7).
+//!
+//! Older revisions are read too, so that labels an incremental update dropped are reported as
+//! `superseded` records rather than silently ignored or wrongly enforced.
+
+use crate::error::ExtractError;
+use crate::input::Input;
+use crate::limits::Limits;
+use crate::model::{Extraction, FileKind, Flag, LabelRecord, RecordStatus, Source};
+use crate::msip::PropertyCollector;
+use crate::pdf_syntax::{decode_text_string, dict_get, Dict, Obj, Parser, SyntaxError};
+use crate::xml;
+use std::collections::HashMap;
+
+const TAIL_SEARCH: u64 = 64 * 1024;
+const FIRST_WINDOW: usize = 4096;
+
+fn malformed(reason: impl Into<String>) -> ExtractError {
+    ExtractError::malformed("pdf", reason)
+}
+
+/// Where an object lives, per one cross-reference section.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Loc {
+    Free,
+    Offset(u64),
+    InStream(u32, u32),
+}
+
+enum Table {
+    /// Classic table: subsections of (first object, count, file offset of first 20-byte entry).
+    Classic(Vec<(u32, u32, u64)>),
+    /// Xref stream: decoded entries, field widths, and (first, count) index pairs.
+    Stream { data: Vec<u8>, widths: [usize; 3], index: Vec<(u32, u32)> },
+    /// Reconstructed by scanning a damaged file.
+    Scanned(HashMap<u32, u64>),
+}
+
+struct Section {
+    table: Table,
+    trailer: Dict,
+    /// True for a section that starts a revision (not the /XRefStm companion of a hybrid file).
+    revision_start: bool,
+}
+
+struct Doc<'i> {
+    input: &'i mut dyn Input,
+    limits: Limits,
+    /// Newest first.
+    sections: Vec<Section>,
+    objstm_cache: HashMap<u32, (Vec<u8>, Vec<(u32, usize)>, usize)>,
+    visited: usize,
+    header_offset: u64,
+}
+
+pub(crate) fn extract(input: &mut dyn Input, limits: &Limits, header_offset: u64) -> Result<Extraction, ExtractError> {
+    let mut ex = Extraction::new(FileKind::Pdf);
+    let mut doc = Doc { input, limits: limits.clone(), sections: Vec::new(), objstm_cache: HashMap::new(), visited: 0, header_offset };
+    if let Err(e) = doc.load_xref_chain(&mut ex) {
+        match e {
+            ExtractError::LimitExceeded { .. } | ExtractError::Io(_) => return Err(e),
+            ExtractError::Malformed { reason, .. } => {
+                ex.ambiguous(format!("pdf: cross-reference data damaged ({reason}); objects located by scanning"));
+                doc.sections.clear();
+                doc.reconstruct()?;
+            }
+        }
+    }
+
+    // Revision boundaries: index of the first section of each revision, newest first.
+    let revisions: Vec<usize> = doc.sections.iter().enumerate().filter(|(_, s)| s.revision_start).map(|(i, _)| i).collect();
+    let mut current = Vec::new();
+    let mut older = Vec::new();
+    for (n, &start) in revisions.iter().enumerate() {
+        let records = doc.labels_as_of(start, n == 0, &mut ex)?;
+        if n == 0 {
+            current = records;
+        } else {
+            older.extend(records);
+        }
+    }
+    // A record an older revision also states is the same label; only what the newest revision
+    // no longer states is superseded.
+    for mut r in older {
+        let restated = current.iter().any(|c| c.id == r.id && c.source == r.source && c.enabled == r.enabled);
+        let dup = ex.records.iter().any(|c: &LabelRecord| c.id == r.id && c.source == r.source && c.status == RecordStatus::Superseded);
+        if !restated && !dup && r.enabled == Some(true) {
+            r.status = RecordStatus::Superseded;
+            ex.records.push(r);
+        }
+    }
+    let mut all = current;
+    all.append(&mut ex.records);
+    all.truncate(limits.max_records);
+    ex.records = all;
+    ex.finalize();
+    Ok(ex)
+}
+
+impl Doc<'_> {
+    fn count_visit(&mut self) -> Result<(), ExtractError> {
+        self.visited += 1;
+        if self.visited > self.limits.max_pdf_objects {
+            return Err(ExtractError::limit("max_pdf_objects", self.limits.max_pdf_objects as u64));
+        }
+        Ok(())
+    }
+
+    fn load_xref_chain(&mut self, ex: &mut Extraction) -> Result<(), ExtractError> {
+        let len = self.input.len();
+        let tail_len = len.min(TAIL_SEARCH);
+        let tail = self.input.read_at(len - tail_len, tail_len as usize, "pdf")?.into_owned();
+        let at = memchr::memmem::rfind(&tail, b"startxref").ok_or_else(|| malformed("no startxref"))?;
+        let mut p = Parser::new(&tail[at + 9..], 4);
+        let declared = p.parse_u64().map_err(|_| malformed("startxref without an offset"))?;
+        let mut offset = Some(declared);
+        let mut seen: Vec<u64> = Vec::new();
+        while let Some(off) = offset.take() {
+            if seen.contains(&off) {
+                ex.ambiguous("pdf: cross-reference /Prev chain loops");
+                break;
+            }
+            if seen.len() >= self.limits.max_pdf_revisions {
+                return Err(ExtractError::limit("max_pdf_revisions", self.limits.max_pdf_revisions as u64));
+            }
+            seen.push(off);
+            let (section, prev, xrefstm) = self.load_section(off)?;
+            self.sections.push(section);
+            if let Some(stm) = xrefstm {
+                // Hybrid file: the companion xref stream belongs to the same revision.
+                match self.load_section(stm) {
+                    Ok((mut s, _, _)) => {
+                        s.revision_start = false;
+                        self.sections.push(s);
+                    }
+                    Err(ExtractError::Malformed { reason, .. }) => ex.finding(format!("pdf: /XRefStm unreadable: {reason}")),
+                    Err(e) => return Err(e),
+                }
+            }
+            offset = prev;
+        }
+        Ok(())
+    }
+
+    /// Loads the xref section at `off` (trying the header offset correction for files with junk
+    /// before `%PDF-`). Returns it with its `/Prev` and `/XRefStm`.
+    fn load_section(&mut self, off: u64) -> Result<(Section, Option<u64>, Option<u64>), ExtractError> {
+        let first = self.load_section_at(off);
+        let result = match first {
+            Ok(r) => r,
+            Err(ExtractError::Malformed { .. }) if self.header_offset > 0 => self.load_section_at(off + self.header_offset)?,
+            Err(e) => return Err(e),
+        };
+        let (table, trailer) = result;
+        let prev = dict_get(&trailer, b"Prev").and_then(Obj::as_int).and_then(|v| u64::try_from(v).ok());
+        let xrefstm = dict_get(&trailer, b"XRefStm").and_then(Obj::as_int).and_then(|v| u64::try_from(v).ok());
+        Ok((Section { table, trailer, revision_start: true }, prev, xrefstm))
+    }
+
+    fn load_section_at(&mut self, off: u64) -> Result<(Table, Dict), ExtractError> {
+        let head = self.input.read_upto(off, 16)?.into_owned();
+        let trimmed = head.iter().position(|b| !crate::pdf_syntax::is_ws(*b)).unwrap_or(0);
+        if head[trimmed..].starts_with(b"xref") {
+            return self.load_classic(off + trimmed as u64 + 4);
+        }
+        // An xref stream object.
+        let (_, _, obj, stream) = self.parse_indirect_at(off)?;
+        let Obj::Dict(dict) = obj else { return Err(malformed("xref offset points at no cross-reference data")) };
+        if dict_get(&dict, b"Type").and_then(Obj::as_name) != Some(b"XRef") {
+            return Err(malformed("xref offset points at an object that is not an xref stream"));
+        }
+        let data_start = stream.ok_or_else(|| malformed("xref stream without data"))?;
+        let data = self.stream_data(&dict, data_start)?;
+        let widths_obj = match dict_get(&dict, b"W") {
+            Some(Obj::Array(a)) if a.len() == 3 => a.clone(),
+            _ => return Err(malformed("xref stream without a valid /W")),
+        };
+        let mut widths = [0usize; 3];
+        for (i, w) in widths_obj.iter().enumerate() {
+            let w = w.as_int().filter(|w| (0..=8).contains(w)).ok_or_else(|| malformed("xref stream /W out of range"))?;
+            widths[i] = w as usize;
+        }
+        let size = dict_get(&dict, b"Size").and_then(Obj::as_int).unwrap_or(0).max(0) as u32;
+        let index = match dict_get(&dict, b"Index") {
+            Some(Obj::Array(a)) => a.chunks_exact(2).filter_map(|c| Some((u32::try_from(c[0].as_int()?).ok()?, u32::try_from(c[1].as_int()?).ok()?))).collect(),
+            _ => vec![(0, size)],
+        };
+        Ok((Table::Stream { data, widths, index }, dict))
+    }
+
+    fn load_classic(&mut self, mut at: u64) -> Result<(Table, Dict), ExtractError> {
+        let mut subsections = Vec::new();
+        loop {
+            let window = self.input.read_upto(at, 64)?.into_owned();
+            let mut p = Parser::new(&window, 4);
+            p.skip_ws();
+            if window[p.pos..].starts_with(b"trailer") {
+                at += (p.pos + 7) as u64;
+                break;
+            }
+            let start = p.parse_u64().map_err(|_| malformed("bad xref subsection header"))?;
+            let count = p.parse_u64().map_err(|_| malformed("bad xref subsection header"))?;
+            if start > u32::MAX as u64 || count > u32::MAX as u64 {
+                return Err(malformed("xref subsection out of range"));
+            }
+            p.skip_ws();
+            let entries_at = at + p.pos as u64;
+            // Validate the first entry's shape; entries are 20 bytes each.
+            if count > 0 {
+                let first = self.input.read_upto(entries_at, 20)?.into_owned();
+                if first.len() < 20 || !first[..10].iter().all(u8::is_ascii_digit) || !matches!(first[17], b'n' | b'f') {
+                    return Err(malformed("xref entries are not 20-byte records"));
+                }
+            }
+            if subsections.len() >= 65_536 {
+                return Err(malformed("too many xref subsections"));
+            }
+            subsections.push((start as u32, count as u32, entries_at));
+            at = entries_at + count * 20;
+            if at > self.input.len() {
+                return Err(malformed("xref table runs past the end of the file"));
+            }
+        }
+        let window = self.read_window(at)?;
+        let mut p = Parser::new(&window.0, self.limits.max_pdf_depth);
+        let trailer = match p.parse() {
+            Ok(Obj::Dict(d)) => d,
+            Ok(_) => return Err(malformed("trailer is not a dictionary")),
+            Err(SyntaxError::TooDeep) => return Err(ExtractError::limit("max_pdf_depth", self.limits.max_pdf_depth as u64)),
+            Err(e) => return Err(malformed(format!("trailer: {e}"))),
+        };
+        Ok((Table::Classic(subsections), trailer))
+    }
+
+    /// Reads a window of bytes at `off` large enough for one object; returns (bytes, at_eof).
+    fn read_window(&mut self, off: u64) -> Result<(Vec<u8>, bool), ExtractError> {
+        let avail = self.input.len().saturating_sub(off);
+        let n = (FIRST_WINDOW as u64).min(avail);
+        Ok((self.input.read_upto(off, n as usize)?.into_owned(), n == avail))
+    }
+
+    /// Parses `n g obj <object> [stream]` at `off`. Returns the numbers, the object, and for a
+    /// stream the absolute offset where its data starts. Grows the window as needed, up to
+    /// `max_pdf_object_bytes`.
+    fn parse_indirect_at(&mut self, off: u64) -> Result<(u32, u16, Obj, Option<u64>), ExtractError> {
+        let mut size = FIRST_WINDOW as u64;
+        loop {
+            let avail = self.input.len().saturating_sub(off);
+            let n = size.min(avail);
+            let at_eof = n == avail;
+            let window = self.input.read_upto(off, n as usize)?;
+            let mut p = Parser::new(&window, self.limits.max_pdf_depth);
+            let result = (|| -> Result<(u32, u16, Obj, Option<u64>), SyntaxError> {
+                let num = p.parse_u64()?;
+                let generation = p.parse_u64()?;
+                p.expect_keyword(b"obj")?;
+                let obj = p.parse()?;
+                p.skip_ws();
+                let mut stream = None;
+                if matches!(obj, Obj::Dict(_)) && window[p.pos..].starts_with(b"stream") {
+                    let mut s = p.pos + 6;
+                    if window.get(s) == Some(&b'\r') {
+                        s += 1;
+                    }
+                    if window.get(s) == Some(&b'\n') {
+                        s += 1;
+                    }
+                    stream = Some(off + s as u64);
+                } else if window.len() - p.pos < 6 && !at_eof {
+                    return Err(SyntaxError::Incomplete);
+                }
+                Ok((u32::try_from(num).map_err(|_| SyntaxError::Bad("object number out of range".into()))?, generation.min(65535) as u16, obj, stream))
+            })();
+            match result {
+                Ok(r) => return Ok(r),
+                Err(SyntaxError::Incomplete) if !at_eof && size < self.limits.max_pdf_object_bytes => {
+                    size = (size * 4).min(self.limits.max_pdf_object_bytes);
+                }
+                Err(SyntaxError::Incomplete) if !at_eof => return Err(ExtractError::limit("max_pdf_object_bytes", self.limits.max_pdf_object_bytes)),
+                Err(SyntaxError::TooDeep) => return Err(ExtractError::limit("max_pdf_depth", self.limits.max_pdf_depth as u64)),
+                Err(e) => return Err(malformed(format!("object at offset {off}: {e}"))),
+            }
+        }
+    }
+
+    /// Decoded stream data (FlateDecode with PNG/TIFF predictors; unfiltered), capped.
+    fn stream_data(&mut self, dict: &Dict, data_start: u64) -> Result<Vec<u8>, ExtractError> {
+        let declared = match dict_get(dict, b"Length") {
+            Some(Obj::Ref(n, _)) => {
+                let n = *n;
+                self.resolve_from(n, 0)?.and_then(|o| o.as_int())
+            }
+            Some(o) => o.as_int(),
+            None => None,
+        };
+        let cap = self.limits.max_part_bytes;
+        let avail = self.input.len().saturating_sub(data_start);
+        let length = match declared {
+            Some(l) if l >= 0 && (l as u64) <= avail => l as u64,
+            _ => {
+                // Missing or wrong /Length: find `endstream` as readers do.
+                let window = self.input.read_upto(data_start, (cap + 16).min(avail) as usize)?;
+                memchr::memmem::find(&window, b"endstream").ok_or_else(|| malformed("stream without endstream"))? as u64
+            }
+        };
+        if length > cap + 64 * 1024 {
+            return Err(ExtractError::limit("max_part_bytes", cap));
+        }
+        let raw = self.input.read_at(data_start, length as usize, "pdf")?.into_owned();
+        let filters: Vec<Vec<u8>> = match dict_get(dict, b"Filter") {
+            None => Vec::new(),
+            Some(Obj::Name(n)) => vec![n.clone()],
+            Some(Obj::Array(a)) => a.iter().filter_map(|f| f.as_name().map(<[u8]>::to_vec)).collect(),
+            Some(_) => return Err(malformed("bad /Filter")),
+        };
+        let params = match dict_get(dict, b"DecodeParms") {
+            Some(Obj::Dict(d)) => Some(d.clone()),
+            Some(Obj::Array(a)) => a.first().and_then(|p| p.as_dict().cloned()),
+            _ => None,
+        };
+        let mut data = raw;
+        for f in &filters {
+            match f.as_slice() {
+                b"FlateDecode" | b"Fl" => {
+                    data = crate::zip::inflate(&data, true, cap).map_err(|e| match e {
+                        crate::zip::InflateError::TooLarge => ExtractError::limit("max_part_bytes", cap),
+                        crate::zip::InflateError::Corrupt => malformed("stream does not inflate"),
+                    })?;
+                    if let Some(p) = &params {
+                        data = apply_predictor(data, p)?;
+                    }
+                }
+                other => return Err(malformed(format!("unsupported stream filter {}", String::from_utf8_lossy(other)))),
+            }
+        }
+        if data.len() as u64 > cap {
+            return Err(ExtractError::limit("max_part_bytes", cap));
+        }
+        Ok(data)
+    }
+
+    /// Where object `n` lives, looking from section `from` (newest first) backwards.
+    fn locate(&mut self, n: u32, from: usize) -> Result<Option<Loc>, ExtractError> {
+        for i in from..self.sections.len() {
+            let loc = match &self.sections[i].table {
+                Table::Classic(subs) => {
+                    let hit = subs.iter().find(|(start, count, _)| n >= *start && n - start < *count).copied();
+                    match hit {
+                        None => None,
+                        Some((start, _, at)) => {
+                            let entry = self.input.read_at(at + (n - start) as u64 * 20, 18, "pdf")?;
+                            let offset = std::str::from_utf8(&entry[..10]).ok().and_then(|s| s.parse::<u64>().ok());
+                            match (entry[17], offset) {
+                                (b'n', Some(o)) => Some(Loc::Offset(o)),
+                                (b'f', _) => Some(Loc::Free),
+                                _ => return Err(malformed(format!("bad xref entry for object {n}"))),
+                            }
+                        }
+                    }
+                }
+                Table::Stream { data, widths, index } => {
+                    let mut base = 0usize;
+                    let mut found = None;
+                    for (start, count) in index {
+                        if n >= *start && n - start < *count {
+                            found = Some(base + (n - start) as usize);
+                            break;
+                        }
+                        base += *count as usize;
+                    }
+                    match found {
+                        None => None,
+                        Some(row) => {
+                            let w: usize = widths.iter().sum();
+                            let Some(rec) = data.get(row * w..row * w + w) else { continue };
+                            let field = |k: usize, default: u64| -> u64 {
+                                let from = widths[..k].iter().sum::<usize>();
+                                if widths[k] == 0 {
+                                    return default;
+                                }
+                                rec[from..from + widths[k]].iter().fold(0u64, |acc, b| (acc << 8) | *b as u64)
+                            };
+                            match field(0, 1) {
+                                0 => Some(Loc::Free),
+                                1 => Some(Loc::Offset(field(1, 0))),
+                                2 => Some(Loc::InStream(field(1, 0) as u32, field(2, 0) as u32)),
+                                _ => None,
+                            }
+                        }
+                    }
+                }
+                Table::Scanned(map) => map.get(&n).map(|o| Loc::Offset(*o)),
+            };
+            if let Some(loc) = loc {
+                return Ok(Some(loc));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Resolves object `n` as seen from section `from`. `Ok(None)` for free or missing objects.
+    fn resolve_from(&mut self, n: u32, from: usize) -> Result<Option<Obj>, ExtractError> {
+        self.count_visit()?;
+        match self.locate(n, from)? {
+            None | Some(Loc::Free) => Ok(None),
+            Some(Loc::Offset(off)) => {
+                let (num, _, obj, _) = match self.parse_indirect_at(off) {
+                    Ok(r) => r,
+                    Err(ExtractError::Malformed { .. }) if self.header_offset > 0 => self.parse_indirect_at(off + self.header_offset)?,
+                    Err(e) => return Err(e),
+                };
+                if num != n {
+                    return Err(malformed(format!("xref points object {n} at object {num}")));
+                }
+                Ok(Some(obj))
+            }
+            Some(Loc::InStream(stm, idx)) => self.from_object_stream(stm, idx, n, from),
+        }
+    }
+
+    /// Resolves `n` with its stream data offset (for the XMP stream).
+    fn resolve_stream_from(&mut self, n: u32, from: usize) -> Result<Option<(Dict, u64)>, ExtractError> {
+        self.count_visit()?;
+        match self.locate(n, from)? {
+            Some(Loc::Offset(off)) => {
+                let (num, _, obj, stream) = self.parse_indirect_at(off)?;
+                if num != n {
+                    return Err(malformed(format!("xref points object {n} at object {num}")));
+                }
+                match (obj, stream) {
+                    (Obj::Dict(d), Some(s)) => Ok(Some((d, s))),
+                    _ => Ok(None),
+                }
+            }
+            _ => Ok(None),
+        }
+    }
+
+    fn from_object_stream(&mut self, stm: u32, idx: u32, n: u32, from: usize) -> Result<Option<Obj>, ExtractError> {
+        if !self.objstm_cache.contains_key(&stm) {
+            let Some((dict, data_start)) = self.resolve_stream_from(stm, from)? else {
+                return Err(malformed(format!("object stream {stm} not found")));
+            };
+            if dict_get(&dict, b"Type").and_then(Obj::as_name) != Some(b"ObjStm") {
+                return Err(malformed(format!("object {stm} is not an object stream")));
+            }
+            let count = dict_get(&dict, b"N").and_then(Obj::as_int).unwrap_or(0).clamp(0, 1_000_000) as usize;
+            let first = dict_get(&dict, b"First").and_then(Obj::as_int).unwrap_or(0).max(0) as usize;
+            let data = self.stream_data(&dict, data_start)?;
+            let header = data.get(..first.min(data.len())).unwrap_or(&[]);
+            let mut p = Parser::new(header, 2);
+            let mut offsets = Vec::new();
+            for _ in 0..count {
+                let (Ok(num), Ok(rel)) = (p.parse_u64(), p.parse_u64()) else { break };
+                offsets.push((num as u32, rel as usize));
+            }
+            self.objstm_cache.insert(stm, (data, offsets, first));
+        }
+        let Some((data, offsets, first)) = self.objstm_cache.get(&stm) else { return Ok(None) };
+        let entry = offsets.get(idx as usize).filter(|(num, _)| *num == n).or_else(|| offsets.iter().find(|(num, _)| *num == n));
+        let Some(&(_, rel)) = entry else { return Ok(None) };
+        let Some(slice) = data.get(first + rel..) else { return Ok(None) };
+        // Append a terminator so a final bare token is complete.
+        let mut owned = slice.to_vec();
+        owned.push(b' ');
+        let mut p = Parser::new(&owned, self.limits.max_pdf_depth);
+        match p.parse() {
+            Ok(o) => Ok(Some(o)),
+            Err(SyntaxError::TooDeep) => Err(ExtractError::limit("max_pdf_depth", self.limits.max_pdf_depth as u64)),
+            Err(e) => Err(malformed(format!("object {n} in object stream {stm}: {e}"))),
+        }
+    }
+
+    /// Follows references (bounded) to a direct object.
+    fn deref(&mut self, obj: &Obj, from: usize) -> Result<Option<Obj>, ExtractError> {
+        let mut current = obj.clone();
+        for _ in 0..8 {
+            match current {
+                Obj::Ref(n, _) => match self.resolve_from(n, from)? {
+                    Some(o) => current = o,
+                    None => return Ok(None),
+                },
+                other => return Ok(Some(other)),
+            }
+        }
+        Err(malformed("reference chain too long"))
+    }
+
+    /// Label records from the Info dictionary and catalog XMP of the revision whose newest
+    /// section is `from`.
+    fn labels_as_of(&mut self, from: usize, newest: bool, ex: &mut Extraction) -> Result<Vec<LabelRecord>, ExtractError> {
+        let trailer = self.sections[from].trailer.clone();
+        // Hybrid: trailer keys may live only in the companion xref stream dictionary.
+        let companion = self.sections.get(from + 1).filter(|s| !s.revision_start).map(|s| s.trailer.clone());
+        let key = |k: &[u8]| dict_get(&trailer, k).cloned().or_else(|| companion.as_ref().and_then(|c| dict_get(c, k).cloned()));
+        let encrypted = key(b"Encrypt");
+        let mut records = Vec::new();
+
+        if let Some(enc) = &encrypted {
+            if newest {
+                let filter = self.deref(enc, from).ok().flatten().and_then(|e| e.as_dict().and_then(|d| dict_get(d, b"Filter").and_then(Obj::as_name).map(<[u8]>::to_vec)));
+                if filter.as_deref() == Some(b"MicrosoftIRMServices") {
+                    ex.flags.insert(Flag::Protected);
+                    ex.finding("pdf: protected with MicrosoftIRMServices");
+                }
+            }
+        }
+
+        // Info dictionary.
+        if let Some(info_ref) = key(b"Info") {
+            match self.deref(&info_ref, from) {
+                Ok(Some(Obj::Dict(info))) => {
+                    let mut collector = PropertyCollector::new(Source::PdfInfo, self.limits.max_records);
+                    let mut encrypted_keys = Vec::new();
+                    for (k, v) in &info {
+                        let name = String::from_utf8_lossy(k);
+                        if !crate::msip::is_msip_key(&name) {
+                            continue;
+                        }
+                        let value = match self.deref(v, from)? {
+                            Some(Obj::Str(s)) => decode_text_string(&s),
+                            Some(Obj::Name(n)) => String::from_utf8_lossy(&n).into_owned(),
+                            Some(Obj::Bool(b)) => b.to_string(),
+                            Some(Obj::Int(i)) => i.to_string(),
+                            _ => String::new(),
+                        };
+                        if encrypted.is_some() {
+                            // Names are never encrypted, string values are: the label GUID is
+                            // known but its attributes are not readable.
+                            encrypted_keys.push(name.into_owned());
+                            continue;
+                        }
+                        collector.add(&name, &value, ex);
+                    }
+                    if !encrypted_keys.is_empty() && newest {
+                        ex.flags.insert(Flag::Encrypted);
+                        let mut ids: Vec<String> = encrypted_keys.iter().filter_map(|k| k.get(11..47)).filter_map(crate::msip::normalize_guid).collect();
+                        ids.dedup();
+                        ex.finding(format!("pdf: encrypted; label keys present for {} but their values are encrypted", ids.join(", ")));
+                    }
+                    records.extend(collector.finish(ex));
+                }
+                Ok(_) => {}
+                Err(ExtractError::Malformed { reason, .. }) => ex.ambiguous(format!("pdf: Info dictionary unreadable: {reason}")),
+                Err(e) => return Err(e),
+            }
+        }
+
+        // Catalog XMP metadata.
+        if let Some(root_ref) = key(b"Root") {
+            let catalog = match self.deref(&root_ref, from) {
+                Ok(c) => c,
+                Err(ExtractError::Malformed { reason, .. }) => {
+                    ex.ambiguous(format!("pdf: catalog unreadable: {reason}"));
+                    None
+                }
+                Err(e) => return Err(e),
+            };
+            if let Some(Obj::Dict(cat)) = catalog {
+                if let Some(Obj::Ref(m, _)) = dict_get(&cat, b"Metadata") {
+                    let m = *m;
+                    match self.xmp_records(m, from, ex) {
+                        Ok(r) => records.extend(r),
+                        Err(ExtractError::Malformed { reason, .. }) => {
+                            if encrypted.is_none() {
+                                ex.ambiguous(format!("pdf: XMP metadata unreadable: {reason}"));
+                            }
+                        }
+                        Err(e) => return Err(e),
+                    }
+                }
+            }
+        } else if newest {
+            ex.finding("pdf: trailer has no /Root");
+        }
+        Ok(records)
+    }
+
+    fn xmp_records(&mut self, m: u32, from: usize, ex: &mut Extraction) -> Result<Vec<LabelRecord>, ExtractError> {
+        let Some((dict, start)) = self.resolve_stream_from(m, from)? else { return Ok(Vec::new()) };
+        let data = self.stream_data(&dict, start)?;
+        let text = match xml::decode_text(trim_to_xml(&data)) {
+            Ok(t) => t,
+            Err(e) => return Err(malformed(format!("XMP: {e}"))),
+        };
+        let mut collector = PropertyCollector::new(Source::PdfXmp, self.limits.max_records);
+        match xml::parse_xmp(&text, &self.limits, &mut collector, ex) {
+            Ok(notes) => {
+                if notes.dtd {
+                    ex.ambiguous("pdf: XMP packet contains a DTD");
+                }
+            }
+            Err(xml::XmlError::TooDeep(_)) => return Err(ExtractError::limit("max_xml_depth", self.limits.max_xml_depth as u64)),
+            Err(e) => return Err(malformed(format!("XMP: {e}"))),
+        }
+        Ok(collector.finish(ex))
+    }
+
+    /// Rebuilds an object map by scanning for `n g obj` headers (last definition wins) and takes
+    /// the last `trailer` dictionary, or the last xref stream's dictionary, as the trailer.
+    fn reconstruct(&mut self) -> Result<(), ExtractError> {
+        let len = self.input.len();
+        if len > self.limits.max_pdf_reconstruct_bytes {
+            return Err(ExtractError::limit("max_pdf_reconstruct_bytes", self.limits.max_pdf_reconstruct_bytes));
+        }
+        let data = self.input.read_at(0, len as usize, "pdf")?.into_owned();
+        let mut map: HashMap<u32, u64> = HashMap::new();
+        let mut trailer: Option<Dict> = None;
+        let mut xref_stream_dict: Option<Dict> = None;
+        for pos in memchr::memmem::find_iter(&data, b"obj") {
+            // Walk back over "n g " before "obj".
+            let before = &data[..pos];
+            let mut i = before.len();
+            let mut fields = 0;
+            while fields < 2 {
+                while i > 0 && crate::pdf_syntax::is_ws(before[i - 1]) {
+                    i -= 1;
+                }
+                let end = i;
+                while i > 0 && before[i - 1].is_ascii_digit() {
+                    i -= 1;
+                }
+                if i == end {
+                    break;
+                }
+                fields += 1;
+            }
+            if fields < 2 || (i > 0 && !crate::pdf_syntax::is_ws(before[i - 1]) && !matches!(before[i - 1], b'>' | b')' | b']')) {
+                continue;
+            }
+            let mut p = Parser::new(&data[i..], self.limits.max_pdf_depth);
+            let (Ok(num), Ok(_gen)) = (p.parse_u64(), p.parse_u64()) else { continue };
+            if num > u32::MAX as u64 {
+                continue;
+            }
+            if map.len() >= self.limits.max_pdf_objects * 64 {
+                return Err(ExtractError::limit("max_pdf_objects", self.limits.max_pdf_objects as u64));
+            }
+            map.insert(num as u32, i as u64);
+            if data[pos..].starts_with(b"obj") {
+                let mut p = Parser::new(&data[pos + 3..(pos + 3 + 4096).min(data.len())], self.limits.max_pdf_depth);
+                if let Ok(Obj::Dict(d)) = p.parse() {
+                    if dict_get(&d, b"Type").and_then(Obj::as_name) == Some(b"XRef") {
+                        xref_stream_dict = Some(d);
+                    }
+                }
+            }
+        }
+        for pos in memchr::memmem::find_iter(&data, b"trailer") {
+            let mut p = Parser::new(&data[pos + 7..(pos + 7 + 65536).min(data.len())], self.limits.max_pdf_depth);
+            if let Ok(Obj::Dict(d)) = p.parse() {
+                if dict_get(&d, b"Root").is_some() {
+                    trailer = Some(d);
+                }
+            }
+        }
+        let trailer = trailer.or(xref_stream_dict).ok_or_else(|| malformed("no trailer found"))?;
+        self.sections.push(Section { table: Table::Scanned(map), trailer, revision_start: true });
+        Ok(())
+    }
+}
+
+/// XMP packets may carry junk before `<?xpacket` or `<x:xmpmeta`.
+fn trim_to_xml(data: &[u8]) -> &[u8] {
+    if data.starts_with(&[0xFE, 0xFF]) || data.starts_with(&[0xFF, 0xFE]) || data.starts_with(&[0xEF, 0xBB, 0xBF]) {
+        return data;
+    }
+    match memchr::memchr(b'<', data) {
+        Some(i) => &data[i..],
+        None => data,
+    }
+}
+
+/// PNG (10-15) and TIFF (2) predictors for xref and object streams.
+fn apply_predictor(data: Vec<u8>, params: &Dict) -> Result<Vec<u8>, ExtractError> {
+    let predictor = dict_get(params, b"Predictor").and_then(Obj::as_int).unwrap_or(1);
+    if predictor < 10 {
+        if predictor == 1 {
+            return Ok(data);
+        }
+        return Err(malformed(format!("unsupported predictor {predictor}")));
+    }
+    let colors = dict_get(params, b"Colors").and_then(Obj::as_int).unwrap_or(1).clamp(1, 32) as usize;
+    let bpc = dict_get(params, b"BitsPerComponent").and_then(Obj::as_int).unwrap_or(8).clamp(1, 16) as usize;
+    let columns = dict_get(params, b"Columns").and_then(Obj::as_int).unwrap_or(1).clamp(1, 1 << 20) as usize;
+    let bpp = (colors * bpc).div_ceil(8).max(1);
+    let row_len = (colors * bpc * columns).div_ceil(8);
+    let mut out = Vec::with_capacity(data.len());
+    let mut prev = vec![0u8; row_len];
+    for chunk in data.chunks(row_len + 1) {
+        if chunk.len() < 2 {
+            break;
+        }
+        let filter = chunk[0];
+        let mut row = chunk[1..].to_vec();
+        row.resize(row_len, 0);
+        for i in 0..row_len {
+            let left = if i >= bpp { row[i - bpp] } else { 0 };
+            let up = prev[i];
+            let up_left = if i >= bpp { prev[i - bpp] } else { 0 };
+            row[i] = match filter {
+                0 => row[i],
+                1 => row[i].wrapping_add(left),
+                2 => row[i].wrapping_add(up),
+                3 => row[i].wrapping_add(((left as u16 + up as u16) / 2) as u8),
+                4 => {
+                    let p = left as i16 + up as i16 - up_left as i16;
+                    let (pa, pb, pc) = ((p - left as i16).abs(), (p - up as i16).abs(), (p - up_left as i16).abs());
+                    let pred = if pa <= pb && pa <= pc { left } else if pb <= pc { up } else { up_left };
+                    row[i].wrapping_add(pred)
+                }
+                _ => return Err(malformed("bad PNG predictor row")),
+            };
+        }
+        out.extend_from_slice(&row);
+        prev = row;
+    }
+    Ok(out)
+}

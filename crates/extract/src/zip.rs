@@ -1,0 +1,328 @@
+//! A ZIP reader built for inspection rather than extraction: the central directory is
+//! authoritative, every entry we read has its local header cross-checked, and only the entries
+//! asked for are inflated, each under a size cap.
+//!
+//! General-purpose ZIP crates hide the disagreements an attacker uses (a local header that names
+//! another file, a second end record in the comment, sizes that differ): here each one becomes a
+//! finding with the `ambiguous` flag.
+
+use crate::error::ExtractError;
+use crate::input::Input;
+use crate::limits::Limits;
+use crate::model::Extraction;
+use std::io::Read;
+
+const EOCD_SIG: &[u8; 4] = b"PK\x05\x06";
+const ZIP64_LOCATOR_SIG: &[u8; 4] = b"PK\x06\x07";
+const ZIP64_EOCD_SIG: &[u8; 4] = b"PK\x06\x06";
+const CDH_SIG: &[u8; 4] = b"PK\x01\x02";
+const LFH_SIG: &[u8; 4] = b"PK\x03\x04";
+const MAX_EOCD_SEARCH: u64 = 22 + 65_535;
+
+/// One central-directory entry.
+#[derive(Debug, Clone)]
+pub(crate) struct Entry {
+    pub raw_name: Vec<u8>,
+    pub name: String,
+    pub method: u16,
+    pub flags: u16,
+    pub crc32: u32,
+    pub compressed_size: u64,
+    pub uncompressed_size: u64,
+    pub local_offset: u64,
+}
+
+pub(crate) struct Archive {
+    pub entries: Vec<Entry>,
+}
+
+fn u16le(b: &[u8], at: usize) -> u16 {
+    b.get(at..at + 2).map_or(0, |s| u16::from_le_bytes([s[0], s[1]]))
+}
+fn u32le(b: &[u8], at: usize) -> u32 {
+    b.get(at..at + 4).map_or(0, |s| u32::from_le_bytes([s[0], s[1], s[2], s[3]]))
+}
+fn u64le(b: &[u8], at: usize) -> u64 {
+    b.get(at..at + 8).map_or(0, |s| {
+        let mut a = [0u8; 8];
+        a.copy_from_slice(s);
+        u64::from_le_bytes(a)
+    })
+}
+
+fn malformed(reason: impl Into<String>) -> ExtractError {
+    ExtractError::malformed("zip", reason)
+}
+
+/// Reads the end records and the central directory.
+pub(crate) fn open(input: &mut dyn Input, limits: &Limits, ex: &mut Extraction) -> Result<Archive, ExtractError> {
+    let len = input.len();
+    let tail_len = len.min(MAX_EOCD_SEARCH);
+    let tail_start = len - tail_len;
+    let tail = input.read_at(tail_start, tail_len as usize, "zip")?.into_owned();
+
+    // Candidates whose comment runs exactly to the end of the file; a second one hiding in a
+    // comment is a parser differential.
+    let mut exact = Vec::new();
+    let mut loose = None;
+    let mut pos = tail.len().saturating_sub(22) as isize;
+    while pos >= 0 {
+        let p = pos as usize;
+        if &tail[p..p + 4] == EOCD_SIG {
+            let comment_len = u16le(&tail, p + 20) as usize;
+            if p + 22 + comment_len == tail.len() {
+                exact.push(p);
+            } else if loose.is_none() {
+                loose = Some(p);
+            }
+        }
+        pos -= 1;
+    }
+    let eocd_in_tail = match (exact.first(), loose) {
+        (Some(&p), _) => {
+            if exact.len() > 1 {
+                ex.ambiguous("zip: more than one end-of-central-directory record");
+            }
+            p
+        }
+        (None, Some(p)) => {
+            ex.finding("zip: data after the end-of-central-directory record");
+            p
+        }
+        (None, None) => return Err(malformed("no end-of-central-directory record")),
+    };
+    let eocd = &tail[eocd_in_tail..];
+    let eocd_pos = tail_start + eocd_in_tail as u64;
+    if u16le(eocd, 4) != 0 || u16le(eocd, 6) != 0 {
+        return Err(malformed("multi-disk archives are not supported"));
+    }
+    let mut total_entries = u16le(eocd, 10) as u64;
+    let mut cd_size = u32le(eocd, 12) as u64;
+    let mut cd_offset = u32le(eocd, 16) as u64;
+    let mut cd_end = eocd_pos;
+
+    // Zip64: a locator just before the end record points at the zip64 end record.
+    if eocd_in_tail >= 20 && &tail[eocd_in_tail - 20..eocd_in_tail - 16] == ZIP64_LOCATOR_SIG {
+        let loc = &tail[eocd_in_tail - 20..eocd_in_tail];
+        let z64_offset = u64le(loc, 8);
+        let z64 = read_zip64_eocd(input, z64_offset, eocd_pos - 20)?;
+        if let Some((pos, rec)) = z64 {
+            total_entries = u64le(&rec, 32);
+            cd_size = u64le(&rec, 40);
+            cd_offset = u64le(&rec, 48);
+            cd_end = pos;
+        }
+    }
+
+    if total_entries > limits.max_zip_entries {
+        return Err(ExtractError::limit("max_zip_entries", limits.max_zip_entries));
+    }
+    if cd_size > limits.max_central_directory_bytes {
+        return Err(ExtractError::limit("max_central_directory_bytes", limits.max_central_directory_bytes));
+    }
+    if cd_size > cd_end {
+        return Err(malformed("central directory larger than the file"));
+    }
+    // Where the directory really is: at its declared offset, or (with data prepended to the
+    // archive, as in self-extracting stubs) right before the end records.
+    let actual_start = cd_end - cd_size;
+    let mut delta: u64 = 0;
+    let declared_ok = cd_offset.checked_add(cd_size).is_some_and(|e| e <= len)
+        && input.read_upto(cd_offset, 4)?.as_ref() == CDH_SIG;
+    let cd_start = if declared_ok || total_entries == 0 {
+        cd_offset
+    } else if actual_start > cd_offset && input.read_upto(actual_start, 4)?.as_ref() == CDH_SIG {
+        delta = actual_start - cd_offset;
+        ex.finding(format!("zip: {delta} bytes precede the archive"));
+        actual_start
+    } else {
+        return Err(malformed("central directory not found at its declared offset"));
+    };
+    let cd = input.read_at(cd_start, cd_size as usize, "zip")?.into_owned();
+
+    let mut entries = Vec::with_capacity(total_entries.min(4096) as usize);
+    let mut at = 0usize;
+    while at + 46 <= cd.len() && &cd[at..at + 4] == CDH_SIG {
+        if entries.len() as u64 >= limits.max_zip_entries {
+            return Err(ExtractError::limit("max_zip_entries", limits.max_zip_entries));
+        }
+        let h = &cd[at..];
+        let flags = u16le(h, 8);
+        let method = u16le(h, 10);
+        let crc32 = u32le(h, 16);
+        let mut compressed_size = u32le(h, 20) as u64;
+        let mut uncompressed_size = u32le(h, 24) as u64;
+        let name_len = u16le(h, 28) as usize;
+        let extra_len = u16le(h, 30) as usize;
+        let comment_len = u16le(h, 32) as usize;
+        let mut local_offset = u32le(h, 42) as u64;
+        let record_len = 46 + name_len + extra_len + comment_len;
+        let Some(record) = cd.get(at..at + record_len) else {
+            return Err(malformed("central directory entry runs past the directory"));
+        };
+        let raw_name = record[46..46 + name_len].to_vec();
+        let extra = &record[46 + name_len..46 + name_len + extra_len];
+        // Zip64 extended information: present fields follow the order of the sentinels.
+        let mut e = 0usize;
+        while e + 4 <= extra.len() {
+            let id = u16le(extra, e);
+            let size = u16le(extra, e + 2) as usize;
+            let Some(data) = extra.get(e + 4..e + 4 + size) else { break };
+            if id == 0x0001 {
+                let mut f = 0usize;
+                let mut take = |v: &mut u64| {
+                    if *v == 0xFFFF_FFFF && f + 8 <= data.len() {
+                        *v = u64le(data, f);
+                        f += 8;
+                    }
+                };
+                take(&mut uncompressed_size);
+                take(&mut compressed_size);
+                take(&mut local_offset);
+            }
+            e += 4 + size;
+        }
+        let name = String::from_utf8_lossy(&raw_name).into_owned();
+        entries.push(Entry {
+            raw_name,
+            name,
+            method,
+            flags,
+            crc32,
+            compressed_size,
+            uncompressed_size,
+            local_offset: local_offset.saturating_add(delta),
+        });
+        at += record_len;
+    }
+    if at != cd.len() {
+        ex.ambiguous("zip: the central directory holds bytes that are not entries");
+    }
+    if total_entries != 0xFFFF && entries.len() as u64 != total_entries {
+        ex.ambiguous(format!(
+            "zip: the end record counts {total_entries} entries, the central directory holds {}",
+            entries.len()
+        ));
+    }
+    Ok(Archive { entries })
+}
+
+fn read_zip64_eocd(input: &mut dyn Input, declared: u64, locator_pos: u64) -> Result<Option<(u64, Vec<u8>)>, ExtractError> {
+    let try_at = |input: &mut dyn Input, at: u64| -> Result<Option<Vec<u8>>, ExtractError> {
+        let rec = input.read_upto(at, 56)?;
+        if rec.len() == 56 && &rec[..4] == ZIP64_EOCD_SIG {
+            Ok(Some(rec.into_owned()))
+        } else {
+            Ok(None)
+        }
+    };
+    if let Some(rec) = try_at(input, declared)? {
+        return Ok(Some((declared, rec)));
+    }
+    // Prepended data: the record sits right before the locator (no extensible data sector).
+    if locator_pos >= 56 {
+        if let Some(rec) = try_at(input, locator_pos - 56)? {
+            return Ok(Some((locator_pos - 56, rec)));
+        }
+    }
+    Err(malformed("zip64 locator points at no zip64 end record"))
+}
+
+/// Reads and decompresses one entry, capped at `max_part_bytes`. `Ok(None)` when the entry
+/// cannot be read for a reason recorded as a finding (encrypted, unknown method, broken local
+/// header); those set the `ambiguous` flag because Office might read what we cannot.
+pub(crate) fn read_entry(input: &mut dyn Input, entry: &Entry, limits: &Limits, ex: &mut Extraction) -> Result<Option<Vec<u8>>, ExtractError> {
+    let what = &entry.name;
+    if entry.flags & 1 != 0 {
+        ex.ambiguous(format!("zip: entry {what} is encrypted"));
+        return Ok(None);
+    }
+    if entry.uncompressed_size > limits.max_part_bytes {
+        return Err(ExtractError::limit("max_part_bytes", limits.max_part_bytes));
+    }
+    let header = input.read_upto(entry.local_offset, 30)?.into_owned();
+    if header.len() < 30 || &header[..4] != LFH_SIG {
+        ex.ambiguous(format!("zip: entry {what} has no local header where the central directory points"));
+        return Ok(None);
+    }
+    let local_flags = u16le(&header, 6);
+    let local_method = u16le(&header, 8);
+    let local_crc = u32le(&header, 14);
+    let local_csize = u32le(&header, 18);
+    let local_usize = u32le(&header, 22);
+    let name_len = u16le(&header, 26) as usize;
+    let extra_len = u16le(&header, 28) as usize;
+    let local_name = input.read_at(entry.local_offset + 30, name_len, "zip")?;
+    if local_name.as_ref() != entry.raw_name.as_slice() {
+        let shown = String::from_utf8_lossy(&local_name).into_owned();
+        ex.ambiguous(format!("zip: entry {what}: local header names {shown:?}"));
+    }
+    if local_method != entry.method {
+        ex.ambiguous(format!("zip: entry {what}: local header compression method {local_method} differs from the central directory's {}", entry.method));
+    }
+    if (local_flags & 8) != (entry.flags & 8) || (local_flags & 1) != (entry.flags & 1) {
+        ex.ambiguous(format!("zip: entry {what}: local header flags differ from the central directory"));
+    }
+    if local_flags & 8 == 0 {
+        let sizes_differ = (local_csize != 0xFFFF_FFFF && local_csize as u64 != entry.compressed_size)
+            || (local_usize != 0xFFFF_FFFF && local_usize as u64 != entry.uncompressed_size);
+        if local_crc != entry.crc32 || sizes_differ {
+            ex.ambiguous(format!("zip: entry {what}: local header CRC or sizes differ from the central directory"));
+        }
+    }
+    let data_offset = entry.local_offset + 30 + name_len as u64 + extra_len as u64;
+    // Deflate never expands a part by more than a small constant; anything larger is not a
+    // metadata part we should be holding.
+    let max_compressed = limits.max_part_bytes + 64 * 1024;
+    if entry.compressed_size > max_compressed {
+        return Err(ExtractError::limit("max_part_bytes", limits.max_part_bytes));
+    }
+    let compressed = input.read_at(data_offset, entry.compressed_size as usize, "zip")?;
+    let data = match entry.method {
+        0 => compressed.into_owned(),
+        8 => match inflate(&compressed, false, limits.max_part_bytes) {
+            Ok(d) => d,
+            Err(InflateError::TooLarge) => return Err(ExtractError::limit("max_part_bytes", limits.max_part_bytes)),
+            Err(InflateError::Corrupt) => {
+                ex.ambiguous(format!("zip: entry {what} does not inflate"));
+                return Ok(None);
+            }
+        },
+        m => {
+            ex.ambiguous(format!("zip: entry {what} uses unsupported compression method {m}"));
+            return Ok(None);
+        }
+    };
+    if data.len() as u64 != entry.uncompressed_size {
+        ex.ambiguous(format!("zip: entry {what} inflates to {} bytes, the central directory says {}", data.len(), entry.uncompressed_size));
+    }
+    if crc32fast::hash(&data) != entry.crc32 {
+        ex.ambiguous(format!("zip: entry {what} fails its CRC check"));
+    }
+    Ok(Some(data))
+}
+
+#[derive(Debug)]
+pub(crate) enum InflateError {
+    TooLarge,
+    Corrupt,
+}
+
+/// Inflates raw deflate (`zlib == false`) or zlib data, refusing to produce more than `cap` bytes.
+pub(crate) fn inflate(data: &[u8], zlib: bool, cap: u64) -> Result<Vec<u8>, InflateError> {
+    let mut out = Vec::with_capacity((data.len() * 4).min(cap as usize).min(1 << 20));
+    let result = if zlib {
+        flate2::read::ZlibDecoder::new(data).take(cap + 1).read_to_end(&mut out)
+    } else {
+        flate2::read::DeflateDecoder::new(data).take(cap + 1).read_to_end(&mut out)
+    };
+    if out.len() as u64 > cap {
+        return Err(InflateError::TooLarge);
+    }
+    match result {
+        Ok(_) => Ok(out),
+        // PDF writers emit truncated or checksum-less zlib streams; readers keep what inflated.
+        Err(_) if zlib && !out.is_empty() => Ok(out),
+        Err(_) => Err(InflateError::Corrupt),
+    }
+}
