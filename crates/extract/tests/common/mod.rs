@@ -138,7 +138,7 @@ pub fn build_zip(entries: &[Entry], opts: &ZipOptions) -> Vec<u8> {
         }
         central.extend_from_slice(&(e.name.len() as u16).to_le_bytes());
         central.extend_from_slice(&(extra.len() as u16).to_le_bytes());
-        central.extend_from_slice(&[0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+        central.extend_from_slice(&[0; 10]);
         central.extend_from_slice(&(if e.zip64 { u32::MAX } else { offset as u32 }).to_le_bytes());
         central.extend_from_slice(&e.name);
         central.extend_from_slice(&extra);
