@@ -155,7 +155,7 @@ impl Inspector {
         self.state = match state {
             State::Sniffing(mut head) => {
                 head.extend_from_slice(chunk);
-                if head.len() >= SNIFF_BYTES {
+                if head.len() >= SNIFF_BYTES || head.len() as u64 > self.limits.max_buffered_bytes {
                     self.decide(head)
                 } else {
                     State::Sniffing(head)

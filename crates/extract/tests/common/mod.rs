@@ -239,8 +239,8 @@ pub fn zip(entries: &[Entry]) -> Vec<u8> {
 /// incremental updates.
 pub struct Pdf {
     pub buf: Vec<u8>,
-    pending: Vec<(u32, u64)>,
-    pending_compressed: Vec<(u32, u32, u32)>,
+    pub pending: Vec<(u32, u64)>,
+    pub pending_compressed: Vec<(u32, u32, u32)>,
     pub last_xref: Option<u64>,
 }
 
@@ -305,6 +305,17 @@ impl Pdf {
 
     /// An xref stream (object `n`) for the objects written since the last section.
     pub fn xref_stream(&mut self, n: u32, trailer: &str) -> &mut Pdf {
+        self.xref_stream_inner(n, trailer, true)
+    }
+
+    /// The companion xref stream of a hybrid file: no `startxref`, not part of the `/Prev` chain.
+    pub fn companion_xref_stream(&mut self, n: u32) -> u64 {
+        let at = self.buf.len() as u64;
+        self.xref_stream_inner(n, "", false);
+        at
+    }
+
+    fn xref_stream_inner(&mut self, n: u32, trailer: &str, standalone: bool) -> &mut Pdf {
         let at = self.buf.len() as u64;
         let mut rows: Vec<(u32, [u8; 6])> = Vec::new();
         for (num, off) in std::mem::take(&mut self.pending) {
@@ -325,7 +336,7 @@ impl Pdf {
             index.push_str(&format!("{num} 1 "));
             data.extend_from_slice(row);
         }
-        let prev = self.last_xref.map(|p| format!(" /Prev {p}")).unwrap_or_default();
+        let prev = if standalone { self.last_xref.map(|p| format!(" /Prev {p}")).unwrap_or_default() } else { String::new() };
         let size = rows.iter().map(|(n, _)| n + 1).max().unwrap_or(1).max(100);
         let payload = zlib(&data);
         let mut body = format!("<< /Type /XRef /Size {size} /W [1 4 1] /Index [{index}]{prev} {trailer} /Filter /FlateDecode /Length {} >>\nstream\n", payload.len()).into_bytes();
@@ -333,8 +344,12 @@ impl Pdf {
         body.extend_from_slice(b"\nendstream");
         self.buf.extend_from_slice(format!("{n} 0 obj\n").as_bytes());
         self.buf.extend_from_slice(&body);
-        self.buf.extend_from_slice(format!("\nendobj\nstartxref\n{at}\n%%EOF\n").as_bytes());
-        self.last_xref = Some(at);
+        if standalone {
+            self.buf.extend_from_slice(format!("\nendobj\nstartxref\n{at}\n%%EOF\n").as_bytes());
+            self.last_xref = Some(at);
+        } else {
+            self.buf.extend_from_slice(b"\nendobj\n");
+        }
         self
     }
 
