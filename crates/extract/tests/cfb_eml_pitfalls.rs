@@ -1,8 +1,11 @@
 //! Compound files (IRM-protected OOXML, password-encrypted OOXML, legacy property sets, .msg) and
 //! e-mail headers (folding, RFC 2047, empty, per-attribute headers).
 
-mod common;
-use common::*;
+use labelgate_testkit::*;
+
+fn ids(ex: &labelgate_extract::Extraction) -> Vec<String> {
+    ex.labels.iter().map(|l| l.id.clone()).collect()
+}
 use labelgate_extract::{extract, ExtractError, FileKind, Flag, Inspector, Limits, RecordStatus, Source};
 
 const DSI: &str = "/\u{5}DocumentSummaryInformation";

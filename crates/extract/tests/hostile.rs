@@ -1,8 +1,8 @@
 //! Hostile input: bombs, absurd counts, truncation, random bytes and mutated real files.
 //! Every case ends in a typed error or an answer, never a panic, within the configured limits.
 
-mod common;
-use common::*;
+use labelgate_testkit::*;
+
 use labelgate_extract::{extract, extract_reader, extract_with, ExtractError, Inspector, Limits};
 use proptest::prelude::*;
 use std::io::Cursor;

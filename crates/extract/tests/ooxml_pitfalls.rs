@@ -1,7 +1,10 @@
 //! OOXML pitfalls from label-formats.md §2-4 and §11, each with a generated fixture.
 
-mod common;
-use common::*;
+use labelgate_testkit::*;
+
+fn ids(ex: &labelgate_extract::Extraction) -> Vec<String> {
+    ex.labels.iter().map(|l| l.id.clone()).collect()
+}
 use labelgate_extract::{extract, FileKind, Flag, RecordStatus, Source};
 
 fn read(entries: &[Entry]) -> labelgate_extract::Extraction {

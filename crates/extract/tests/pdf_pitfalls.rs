@@ -1,7 +1,10 @@
 //! PDF pitfalls from label-formats.md §7.4, each with a generated fixture.
 
-mod common;
-use common::*;
+use labelgate_testkit::*;
+
+fn ids(ex: &labelgate_extract::Extraction) -> Vec<String> {
+    ex.labels.iter().map(|l| l.id.clone()).collect()
+}
 use labelgate_extract::{extract, extract_with, ExtractError, FileKind, Flag, Limits, RecordStatus, Source};
 
 #[test]

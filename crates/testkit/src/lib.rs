@@ -1,6 +1,6 @@
 //! Fixture builders: ZIP/OOXML packages, PDFs and compound files written byte by byte, so tests
-//! can produce exactly the structural tricks label-formats.md warns about.
-#![allow(dead_code)]
+//! can produce exactly the structural tricks label-formats.md warns about, and benches can
+//! generate large files of a known shape. Test support only: builders panic on I/O errors.
 
 use flate2::write::{DeflateEncoder, ZlibEncoder};
 use flate2::Compression;
@@ -409,6 +409,50 @@ pub fn compound(streams: &[(&str, &[u8])]) -> Vec<u8> {
     comp.into_inner().into_inner()
 }
 
-pub fn ids(ex: &labelgate_extract::Extraction) -> Vec<String> {
-    ex.labels.iter().map(|l| l.id.clone()).collect()
+/// Deterministic filler bytes (xorshift), incompressible like real media.
+pub fn filler(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    let mut out = Vec::with_capacity(len + 8);
+    while out.len() < len {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        out.extend_from_slice(&x.to_le_bytes());
+    }
+    out.truncate(len);
+    out
+}
+
+/// A labeled docx of about `total` bytes: the label parts plus stored media entries of 1 MiB.
+pub fn large_docx(total: usize) -> Vec<u8> {
+    let mut entries = docx(
+        Some(custom_xml(&[(GUID_A, SITE_OTHER, "true")])),
+        Some(labelinfo_xml(&[(GUID_B, SITE_MS, "1", "0")])),
+    );
+    let chunk = 1 << 20;
+    let mut i = 0;
+    while i * chunk < total.saturating_sub(chunk / 2) {
+        entries.push(Entry::new(&format!("word/media/image{i}.png"), filler(chunk.min(total), i as u64 + 7)).stored());
+        i += 1;
+    }
+    zip(&entries)
+}
+
+/// A labeled PDF with `pages` pages, each with a content stream of `page_bytes` filler bytes;
+/// Info and XMP near the start, a classic xref at the end, as Office writes them.
+pub fn large_pdf(pages: usize, page_bytes: usize) -> Vec<u8> {
+    let mut p = Pdf::new();
+    let first_page = 10u32;
+    let kids: Vec<String> = (0..pages).map(|i| format!("{} 0 R", first_page + 2 * i as u32)).collect();
+    p.obj(1, "<< /Type /Catalog /Pages 2 0 R /Metadata 5 0 R >>");
+    p.obj(2, &format!("<< /Type /Pages /Kids [{}] /Count {pages} >>", kids.join(" ")));
+    p.obj(4, &info_dict(&[(GUID_A, SITE_MS, "true")]));
+    p.stream(5, "/Type /Metadata /Subtype /XML ", xmp(&[(GUID_A, SITE_MS, "true")]).as_bytes(), false);
+    for i in 0..pages {
+        let page = first_page + 2 * i as u32;
+        p.obj(page, &format!("<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents {} 0 R >>", page + 1));
+        p.stream(page + 1, "", &filler(page_bytes, i as u64 + 3), false);
+    }
+    p.classic_xref("/Root 1 0 R /Info 4 0 R");
+    p.bytes()
 }

@@ -1,0 +1,42 @@
+//! Extraction cost: every labeled corpus docx/xlsx/pptx and PDF, and generated large files
+//! (1 MiB vs 100 MiB docx; a 1 MiB vs 100 MiB PDF with thousands of pages) to show that cost
+//! follows the metadata, not the file size.
+//!
+//! `cargo bench -p labelgate-benches --bench extract`
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use labelgate_benches::corpus_files;
+use labelgate_extract::{extract, Limits};
+use std::hint::black_box;
+use std::time::Duration;
+
+fn corpus(c: &mut Criterion) {
+    let mut group = c.benchmark_group("corpus");
+    group.warm_up_time(Duration::from_millis(300)).measurement_time(Duration::from_secs(1)).sample_size(30);
+    for (name, bytes) in corpus_files("lab_", &[".docx", ".xlsx", ".pptx", ".xlsm", ".xlsb", ".pdf"]) {
+        assert!(extract(&bytes).map(|e| e.is_labeled()).unwrap_or(false), "{name} must read as labeled");
+        group.bench_with_input(BenchmarkId::from_parameter(&name), &bytes, |b, bytes| b.iter(|| extract(black_box(bytes))));
+    }
+    group.finish();
+}
+
+fn large(c: &mut Criterion) {
+    let mut group = c.benchmark_group("large");
+    group.warm_up_time(Duration::from_millis(300)).measurement_time(Duration::from_secs(2)).sample_size(30);
+    let limits = Limits::default();
+    let files = [
+        ("docx_1MiB", labelgate_testkit::large_docx(1 << 20)),
+        ("docx_100MiB", labelgate_testkit::large_docx(100 << 20)),
+        ("pdf_1MiB_30pages", labelgate_testkit::large_pdf(30, (1 << 20) / 30)),
+        ("pdf_100MiB_3000pages", labelgate_testkit::large_pdf(3000, (100 << 20) / 3000)),
+    ];
+    for (name, bytes) in &files {
+        assert!(extract(bytes).map(|e| e.is_labeled()).unwrap_or(false), "{name} must read as labeled");
+        group.throughput(Throughput::Bytes(bytes.len() as u64));
+        group.bench_with_input(BenchmarkId::from_parameter(name), bytes, |b, bytes| b.iter(|| labelgate_extract::extract_with(black_box(bytes), &limits)));
+    }
+    group.finish();
+}
+
+criterion_group!(benches, corpus, large);
+criterion_main!(benches);
