@@ -28,6 +28,7 @@ mod cfb;
 mod compound;
 mod eml;
 mod error;
+mod inflate;
 mod input;
 mod limits;
 mod model;

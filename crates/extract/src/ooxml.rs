@@ -102,19 +102,49 @@ fn resolve_target(target: &str) -> String {
     normalize_part_name(&parts.join("/"))
 }
 
+/// Strips what OPC ignores at the start of an item name (`/`, `./`, `\\`).
+fn trim_name_start(mut raw: &[u8]) -> &[u8] {
+    loop {
+        match raw {
+            [b'/' | b'\\', rest @ ..] => raw = rest,
+            [b'.', b'/' | b'\\', rest @ ..] => raw = rest,
+            _ => return raw,
+        }
+    }
+}
+
+/// Does ZIP item name `raw` name the part `normalized` (see `normalize_part_name`)? Allocates
+/// only for names with percent-escapes.
+fn part_name_matches(raw: &[u8], normalized: &str) -> bool {
+    let raw = trim_name_start(raw);
+    if raw.contains(&b'%') {
+        return normalize_part_name(&String::from_utf8_lossy(raw)) == normalized;
+    }
+    raw.len() == normalized.len()
+        && raw.iter().zip(normalized.as_bytes()).all(|(a, b)| {
+            let a = if *a == b'\\' { b'/' } else { a.to_ascii_lowercase() };
+            a == *b
+        })
+}
+
+fn part_name_starts_with(raw: &[u8], prefix: &str) -> bool {
+    let raw = trim_name_start(raw);
+    raw.len() > prefix.len() && part_name_matches(&raw[..prefix.len()], prefix)
+}
+
 /// Is this ZIP an OPC package? (It has a `[Content_Types].xml` item.)
 pub(crate) fn is_opc(archive: &Archive) -> bool {
-    archive.entries.iter().any(|e| normalize_part_name(&e.name) == "[content_types].xml")
+    archive.entries.iter().any(|e| part_name_matches(archive.name(e), "[content_types].xml"))
 }
 
 struct Package<'a> {
     archive: &'a Archive,
-    names: Vec<String>,
 }
 
 impl Package<'_> {
     fn find(&self, normalized: &str) -> Vec<usize> {
-        self.names.iter().enumerate().filter(|(_, n)| n.as_str() == normalized).map(|(i, _)| i).collect()
+        let a = self.archive;
+        a.entries.iter().enumerate().filter(|(_, e)| part_name_matches(a.name(e), normalized)).map(|(i, _)| i).collect()
     }
 }
 
@@ -148,10 +178,10 @@ fn read_part(input: &mut dyn Input, pkg: &Package<'_>, normalized: &str, limits:
         ex.ambiguous(format!("ooxml: {} items are named {normalized} (duplicate or case-folded names)", found.len()));
     }
     // Interleaved pieces of a label part are not supported: say so instead of missing them.
-    let data = zip::read_entry(input, &pkg.archive.entries[first], limits, ex)?;
+    let data = zip::read_entry(input, pkg.archive, &pkg.archive.entries[first], limits, ex)?;
     let mut dups = Vec::new();
     for &i in rest {
-        if let Some(d) = zip::read_entry(input, &pkg.archive.entries[i], limits, ex)? {
+        if let Some(d) = zip::read_entry(input, pkg.archive, &pkg.archive.entries[i], limits, ex)? {
             dups.push(d);
         }
     }
@@ -212,7 +242,7 @@ fn parse_label_bytes(bytes: &[u8], part: &str, is_labelinfo: bool, limits: &Limi
 
 /// Reads an OPC package already opened as a ZIP archive.
 pub(crate) fn extract(input: &mut dyn Input, archive: &Archive, limits: &Limits) -> Result<Extraction, ExtractError> {
-    let pkg = Package { archive, names: archive.entries.iter().map(|e| normalize_part_name(&e.name)).collect() };
+    let pkg = Package { archive };
     let mut ex = Extraction::new(FileKind::Ooxml);
 
     // Content types: the package's kind, and a second way to find label parts.
@@ -295,9 +325,10 @@ pub(crate) fn extract(input: &mut dyn Input, archive: &Archive, limits: &Limits)
     }
 
     // Interleaved (piece-wise) label parts.
-    for name in &pkg.names {
-        if (name.starts_with("docprops/custom.xml/") || name.starts_with("docmetadata/labelinfo.xml/")) && name.contains("].") {
-            ex.ambiguous(format!("ooxml: interleaved label part pieces ({name}) are not read"));
+    for e in &archive.entries {
+        let raw = archive.name(e);
+        if (part_name_starts_with(raw, "docprops/custom.xml/") || part_name_starts_with(raw, "docmetadata/labelinfo.xml/")) && raw.ends_with(b"piece") {
+            ex.ambiguous(format!("ooxml: interleaved label part pieces ({}) are not read", String::from_utf8_lossy(raw)));
         }
     }
 
@@ -342,5 +373,9 @@ mod tests {
         assert_eq!(normalize_part_name("docProps/cust%6Fm.xml"), "docprops/custom.xml");
         assert_eq!(resolve_target("/docMetadata/./x/../LabelInfo.xml"), "docmetadata/labelinfo.xml");
         assert_eq!(resolve_target("docProps/custom.xml"), "docprops/custom.xml");
+        assert!(part_name_matches(b"/DocProps\\Custom.XML", "docprops/custom.xml"));
+        assert!(part_name_matches(b"./docProps/cust%6Fm.xml", "docprops/custom.xml"));
+        assert!(!part_name_matches(b"docProps/custom.xm", "docprops/custom.xml"));
+        assert!(part_name_starts_with(b"docProps/custom.xml/[0].piece", "docprops/custom.xml/"));
     }
 }

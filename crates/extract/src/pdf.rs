@@ -325,9 +325,9 @@ impl Doc<'_> {
         for f in &filters {
             match f.as_slice() {
                 b"FlateDecode" | b"Fl" => {
-                    data = crate::zip::inflate(&data, true, cap).map_err(|e| match e {
-                        crate::zip::InflateError::TooLarge => ExtractError::limit("max_part_bytes", cap),
-                        crate::zip::InflateError::Corrupt => malformed("stream does not inflate"),
+                    data = crate::inflate::inflate(&data, true, cap, data.len() * 4).map_err(|e| match e {
+                        crate::inflate::InflateError::TooLarge => ExtractError::limit("max_part_bytes", cap),
+                        crate::inflate::InflateError::Corrupt => malformed("stream does not inflate"),
                     })?;
                     if let Some(p) = &params {
                         data = apply_predictor(data, p)?;

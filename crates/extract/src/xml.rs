@@ -78,8 +78,37 @@ struct Walker<'t> {
     notes: XmlNotes,
 }
 
+/// The namespaces this module cares about, resolved without allocating.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ns {
+    Rels,
+    ContentTypes,
+    Custom,
+    LabelInfo,
+    XmpLabels,
+    Other,
+}
+
+fn classify(ns: &ResolveResult<'_>) -> Ns {
+    let ResolveResult::Bound(ns) = ns else { return Ns::Other };
+    let ns = ns.as_ref();
+    if ns == NS_RELS {
+        Ns::Rels
+    } else if ns == NS_CONTENT_TYPES {
+        Ns::ContentTypes
+    } else if NS_CUSTOM.contains(&ns) {
+        Ns::Custom
+    } else if ns == NS_LABELINFO {
+        Ns::LabelInfo
+    } else if NS_XMP_LABELS.contains(&ns) {
+        Ns::XmpLabels
+    } else {
+        Ns::Other
+    }
+}
+
 enum Step<'t> {
-    Start { ns: Option<Vec<u8>>, element: BytesStart<'t>, empty: bool },
+    Start { ns: Ns, element: BytesStart<'t>, empty: bool },
     End,
     Text(Cow<'t, str>),
     Eof,
@@ -98,10 +127,7 @@ impl<'t> Walker<'t> {
                 .reader
                 .read_resolved_event()
                 .map_err(|e| XmlError::Malformed(format!("not well-formed XML: {e}")))?;
-            let ns = match ns {
-                ResolveResult::Bound(ns) => Some(ns.as_ref().to_vec()),
-                _ => None,
-            };
+            let ns = classify(&ns);
             match event {
                 Event::Start(element) => {
                     self.depth += 1;
@@ -148,24 +174,27 @@ impl<'t> Walker<'t> {
         }
     }
 
-    /// The attribute `local` (unqualified), decoded and unescaped.
-    fn attr(&mut self, element: &BytesStart<'_>, local: &[u8]) -> Result<Option<String>, XmlError> {
+    /// The unqualified attributes named in `names`, decoded and unescaped, in one pass.
+    fn attrs<'e, const N: usize>(&mut self, element: &'e BytesStart<'_>, names: [&[u8]; N]) -> Result<[Option<Cow<'e, str>>; N], XmlError> {
+        let mut out: [Option<Cow<'e, str>>; N] = std::array::from_fn(|_| None);
         for attr in element.attributes().with_checks(true) {
             let attr = attr.map_err(|e| XmlError::Malformed(format!("bad attribute: {e}")))?;
-            let (ns, name) = self.reader.resolve_attribute(attr.key);
-            if matches!(ns, ResolveResult::Unbound) && name.as_ref() == local {
-                return Ok(Some(self.attr_value(&attr)?));
+            if attr.key.prefix().is_some() {
+                continue;
+            }
+            if let Some(i) = names.iter().position(|n| *n == attr.key.local_name().as_ref()) {
+                out[i] = Some(self.attr_value(attr)?);
             }
         }
-        Ok(None)
+        Ok(out)
     }
 
-    fn attr_value(&mut self, attr: &quick_xml::events::attributes::Attribute<'_>) -> Result<String, XmlError> {
+    fn attr_value<'e>(&mut self, attr: quick_xml::events::attributes::Attribute<'e>) -> Result<Cow<'e, str>, XmlError> {
         match attr.unescape_value() {
-            Ok(v) => Ok(v.into_owned()),
+            Ok(v) => Ok(v),
             Err(quick_xml::Error::Escape(quick_xml::escape::EscapeError::UnrecognizedEntity(..))) => {
                 self.notes.unknown_entity = true;
-                Ok(String::from_utf8_lossy(&attr.value).into_owned())
+                Ok(Cow::Owned(String::from_utf8_lossy(&attr.value).into_owned()))
             }
             Err(e) => Err(XmlError::Malformed(format!("bad attribute value: {e}"))),
         }
@@ -186,12 +215,15 @@ pub(crate) fn parse_relationships(text: &str, limits: &Limits) -> Result<(Vec<Re
     loop {
         match w.next()? {
             Step::Start { ns, element, .. } => {
-                if ns.as_deref() == Some(NS_RELS) && element.local_name().as_ref() == b"Relationship" {
-                    let rel_type = w.attr(&element, b"Type")?.unwrap_or_default();
-                    let target = w.attr(&element, b"Target")?.unwrap_or_default();
-                    let external = w.attr(&element, b"TargetMode")?.is_some_and(|m| m.eq_ignore_ascii_case("External"));
+                if ns == Ns::Rels && element.local_name().as_ref() == b"Relationship" {
+                    let [rel_type, target, mode] = w.attrs(&element, [b"Type", b"Target", b"TargetMode"])?;
+                    let external = mode.is_some_and(|m| m.eq_ignore_ascii_case("External"));
                     if rels.len() < limits.max_records * 64 {
-                        rels.push(Relationship { rel_type, target, external });
+                        rels.push(Relationship {
+                            rel_type: rel_type.map(Cow::into_owned).unwrap_or_default(),
+                            target: target.map(Cow::into_owned).unwrap_or_default(),
+                            external,
+                        });
                     }
                 }
             }
@@ -214,15 +246,20 @@ pub(crate) fn parse_content_types(text: &str, limits: &Limits) -> Result<(Conten
     let mut ct = ContentTypes::default();
     loop {
         match w.next()? {
-            Step::Start { ns, element, .. } if ns.as_deref() == Some(NS_CONTENT_TYPES) => {
+            Step::Start { ns: Ns::ContentTypes, element, .. } => {
                 let local = element.local_name();
-                if local.as_ref() == b"Override" {
-                    if let (Some(part), Some(t)) = (w.attr(&element, b"PartName")?, w.attr(&element, b"ContentType")?) {
-                        ct.overrides.push((part, t));
-                    }
-                } else if local.as_ref() == b"Default" {
-                    if let (Some(ext), Some(t)) = (w.attr(&element, b"Extension")?, w.attr(&element, b"ContentType")?) {
-                        ct.defaults.push((ext, t));
+                let (key, list) = match local.as_ref() {
+                    b"Override" => (&b"PartName"[..], &mut ct.overrides),
+                    b"Default" => (&b"Extension"[..], &mut ct.defaults),
+                    _ => continue,
+                };
+                let [name, t] = w.attrs(&element, [key, b"ContentType"])?;
+                if let (Some(name), Some(t)) = (name, t) {
+                    // Only main-document and label content types matter; skip the rest unallocated.
+                    let lower = t.trim().to_ascii_lowercase();
+                    let interesting = lower.ends_with(".main+xml") || lower.ends_with(".main") || lower.contains("custom-properties") || lower.contains("classificationlabels");
+                    if interesting && list.len() < limits.max_records * 64 {
+                        list.push((name.into_owned(), lower));
                     }
                 }
             }
@@ -242,9 +279,10 @@ pub(crate) fn parse_custom_properties(text: &str, limits: &Limits, collector: &m
     loop {
         match w.next()? {
             Step::Start { ns, element, empty } => {
-                let is_property = ns.as_deref().is_some_and(|n| NS_CUSTOM.contains(&n)) && element.local_name().as_ref() == b"property";
+                let is_property = ns == Ns::Custom && element.local_name().as_ref() == b"property";
                 if is_property && current.is_none() {
-                    let name = w.attr(&element, b"name")?.unwrap_or_default();
+                    let [name] = w.attrs(&element, [b"name"])?;
+                    let name = name.map(Cow::into_owned).unwrap_or_default();
                     if empty {
                         collector.add(&name, "", ex);
                     } else {
@@ -281,19 +319,21 @@ pub(crate) fn parse_labelinfo(text: &str, source: Source, limits: &Limits, ex: &
     loop {
         match w.next()? {
             Step::Start { ns, element, .. } => {
-                if ns.as_deref() != Some(NS_LABELINFO) || element.local_name().as_ref() != b"label" {
+                if ns != Ns::LabelInfo || element.local_name().as_ref() != b"label" {
                     continue;
                 }
+                let [id_raw, site_raw, enabled_raw, removed_raw, method, content_bits] =
+                    w.attrs(&element, [b"id", b"siteId", b"enabled", b"removed", b"method", b"contentBits"])?;
                 if records.len() >= limits.max_records {
                     ex.ambiguous(format!("{source}: more than {} label elements; the rest were not read", limits.max_records));
                     break;
                 }
-                let id_raw = w.attr(&element, b"id")?.unwrap_or_default();
+                let id_raw = id_raw.unwrap_or_default();
                 let Some(id) = normalize_guid(&id_raw) else {
                     ex.ambiguous(format!("{source}: label element with an id that is not a GUID: {:?}", crate::msip::truncate(&id_raw)));
                     continue;
                 };
-                let site_id = match w.attr(&element, b"siteId")? {
+                let site_id = match site_raw {
                     Some(raw) => {
                         let site = normalize_guid(&raw);
                         if site.is_none() {
@@ -303,9 +343,7 @@ pub(crate) fn parse_labelinfo(text: &str, source: Source, limits: &Limits, ex: &
                     }
                     None => None,
                 };
-                let enabled_raw = w.attr(&element, b"enabled")?;
                 let enabled = enabled_raw.as_deref().and_then(parse_bool);
-                let removed_raw = w.attr(&element, b"removed")?;
                 let removed = match removed_raw.as_deref() {
                     None => false,
                     Some(raw) => match parse_bool(raw) {
@@ -328,8 +366,8 @@ pub(crate) fn parse_labelinfo(text: &str, source: Source, limits: &Limits, ex: &
                         }
                     }
                 };
-                let method = w.attr(&element, b"method")?.filter(|m| !m.is_empty());
-                let content_bits = w.attr(&element, b"contentBits")?.and_then(|v| v.trim().parse().ok());
+                let method = method.filter(|m| !m.is_empty()).map(Cow::into_owned);
+                let content_bits = content_bits.and_then(|v| v.trim().parse().ok());
                 if let Some(site) = &site_id {
                     if records.iter().any(|r| r.site_id.as_ref() == Some(site)) {
                         ex.ambiguous(format!("{source}: tenant {site} has more than one label element"));
@@ -368,14 +406,15 @@ pub(crate) fn parse_xmp(text: &str, limits: &Limits, collector: &mut PropertyCol
                 let mut pairs = Vec::new();
                 for attr in element.attributes().with_checks(true) {
                     let attr = attr.map_err(|e| XmlError::Malformed(format!("bad attribute: {e}")))?;
+                    if attr.key.prefix().is_none() {
+                        continue;
+                    }
                     let (attr_ns, local) = w.reader.resolve_attribute(attr.key);
-                    if let ResolveResult::Bound(n) = attr_ns {
-                        if NS_XMP_LABELS.contains(&n.as_ref()) {
-                            let key = String::from_utf8_lossy(local.as_ref()).into_owned();
-                            if crate::msip::is_msip_key(&key) {
-                                let value = w.attr_value(&attr)?;
-                                pairs.push((key, value));
-                            }
+                    if classify(&attr_ns) == Ns::XmpLabels {
+                        let key = String::from_utf8_lossy(local.as_ref()).into_owned();
+                        if crate::msip::is_msip_key(&key) {
+                            let value = w.attr_value(attr)?.into_owned();
+                            pairs.push((key, value));
                         }
                     }
                 }
@@ -383,7 +422,7 @@ pub(crate) fn parse_xmp(text: &str, limits: &Limits, collector: &mut PropertyCol
                     collector.add(&k, &v, ex);
                 }
                 // Element form.
-                if current.is_none() && ns.as_deref().is_some_and(|n| NS_XMP_LABELS.contains(&n)) {
+                if current.is_none() && ns == Ns::XmpLabels {
                     let key = String::from_utf8_lossy(element.local_name().as_ref()).into_owned();
                     if crate::msip::is_msip_key(&key) {
                         if empty {

@@ -10,7 +10,6 @@ use crate::error::ExtractError;
 use crate::input::Input;
 use crate::limits::Limits;
 use crate::model::Extraction;
-use std::io::Read;
 
 const EOCD_SIG: &[u8; 4] = b"PK\x05\x06";
 const ZIP64_LOCATOR_SIG: &[u8; 4] = b"PK\x06\x07";
@@ -22,8 +21,9 @@ const MAX_EOCD_SEARCH: u64 = 22 + 65_535;
 /// One central-directory entry.
 #[derive(Debug, Clone)]
 pub(crate) struct Entry {
-    pub raw_name: Vec<u8>,
-    pub name: String,
+    /// Where the name sits in `Archive::directory`.
+    pub name_at: usize,
+    pub name_len: usize,
     pub method: u16,
     pub flags: u16,
     pub crc32: u32,
@@ -33,7 +33,15 @@ pub(crate) struct Entry {
 }
 
 pub(crate) struct Archive {
+    /// The raw central directory; entry names point into it.
+    pub directory: Vec<u8>,
     pub entries: Vec<Entry>,
+}
+
+impl Archive {
+    pub(crate) fn name(&self, entry: &Entry) -> &[u8] {
+        &self.directory[entry.name_at..entry.name_at + entry.name_len]
+    }
 }
 
 fn u16le(b: &[u8], at: usize) -> u16 {
@@ -59,16 +67,17 @@ pub(crate) fn open(input: &mut dyn Input, limits: &Limits, ex: &mut Extraction) 
     let len = input.len();
     let tail_len = len.min(MAX_EOCD_SEARCH);
     let tail_start = len - tail_len;
-    let tail = input.read_at(tail_start, tail_len as usize, "zip")?.into_owned();
-
-    // Candidates whose comment runs exactly to the end of the file; a second one hiding in a
-    // comment is a parser differential.
-    let mut exact = Vec::new();
-    let mut loose = None;
-    let mut pos = tail.len().saturating_sub(22) as isize;
-    while pos >= 0 {
-        let p = pos as usize;
-        if &tail[p..p + 4] == EOCD_SIG {
+    // Copy out only the end record (22 bytes) and what may precede it (zip64 locator).
+    let (eocd_in_tail, eocd_and_locator) = {
+        let tail = input.read_at(tail_start, tail_len as usize, "zip")?;
+        // Candidates whose comment runs exactly to the end of the file; a second one hiding in a
+        // comment is a parser differential.
+        let mut exact = Vec::new();
+        let mut loose = None;
+        for p in memchr::memmem::rfind_iter(&tail, EOCD_SIG) {
+            if p + 22 > tail.len() {
+                continue;
+            }
             let comment_len = u16le(&tail, p + 20) as usize;
             if p + 22 + comment_len == tail.len() {
                 exact.push(p);
@@ -76,23 +85,24 @@ pub(crate) fn open(input: &mut dyn Input, limits: &Limits, ex: &mut Extraction) 
                 loose = Some(p);
             }
         }
-        pos -= 1;
-    }
-    let eocd_in_tail = match (exact.first(), loose) {
-        (Some(&p), _) => {
-            if exact.len() > 1 {
-                ex.ambiguous("zip: more than one end-of-central-directory record");
+        let at = match (exact.first(), loose) {
+            (Some(&p), _) => {
+                if exact.len() > 1 {
+                    ex.ambiguous("zip: more than one end-of-central-directory record");
+                }
+                p
             }
-            p
-        }
-        (None, Some(p)) => {
-            ex.finding("zip: data after the end-of-central-directory record");
-            p
-        }
-        (None, None) => return Err(malformed("no end-of-central-directory record")),
+            (None, Some(p)) => {
+                ex.finding("zip: data after the end-of-central-directory record");
+                p
+            }
+            (None, None) => return Err(malformed("no end-of-central-directory record")),
+        };
+        let from = at.saturating_sub(20);
+        (at - from, (tail_start + at as u64, tail[from..at + 22].to_vec()))
     };
+    let (eocd_pos, tail) = eocd_and_locator;
     let eocd = &tail[eocd_in_tail..];
-    let eocd_pos = tail_start + eocd_in_tail as u64;
     if u16le(eocd, 4) != 0 || u16le(eocd, 6) != 0 {
         return Err(malformed("multi-disk archives are not supported"));
     }
@@ -160,7 +170,6 @@ pub(crate) fn open(input: &mut dyn Input, limits: &Limits, ex: &mut Extraction) 
         let Some(record) = cd.get(at..at + record_len) else {
             return Err(malformed("central directory entry runs past the directory"));
         };
-        let raw_name = record[46..46 + name_len].to_vec();
         let extra = &record[46 + name_len..46 + name_len + extra_len];
         // Zip64 extended information: present fields follow the order of the sentinels.
         let mut e = 0usize;
@@ -182,10 +191,9 @@ pub(crate) fn open(input: &mut dyn Input, limits: &Limits, ex: &mut Extraction) 
             }
             e += 4 + size;
         }
-        let name = String::from_utf8_lossy(&raw_name).into_owned();
         entries.push(Entry {
-            raw_name,
-            name,
+            name_at: at + 46,
+            name_len,
             method,
             flags,
             crc32,
@@ -204,7 +212,7 @@ pub(crate) fn open(input: &mut dyn Input, limits: &Limits, ex: &mut Extraction) 
             entries.len()
         ));
     }
-    Ok(Archive { entries })
+    Ok(Archive { directory: cd, entries })
 }
 
 fn read_zip64_eocd(input: &mut dyn Input, declared: u64, locator_pos: u64) -> Result<Option<(u64, Vec<u8>)>, ExtractError> {
@@ -231,8 +239,9 @@ fn read_zip64_eocd(input: &mut dyn Input, declared: u64, locator_pos: u64) -> Re
 /// Reads and decompresses one entry, capped at `max_part_bytes`. `Ok(None)` when the entry
 /// cannot be read for a reason recorded as a finding (encrypted, unknown method, broken local
 /// header); those set the `ambiguous` flag because Office might read what we cannot.
-pub(crate) fn read_entry(input: &mut dyn Input, entry: &Entry, limits: &Limits, ex: &mut Extraction) -> Result<Option<Vec<u8>>, ExtractError> {
-    let what = &entry.name;
+pub(crate) fn read_entry(input: &mut dyn Input, archive: &Archive, entry: &Entry, limits: &Limits, ex: &mut Extraction) -> Result<Option<Vec<u8>>, ExtractError> {
+    let raw_name = archive.name(entry);
+    let what = String::from_utf8_lossy(raw_name);
     if entry.flags & 1 != 0 {
         ex.ambiguous(format!("zip: entry {what} is encrypted"));
         return Ok(None);
@@ -253,7 +262,7 @@ pub(crate) fn read_entry(input: &mut dyn Input, entry: &Entry, limits: &Limits, 
     let name_len = u16le(&header, 26) as usize;
     let extra_len = u16le(&header, 28) as usize;
     let local_name = input.read_at(entry.local_offset + 30, name_len, "zip")?;
-    if local_name.as_ref() != entry.raw_name.as_slice() {
+    if local_name.as_ref() != raw_name {
         let shown = String::from_utf8_lossy(&local_name).into_owned();
         ex.ambiguous(format!("zip: entry {what}: local header names {shown:?}"));
     }
@@ -280,10 +289,10 @@ pub(crate) fn read_entry(input: &mut dyn Input, entry: &Entry, limits: &Limits, 
     let compressed = input.read_at(data_offset, entry.compressed_size as usize, "zip")?;
     let data = match entry.method {
         0 => compressed.into_owned(),
-        8 => match inflate(&compressed, false, limits.max_part_bytes) {
+        8 => match crate::inflate::inflate(&compressed, false, limits.max_part_bytes, entry.uncompressed_size as usize) {
             Ok(d) => d,
-            Err(InflateError::TooLarge) => return Err(ExtractError::limit("max_part_bytes", limits.max_part_bytes)),
-            Err(InflateError::Corrupt) => {
+            Err(crate::inflate::InflateError::TooLarge) => return Err(ExtractError::limit("max_part_bytes", limits.max_part_bytes)),
+            Err(crate::inflate::InflateError::Corrupt) => {
                 ex.ambiguous(format!("zip: entry {what} does not inflate"));
                 return Ok(None);
             }
@@ -302,27 +311,3 @@ pub(crate) fn read_entry(input: &mut dyn Input, entry: &Entry, limits: &Limits, 
     Ok(Some(data))
 }
 
-#[derive(Debug)]
-pub(crate) enum InflateError {
-    TooLarge,
-    Corrupt,
-}
-
-/// Inflates raw deflate (`zlib == false`) or zlib data, refusing to produce more than `cap` bytes.
-pub(crate) fn inflate(data: &[u8], zlib: bool, cap: u64) -> Result<Vec<u8>, InflateError> {
-    let mut out = Vec::with_capacity((data.len() * 4).min(cap as usize).min(1 << 20));
-    let result = if zlib {
-        flate2::read::ZlibDecoder::new(data).take(cap + 1).read_to_end(&mut out)
-    } else {
-        flate2::read::DeflateDecoder::new(data).take(cap + 1).read_to_end(&mut out)
-    };
-    if out.len() as u64 > cap {
-        return Err(InflateError::TooLarge);
-    }
-    match result {
-        Ok(_) => Ok(out),
-        // PDF writers emit truncated or checksum-less zlib streams; readers keep what inflated.
-        Err(_) if zlib && !out.is_empty() => Ok(out),
-        Err(_) => Err(InflateError::Corrupt),
-    }
-}
