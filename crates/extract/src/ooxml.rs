@@ -117,11 +117,11 @@ fn trim_name_start(mut raw: &[u8]) -> &[u8] {
 /// only for names with percent-escapes.
 fn part_name_matches(raw: &[u8], normalized: &str) -> bool {
     let raw = trim_name_start(raw);
-    if raw.contains(&b'%') {
-        return normalize_part_name(&String::from_utf8_lossy(raw)) == normalized;
+    if raw.len() != normalized.len() {
+        // Percent-escapes make an item name longer than the part name it encodes.
+        return raw.len() > normalized.len() && raw.contains(&b'%') && normalize_part_name(&String::from_utf8_lossy(raw)) == normalized;
     }
-    raw.len() == normalized.len()
-        && raw.iter().zip(normalized.as_bytes()).all(|(a, b)| {
+    raw.iter().zip(normalized.as_bytes()).all(|(a, b)| {
             let a = if *a == b'\\' { b'/' } else { a.to_ascii_lowercase() };
             a == *b
         })

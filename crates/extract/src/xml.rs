@@ -242,32 +242,95 @@ pub(crate) struct ContentTypes {
 }
 
 pub(crate) fn parse_content_types(text: &str, limits: &Limits) -> Result<(ContentTypes, XmlNotes), XmlError> {
-    let mut w = Walker::new(text, limits);
-    let mut ct = ContentTypes::default();
-    loop {
-        match w.next()? {
-            Step::Start { ns: Ns::ContentTypes, element, .. } => {
-                let local = element.local_name();
-                let (key, list) = match local.as_ref() {
-                    b"Override" => (&b"PartName"[..], &mut ct.overrides),
-                    b"Default" => (&b"Extension"[..], &mut ct.defaults),
-                    _ => continue,
-                };
-                let [name, t] = w.attrs(&element, [key, b"ContentType"])?;
-                if let (Some(name), Some(t)) = (name, t) {
-                    // Only main-document and label content types matter; skip the rest unallocated.
-                    let lower = t.trim().to_ascii_lowercase();
-                    let interesting = lower.ends_with(".main+xml") || lower.ends_with(".main") || lower.contains("custom-properties") || lower.contains("classificationlabels");
-                    if interesting && list.len() < limits.max_records * 64 {
-                        list.push((name.into_owned(), lower));
+    // Fast path for the common case (no references, no DTD): a large part (one Override per
+    // slide or sheet) of which only a few elements matter. Find those by their content-type
+    // suffix, then parse each enclosing element properly. Anything unusual takes the full parse.
+    if !text.contains('&') && !text.contains("<!") {
+        let lower = text.to_ascii_lowercase();
+        let mut ranges: Vec<(usize, usize)> = Vec::new();
+        for needle in ["main+xml", ".main\"", ".main'", "custom-properties+xml", "classificationlabels+xml"] {
+            for hit in memchr::memmem::find_iter(lower.as_bytes(), needle.as_bytes()) {
+                let start = lower[..hit].rfind('<');
+                let end = lower[hit..].find('>').map(|e| hit + e + 1);
+                if let (Some(s), Some(e)) = (start, end) {
+                    if !ranges.contains(&(s, e)) {
+                        ranges.push((s, e));
                     }
                 }
             }
-            Step::Eof => break,
-            _ => {}
+        }
+        ranges.sort_unstable();
+        let mut fragments = String::with_capacity(ranges.iter().map(|(s, e)| e - s).sum::<usize>() + 16);
+        for (s, e) in ranges {
+            if text[s..e].ends_with("/>") {
+                fragments.push_str(&text[s..e]);
+            }
+        }
+        if let Ok(result) = parse_content_types_full(&fragments, limits) {
+            return Ok(result);
         }
     }
-    Ok((ct, w.notes))
+    parse_content_types_full(text, limits)
+}
+
+fn parse_content_types_full(text: &str, limits: &Limits) -> Result<(ContentTypes, XmlNotes), XmlError> {
+    // A plain (non-namespace) reader: this part can be long (one Override per slide or sheet)
+    // and only two element names matter.
+    let mut reader = quick_xml::Reader::from_str(text);
+    reader.config_mut().check_end_names = true;
+    let mut ct = ContentTypes::default();
+    let mut notes = XmlNotes::default();
+    let mut depth = 0usize;
+    loop {
+        let event = reader.read_event().map_err(|e| XmlError::Malformed(format!("not well-formed XML: {e}")))?;
+        let element = match event {
+            Event::Start(e) => {
+                depth += 1;
+                if depth > limits.max_xml_depth {
+                    return Err(XmlError::TooDeep(limits.max_xml_depth));
+                }
+                e
+            }
+            Event::Empty(e) => e,
+            Event::End(_) => {
+                depth = depth.saturating_sub(1);
+                continue;
+            }
+            Event::DocType(_) => {
+                notes.dtd = true;
+                continue;
+            }
+            Event::Eof => break,
+            _ => continue,
+        };
+        let local = element.local_name();
+        let (key, list) = match local.as_ref() {
+            b"Override" => (&b"PartName"[..], &mut ct.overrides),
+            b"Default" => (&b"Extension"[..], &mut ct.defaults),
+            _ => continue,
+        };
+        let mut name = None;
+        let mut content_type = None;
+        for attr in element.attributes() {
+            let attr = attr.map_err(|e| XmlError::Malformed(format!("bad attribute: {e}")))?;
+            let k = attr.key.as_ref();
+            if k == key {
+                name = Some(attr.unescape_value().map_err(|e| XmlError::Malformed(format!("bad attribute value: {e}")))?);
+            } else if k == b"ContentType" {
+                content_type = Some(attr.unescape_value().map_err(|e| XmlError::Malformed(format!("bad attribute value: {e}")))?);
+            }
+        }
+        if let (Some(name), Some(t)) = (name, content_type) {
+            // Only main-document and label content types matter; skip the rest unallocated.
+            let t = t.trim();
+            let ends = |suffix: &str| t.len() >= suffix.len() && t.as_bytes()[t.len() - suffix.len()..].eq_ignore_ascii_case(suffix.as_bytes());
+            let interesting = ends(".main+xml") || ends(".main") || ends("custom-properties+xml") || ends("classificationlabels+xml");
+            if interesting && list.len() < limits.max_records * 64 {
+                list.push((name.into_owned(), t.to_ascii_lowercase()));
+            }
+        }
+    }
+    Ok((ct, notes))
 }
 
 /// `docProps/custom.xml`: every `property` whose `name` is an `MSIP_Label_*` key, with the text

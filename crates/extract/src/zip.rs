@@ -74,7 +74,10 @@ pub(crate) fn open(input: &mut dyn Input, limits: &Limits, ex: &mut Extraction) 
         // comment is a parser differential.
         let mut exact = Vec::new();
         let mut loose = None;
-        for p in memchr::memmem::rfind_iter(&tail, EOCD_SIG) {
+        // Forward search is vectorised; reverse search is not.
+        let mut found: Vec<usize> = memchr::memmem::find_iter(&tail, EOCD_SIG).collect();
+        found.reverse();
+        for p in found {
             if p + 22 > tail.len() {
                 continue;
             }
