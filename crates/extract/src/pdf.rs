@@ -12,6 +12,7 @@ use crate::limits::Limits;
 use crate::model::{Extraction, FileKind, Flag, LabelRecord, RecordStatus, Source};
 use crate::msip::PropertyCollector;
 use crate::pdf_syntax::{decode_text_string, dict_get, Dict, Obj, Parser, SyntaxError};
+use crate::inflate::{InflateError, Inflater};
 use crate::xml;
 use std::collections::HashMap;
 
@@ -33,10 +34,59 @@ enum Loc {
 enum Table {
     /// Classic table: subsections of (first object, count, file offset of first 20-byte entry).
     Classic(Vec<(u32, u32, u64)>),
-    /// Xref stream: decoded entries, field widths, and (first, count) index pairs.
-    Stream { data: Vec<u8>, widths: [usize; 3], index: Vec<(u32, u32)> },
+    /// Xref stream: rows decoded on demand, field widths, and (first, count) index pairs.
+    Stream { rows: Rows, widths: [usize; 3], index: Vec<(u32, u32)> },
+    /// The `/XRefStm` companion of a hybrid file, not read until a lookup reaches it.
+    Pending(u64),
     /// Reconstructed by scanning a damaged file.
     Scanned(HashMap<u32, u64>),
+}
+
+/// The decoded rows of an xref stream, inflated only as far as lookups need (the rows of the
+/// objects that matter are usually near the start; a large file's stream is never decoded whole
+/// unless a lookup needs its end).
+struct Rows {
+    inflater: Option<Inflater>,
+    raw: Vec<u8>,
+    predictor: Option<(Dict, usize)>,
+    decoded: Vec<u8>,
+    complete: bool,
+}
+
+impl Rows {
+    /// At least `len` decoded bytes (fewer only when the stream is shorter).
+    fn need(&mut self, len: usize) -> Result<&[u8], ExtractError> {
+        if self.decoded.len() >= len || self.complete {
+            return Ok(&self.decoded);
+        }
+        let raw_len = match &self.predictor {
+            Some((_, columns)) => len.div_ceil(*columns) * (columns + 1),
+            None => len,
+        };
+        let raw: &[u8] = match &mut self.inflater {
+            Some(inf) => {
+                // Grow geometrically so repeated lookups cost O(n) in total.
+                let want = raw_len.max(self.decoded.len().saturating_mul(2)).max(4096);
+                let out = inf.fill(want).map_err(|e| match e {
+                    InflateError::TooLarge => ExtractError::limit("max_part_bytes", 0),
+                    InflateError::Corrupt => malformed("xref stream does not inflate"),
+                })?;
+                if out.len() < want {
+                    self.complete = true;
+                }
+                out
+            }
+            None => {
+                self.complete = true;
+                &self.raw
+            }
+        };
+        self.decoded = match &self.predictor {
+            Some((params, _)) => apply_predictor(raw.to_vec(), params)?,
+            None => raw.to_vec(),
+        };
+        Ok(&self.decoded)
+    }
 }
 
 struct Section {
@@ -54,11 +104,14 @@ struct Doc<'i> {
     objstm_cache: HashMap<u32, (Vec<u8>, Vec<(u32, usize)>, usize)>,
     visited: usize,
     header_offset: u64,
+    /// Label records already read from the object at a location: older revisions usually point
+    /// at the very same Info dictionary and XMP stream, which need not be parsed again.
+    memo: HashMap<(u8, u64, u32), Vec<LabelRecord>>,
 }
 
 pub(crate) fn extract(input: &mut dyn Input, limits: &Limits, header_offset: u64) -> Result<Extraction, ExtractError> {
     let mut ex = Extraction::new(FileKind::Pdf);
-    let mut doc = Doc { input, limits: limits.clone(), sections: Vec::new(), objstm_cache: HashMap::new(), visited: 0, header_offset };
+    let mut doc = Doc { input, limits: limits.clone(), sections: Vec::new(), objstm_cache: HashMap::new(), visited: 0, header_offset, memo: HashMap::new() };
     if let Err(e) = doc.load_xref_chain(&mut ex) {
         match e {
             ExtractError::LimitExceeded { .. } | ExtractError::Io(_) => return Err(e),
@@ -130,15 +183,9 @@ impl Doc<'_> {
             let (section, prev, xrefstm) = self.load_section(off)?;
             self.sections.push(section);
             if let Some(stm) = xrefstm {
-                // Hybrid file: the companion xref stream belongs to the same revision.
-                match self.load_section(stm) {
-                    Ok((mut s, _, _)) => {
-                        s.revision_start = false;
-                        self.sections.push(s);
-                    }
-                    Err(ExtractError::Malformed { reason, .. }) => ex.finding(format!("pdf: /XRefStm unreadable: {reason}")),
-                    Err(e) => return Err(e),
-                }
+                // Hybrid file: the companion xref stream belongs to the same revision; it is
+                // read only if a lookup reaches it.
+                self.sections.push(Section { table: Table::Pending(stm), trailer: Vec::new(), revision_start: false });
             }
             offset = prev;
         }
@@ -173,7 +220,7 @@ impl Doc<'_> {
             return Err(malformed("xref offset points at an object that is not an xref stream"));
         }
         let data_start = stream.ok_or_else(|| malformed("xref stream without data"))?;
-        let data = self.stream_data(&dict, data_start)?;
+        let rows = self.stream_rows(&dict, data_start)?;
         let widths_obj = match dict_get(&dict, b"W") {
             Some(Obj::Array(a)) if a.len() == 3 => a.clone(),
             _ => return Err(malformed("xref stream without a valid /W")),
@@ -188,7 +235,7 @@ impl Doc<'_> {
             Some(Obj::Array(a)) => a.chunks_exact(2).filter_map(|c| Some((u32::try_from(c[0].as_int()?).ok()?, u32::try_from(c[1].as_int()?).ok()?))).collect(),
             _ => vec![(0, size)],
         };
-        Ok((Table::Stream { data, widths, index }, dict))
+        Ok((Table::Stream { rows, widths, index }, dict))
     }
 
     fn load_classic(&mut self, mut at: u64) -> Result<(Table, Dict), ExtractError> {
@@ -286,8 +333,24 @@ impl Doc<'_> {
         }
     }
 
-    /// Decoded stream data (FlateDecode with PNG/TIFF predictors; unfiltered), capped.
-    fn stream_data(&mut self, dict: &Dict, data_start: u64) -> Result<Vec<u8>, ExtractError> {
+    /// An xref stream's rows, set up for on-demand decoding.
+    fn stream_rows(&mut self, dict: &Dict, data_start: u64) -> Result<Rows, ExtractError> {
+        let (raw, filters, params) = self.stream_raw(dict, data_start)?;
+        let predictor = params.filter(|p| dict_get(p, b"Predictor").and_then(Obj::as_int).unwrap_or(1) >= 10).map(|p| {
+            let columns = dict_get(&p, b"Columns").and_then(Obj::as_int).unwrap_or(1).clamp(1, 1 << 20) as usize;
+            (p, columns)
+        });
+        match filters.as_slice() {
+            [] => Ok(Rows { inflater: None, raw, predictor, decoded: Vec::new(), complete: false }),
+            [f] if f.as_slice() == b"FlateDecode" || f.as_slice() == b"Fl" => {
+                Ok(Rows { inflater: Some(Inflater::new(raw, true, self.limits.max_part_bytes)), raw: Vec::new(), predictor, decoded: Vec::new(), complete: false })
+            }
+            _ => Err(malformed("unsupported xref stream filter")),
+        }
+    }
+
+    /// A stream's raw bytes, its filter names and its first decode parameters.
+    fn stream_raw(&mut self, dict: &Dict, data_start: u64) -> Result<(Vec<u8>, Vec<Vec<u8>>, Option<Dict>), ExtractError> {
         let declared = match dict_get(dict, b"Length") {
             Some(Obj::Ref(n, _)) => {
                 let n = *n;
@@ -301,7 +364,6 @@ impl Doc<'_> {
         let length = match declared {
             Some(l) if l >= 0 && (l as u64) <= avail => l as u64,
             _ => {
-                // Missing or wrong /Length: find `endstream` as readers do.
                 let window = self.input.read_upto(data_start, (cap + 16).min(avail) as usize)?;
                 memchr::memmem::find(&window, b"endstream").ok_or_else(|| malformed("stream without endstream"))? as u64
             }
@@ -321,6 +383,13 @@ impl Doc<'_> {
             Some(Obj::Array(a)) => a.first().and_then(|p| p.as_dict().cloned()),
             _ => None,
         };
+        Ok((raw, filters, params))
+    }
+
+    /// Decoded stream data (FlateDecode with PNG/TIFF predictors; unfiltered), capped.
+    fn stream_data(&mut self, dict: &Dict, data_start: u64) -> Result<Vec<u8>, ExtractError> {
+        let cap = self.limits.max_part_bytes;
+        let (raw, filters, params) = self.stream_raw(dict, data_start)?;
         let mut data = raw;
         for f in &filters {
             match f.as_slice() {
@@ -345,13 +414,25 @@ impl Doc<'_> {
     /// Where object `n` lives, looking from section `from` (newest first) backwards.
     fn locate(&mut self, n: u32, from: usize) -> Result<Option<Loc>, ExtractError> {
         for i in from..self.sections.len() {
-            let loc = match &self.sections[i].table {
+            if let Table::Pending(offset) = self.sections[i].table {
+                self.sections[i].table = match self.load_section(offset) {
+                    Ok((section, _, _)) => {
+                        self.sections[i].trailer = section.trailer;
+                        section.table
+                    }
+                    Err(ExtractError::Malformed { .. }) => Table::Scanned(HashMap::new()),
+                    Err(e) => return Err(e),
+                };
+            }
+            let input = &mut *self.input;
+            let loc = match &mut self.sections[i].table {
+                Table::Pending(_) => None,
                 Table::Classic(subs) => {
-                    let hit = subs.iter().find(|(start, count, _)| n >= *start && n - start < *count).copied();
+                    let hit = subs.iter().find(|(start, count, _)| n >= *start && n - start < *count);
                     match hit {
                         None => None,
                         Some((start, _, at)) => {
-                            let entry = self.input.read_at(at + (n - start) as u64 * 20, 18, "pdf")?;
+                            let entry = input.read_at(*at + (n - *start) as u64 * 20, 18, "pdf")?;
                             let offset = std::str::from_utf8(&entry[..10]).ok().and_then(|s| s.parse::<u64>().ok());
                             match (entry[17], offset) {
                                 (b'n', Some(o)) => Some(Loc::Offset(o)),
@@ -361,12 +442,12 @@ impl Doc<'_> {
                         }
                     }
                 }
-                Table::Stream { data, widths, index } => {
+                Table::Stream { rows, widths, index } => {
                     let mut base = 0usize;
                     let mut found = None;
                     for (start, count) in index {
-                        if n >= *start && n - start < *count {
-                            found = Some(base + (n - start) as usize);
+                        if n >= *start && n - *start < *count {
+                            found = Some(base + (n - *start) as usize);
                             break;
                         }
                         base += *count as usize;
@@ -375,6 +456,7 @@ impl Doc<'_> {
                         None => None,
                         Some(row) => {
                             let w: usize = widths.iter().sum();
+                            let data = rows.need(row * w + w)?;
                             let Some(rec) = data.get(row * w..row * w + w) else { continue };
                             let field = |k: usize, default: u64| -> u64 {
                                 let from = widths[..k].iter().sum::<usize>();
@@ -510,7 +592,14 @@ impl Doc<'_> {
         }
 
         // Info dictionary.
-        if let Some(info_ref) = key(b"Info") {
+        let info_ref = key(b"Info");
+        let info_memo = match &info_ref {
+            Some(Obj::Ref(n, _)) => self.memo_key(0, *n, from)?,
+            _ => None,
+        };
+        if let Some(records_seen) = info_memo.as_ref().and_then(|k| self.memo.get(k)) {
+            records.extend(records_seen.iter().cloned());
+        } else if let Some(info_ref) = info_ref {
             match self.deref(&info_ref, from) {
                 Ok(Some(Obj::Dict(info))) => {
                     let mut collector = PropertyCollector::new(Source::PdfInfo, self.limits.max_records);
@@ -541,7 +630,11 @@ impl Doc<'_> {
                         ids.dedup();
                         ex.finding(format!("pdf: encrypted; label keys present for {} but their values are encrypted", ids.join(", ")));
                     }
-                    records.extend(collector.finish(ex));
+                    let found = collector.finish(ex);
+                    if let Some(k) = info_memo {
+                        self.memo.insert(k, found.clone());
+                    }
+                    records.extend(found);
                 }
                 Ok(_) => {}
                 Err(ExtractError::Malformed { reason, .. }) => ex.ambiguous(format!("pdf: Info dictionary unreadable: {reason}")),
@@ -562,8 +655,18 @@ impl Doc<'_> {
             if let Some(Obj::Dict(cat)) = catalog {
                 if let Some(Obj::Ref(m, _)) = dict_get(&cat, b"Metadata") {
                     let m = *m;
+                    let xmp_memo = self.memo_key(1, m, from)?;
+                    if let Some(seen) = xmp_memo.as_ref().and_then(|k| self.memo.get(k)) {
+                        records.extend(seen.iter().cloned());
+                        return Ok(records);
+                    }
                     match self.xmp_records(m, from, ex) {
-                        Ok(r) => records.extend(r),
+                        Ok(r) => {
+                            if let Some(k) = xmp_memo {
+                                self.memo.insert(k, r.clone());
+                            }
+                            records.extend(r)
+                        }
                         Err(ExtractError::Malformed { reason, .. }) => {
                             if encrypted.is_none() {
                                 ex.ambiguous(format!("pdf: XMP metadata unreadable: {reason}"));
@@ -577,6 +680,17 @@ impl Doc<'_> {
             ex.finding("pdf: trailer has no /Root");
         }
         Ok(records)
+    }
+
+    /// Identifies object `n` as seen from section `from` by where it lives.
+    fn memo_key(&mut self, what: u8, n: u32, from: usize) -> Result<Option<(u8, u64, u32)>, ExtractError> {
+        Ok(match self.locate(n, from) {
+            Ok(Some(Loc::Offset(o))) => Some((what, o, u32::MAX)),
+            Ok(Some(Loc::InStream(stm, idx))) => Some((what, stm as u64, idx)),
+            Ok(_) => None,
+            Err(ExtractError::Malformed { .. }) => None,
+            Err(e) => return Err(e),
+        })
     }
 
     fn xmp_records(&mut self, m: u32, from: usize, ex: &mut Extraction) -> Result<Vec<LabelRecord>, ExtractError> {

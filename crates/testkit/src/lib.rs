@@ -292,8 +292,18 @@ impl Pdf {
         if self.last_xref.is_none() {
             s.push_str("0 1\n0000000000 65535 f \n");
         }
-        for (n, off) in &objs {
-            s.push_str(&format!("{n} 1\n{off:010} 00000 n \n"));
+        // Contiguous object numbers share one subsection, as real writers do.
+        let mut i = 0;
+        while i < objs.len() {
+            let mut j = i + 1;
+            while j < objs.len() && objs[j].0 == objs[j - 1].0 + 1 {
+                j += 1;
+            }
+            s.push_str(&format!("{} {}\n", objs[i].0, j - i));
+            for (_, off) in &objs[i..j] {
+                s.push_str(&format!("{off:010} 00000 n \n"));
+            }
+            i = j;
         }
         let prev = self.last_xref.map(|p| format!(" /Prev {p}")).unwrap_or_default();
         let size = objs.iter().map(|(n, _)| n + 1).max().unwrap_or(1).max(100);
