@@ -1,0 +1,15 @@
+//! Fuzz target for the ooxml container parser (seeds: see fuzz/README.md).
+#![no_main]
+use libfuzzer_sys::fuzz_target;
+
+#[path = "common.rs"]
+mod common;
+
+const MAGIC: Option<&[u8]> = Some(b"PK\x03\x04");
+
+fuzz_target!(|data: &[u8]| {
+    match MAGIC {
+        Some(magic) => common::check(&common::with_magic(data, magic)),
+        None => common::check(data),
+    }
+});

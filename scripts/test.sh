@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Runs labelgate's whole test suite on a fresh Debian machine: installs what the tests need,
+# then builds and runs every test of the workspace (unit, corpus, pitfalls, hostile-input
+# property tests, CLI end-to-end tests, doc tests).
+#
+# Usage: scripts/test.sh [extra cargo test args]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_apt=()
+command -v cc >/dev/null 2>&1 || need_apt+=(gcc libc6-dev)
+command -v git >/dev/null 2>&1 || need_apt+=(git)
+if [ "${#need_apt[@]}" -gt 0 ]; then
+  if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}"
+fi
+if ! command -v cargo >/dev/null 2>&1; then
+  echo "scripts/test.sh: cargo not found; install Rust with rustup (https://rustup.rs)" >&2
+  exit 2
+fi
+if [ ! -f ../shared/corpus/manifest.tsv ]; then
+  echo "scripts/test.sh: the shared corpus is missing at ../shared/corpus (see README: Corpus)" >&2
+  exit 2
+fi
+
+exec cargo test --workspace --locked "$@"
