@@ -201,6 +201,40 @@ impl<'t> Walker<'t> {
     }
 }
 
+/// The text content of one element (and its descendants), collected between its start and end.
+#[derive(Default)]
+struct ElementText {
+    /// (key, depth at which the element opened, accumulated text)
+    open: Option<(String, usize, String)>,
+}
+
+impl ElementText {
+    fn is_idle(&self) -> bool {
+        self.open.is_none()
+    }
+
+    fn start(&mut self, key: String, depth: usize) {
+        self.open = Some((key, depth, String::new()));
+    }
+
+    fn text(&mut self, t: &str, limits: &Limits) {
+        if let Some((_, _, value)) = self.open.as_mut() {
+            if value.len() + t.len() <= limits.max_part_bytes as usize {
+                value.push_str(t);
+            }
+        }
+    }
+
+    /// Called on every end tag (with the depth after it closed): the key and text once the
+    /// collected element itself closes.
+    fn end(&mut self, depth_after: usize) -> Option<(String, String)> {
+        match &self.open {
+            Some((_, depth, _)) if depth_after + 1 == *depth => self.open.take().map(|(k, _, v)| (k, v)),
+            _ => None,
+        }
+    }
+}
+
 /// One OPC relationship.
 #[derive(Debug, Clone)]
 pub(crate) struct Relationship {
@@ -337,36 +371,25 @@ fn parse_content_types_full(text: &str, limits: &Limits) -> Result<(ContentTypes
 /// of its value element (any `vt:*` type).
 pub(crate) fn parse_custom_properties(text: &str, limits: &Limits, collector: &mut PropertyCollector, ex: &mut Extraction) -> Result<XmlNotes, XmlError> {
     let mut w = Walker::new(text, limits);
-    // (property name, depth at which it opened, accumulated value)
-    let mut current: Option<(String, usize, String)> = None;
+    let mut current = ElementText::default();
     loop {
         match w.next()? {
             Step::Start { ns, element, empty } => {
                 let is_property = ns == Ns::Custom && element.local_name().as_ref() == b"property";
-                if is_property && current.is_none() {
+                if is_property && current.is_idle() {
                     let [name] = w.attrs(&element, [b"name"])?;
                     let name = name.map(Cow::into_owned).unwrap_or_default();
                     if empty {
                         collector.add(&name, "", ex);
                     } else {
-                        current = Some((name, w.depth, String::new()));
+                        current.start(name, w.depth);
                     }
                 }
             }
-            Step::Text(t) => {
-                if let Some((_, _, value)) = current.as_mut() {
-                    if value.len() + t.len() <= limits.max_part_bytes as usize {
-                        value.push_str(&t);
-                    }
-                }
-            }
+            Step::Text(t) => current.text(&t, limits),
             Step::End => {
-                if let Some((_, depth, _)) = &current {
-                    if w.depth + 1 == *depth {
-                        if let Some((name, _, value)) = current.take() {
-                            collector.add(&name, &value, ex);
-                        }
-                    }
+                if let Some((name, value)) = current.end(w.depth) {
+                    collector.add(&name, &value, ex);
                 }
             }
             Step::Eof => break,
@@ -461,7 +484,7 @@ pub(crate) fn parse_labelinfo(text: &str, source: Source, limits: &Limits, ex: &
 /// (`<pdfx:MSIP_Label_…_Enabled>true</…>`) or attribute form (`pdfx:MSIP_Label_…_Enabled="true"`).
 pub(crate) fn parse_xmp(text: &str, limits: &Limits, collector: &mut PropertyCollector, ex: &mut Extraction) -> Result<XmlNotes, XmlError> {
     let mut w = Walker::new(text, limits);
-    let mut current: Option<(String, usize, String)> = None;
+    let mut current = ElementText::default();
     loop {
         match w.next()? {
             Step::Start { ns, element, empty } => {
@@ -485,31 +508,21 @@ pub(crate) fn parse_xmp(text: &str, limits: &Limits, collector: &mut PropertyCol
                     collector.add(&k, &v, ex);
                 }
                 // Element form.
-                if current.is_none() && ns == Ns::XmpLabels {
+                if current.is_idle() && ns == Ns::XmpLabels {
                     let key = String::from_utf8_lossy(element.local_name().as_ref()).into_owned();
                     if crate::msip::is_msip_key(&key) {
                         if empty {
                             collector.add(&key, "", ex);
                         } else {
-                            current = Some((key, w.depth, String::new()));
+                            current.start(key, w.depth);
                         }
                     }
                 }
             }
-            Step::Text(t) => {
-                if let Some((_, _, value)) = current.as_mut() {
-                    if value.len() + t.len() <= limits.max_part_bytes as usize {
-                        value.push_str(&t);
-                    }
-                }
-            }
+            Step::Text(t) => current.text(&t, limits),
             Step::End => {
-                if let Some((_, depth, _)) = &current {
-                    if w.depth + 1 == *depth {
-                        if let Some((key, _, value)) = current.take() {
-                            collector.add(&key, &value, ex);
-                        }
-                    }
+                if let Some((name, value)) = current.end(w.depth) {
+                    collector.add(&name, &value, ex);
                 }
             }
             Step::Eof => break,
