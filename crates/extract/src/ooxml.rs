@@ -167,9 +167,12 @@ fn xml_failure(ex: &mut Extraction, part: &str, err: XmlError, limits: &Limits) 
     }
 }
 
+/// The first copy of a part (in directory order) and the data of any duplicates.
+type PartCopies = (Option<Vec<u8>>, Vec<Vec<u8>>);
+
 /// Reads the one entry for `normalized`, flagging duplicates (exact or case-folded); returns the
 /// data of the first entry in directory order and, separately, the data of any duplicates.
-fn read_part(input: &mut dyn Input, pkg: &Package<'_>, normalized: &str, limits: &Limits, ex: &mut Extraction) -> Result<(Option<Vec<u8>>, Vec<Vec<u8>>), ExtractError> {
+fn read_part(input: &mut dyn Input, pkg: &Package<'_>, normalized: &str, limits: &Limits, ex: &mut Extraction) -> Result<PartCopies, ExtractError> {
     let found = pkg.find(normalized);
     let Some((&first, rest)) = found.split_first() else {
         return Ok((None, Vec::new()));

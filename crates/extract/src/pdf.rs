@@ -35,7 +35,7 @@ enum Table {
     /// Classic table: subsections of (first object, count, file offset of first 20-byte entry).
     Classic(Vec<(u32, u32, u64)>),
     /// Xref stream: rows decoded on demand, field widths, and (first, count) index pairs.
-    Stream { rows: Rows, widths: [usize; 3], index: Vec<(u32, u32)> },
+    Stream { rows: Box<Rows>, widths: [usize; 3], index: Vec<(u32, u32)> },
     /// The `/XRefStm` companion of a hybrid file, not read until a lookup reaches it.
     Pending(u64),
     /// Reconstructed by scanning a damaged file.
@@ -89,6 +89,21 @@ impl Rows {
     }
 }
 
+/// A decoded object stream: its data, the (object number, offset) header, and where the first
+/// object starts.
+struct ObjectStream {
+    data: Vec<u8>,
+    offsets: Vec<(u32, usize)>,
+    first: usize,
+}
+
+/// A stream's undecoded bytes with its filter names and first decode parameters.
+struct RawStream {
+    data: Vec<u8>,
+    filters: Vec<Vec<u8>>,
+    params: Option<Dict>,
+}
+
 struct Section {
     table: Table,
     trailer: Dict,
@@ -101,7 +116,7 @@ struct Doc<'i> {
     limits: Limits,
     /// Newest first.
     sections: Vec<Section>,
-    objstm_cache: HashMap<u32, (Vec<u8>, Vec<(u32, usize)>, usize)>,
+    objstm_cache: HashMap<u32, ObjectStream>,
     visited: usize,
     header_offset: u64,
     /// Label records already read from the object at a location: older revisions usually point
@@ -235,7 +250,7 @@ impl Doc<'_> {
             Some(Obj::Array(a)) => a.chunks_exact(2).filter_map(|c| Some((u32::try_from(c[0].as_int()?).ok()?, u32::try_from(c[1].as_int()?).ok()?))).collect(),
             _ => vec![(0, size)],
         };
-        Ok((Table::Stream { rows, widths, index }, dict))
+        Ok((Table::Stream { rows: Box::new(rows), widths, index }, dict))
     }
 
     fn load_classic(&mut self, mut at: u64) -> Result<(Table, Dict), ExtractError> {
@@ -335,7 +350,7 @@ impl Doc<'_> {
 
     /// An xref stream's rows, set up for on-demand decoding.
     fn stream_rows(&mut self, dict: &Dict, data_start: u64) -> Result<Rows, ExtractError> {
-        let (raw, filters, params) = self.stream_raw(dict, data_start)?;
+        let RawStream { data: raw, filters, params } = self.stream_raw(dict, data_start)?;
         let predictor = params.filter(|p| dict_get(p, b"Predictor").and_then(Obj::as_int).unwrap_or(1) >= 10).map(|p| {
             let columns = dict_get(&p, b"Columns").and_then(Obj::as_int).unwrap_or(1).clamp(1, 1 << 20) as usize;
             (p, columns)
@@ -350,7 +365,7 @@ impl Doc<'_> {
     }
 
     /// A stream's raw bytes, its filter names and its first decode parameters.
-    fn stream_raw(&mut self, dict: &Dict, data_start: u64) -> Result<(Vec<u8>, Vec<Vec<u8>>, Option<Dict>), ExtractError> {
+    fn stream_raw(&mut self, dict: &Dict, data_start: u64) -> Result<RawStream, ExtractError> {
         let declared = match dict_get(dict, b"Length") {
             Some(Obj::Ref(n, _)) => {
                 let n = *n;
@@ -383,13 +398,13 @@ impl Doc<'_> {
             Some(Obj::Array(a)) => a.first().and_then(|p| p.as_dict().cloned()),
             _ => None,
         };
-        Ok((raw, filters, params))
+        Ok(RawStream { data: raw, filters, params })
     }
 
     /// Decoded stream data (FlateDecode with PNG/TIFF predictors; unfiltered), capped.
     fn stream_data(&mut self, dict: &Dict, data_start: u64) -> Result<Vec<u8>, ExtractError> {
         let cap = self.limits.max_part_bytes;
-        let (raw, filters, params) = self.stream_raw(dict, data_start)?;
+        let RawStream { data: raw, filters, params } = self.stream_raw(dict, data_start)?;
         let mut data = raw;
         for f in &filters {
             match f.as_slice() {
@@ -499,7 +514,7 @@ impl Doc<'_> {
                 }
                 Ok(Some(obj))
             }
-            Some(Loc::InStream(stm, idx)) => self.from_object_stream(stm, idx, n, from),
+            Some(Loc::InStream(stm, idx)) => self.resolve_in_object_stream(stm, idx, n, from),
         }
     }
 
@@ -521,7 +536,7 @@ impl Doc<'_> {
         }
     }
 
-    fn from_object_stream(&mut self, stm: u32, idx: u32, n: u32, from: usize) -> Result<Option<Obj>, ExtractError> {
+    fn resolve_in_object_stream(&mut self, stm: u32, idx: u32, n: u32, from: usize) -> Result<Option<Obj>, ExtractError> {
         if !self.objstm_cache.contains_key(&stm) {
             let Some((dict, data_start)) = self.resolve_stream_from(stm, from)? else {
                 return Err(malformed(format!("object stream {stm} not found")));
@@ -539,9 +554,9 @@ impl Doc<'_> {
                 let (Ok(num), Ok(rel)) = (p.parse_u64(), p.parse_u64()) else { break };
                 offsets.push((num as u32, rel as usize));
             }
-            self.objstm_cache.insert(stm, (data, offsets, first));
+            self.objstm_cache.insert(stm, ObjectStream { data, offsets, first });
         }
-        let Some((data, offsets, first)) = self.objstm_cache.get(&stm) else { return Ok(None) };
+        let Some(ObjectStream { data, offsets, first }) = self.objstm_cache.get(&stm) else { return Ok(None) };
         let entry = offsets.get(idx as usize).filter(|(num, _)| *num == n).or_else(|| offsets.iter().find(|(num, _)| *num == n));
         let Some(&(_, rel)) = entry else { return Ok(None) };
         let Some(slice) = data.get(first + rel..) else { return Ok(None) };

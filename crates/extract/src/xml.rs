@@ -248,17 +248,15 @@ pub(crate) fn parse_relationships(text: &str, limits: &Limits) -> Result<(Vec<Re
     let mut rels = Vec::new();
     loop {
         match w.next()? {
-            Step::Start { ns, element, .. } => {
-                if ns == Ns::Rels && element.local_name().as_ref() == b"Relationship" {
-                    let [rel_type, target, mode] = w.attrs(&element, [b"Type", b"Target", b"TargetMode"])?;
-                    let external = mode.is_some_and(|m| m.eq_ignore_ascii_case("External"));
-                    if rels.len() < limits.max_records * 64 {
-                        rels.push(Relationship {
-                            rel_type: rel_type.map(Cow::into_owned).unwrap_or_default(),
-                            target: target.map(Cow::into_owned).unwrap_or_default(),
-                            external,
-                        });
-                    }
+            Step::Start { ns: Ns::Rels, element, .. } if element.local_name().as_ref() == b"Relationship" => {
+                let [rel_type, target, mode] = w.attrs(&element, [b"Type", b"Target", b"TargetMode"])?;
+                let external = mode.is_some_and(|m| m.eq_ignore_ascii_case("External"));
+                if rels.len() < limits.max_records * 64 {
+                    rels.push(Relationship {
+                        rel_type: rel_type.map(Cow::into_owned).unwrap_or_default(),
+                        target: target.map(Cow::into_owned).unwrap_or_default(),
+                        external,
+                    });
                 }
             }
             Step::Eof => break,

@@ -244,6 +244,12 @@ pub struct Pdf {
     pub last_xref: Option<u64>,
 }
 
+impl Default for Pdf {
+    fn default() -> Pdf {
+        Pdf::new()
+    }
+}
+
 impl Pdf {
     pub fn new() -> Pdf {
         Pdf { buf: b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n".to_vec(), pending: Vec::new(), pending_compressed: Vec::new(), last_xref: None }
