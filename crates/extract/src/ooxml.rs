@@ -248,19 +248,6 @@ pub(crate) fn extract(input: &mut dyn Input, archive: &Archive, limits: &Limits)
     let pkg = Package { archive };
     let mut ex = Extraction::new(FileKind::Ooxml);
 
-    // Content types: the package's kind, and a second way to find label parts.
-    let (ct_bytes, _) = read_part(input, &pkg, "[content_types].xml", limits, &mut ex)?;
-    let mut content_types = xml::ContentTypes::default();
-    if let Some(bytes) = ct_bytes {
-        match xml::decode_text(&bytes).and_then(|t| xml::parse_content_types(&t, limits)) {
-            Ok((ct, notes)) => {
-                note_xml(&mut ex, "[Content_Types].xml", &notes);
-                content_types = ct;
-            }
-            Err(e) => xml_failure(&mut ex, "[Content_Types].xml", e, limits)?,
-        }
-    }
-
     // Package relationships.
     let (rels_bytes, _) = read_part(input, &pkg, "_rels/.rels", limits, &mut ex)?;
     let mut rels = Vec::new();
@@ -275,7 +262,33 @@ pub(crate) fn extract(input: &mut dyn Input, archive: &Archive, limits: &Limits)
         None => ex.finding("ooxml: the package has no _rels/.rels"),
     }
 
-    ex.kind = package_kind(&rels, &content_types);
+    // Content types: the package's kind. Usually only the main part's Override is needed, and it
+    // sits near the start of a part that can be long (one Override per slide or sheet): inflate
+    // just enough to find it. Anything unusual takes the full parse, which also feeds the sweep
+    // for label parts declared by content type.
+    let main_target = rels.iter().find(|r| REL_MAIN.contains(&r.rel_type.as_str())).map(|r| resolve_target(&r.target));
+    let mut content_types = xml::ContentTypes::default();
+    let fast_kind = match &main_target {
+        Some(main) => main_kind_from_prefix(input, &pkg, main, limits, &mut ex)?,
+        None => None,
+    };
+    match fast_kind {
+        Some(kind) => ex.kind = kind,
+        None => {
+            let (ct_bytes, _) = read_part(input, &pkg, "[content_types].xml", limits, &mut ex)?;
+            if let Some(bytes) = ct_bytes {
+                match xml::decode_text(&bytes).and_then(|t| xml::parse_content_types(&t, limits)) {
+                    Ok((ct, notes)) => {
+                        note_xml(&mut ex, "[Content_Types].xml", &notes);
+                        content_types = ct;
+                    }
+                    Err(e) => xml_failure(&mut ex, "[Content_Types].xml", e, limits)?,
+                }
+            }
+            ex.kind = package_kind(&rels, &content_types);
+        }
+    }
+
 
     let mut records = Vec::new();
     let mut read_parts: Vec<String> = Vec::new();
@@ -342,11 +355,58 @@ pub(crate) fn extract(input: &mut dyn Input, archive: &Archive, limits: &Limits)
     Ok(ex)
 }
 
+/// The kind from the `[Content_Types].xml` Override of the main part, inflating only a prefix of
+/// the part. `None` when the quick look is not conclusive (then the caller parses it whole).
+fn main_kind_from_prefix(input: &mut dyn Input, pkg: &Package<'_>, main: &str, limits: &Limits, ex: &mut Extraction) -> Result<Option<FileKind>, ExtractError> {
+    let found = pkg.find("[content_types].xml");
+    let [index] = found.as_slice() else { return Ok(None) };
+    let entry = &pkg.archive.entries[*index];
+    if entry.method != 8 || entry.uncompressed_size > limits.max_part_bytes {
+        return Ok(None);
+    }
+    let Some(compressed) = zip::entry_payload(input, pkg.archive, entry, limits, ex)? else { return Ok(None) };
+    let mut inflater = crate::inflate::Inflater::new(compressed, false, limits.max_part_bytes);
+    let needle_dq = format!("partname=\"/{main}\"");
+    let needle_sq = format!("partname='/{main}'");
+    let mut want = 2048usize;
+    loop {
+        let Ok(prefix) = inflater.fill(want) else { return Ok(None) };
+        let complete = prefix.len() < want;
+        let text = match std::str::from_utf8(prefix) {
+            Ok(t) => t,
+            Err(e) => match std::str::from_utf8(&prefix[..e.valid_up_to()]) {
+                Ok(t) => t,
+                Err(_) => return Ok(None),
+            },
+        };
+        if text.contains('&') || text.contains("<!") {
+            return Ok(None);
+        }
+        let lower = text.to_ascii_lowercase();
+        let hit = lower.find(&needle_dq).or_else(|| lower.find(&needle_sq));
+        if let Some(hit) = hit {
+            let start = lower[..hit].rfind('<');
+            let end = lower[hit..].find('>').map(|e| hit + e + 1);
+            if let (Some(s), Some(e)) = (start, end) {
+                let Ok((ct, _)) = xml::parse_content_types(&text[s..e], limits) else { return Ok(None) };
+                let lookup = ct.overrides.iter().find(|(p, _)| normalize_part_name(p) == main).and_then(|(_, t)| kind_for_content_type(t));
+                return Ok(lookup);
+            }
+        }
+        if complete || want as u64 >= limits.max_part_bytes {
+            return Ok(None);
+        }
+        want = want.saturating_mul(4);
+    }
+}
+
+fn kind_for_content_type(t: &str) -> Option<FileKind> {
+    let t = t.trim().to_ascii_lowercase();
+    MAIN_CONTENT_TYPES.iter().find(|(c, _)| *c == t).map(|(_, k)| *k)
+}
+
 fn package_kind(rels: &[xml::Relationship], ct: &xml::ContentTypes) -> FileKind {
-    let lookup = |t: &str| {
-        let t = t.trim().to_ascii_lowercase();
-        MAIN_CONTENT_TYPES.iter().find(|(c, _)| *c == t).map(|(_, k)| *k)
-    };
+    let lookup = kind_for_content_type;
     for rel in rels.iter().filter(|r| REL_MAIN.contains(&r.rel_type.as_str())) {
         let target = resolve_target(&rel.target);
         if let Some((_, t)) = ct.overrides.iter().find(|(p, _)| normalize_part_name(p) == target) {

@@ -243,6 +243,31 @@ fn read_zip64_eocd(input: &mut dyn Input, declared: u64, locator_pos: u64) -> Re
 /// cannot be read for a reason recorded as a finding (encrypted, unknown method, broken local
 /// header); those set the `ambiguous` flag because Office might read what we cannot.
 pub(crate) fn read_entry(input: &mut dyn Input, archive: &Archive, entry: &Entry, limits: &Limits, ex: &mut Extraction) -> Result<Option<Vec<u8>>, ExtractError> {
+    let Some(compressed) = entry_payload(input, archive, entry, limits, ex)? else { return Ok(None) };
+    let what = String::from_utf8_lossy(archive.name(entry));
+    let data = match entry.method {
+        0 => compressed,
+        _ => match crate::inflate::inflate(&compressed, false, limits.max_part_bytes, entry.uncompressed_size as usize) {
+            Ok(d) => d,
+            Err(crate::inflate::InflateError::TooLarge) => return Err(ExtractError::limit("max_part_bytes", limits.max_part_bytes)),
+            Err(crate::inflate::InflateError::Corrupt) => {
+                ex.ambiguous(format!("zip: entry {what} does not inflate"));
+                return Ok(None);
+            }
+        },
+    };
+    if data.len() as u64 != entry.uncompressed_size {
+        ex.ambiguous(format!("zip: entry {what} inflates to {} bytes, the central directory says {}", data.len(), entry.uncompressed_size));
+    }
+    if crc32fast::hash(&data) != entry.crc32 {
+        ex.ambiguous(format!("zip: entry {what} fails its CRC check"));
+    }
+    Ok(Some(data))
+}
+
+/// The still-compressed bytes of an entry (method 0 or 8) after its local header has been
+/// cross-checked against the central directory; `Ok(None)` with a finding when unreadable.
+pub(crate) fn entry_payload(input: &mut dyn Input, archive: &Archive, entry: &Entry, limits: &Limits, ex: &mut Extraction) -> Result<Option<Vec<u8>>, ExtractError> {
     let raw_name = archive.name(entry);
     let what = String::from_utf8_lossy(raw_name);
     if entry.flags & 1 != 0 {
@@ -289,28 +314,10 @@ pub(crate) fn read_entry(input: &mut dyn Input, archive: &Archive, entry: &Entry
     if entry.compressed_size > max_compressed {
         return Err(ExtractError::limit("max_part_bytes", limits.max_part_bytes));
     }
-    let compressed = input.read_at(data_offset, entry.compressed_size as usize, "zip")?;
-    let data = match entry.method {
-        0 => compressed.into_owned(),
-        8 => match crate::inflate::inflate(&compressed, false, limits.max_part_bytes, entry.uncompressed_size as usize) {
-            Ok(d) => d,
-            Err(crate::inflate::InflateError::TooLarge) => return Err(ExtractError::limit("max_part_bytes", limits.max_part_bytes)),
-            Err(crate::inflate::InflateError::Corrupt) => {
-                ex.ambiguous(format!("zip: entry {what} does not inflate"));
-                return Ok(None);
-            }
-        },
-        m => {
-            ex.ambiguous(format!("zip: entry {what} uses unsupported compression method {m}"));
-            return Ok(None);
-        }
-    };
-    if data.len() as u64 != entry.uncompressed_size {
-        ex.ambiguous(format!("zip: entry {what} inflates to {} bytes, the central directory says {}", data.len(), entry.uncompressed_size));
+    if !matches!(entry.method, 0 | 8) {
+        ex.ambiguous(format!("zip: entry {what} uses unsupported compression method {}", entry.method));
+        return Ok(None);
     }
-    if crc32fast::hash(&data) != entry.crc32 {
-        ex.ambiguous(format!("zip: entry {what} fails its CRC check"));
-    }
-    Ok(Some(data))
+    Ok(Some(input.read_at(data_offset, entry.compressed_size as usize, "zip")?.into_owned()))
 }
 
