@@ -19,7 +19,9 @@ pub(crate) enum InflateError {
 /// A decoder that can be asked for more output as it is needed.
 pub(crate) struct Inflater {
     compressed: Vec<u8>,
-    state: Decompress,
+    zlib: bool,
+    /// Always `Some` until dropped (then handed back to the thread's pool).
+    state: Option<Decompress>,
     out: Vec<u8>,
     ended: bool,
     failed: bool,
@@ -28,9 +30,19 @@ pub(crate) struct Inflater {
 
 impl Inflater {
     pub(crate) fn new(compressed: Vec<u8>, zlib: bool, cap: u64) -> Inflater {
+        // Take this thread's spare decoder if there is one (see `Drop`).
+        let cell = if zlib { &ZLIB } else { &RAW };
+        let state = match cell.with(|slot| slot.borrow_mut().take()) {
+            Some(mut state) => {
+                state.reset(zlib);
+                state
+            }
+            None => Decompress::new(zlib),
+        };
         Inflater {
             compressed,
-            state: Decompress::new(zlib),
+            zlib,
+            state: Some(state),
             out: Vec::new(),
             ended: false,
             failed: false,
@@ -40,8 +52,24 @@ impl Inflater {
 
     /// Decodes until at least `want` bytes are out, the stream ends, or the cap is reached.
     pub(crate) fn fill(&mut self, want: usize) -> Result<&[u8], InflateError> {
-        drive(&mut self.state, &self.compressed, &mut self.out, want, self.cap, &mut self.ended, &mut self.failed)?;
+        if let Some(state) = self.state.as_mut() {
+            drive(state, &self.compressed, &mut self.out, want, self.cap, &mut self.ended, &mut self.failed)?;
+        }
         Ok(&self.out)
+    }
+}
+
+impl Drop for Inflater {
+    fn drop(&mut self) {
+        // Hand the decoder back for the next part on this thread.
+        if let Some(state) = self.state.take() {
+            let cell = if self.zlib { &ZLIB } else { &RAW };
+            cell.with(|slot| {
+                if let Ok(mut slot) = slot.try_borrow_mut() {
+                    slot.get_or_insert(state);
+                }
+            });
+        }
     }
 }
 
