@@ -10,8 +10,6 @@ use crate::model::{LabelRecord, RecordStatus, Source};
 use crate::msip::{normalize_guid, parse_bool, PropertyCollector};
 use crate::model::Extraction;
 use quick_xml::events::{BytesStart, Event};
-use quick_xml::name::ResolveResult;
-use quick_xml::NsReader;
 use std::borrow::Cow;
 
 pub(crate) const NS_RELS: &[u8] = b"http://schemas.openxmlformats.org/package/2006/relationships";
@@ -70,12 +68,20 @@ pub(crate) fn decode_text(bytes: &[u8]) -> Result<Cow<'_, str>, XmlError> {
     }
 }
 
-/// Drives an `NsReader` over `text`, tracking depth, DTDs and text content.
+/// Drives a quick-xml `Reader` over `text`, tracking depth, DTDs, text content and namespace
+/// scopes. Scopes are kept here rather than by `NsReader` because these parts declare their
+/// namespaces once, on the root: only tags that contain `xmlns` pay for a declaration scan.
 struct Walker<'t> {
-    reader: NsReader<&'t [u8]>,
+    reader: quick_xml::Reader<&'t [u8]>,
     depth: usize,
     max_depth: usize,
     notes: XmlNotes,
+    /// In-scope declarations, innermost last: (prefix, empty for the default namespace; namespace).
+    decls: Vec<(Vec<u8>, Ns)>,
+    /// `decls.len()` when each open element started.
+    marks: Vec<usize>,
+    /// The last element was empty (`<a/>`): close its scope on the next call.
+    pending_pop: bool,
 }
 
 /// The namespaces this module cares about, resolved without allocating.
@@ -89,9 +95,7 @@ enum Ns {
     Other,
 }
 
-fn classify(ns: &ResolveResult<'_>) -> Ns {
-    let ResolveResult::Bound(ns) = ns else { return Ns::Other };
-    let ns = ns.as_ref();
+fn classify(ns: &[u8]) -> Ns {
     if ns == NS_RELS {
         Ns::Rels
     } else if ns == NS_CONTENT_TYPES {
@@ -116,29 +120,75 @@ enum Step<'t> {
 
 impl<'t> Walker<'t> {
     fn new(text: &'t str, limits: &Limits) -> Walker<'t> {
-        let mut reader = NsReader::from_str(text);
+        let mut reader = quick_xml::Reader::from_str(text);
         reader.config_mut().check_end_names = true;
-        Walker { reader, depth: 0, max_depth: limits.max_xml_depth, notes: XmlNotes::default() }
+        Walker {
+            reader,
+            depth: 0,
+            max_depth: limits.max_xml_depth,
+            notes: XmlNotes::default(),
+            decls: Vec::new(),
+            marks: Vec::new(),
+            pending_pop: false,
+        }
+    }
+
+    /// Opens an element's scope (its `xmlns` declarations) and resolves its name's namespace.
+    fn open_scope(&mut self, element: &BytesStart<'_>) -> Result<Ns, XmlError> {
+        self.marks.push(self.decls.len());
+        if memchr::memmem::find(element.as_ref(), b"xmlns").is_some() {
+            for attr in element.attributes().with_checks(true) {
+                let attr = attr.map_err(|e| XmlError::Malformed(format!("bad attribute: {e}")))?;
+                let key = attr.key;
+                let prefix: Option<Vec<u8>> = match key.prefix() {
+                    None if key.local_name().as_ref() == b"xmlns" => Some(Vec::new()),
+                    Some(p) if p.as_ref() == b"xmlns" => Some(key.local_name().as_ref().to_vec()),
+                    _ => None,
+                };
+                if let Some(prefix) = prefix {
+                    let uri = self.attr_value(attr)?;
+                    self.decls.push((prefix, classify(uri.as_bytes())));
+                }
+            }
+        }
+        let name = element.name();
+        Ok(self.lookup(name.prefix().map(|p| p.into_inner()).unwrap_or(b"")))
+    }
+
+    /// The namespace bound to `prefix` (empty: the default namespace) in the current scope.
+    fn lookup(&self, prefix: &[u8]) -> Ns {
+        self.decls.iter().rev().find(|(p, _)| p.as_slice() == prefix).map_or(Ns::Other, |(_, ns)| *ns)
+    }
+
+    fn close_scope(&mut self) {
+        if let Some(mark) = self.marks.pop() {
+            self.decls.truncate(mark);
+        }
     }
 
     fn next(&mut self) -> Result<Step<'t>, XmlError> {
+        if std::mem::take(&mut self.pending_pop) {
+            self.close_scope();
+        }
         loop {
-            let (ns, event) = self
-                .reader
-                .read_resolved_event()
-                .map_err(|e| XmlError::Malformed(format!("not well-formed XML: {e}")))?;
-            let ns = classify(&ns);
+            let event = self.reader.read_event().map_err(|e| XmlError::Malformed(format!("not well-formed XML: {e}")))?;
             match event {
                 Event::Start(element) => {
                     self.depth += 1;
                     if self.depth > self.max_depth {
                         return Err(XmlError::TooDeep(self.max_depth));
                     }
+                    let ns = self.open_scope(&element)?;
                     return Ok(Step::Start { ns, element, empty: false });
                 }
-                Event::Empty(element) => return Ok(Step::Start { ns, element, empty: true }),
+                Event::Empty(element) => {
+                    let ns = self.open_scope(&element)?;
+                    self.pending_pop = true;
+                    return Ok(Step::Start { ns, element, empty: true });
+                }
                 Event::End(_) => {
                     self.depth = self.depth.saturating_sub(1);
+                    self.close_scope();
                     return Ok(Step::End);
                 }
                 Event::Text(t) => {
@@ -493,9 +543,9 @@ pub(crate) fn parse_xmp(text: &str, limits: &Limits, collector: &mut PropertyCol
                     if attr.key.prefix().is_none() {
                         continue;
                     }
-                    let (attr_ns, local) = w.reader.resolve_attribute(attr.key);
-                    if classify(&attr_ns) == Ns::XmpLabels {
-                        let key = String::from_utf8_lossy(local.as_ref()).into_owned();
+                    let prefix = attr.key.prefix().map(|p| p.into_inner()).unwrap_or(b"");
+                    if prefix != b"xmlns" && w.lookup(prefix) == Ns::XmpLabels {
+                        let key = String::from_utf8_lossy(attr.key.local_name().into_inner()).into_owned();
                         if crate::msip::is_msip_key(&key) {
                             let value = w.attr_value(attr)?.into_owned();
                             pairs.push((key, value));
