@@ -116,10 +116,15 @@ fn trim_name_start(mut raw: &[u8]) -> &[u8] {
 /// Does ZIP item name `raw` name the part `normalized` (see `normalize_part_name`)? Allocates
 /// only for names with percent-escapes.
 fn part_name_matches(raw: &[u8], normalized: &str) -> bool {
+    part_name_matches_hinted(raw, true, normalized)
+}
+
+/// As `part_name_matches`; `may_have_percent` false skips the percent-escape path.
+fn part_name_matches_hinted(raw: &[u8], may_have_percent: bool, normalized: &str) -> bool {
     let raw = trim_name_start(raw);
     if raw.len() != normalized.len() {
         // Percent-escapes make an item name longer than the part name it encodes.
-        return raw.len() > normalized.len() && raw.contains(&b'%') && normalize_part_name(&String::from_utf8_lossy(raw)) == normalized;
+        return may_have_percent && raw.len() > normalized.len() && raw.contains(&b'%') && normalize_part_name(&String::from_utf8_lossy(raw)) == normalized;
     }
     raw.iter().zip(normalized.as_bytes()).all(|(a, b)| {
             let a = if *a == b'\\' { b'/' } else { a.to_ascii_lowercase() };
@@ -134,7 +139,7 @@ fn part_name_starts_with(raw: &[u8], prefix: &str) -> bool {
 
 /// Is this ZIP an OPC package? (It has a `[Content_Types].xml` item.)
 pub(crate) fn is_opc(archive: &Archive) -> bool {
-    archive.entries.iter().any(|e| part_name_matches(archive.name(e), "[content_types].xml"))
+    archive.entries.iter().any(|e| part_name_matches_hinted(archive.name(e), e.percent, "[content_types].xml"))
 }
 
 struct Package<'a> {
@@ -144,7 +149,7 @@ struct Package<'a> {
 impl Package<'_> {
     fn find(&self, normalized: &str) -> Vec<usize> {
         let a = self.archive;
-        a.entries.iter().enumerate().filter(|(_, e)| part_name_matches(a.name(e), normalized)).map(|(i, _)| i).collect()
+        a.entries.iter().enumerate().filter(|(_, e)| part_name_matches_hinted(a.name(e), e.percent, normalized)).map(|(i, _)| i).collect()
     }
 }
 

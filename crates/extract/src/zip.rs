@@ -24,6 +24,8 @@ pub(crate) struct Entry {
     /// Where the name sits in `Archive::directory`.
     pub name_at: usize,
     pub name_len: usize,
+    /// The name holds a `%` (it may percent-encode a part name).
+    pub percent: bool,
     pub method: u16,
     pub flags: u16,
     pub crc32: u32,
@@ -197,6 +199,7 @@ pub(crate) fn open(input: &mut dyn Input, limits: &Limits, ex: &mut Extraction) 
         entries.push(Entry {
             name_at: at + 46,
             name_len,
+            percent: memchr::memchr(b'%', &record[46..46 + name_len]).is_some(),
             method,
             flags,
             crc32,

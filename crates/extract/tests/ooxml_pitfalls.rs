@@ -249,3 +249,23 @@ fn kinds_come_from_content_types_not_names() {
     let plain = zip(&[Entry::new("readme.txt", "hello")]);
     assert_eq!(extract(&plain).unwrap().kind, FileKind::Zip);
 }
+
+#[test]
+fn namespace_scopes_follow_xml_namespaces() {
+    let guid_attr = |g: &str, attr: &str, v: &str| format!(r#"<p:property fmtid="{{D5CDD505-2E9C-101B-9397-08002B2CF9AE}}" pid="2" name="MSIP_Label_{g}_{attr}"><vt:lpwstr>{v}</vt:lpwstr></p:property>"#);
+    // A prefix bound on the root, then shadowed by an unrelated namespace on one element only:
+    // the shadowed property is not a custom property; its sibling after the scope closes is.
+    let xml = format!(
+        r#"<?xml version="1.0"?><p:Properties xmlns:p="http://schemas.openxmlformats.org/officeDocument/2006/custom-properties" xmlns:vt="http://schemas.openxmlformats.org/officeDocument/2006/docPropsVTypes"><x xmlns:p="urn:other">{}</x><y xmlns:p="urn:other"/>{}{}</p:Properties>"#,
+        guid_attr(GUID_B, "Enabled", "true"),
+        guid_attr(GUID_A, "Enabled", "true"),
+        guid_attr(GUID_A, "SiteId", SITE_MS),
+    );
+    let ex = read(&docx(Some(xml), None));
+    assert_eq!(ids(&ex), [GUID_A], "{:?}", ex.records);
+    // A default namespace declared on the property element itself counts.
+    let xml = format!(
+        r#"<Properties xmlns="urn:not-office"><property xmlns="http://schemas.openxmlformats.org/officeDocument/2006/custom-properties" name="MSIP_Label_{GUID_B}_Enabled"><v>true</v></property></Properties>"#
+    );
+    assert_eq!(ids(&read(&docx(Some(xml), None))), [GUID_B]);
+}
