@@ -136,7 +136,8 @@ impl<'t> Walker<'t> {
     /// Opens an element's scope (its `xmlns` declarations) and resolves its name's namespace.
     fn open_scope(&mut self, element: &BytesStart<'_>) -> Result<Ns, XmlError> {
         self.marks.push(self.decls.len());
-        if memchr::memmem::find(element.as_ref(), b"xmlns").is_some() {
+        static XMLNS: std::sync::LazyLock<memchr::memmem::Finder<'static>> = std::sync::LazyLock::new(|| memchr::memmem::Finder::new(b"xmlns"));
+        if XMLNS.find(element.as_ref()).is_some() {
             for attr in element.attributes().with_checks(true) {
                 let attr = attr.map_err(|e| XmlError::Malformed(format!("bad attribute: {e}")))?;
                 let key = attr.key;
