@@ -55,7 +55,9 @@ fn large(c: &mut Criterion) {
     for (name, bytes) in &files {
         assert!(extract(bytes).map(|e| e.is_labeled()).unwrap_or(false), "{name} must read as labeled");
         group.throughput(Throughput::Bytes(bytes.len() as u64));
-        group.bench_with_input(BenchmarkId::from_parameter(name), bytes, |b, bytes| b.iter(|| labelgate_extract::extract_with(black_box(bytes), &limits)));
+        group.bench_with_input(BenchmarkId::from_parameter(name), bytes, |b, bytes| {
+            b.iter(|| labelgate_extract::extract_with(black_box(bytes), &limits))
+        });
     }
     group.finish();
 }

@@ -64,7 +64,15 @@ pub fn run(args: &InspectArgs) -> Result<ExitCode> {
                     findings: ex.findings.iter().map(String::as_str).collect(),
                     error: None,
                 },
-                Err(e) => Report { path: shown, kind: None, labels: vec![], flags: vec![], records: vec![], findings: vec![], error: Some(e.clone()) },
+                Err(e) => Report {
+                    path: shown,
+                    kind: None,
+                    labels: vec![],
+                    flags: vec![],
+                    records: vec![],
+                    findings: vec![],
+                    error: Some(e.clone()),
+                },
             };
             serde_json::to_writer(&mut out, &report)?;
             writeln!(out)?;

@@ -77,7 +77,8 @@ fn human_table_names_kind_labels_and_records() {
 #[test]
 fn stdin_is_inspected_by_content() {
     use std::io::Write;
-    let mut child = bin().args(["inspect", "--json", "-"]).stdin(std::process::Stdio::piped()).stdout(std::process::Stdio::piped()).spawn().unwrap();
+    let mut child =
+        bin().args(["inspect", "--json", "-"]).stdin(std::process::Stdio::piped()).stdout(std::process::Stdio::piped()).spawn().unwrap();
     child.stdin.take().unwrap().write_all(&std::fs::read(corpus("lab_d365_headless-commerce-lab.pdf")).unwrap()).unwrap();
     let out = child.wait_with_output().unwrap();
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();

@@ -286,10 +286,7 @@ impl<'i> Cfb<'i> {
 
     /// Children of `storage` whose name equals `name` (CFB names compare case-insensitively).
     pub(crate) fn find(&self, storage: usize, name: &str) -> Vec<usize> {
-        self.children(storage)
-            .into_iter()
-            .filter(|&i| eq_name(&self.entries[i].name, name))
-            .collect()
+        self.children(storage).into_iter().filter(|&i| eq_name(&self.entries[i].name, name)).collect()
     }
 }
 

@@ -11,9 +11,7 @@ use crate::msip::{apply_labelinfo_precedence, PropertyCollector};
 use crate::{eml, oleprops, xml};
 
 /// PS_INTERNET_HEADERS {00020386-0000-0000-C000-000000000046} as stored in `__substg1.0_00020102`.
-const PS_INTERNET_HEADERS: [u8; 16] = [
-    0x86, 0x03, 0x02, 0x00, 0x00, 0x00, 0x00, 0x00, 0xC0, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x46,
-];
+const PS_INTERNET_HEADERS: [u8; 16] = [0x86, 0x03, 0x02, 0x00, 0x00, 0x00, 0x00, 0x00, 0xC0, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x46];
 
 pub(crate) fn extract(input: &mut dyn Input, limits: &Limits) -> Result<Extraction, ExtractError> {
     let mut cfb = Cfb::open(input, limits)?;

@@ -10,9 +10,27 @@ use crate::msip::{is_msip_key, PropertyCollector};
 use base64::Engine;
 
 const KNOWN_HEADERS: &[&str] = &[
-    "from", "to", "cc", "subject", "date", "message-id", "received", "mime-version", "return-path",
-    "content-type", "reply-to", "sender", "delivered-to", "x-mailer", "references", "in-reply-to",
-    "thread-topic", "thread-index", "msip_labels", "dkim-signature", "authentication-results",
+    "from",
+    "to",
+    "cc",
+    "subject",
+    "date",
+    "message-id",
+    "received",
+    "mime-version",
+    "return-path",
+    "content-type",
+    "reply-to",
+    "sender",
+    "delivered-to",
+    "x-mailer",
+    "references",
+    "in-reply-to",
+    "thread-topic",
+    "thread-index",
+    "msip_labels",
+    "dkim-signature",
+    "authentication-results",
 ];
 
 /// Does this look like the start of an RFC 5322 message? At least two well-known header fields
@@ -119,9 +137,7 @@ fn unfold(block: &[u8]) -> Vec<(String, String)> {
             out.push((name, line[colon + 1..].to_vec()));
         }
     }
-    out.into_iter()
-        .map(|(n, v)| (n, String::from_utf8_lossy(&v).trim().to_string()))
-        .collect()
+    out.into_iter().map(|(n, v)| (n, String::from_utf8_lossy(&v).trim().to_string())).collect()
 }
 
 /// Splits `key=value; key=value` (separators `;`, whitespace optional, trailing `;` allowed).

@@ -75,7 +75,15 @@ impl Drop for Inflater {
 
 /// Runs `state` over `input` (resuming where it stopped) until `out` holds `want` bytes or the
 /// stream ends.
-fn drive(state: &mut Decompress, input: &[u8], out: &mut Vec<u8>, want: usize, cap: usize, ended: &mut bool, failed: &mut bool) -> Result<(), InflateError> {
+fn drive(
+    state: &mut Decompress,
+    input: &[u8],
+    out: &mut Vec<u8>,
+    want: usize,
+    cap: usize,
+    ended: &mut bool,
+    failed: &mut bool,
+) -> Result<(), InflateError> {
     while out.len() < want && !*ended {
         if out.len() > cap {
             return Err(InflateError::TooLarge);

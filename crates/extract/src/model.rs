@@ -313,13 +313,7 @@ pub struct Extraction {
 
 impl Extraction {
     pub(crate) fn new(kind: FileKind) -> Extraction {
-        Extraction {
-            kind,
-            labels: Vec::new(),
-            flags: BTreeSet::new(),
-            records: Vec::new(),
-            findings: Vec::new(),
-        }
+        Extraction { kind, labels: Vec::new(), flags: BTreeSet::new(), records: Vec::new(), findings: Vec::new() }
     }
 
     /// True when the file carries at least one effective label.

@@ -9,10 +9,7 @@ const PREFIX: &str = "msip_label_";
 /// Strips braces and whitespace, lowercases, and validates the `8-4-4-4-12` hex form.
 pub(crate) fn normalize_guid(raw: &str) -> Option<String> {
     let trimmed = raw.trim();
-    let inner = trimmed
-        .strip_prefix('{')
-        .and_then(|s| s.strip_suffix('}'))
-        .unwrap_or(trimmed);
+    let inner = trimmed.strip_prefix('{').and_then(|s| s.strip_suffix('}')).unwrap_or(trimmed);
     let bytes = inner.as_bytes();
     if bytes.len() != 36 {
         return None;
@@ -145,7 +142,11 @@ impl PropertyCollector {
                         Some(true) => (Some(true), RecordStatus::Effective),
                         Some(false) => (Some(false), RecordStatus::Disabled),
                         None => {
-                            ex.ambiguous(format!("{source}: label {} has an Enabled value that is not a boolean: {:?}", g.id, truncate(raw)));
+                            ex.ambiguous(format!(
+                                "{source}: label {} has an Enabled value that is not a boolean: {:?}",
+                                g.id,
+                                truncate(raw)
+                            ));
                             (None, RecordStatus::Malformed)
                         }
                     },
@@ -172,11 +173,8 @@ impl PropertyCollector {
 /// (including removed tombstones), property records of that tenant are stale. Property records
 /// without a SiteId keep their status (tenant unknown: fail closed).
 pub(crate) fn apply_labelinfo_precedence(records: &mut [LabelRecord]) {
-    let tenants: Vec<String> = records
-        .iter()
-        .filter(|r| matches!(r.source, Source::LabelInfo | Source::CfbLabelInfo))
-        .filter_map(|r| r.site_id.clone())
-        .collect();
+    let tenants: Vec<String> =
+        records.iter().filter(|r| matches!(r.source, Source::LabelInfo | Source::CfbLabelInfo)).filter_map(|r| r.site_id.clone()).collect();
     for record in records.iter_mut() {
         if matches!(record.source, Source::CustomProps | Source::OleProps) {
             if let Some(site) = &record.site_id {
@@ -207,10 +205,7 @@ mod tests {
 
     #[test]
     fn guid_normalisation() {
-        assert_eq!(
-            normalize_guid("{F42AA342-8706-4288-BD11-EBB85995028C}").as_deref(),
-            Some("f42aa342-8706-4288-bd11-ebb85995028c")
-        );
+        assert_eq!(normalize_guid("{F42AA342-8706-4288-BD11-EBB85995028C}").as_deref(), Some("f42aa342-8706-4288-bd11-ebb85995028c"));
         assert_eq!(normalize_guid("f42aa342-8706-4288-bd11-ebb85995028"), None);
         assert_eq!(normalize_guid("f42aa342x8706-4288-bd11-ebb85995028c"), None);
         assert_eq!(normalize_guid("g42aa342-8706-4288-bd11-ebb85995028c"), None);

@@ -124,12 +124,15 @@ fn part_name_matches_hinted(raw: &[u8], may_have_percent: bool, normalized: &str
     let raw = trim_name_start(raw);
     if raw.len() != normalized.len() {
         // Percent-escapes make an item name longer than the part name it encodes.
-        return may_have_percent && raw.len() > normalized.len() && raw.contains(&b'%') && normalize_part_name(&String::from_utf8_lossy(raw)) == normalized;
+        return may_have_percent
+            && raw.len() > normalized.len()
+            && raw.contains(&b'%')
+            && normalize_part_name(&String::from_utf8_lossy(raw)) == normalized;
     }
     raw.iter().zip(normalized.as_bytes()).all(|(a, b)| {
-            let a = if *a == b'\\' { b'/' } else { a.to_ascii_lowercase() };
-            a == *b
-        })
+        let a = if *a == b'\\' { b'/' } else { a.to_ascii_lowercase() };
+        a == *b
+    })
 }
 
 fn part_name_starts_with(raw: &[u8], prefix: &str) -> bool {
@@ -177,7 +180,13 @@ type PartCopies = (Option<Vec<u8>>, Vec<Vec<u8>>);
 
 /// Reads the one entry for `normalized`, flagging duplicates (exact or case-folded); returns the
 /// data of the first entry in directory order and, separately, the data of any duplicates.
-fn read_part(input: &mut dyn Input, pkg: &Package<'_>, normalized: &str, limits: &Limits, ex: &mut Extraction) -> Result<PartCopies, ExtractError> {
+fn read_part(
+    input: &mut dyn Input,
+    pkg: &Package<'_>,
+    normalized: &str,
+    limits: &Limits,
+    ex: &mut Extraction,
+) -> Result<PartCopies, ExtractError> {
     let found = pkg.find(normalized);
     let Some((&first, rest)) = found.split_first() else {
         return Ok((None, Vec::new()));
@@ -219,7 +228,13 @@ fn read_label_part(
     Ok(out)
 }
 
-fn parse_label_bytes(bytes: &[u8], part: &str, is_labelinfo: bool, limits: &Limits, ex: &mut Extraction) -> Result<Vec<LabelRecord>, ExtractError> {
+fn parse_label_bytes(
+    bytes: &[u8],
+    part: &str,
+    is_labelinfo: bool,
+    limits: &Limits,
+    ex: &mut Extraction,
+) -> Result<Vec<LabelRecord>, ExtractError> {
     let text = match xml::decode_text(bytes) {
         Ok(t) => t,
         Err(e) => {
@@ -294,12 +309,16 @@ pub(crate) fn extract(input: &mut dyn Input, archive: &Archive, limits: &Limits)
         }
     }
 
-
     let mut records = Vec::new();
     let mut read_parts: Vec<String> = Vec::new();
-    let by_relationship = |is_labelinfo: bool| rels.iter().filter(move |r| {
-        !r.external && if is_labelinfo { r.rel_type == REL_LABELINFO } else { REL_CUSTOM.contains(&r.rel_type.as_str()) }
-    }).map(|r| resolve_target(&r.target)).collect::<Vec<_>>();
+    let by_relationship = |is_labelinfo: bool| {
+        rels.iter()
+            .filter(move |r| {
+                !r.external && if is_labelinfo { r.rel_type == REL_LABELINFO } else { REL_CUSTOM.contains(&r.rel_type.as_str()) }
+            })
+            .map(|r| resolve_target(&r.target))
+            .collect::<Vec<_>>()
+    };
     let custom_targets = by_relationship(false);
     let labelinfo_targets = by_relationship(true);
     if labelinfo_targets.len() > 1 {
@@ -348,7 +367,9 @@ pub(crate) fn extract(input: &mut dyn Input, archive: &Archive, limits: &Limits)
     // Interleaved (piece-wise) label parts.
     for e in &archive.entries {
         let raw = archive.name(e);
-        if (part_name_starts_with(raw, "docprops/custom.xml/") || part_name_starts_with(raw, "docmetadata/labelinfo.xml/")) && raw.ends_with(b"piece") {
+        if (part_name_starts_with(raw, "docprops/custom.xml/") || part_name_starts_with(raw, "docmetadata/labelinfo.xml/"))
+            && raw.ends_with(b"piece")
+        {
             ex.ambiguous(format!("ooxml: interleaved label part pieces ({}) are not read", String::from_utf8_lossy(raw)));
         }
     }
@@ -362,7 +383,13 @@ pub(crate) fn extract(input: &mut dyn Input, archive: &Archive, limits: &Limits)
 
 /// The kind from the `[Content_Types].xml` Override of the main part, inflating only a prefix of
 /// the part. `None` when the quick look is not conclusive (then the caller parses it whole).
-fn main_kind_from_prefix(input: &mut dyn Input, pkg: &Package<'_>, main: &str, limits: &Limits, ex: &mut Extraction) -> Result<Option<FileKind>, ExtractError> {
+fn main_kind_from_prefix(
+    input: &mut dyn Input,
+    pkg: &Package<'_>,
+    main: &str,
+    limits: &Limits,
+    ex: &mut Extraction,
+) -> Result<Option<FileKind>, ExtractError> {
     let found = pkg.find("[content_types].xml");
     let [index] = found.as_slice() else { return Ok(None) };
     let entry = &pkg.archive.entries[*index];

@@ -7,12 +7,12 @@
 //! `superseded` records rather than silently ignored or wrongly enforced.
 
 use crate::error::ExtractError;
+use crate::inflate::{InflateError, Inflater};
 use crate::input::Input;
 use crate::limits::Limits;
 use crate::model::{Extraction, FileKind, Flag, LabelRecord, RecordStatus, Source};
 use crate::msip::PropertyCollector;
 use crate::pdf_syntax::{decode_text_string, dict_get, Dict, Obj, Parser, SyntaxError};
-use crate::inflate::{InflateError, Inflater};
 use crate::xml;
 use std::collections::HashMap;
 
@@ -126,7 +126,15 @@ struct Doc<'i> {
 
 pub(crate) fn extract(input: &mut dyn Input, limits: &Limits, header_offset: u64) -> Result<Extraction, ExtractError> {
     let mut ex = Extraction::new(FileKind::Pdf);
-    let mut doc = Doc { input, limits: limits.clone(), sections: Vec::new(), objstm_cache: HashMap::new(), visited: 0, header_offset, memo: HashMap::new() };
+    let mut doc = Doc {
+        input,
+        limits: limits.clone(),
+        sections: Vec::new(),
+        objstm_cache: HashMap::new(),
+        visited: 0,
+        header_offset,
+        memo: HashMap::new(),
+    };
     if let Err(e) = doc.load_xref_chain(&mut ex) {
         match e {
             ExtractError::LimitExceeded { .. } | ExtractError::Io(_) => return Err(e),
@@ -247,7 +255,9 @@ impl Doc<'_> {
         }
         let size = dict_get(&dict, b"Size").and_then(Obj::as_int).unwrap_or(0).max(0) as u32;
         let index = match dict_get(&dict, b"Index") {
-            Some(Obj::Array(a)) => a.chunks_exact(2).filter_map(|c| Some((u32::try_from(c[0].as_int()?).ok()?, u32::try_from(c[1].as_int()?).ok()?))).collect(),
+            Some(Obj::Array(a)) => {
+                a.chunks_exact(2).filter_map(|c| Some((u32::try_from(c[0].as_int()?).ok()?, u32::try_from(c[1].as_int()?).ok()?))).collect()
+            }
             _ => vec![(0, size)],
         };
         Ok((Table::Stream { rows: Box::new(rows), widths, index }, dict))
@@ -334,14 +344,21 @@ impl Doc<'_> {
                 } else if window.len() - p.pos < 6 && !at_eof {
                     return Err(SyntaxError::Incomplete);
                 }
-                Ok((u32::try_from(num).map_err(|_| SyntaxError::Bad("object number out of range".into()))?, generation.min(65535) as u16, obj, stream))
+                Ok((
+                    u32::try_from(num).map_err(|_| SyntaxError::Bad("object number out of range".into()))?,
+                    generation.min(65535) as u16,
+                    obj,
+                    stream,
+                ))
             })();
             match result {
                 Ok(r) => return Ok(r),
                 Err(SyntaxError::Incomplete) if !at_eof && size < self.limits.max_pdf_object_bytes => {
                     size = (size * 4).min(self.limits.max_pdf_object_bytes);
                 }
-                Err(SyntaxError::Incomplete) if !at_eof => return Err(ExtractError::limit("max_pdf_object_bytes", self.limits.max_pdf_object_bytes)),
+                Err(SyntaxError::Incomplete) if !at_eof => {
+                    return Err(ExtractError::limit("max_pdf_object_bytes", self.limits.max_pdf_object_bytes))
+                }
                 Err(SyntaxError::TooDeep) => return Err(ExtractError::limit("max_pdf_depth", self.limits.max_pdf_depth as u64)),
                 Err(e) => return Err(malformed(format!("object at offset {off}: {e}"))),
             }
@@ -357,9 +374,13 @@ impl Doc<'_> {
         });
         match filters.as_slice() {
             [] => Ok(Rows { inflater: None, raw, predictor, decoded: Vec::new(), complete: false }),
-            [f] if f.as_slice() == b"FlateDecode" || f.as_slice() == b"Fl" => {
-                Ok(Rows { inflater: Some(Inflater::new(raw, true, self.limits.max_part_bytes)), raw: Vec::new(), predictor, decoded: Vec::new(), complete: false })
-            }
+            [f] if f.as_slice() == b"FlateDecode" || f.as_slice() == b"Fl" => Ok(Rows {
+                inflater: Some(Inflater::new(raw, true, self.limits.max_part_bytes)),
+                raw: Vec::new(),
+                predictor,
+                decoded: Vec::new(),
+                complete: false,
+            }),
             _ => Err(malformed("unsupported xref stream filter")),
         }
     }
@@ -598,7 +619,11 @@ impl Doc<'_> {
 
         if let Some(enc) = &encrypted {
             if newest {
-                let filter = self.deref(enc, from).ok().flatten().and_then(|e| e.as_dict().and_then(|d| dict_get(d, b"Filter").and_then(Obj::as_name).map(<[u8]>::to_vec)));
+                let filter = self
+                    .deref(enc, from)
+                    .ok()
+                    .flatten()
+                    .and_then(|e| e.as_dict().and_then(|d| dict_get(d, b"Filter").and_then(Obj::as_name).map(<[u8]>::to_vec)));
                 if filter.as_deref() == Some(b"MicrosoftIRMServices") {
                     ex.flags.insert(Flag::Protected);
                     ex.finding("pdf: protected with MicrosoftIRMServices");
@@ -641,7 +666,8 @@ impl Doc<'_> {
                     }
                     if !encrypted_keys.is_empty() && newest {
                         ex.flags.insert(Flag::Encrypted);
-                        let mut ids: Vec<String> = encrypted_keys.iter().filter_map(|k| k.get(11..47)).filter_map(crate::msip::normalize_guid).collect();
+                        let mut ids: Vec<String> =
+                            encrypted_keys.iter().filter_map(|k| k.get(11..47)).filter_map(crate::msip::normalize_guid).collect();
                         ids.dedup();
                         ex.finding(format!("pdf: encrypted; label keys present for {} but their values are encrypted", ids.join(", ")));
                     }
@@ -838,7 +864,13 @@ fn apply_predictor(data: Vec<u8>, params: &Dict) -> Result<Vec<u8>, ExtractError
                 4 => {
                     let p = left as i16 + up as i16 - up_left as i16;
                     let (pa, pb, pc) = ((p - left as i16).abs(), (p - up as i16).abs(), (p - up_left as i16).abs());
-                    let pred = if pa <= pb && pa <= pc { left } else if pb <= pc { up } else { up_left };
+                    let pred = if pa <= pb && pa <= pc {
+                        left
+                    } else if pb <= pc {
+                        up
+                    } else {
+                        up_left
+                    };
                     row[i].wrapping_add(pred)
                 }
                 _ => return Err(malformed("bad PNG predictor row")),

@@ -255,7 +255,11 @@ impl<'a> Parser<'a> {
                 break;
             }
             if b == b'#' {
-                let hex = self.buf.get(self.pos + 1..self.pos + 3).and_then(|h| std::str::from_utf8(h).ok()).and_then(|h| u8::from_str_radix(h, 16).ok());
+                let hex = self
+                    .buf
+                    .get(self.pos + 1..self.pos + 3)
+                    .and_then(|h| std::str::from_utf8(h).ok())
+                    .and_then(|h| u8::from_str_radix(h, 16).ok());
                 if let Some(v) = hex {
                     out.push(v);
                     self.pos += 3;
@@ -383,8 +387,8 @@ pub(crate) fn decode_text_string(bytes: &[u8]) -> String {
 
 fn pdfdoc_char(b: u8) -> char {
     const HIGH: [char; 32] = [
-        '•', '†', '‡', '…', '—', '–', 'ƒ', '⁄', '‹', '›', '−', '‰', '„', '“', '”', '‘', '’', '‚', '™', 'ﬁ',
-        'ﬂ', 'Ł', 'Œ', 'Š', 'Ÿ', 'Ž', 'ı', 'ł', 'œ', 'š', 'ž', '\u{FFFD}',
+        '•', '†', '‡', '…', '—', '–', 'ƒ', '⁄', '‹', '›', '−', '‰', '„', '“', '”', '‘', '’', '‚', '™', 'ﬁ', 'ﬂ', 'Ł', 'Œ', 'Š', 'Ÿ', 'Ž',
+        'ı', 'ł', 'œ', 'š', 'ž', '\u{FFFD}',
     ];
     match b {
         0x80..=0x9F => HIGH[(b - 0x80) as usize],

@@ -6,9 +6,9 @@
 //! CDATA included. A DTD is never processed: it is reported so the caller can flag ambiguity.
 
 use crate::limits::Limits;
+use crate::model::Extraction;
 use crate::model::{LabelRecord, RecordStatus, Source};
 use crate::msip::{normalize_guid, parse_bool, PropertyCollector};
-use crate::model::Extraction;
 use quick_xml::events::{BytesStart, Event};
 use std::borrow::Cow;
 
@@ -53,13 +53,12 @@ pub(crate) struct XmlNotes {
 pub(crate) fn decode_text(bytes: &[u8]) -> Result<Cow<'_, str>, XmlError> {
     let utf16 = |data: &[u8], le: bool| -> Result<Cow<'static, str>, XmlError> {
         let units = data.chunks_exact(2).map(|c| if le { u16::from_le_bytes([c[0], c[1]]) } else { u16::from_be_bytes([c[0], c[1]]) });
-        char::decode_utf16(units)
-            .collect::<Result<String, _>>()
-            .map(Cow::Owned)
-            .map_err(|_| XmlError::Malformed("invalid UTF-16".into()))
+        char::decode_utf16(units).collect::<Result<String, _>>().map(Cow::Owned).map_err(|_| XmlError::Malformed("invalid UTF-16".into()))
     };
     match bytes {
-        [0xEF, 0xBB, 0xBF, rest @ ..] => std::str::from_utf8(rest).map(Cow::Borrowed).map_err(|_| XmlError::Malformed("invalid UTF-8".into())),
+        [0xEF, 0xBB, 0xBF, rest @ ..] => {
+            std::str::from_utf8(rest).map(Cow::Borrowed).map_err(|_| XmlError::Malformed("invalid UTF-8".into()))
+        }
         [0xFF, 0xFE, rest @ ..] => utf16(rest, true),
         [0xFE, 0xFF, rest @ ..] => utf16(rest, false),
         [b'<', 0, ..] => utf16(bytes, true),
@@ -136,7 +135,8 @@ impl<'t> Walker<'t> {
     /// Opens an element's scope (its `xmlns` declarations) and resolves its name's namespace.
     fn open_scope(&mut self, element: &BytesStart<'_>) -> Result<Ns, XmlError> {
         self.marks.push(self.decls.len());
-        static XMLNS: std::sync::LazyLock<memchr::memmem::Finder<'static>> = std::sync::LazyLock::new(|| memchr::memmem::Finder::new(b"xmlns"));
+        static XMLNS: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+            std::sync::LazyLock::new(|| memchr::memmem::Finder::new(b"xmlns"));
         if XMLNS.find(element.as_ref()).is_some() {
             for attr in element.attributes().with_checks(true) {
                 let attr = attr.map_err(|e| XmlError::Malformed(format!("bad attribute: {e}")))?;
@@ -406,7 +406,8 @@ fn parse_content_types_full(text: &str, limits: &Limits) -> Result<(ContentTypes
         if let (Some(name), Some(t)) = (name, content_type) {
             // Only main-document and label content types matter; skip the rest unallocated.
             let t = t.trim();
-            let ends = |suffix: &str| t.len() >= suffix.len() && t.as_bytes()[t.len() - suffix.len()..].eq_ignore_ascii_case(suffix.as_bytes());
+            let ends =
+                |suffix: &str| t.len() >= suffix.len() && t.as_bytes()[t.len() - suffix.len()..].eq_ignore_ascii_case(suffix.as_bytes());
             let interesting = ends(".main+xml") || ends(".main") || ends("custom-properties+xml") || ends("classificationlabels+xml");
             if interesting && list.len() < limits.max_records * 64 {
                 list.push((name.into_owned(), t.to_ascii_lowercase()));
@@ -418,7 +419,12 @@ fn parse_content_types_full(text: &str, limits: &Limits) -> Result<(ContentTypes
 
 /// `docProps/custom.xml`: every `property` whose `name` is an `MSIP_Label_*` key, with the text
 /// of its value element (any `vt:*` type).
-pub(crate) fn parse_custom_properties(text: &str, limits: &Limits, collector: &mut PropertyCollector, ex: &mut Extraction) -> Result<XmlNotes, XmlError> {
+pub(crate) fn parse_custom_properties(
+    text: &str,
+    limits: &Limits,
+    collector: &mut PropertyCollector,
+    ex: &mut Extraction,
+) -> Result<XmlNotes, XmlError> {
     let mut w = Walker::new(text, limits);
     let mut current = ElementText::default();
     loop {
@@ -448,7 +454,12 @@ pub(crate) fn parse_custom_properties(text: &str, limits: &Limits, collector: &m
 }
 
 /// A LabelInfo `labelList` (OOXML part or CFB stream): one record per `label` element.
-pub(crate) fn parse_labelinfo(text: &str, source: Source, limits: &Limits, ex: &mut Extraction) -> Result<(Vec<LabelRecord>, XmlNotes), XmlError> {
+pub(crate) fn parse_labelinfo(
+    text: &str,
+    source: Source,
+    limits: &Limits,
+    ex: &mut Extraction,
+) -> Result<(Vec<LabelRecord>, XmlNotes), XmlError> {
     let mut w = Walker::new(text, limits);
     let mut records: Vec<LabelRecord> = Vec::new();
     loop {

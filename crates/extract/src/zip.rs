@@ -142,8 +142,7 @@ pub(crate) fn open(input: &mut dyn Input, limits: &Limits, ex: &mut Extraction) 
     // archive, as in self-extracting stubs) right before the end records.
     let actual_start = cd_end - cd_size;
     let mut delta: u64 = 0;
-    let declared_ok = cd_offset.checked_add(cd_size).is_some_and(|e| e <= len)
-        && input.read_upto(cd_offset, 4)?.as_ref() == CDH_SIG;
+    let declared_ok = cd_offset.checked_add(cd_size).is_some_and(|e| e <= len) && input.read_upto(cd_offset, 4)?.as_ref() == CDH_SIG;
     let cd_start = if declared_ok || total_entries == 0 {
         cd_offset
     } else if actual_start > cd_offset && input.read_upto(actual_start, 4)?.as_ref() == CDH_SIG {
@@ -213,10 +212,7 @@ pub(crate) fn open(input: &mut dyn Input, limits: &Limits, ex: &mut Extraction) 
         ex.ambiguous("zip: the central directory holds bytes that are not entries");
     }
     if total_entries != 0xFFFF && entries.len() as u64 != total_entries {
-        ex.ambiguous(format!(
-            "zip: the end record counts {total_entries} entries, the central directory holds {}",
-            entries.len()
-        ));
+        ex.ambiguous(format!("zip: the end record counts {total_entries} entries, the central directory holds {}", entries.len()));
     }
     Ok(Archive { directory: cd, entries })
 }
@@ -245,7 +241,13 @@ fn read_zip64_eocd(input: &mut dyn Input, declared: u64, locator_pos: u64) -> Re
 /// Reads and decompresses one entry, capped at `max_part_bytes`. `Ok(None)` when the entry
 /// cannot be read for a reason recorded as a finding (encrypted, unknown method, broken local
 /// header); those set the `ambiguous` flag because Office might read what we cannot.
-pub(crate) fn read_entry(input: &mut dyn Input, archive: &Archive, entry: &Entry, limits: &Limits, ex: &mut Extraction) -> Result<Option<Vec<u8>>, ExtractError> {
+pub(crate) fn read_entry(
+    input: &mut dyn Input,
+    archive: &Archive,
+    entry: &Entry,
+    limits: &Limits,
+    ex: &mut Extraction,
+) -> Result<Option<Vec<u8>>, ExtractError> {
     let Some(compressed) = entry_payload(input, archive, entry, limits, ex)? else { return Ok(None) };
     let what = String::from_utf8_lossy(archive.name(entry));
     let data = match entry.method {
@@ -270,7 +272,13 @@ pub(crate) fn read_entry(input: &mut dyn Input, archive: &Archive, entry: &Entry
 
 /// The still-compressed bytes of an entry (method 0 or 8) after its local header has been
 /// cross-checked against the central directory; `Ok(None)` with a finding when unreadable.
-pub(crate) fn entry_payload(input: &mut dyn Input, archive: &Archive, entry: &Entry, limits: &Limits, ex: &mut Extraction) -> Result<Option<Vec<u8>>, ExtractError> {
+pub(crate) fn entry_payload(
+    input: &mut dyn Input,
+    archive: &Archive,
+    entry: &Entry,
+    limits: &Limits,
+    ex: &mut Extraction,
+) -> Result<Option<Vec<u8>>, ExtractError> {
     let raw_name = archive.name(entry);
     let what = String::from_utf8_lossy(raw_name);
     if entry.flags & 1 != 0 {
@@ -298,7 +306,10 @@ pub(crate) fn entry_payload(input: &mut dyn Input, archive: &Archive, entry: &En
         ex.ambiguous(format!("zip: entry {what}: local header names {shown:?}"));
     }
     if local_method != entry.method {
-        ex.ambiguous(format!("zip: entry {what}: local header compression method {local_method} differs from the central directory's {}", entry.method));
+        ex.ambiguous(format!(
+            "zip: entry {what}: local header compression method {local_method} differs from the central directory's {}",
+            entry.method
+        ));
     }
     if (local_flags & 8) != (entry.flags & 8) || (local_flags & 1) != (entry.flags & 1) {
         ex.ambiguous(format!("zip: entry {what}: local header flags differ from the central directory"));
@@ -323,4 +334,3 @@ pub(crate) fn entry_payload(input: &mut dyn Input, archive: &Archive, entry: &En
     }
     Ok(Some(input.read_at(data_offset, entry.compressed_size as usize, "zip")?.into_owned()))
 }
-

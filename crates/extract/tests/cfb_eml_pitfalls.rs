@@ -192,7 +192,8 @@ fn truncated_compound_file_is_a_typed_error() {
 }
 
 fn eml(headers: &str) -> Vec<u8> {
-    format!("From: a@example.com\r\nTo: b@example.com\r\nSubject: hi\r\n{headers}\r\nbody MSIP_Label_{GUID_B}_Enabled=true\r\n").into_bytes()
+    format!("From: a@example.com\r\nTo: b@example.com\r\nSubject: hi\r\n{headers}\r\nbody MSIP_Label_{GUID_B}_Enabled=true\r\n")
+        .into_bytes()
 }
 
 #[test]
@@ -207,7 +208,9 @@ fn folded_header_with_a_name_split_across_lines() {
 #[test]
 fn rfc2047_encoded_value_over_several_words() {
     use base64::Engine;
-    let value = format!("MSIP_Label_{GUID_A}_Enabled=True; MSIP_Label_{GUID_A}_SiteId={SITE_OTHER}; MSIP_Label_{GUID_A}_Name=FUJITSU-RESTRICTED\u{200b}");
+    let value = format!(
+        "MSIP_Label_{GUID_A}_Enabled=True; MSIP_Label_{GUID_A}_SiteId={SITE_OTHER}; MSIP_Label_{GUID_A}_Name=FUJITSU-RESTRICTED\u{200b}"
+    );
     let (a, b) = value.split_at(40);
     let enc = |s: &str| format!("=?utf-8?B?{}?=", base64::engine::general_purpose::STANDARD.encode(s));
     let h = format!("msip_labels: {}\r\n {}\r\n", enc(a), enc(b));

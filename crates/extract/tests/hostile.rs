@@ -82,7 +82,11 @@ fn absurd_entry_count_is_a_limit() {
 
 #[test]
 fn xml_nesting_is_a_limit() {
-    let deep = format!("<Properties xmlns=\"http://schemas.openxmlformats.org/officeDocument/2006/custom-properties\">{}{}</Properties>", "<a>".repeat(1000), "</a>".repeat(1000));
+    let deep = format!(
+        "<Properties xmlns=\"http://schemas.openxmlformats.org/officeDocument/2006/custom-properties\">{}{}</Properties>",
+        "<a>".repeat(1000),
+        "</a>".repeat(1000)
+    );
     match extract(&zip(&docx(Some(deep), None))) {
         Err(ExtractError::LimitExceeded { limit, .. }) => assert_eq!(limit, "max_xml_depth"),
         other => panic!("{other:?}"),
@@ -92,7 +96,8 @@ fn xml_nesting_is_a_limit() {
 #[test]
 fn truncated_real_files_never_panic() {
     for (name, bytes) in corpus() {
-        for cut in [0, 1, 7, 100, 511, 513, bytes.len() / 3, bytes.len() / 2, bytes.len().saturating_sub(23), bytes.len().saturating_sub(1)] {
+        for cut in [0, 1, 7, 100, 511, 513, bytes.len() / 3, bytes.len() / 2, bytes.len().saturating_sub(23), bytes.len().saturating_sub(1)]
+        {
             let cut = cut.min(bytes.len());
             let _ = all_ways(&bytes[..cut]).map_err(|e| assert!(!e.is_empty(), "{name}@{cut}: empty error"));
         }

@@ -60,7 +60,9 @@ fn several_tenants_in_one_labelinfo() {
 #[test]
 fn keys_and_guids_are_case_insensitive_and_braces_are_stripped() {
     let upper = GUID_A.to_uppercase();
-    let xml = custom_xml(&[(&upper, &format!("{{{}}}", SITE_MS.to_uppercase()), "TRUE")]).replace("MSIP_Label_", "msip_LABEL_").replace("_Enabled", "_ENABLED");
+    let xml = custom_xml(&[(&upper, &format!("{{{}}}", SITE_MS.to_uppercase()), "TRUE")])
+        .replace("MSIP_Label_", "msip_LABEL_")
+        .replace("_Enabled", "_ENABLED");
     let ex = read(&docx(Some(xml), None));
     assert_eq!(ids(&ex), [GUID_A]);
     assert_eq!(ex.labels[0].site_id.as_deref(), Some(SITE_MS));
@@ -205,11 +207,20 @@ fn label_text_in_the_document_body_is_not_a_label() {
 #[test]
 fn strict_ooxml_namespaces() {
     let xml = custom_xml(&[(GUID_A, SITE_MS, "true")])
-        .replace("http://schemas.openxmlformats.org/officeDocument/2006/custom-properties", "http://purl.oclc.org/ooxml/officeDocument/customProperties")
-        .replace("http://schemas.openxmlformats.org/officeDocument/2006/docPropsVTypes", "http://purl.oclc.org/ooxml/officeDocument/docPropsVTypes");
+        .replace(
+            "http://schemas.openxmlformats.org/officeDocument/2006/custom-properties",
+            "http://purl.oclc.org/ooxml/officeDocument/customProperties",
+        )
+        .replace(
+            "http://schemas.openxmlformats.org/officeDocument/2006/docPropsVTypes",
+            "http://purl.oclc.org/ooxml/officeDocument/docPropsVTypes",
+        );
     let mut entries = docx(Some(xml), None);
     entries[1].data = rels(Some("docProps/custom.xml"), None)
-        .replace("http://schemas.openxmlformats.org/officeDocument/2006/relationships/custom-properties", "http://purl.oclc.org/ooxml/officeDocument/relationships/customProperties")
+        .replace(
+            "http://schemas.openxmlformats.org/officeDocument/2006/relationships/custom-properties",
+            "http://purl.oclc.org/ooxml/officeDocument/relationships/customProperties",
+        )
         .into_bytes();
     assert_eq!(ids(&read(&entries)), [GUID_A]);
 }
@@ -217,7 +228,8 @@ fn strict_ooxml_namespaces() {
 #[test]
 fn wrong_namespace_prefix_tricks_do_not_match() {
     // Same prefix, other namespace URI: not a custom property.
-    let xml = custom_xml(&[(GUID_A, SITE_MS, "true")]).replace("http://schemas.openxmlformats.org/officeDocument/2006/custom-properties", "urn:not-office");
+    let xml = custom_xml(&[(GUID_A, SITE_MS, "true")])
+        .replace("http://schemas.openxmlformats.org/officeDocument/2006/custom-properties", "urn:not-office");
     let ex = read(&docx(Some(xml), None));
     assert!(ex.labels.is_empty());
 }
@@ -252,7 +264,11 @@ fn kinds_come_from_content_types_not_names() {
 
 #[test]
 fn namespace_scopes_follow_xml_namespaces() {
-    let guid_attr = |g: &str, attr: &str, v: &str| format!(r#"<p:property fmtid="{{D5CDD505-2E9C-101B-9397-08002B2CF9AE}}" pid="2" name="MSIP_Label_{g}_{attr}"><vt:lpwstr>{v}</vt:lpwstr></p:property>"#);
+    let guid_attr = |g: &str, attr: &str, v: &str| {
+        format!(
+            r#"<p:property fmtid="{{D5CDD505-2E9C-101B-9397-08002B2CF9AE}}" pid="2" name="MSIP_Label_{g}_{attr}"><vt:lpwstr>{v}</vt:lpwstr></p:property>"#
+        )
+    };
     // A prefix bound on the root, then shadowed by an unrelated namespace on one element only:
     // the shadowed property is not a custom property; its sibling after the scope closes is.
     let xml = format!(

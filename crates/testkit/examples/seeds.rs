@@ -32,8 +32,21 @@ fn main() {
     p.object_stream(10, &[(4, "<< /Producer (x) >>")]);
     p.xref_stream(11, "/Root 1 0 R /Info 4 0 R");
     write("pdf", "gen-incremental-objstm", p.bytes());
-    write("cfb", "gen-protected", compound(&[("/EncryptedPackage", &[0u8; 600]), ("/\u{6}DataSpaces/TransformInfo/DRMEncryptedTransform/\u{6}Primary", b"drm"), ("/\u{6}DataSpaces/TransformInfo/LabelInfo", li.as_bytes())]));
+    write(
+        "cfb",
+        "gen-protected",
+        compound(&[
+            ("/EncryptedPackage", &[0u8; 600]),
+            ("/\u{6}DataSpaces/TransformInfo/DRMEncryptedTransform/\u{6}Primary", b"drm"),
+            ("/\u{6}DataSpaces/TransformInfo/LabelInfo", li.as_bytes()),
+        ]),
+    );
     write("eml", "gen-folded", format!("From: a@example.com\r\nTo: b@example.com\r\nmsip_labels: MSIP_Label_{GUID_A}_Enabled=true;\r\n MSIP_Label_{GUID_A}_SiteId={SITE_MS}; MSIP_Label_{GUID_A}_Name=Gen\r\n eral\r\n\r\nbody\r\n").into_bytes());
     write("eml", "gen-rfc2047", b"From: a@example.com\r\nSubject: x\r\nmsip_labels: =?utf-8?B?TVNJUF9MYWJlbF9mNDJhYTM0Mi04NzA2LTQyODgtYmQxMS1lYmI4NTk5NTAyOGNfRW5hYmxlZD10cnVl?=\r\n\r\n".to_vec());
-    write("eml", "gen-per-attribute", format!("From: a@b\r\nTo: c@d\r\nmsip_label_{GUID_B}_enabled: true\r\nmsip_label_{GUID_B}_siteid: {SITE_OTHER}\r\n\r\n").into_bytes());
+    write(
+        "eml",
+        "gen-per-attribute",
+        format!("From: a@b\r\nTo: c@d\r\nmsip_label_{GUID_B}_enabled: true\r\nmsip_label_{GUID_B}_siteid: {SITE_OTHER}\r\n\r\n")
+            .into_bytes(),
+    );
 }

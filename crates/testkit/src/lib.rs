@@ -177,7 +177,9 @@ pub const CT_DOCX: &str = r#"<?xml version="1.0" encoding="UTF-8" standalone="ye
 <Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types"><Default Extension="rels" ContentType="application/vnd.openxmlformats-package.relationships+xml"/><Default Extension="xml" ContentType="application/xml"/><Override PartName="/word/document.xml" ContentType="application/vnd.openxmlformats-officedocument.wordprocessingml.document.main+xml"/><Override PartName="/docProps/custom.xml" ContentType="application/vnd.openxmlformats-officedocument.custom-properties+xml"/><Override PartName="/docMetadata/LabelInfo.xml" ContentType="application/vnd.ms-office.classificationlabels+xml"/></Types>"#;
 
 pub fn rels(custom: Option<&str>, labelinfo: Option<&str>) -> String {
-    let mut s = String::from(r#"<?xml version="1.0" encoding="UTF-8" standalone="yes"?><Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships"><Relationship Id="rId1" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/officeDocument" Target="word/document.xml"/>"#);
+    let mut s = String::from(
+        r#"<?xml version="1.0" encoding="UTF-8" standalone="yes"?><Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships"><Relationship Id="rId1" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/officeDocument" Target="word/document.xml"/>"#,
+    );
     if let Some(c) = custom {
         s.push_str(&format!(r#"<Relationship Id="rId2" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/custom-properties" Target="{c}"/>"#));
     }
@@ -190,10 +192,19 @@ pub fn rels(custom: Option<&str>, labelinfo: Option<&str>) -> String {
 
 /// `docProps/custom.xml` with the Office key set for each (guid, site, enabled).
 pub fn custom_xml(labels: &[(&str, &str, &str)]) -> String {
-    let mut s = String::from(r#"<?xml version="1.0" encoding="UTF-8" standalone="yes"?><Properties xmlns="http://schemas.openxmlformats.org/officeDocument/2006/custom-properties" xmlns:vt="http://schemas.openxmlformats.org/officeDocument/2006/docPropsVTypes">"#);
+    let mut s = String::from(
+        r#"<?xml version="1.0" encoding="UTF-8" standalone="yes"?><Properties xmlns="http://schemas.openxmlformats.org/officeDocument/2006/custom-properties" xmlns:vt="http://schemas.openxmlformats.org/officeDocument/2006/docPropsVTypes">"#,
+    );
     let mut pid = 2;
     for (guid, site, enabled) in labels {
-        for (attr, value) in [("Enabled", *enabled), ("SetDate", "2024-06-27T06:52:38Z"), ("Method", "Standard"), ("Name", "General"), ("SiteId", *site), ("ContentBits", "0")] {
+        for (attr, value) in [
+            ("Enabled", *enabled),
+            ("SetDate", "2024-06-27T06:52:38Z"),
+            ("Method", "Standard"),
+            ("Name", "General"),
+            ("SiteId", *site),
+            ("ContentBits", "0"),
+        ] {
             s.push_str(&format!(r#"<property fmtid="{{D5CDD505-2E9C-101B-9397-08002B2CF9AE}}" pid="{pid}" name="MSIP_Label_{guid}_{attr}"><vt:lpwstr>{value}</vt:lpwstr></property>"#));
             pid += 1;
         }
@@ -204,10 +215,14 @@ pub fn custom_xml(labels: &[(&str, &str, &str)]) -> String {
 
 /// `docMetadata/LabelInfo.xml` with (guid, site, enabled, removed) elements.
 pub fn labelinfo_xml(labels: &[(&str, &str, &str, &str)]) -> String {
-    let mut s = String::from(r#"<?xml version="1.0" encoding="utf-8" standalone="yes"?><clbl:labelList xmlns:clbl="http://schemas.microsoft.com/office/2020/mipLabelMetadata">"#);
+    let mut s = String::from(
+        r#"<?xml version="1.0" encoding="utf-8" standalone="yes"?><clbl:labelList xmlns:clbl="http://schemas.microsoft.com/office/2020/mipLabelMetadata">"#,
+    );
     for (guid, site, enabled, removed) in labels {
         let method = if *removed == "1" { "" } else { "Standard" };
-        s.push_str(&format!(r#"<clbl:label id="{{{guid}}}" enabled="{enabled}" method="{method}" siteId="{{{site}}}" removed="{removed}" />"#));
+        s.push_str(&format!(
+            r#"<clbl:label id="{{{guid}}}" enabled="{enabled}" method="{method}" siteId="{{{site}}}" removed="{removed}" />"#
+        ));
     }
     s.push_str("</clbl:labelList>");
     s
@@ -219,7 +234,10 @@ pub const DOCUMENT_XML: &str = r#"<?xml version="1.0" encoding="UTF-8" standalon
 pub fn docx(custom: Option<String>, labelinfo: Option<String>) -> Vec<Entry> {
     let mut entries = vec![
         Entry::new("[Content_Types].xml", CT_DOCX),
-        Entry::new("_rels/.rels", rels(custom.as_ref().map(|_| "docProps/custom.xml"), labelinfo.as_ref().map(|_| "docMetadata/LabelInfo.xml"))),
+        Entry::new(
+            "_rels/.rels",
+            rels(custom.as_ref().map(|_| "docProps/custom.xml"), labelinfo.as_ref().map(|_| "docMetadata/LabelInfo.xml")),
+        ),
         Entry::new("word/document.xml", DOCUMENT_XML),
     ];
     if let Some(c) = custom {
@@ -355,7 +373,11 @@ impl Pdf {
         let prev = if standalone { self.last_xref.map(|p| format!(" /Prev {p}")).unwrap_or_default() } else { String::new() };
         let size = rows.iter().map(|(n, _)| n + 1).max().unwrap_or(1).max(100);
         let payload = zlib(&data);
-        let mut body = format!("<< /Type /XRef /Size {size} /W [1 4 1] /Index [{index}]{prev} {trailer} /Filter /FlateDecode /Length {} >>\nstream\n", payload.len()).into_bytes();
+        let mut body = format!(
+            "<< /Type /XRef /Size {size} /W [1 4 1] /Index [{index}]{prev} {trailer} /Filter /FlateDecode /Length {} >>\nstream\n",
+            payload.len()
+        )
+        .into_bytes();
         body.extend_from_slice(&payload);
         body.extend_from_slice(b"\nendstream");
         self.buf.extend_from_slice(format!("{n} 0 obj\n").as_bytes());
@@ -377,14 +399,18 @@ impl Pdf {
 pub fn info_dict(labels: &[(&str, &str, &str)]) -> String {
     let mut s = String::from("<< /Producer (test) ");
     for (guid, site, enabled) in labels {
-        s.push_str(&format!("/MSIP_Label_{guid}_Enabled ({enabled}) /MSIP_Label_{guid}_SiteId ({site}) /MSIP_Label_{guid}_Method (Standard) "));
+        s.push_str(&format!(
+            "/MSIP_Label_{guid}_Enabled ({enabled}) /MSIP_Label_{guid}_SiteId ({site}) /MSIP_Label_{guid}_Method (Standard) "
+        ));
     }
     s.push_str(">>");
     s
 }
 
 pub fn xmp(labels: &[(&str, &str, &str)]) -> String {
-    let mut s = String::from(r#"<?xpacket begin="" id="W5M0MpCehiHzreSzNTczkc9d"?><x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#"><rdf:Description rdf:about="" xmlns:pdfx="http://ns.adobe.com/pdfx/1.3/">"#);
+    let mut s = String::from(
+        r#"<?xpacket begin="" id="W5M0MpCehiHzreSzNTczkc9d"?><x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#"><rdf:Description rdf:about="" xmlns:pdfx="http://ns.adobe.com/pdfx/1.3/">"#,
+    );
     for (guid, site, enabled) in labels {
         s.push_str(&format!("<pdfx:MSIP_Label_{guid}_Enabled>{enabled}</pdfx:MSIP_Label_{guid}_Enabled><pdfx:MSIP_Label_{guid}_SiteId>{site}</pdfx:MSIP_Label_{guid}_SiteId>"));
     }
@@ -441,10 +467,7 @@ pub fn filler(len: usize, seed: u64) -> Vec<u8> {
 
 /// A labeled docx of about `total` bytes: the label parts plus stored media entries of 1 MiB.
 pub fn large_docx(total: usize) -> Vec<u8> {
-    let mut entries = docx(
-        Some(custom_xml(&[(GUID_A, SITE_OTHER, "true")])),
-        Some(labelinfo_xml(&[(GUID_B, SITE_MS, "1", "0")])),
-    );
+    let mut entries = docx(Some(custom_xml(&[(GUID_A, SITE_OTHER, "true")])), Some(labelinfo_xml(&[(GUID_B, SITE_MS, "1", "0")])));
     let chunk = 1 << 20;
     let mut i = 0;
     while i * chunk < total.saturating_sub(chunk / 2) {
