@@ -122,14 +122,12 @@ fn run(input: &mut dyn Input, limits: &Limits) -> Result<Extraction, ExtractErro
 /// [`Limits::max_buffered_bytes`]; for e-mail only the header block is kept; for unknown kinds
 /// nothing beyond the first [`SNIFF_BYTES`] is kept. The answer equals [`extract_with`] on the
 /// concatenated chunks.
-#[derive(Debug)]
 pub struct Inspector {
     limits: Limits,
     state: State,
     total: u64,
 }
 
-#[derive(Debug)]
 enum State {
     Sniffing(Vec<u8>),
     Buffering(Vec<u8>),
@@ -212,6 +210,21 @@ impl Inspector {
             State::Decided(result) => result,
             State::Failed(e) => Err(e),
         }
+    }
+}
+
+// Debug shows the state and sizes only: an inspector holds upload bytes, which must never reach
+// a log line.
+impl std::fmt::Debug for Inspector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (state, held) = match &self.state {
+            State::Sniffing(b) => ("sniffing", b.len()),
+            State::Buffering(b) => ("buffering", b.len()),
+            State::EmlHeaders(b) => ("eml-headers", b.len()),
+            State::Decided(_) => ("decided", 0),
+            State::Failed(_) => ("failed", 0),
+        };
+        f.debug_struct("Inspector").field("state", &state).field("bytes_held", &held).field("bytes_seen", &self.total).finish()
     }
 }
 

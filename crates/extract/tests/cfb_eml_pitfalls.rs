@@ -278,3 +278,12 @@ fn push_interface_enforces_its_buffer_limit() {
         other => panic!("{other:?}"),
     }
 }
+
+#[test]
+fn inspector_debug_never_shows_upload_bytes() {
+    let mut inspector = Inspector::new(Limits::default());
+    inspector.feed(b"%PDF-1.7 secret-token-1234 ").unwrap();
+    let shown = format!("{inspector:?}");
+    assert!(!shown.contains("secret"), "{shown}");
+    assert!(shown.contains("bytes_held"));
+}
