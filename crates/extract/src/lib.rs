@@ -161,9 +161,15 @@ impl Inspector {
                 }
             }
             State::Buffering(mut buf) => {
-                if buf.len() as u64 + chunk.len() as u64 > self.limits.max_buffered_bytes {
+                let needed = buf.len() as u64 + chunk.len() as u64;
+                if needed > self.limits.max_buffered_bytes {
                     State::Failed(ExtractError::limit("max_buffered_bytes", self.limits.max_buffered_bytes))
                 } else {
+                    // Grow geometrically, but never past the limit.
+                    if (buf.capacity() as u64) < needed {
+                        let target = (buf.capacity() as u64 * 2).max(needed).min(self.limits.max_buffered_bytes);
+                        buf.reserve_exact(target as usize - buf.len());
+                    }
                     buf.extend_from_slice(chunk);
                     State::Buffering(buf)
                 }
