@@ -287,3 +287,14 @@ fn inspector_debug_never_shows_upload_bytes() {
     assert!(!shown.contains("secret"), "{shown}");
     assert!(shown.contains("bytes_held"));
 }
+
+#[test]
+fn outlook_msg_transport_headers_when_there_is_no_named_property() {
+    let headers = format!("Received: from x\r\nmsip_labels: MSIP_Label_{GUID_B}_Enabled=true;\r\n MSIP_Label_{GUID_B}_SiteId={SITE_OTHER}\r\nSubject: hi\r\n\r\n");
+    let value: Vec<u8> = headers.encode_utf16().flat_map(u16::to_le_bytes).collect();
+    let bytes = compound(&[("/__properties_version1.0", &[0u8; 32]), ("/__substg1.0_007D001F", &value)]);
+    let ex = extract(&bytes).unwrap();
+    assert_eq!(ex.kind, FileKind::Msg);
+    assert_eq!(ids(&ex), [GUID_B]);
+    assert_eq!(ex.labels[0].site_id.as_deref(), Some(SITE_OTHER));
+}
