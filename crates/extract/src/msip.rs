@@ -56,14 +56,12 @@ struct Group {
 pub(crate) struct PropertyCollector {
     source: Source,
     groups: Vec<Group>,
-    /// (lowercased key, value) pairs already seen, to detect conflicting duplicates.
-    seen: Vec<(String, String)>,
     max_records: usize,
 }
 
 impl PropertyCollector {
     pub(crate) fn new(source: Source, max_records: usize) -> PropertyCollector {
-        PropertyCollector { source, groups: Vec::new(), seen: Vec::new(), max_records }
+        PropertyCollector { source, groups: Vec::new(), max_records }
     }
 
     /// Offers one key/value pair; keys that are not `MSIP_Label_*` are ignored.
@@ -85,22 +83,6 @@ impl PropertyCollector {
             return;
         };
         let value = value.trim();
-        let lower_key = key.to_ascii_lowercase();
-        if let Some((_, previous)) = self.seen.iter().find(|(k, _)| *k == lower_key) {
-            // Only disagreements that change the decision matter; ActionId, SetDate and the like
-            // legitimately differ between a combined header and per-attribute headers.
-            let attr = lower_key.get(PREFIX.len() + 37..).unwrap_or("");
-            let decisive = matches!(attr, "enabled" | "siteid" | "ref");
-            let differs = if attr == "enabled" { parse_bool(previous) != parse_bool(value) } else { !previous.eq_ignore_ascii_case(value) };
-            if decisive && differs {
-                ex.ambiguous(format!("{}: property {} is stated twice with different values", self.source, truncate(key)));
-            }
-            // Keep the first value for the record; the flag carries the conflict.
-            return;
-        }
-        if self.seen.len() < self.max_records.saturating_mul(16) {
-            self.seen.push((lower_key, value.to_string()));
-        }
         let index = match self.groups.iter().position(|g| g.id == id) {
             Some(i) => i,
             None => {
@@ -108,25 +90,64 @@ impl PropertyCollector {
                     ex.ambiguous(format!("{}: more than {} label groups; the rest were not read", self.source, self.max_records));
                     return;
                 }
-                self.groups.push(Group { id: id.clone(), ..Group::default() });
+                self.groups.push(Group { id, ..Group::default() });
                 self.groups.len() - 1
             }
         };
+        let source = self.source;
         let group = &mut self.groups[index];
-        let attr_lower = attr.to_ascii_lowercase();
-        match attr_lower.as_str() {
-            "enabled" => group.enabled_raw = Some(value.to_string()),
-            "siteid" | "ref" => match normalize_guid(value) {
-                Some(site) => group.site_id = Some(site),
-                None if value.is_empty() => {}
-                None => ex.ambiguous(format!("{}: label {} has a SiteId that is not a GUID", self.source, id)),
-            },
-            "method" if !value.is_empty() => group.method = Some(value.to_string()),
-            "name" if !value.is_empty() => group.name = Some(value.to_string()),
-            "contentbits" => group.content_bits = value.parse().ok(),
-            "setdate" | "datecreated" if !value.is_empty() => group.set_date = Some(value.to_string()),
-            "parent" => group.parent = normalize_guid(value),
-            _ => {}
+        let is = |name: &str| attr.eq_ignore_ascii_case(name);
+        // A repeated attribute keeps its first value. Only disagreements that change the decision
+        // (Enabled, SiteId) are ambiguous: ActionId, SetDate and the like legitimately differ
+        // between a combined header and per-attribute headers.
+        let conflict = if is("enabled") {
+            match &group.enabled_raw {
+                Some(previous) => parse_bool(previous) != parse_bool(value),
+                None => {
+                    group.enabled_raw = Some(value.to_string());
+                    false
+                }
+            }
+        } else if is("siteid") || is("ref") {
+            match (normalize_guid(value), &group.site_id) {
+                (Some(site), Some(previous)) => site != *previous,
+                (Some(site), None) => {
+                    group.site_id = Some(site);
+                    false
+                }
+                (None, _) if value.is_empty() => false,
+                (None, _) => {
+                    ex.ambiguous(format!("{source}: label {} has a SiteId that is not a GUID", group.id));
+                    false
+                }
+            }
+        } else {
+            let slot = if is("method") {
+                &mut group.method
+            } else if is("name") {
+                &mut group.name
+            } else if is("setdate") || is("datecreated") {
+                &mut group.set_date
+            } else if is("contentbits") {
+                if group.content_bits.is_none() {
+                    group.content_bits = value.parse().ok();
+                }
+                return;
+            } else if is("parent") {
+                if group.parent.is_none() {
+                    group.parent = normalize_guid(value);
+                }
+                return;
+            } else {
+                return;
+            };
+            if slot.is_none() && !value.is_empty() {
+                *slot = Some(value.to_string());
+            }
+            false
+        };
+        if conflict {
+            ex.ambiguous(format!("{source}: property {} is stated twice with different values", truncate(key)));
         }
     }
 

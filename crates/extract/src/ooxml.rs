@@ -400,7 +400,7 @@ fn main_kind_from_prefix(
     let mut inflater = crate::inflate::Inflater::new(compressed, false, limits.max_part_bytes);
     let needle_dq = format!("partname=\"/{main}\"");
     let needle_sq = format!("partname='/{main}'");
-    let mut want = 2048usize;
+    let mut want = 1024usize;
     loop {
         let Ok(prefix) = inflater.fill(want) else { return Ok(None) };
         let complete = prefix.len() < want;
