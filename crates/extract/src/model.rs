@@ -371,6 +371,14 @@ impl Extraction {
                 source: record.source,
             });
         }
+        // LabelInfo states no names; a stale custom property of the very same label often does.
+        for label in labels.iter_mut().filter(|l| l.name.is_none()) {
+            label.name = self
+                .records
+                .iter()
+                .find(|r| r.id == label.id && r.site_id == label.site_id && r.name.is_some())
+                .and_then(|r| r.name.clone());
+        }
         labels.sort_by(|a, b| a.id.cmp(&b.id).then_with(|| a.site_id.cmp(&b.site_id)));
         self.labels = labels;
     }

@@ -285,3 +285,10 @@ fn namespace_scopes_follow_xml_namespaces() {
     );
     assert_eq!(ids(&read(&docx(Some(xml), None))), [GUID_B]);
 }
+
+#[test]
+fn effective_label_borrows_the_name_its_stale_twin_states() {
+    let ex = read(&docx(Some(custom_xml(&[(GUID_A, SITE_MS, "true")])), Some(labelinfo_xml(&[(GUID_A, SITE_MS, "1", "0")]))));
+    assert_eq!(ex.labels[0].source, Source::LabelInfo);
+    assert_eq!(ex.labels[0].name.as_deref(), Some("General"));
+}
