@@ -1,1 +1,145 @@
-//! placeholder
+//! `labelgate-policy`: the DLP policy an admin writes in `[policy]` and `[[cloud_apps]]`, compiled
+//! and checked, then evaluated as a pure function of (transaction facts, file findings, label
+//! catalog) to a [`Verdict`] that says what to do and why.
+//!
+//! Rules are ordered; the first whose criteria all hold decides, else `default_action`. Files
+//! that could not be inspected are decided by `on_unscannable` for their reason, overridable per
+//! rule. A transaction's verdict is the strictest of its files' (block > audit > allow).
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod config;
+mod eval;
+
+pub use config::{CloudAppConfig, PolicyConfig, RuleConfig, TenantScope, UnscannableConfig};
+pub use eval::{FileFacts, FileLabel, ResolvedPolicy, Transaction, Verdict};
+
+use labelgate_catalog::Catalog;
+use serde::{Deserialize, Serialize};
+use std::ops::Range;
+use std::sync::Arc;
+
+/// What to do with a transaction (ordered by strictness: `Allow < Audit < Block`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Action {
+    /// Let it through.
+    Allow,
+    /// Let it through, recorded as a policy match.
+    Audit,
+    /// Stop it.
+    Block,
+}
+
+impl Action {
+    /// The stable lowercase name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Allow => "allow",
+            Action::Audit => "audit",
+            Action::Block => "block",
+        }
+    }
+}
+
+/// Where the file is going: through the proxy, or being scanned where it lies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Direction {
+    /// An upload seen by the proxy.
+    Upload,
+    /// A file scanned at rest (`labelgate scan`).
+    AtRest,
+}
+
+/// Why a file could not be inspected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UnscannableReason {
+    /// Encrypted: no label readable.
+    Encrypted,
+    /// Larger than inspection allows.
+    Oversize,
+    /// Not readable as its container.
+    Malformed,
+    /// Structure that could hide a label (the extractor's `ambiguous` flag).
+    Ambiguous,
+}
+
+impl UnscannableReason {
+    /// The stable name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UnscannableReason::Encrypted => "encrypted",
+            UnscannableReason::Oversize => "oversize",
+            UnscannableReason::Malformed => "malformed",
+            UnscannableReason::Ambiguous => "ambiguous",
+        }
+    }
+}
+
+/// How serious a configuration problem is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    /// The configuration cannot be used.
+    Error,
+    /// Worth saying; the configuration still works.
+    Warning,
+}
+
+/// A problem found in configuration, located by byte range in the source text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// Byte range of the offending key or value (empty when not known).
+    pub span: Range<usize>,
+    /// What is wrong, for a human.
+    pub message: String,
+    /// Error or warning.
+    pub severity: Severity,
+}
+
+impl Problem {
+    pub(crate) fn error(span: Range<usize>, message: impl Into<String>) -> Problem {
+        Problem { span, message: message.into(), severity: Severity::Error }
+    }
+    pub(crate) fn warning(span: Range<usize>, message: impl Into<String>) -> Problem {
+        Problem { span, message: message.into(), severity: Severity::Warning }
+    }
+}
+
+/// A compiled, validated policy (label names not yet resolved: see [`Policy::resolve`]).
+#[derive(Debug, Clone)]
+pub struct Policy {
+    pub(crate) rules: Vec<eval::Rule>,
+    pub(crate) default_action: Action,
+    pub(crate) unscannable: eval::Unscannable,
+    pub(crate) apps: eval::CloudApps,
+    pub(crate) own_tenants: Vec<String>,
+}
+
+impl Policy {
+    /// Compiles `[policy]` and `[[cloud_apps]]`. `known_kinds` are the valid file-kind names;
+    /// `own_tenants` are the tenants of configured MIP accounts. Returns every problem found;
+    /// the policy is usable only when none is an error.
+    pub fn compile(config: &PolicyConfig, apps: &[CloudAppConfig], known_kinds: &[&str], own_tenants: &[String]) -> (Policy, Vec<Problem>) {
+        config::compile(config, apps, known_kinds, own_tenants)
+    }
+
+    /// Resolves label references (names, sublabels) against a catalog snapshot. Names no label
+    /// has are warnings (Graph may not have been reached yet); a name several labels share is an
+    /// error.
+    pub fn resolve(&self, catalog: Arc<Catalog>) -> (ResolvedPolicy, Vec<Problem>) {
+        eval::resolve(self, catalog)
+    }
+
+    /// Rule names, in order.
+    pub fn rule_names(&self) -> impl Iterator<Item = &str> {
+        self.rules.iter().map(|r| r.name.as_str())
+    }
+
+    /// Cloud application name for a host, if any.
+    pub fn cloud_app_for(&self, host: &str) -> Option<&str> {
+        self.apps.resolve(host).map(|i| self.apps.apps[i].name.as_str())
+    }
+}

@@ -1,0 +1,271 @@
+//! The `[policy]` and `[[cloud_apps]]` sections as written, and their compilation into a
+//! [`Policy`] with every problem located.
+
+use crate::eval::{self, AppPattern, CloudApp, CloudApps, DestPattern, LabelRef, Rule, Unscannable};
+use crate::{Action, Direction, Policy, Problem};
+use serde::Deserialize;
+use toml::Spanned;
+
+/// Per-reason decisions for files that cannot be inspected.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UnscannableConfig {
+    /// Encrypted files (no label readable).
+    pub encrypted: Option<Action>,
+    /// Files larger than inspection allows.
+    pub oversize: Option<Action>,
+    /// Files that are not readable as their container.
+    pub malformed: Option<Action>,
+    /// Files whose structure could hide a label.
+    pub ambiguous: Option<Action>,
+}
+
+/// Which tenants a rule's labels must belong to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TenantScope {
+    /// Tenants of configured MIP accounts.
+    Own,
+    /// Any other tenant.
+    Foreign,
+    /// No constraint.
+    Any,
+}
+
+/// `[policy]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyConfig {
+    /// What happens when no rule matches (default `allow`).
+    #[serde(default)]
+    pub default_action: Option<Action>,
+    /// Decisions for files that cannot be inspected.
+    #[serde(default)]
+    pub on_unscannable: UnscannableConfig,
+    /// Ordered rules; the first match wins.
+    #[serde(default)]
+    pub rules: Vec<RuleConfig>,
+}
+
+/// One `[[policy.rules]]` entry. Every criterion is optional; those given must all hold.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(missing_docs)]
+pub struct RuleConfig {
+    pub name: Spanned<String>,
+    pub action: Action,
+    #[serde(default)]
+    pub message: Option<String>,
+    #[serde(default)]
+    pub on_unscannable: Option<UnscannableConfig>,
+    #[serde(default)]
+    pub labeled: Option<bool>,
+    #[serde(default)]
+    pub labels: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub not_labels: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub include_sublabels: bool,
+    #[serde(default)]
+    pub min_priority: Option<i64>,
+    #[serde(default)]
+    pub tenant: Option<TenantScope>,
+    #[serde(default)]
+    pub unknown_labels: Option<bool>,
+    #[serde(default)]
+    pub destinations: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub not_destinations: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub cloud_apps: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub not_cloud_apps: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub cloud_app_tags: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub not_cloud_app_tags: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub users: Vec<String>,
+    #[serde(default)]
+    pub not_users: Vec<String>,
+    #[serde(default)]
+    pub groups: Vec<String>,
+    #[serde(default)]
+    pub not_groups: Vec<String>,
+    #[serde(default)]
+    pub methods: Vec<String>,
+    #[serde(default)]
+    pub kinds: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub direction: Option<Direction>,
+}
+
+/// One `[[cloud_apps]]` entry.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CloudAppConfig {
+    /// Unique name.
+    pub name: Spanned<String>,
+    /// Host patterns: `drive.example.com` or `*.example.com`.
+    pub hosts: Vec<Spanned<String>>,
+    /// Tags (`Sanctioned`, `Unsanctioned`, or any).
+    #[serde(default)]
+    pub tags: Vec<Spanned<String>>,
+}
+
+fn span<T>(s: &Spanned<T>) -> std::ops::Range<usize> {
+    s.span()
+}
+
+pub(crate) fn compile(
+    config: &PolicyConfig,
+    apps: &[CloudAppConfig],
+    known_kinds: &[&str],
+    own_tenants: &[String],
+) -> (Policy, Vec<Problem>) {
+    let mut problems = Vec::new();
+
+    // Cloud applications: unique names, valid patterns, no pattern claimed twice.
+    let mut compiled_apps: Vec<CloudApp> = Vec::new();
+    let mut claimed: Vec<(String, String)> = Vec::new();
+    for app in apps {
+        let name = app.name.get_ref().trim().to_string();
+        if name.is_empty() {
+            problems.push(Problem::error(span(&app.name), "cloud app name is empty"));
+        }
+        if compiled_apps.iter().any(|a| a.name.eq_ignore_ascii_case(&name)) {
+            problems.push(Problem::error(span(&app.name), format!("duplicate cloud app name {name:?}")));
+        }
+        let mut patterns = Vec::new();
+        for host in &app.hosts {
+            match AppPattern::parse(host.get_ref()) {
+                Ok(p) => {
+                    let key = p.key();
+                    if let Some((_, other)) = claimed.iter().find(|(k, _)| *k == key) {
+                        problems.push(Problem::error(
+                            span(host),
+                            format!("host pattern {:?} is claimed by cloud apps {other:?} and {name:?}", host.get_ref()),
+                        ));
+                    } else {
+                        claimed.push((key, name.clone()));
+                    }
+                    patterns.push(p);
+                }
+                Err(why) => problems.push(Problem::error(span(host), why)),
+            }
+        }
+        if app.hosts.is_empty() {
+            problems.push(Problem::error(span(&app.name), format!("cloud app {name:?} has no hosts")));
+        }
+        compiled_apps.push(CloudApp { name, patterns, tags: app.tags.iter().map(|t| t.get_ref().trim().to_ascii_lowercase()).collect() });
+    }
+    let all_tags: Vec<String> = compiled_apps.iter().flat_map(|a| a.tags.iter().cloned()).collect();
+
+    let mut rules = Vec::new();
+    let mut names: Vec<String> = Vec::new();
+    for rc in &config.rules {
+        let name = rc.name.get_ref().trim().to_string();
+        if name.is_empty() {
+            problems.push(Problem::error(span(&rc.name), "rule name is empty"));
+        }
+        if names.iter().any(|n| n.eq_ignore_ascii_case(&name)) {
+            problems.push(Problem::error(span(&rc.name), format!("duplicate rule name {name:?}")));
+        }
+        names.push(name.clone());
+
+        let app_refs = |list: &[Spanned<String>], problems: &mut Vec<Problem>| -> Vec<usize> {
+            list.iter()
+                .filter_map(|a| {
+                    let found = compiled_apps.iter().position(|c| c.name.eq_ignore_ascii_case(a.get_ref().trim()));
+                    if found.is_none() {
+                        problems.push(Problem::error(
+                            span(a),
+                            format!("rule {name:?} names cloud app {:?}, which no [[cloud_apps]] entry defines", a.get_ref()),
+                        ));
+                    }
+                    found
+                })
+                .collect()
+        };
+        let cloud_apps = app_refs(&rc.cloud_apps, &mut problems);
+        let not_cloud_apps = app_refs(&rc.not_cloud_apps, &mut problems);
+        let tag_refs = |list: &[Spanned<String>], problems: &mut Vec<Problem>| -> Vec<String> {
+            list.iter()
+                .map(|t| {
+                    let tag = t.get_ref().trim().to_ascii_lowercase();
+                    if !all_tags.contains(&tag) {
+                        problems.push(Problem::error(
+                            span(t),
+                            format!("rule {name:?} names tag {:?}, which no cloud app carries", t.get_ref()),
+                        ));
+                    }
+                    tag
+                })
+                .collect()
+        };
+        let tags = tag_refs(&rc.cloud_app_tags, &mut problems);
+        let not_tags = tag_refs(&rc.not_cloud_app_tags, &mut problems);
+        let dests = |list: &[Spanned<String>], problems: &mut Vec<Problem>| -> Vec<DestPattern> {
+            list.iter()
+                .filter_map(|d| match DestPattern::parse(d.get_ref()) {
+                    Ok(p) => Some(p),
+                    Err(why) => {
+                        problems.push(Problem::error(span(d), why));
+                        None
+                    }
+                })
+                .collect()
+        };
+        let destinations = dests(&rc.destinations, &mut problems);
+        let not_destinations = dests(&rc.not_destinations, &mut problems);
+        let labels = rc.labels.iter().map(|l| LabelRef::parse(l.get_ref(), span(l))).collect();
+        let not_labels = rc.not_labels.iter().map(|l| LabelRef::parse(l.get_ref(), span(l))).collect();
+        let kinds: Vec<String> = rc
+            .kinds
+            .iter()
+            .map(|k| {
+                let kind = k.get_ref().trim().to_ascii_lowercase();
+                if !known_kinds.contains(&kind.as_str()) {
+                    problems
+                        .push(Problem::error(span(k), format!("unknown file kind {:?} (known: {})", k.get_ref(), known_kinds.join(", "))));
+                }
+                kind
+            })
+            .collect();
+        rules.push(Rule {
+            name,
+            action: rc.action,
+            message: rc.message.clone(),
+            unscannable: rc.on_unscannable.as_ref().map(eval::PartialUnscannable::from),
+            labeled: rc.labeled,
+            labels,
+            not_labels,
+            include_sublabels: rc.include_sublabels,
+            min_priority: rc.min_priority,
+            tenant: rc.tenant.unwrap_or(TenantScope::Any),
+            unknown_labels: rc.unknown_labels,
+            destinations,
+            not_destinations,
+            cloud_apps,
+            not_cloud_apps,
+            tags,
+            not_tags,
+            users: rc.users.iter().map(|u| u.trim().to_lowercase()).collect(),
+            not_users: rc.not_users.iter().map(|u| u.trim().to_lowercase()).collect(),
+            groups: rc.groups.iter().map(|g| g.trim().to_lowercase()).collect(),
+            not_groups: rc.not_groups.iter().map(|g| g.trim().to_lowercase()).collect(),
+            methods: rc.methods.iter().map(|m| m.trim().to_ascii_uppercase()).collect(),
+            kinds,
+            direction: rc.direction,
+        });
+    }
+
+    let policy = Policy {
+        rules,
+        default_action: config.default_action.unwrap_or(Action::Allow),
+        unscannable: Unscannable::from_config(&config.on_unscannable),
+        apps: CloudApps::new(compiled_apps),
+        own_tenants: own_tenants.iter().map(|t| labelgate_catalog::normalize_id(t)).collect(),
+    };
+    (policy, problems)
+}

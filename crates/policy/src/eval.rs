@@ -1,0 +1,557 @@
+//! Compiled rules, label resolution against a catalog, and evaluation to a verdict.
+
+use crate::config::{TenantScope, UnscannableConfig};
+use crate::{Action, Direction, Policy, Problem, UnscannableReason};
+use labelgate_catalog::{normalize_id, Catalog};
+use serde::Serialize;
+use std::collections::HashSet;
+use std::ops::Range;
+use std::sync::Arc;
+
+/// A label named in a rule: a GUID, or a name resolved against the catalog.
+#[derive(Debug, Clone)]
+pub(crate) enum LabelRef {
+    Id(String),
+    Name(String, Range<usize>),
+}
+
+impl LabelRef {
+    pub(crate) fn parse(raw: &str, span: Range<usize>) -> LabelRef {
+        let id = normalize_id(raw);
+        let is_guid = id.len() == 36
+            && id.bytes().enumerate().all(|(i, b)| if matches!(i, 8 | 13 | 18 | 23) { b == b'-' } else { b.is_ascii_hexdigit() });
+        if is_guid {
+            LabelRef::Id(id)
+        } else {
+            LabelRef::Name(raw.trim().to_string(), span)
+        }
+    }
+}
+
+/// A destination pattern: a host glob (`*.example.com`, `files.example.com`) or a URL prefix
+/// (`https://example.com/upload`).
+#[derive(Debug, Clone)]
+pub(crate) enum DestPattern {
+    Host(AppPattern),
+    UrlPrefix(String),
+}
+
+impl DestPattern {
+    pub(crate) fn parse(raw: &str) -> Result<DestPattern, String> {
+        let t = raw.trim();
+        if t.contains("://") {
+            if !(t.starts_with("http://") || t.starts_with("https://")) {
+                return Err(format!("destination {raw:?}: URL prefixes must start with http:// or https://"));
+            }
+            return Ok(DestPattern::UrlPrefix(t.to_ascii_lowercase()));
+        }
+        AppPattern::parse(t).map(DestPattern::Host)
+    }
+
+    fn matches(&self, host: &str, url: &str) -> bool {
+        match self {
+            DestPattern::Host(p) => p.matches(host),
+            DestPattern::UrlPrefix(prefix) => {
+                url.len() >= prefix.len() && url.as_bytes()[..prefix.len()].eq_ignore_ascii_case(prefix.as_bytes())
+            }
+        }
+    }
+}
+
+/// A host pattern: exact, or `*.` + suffix (any subdomain, not the bare domain).
+#[derive(Debug, Clone)]
+pub(crate) enum AppPattern {
+    Exact(String),
+    Suffix(String),
+}
+
+impl AppPattern {
+    pub(crate) fn parse(raw: &str) -> Result<AppPattern, String> {
+        let t = raw.trim().trim_end_matches('.').to_ascii_lowercase();
+        let valid = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b':' | b'_'));
+        if let Some(rest) = t.strip_prefix("*.") {
+            if valid(rest) && !rest.contains('*') {
+                return Ok(AppPattern::Suffix(format!(".{rest}")));
+            }
+        } else if valid(&t) {
+            return Ok(AppPattern::Exact(t));
+        }
+        Err(format!("host pattern {raw:?} is not a host name or *.domain"))
+    }
+
+    pub(crate) fn key(&self) -> String {
+        match self {
+            AppPattern::Exact(h) => h.clone(),
+            AppPattern::Suffix(s) => format!("*{s}"),
+        }
+    }
+
+    fn matches(&self, host: &str) -> bool {
+        match self {
+            AppPattern::Exact(h) => host.eq_ignore_ascii_case(h),
+            AppPattern::Suffix(s) => host.len() > s.len() && host.as_bytes()[host.len() - s.len()..].eq_ignore_ascii_case(s.as_bytes()),
+        }
+    }
+
+    /// How specific: exact beats any suffix; a longer suffix beats a shorter one.
+    fn specificity(&self) -> usize {
+        match self {
+            AppPattern::Exact(h) => 10_000 + h.len(),
+            AppPattern::Suffix(s) => s.len(),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct CloudApp {
+    pub name: String,
+    pub patterns: Vec<AppPattern>,
+    pub tags: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub(crate) struct CloudApps {
+    pub apps: Vec<CloudApp>,
+}
+
+impl CloudApps {
+    pub(crate) fn new(apps: Vec<CloudApp>) -> CloudApps {
+        CloudApps { apps }
+    }
+
+    /// The app whose most specific pattern matches `host`.
+    pub(crate) fn resolve(&self, host: &str) -> Option<usize> {
+        let mut best: Option<(usize, usize)> = None;
+        for (i, app) in self.apps.iter().enumerate() {
+            for p in &app.patterns {
+                if p.matches(host) && best.is_none_or(|(_, s)| p.specificity() > s) {
+                    best = Some((i, p.specificity()));
+                }
+            }
+        }
+        best.map(|(i, _)| i)
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct PartialUnscannable {
+    encrypted: Option<Action>,
+    oversize: Option<Action>,
+    malformed: Option<Action>,
+    ambiguous: Option<Action>,
+}
+
+impl From<&UnscannableConfig> for PartialUnscannable {
+    fn from(c: &UnscannableConfig) -> Self {
+        PartialUnscannable { encrypted: c.encrypted, oversize: c.oversize, malformed: c.malformed, ambiguous: c.ambiguous }
+    }
+}
+
+impl PartialUnscannable {
+    fn get(&self, reason: UnscannableReason) -> Option<Action> {
+        match reason {
+            UnscannableReason::Encrypted => self.encrypted,
+            UnscannableReason::Oversize => self.oversize,
+            UnscannableReason::Malformed => self.malformed,
+            UnscannableReason::Ambiguous => self.ambiguous,
+        }
+    }
+}
+
+/// Global decisions for unscannable files, with the product defaults filled in: encrypted and
+/// oversize files are allowed, malformed and ambiguous ones blocked.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Unscannable(PartialUnscannable);
+
+impl Unscannable {
+    pub(crate) fn from_config(c: &UnscannableConfig) -> Unscannable {
+        Unscannable(PartialUnscannable {
+            encrypted: Some(c.encrypted.unwrap_or(Action::Allow)),
+            oversize: Some(c.oversize.unwrap_or(Action::Allow)),
+            malformed: Some(c.malformed.unwrap_or(Action::Block)),
+            ambiguous: Some(c.ambiguous.unwrap_or(Action::Block)),
+        })
+    }
+    fn get(&self, reason: UnscannableReason) -> Action {
+        self.0.get(reason).unwrap_or(Action::Block)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct Rule {
+    pub name: String,
+    pub action: Action,
+    pub message: Option<String>,
+    pub unscannable: Option<PartialUnscannable>,
+    pub labeled: Option<bool>,
+    pub labels: Vec<LabelRef>,
+    pub not_labels: Vec<LabelRef>,
+    pub include_sublabels: bool,
+    pub min_priority: Option<i64>,
+    pub tenant: TenantScope,
+    pub unknown_labels: Option<bool>,
+    pub destinations: Vec<DestPattern>,
+    pub not_destinations: Vec<DestPattern>,
+    pub cloud_apps: Vec<usize>,
+    pub not_cloud_apps: Vec<usize>,
+    pub tags: Vec<String>,
+    pub not_tags: Vec<String>,
+    pub users: Vec<String>,
+    pub not_users: Vec<String>,
+    pub groups: Vec<String>,
+    pub not_groups: Vec<String>,
+    pub methods: Vec<String>,
+    pub kinds: Vec<String>,
+    pub direction: Option<Direction>,
+}
+
+/// A rule with its label references resolved to sets of label ids.
+#[derive(Debug, Clone)]
+struct ResolvedRule {
+    rule: Rule,
+    label_ids: Option<HashSet<String>>,
+    not_label_ids: HashSet<String>,
+}
+
+/// A policy bound to one catalog snapshot: what the hot path evaluates.
+#[derive(Debug, Clone)]
+pub struct ResolvedPolicy {
+    rules: Vec<ResolvedRule>,
+    default_action: Action,
+    unscannable: Unscannable,
+    apps: CloudApps,
+    own_tenants: Vec<String>,
+    catalog: Arc<Catalog>,
+}
+
+pub(crate) fn resolve(policy: &Policy, catalog: Arc<Catalog>) -> (ResolvedPolicy, Vec<Problem>) {
+    resolve_shared(policy, catalog)
+}
+
+fn resolve_shared(policy: &Policy, catalog: Arc<Catalog>) -> (ResolvedPolicy, Vec<Problem>) {
+    let mut problems = Vec::new();
+    let mut resolve_refs = |refs: &[LabelRef], sublabels: bool, rule: &str| -> HashSet<String> {
+        let mut ids: HashSet<String> = HashSet::new();
+        for r in refs {
+            match r {
+                LabelRef::Id(id) => {
+                    ids.insert(id.clone());
+                }
+                LabelRef::Name(name, span) => {
+                    let found = catalog.by_name(None, name);
+                    let distinct: HashSet<&str> = found.iter().map(|l| l.id.as_str()).collect();
+                    match distinct.len() {
+                        0 => problems.push(Problem::warning(
+                            span.clone(),
+                            format!("rule {rule:?}: no known label is named {name:?} (not in [[labels]] nor the last retrieved snapshot)"),
+                        )),
+                        1 => {
+                            ids.extend(distinct.into_iter().map(str::to_string));
+                        }
+                        n => problems.push(Problem::error(
+                            span.clone(),
+                            format!("rule {rule:?}: label name {name:?} matches {n} labels; use the label GUID"),
+                        )),
+                    }
+                }
+            }
+        }
+        if sublabels {
+            let roots: Vec<String> = ids.iter().cloned().collect();
+            for l in catalog.labels() {
+                if roots.iter().any(|r| catalog.is_within(l, r)) {
+                    ids.insert(l.id.clone());
+                }
+            }
+        }
+        ids
+    };
+    let rules = policy
+        .rules
+        .iter()
+        .map(|r| ResolvedRule {
+            label_ids: if r.labels.is_empty() { None } else { Some(resolve_refs(&r.labels, r.include_sublabels, &r.name)) },
+            not_label_ids: resolve_refs(&r.not_labels, r.include_sublabels, &r.name),
+            rule: r.clone(),
+        })
+        .collect();
+    let resolved = ResolvedPolicy {
+        rules,
+        default_action: policy.default_action,
+        unscannable: policy.unscannable,
+        apps: policy.apps.clone(),
+        own_tenants: policy.own_tenants.clone(),
+        catalog,
+    };
+    (resolved, problems)
+}
+
+/// A label found on a file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FileLabel {
+    /// Label GUID (lowercase).
+    pub id: String,
+    /// Tenant GUID when the file states it.
+    pub tenant: Option<String>,
+}
+
+/// What the extractor found in one file.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct FileFacts {
+    /// The file name, when known (multipart filename, path).
+    pub name: Option<String>,
+    /// The extractor's kind name (`docx`, `pdf`, …).
+    pub kind: String,
+    /// Effective labels.
+    pub labels: Vec<FileLabel>,
+    /// Why it could not be fully inspected, if so.
+    pub unscannable: Option<UnscannableReason>,
+}
+
+/// One transaction: where files are going, who sends them, and what they carry.
+#[derive(Debug, Clone)]
+pub struct Transaction<'a> {
+    /// Upload (proxy) or at rest (scan).
+    pub direction: Direction,
+    /// HTTP method (`POST`, …); empty at rest.
+    pub method: &'a str,
+    /// Destination host, as the request is really sent.
+    pub host: &'a str,
+    /// Destination URL without query (`https://host/path`).
+    pub url: &'a str,
+    /// Authenticated user, if any.
+    pub user: Option<&'a str>,
+    /// The user's groups.
+    pub groups: &'a [String],
+    /// The files.
+    pub files: &'a [FileFacts],
+}
+
+/// The decision and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Verdict {
+    /// What to do.
+    pub action: Action,
+    /// The rule that decided, when one did.
+    pub rule: Option<String>,
+    /// The rule's user-facing message.
+    pub message: Option<String>,
+    /// Label ids that made the rule match.
+    pub matched_labels: Vec<String>,
+    /// The index of the file that decided (the strictest), when there are files.
+    pub file: Option<usize>,
+    /// A sentence for admins and audit records.
+    pub reason: String,
+    /// The cloud application of the destination.
+    pub cloud_app: Option<String>,
+}
+
+impl ResolvedPolicy {
+    /// The catalog snapshot this policy is bound to.
+    pub fn catalog(&self) -> &Arc<Catalog> {
+        &self.catalog
+    }
+
+    /// Evaluates a transaction: per file, the first matching rule (or the default), combined
+    /// with the unscannable decision; the strictest file decides.
+    pub fn evaluate(&self, tx: &Transaction<'_>) -> Verdict {
+        let app = self.apps.resolve(tx.host);
+        let app_name = app.map(|i| self.apps.apps[i].name.clone());
+        let user = tx.user.map(str::to_lowercase);
+        let groups: Vec<String> = tx.groups.iter().map(|g| g.to_lowercase()).collect();
+        let ctx = Ctx { tx, app, user: user.as_deref(), groups: &groups };
+        let mut best: Option<Verdict> = None;
+        let no_file = [FileFacts::default()];
+        let files: &[FileFacts] = if tx.files.is_empty() { &no_file } else { tx.files };
+        for (i, file) in files.iter().enumerate() {
+            let mut v = self.evaluate_file(&ctx, file);
+            v.file = (!tx.files.is_empty()).then_some(i);
+            v.cloud_app = app_name.clone();
+            if best.as_ref().is_none_or(|b| v.action > b.action) {
+                best = Some(v);
+            }
+        }
+        best.unwrap_or_else(|| Verdict {
+            action: self.default_action,
+            rule: None,
+            message: None,
+            matched_labels: Vec::new(),
+            file: None,
+            reason: "no files".into(),
+            cloud_app: app_name,
+        })
+    }
+
+    fn evaluate_file(&self, ctx: &Ctx<'_>, file: &FileFacts) -> Verdict {
+        let mut verdict = Verdict {
+            action: self.default_action,
+            rule: None,
+            message: None,
+            matched_labels: Vec::new(),
+            file: None,
+            reason: format!("no rule matched; default action {}", self.default_action.as_str()),
+            cloud_app: None,
+        };
+        for r in &self.rules {
+            if !self.context_matches(&r.rule, ctx, file) {
+                continue;
+            }
+            if let Some(matched) = self.labels_match(r, file) {
+                verdict.action = r.rule.action;
+                verdict.rule = Some(r.rule.name.clone());
+                verdict.message = r.rule.message.clone();
+                verdict.reason = if matched.is_empty() {
+                    format!("rule {:?} matched", r.rule.name)
+                } else {
+                    format!("rule {:?} matched label {}", r.rule.name, self.describe(&matched))
+                };
+                verdict.matched_labels = matched;
+                break;
+            }
+        }
+        if let Some(reason) = file.unscannable {
+            // A rule that fits the context may override the global decision for this reason.
+            let (action, by) = self
+                .rules
+                .iter()
+                .filter(|r| self.context_matches(&r.rule, ctx, file))
+                .find_map(|r| r.rule.unscannable.and_then(|u| u.get(reason)).map(|a| (a, Some(r.rule.name.clone()))))
+                .unwrap_or((self.unscannable.get(reason), None));
+            if action > verdict.action {
+                verdict.action = action;
+                verdict.rule = by.clone();
+                verdict.message = None;
+                verdict.matched_labels = Vec::new();
+                verdict.reason = match by {
+                    Some(rule) => format!("file is {} and rule {rule:?} decides {}", reason.as_str(), action.as_str()),
+                    None => format!("file is {} and on_unscannable.{} is {}", reason.as_str(), reason.as_str(), action.as_str()),
+                };
+            }
+        }
+        verdict
+    }
+
+    fn describe(&self, ids: &[String]) -> String {
+        ids.iter()
+            .map(|id| match self.catalog.lookup(None, id) {
+                Some(l) => {
+                    let mut path: Vec<&str> = self.catalog.ancestors(l).map(|a| a.display_name.as_str()).collect();
+                    path.reverse();
+                    path.push(&l.display_name);
+                    format!("\"{}\" ({id})", path.join(" \\ "))
+                }
+                None => id.clone(),
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    /// Every non-label criterion: direction, method, destination, app, tags, user, groups, kind.
+    fn context_matches(&self, r: &Rule, ctx: &Ctx<'_>, file: &FileFacts) -> bool {
+        let tx = ctx.tx;
+        if r.direction.is_some_and(|d| d != tx.direction) {
+            return false;
+        }
+        if !r.methods.is_empty() && !r.methods.iter().any(|m| m.eq_ignore_ascii_case(tx.method)) {
+            return false;
+        }
+        if !r.kinds.is_empty() && !r.kinds.iter().any(|k| k.eq_ignore_ascii_case(&file.kind)) {
+            return false;
+        }
+        if !r.destinations.is_empty() && !r.destinations.iter().any(|d| d.matches(tx.host, tx.url)) {
+            return false;
+        }
+        if r.not_destinations.iter().any(|d| d.matches(tx.host, tx.url)) {
+            return false;
+        }
+        if !r.cloud_apps.is_empty() && !ctx.app.is_some_and(|a| r.cloud_apps.contains(&a)) {
+            return false;
+        }
+        if ctx.app.is_some_and(|a| r.not_cloud_apps.contains(&a)) {
+            return false;
+        }
+        let tags: &[String] = ctx.app.map_or(&[], |a| &self.apps.apps[a].tags);
+        if !r.tags.is_empty() && !r.tags.iter().any(|t| tags.contains(t)) {
+            return false;
+        }
+        if r.not_tags.iter().any(|t| tags.contains(t)) {
+            return false;
+        }
+        if !r.users.is_empty() && !ctx.user.is_some_and(|u| r.users.iter().any(|x| x == u)) {
+            return false;
+        }
+        if ctx.user.is_some_and(|u| r.not_users.iter().any(|x| x == u)) {
+            return false;
+        }
+        if !r.groups.is_empty() && !r.groups.iter().any(|g| ctx.groups.contains(g)) {
+            return false;
+        }
+        if r.not_groups.iter().any(|g| ctx.groups.contains(g)) {
+            return false;
+        }
+        true
+    }
+
+    /// `Some(matched label ids)` when the label criteria hold (empty when the rule has none).
+    fn labels_match(&self, r: &ResolvedRule, file: &FileFacts) -> Option<Vec<String>> {
+        let rule = &r.rule;
+        match rule.labeled {
+            Some(true) if file.labels.is_empty() => return None,
+            Some(false) if !file.labels.is_empty() => return None,
+            _ => {}
+        }
+        if file.labels.iter().any(|l| r.not_label_ids.contains(&l.id)) {
+            return None;
+        }
+        let per_label =
+            r.label_ids.is_some() || rule.min_priority.is_some() || rule.tenant != TenantScope::Any || rule.unknown_labels.is_some();
+        if !per_label {
+            return Some(if rule.labeled == Some(true) { file.labels.iter().map(|l| l.id.clone()).collect() } else { Vec::new() });
+        }
+        let matched: Vec<String> = file
+            .labels
+            .iter()
+            .filter(|l| {
+                let known = self.catalog.lookup(l.tenant.as_deref(), &l.id);
+                if let Some(ids) = &r.label_ids {
+                    if !ids.contains(&l.id) {
+                        return false;
+                    }
+                }
+                if let Some(min) = rule.min_priority {
+                    if !known.is_some_and(|k| k.priority >= min) {
+                        return false;
+                    }
+                }
+                match rule.tenant {
+                    TenantScope::Any => {}
+                    TenantScope::Own => {
+                        if !l.tenant.as_ref().is_some_and(|t| self.own_tenants.contains(t)) {
+                            return false;
+                        }
+                    }
+                    TenantScope::Foreign => {
+                        if !l.tenant.as_ref().is_some_and(|t| !self.own_tenants.contains(t)) {
+                            return false;
+                        }
+                    }
+                }
+                if let Some(unknown) = rule.unknown_labels {
+                    if unknown == known.is_some() {
+                        return false;
+                    }
+                }
+                true
+            })
+            .map(|l| l.id.clone())
+            .collect();
+        (!matched.is_empty()).then_some(matched)
+    }
+}
+
+struct Ctx<'a> {
+    tx: &'a Transaction<'a>,
+    app: Option<usize>,
+    user: Option<&'a str>,
+    groups: &'a [String],
+}
