@@ -519,7 +519,7 @@ impl ResolvedPolicy {
                     }
                 }
                 if let Some(min) = rule.min_priority {
-                    if !known.is_some_and(|k| k.priority >= min) {
+                    if known.is_none_or(|k| k.priority < min) {
                         return false;
                     }
                 }
@@ -531,7 +531,7 @@ impl ResolvedPolicy {
                         }
                     }
                     TenantScope::Foreign => {
-                        if !l.tenant.as_ref().is_some_and(|t| !self.own_tenants.contains(t)) {
+                        if l.tenant.as_ref().is_none_or(|t| self.own_tenants.contains(t)) {
                             return false;
                         }
                     }

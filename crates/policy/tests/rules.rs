@@ -104,7 +104,8 @@ message = "Confidential files stay in sanctioned apps."
 #[test]
 fn realistic_policy_table() {
     let p = ok(REALISTIC);
-    let cases: Vec<(&str, Vec<(&str, &str)>, Action, Option<&str>)> = vec![
+    type Case<'a> = (&'a str, Vec<(&'a str, &'a str)>, Action, Option<&'a str>);
+    let cases: Vec<Case> = vec![
         ("contoso-my.sharepoint.com", vec![(CONF_FIN, OWN)], Action::Allow, Some("sanctioned")),
         ("www.dropbox.com", vec![(CONF_FIN, OWN)], Action::Block, Some("confidential leaves")),
         ("www.dropbox.com", vec![(CONF, OWN)], Action::Block, Some("confidential leaves")),
