@@ -409,3 +409,81 @@ mod tests {
         writer.join().expect("writer finished");
     }
 }
+
+/// One `[[labels]]` entry: a label known without Graph (or before Graph is reached).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LabelConfig {
+    /// Label GUID.
+    pub id: toml::Spanned<String>,
+    /// Name.
+    pub name: toml::Spanned<String>,
+    /// Display name (defaults to `name`).
+    #[serde(default)]
+    pub display_name: Option<String>,
+    /// Parent label GUID for a sublabel.
+    #[serde(default)]
+    pub parent: Option<toml::Spanned<String>>,
+    /// Higher means more sensitive.
+    #[serde(default)]
+    pub priority: i64,
+    /// Tenant GUID.
+    #[serde(default)]
+    pub tenant: Option<toml::Spanned<String>>,
+    /// Description.
+    #[serde(default)]
+    pub description: Option<String>,
+    /// Tooltip.
+    #[serde(default)]
+    pub tooltip: Option<String>,
+    /// Colour.
+    #[serde(default)]
+    pub color: Option<String>,
+    /// Applying it encrypts content.
+    #[serde(default)]
+    pub has_protection: bool,
+}
+
+fn is_guid(s: &str) -> bool {
+    s.len() == 36 && s.bytes().enumerate().all(|(i, b)| if matches!(i, 8 | 13 | 18 | 23) { b == b'-' } else { b.is_ascii_hexdigit() })
+}
+
+/// Turns `[[labels]]` entries into labels, with (byte span, message) for each invalid one.
+pub fn labels_from_config(entries: &[LabelConfig]) -> (Vec<Label>, Vec<(std::ops::Range<usize>, String)>) {
+    let mut labels: Vec<Label> = Vec::new();
+    let mut problems = Vec::new();
+    for e in entries {
+        let id = normalize_id(e.id.get_ref());
+        if !is_guid(&id) {
+            problems.push((e.id.span(), format!("label id {:?} is not a GUID", e.id.get_ref())));
+            continue;
+        }
+        let tenant = e.tenant.as_ref().map(|t| (t.span(), normalize_id(t.get_ref())));
+        if let Some((span, t)) = &tenant {
+            if !is_guid(t) {
+                problems.push((span.clone(), format!("tenant {t:?} is not a GUID")));
+            }
+        }
+        if labels.iter().any(|l| l.id == id && l.tenant == tenant.as_ref().map(|(_, t)| t.clone())) {
+            problems.push((e.id.span(), format!("duplicate label id {id}")));
+            continue;
+        }
+        let parent = e.parent.as_ref().map(|p| (p.span(), normalize_id(p.get_ref())));
+        if let Some((span, p)) = &parent {
+            if !is_guid(p) {
+                problems.push((span.clone(), format!("parent {p:?} is not a GUID")));
+            }
+        }
+        let mut l = Label::new(&id, e.name.get_ref());
+        l.display_name = e.display_name.clone().unwrap_or_else(|| e.name.get_ref().clone());
+        l.parent = parent.map(|(_, p)| p);
+        l.priority = e.priority;
+        l.tenant = tenant.map(|(_, t)| t);
+        l.description = e.description.clone();
+        l.tooltip = e.tooltip.clone();
+        l.color = e.color.clone();
+        l.has_protection = e.has_protection;
+        labels.push(l);
+    }
+    (labels, problems)
+}

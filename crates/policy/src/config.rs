@@ -45,6 +45,9 @@ pub struct PolicyConfig {
     /// Ordered rules; the first match wins.
     #[serde(default)]
     pub rules: Vec<RuleConfig>,
+    /// Tenants that count as the organisation's own, besides those of configured MIP accounts.
+    #[serde(default)]
+    pub own_tenants: Vec<String>,
 }
 
 /// One `[[policy.rules]]` entry. Every criterion is optional; those given must all hold.
@@ -265,7 +268,7 @@ pub(crate) fn compile(
         default_action: config.default_action.unwrap_or(Action::Allow),
         unscannable: Unscannable::from_config(&config.on_unscannable),
         apps: CloudApps::new(compiled_apps),
-        own_tenants: own_tenants.iter().map(|t| labelgate_catalog::normalize_id(t)).collect(),
+        own_tenants: own_tenants.iter().chain(config.own_tenants.iter()).map(|t| labelgate_catalog::normalize_id(t)).collect(),
     };
     (policy, problems)
 }

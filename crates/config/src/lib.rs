@@ -1,0 +1,250 @@
+//! `labelgate-config`: the one TOML file admins write (`labelgate.toml`), composed of sections
+//! whose types belong to the crates they configure (`[policy]` and `[[cloud_apps]]` to
+//! labelgate-policy, `[[labels]]` to labelgate-catalog). It loads and validates the file, reports
+//! every problem as `file:line:col: severity: message`, carries the embedded default, and
+//! reloads atomically ([`Reloader`]): a file that fails validation never replaces the one in force.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod reload;
+
+pub use reload::{ReloadOutcome, ReloadStats, Reloader, WatchHandle};
+
+use labelgate_catalog::{Catalog, Label, LabelConfig};
+use labelgate_policy::{CloudAppConfig, Policy, PolicyConfig, Problem, ResolvedPolicy, Severity};
+use serde::Deserialize;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// The annotated default configuration, embedded in the binary.
+pub const DEFAULT_CONFIG: &str = include_str!("../../../config/labelgate.toml");
+
+/// Where a configuration comes from when `--config` is not given.
+pub const DEFAULT_CONFIG_PATH: &str = "config/labelgate.toml";
+
+/// The file as written.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigFile {
+    /// `[policy]`.
+    #[serde(default)]
+    pub policy: PolicyConfig,
+    /// `[[labels]]`.
+    #[serde(default)]
+    pub labels: Vec<LabelConfig>,
+    /// `[[cloud_apps]]`.
+    #[serde(default)]
+    pub cloud_apps: Vec<CloudAppConfig>,
+}
+
+/// A located problem.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Diagnostic {
+    /// The file (as given, or `<embedded default>`).
+    pub file: String,
+    /// 1-based line.
+    pub line: usize,
+    /// 1-based column (characters).
+    pub column: usize,
+    /// Error or warning.
+    pub severity: Severity,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl fmt::Display for Diagnostic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let sev = match self.severity {
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+        };
+        write!(f, "{}:{}:{}: {sev}: {}", self.file, self.line, self.column, self.message)
+    }
+}
+
+/// 1-based line and column of a byte offset.
+pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let offset = offset.min(text.len());
+    let mut start = offset;
+    while !text.is_char_boundary(start) {
+        start -= 1;
+    }
+    let before = &text[..start];
+    let line = before.bytes().filter(|&b| b == b'\n').count() + 1;
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    (line, before[line_start..].chars().count() + 1)
+}
+
+/// A validated configuration, ready to use.
+#[derive(Debug)]
+pub struct LoadedConfig {
+    /// Where it was read (`None` for the embedded default).
+    pub path: Option<PathBuf>,
+    /// The directory relative paths in the file are resolved against.
+    pub base_dir: PathBuf,
+    /// The file as written.
+    pub file: ConfigFile,
+    /// The compiled policy (label names not yet resolved).
+    pub policy: Policy,
+    /// `[[labels]]` as labels.
+    pub static_labels: Vec<Label>,
+    /// Warnings found while validating (errors make loading fail).
+    pub warnings: Vec<Diagnostic>,
+}
+
+impl LoadedConfig {
+    /// The catalog of static labels alone.
+    pub fn static_catalog(&self) -> Arc<Catalog> {
+        Arc::new(Catalog::from_static(self.static_labels.clone()))
+    }
+
+    /// Binds the policy to a catalog snapshot, with name-resolution problems as diagnostics.
+    pub fn resolve(&self, catalog: Arc<Catalog>) -> (ResolvedPolicy, Vec<Diagnostic>) {
+        let (resolved, problems) = self.policy.resolve(catalog);
+        (resolved, problems.into_iter().map(|p| self.locate(&p)).collect())
+    }
+
+    fn display_name(&self) -> String {
+        self.path.as_ref().map_or_else(|| "<embedded default>".to_string(), |p| p.display().to_string())
+    }
+
+    fn text(&self) -> String {
+        match &self.path {
+            Some(p) => std::fs::read_to_string(p).unwrap_or_default(),
+            None => DEFAULT_CONFIG.to_string(),
+        }
+    }
+
+    fn locate(&self, p: &Problem) -> Diagnostic {
+        let (line, column) = line_col(&self.text(), p.span.start);
+        Diagnostic { file: self.display_name(), line, column, severity: p.severity, message: p.message.clone() }
+    }
+}
+
+/// Why a configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// The file could not be read.
+    #[error("{path}: cannot read: {source}")]
+    Read {
+        /// The file.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file has problems; every one is listed.
+    #[error("{} problem(s) in the configuration", .0.len())]
+    Invalid(Vec<Diagnostic>),
+}
+
+/// The configuration `--config` names, else `./config/labelgate.toml` if present, else the
+/// embedded default.
+pub fn load(config: Option<&Path>) -> Result<LoadedConfig, LoadError> {
+    match config {
+        Some(p) => load_path(p),
+        None if Path::new(DEFAULT_CONFIG_PATH).is_file() => load_path(Path::new(DEFAULT_CONFIG_PATH)),
+        None => load_str(None, DEFAULT_CONFIG),
+    }
+}
+
+/// Loads and validates a file.
+pub fn load_path(path: &Path) -> Result<LoadedConfig, LoadError> {
+    let text = std::fs::read_to_string(path).map_err(|source| LoadError::Read { path: path.display().to_string(), source })?;
+    load_str(Some(path), &text)
+}
+
+/// Loads and validates text (`path` names it in diagnostics and anchors relative paths).
+pub fn load_str(path: Option<&Path>, text: &str) -> Result<LoadedConfig, LoadError> {
+    let name = path.map_or_else(|| "<embedded default>".to_string(), |p| p.display().to_string());
+    let at = |span: &std::ops::Range<usize>, severity: Severity, message: String| {
+        let (line, column) = line_col(text, span.start);
+        Diagnostic { file: name.clone(), line, column, severity, message }
+    };
+    let file: ConfigFile = toml::from_str(text).map_err(|e| {
+        let span = e.span().unwrap_or(0..0);
+        LoadError::Invalid(vec![at(&span, Severity::Error, e.message().trim().to_string())])
+    })?;
+    let mut diagnostics = Vec::new();
+    let (static_labels, label_problems) = labelgate_catalog::labels_from_config(&file.labels);
+    diagnostics.extend(label_problems.into_iter().map(|(span, m)| at(&span, Severity::Error, m)));
+    let kinds: Vec<&str> = labelgate_extract::FileKind::ALL.iter().map(|k| k.as_str()).collect();
+    let (policy, problems) = Policy::compile(&file.policy, &file.cloud_apps, &kinds, &[]);
+    diagnostics.extend(problems.iter().map(|p| at(&p.span, p.severity, p.message.clone())));
+    // Label names are resolved against [[labels]] here; names only Graph knows are warnings.
+    let (_, resolve_problems) = policy.resolve(Arc::new(Catalog::from_static(static_labels.clone())));
+    diagnostics.extend(resolve_problems.iter().map(|p| at(&p.span, p.severity, p.message.clone())));
+    diagnostics.sort_by_key(|d| (d.line, d.column));
+    if diagnostics.iter().any(|d| d.severity == Severity::Error) {
+        return Err(LoadError::Invalid(diagnostics));
+    }
+    let base_dir = path.and_then(Path::parent).map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."));
+    Ok(LoadedConfig { path: path.map(Path::to_path_buf), base_dir, file, policy, static_labels, warnings: diagnostics })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn errors(text: &str) -> Vec<String> {
+        match load_str(Some(Path::new("t.toml")), text) {
+            Ok(c) => c.warnings.iter().map(ToString::to_string).collect(),
+            Err(LoadError::Invalid(d)) => d.iter().map(ToString::to_string).collect(),
+            Err(e) => vec![e.to_string()],
+        }
+    }
+
+    #[test]
+    fn the_embedded_default_is_valid() {
+        let c = load_str(None, DEFAULT_CONFIG).expect("default config loads");
+        assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+        assert_eq!(c.policy.rule_names().count(), 1);
+    }
+
+    #[test]
+    fn line_and_column() {
+        assert_eq!(line_col("a\nbc\ndéf", 8), (3, 3));
+        assert_eq!(line_col("a\nbc\ndéf", 7), (3, 2), "inside a character: its start");
+        assert_eq!(line_col("abc", 0), (1, 1));
+    }
+
+    #[test]
+    fn syntax_error_is_located() {
+        assert_eq!(errors("[policy]\ndefault_action = \n"), ["t.toml:2:18: error: string values must be quoted, expected literal string"]);
+    }
+
+    #[test]
+    fn unknown_key_is_located() {
+        let e = errors("[policy]\ndefault_action = \"allow\"\ndefualt = 1\n");
+        assert_eq!(e.len(), 1);
+        assert!(e[0].starts_with("t.toml:3:1: error: unknown field `defualt`"), "{e:?}");
+    }
+
+    #[test]
+    fn wrong_type_is_located() {
+        let e = errors("[[policy.rules]]\nname = \"x\"\naction = \"maybe\"\n");
+        assert!(e[0].starts_with("t.toml:3:10: error: unknown variant `maybe`"), "{e:?}");
+    }
+
+    #[test]
+    fn semantic_errors_are_located() {
+        let e = errors(
+            "[[policy.rules]]\nname = \"x\"\naction = \"block\"\ncloud_apps = [\"Nope\"]\n[[labels]]\nid = \"not-a-guid\"\nname = \"A\"\n",
+        );
+        assert_eq!(e.len(), 2, "{e:?}");
+        assert!(e[0].starts_with("t.toml:4:15: error: rule \"x\" names cloud app \"Nope\""), "{e:?}");
+        assert!(e[1].starts_with("t.toml:6:6: error: label id \"not-a-guid\" is not a GUID"), "{e:?}");
+    }
+
+    #[test]
+    fn unknown_label_name_is_a_warning() {
+        let c = load_str(Some(Path::new("t.toml")), "[[policy.rules]]\nname = \"x\"\naction = \"block\"\nlabels = [\"Secret\"]\n")
+            .expect("warnings do not fail");
+        assert_eq!(c.warnings.len(), 1);
+        assert!(
+            c.warnings[0].to_string().starts_with("t.toml:4:11: warning: rule \"x\": no known label is named \"Secret\""),
+            "{}",
+            c.warnings[0]
+        );
+    }
+}
