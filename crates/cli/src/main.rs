@@ -3,14 +3,21 @@
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
+mod check;
+mod facts;
 mod inspect;
+mod policy_test;
 
 /// labelgate: inline DLP enforcement for Microsoft Information Protection sensitivity labels.
 #[derive(Parser, Debug)]
 #[command(name = "labelgate", version, about, long_about = None, propagate_version = true)]
 struct Cli {
+    /// Configuration file (default: ./config/labelgate.toml if present, else the embedded default).
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -19,12 +26,26 @@ struct Cli {
 enum Command {
     /// Report the kind, effective sensitivity labels and raw label records of files.
     Inspect(inspect::InspectArgs),
+    /// Validate a configuration file: every problem as file:line:col.
+    Check(check::CheckArgs),
+    /// Policy tools.
+    #[command(subcommand)]
+    Policy(PolicyCommand),
+}
+
+#[derive(Subcommand, Debug)]
+enum PolicyCommand {
+    /// Run the real extractor and policy on a file sent to a URL, and say what would happen and why.
+    Test(policy_test::PolicyTestArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let config = cli.config.as_deref();
     let outcome: Result<ExitCode> = match cli.command {
         Command::Inspect(args) => inspect::run(&args),
+        Command::Check(args) => check::run(config, &args),
+        Command::Policy(PolicyCommand::Test(args)) => policy_test::run(config, &args),
     };
     match outcome {
         Ok(code) => code,
