@@ -109,12 +109,59 @@ pub fn priority_from_v1(priority: i32) -> i64 {
     -i64::from(priority)
 }
 
+/// Parses a GUID (`8-4-4-4-12` hex, optional braces, any case) into its 128-bit value.
+pub fn parse_guid(s: &str) -> Option<u128> {
+    let t = s.trim();
+    let t = t.strip_prefix('{').and_then(|x| x.strip_suffix('}')).unwrap_or(t);
+    let b = t.as_bytes();
+    if b.len() != 36 {
+        return None;
+    }
+    let mut v: u128 = 0;
+    for (i, &c) in b.iter().enumerate() {
+        if matches!(i, 8 | 13 | 18 | 23) {
+            if c != b'-' {
+                return None;
+            }
+            continue;
+        }
+        let d = (c as char).to_digit(16)?;
+        v = (v << 4) | u128::from(d);
+    }
+    Some(v)
+}
+
+/// Hashes GUID keys by folding their bits: they are already uniformly random, and the maps hold
+/// only trusted keys (config and Graph), so a keyed hash buys nothing on the hot path.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct GuidHasher(u64);
+
+impl std::hash::Hasher for GuidHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut a = [0u8; 8];
+            a[..chunk.len()].copy_from_slice(chunk);
+            self.0 = (self.0.rotate_left(23) ^ u64::from_le_bytes(a)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+    fn write_u128(&mut self, v: u128) {
+        self.0 = (self.0.rotate_left(23) ^ (v as u64) ^ ((v >> 64) as u64)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
+
+/// Map keyed by GUIDs with [`GuidHasher`].
+pub type GuidMap<K, V> = HashMap<K, V, std::hash::BuildHasherDefault<GuidHasher>>;
+
 /// An immutable set of labels with the indexes the hot path needs.
 #[derive(Debug, Default)]
 pub struct Catalog {
     labels: Vec<Arc<Label>>,
-    by_tenant_id: HashMap<String, HashMap<String, usize>>,
-    by_id: HashMap<String, Vec<usize>>,
+    by_tenant_id: GuidMap<(u128, u128), usize>,
+    by_id: GuidMap<u128, usize>,
+    by_id_all: HashMap<String, Vec<usize>>,
     by_name: HashMap<(Option<String>, String), Vec<usize>>,
     tenants: Vec<String>,
 }
@@ -151,13 +198,19 @@ impl Catalog {
         }
         let mut catalog = Catalog { labels: labels.into_iter().map(Arc::new).collect(), ..Catalog::default() };
         for (i, l) in catalog.labels.iter().enumerate() {
+            let id = parse_guid(&l.id);
             if let Some(t) = &l.tenant {
-                catalog.by_tenant_id.entry(t.clone()).or_default().entry(l.id.clone()).or_insert(i);
+                if let (Some(t), Some(id)) = (parse_guid(t), id) {
+                    catalog.by_tenant_id.entry((t, id)).or_insert(i);
+                }
                 if !catalog.tenants.contains(t) {
                     catalog.tenants.push(t.clone());
                 }
             }
-            catalog.by_id.entry(l.id.clone()).or_default().push(i);
+            if let Some(id) = id {
+                catalog.by_id.entry(id).or_insert(i);
+            }
+            catalog.by_id_all.entry(l.id.clone()).or_default().push(i);
         }
         // Names: the label's own display name and name, and its full path through its parents.
         for i in 0..catalog.labels.len() {
@@ -184,11 +237,20 @@ impl Catalog {
     /// The label with this id in this tenant, falling back to the id alone (the first label
     /// with that id) when the tenant is unknown or has no such label.
     pub fn lookup(&self, tenant: Option<&str>, id: &str) -> Option<&Label> {
-        // Ids arrive normalised from the extractor; nested maps keep this allocation-free.
-        if let Some(&i) = tenant.and_then(|t| self.by_tenant_id.get(t)).and_then(|m| m.get(id)) {
+        self.lookup_guid(tenant.and_then(parse_guid), parse_guid(id)?)
+    }
+
+    /// As [`lookup`](Self::lookup), with GUIDs already parsed ([`parse_guid`]).
+    pub fn lookup_guid(&self, tenant: Option<u128>, id: u128) -> Option<&Label> {
+        if let Some(&i) = tenant.and_then(|t| self.by_tenant_id.get(&(t, id))) {
             return Some(&self.labels[i]);
         }
-        self.by_id.get(id).and_then(|v| v.first()).map(|&i| &*self.labels[i])
+        self.by_id.get(&id).map(|&i| &*self.labels[i])
+    }
+
+    /// Every label with this id (one per tenant that defines it).
+    pub fn all_with_id(&self, id: &str) -> Vec<&Label> {
+        self.by_id_all.get(&normalize_id(id)).map(|v| v.iter().map(|&i| &*self.labels[i]).collect()).unwrap_or_default()
     }
 
     /// Labels whose display name, name or `Parent \ Child` path equals `name` (case-insensitive),
@@ -379,6 +441,14 @@ mod tests {
         assert_eq!(snap.by_name(Some("contoso"), "graph name").len(), 1);
         cache.remove_account("contoso");
         assert_eq!(cache.load().lookup(None, "aaaaaaaa-0000-0000-0000-000000000000").map(|l| l.name.as_str()), Some("Static name"));
+    }
+
+    #[test]
+    fn guids_parse() {
+        assert_eq!(parse_guid("{F42AA342-8706-4288-BD11-EBB85995028C}"), parse_guid("f42aa342-8706-4288-bd11-ebb85995028c"));
+        assert_eq!(parse_guid("00000000-0000-0000-0000-00000000000a"), Some(10));
+        assert_eq!(parse_guid("f42aa342-8706-4288-bd11-ebb85995028"), None);
+        assert_eq!(parse_guid("f42aa342x8706-4288-bd11-ebb85995028c"), None);
     }
 
     #[test]

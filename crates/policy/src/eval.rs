@@ -2,7 +2,10 @@
 
 use crate::config::{TenantScope, UnscannableConfig};
 use crate::{Action, Direction, Policy, Problem, UnscannableReason};
-use labelgate_catalog::{normalize_id, Catalog};
+use labelgate_catalog::{normalize_id, parse_guid, Catalog, GuidHasher};
+use std::hash::BuildHasherDefault;
+
+type GuidSet = HashSet<u128, BuildHasherDefault<GuidHasher>>;
 use serde::Serialize;
 use std::collections::HashSet;
 use std::ops::Range;
@@ -209,8 +212,8 @@ pub(crate) struct Rule {
 #[derive(Debug, Clone)]
 struct ResolvedRule {
     rule: Rule,
-    label_ids: Option<HashSet<String>>,
-    not_label_ids: HashSet<String>,
+    label_ids: Option<GuidSet>,
+    not_label_ids: GuidSet,
 }
 
 /// A policy bound to one catalog snapshot: what the hot path evaluates.
@@ -220,7 +223,7 @@ pub struct ResolvedPolicy {
     default_action: Action,
     unscannable: Unscannable,
     apps: CloudApps,
-    own_tenants: Vec<String>,
+    own_tenants: Vec<u128>,
     catalog: Arc<Catalog>,
 }
 
@@ -230,7 +233,7 @@ pub(crate) fn resolve(policy: &Policy, catalog: Arc<Catalog>) -> (ResolvedPolicy
 
 fn resolve_shared(policy: &Policy, catalog: Arc<Catalog>) -> (ResolvedPolicy, Vec<Problem>) {
     let mut problems = Vec::new();
-    let mut resolve_refs = |refs: &[LabelRef], sublabels: bool, rule: &str| -> HashSet<String> {
+    let mut resolve_refs = |refs: &[LabelRef], sublabels: bool, rule: &str| -> GuidSet {
         let mut ids: HashSet<String> = HashSet::new();
         for r in refs {
             match r {
@@ -264,7 +267,7 @@ fn resolve_shared(policy: &Policy, catalog: Arc<Catalog>) -> (ResolvedPolicy, Ve
                 }
             }
         }
-        ids
+        ids.iter().filter_map(|id| parse_guid(id)).collect()
     };
     let rules = policy
         .rules
@@ -280,7 +283,7 @@ fn resolve_shared(policy: &Policy, catalog: Arc<Catalog>) -> (ResolvedPolicy, Ve
         default_action: policy.default_action,
         unscannable: policy.unscannable,
         apps: policy.apps.clone(),
-        own_tenants: policy.own_tenants.clone(),
+        own_tenants: policy.own_tenants.iter().filter_map(|t| parse_guid(t)).collect(),
         catalog,
     };
     (resolved, problems)
@@ -357,9 +360,7 @@ impl ResolvedPolicy {
     pub fn evaluate(&self, tx: &Transaction<'_>) -> Verdict {
         let app = self.apps.resolve(tx.host);
         let app_name = app.map(|i| self.apps.apps[i].name.clone());
-        let user = tx.user.map(str::to_lowercase);
-        let groups: Vec<String> = tx.groups.iter().map(|g| g.to_lowercase()).collect();
-        let ctx = Ctx { tx, app, user: user.as_deref(), groups: &groups };
+        let ctx = Ctx { tx, app, user: tx.user, groups: tx.groups };
         let mut best: Option<Verdict> = None;
         let no_file = [FileFacts::default()];
         let files: &[FileFacts] = if tx.files.is_empty() { &no_file } else { tx.files };
@@ -383,6 +384,17 @@ impl ResolvedPolicy {
     }
 
     fn evaluate_file(&self, ctx: &Ctx<'_>, file: &FileFacts) -> Verdict {
+        // Each label is parsed and looked up once, not once per rule.
+        let facts: Vec<LabelFact> = file
+            .labels
+            .iter()
+            .map(|l| {
+                let id = parse_guid(&l.id).unwrap_or(0);
+                let tenant = l.tenant.as_deref().and_then(parse_guid);
+                let known = self.catalog.lookup_guid(tenant, id);
+                LabelFact { id, tenant, known: known.is_some(), priority: known.map(|k| k.priority) }
+            })
+            .collect();
         let mut verdict = Verdict {
             action: self.default_action,
             rule: None,
@@ -396,7 +408,7 @@ impl ResolvedPolicy {
             if !self.context_matches(&r.rule, ctx, file) {
                 continue;
             }
-            if let Some(matched) = self.labels_match(r, file) {
+            if let Some(matched) = self.labels_match(r, file, &facts) {
                 verdict.action = r.rule.action;
                 verdict.rule = Some(r.rule.name.clone());
                 verdict.message = r.rule.message.clone();
@@ -477,30 +489,32 @@ impl ResolvedPolicy {
         if r.not_tags.iter().any(|t| tags.contains(t)) {
             return false;
         }
-        if !r.users.is_empty() && !ctx.user.is_some_and(|u| r.users.iter().any(|x| x == u)) {
+        // Rule users and groups are stored lowercased; compare without allocating.
+        let same = |a: &str, b: &str| a.len() == b.len() && a.chars().flat_map(char::to_lowercase).eq(b.chars());
+        if !r.users.is_empty() && !ctx.user.is_some_and(|u| r.users.iter().any(|x| same(u, x))) {
             return false;
         }
-        if ctx.user.is_some_and(|u| r.not_users.iter().any(|x| x == u)) {
+        if ctx.user.is_some_and(|u| r.not_users.iter().any(|x| same(u, x))) {
             return false;
         }
-        if !r.groups.is_empty() && !r.groups.iter().any(|g| ctx.groups.contains(g)) {
+        if !r.groups.is_empty() && !r.groups.iter().any(|g| ctx.groups.iter().any(|mine| same(mine, g))) {
             return false;
         }
-        if r.not_groups.iter().any(|g| ctx.groups.contains(g)) {
+        if r.not_groups.iter().any(|g| ctx.groups.iter().any(|mine| same(mine, g))) {
             return false;
         }
         true
     }
 
     /// `Some(matched label ids)` when the label criteria hold (empty when the rule has none).
-    fn labels_match(&self, r: &ResolvedRule, file: &FileFacts) -> Option<Vec<String>> {
+    fn labels_match(&self, r: &ResolvedRule, file: &FileFacts, facts: &[LabelFact]) -> Option<Vec<String>> {
         let rule = &r.rule;
         match rule.labeled {
             Some(true) if file.labels.is_empty() => return None,
             Some(false) if !file.labels.is_empty() => return None,
             _ => {}
         }
-        if file.labels.iter().any(|l| r.not_label_ids.contains(&l.id)) {
+        if !r.not_label_ids.is_empty() && facts.iter().any(|l| r.not_label_ids.contains(&l.id)) {
             return None;
         }
         let per_label =
@@ -508,45 +522,36 @@ impl ResolvedPolicy {
         if !per_label {
             return Some(if rule.labeled == Some(true) { file.labels.iter().map(|l| l.id.clone()).collect() } else { Vec::new() });
         }
-        let matched: Vec<String> = file
-            .labels
-            .iter()
-            .filter(|l| {
-                let known = self.catalog.lookup(l.tenant.as_deref(), &l.id);
-                if let Some(ids) = &r.label_ids {
-                    if !ids.contains(&l.id) {
-                        return false;
-                    }
-                }
-                if let Some(min) = rule.min_priority {
-                    if known.is_none_or(|k| k.priority < min) {
-                        return false;
-                    }
-                }
-                match rule.tenant {
-                    TenantScope::Any => {}
-                    TenantScope::Own => {
-                        if !l.tenant.as_ref().is_some_and(|t| self.own_tenants.contains(t)) {
-                            return false;
-                        }
-                    }
-                    TenantScope::Foreign => {
-                        if l.tenant.as_ref().is_none_or(|t| self.own_tenants.contains(t)) {
-                            return false;
-                        }
-                    }
-                }
-                if let Some(unknown) = rule.unknown_labels {
-                    if unknown == known.is_some() {
-                        return false;
-                    }
-                }
-                true
-            })
-            .map(|l| l.id.clone())
-            .collect();
+        let mut matched = Vec::new();
+        for (l, fact) in file.labels.iter().zip(facts) {
+            if r.label_ids.as_ref().is_some_and(|ids| !ids.contains(&fact.id)) {
+                continue;
+            }
+            if rule.min_priority.is_some_and(|min| fact.priority.is_none_or(|p| p < min)) {
+                continue;
+            }
+            let own = fact.tenant.map(|t| self.own_tenants.contains(&t));
+            match rule.tenant {
+                TenantScope::Any => {}
+                TenantScope::Own if own != Some(true) => continue,
+                TenantScope::Foreign if own != Some(false) => continue,
+                _ => {}
+            }
+            if rule.unknown_labels.is_some_and(|unknown| unknown == fact.known) {
+                continue;
+            }
+            matched.push(l.id.clone());
+        }
         (!matched.is_empty()).then_some(matched)
     }
+}
+
+/// A file label, parsed and looked up once per evaluation.
+struct LabelFact {
+    id: u128,
+    tenant: Option<u128>,
+    known: bool,
+    priority: Option<i64>,
 }
 
 struct Ctx<'a> {
