@@ -18,7 +18,10 @@ struct File {
 fn config() -> String {
     let mut s = String::new();
     for i in 0..20 {
-        s.push_str(&format!("[[cloud_apps]]\nname = \"app{i}\"\nhosts = [\"*.app{i}.example\"]\ntags = [\"{}\"]\n", if i % 2 == 0 { "Sanctioned" } else { "Unsanctioned" }));
+        s.push_str(&format!(
+            "[[cloud_apps]]\nname = \"app{i}\"\nhosts = [\"*.app{i}.example\"]\ntags = [\"{}\"]\n",
+            if i % 2 == 0 { "Sanctioned" } else { "Unsanctioned" }
+        ));
     }
     s.push_str("[policy]\ndefault_action = \"allow\"\n");
     for i in 0..99 {
@@ -49,9 +52,25 @@ fn evaluations(c: &mut Criterion) {
         })
         .collect();
     let (resolved, _) = policy.resolve(Arc::new(Catalog::from_static(labels)));
-    let files = [FileFacts { name: Some("q3.docx".into()), kind: "docx".into(), labels: vec![FileLabel { id: "00000007-0000-4000-8000-000000000000".into(), tenant: Some("72f988bf-86f1-41af-91ab-2d7cd011db47".into()) }], unscannable: None }];
+    let files = [FileFacts {
+        name: Some("q3.docx".into()),
+        kind: "docx".into(),
+        labels: vec![FileLabel {
+            id: "00000007-0000-4000-8000-000000000000".into(),
+            tenant: Some("72f988bf-86f1-41af-91ab-2d7cd011db47".into()),
+        }],
+        unscannable: None,
+    }];
     let groups = vec!["staff".to_string()];
-    let tx = Transaction { direction: Direction::Upload, method: "POST", host: "upload.app3.example", url: "https://upload.app3.example/files", user: Some("alice@example.com"), groups: &groups, files: &files };
+    let tx = Transaction {
+        direction: Direction::Upload,
+        method: "POST",
+        host: "upload.app3.example",
+        url: "https://upload.app3.example/files",
+        user: Some("alice@example.com"),
+        groups: &groups,
+        files: &files,
+    };
     let v = resolved.evaluate(&tx);
     assert_eq!(v.rule.as_deref(), Some("last"), "{}", v.reason);
     let mut group = c.benchmark_group("policy");

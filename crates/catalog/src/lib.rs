@@ -113,19 +113,21 @@ pub fn priority_from_v1(priority: i32) -> i64 {
 pub fn parse_guid(s: &str) -> Option<u128> {
     let t = s.trim();
     let t = t.strip_prefix('{').and_then(|x| x.strip_suffix('}')).unwrap_or(t);
-    let b = t.as_bytes();
-    if b.len() != 36 {
+    let b: &[u8; 36] = t.as_bytes().try_into().ok()?;
+    if b[8] != b'-' || b[13] != b'-' || b[18] != b'-' || b[23] != b'-' {
         return None;
     }
     let mut v: u128 = 0;
     for (i, &c) in b.iter().enumerate() {
         if matches!(i, 8 | 13 | 18 | 23) {
-            if c != b'-' {
-                return None;
-            }
             continue;
         }
-        let d = (c as char).to_digit(16)?;
+        let d = match c {
+            b'0'..=b'9' => c - b'0',
+            b'a'..=b'f' => c - b'a' + 10,
+            b'A'..=b'F' => c - b'A' + 10,
+            _ => return None,
+        };
         v = (v << 4) | u128::from(d);
     }
     Some(v)
@@ -164,6 +166,8 @@ pub struct Catalog {
     by_id_all: HashMap<String, Vec<usize>>,
     by_name: HashMap<(Option<String>, String), Vec<usize>>,
     tenants: Vec<String>,
+    /// Index of each label's parent (same tenant first), resolved once at build.
+    parent_of: Vec<Option<usize>>,
 }
 
 /// Folds a name for case-insensitive lookups, normalising the `Parent \ Child` separator.
@@ -212,6 +216,15 @@ impl Catalog {
             }
             catalog.by_id_all.entry(l.id.clone()).or_default().push(i);
         }
+        catalog.parent_of = catalog
+            .labels
+            .iter()
+            .map(|l| {
+                let pid = parse_guid(l.parent.as_deref()?)?;
+                let tenant = l.tenant.as_deref().and_then(parse_guid);
+                tenant.and_then(|t| catalog.by_tenant_id.get(&(t, pid)).copied()).or_else(|| catalog.by_id.get(&pid).copied())
+            })
+            .collect();
         // Names: the label's own display name and name, and its full path through its parents.
         for i in 0..catalog.labels.len() {
             let l = Arc::clone(&catalog.labels[i]);
@@ -264,18 +277,21 @@ impl Catalog {
 
     /// The parent chain of a label, nearest first (bounded: a cycle in bad data ends it).
     pub fn ancestors<'a>(&'a self, label: &Label) -> impl Iterator<Item = &'a Label> + 'a {
-        let mut next = label.parent.clone();
-        let tenant = label.tenant.clone();
+        // Start from this catalog's copy of the label (by identity of id and tenant).
+        let start = parse_guid(&label.id).and_then(|id| {
+            let tenant = label.tenant.as_deref().and_then(parse_guid);
+            tenant.and_then(|t| self.by_tenant_id.get(&(t, id)).copied()).or_else(|| self.by_id.get(&id).copied())
+        });
+        let mut next = start.and_then(|i| self.parent_of.get(i).copied().flatten());
         let mut steps = 0;
         std::iter::from_fn(move || {
             steps += 1;
             if steps > 16 {
                 return None;
             }
-            let id = next.take()?;
-            let parent = self.lookup(tenant.as_deref(), &id)?;
-            next = parent.parent.clone();
-            Some(parent)
+            let i = next?;
+            next = self.parent_of.get(i).copied().flatten();
+            Some(&*self.labels[i])
         })
     }
 

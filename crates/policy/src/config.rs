@@ -160,9 +160,27 @@ pub(crate) fn compile(
         if app.hosts.is_empty() {
             problems.push(Problem::error(span(&app.name), format!("cloud app {name:?} has no hosts")));
         }
-        compiled_apps.push(CloudApp { name, patterns, tags: app.tags.iter().map(|t| t.get_ref().trim().to_ascii_lowercase()).collect() });
+        compiled_apps.push(CloudApp {
+            name,
+            patterns,
+            tags: app.tags.iter().map(|t| t.get_ref().trim().to_ascii_lowercase()).collect(),
+            tag_mask: 0,
+        });
     }
-    let all_tags: Vec<String> = compiled_apps.iter().flat_map(|a| a.tags.iter().cloned()).collect();
+    let mut all_tags: Vec<String> = Vec::new();
+    for t in compiled_apps.iter().flat_map(|a| a.tags.iter()) {
+        if !all_tags.contains(t) {
+            all_tags.push(t.clone());
+        }
+    }
+    if all_tags.len() > 64 {
+        problems.push(Problem::error(0..0, format!("{} distinct cloud app tags; at most 64 are supported", all_tags.len())));
+        all_tags.truncate(64);
+    }
+    let tag_bits = |tags: &[String]| tags.iter().filter_map(|t| all_tags.iter().position(|x| x == t)).fold(0u64, |m, i| m | (1 << i));
+    for app in &mut compiled_apps {
+        app.tag_mask = tag_bits(&app.tags);
+    }
 
     let mut rules = Vec::new();
     let mut names: Vec<String> = Vec::new();
@@ -235,6 +253,9 @@ pub(crate) fn compile(
                 kind
             })
             .collect();
+        let kind_mask =
+            kinds.iter().filter_map(|k| known_kinds.iter().position(|x| x == k)).filter(|&i| i < 64).fold(0u64, |m, i| m | (1 << i));
+        let (tag_mask, not_tag_mask) = (tag_bits(&tags), tag_bits(&not_tags));
         rules.push(Rule {
             name,
             action: rc.action,
@@ -251,14 +272,14 @@ pub(crate) fn compile(
             not_destinations,
             cloud_apps,
             not_cloud_apps,
-            tags,
-            not_tags,
             users: rc.users.iter().map(|u| u.trim().to_lowercase()).collect(),
             not_users: rc.not_users.iter().map(|u| u.trim().to_lowercase()).collect(),
             groups: rc.groups.iter().map(|g| g.trim().to_lowercase()).collect(),
             not_groups: rc.not_groups.iter().map(|g| g.trim().to_lowercase()).collect(),
             methods: rc.methods.iter().map(|m| m.trim().to_ascii_uppercase()).collect(),
-            kinds,
+            kind_mask,
+            tag_mask,
+            not_tag_mask,
             direction: rc.direction,
         });
     }
@@ -269,6 +290,7 @@ pub(crate) fn compile(
         unscannable: Unscannable::from_config(&config.on_unscannable),
         apps: CloudApps::new(compiled_apps),
         own_tenants: own_tenants.iter().chain(config.own_tenants.iter()).map(|t| labelgate_catalog::normalize_id(t)).collect(),
+        kind_names: known_kinds.iter().take(64).map(|k| k.to_string()).collect(),
     };
     (policy, problems)
 }

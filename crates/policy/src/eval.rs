@@ -95,14 +95,6 @@ impl AppPattern {
             AppPattern::Suffix(s) => host.len() > s.len() && host.as_bytes()[host.len() - s.len()..].eq_ignore_ascii_case(s.as_bytes()),
         }
     }
-
-    /// How specific: exact beats any suffix; a longer suffix beats a shorter one.
-    fn specificity(&self) -> usize {
-        match self {
-            AppPattern::Exact(h) => 10_000 + h.len(),
-            AppPattern::Suffix(s) => s.len(),
-        }
-    }
 }
 
 #[derive(Debug, Clone)]
@@ -110,29 +102,50 @@ pub(crate) struct CloudApp {
     pub name: String,
     pub patterns: Vec<AppPattern>,
     pub tags: Vec<String>,
+    /// `tags` as bits over the policy's tag list.
+    pub tag_mask: u64,
 }
 
 #[derive(Debug, Clone, Default)]
 pub(crate) struct CloudApps {
     pub apps: Vec<CloudApp>,
+    /// Exact host → app.
+    exact: std::collections::HashMap<String, usize>,
+    /// `.domain` suffix → app.
+    suffixes: std::collections::HashMap<String, usize>,
 }
 
 impl CloudApps {
     pub(crate) fn new(apps: Vec<CloudApp>) -> CloudApps {
-        CloudApps { apps }
-    }
-
-    /// The app whose most specific pattern matches `host`.
-    pub(crate) fn resolve(&self, host: &str) -> Option<usize> {
-        let mut best: Option<(usize, usize)> = None;
-        for (i, app) in self.apps.iter().enumerate() {
+        let mut exact = std::collections::HashMap::new();
+        let mut suffixes = std::collections::HashMap::new();
+        for (i, app) in apps.iter().enumerate() {
             for p in &app.patterns {
-                if p.matches(host) && best.is_none_or(|(_, s)| p.specificity() > s) {
-                    best = Some((i, p.specificity()));
-                }
+                match p {
+                    AppPattern::Exact(h) => exact.entry(h.clone()).or_insert(i),
+                    AppPattern::Suffix(s) => suffixes.entry(s.clone()).or_insert(i),
+                };
             }
         }
-        best.map(|(i, _)| i)
+        CloudApps { apps, exact, suffixes }
+    }
+
+    /// The app whose most specific pattern matches `host`: an exact host, else the longest
+    /// `*.domain` suffix.
+    pub(crate) fn resolve(&self, host: &str) -> Option<usize> {
+        let lower;
+        let host = if host.bytes().any(|b| b.is_ascii_uppercase()) {
+            lower = host.to_ascii_lowercase();
+            lower.as_str()
+        } else {
+            host
+        };
+        let host = host.trim_end_matches('.');
+        if let Some(&i) = self.exact.get(host) {
+            return Some(i);
+        }
+        // Suffixes from the longest proper one (".b.c" of "a.b.c") to the shortest.
+        host.match_indices('.').find_map(|(i, _)| self.suffixes.get(&host[i..]).copied())
     }
 }
 
@@ -197,15 +210,66 @@ pub(crate) struct Rule {
     pub not_destinations: Vec<DestPattern>,
     pub cloud_apps: Vec<usize>,
     pub not_cloud_apps: Vec<usize>,
-    pub tags: Vec<String>,
-    pub not_tags: Vec<String>,
     pub users: Vec<String>,
     pub not_users: Vec<String>,
     pub groups: Vec<String>,
     pub not_groups: Vec<String>,
     pub methods: Vec<String>,
-    pub kinds: Vec<String>,
+    /// `kinds` as bits over the policy's known kind names (0: any kind).
+    pub kind_mask: u64,
+    /// `cloud_app_tags` / `not_cloud_app_tags` as bits over the policy's tag list.
+    pub tag_mask: u64,
+    pub not_tag_mask: u64,
     pub direction: Option<Direction>,
+}
+
+/// The bit-testable criteria of a rule, kept apart from the rest so that the rule loop rejects
+/// most rules with a few AND operations on one cache line.
+#[derive(Debug, Clone, Copy)]
+struct Prefilter {
+    direction: Option<Direction>,
+    kind_mask: u64,
+    /// Apps the destination must be (0: any).
+    app_mask: u64,
+    not_app_mask: u64,
+    tag_mask: u64,
+    not_tag_mask: u64,
+    /// Criteria that need string comparisons (methods, destinations, users, groups) or apps
+    /// beyond the 64 that fit the masks.
+    needs_full: bool,
+}
+
+impl Prefilter {
+    fn of(r: &Rule) -> Prefilter {
+        let bits = |apps: &[usize]| apps.iter().filter(|&&a| a < 64).fold(0u64, |m, &a| m | (1 << a));
+        let wide_apps = r.cloud_apps.iter().chain(&r.not_cloud_apps).any(|&a| a >= 64);
+        Prefilter {
+            direction: r.direction,
+            kind_mask: r.kind_mask,
+            app_mask: if wide_apps { 0 } else { bits(&r.cloud_apps) },
+            not_app_mask: if wide_apps { 0 } else { bits(&r.not_cloud_apps) },
+            tag_mask: r.tag_mask,
+            not_tag_mask: r.not_tag_mask,
+            needs_full: wide_apps
+                || !r.methods.is_empty()
+                || !r.destinations.is_empty()
+                || !r.not_destinations.is_empty()
+                || !r.users.is_empty()
+                || !r.not_users.is_empty()
+                || !r.groups.is_empty()
+                || !r.not_groups.is_empty(),
+        }
+    }
+
+    #[inline]
+    fn pass(&self, direction: Direction, kind_bit: u64, app_bit: u64, tag_bits: u64) -> bool {
+        self.direction.is_none_or(|d| d == direction)
+            && (self.kind_mask == 0 || self.kind_mask & kind_bit != 0)
+            && (self.app_mask == 0 || self.app_mask & app_bit != 0)
+            && self.not_app_mask & app_bit == 0
+            && (self.tag_mask == 0 || self.tag_mask & tag_bits != 0)
+            && self.not_tag_mask & tag_bits == 0
+    }
 }
 
 /// A rule with its label references resolved to sets of label ids.
@@ -220,10 +284,12 @@ struct ResolvedRule {
 #[derive(Debug, Clone)]
 pub struct ResolvedPolicy {
     rules: Vec<ResolvedRule>,
+    prefilters: Vec<Prefilter>,
     default_action: Action,
     unscannable: Unscannable,
     apps: CloudApps,
     own_tenants: Vec<u128>,
+    kind_names: Vec<String>,
     catalog: Arc<Catalog>,
 }
 
@@ -269,7 +335,7 @@ fn resolve_shared(policy: &Policy, catalog: Arc<Catalog>) -> (ResolvedPolicy, Ve
         }
         ids.iter().filter_map(|id| parse_guid(id)).collect()
     };
-    let rules = policy
+    let rules: Vec<ResolvedRule> = policy
         .rules
         .iter()
         .map(|r| ResolvedRule {
@@ -278,12 +344,15 @@ fn resolve_shared(policy: &Policy, catalog: Arc<Catalog>) -> (ResolvedPolicy, Ve
             rule: r.clone(),
         })
         .collect();
+    let prefilters = rules.iter().map(|r: &ResolvedRule| Prefilter::of(&r.rule)).collect();
     let resolved = ResolvedPolicy {
         rules,
+        prefilters,
         default_action: policy.default_action,
         unscannable: policy.unscannable,
         apps: policy.apps.clone(),
         own_tenants: policy.own_tenants.iter().filter_map(|t| parse_guid(t)).collect(),
+        kind_names: policy.kind_names.clone(),
         catalog,
     };
     (resolved, problems)
@@ -360,7 +429,10 @@ impl ResolvedPolicy {
     pub fn evaluate(&self, tx: &Transaction<'_>) -> Verdict {
         let app = self.apps.resolve(tx.host);
         let app_name = app.map(|i| self.apps.apps[i].name.clone());
-        let ctx = Ctx { tx, app, user: tx.user, groups: tx.groups };
+        let tag_mask = app.map_or(0, |a| self.apps.apps[a].tag_mask);
+        let user = tx.user.map(str::to_lowercase);
+        let groups: Vec<String> = tx.groups.iter().map(|g| g.to_lowercase()).collect();
+        let ctx = Ctx { tx, app, tag_mask, user: user.as_deref(), groups: &groups };
         let mut best: Option<Verdict> = None;
         let no_file = [FileFacts::default()];
         let files: &[FileFacts] = if tx.files.is_empty() { &no_file } else { tx.files };
@@ -384,6 +456,7 @@ impl ResolvedPolicy {
     }
 
     fn evaluate_file(&self, ctx: &Ctx<'_>, file: &FileFacts) -> Verdict {
+        let kind_bit = self.kind_names.iter().position(|k| k.eq_ignore_ascii_case(&file.kind)).map_or(0, |i| 1u64 << i);
         // Each label is parsed and looked up once, not once per rule.
         let facts: Vec<LabelFact> = file
             .labels
@@ -401,11 +474,15 @@ impl ResolvedPolicy {
             message: None,
             matched_labels: Vec::new(),
             file: None,
-            reason: format!("no rule matched; default action {}", self.default_action.as_str()),
+            reason: String::new(),
             cloud_app: None,
         };
-        for r in &self.rules {
-            if !self.context_matches(&r.rule, ctx, file) {
+        let app_bit = ctx.app.map_or(0, |a| if a < 64 { 1u64 << a } else { 0 });
+        for (r, pf) in self.rules.iter().zip(&self.prefilters) {
+            if !pf.pass(ctx.tx.direction, kind_bit, app_bit, ctx.tag_mask) {
+                continue;
+            }
+            if pf.needs_full && !self.string_criteria_match(&r.rule, ctx) {
                 continue;
             }
             if let Some(matched) = self.labels_match(r, file, &facts) {
@@ -415,18 +492,21 @@ impl ResolvedPolicy {
                 verdict.reason = if matched.is_empty() {
                     format!("rule {:?} matched", r.rule.name)
                 } else {
-                    format!("rule {:?} matched label {}", r.rule.name, self.describe(&matched))
+                    format!("rule {:?} matched label {}", r.rule.name, self.describe(&matched, file, &facts))
                 };
                 verdict.matched_labels = matched;
                 break;
             }
+        }
+        if verdict.rule.is_none() {
+            verdict.reason = format!("no rule matched; default action {}", self.default_action.as_str());
         }
         if let Some(reason) = file.unscannable {
             // A rule that fits the context may override the global decision for this reason.
             let (action, by) = self
                 .rules
                 .iter()
-                .filter(|r| self.context_matches(&r.rule, ctx, file))
+                .filter(|r| self.context_matches(&r.rule, ctx, kind_bit))
                 .find_map(|r| r.rule.unscannable.and_then(|u| u.get(reason)).map(|a| (a, Some(r.rule.name.clone()))))
                 .unwrap_or((self.unscannable.get(reason), None));
             if action > verdict.action {
@@ -443,9 +523,13 @@ impl ResolvedPolicy {
         verdict
     }
 
-    fn describe(&self, ids: &[String]) -> String {
+    fn describe(&self, ids: &[String], file: &FileFacts, facts: &[LabelFact]) -> String {
         ids.iter()
-            .map(|id| match self.catalog.lookup(None, id) {
+            .map(|id| {
+                let fact = file.labels.iter().zip(facts).find(|(l, _)| &l.id == id).map(|(_, f)| f);
+                (id, fact.and_then(|f| self.catalog.lookup_guid(f.tenant, f.id)))
+            })
+            .map(|(id, known)| match known {
                 Some(l) => {
                     let mut path: Vec<&str> = self.catalog.ancestors(l).map(|a| a.display_name.as_str()).collect();
                     path.reverse();
@@ -459,15 +543,25 @@ impl ResolvedPolicy {
     }
 
     /// Every non-label criterion: direction, method, destination, app, tags, user, groups, kind.
-    fn context_matches(&self, r: &Rule, ctx: &Ctx<'_>, file: &FileFacts) -> bool {
+    fn context_matches(&self, r: &Rule, ctx: &Ctx<'_>, kind_bit: u64) -> bool {
+        let pf = Prefilter::of(r);
+        let app_bit = ctx.app.map_or(0, |a| if a < 64 { 1u64 << a } else { 0 });
+        pf.pass(ctx.tx.direction, kind_bit, app_bit, ctx.tag_mask) && self.string_criteria_match(r, ctx)
+    }
+
+    /// The criteria the prefilter cannot decide: methods, destinations, users, groups, and apps
+    /// beyond the 64 that fit the masks.
+    fn string_criteria_match(&self, r: &Rule, ctx: &Ctx<'_>) -> bool {
         let tx = ctx.tx;
-        if r.direction.is_some_and(|d| d != tx.direction) {
-            return false;
+        if (!r.cloud_apps.is_empty() || !r.not_cloud_apps.is_empty()) && r.cloud_apps.iter().chain(&r.not_cloud_apps).any(|&a| a >= 64) {
+            if !r.cloud_apps.is_empty() && !ctx.app.is_some_and(|a| r.cloud_apps.contains(&a)) {
+                return false;
+            }
+            if ctx.app.is_some_and(|a| r.not_cloud_apps.contains(&a)) {
+                return false;
+            }
         }
         if !r.methods.is_empty() && !r.methods.iter().any(|m| m.eq_ignore_ascii_case(tx.method)) {
-            return false;
-        }
-        if !r.kinds.is_empty() && !r.kinds.iter().any(|k| k.eq_ignore_ascii_case(&file.kind)) {
             return false;
         }
         if !r.destinations.is_empty() && !r.destinations.iter().any(|d| d.matches(tx.host, tx.url)) {
@@ -476,31 +570,17 @@ impl ResolvedPolicy {
         if r.not_destinations.iter().any(|d| d.matches(tx.host, tx.url)) {
             return false;
         }
-        if !r.cloud_apps.is_empty() && !ctx.app.is_some_and(|a| r.cloud_apps.contains(&a)) {
+        // Rule users and groups are stored lowercased, the transaction's were lowercased once.
+        if !r.users.is_empty() && !ctx.user.is_some_and(|u| r.users.iter().any(|x| x == u)) {
             return false;
         }
-        if ctx.app.is_some_and(|a| r.not_cloud_apps.contains(&a)) {
+        if ctx.user.is_some_and(|u| r.not_users.iter().any(|x| x == u)) {
             return false;
         }
-        let tags: &[String] = ctx.app.map_or(&[], |a| &self.apps.apps[a].tags);
-        if !r.tags.is_empty() && !r.tags.iter().any(|t| tags.contains(t)) {
+        if !r.groups.is_empty() && !r.groups.iter().any(|g| ctx.groups.contains(g)) {
             return false;
         }
-        if r.not_tags.iter().any(|t| tags.contains(t)) {
-            return false;
-        }
-        // Rule users and groups are stored lowercased; compare without allocating.
-        let same = |a: &str, b: &str| a.len() == b.len() && a.chars().flat_map(char::to_lowercase).eq(b.chars());
-        if !r.users.is_empty() && !ctx.user.is_some_and(|u| r.users.iter().any(|x| same(u, x))) {
-            return false;
-        }
-        if ctx.user.is_some_and(|u| r.not_users.iter().any(|x| same(u, x))) {
-            return false;
-        }
-        if !r.groups.is_empty() && !r.groups.iter().any(|g| ctx.groups.iter().any(|mine| same(mine, g))) {
-            return false;
-        }
-        if r.not_groups.iter().any(|g| ctx.groups.iter().any(|mine| same(mine, g))) {
+        if r.not_groups.iter().any(|g| ctx.groups.contains(g)) {
             return false;
         }
         true
@@ -557,6 +637,9 @@ struct LabelFact {
 struct Ctx<'a> {
     tx: &'a Transaction<'a>,
     app: Option<usize>,
+    tag_mask: u64,
+    /// Lowercased.
     user: Option<&'a str>,
+    /// Lowercased.
     groups: &'a [String],
 }

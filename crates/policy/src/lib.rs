@@ -116,6 +116,7 @@ pub struct Policy {
     pub(crate) unscannable: eval::Unscannable,
     pub(crate) apps: eval::CloudApps,
     pub(crate) own_tenants: Vec<String>,
+    pub(crate) kind_names: Vec<String>,
 }
 
 impl Policy {
