@@ -6,6 +6,26 @@ use labelgate_catalog::{normalize_id, parse_guid, Catalog, GuidHasher};
 use std::hash::BuildHasherDefault;
 
 type GuidSet = HashSet<u128, BuildHasherDefault<GuidHasher>>;
+
+/// FNV-1a for the short strings (hosts, suffixes) policy tables are keyed by. The tables hold
+/// only configuration, so requests can probe them but never grow their chains.
+#[derive(Default)]
+struct Fnv(u64);
+
+impl std::hash::Hasher for Fnv {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        let mut h = if self.0 == 0 { 0xcbf2_9ce4_8422_2325 } else { self.0 };
+        for &b in bytes {
+            h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
+        self.0 = h;
+    }
+}
+
+type FastMap<V> = std::collections::HashMap<String, V, BuildHasherDefault<Fnv>>;
 use serde::Serialize;
 use std::collections::HashSet;
 use std::ops::Range;
@@ -49,6 +69,13 @@ impl DestPattern {
             return Ok(DestPattern::UrlPrefix(t.to_ascii_lowercase()));
         }
         AppPattern::parse(t).map(DestPattern::Host)
+    }
+
+    fn key(&self) -> String {
+        match self {
+            DestPattern::Host(p) => p.key(),
+            DestPattern::UrlPrefix(u) => u.clone(),
+        }
     }
 
     fn matches(&self, host: &str, url: &str) -> bool {
@@ -110,15 +137,15 @@ pub(crate) struct CloudApp {
 pub(crate) struct CloudApps {
     pub apps: Vec<CloudApp>,
     /// Exact host → app.
-    exact: std::collections::HashMap<String, usize>,
+    exact: FastMap<usize>,
     /// `.domain` suffix → app.
-    suffixes: std::collections::HashMap<String, usize>,
+    suffixes: FastMap<usize>,
 }
 
 impl CloudApps {
     pub(crate) fn new(apps: Vec<CloudApp>) -> CloudApps {
-        let mut exact = std::collections::HashMap::new();
-        let mut suffixes = std::collections::HashMap::new();
+        let mut exact = FastMap::default();
+        let mut suffixes = FastMap::default();
         for (i, app) in apps.iter().enumerate() {
             for p in &app.patterns {
                 match p {
@@ -234,15 +261,266 @@ struct Prefilter {
     not_app_mask: u64,
     tag_mask: u64,
     not_tag_mask: u64,
-    /// Criteria that need string comparisons (methods, destinations, users, groups) or apps
-    /// beyond the 64 that fit the masks.
+    /// Bits over the policy's dictionaries of distinct users, groups, destinations and methods.
+    user_mask: u64,
+    not_user_mask: u64,
+    group_mask: u64,
+    not_group_mask: u64,
+    dest_mask: u64,
+    not_dest_mask: u64,
+    method_mask: u64,
+    /// Criteria the masks cannot express (a dictionary past 64 entries, apps past 64): the rule
+    /// is checked by string comparison instead.
     needs_full: bool,
 }
 
+/// The distinct strings and patterns rules name, so that each is matched once per transaction
+/// and rules test bits.
+#[derive(Debug, Clone, Default)]
+struct Dictionary {
+    users: Vec<String>,
+    groups: Vec<String>,
+    dests: Vec<DestPattern>,
+    dest_keys: Vec<String>,
+    /// Destination bits by exact host, by `.domain` suffix, and URL prefixes with their bits.
+    dest_exact: FastMap<u64>,
+    dest_suffix: FastMap<u64>,
+    dest_urls: Vec<(String, u64)>,
+    methods: Vec<String>,
+    overflow: bool,
+}
+
+impl Dictionary {
+    fn build(rules: &[Rule]) -> Dictionary {
+        let mut d = Dictionary::default();
+        let add = |list: &mut Vec<String>, v: &str| {
+            if !list.iter().any(|x| x == v) {
+                list.push(v.to_string());
+            }
+        };
+        for r in rules {
+            for u in r.users.iter().chain(&r.not_users) {
+                add(&mut d.users, u);
+            }
+            for g in r.groups.iter().chain(&r.not_groups) {
+                add(&mut d.groups, g);
+            }
+            for m in &r.methods {
+                add(&mut d.methods, m);
+            }
+            for p in r.destinations.iter().chain(&r.not_destinations) {
+                let key = p.key();
+                if !d.dest_keys.contains(&key) {
+                    d.dest_keys.push(key);
+                    d.dests.push(p.clone());
+                }
+            }
+        }
+        d.overflow = d.users.len() > 64 || d.groups.len() > 64 || d.dests.len() > 64 || d.methods.len() > 64;
+        for (i, p) in d.dests.iter().enumerate().take(64) {
+            let bit = 1u64 << i;
+            match p {
+                DestPattern::Host(AppPattern::Exact(h)) => *d.dest_exact.entry(h.clone()).or_default() |= bit,
+                DestPattern::Host(AppPattern::Suffix(s)) => *d.dest_suffix.entry(s.clone()).or_default() |= bit,
+                DestPattern::UrlPrefix(u) => d.dest_urls.push((u.clone(), bit)),
+            }
+        }
+        d
+    }
+
+    /// Bits of every destination pattern that matches (host already lowercased).
+    fn dest_bits_for(&self, host: &str, url: &str) -> u64 {
+        let mut bits = self.dest_exact.get(host).copied().unwrap_or(0);
+        if !self.dest_suffix.is_empty() {
+            for (i, _) in host.match_indices('.') {
+                bits |= self.dest_suffix.get(&host[i..]).copied().unwrap_or(0);
+            }
+        }
+        for (prefix, bit) in &self.dest_urls {
+            if url.len() >= prefix.len() && url.as_bytes()[..prefix.len()].eq_ignore_ascii_case(prefix.as_bytes()) {
+                bits |= bit;
+            }
+        }
+        bits
+    }
+
+    fn bits(list: &[String], items: &[String]) -> u64 {
+        items.iter().filter_map(|i| list.iter().position(|x| x == i)).filter(|&p| p < 64).fold(0, |m, p| m | (1 << p))
+    }
+
+    fn dest_bits(&self, items: &[DestPattern]) -> u64 {
+        items.iter().filter_map(|p| self.dest_keys.iter().position(|k| *k == p.key())).filter(|&p| p < 64).fold(0, |m, p| m | (1 << p))
+    }
+}
+
+/// For each value a transaction can have in each dimension, the set of rules that value lets
+/// through (bitsets over rule positions). Evaluating intersects a handful of these sets and
+/// visits only the surviving rules, in order, instead of testing every rule.
+#[derive(Debug, Clone, Default)]
+struct RuleIndex {
+    words: usize,
+    /// By direction (upload, at rest).
+    direction: [Vec<u64>; 2],
+    /// By file kind bit position; the last entry is "a kind no rule names".
+    kind: Vec<Vec<u64>>,
+    /// By cloud app position (< 64), with the app's tags; the last entry is "no app".
+    app: Vec<Vec<u64>>,
+    /// Rules with no constraint in a dimension (`*_free`), rules a value admits (`*_yes`), rules a
+    /// value excludes (`*_no`).
+    user_free: Vec<u64>,
+    user_yes: Vec<Vec<u64>>,
+    user_no: Vec<Vec<u64>>,
+    group_free: Vec<u64>,
+    group_yes: Vec<Vec<u64>>,
+    group_no: Vec<Vec<u64>>,
+    dest_free: Vec<u64>,
+    dest_yes: Vec<Vec<u64>>,
+    dest_no: Vec<Vec<u64>>,
+    method_free: Vec<u64>,
+    method_yes: Vec<Vec<u64>>,
+}
+
+fn set_bit(v: &mut [u64], i: usize) {
+    v[i / 64] |= 1 << (i % 64);
+}
+
+/// Positions of the set bits of `mask`, lowest first.
+fn ones(mut mask: u64) -> impl Iterator<Item = usize> {
+    std::iter::from_fn(move || {
+        (mask != 0).then(|| {
+            let b = mask.trailing_zeros() as usize;
+            mask &= mask - 1;
+            b
+        })
+    })
+}
+
+impl RuleIndex {
+    fn build(prefilters: &[Prefilter], apps: &CloudApps, dict: &Dictionary) -> RuleIndex {
+        let n = prefilters.len();
+        let words = n.div_ceil(64).max(1);
+        let empty = || vec![0u64; words];
+        let per = |count: usize| vec![vec![0u64; words]; count];
+        let mut x = RuleIndex {
+            words,
+            direction: [empty(), empty()],
+            kind: per(65),
+            app: per(65),
+            user_free: empty(),
+            user_yes: per(dict.users.len().min(64)),
+            user_no: per(dict.users.len().min(64)),
+            group_free: empty(),
+            group_yes: per(dict.groups.len().min(64)),
+            group_no: per(dict.groups.len().min(64)),
+            dest_free: empty(),
+            dest_yes: per(dict.dests.len().min(64)),
+            dest_no: per(dict.dests.len().min(64)),
+            method_free: empty(),
+            method_yes: per(dict.methods.len().min(64)),
+        };
+        let any = |mask: u64, have: u64| mask == 0 || mask & have != 0;
+        for (i, pf) in prefilters.iter().enumerate() {
+            for (d, dir) in [Direction::Upload, Direction::AtRest].into_iter().enumerate() {
+                if pf.direction.is_none_or(|x| x == dir) {
+                    set_bit(&mut x.direction[d], i);
+                }
+            }
+            for k in 0..65 {
+                if any(pf.kind_mask, if k < 64 { 1 << k } else { 0 }) {
+                    set_bit(&mut x.kind[k], i);
+                }
+            }
+            for a in 0..65 {
+                let (app_bit, tags) = if a < 64 && a < apps.apps.len() { (1u64 << a, apps.apps[a].tag_mask) } else { (0, 0) };
+                let ok = pf.needs_full
+                    || (any(pf.app_mask, app_bit)
+                        && pf.not_app_mask & app_bit == 0
+                        && any(pf.tag_mask, tags)
+                        && pf.not_tag_mask & tags == 0);
+                if ok {
+                    set_bit(&mut x.app[a], i);
+                }
+            }
+            // Rules the masks cannot express are left unconstrained here and checked in full.
+            let (users, not_users, groups, not_groups, dests, not_dests, methods) = if pf.needs_full {
+                (0, 0, 0, 0, 0, 0, 0)
+            } else {
+                (pf.user_mask, pf.not_user_mask, pf.group_mask, pf.not_group_mask, pf.dest_mask, pf.not_dest_mask, pf.method_mask)
+            };
+            if users == 0 {
+                set_bit(&mut x.user_free, i);
+            }
+            ones(users).for_each(|b| set_bit(&mut x.user_yes[b], i));
+            ones(not_users).for_each(|b| set_bit(&mut x.user_no[b], i));
+            if groups == 0 {
+                set_bit(&mut x.group_free, i);
+            }
+            ones(groups).for_each(|b| set_bit(&mut x.group_yes[b], i));
+            ones(not_groups).for_each(|b| set_bit(&mut x.group_no[b], i));
+            if dests == 0 {
+                set_bit(&mut x.dest_free, i);
+            }
+            ones(dests).for_each(|b| set_bit(&mut x.dest_yes[b], i));
+            ones(not_dests).for_each(|b| set_bit(&mut x.dest_no[b], i));
+            if methods == 0 {
+                set_bit(&mut x.method_free, i);
+            }
+            ones(methods).for_each(|b| set_bit(&mut x.method_yes[b], i));
+        }
+        x
+    }
+
+    /// Writes into `out` the rules a transaction's facts let through, as a bitset.
+    fn candidates(&self, direction: Direction, kind_pos: Option<usize>, app_pos: Option<usize>, tx: &TxBits, out: &mut [u64]) {
+        let dir = &self.direction[usize::from(direction == Direction::AtRest)];
+        let kind = &self.kind[kind_pos.filter(|&k| k < 64).unwrap_or(64)];
+        let app = &self.app[app_pos.filter(|&a| a < 64).unwrap_or(64)];
+        for w in 0..self.words.min(out.len()) {
+            let mut users = self.user_free[w];
+            let mut groups = self.group_free[w];
+            let mut dests = self.dest_free[w];
+            let mut methods = self.method_free[w];
+            let mut excluded = 0u64;
+            for b in ones(tx.user) {
+                users |= self.user_yes[b][w];
+                excluded |= self.user_no[b][w];
+            }
+            for b in ones(tx.groups) {
+                groups |= self.group_yes[b][w];
+                excluded |= self.group_no[b][w];
+            }
+            for b in ones(tx.dests) {
+                dests |= self.dest_yes[b][w];
+                excluded |= self.dest_no[b][w];
+            }
+            if tx.method != 0 {
+                methods |= self.method_yes[tx.method.trailing_zeros() as usize][w];
+            }
+            out[w] = dir[w] & kind[w] & app[w] & users & groups & dests & methods & !excluded;
+        }
+    }
+}
+
+/// A transaction's facts as bits over the policy's dictionaries.
+#[derive(Debug, Clone, Copy, Default)]
+struct TxBits {
+    user: u64,
+    groups: u64,
+    dests: u64,
+    method: u64,
+}
+
 impl Prefilter {
-    fn of(r: &Rule) -> Prefilter {
+    fn of(r: &Rule, dict: &Dictionary) -> Prefilter {
         let bits = |apps: &[usize]| apps.iter().filter(|&&a| a < 64).fold(0u64, |m, &a| m | (1 << a));
         let wide_apps = r.cloud_apps.iter().chain(&r.not_cloud_apps).any(|&a| a >= 64);
+        let strings = !r.methods.is_empty()
+            || !r.destinations.is_empty()
+            || !r.not_destinations.is_empty()
+            || !r.users.is_empty()
+            || !r.not_users.is_empty()
+            || !r.groups.is_empty()
+            || !r.not_groups.is_empty();
         Prefilter {
             direction: r.direction,
             kind_mask: r.kind_mask,
@@ -250,24 +528,25 @@ impl Prefilter {
             not_app_mask: if wide_apps { 0 } else { bits(&r.not_cloud_apps) },
             tag_mask: r.tag_mask,
             not_tag_mask: r.not_tag_mask,
-            needs_full: wide_apps
-                || !r.methods.is_empty()
-                || !r.destinations.is_empty()
-                || !r.not_destinations.is_empty()
-                || !r.users.is_empty()
-                || !r.not_users.is_empty()
-                || !r.groups.is_empty()
-                || !r.not_groups.is_empty(),
+            user_mask: Dictionary::bits(&dict.users, &r.users),
+            not_user_mask: Dictionary::bits(&dict.users, &r.not_users),
+            group_mask: Dictionary::bits(&dict.groups, &r.groups),
+            not_group_mask: Dictionary::bits(&dict.groups, &r.not_groups),
+            dest_mask: dict.dest_bits(&r.destinations),
+            not_dest_mask: dict.dest_bits(&r.not_destinations),
+            method_mask: Dictionary::bits(&dict.methods, &r.methods),
+            needs_full: wide_apps || (strings && dict.overflow),
         }
     }
 
     #[inline]
     fn pass(&self, direction: Direction, kind_bit: u64, app_bit: u64, tag_bits: u64) -> bool {
+        let any = |mask: u64, have: u64| mask == 0 || mask & have != 0;
         self.direction.is_none_or(|d| d == direction)
-            && (self.kind_mask == 0 || self.kind_mask & kind_bit != 0)
-            && (self.app_mask == 0 || self.app_mask & app_bit != 0)
+            && any(self.kind_mask, kind_bit)
+            && any(self.app_mask, app_bit)
             && self.not_app_mask & app_bit == 0
-            && (self.tag_mask == 0 || self.tag_mask & tag_bits != 0)
+            && any(self.tag_mask, tag_bits)
             && self.not_tag_mask & tag_bits == 0
     }
 }
@@ -285,6 +564,8 @@ struct ResolvedRule {
 pub struct ResolvedPolicy {
     rules: Vec<ResolvedRule>,
     prefilters: Vec<Prefilter>,
+    dictionary: Dictionary,
+    index: RuleIndex,
     default_action: Action,
     unscannable: Unscannable,
     apps: CloudApps,
@@ -344,10 +625,14 @@ fn resolve_shared(policy: &Policy, catalog: Arc<Catalog>) -> (ResolvedPolicy, Ve
             rule: r.clone(),
         })
         .collect();
-    let prefilters = rules.iter().map(|r: &ResolvedRule| Prefilter::of(&r.rule)).collect();
+    let dictionary = Dictionary::build(&policy.rules);
+    let prefilters: Vec<Prefilter> = rules.iter().map(|r: &ResolvedRule| Prefilter::of(&r.rule, &dictionary)).collect();
+    let index = RuleIndex::build(&prefilters, &policy.apps, &dictionary);
     let resolved = ResolvedPolicy {
         rules,
         prefilters,
+        dictionary,
+        index,
         default_action: policy.default_action,
         unscannable: policy.unscannable,
         apps: policy.apps.clone(),
@@ -427,17 +712,49 @@ impl ResolvedPolicy {
     /// Evaluates a transaction: per file, the first matching rule (or the default), combined
     /// with the unscannable decision; the strictest file decides.
     pub fn evaluate(&self, tx: &Transaction<'_>) -> Verdict {
+        self.evaluate_with(tx, true)
+    }
+
+    /// The same evaluation without the rule index: every rule is tested in order with plain
+    /// comparisons. Slow; it exists so tests can check the index against it.
+    #[doc(hidden)]
+    pub fn evaluate_reference(&self, tx: &Transaction<'_>) -> Verdict {
+        self.evaluate_with(tx, false)
+    }
+
+    fn evaluate_with(&self, tx: &Transaction<'_>, use_index: bool) -> Verdict {
         let app = self.apps.resolve(tx.host);
         let app_name = app.map(|i| self.apps.apps[i].name.clone());
         let tag_mask = app.map_or(0, |a| self.apps.apps[a].tag_mask);
-        let user = tx.user.map(str::to_lowercase);
-        let groups: Vec<String> = tx.groups.iter().map(|g| g.to_lowercase()).collect();
-        let ctx = Ctx { tx, app, tag_mask, user: user.as_deref(), groups: &groups };
+        let user: Option<std::borrow::Cow<'_, str>> =
+            tx.user.map(|u| if u.chars().any(char::is_uppercase) { u.to_lowercase().into() } else { u.into() });
+        let lowered: Vec<String>;
+        let groups: &[String] = if tx.groups.iter().any(|g| g.chars().any(char::is_uppercase)) {
+            lowered = tx.groups.iter().map(|g| g.to_lowercase()).collect();
+            &lowered
+        } else {
+            tx.groups
+        };
+        let d = &self.dictionary;
+        let bits = TxBits {
+            user: user.as_deref().and_then(|u| d.users.iter().take(64).position(|x| x == u)).map_or(0, |i| 1 << i),
+            groups: Dictionary::bits(&d.groups, groups),
+            dests: {
+                let host = tx.host.trim_end_matches('.');
+                if host.bytes().any(|b| b.is_ascii_uppercase()) {
+                    d.dest_bits_for(&host.to_ascii_lowercase(), tx.url)
+                } else {
+                    d.dest_bits_for(host, tx.url)
+                }
+            },
+            method: d.methods.iter().take(64).position(|m| m.eq_ignore_ascii_case(tx.method)).map_or(0, |i| 1 << i),
+        };
+        let ctx = Ctx { tx, app, tag_mask, bits, user: user.as_deref(), groups };
         let mut best: Option<Verdict> = None;
         let no_file = [FileFacts::default()];
         let files: &[FileFacts] = if tx.files.is_empty() { &no_file } else { tx.files };
         for (i, file) in files.iter().enumerate() {
-            let mut v = self.evaluate_file(&ctx, file);
+            let mut v = self.evaluate_file(&ctx, file, use_index);
             v.file = (!tx.files.is_empty()).then_some(i);
             v.cloud_app = app_name.clone();
             if best.as_ref().is_none_or(|b| v.action > b.action) {
@@ -455,7 +772,7 @@ impl ResolvedPolicy {
         })
     }
 
-    fn evaluate_file(&self, ctx: &Ctx<'_>, file: &FileFacts) -> Verdict {
+    fn evaluate_file(&self, ctx: &Ctx<'_>, file: &FileFacts, use_index: bool) -> Verdict {
         let kind_bit = self.kind_names.iter().position(|k| k.eq_ignore_ascii_case(&file.kind)).map_or(0, |i| 1u64 << i);
         // Each label is parsed and looked up once, not once per rule.
         let facts: Vec<LabelFact> = file
@@ -477,23 +794,40 @@ impl ResolvedPolicy {
             reason: String::new(),
             cloud_app: None,
         };
-        let app_bit = ctx.app.map_or(0, |a| if a < 64 { 1u64 << a } else { 0 });
-        for (r, pf) in self.rules.iter().zip(&self.prefilters) {
-            if !pf.pass(ctx.tx.direction, kind_bit, app_bit, ctx.tag_mask) {
-                continue;
-            }
-            if pf.needs_full && !self.string_criteria_match(&r.rule, ctx) {
+        let kind_pos = (kind_bit != 0).then(|| kind_bit.trailing_zeros() as usize);
+        // Up to 256 rules fit on the stack.
+        let mut small = [0u64; 4];
+        let mut large = Vec::new();
+        let candidates: &mut [u64] = if self.index.words <= small.len() {
+            &mut small[..self.index.words]
+        } else {
+            large.resize(self.index.words, 0);
+            &mut large
+        };
+        if use_index {
+            self.index.candidates(ctx.tx.direction, kind_pos, ctx.app, &ctx.bits, candidates);
+        } else {
+            candidates.fill(u64::MAX);
+        }
+        let positions = candidates.iter().enumerate().flat_map(|(w, &word)| ones(word).map(move |b| w * 64 + b));
+        for i in positions {
+            let (Some(r), Some(pf)) = (self.rules.get(i), self.prefilters.get(i)) else { break };
+            if (pf.needs_full || !use_index) && !self.context_matches(&r.rule, ctx, kind_bit) {
                 continue;
             }
             if let Some(matched) = self.labels_match(r, file, &facts) {
                 verdict.action = r.rule.action;
                 verdict.rule = Some(r.rule.name.clone());
                 verdict.message = r.rule.message.clone();
-                verdict.reason = if matched.is_empty() {
-                    format!("rule {:?} matched", r.rule.name)
-                } else {
-                    format!("rule {:?} matched label {}", r.rule.name, self.describe(&matched, file, &facts))
-                };
+                let mut reason = String::with_capacity(96);
+                reason.push_str("rule \"");
+                reason.push_str(&r.rule.name);
+                reason.push_str("\" matched");
+                if !matched.is_empty() {
+                    reason.push_str(" label ");
+                    reason.push_str(&self.describe(&matched, file, &facts));
+                }
+                verdict.reason = reason;
                 verdict.matched_labels = matched;
                 break;
             }
@@ -524,27 +858,38 @@ impl ResolvedPolicy {
     }
 
     fn describe(&self, ids: &[String], file: &FileFacts, facts: &[LabelFact]) -> String {
-        ids.iter()
-            .map(|id| {
-                let fact = file.labels.iter().zip(facts).find(|(l, _)| &l.id == id).map(|(_, f)| f);
-                (id, fact.and_then(|f| self.catalog.lookup_guid(f.tenant, f.id)))
-            })
-            .map(|(id, known)| match known {
+        // Built by hand: the format machinery costs more than the whole rule loop.
+        let mut out = String::with_capacity(64 * ids.len());
+        for (n, id) in ids.iter().enumerate() {
+            if n > 0 {
+                out.push_str(", ");
+            }
+            let fact = file.labels.iter().zip(facts).find(|(l, _)| &l.id == id).map(|(_, f)| f);
+            match fact.and_then(|f| self.catalog.lookup_guid(f.tenant, f.id)) {
                 Some(l) => {
-                    let mut path: Vec<&str> = self.catalog.ancestors(l).map(|a| a.display_name.as_str()).collect();
-                    path.reverse();
-                    path.push(&l.display_name);
-                    format!("\"{}\" ({id})", path.join(" \\ "))
+                    out.push('"');
+                    if l.parent.is_some() {
+                        let mut path: Vec<&str> = self.catalog.ancestors(l).map(|a| a.display_name.as_str()).collect();
+                        path.reverse();
+                        for p in path {
+                            out.push_str(p);
+                            out.push_str(" \\ ");
+                        }
+                    }
+                    out.push_str(&l.display_name);
+                    out.push_str("\" (");
+                    out.push_str(id);
+                    out.push(')');
                 }
-                None => id.clone(),
-            })
-            .collect::<Vec<_>>()
-            .join(", ")
+                None => out.push_str(id),
+            }
+        }
+        out
     }
 
     /// Every non-label criterion: direction, method, destination, app, tags, user, groups, kind.
     fn context_matches(&self, r: &Rule, ctx: &Ctx<'_>, kind_bit: u64) -> bool {
-        let pf = Prefilter::of(r);
+        let pf = Prefilter::of(r, &self.dictionary);
         let app_bit = ctx.app.map_or(0, |a| if a < 64 { 1u64 << a } else { 0 });
         pf.pass(ctx.tx.direction, kind_bit, app_bit, ctx.tag_mask) && self.string_criteria_match(r, ctx)
     }
@@ -638,6 +983,7 @@ struct Ctx<'a> {
     tx: &'a Transaction<'a>,
     app: Option<usize>,
     tag_mask: u64,
+    bits: TxBits,
     /// Lowercased.
     user: Option<&'a str>,
     /// Lowercased.
