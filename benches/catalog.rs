@@ -73,6 +73,20 @@ fn lookups(c: &mut Criterion) {
                     black_box(snap.lookup_guid(tenant, parsed[i]).map(|l| l.priority))
                 })
             });
+            // A transaction loads the snapshot once and looks up each of its labels: 8 here.
+            group.throughput(Throughput::Elements(8));
+            group.bench_function("arc_swap_snapshot_per_transaction_8_lookups", |b| {
+                b.iter(|| {
+                    let snap = cache.load();
+                    let mut sum = 0i64;
+                    for _ in 0..8 {
+                        i = (i + 1) % parsed.len();
+                        sum += snap.lookup_guid(tenant, parsed[i]).map_or(0, |l| l.priority);
+                    }
+                    black_box(sum)
+                })
+            });
+            group.throughput(Throughput::Elements(1));
         },
     );
 
