@@ -7,9 +7,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 mod check;
-mod facts;
 mod inspect;
 mod policy_test;
+mod serve;
 
 /// labelgate: inline DLP enforcement for Microsoft Information Protection sensitivity labels.
 #[derive(Parser, Debug)]
@@ -26,6 +26,8 @@ struct Cli {
 enum Command {
     /// Report the kind, effective sensitivity labels and raw label records of files.
     Inspect(inspect::InspectArgs),
+    /// Run the proxy (HTTP relay with upload inspection; CONNECT tunnels).
+    Serve(serve::ServeArgs),
     /// Validate a configuration file: every problem as file:line:col.
     Check(check::CheckArgs),
     /// Policy tools.
@@ -44,6 +46,7 @@ fn main() -> ExitCode {
     let config = cli.config.as_deref();
     let outcome: Result<ExitCode> = match cli.command {
         Command::Inspect(args) => inspect::run(&args),
+        Command::Serve(args) => serve::run(config, &args),
         Command::Check(args) => check::run(config, &args),
         Command::Policy(PolicyCommand::Test(args)) => policy_test::run(config, &args),
     };

@@ -1,12 +1,12 @@
 //! `labelgate policy test`: what the configured policy would do with this file sent to this URL,
 //! using the real extractor and the real policy engine, and why.
 
-use crate::facts::file_facts;
 use anyhow::{anyhow, bail, Context, Result};
 use clap::Args;
 use labelgate_config::{load, LoadError};
 use labelgate_extract::{extract_reader, Limits};
 use labelgate_policy::{Direction, Transaction};
+use labelgate_proxy::file_facts;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;

@@ -1,6 +1,7 @@
 //! `labelgate-config`: the one TOML file admins write (`labelgate.toml`), composed of sections
 //! whose types belong to the crates they configure (`[policy]` and `[[cloud_apps]]` to
-//! labelgate-policy, `[[labels]]` to labelgate-catalog). It loads and validates the file, reports
+//! labelgate-policy, `[[labels]]` to labelgate-catalog, `[proxy]` and `[inspection]` to
+//! labelgate-proxy). It loads and validates the file, reports
 //! every problem as `file:line:col: severity: message`, carries the embedded default, and
 //! reloads atomically ([`Reloader`]): a file that fails validation never replaces the one in force.
 #![forbid(unsafe_code)]
@@ -36,6 +37,12 @@ pub struct ConfigFile {
     /// `[[cloud_apps]]`.
     #[serde(default)]
     pub cloud_apps: Vec<CloudAppConfig>,
+    /// `[proxy]` (read at start; a change needs a restart).
+    #[serde(default)]
+    pub proxy: labelgate_proxy::ProxyConfig,
+    /// `[inspection]`.
+    #[serde(default)]
+    pub inspection: labelgate_proxy::InspectionConfig,
 }
 
 /// A located problem.

@@ -1,0 +1,133 @@
+//! Audit records: one JSON line per inspected transaction, to a file or standard output. A
+//! record that cannot be written is counted and said loudly, never silently lost.
+
+use serde::Serialize;
+use std::io::Write;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+
+/// One file of an inspected transaction.
+#[derive(Debug, Clone, Serialize)]
+pub struct AuditFile {
+    /// Multipart filename, when given.
+    pub name: Option<String>,
+    /// Bytes.
+    pub size: u64,
+    /// The extractor's kind.
+    pub kind: String,
+    /// Effective label ids.
+    pub labels: Vec<String>,
+    /// Why it could not be inspected, if so.
+    pub unscannable: Option<String>,
+}
+
+/// One inspected transaction.
+#[derive(Debug, Clone, Serialize)]
+pub struct AuditRecord {
+    /// RFC 3339 UTC time.
+    pub time: String,
+    /// Client address.
+    pub client: String,
+    /// Authenticated user, if any.
+    pub user: Option<String>,
+    /// HTTP method.
+    pub method: String,
+    /// Destination URL (query stripped unless configured).
+    pub url: String,
+    /// Destination cloud app.
+    pub app: Option<String>,
+    /// The files.
+    pub files: Vec<AuditFile>,
+    /// `allow`, `audit` or `block`.
+    pub action: String,
+    /// Deciding rule.
+    pub rule: Option<String>,
+    /// Why.
+    pub reason: String,
+    /// Inspection time in microseconds.
+    pub inspect_us: u64,
+}
+
+/// Where audit records go.
+pub struct AuditSink {
+    out: Mutex<Box<dyn Write + Send>>,
+    failures: AtomicU64,
+    written: AtomicU64,
+}
+
+impl std::fmt::Debug for AuditSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuditSink").field("written", &self.written()).field("failures", &self.failures()).finish()
+    }
+}
+
+impl AuditSink {
+    /// Records to any writer (a file opened for append, standard output, a test buffer).
+    pub fn new(out: Box<dyn Write + Send>) -> AuditSink {
+        AuditSink { out: Mutex::new(out), failures: AtomicU64::new(0), written: AtomicU64::new(0) }
+    }
+
+    /// Writes one record as a JSON line.
+    pub fn write(&self, record: &AuditRecord) {
+        let line = match serde_json::to_string(record) {
+            Ok(l) => l,
+            Err(e) => {
+                self.fail(&e.to_string());
+                return;
+            }
+        };
+        let result = match self.out.lock() {
+            Ok(mut out) => writeln!(out, "{line}").and_then(|_| out.flush()),
+            Err(_) => Err(std::io::Error::other("audit writer poisoned")),
+        };
+        match result {
+            Ok(()) => {
+                self.written.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(e) => self.fail(&e.to_string()),
+        }
+    }
+
+    fn fail(&self, why: &str) {
+        let n = self.failures.fetch_add(1, Ordering::Relaxed) + 1;
+        eprintln!("labelgate: AUDIT RECORD LOST ({n} so far): {why}");
+    }
+
+    /// Records written.
+    pub fn written(&self) -> u64 {
+        self.written.load(Ordering::Relaxed)
+    }
+
+    /// Records that could not be written.
+    pub fn failures(&self) -> u64 {
+        self.failures.load(Ordering::Relaxed)
+    }
+}
+
+/// Now as RFC 3339 UTC (`2026-11-27T15:10:00Z`), without a date crate.
+pub(crate) fn now_rfc3339() -> String {
+    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    // Civil-from-days (Howard Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = if m <= 2 { y + 1 } else { y };
+    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn time_format() {
+        let t = super::now_rfc3339();
+        assert_eq!(t.len(), 20);
+        assert!(t.starts_with("20") && t.ends_with('Z'));
+    }
+}

@@ -1,0 +1,319 @@
+//! The listener and one transaction's phases: parse the request head, hold and inspect an upload
+//! body, decide, then block (403 + page) or forward the exact bytes to the origin.
+
+use crate::audit::{now_rfc3339, AuditFile, AuditRecord, AuditSink};
+use crate::block::{self, BlockedFile};
+use crate::{inspect, InspectionConfig, ProxyConfig};
+use bytes::Bytes;
+use http::{header, HeaderMap, HeaderValue, Method, Request, Response, StatusCode, Uri};
+use http_body_util::{combinators::BoxBody, BodyExt, Empty, Full, StreamBody};
+use hyper::body::{Frame, Incoming};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use labelgate_policy::{Action, Direction, ResolvedPolicy, Transaction, UnscannableReason};
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::net::{TcpListener, TcpStream};
+
+/// Where the proxy gets the policy in force for each transaction (a reloadable snapshot).
+pub type PolicySource = Arc<dyn Fn() -> Arc<ResolvedPolicy> + Send + Sync>;
+
+type Body = BoxBody<Bytes, hyper::Error>;
+
+struct State {
+    config: ProxyConfig,
+    inspection: InspectionConfig,
+    policy: PolicySource,
+    audit: Arc<AuditSink>,
+}
+
+/// A bound proxy listener.
+pub struct Proxy {
+    listener: TcpListener,
+    state: Arc<State>,
+}
+
+const HOP_BY_HOP: &[&str] = &[
+    "connection",
+    "keep-alive",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+];
+
+impl Proxy {
+    /// Binds the listener of `config.listen`.
+    pub async fn bind(
+        config: ProxyConfig,
+        inspection: InspectionConfig,
+        policy: PolicySource,
+        audit: Arc<AuditSink>,
+    ) -> std::io::Result<Proxy> {
+        let listener = TcpListener::bind(config.listen).await?;
+        Ok(Proxy { listener, state: Arc::new(State { config, inspection, policy, audit }) })
+    }
+
+    /// The bound address (useful with port 0).
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Serves until `shutdown` completes; connections in flight finish on their own tasks.
+    pub async fn serve_until(self, shutdown: impl Future<Output = ()>) -> std::io::Result<()> {
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                _ = &mut shutdown => return Ok(()),
+                accepted = self.listener.accept() => {
+                    let (stream, peer) = match accepted {
+                        Ok(a) => a,
+                        Err(e) => {
+                            eprintln!("labelgate: accept failed: {e}");
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                            continue;
+                        }
+                    };
+                    // Loopback clients only until client ACLs arrive: never an open proxy.
+                    if !peer.ip().is_loopback() {
+                        continue;
+                    }
+                    let state = Arc::clone(&self.state);
+                    tokio::spawn(async move {
+                        let service = hyper::service::service_fn(move |req| handle(Arc::clone(&state), peer, req));
+                        let conn = hyper::server::conn::http1::Builder::new()
+                            .timer(TokioTimer::new())
+                            .header_read_timeout(Duration::from_secs(30))
+                            .max_buf_size(64 * 1024)
+                            .serve_connection(TokioIo::new(stream), service)
+                            .with_upgrades();
+                        let _ = conn.await;
+                    });
+                }
+            }
+        }
+    }
+
+    /// Serves forever.
+    pub async fn serve(self) -> std::io::Result<()> {
+        self.serve_until(std::future::pending()).await
+    }
+}
+
+fn full(bytes: impl Into<Bytes>) -> Body {
+    Full::new(bytes.into()).map_err(|never| match never {}).boxed()
+}
+
+fn simple(status: StatusCode, text: &str) -> Response<Body> {
+    let mut r = Response::new(full(format!("{text}\n")));
+    *r.status_mut() = status;
+    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    r
+}
+
+async fn handle(state: Arc<State>, peer: SocketAddr, req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
+    if req.method() == Method::CONNECT {
+        return Ok(tunnel(req));
+    }
+    let uri = req.uri().clone();
+    let (Some(authority), Some("http")) = (uri.authority().cloned(), uri.scheme_str()) else {
+        return Ok(simple(StatusCode::BAD_REQUEST, "labelgate is a proxy: send absolute-form http:// requests or CONNECT"));
+    };
+    // The destination policy sees is the one the request is sent to: a Host header that names
+    // another host is refused rather than forwarded.
+    if let Some(host) = req.headers().get(header::HOST).and_then(|h| h.to_str().ok()) {
+        let strip = |s: &str| s.trim().trim_end_matches(":80").to_ascii_lowercase();
+        if strip(host) != strip(authority.as_str()) {
+            return Ok(simple(StatusCode::MISDIRECTED_REQUEST, "the Host header does not match the request target"));
+        }
+    }
+    let inspect = matches!(*req.method(), Method::POST | Method::PUT | Method::PATCH);
+    if !inspect {
+        let (parts, body) = req.into_parts();
+        return Ok(forward(&authority, parts, body.boxed()).await);
+    }
+    Ok(inspect_and_decide(state, peer, req, authority).await)
+}
+
+async fn inspect_and_decide(
+    state: Arc<State>,
+    peer: SocketAddr,
+    req: Request<Incoming>,
+    authority: http::uri::Authority,
+) -> Response<Body> {
+    let started = Instant::now();
+    let (parts, mut body) = req.into_parts();
+    // Hold the body: nothing reaches the origin before the verdict.
+    let max = state.inspection.max_body;
+    let mut held: Vec<u8> = Vec::new();
+    let mut oversize = false;
+    while let Some(frame) = body.frame().await {
+        match frame {
+            Ok(f) => {
+                if let Ok(data) = f.into_data() {
+                    if held.len() as u64 + data.len() as u64 > max {
+                        held.extend_from_slice(&data);
+                        oversize = true;
+                        break;
+                    }
+                    held.extend_from_slice(&data);
+                }
+            }
+            // The client went away mid-upload: nothing to forward, nothing to record.
+            Err(_) => return simple(StatusCode::BAD_REQUEST, "the upload was interrupted"),
+        }
+    }
+    let held = Bytes::from(held);
+    let path = parts.uri.path().to_string();
+    let files = if oversize {
+        vec![inspect::Inspected {
+            facts: labelgate_policy::FileFacts {
+                name: None,
+                kind: "unknown".into(),
+                labels: vec![],
+                unscannable: Some(UnscannableReason::Oversize),
+            },
+            size: held.len() as u64,
+        }]
+    } else {
+        inspect::files(&parts.headers, &path, &held, max).await
+    };
+    let facts: Vec<labelgate_policy::FileFacts> = files.iter().map(|f| f.facts.clone()).collect();
+    let host = authority.host().to_ascii_lowercase();
+    let url = format!("http://{}{}", authority.as_str().to_ascii_lowercase(), path);
+    let policy = (state.policy)();
+    let verdict = policy.evaluate(&Transaction {
+        direction: Direction::Upload,
+        method: parts.method.as_str(),
+        host: &host,
+        url: &url,
+        user: None,
+        groups: &[],
+        files: &facts,
+    });
+    let shown_url = match (state.config.audit_query, parts.uri.query()) {
+        (true, Some(q)) => format!("{url}?{q}"),
+        _ => url.clone(),
+    };
+    state.audit.write(&AuditRecord {
+        time: now_rfc3339(),
+        client: peer.to_string(),
+        user: None,
+        method: parts.method.to_string(),
+        url: shown_url,
+        app: verdict.cloud_app.clone(),
+        files: files
+            .iter()
+            .map(|f| AuditFile {
+                name: f.facts.name.clone(),
+                size: f.size,
+                kind: f.facts.kind.clone(),
+                labels: f.facts.labels.iter().map(|l| l.id.clone()).collect(),
+                unscannable: f.facts.unscannable.map(|u| u.as_str().to_string()),
+            })
+            .collect(),
+        action: verdict.action.as_str().to_string(),
+        rule: verdict.rule.clone(),
+        reason: verdict.reason.clone(),
+        inspect_us: started.elapsed().as_micros() as u64,
+    });
+    if verdict.action == Action::Block {
+        let catalog = policy.catalog();
+        let blocked: Vec<BlockedFile> = facts
+            .iter()
+            .filter(|f| f.unscannable.is_some() || !f.labels.is_empty())
+            .map(|f| BlockedFile {
+                name: f.name.clone(),
+                labels: f
+                    .labels
+                    .iter()
+                    .map(|l| catalog.lookup(l.tenant.as_deref(), &l.id).map_or_else(|| l.id.clone(), |k| k.display_name.clone()))
+                    .collect(),
+            })
+            .collect();
+        let (content_type, page) = if block::wants_json(&parts.headers) {
+            ("application/json", block::json(&verdict, &url, &blocked))
+        } else {
+            ("text/html; charset=utf-8", block::html(&verdict, &url, &blocked))
+        };
+        let mut r = Response::new(full(page));
+        *r.status_mut() = StatusCode::FORBIDDEN;
+        r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+        r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        return r;
+    }
+    let body: Body = if oversize {
+        // Allowed although too large to inspect: the held prefix, then the rest as it comes.
+        let prefix = futures_util::stream::once(async move { Ok::<_, hyper::Error>(Frame::data(held)) });
+        let rest = futures_util::StreamExt::map(http_body_util::BodyStream::new(body), |f| f);
+        StreamBody::new(futures_util::StreamExt::chain(prefix, rest)).boxed()
+    } else {
+        full(held)
+    };
+    forward(&authority, parts, body).await
+}
+
+/// Sends the request to the origin (origin-form, hop-by-hop headers removed) and streams its
+/// response back.
+async fn forward(authority: &http::uri::Authority, mut parts: http::request::Parts, body: Body) -> Response<Body> {
+    let port = authority.port_u16().unwrap_or(80);
+    let stream = match TcpStream::connect((authority.host(), port)).await {
+        Ok(s) => s,
+        Err(e) => return simple(StatusCode::BAD_GATEWAY, &format!("cannot reach {authority}: {e}")),
+    };
+    let (mut sender, conn) = match hyper::client::conn::http1::handshake(TokioIo::new(stream)).await {
+        Ok(x) => x,
+        Err(e) => return simple(StatusCode::BAD_GATEWAY, &format!("cannot talk to {authority}: {e}")),
+    };
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    strip_hop_by_hop(&mut parts.headers);
+    parts.uri = parts
+        .uri
+        .path_and_query()
+        .map_or_else(|| Uri::from_static("/"), |pq| Uri::try_from(pq.as_str()).unwrap_or_else(|_| Uri::from_static("/")));
+    if !parts.headers.contains_key(header::HOST) {
+        if let Ok(v) = HeaderValue::from_str(authority.as_str()) {
+            parts.headers.insert(header::HOST, v);
+        }
+    }
+    match sender.send_request(Request::from_parts(parts, body)).await {
+        Ok(resp) => {
+            let (mut rparts, rbody) = resp.into_parts();
+            strip_hop_by_hop(&mut rparts.headers);
+            Response::from_parts(rparts, rbody.boxed())
+        }
+        Err(e) => simple(StatusCode::BAD_GATEWAY, &format!("the origin {authority} failed: {e}")),
+    }
+}
+
+fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    let listed: Vec<String> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(',').map(|s| s.trim().to_ascii_lowercase()))
+        .collect();
+    for name in HOP_BY_HOP.iter().map(|s| s.to_string()).chain(listed) {
+        headers.remove(name.as_str());
+    }
+}
+
+/// CONNECT: a blind tunnel for now (TLS interception comes next).
+fn tunnel(req: Request<Incoming>) -> Response<Body> {
+    let Some(authority) = req.uri().authority().cloned() else {
+        return simple(StatusCode::BAD_REQUEST, "CONNECT needs host:port");
+    };
+    tokio::spawn(async move {
+        let Ok(upgraded) = hyper::upgrade::on(req).await else { return };
+        let Ok(mut server) = TcpStream::connect((authority.host(), authority.port_u16().unwrap_or(443))).await else { return };
+        let _ = tokio::io::copy_bidirectional(&mut TokioIo::new(upgraded), &mut server).await;
+    });
+    Response::new(Empty::new().map_err(|never| match never {}).boxed())
+}

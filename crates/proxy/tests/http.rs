@@ -1,0 +1,247 @@
+//! The proxy over real loopback sockets: a real origin server, real HTTP/1.1 clients through the
+//! proxy, the real corpus. Labeled files are blocked before a byte reaches the origin; everything
+//! else arrives byte-exact.
+
+use bytes::Bytes;
+use http::{Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full, StreamBody};
+use hyper::body::{Frame, Incoming};
+use hyper_util::rt::TokioIo;
+use labelgate_catalog::Catalog;
+use labelgate_policy::{CloudAppConfig, Policy, PolicyConfig};
+use labelgate_proxy::{AuditSink, InspectionConfig, Proxy, ProxyConfig};
+use sha2::{Digest, Sha256};
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use tokio::net::{TcpListener, TcpStream};
+
+#[derive(Clone, Default)]
+struct Seen(Arc<Mutex<Vec<(String, String, String)>>>);
+
+/// An origin that records (method, path, sha256 of the body) and answers 200.
+async fn origin() -> (SocketAddr, Seen) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let seen = Seen::default();
+    let record = seen.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else { return };
+            let record = record.clone();
+            tokio::spawn(async move {
+                let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
+                    let record = record.clone();
+                    async move {
+                        let method = req.method().to_string();
+                        let path = req.uri().path().to_string();
+                        let body = req.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+                        let sha = hex(&Sha256::digest(&body));
+                        record.0.lock().unwrap().push((method, path, sha.clone()));
+                        Ok::<_, Infallible>(Response::new(Full::new(Bytes::from(format!("stored {sha}")))))
+                    }
+                });
+                let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), svc).await;
+            });
+        }
+    });
+    (addr, seen)
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+#[derive(Clone, Default)]
+struct Buf(Arc<Mutex<Vec<u8>>>);
+impl std::io::Write for Buf {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct File {
+    policy: PolicyConfig,
+    #[serde(default)]
+    cloud_apps: Vec<CloudAppConfig>,
+}
+
+async fn proxy(max_body: u64, oversize: &str) -> (SocketAddr, Buf) {
+    let text = format!("[policy]\non_unscannable = {{ oversize = \"{oversize}\" }}\n[[policy.rules]]\nname = \"labeled\"\naction = \"block\"\nlabeled = true\nmessage = \"Labeled files stay inside.\"\n");
+    let file: File = toml::from_str(&text).unwrap();
+    let (policy, problems) = Policy::compile(&file.policy, &file.cloud_apps, &["docx", "xlsx", "pptx", "pdf", "unknown"], &[]);
+    assert!(problems.is_empty(), "{problems:?}");
+    let (resolved, _) = policy.resolve(Arc::new(Catalog::default()));
+    let resolved = Arc::new(resolved);
+    let audit = Buf::default();
+    let sink = Arc::new(AuditSink::new(Box::new(audit.clone())));
+    let config = ProxyConfig { listen: "127.0.0.1:0".parse().unwrap(), audit_query: false };
+    let p = Proxy::bind(config, InspectionConfig { max_body }, Arc::new(move || Arc::clone(&resolved)), sink).await.unwrap();
+    let addr = p.local_addr().unwrap();
+    tokio::spawn(p.serve());
+    (addr, audit)
+}
+
+/// Sends `req` (absolute-form URI) through the proxy at `proxy`.
+async fn send<B>(proxy: SocketAddr, req: Request<B>) -> (StatusCode, http::HeaderMap, String)
+where
+    B: hyper::body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let stream = TcpStream::connect(proxy).await.unwrap();
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.unwrap();
+    tokio::spawn(conn);
+    let resp = sender.send_request(req).await.unwrap();
+    let status = resp.status();
+    let headers = resp.headers().clone();
+    let body = resp.into_body().collect().await.unwrap().to_bytes();
+    (status, headers, String::from_utf8_lossy(&body).into_owned())
+}
+
+fn corpus() -> Vec<(String, bool, Vec<u8>)> {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpus");
+    let manifest = std::fs::read_to_string(dir.join("manifest.tsv")).unwrap();
+    manifest
+        .lines()
+        .skip(1)
+        .map(|l| {
+            let c: Vec<&str> = l.split('\t').collect();
+            (c[0].to_string(), c[5] != "-", std::fs::read(dir.join("files").join(c[0])).unwrap())
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_corpus_file_is_blocked_or_arrives_byte_exact() {
+    let (origin_addr, seen) = origin().await;
+    let (proxy_addr, audit) = proxy(64 * 1024 * 1024, "block").await;
+    let files = corpus();
+    for (name, labeled, bytes) in &files {
+        let url = format!("http://{origin_addr}/upload/{name}");
+        let req = Request::put(&url).header("host", origin_addr.to_string()).body(Full::new(Bytes::from(bytes.clone()))).unwrap();
+        let (status, headers, body) = send(proxy_addr, req).await;
+        let before = seen.0.lock().unwrap().iter().filter(|(_, p, _)| p.ends_with(name.as_str())).count();
+        if *labeled {
+            assert_eq!(status, StatusCode::FORBIDDEN, "{name}");
+            assert!(headers.get("content-type").unwrap().to_str().unwrap().starts_with("text/html"));
+            assert!(body.contains("Upload blocked") && body.contains("Labeled files stay inside."), "{name}");
+            assert_eq!(before, 0, "{name}: the origin must never see a blocked upload");
+        } else {
+            assert_eq!(status, StatusCode::OK, "{name}: {body}");
+            let sha = hex(&Sha256::digest(bytes));
+            assert_eq!(body, format!("stored {sha}"), "{name}: byte-exact at the origin");
+        }
+    }
+    let lines: Vec<serde_json::Value> =
+        String::from_utf8(audit.0.lock().unwrap().clone()).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), files.len(), "one audit record per inspected transaction");
+    let blocked = lines.iter().filter(|l| l["action"] == "block").count();
+    assert_eq!(blocked, files.iter().filter(|f| f.1).count());
+}
+
+fn multipart(parts: &[(&str, &[u8])]) -> (String, Vec<u8>) {
+    let boundary = "----labelgate-test-boundary";
+    let mut body = Vec::new();
+    body.extend_from_slice(format!("--{boundary}\r\nContent-Disposition: form-data; name=\"note\"\r\n\r\nhello\r\n").as_bytes());
+    for (name, data) in parts {
+        body.extend_from_slice(format!("--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{name}\"\r\nContent-Type: application/octet-stream\r\n\r\n").as_bytes());
+        body.extend_from_slice(data);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+    (format!("multipart/form-data; boundary={boundary}"), body)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn multipart_with_several_files_chunked_and_json_clients() {
+    let (origin_addr, seen) = origin().await;
+    let (proxy_addr, audit) = proxy(64 * 1024 * 1024, "block").await;
+    let files = corpus();
+    let labeled = files.iter().find(|f| f.0 == "lab_caf_identity-baseline-discipline-template.docx").unwrap();
+    let clean = files.iter().find(|f| f.0 == "unl_markitdown_test.pdf").unwrap();
+    let clean2 = files.iter().find(|f| f.0 == "unl_gc_azuregr.xlsx").unwrap();
+    let url = format!("http://{origin_addr}/form");
+
+    // Two clean files: forwarded byte-exact, as a chunked body.
+    let (ct, body) = multipart(&[("a.pdf", &clean.2), ("b.xlsx", &clean2.2)]);
+    let chunks: Vec<Result<Frame<Bytes>, Infallible>> = body.chunks(7000).map(|c| Ok(Frame::data(Bytes::copy_from_slice(c)))).collect();
+    let req = Request::post(&url).header("content-type", &ct).body(StreamBody::new(futures_util::stream::iter(chunks))).unwrap();
+    let (status, _, reply) = send(proxy_addr, req).await;
+    assert_eq!(status, StatusCode::OK, "{reply}");
+    assert_eq!(reply, format!("stored {}", hex(&Sha256::digest(&body))));
+
+    // A clean file and a labeled one: the strictest decides; the page names the labeled file.
+    let (ct, body) = multipart(&[("fine.pdf", &clean.2), ("q3 <plan>.docx", &labeled.2)]);
+    let req = Request::post(&url).header("content-type", &ct).body(Full::new(Bytes::from(body))).unwrap();
+    let (status, _, page) = send(proxy_addr, req).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(page.contains("q3 &lt;plan&gt;.docx"), "{page}");
+    assert!(!page.contains("fine.pdf"));
+    assert_eq!(seen.0.lock().unwrap().len(), 1, "only the clean upload reached the origin");
+
+    // fetch/XHR clients get JSON.
+    let (ct, body) = multipart(&[("q3.docx", &labeled.2)]);
+    let req = Request::post(&url).header("content-type", &ct).header("sec-fetch-mode", "cors").body(Full::new(Bytes::from(body))).unwrap();
+    let (status, headers, json) = send(proxy_addr, req).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(headers.get("content-type").unwrap(), "application/json");
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(v["error"], "blocked");
+    assert_eq!(v["files"][0]["name"], "q3.docx");
+
+    let records: Vec<serde_json::Value> =
+        String::from_utf8(audit.0.lock().unwrap().clone()).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(records.len(), 3);
+    assert_eq!(records[1]["files"].as_array().unwrap().len(), 2);
+    assert_eq!(records[1]["files"][1]["labels"][0], "f42aa342-8706-4288-bd11-ebb85995028c");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversize_malformed_host_mismatch_and_passthrough() {
+    let (origin_addr, seen) = origin().await;
+    let url = format!("http://{origin_addr}/x");
+    // Oversize under each on_unscannable choice.
+    let big = vec![7u8; 200_000];
+    let (blocking, _) = proxy(100_000, "block").await;
+    let (status, _, _) = send(blocking, Request::put(&url).body(Full::new(Bytes::from(big.clone()))).unwrap()).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(seen.0.lock().unwrap().is_empty());
+    let (allowing, _) = proxy(100_000, "allow").await;
+    let (status, _, reply) = send(allowing, Request::put(&url).body(Full::new(Bytes::from(big.clone()))).unwrap()).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(reply, format!("stored {}", hex(&Sha256::digest(&big))), "an allowed oversize body arrives whole");
+
+    // A broken multipart body is malformed, blocked by default.
+    let req = Request::post(&url)
+        .header("content-type", "multipart/form-data; boundary=zz")
+        .body(Full::new(Bytes::from_static(b"--zz\r\nnot a header line\r\n")))
+        .unwrap();
+    let (status, _, _) = send(blocking, req).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+
+    // A Host header naming another host is refused, not forwarded.
+    let req = Request::post(&url).header("host", "evil.example").body(Full::new(Bytes::from_static(b"x"))).unwrap();
+    let (status, _, _) = send(blocking, req).await;
+    assert_eq!(status, StatusCode::MISDIRECTED_REQUEST);
+
+    // Non-upload traffic passes through untouched.
+    let before = seen.0.lock().unwrap().len();
+    let (status, _, reply) = send(blocking, Request::get(&url).body(Full::new(Bytes::new())).unwrap()).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(reply.starts_with("stored "));
+    assert_eq!(seen.0.lock().unwrap().len(), before + 1);
+
+    // Origin-form requests are not proxy requests.
+    let stream = TcpStream::connect(blocking).await.unwrap();
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.unwrap();
+    tokio::spawn(conn);
+    let resp = sender.send_request(Request::get("/local").body(Full::new(Bytes::new())).unwrap()).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+}
