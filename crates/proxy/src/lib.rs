@@ -14,10 +14,13 @@ mod audit;
 mod block;
 mod inspect;
 mod server;
+mod tls;
+
+pub use tls::{upstream_client_config, CertAuthority, TlsError};
 
 pub use audit::{AuditFile, AuditRecord, AuditSink};
 pub use inspect::file_facts;
-pub use server::{PolicySource, Proxy};
+pub use server::{Interception, PolicySource, Proxy};
 
 use serde::Deserialize;
 use std::net::SocketAddr;

@@ -3,6 +3,7 @@
 
 use crate::audit::{now_rfc3339, AuditFile, AuditRecord, AuditSink};
 use crate::block::{self, BlockedFile};
+use crate::tls::CertAuthority;
 use crate::{inspect, InspectionConfig, ProxyConfig};
 use bytes::Bytes;
 use http::{header, HeaderMap, HeaderValue, Method, Request, Response, StatusCode, Uri};
@@ -27,6 +28,23 @@ struct State {
     inspection: InspectionConfig,
     policy: PolicySource,
     audit: Arc<AuditSink>,
+    tls: Option<Interception>,
+}
+
+/// What TLS interception needs: the local CA and the verified client config towards origins.
+#[derive(Clone)]
+pub struct Interception {
+    /// Mints the per-host certificates browsers see.
+    pub ca: Arc<CertAuthority>,
+    /// Verifies origins.
+    pub upstream: Arc<rustls::ClientConfig>,
+}
+
+/// Where a request goes: its authority, and whether it travels over TLS.
+#[derive(Clone)]
+struct Target {
+    authority: http::uri::Authority,
+    https: bool,
 }
 
 /// A bound proxy listener.
@@ -56,7 +74,15 @@ impl Proxy {
         audit: Arc<AuditSink>,
     ) -> std::io::Result<Proxy> {
         let listener = TcpListener::bind(config.listen).await?;
-        Ok(Proxy { listener, state: Arc::new(State { config, inspection, policy, audit }) })
+        Ok(Proxy { listener, state: Arc::new(State { config, inspection, policy, audit, tls: None }) })
+    }
+
+    /// Intercepts CONNECT tunnels with TLS (without it, CONNECT is a blind tunnel).
+    pub fn with_interception(mut self, interception: Interception) -> Proxy {
+        if let Some(state) = Arc::get_mut(&mut self.state) {
+            state.tls = Some(interception);
+        }
+        self
     }
 
     /// The bound address (useful with port 0).
@@ -118,7 +144,7 @@ fn simple(status: StatusCode, text: &str) -> Response<Body> {
 
 async fn handle(state: Arc<State>, peer: SocketAddr, req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
     if req.method() == Method::CONNECT {
-        return Ok(tunnel(req));
+        return Ok(tunnel(state, peer, req));
     }
     let uri = req.uri().clone();
     let (Some(authority), Some("http")) = (uri.authority().cloned(), uri.scheme_str()) else {
@@ -132,20 +158,39 @@ async fn handle(state: Arc<State>, peer: SocketAddr, req: Request<Incoming>) -> 
             return Ok(simple(StatusCode::MISDIRECTED_REQUEST, "the Host header does not match the request target"));
         }
     }
+    Ok(relay(state, peer, req, Target { authority, https: false }).await)
+}
+
+/// Inspects uploads, passes everything else through.
+async fn relay(state: Arc<State>, peer: SocketAddr, req: Request<Incoming>, target: Target) -> Response<Body> {
     let inspect = matches!(*req.method(), Method::POST | Method::PUT | Method::PATCH);
     if !inspect {
         let (parts, body) = req.into_parts();
-        return Ok(forward(&authority, parts, body.boxed()).await);
+        return forward(&state, &target, parts, body.boxed()).await;
     }
-    Ok(inspect_and_decide(state, peer, req, authority).await)
+    inspect_and_decide(state, peer, req, target).await
 }
 
-async fn inspect_and_decide(
+/// A request inside an intercepted tunnel: origin-form, for the CONNECT authority.
+async fn intercepted(
     state: Arc<State>,
     peer: SocketAddr,
     req: Request<Incoming>,
     authority: http::uri::Authority,
-) -> Response<Body> {
+) -> Result<Response<Body>, Infallible> {
+    let host_header = req.headers().get(header::HOST).and_then(|h| h.to_str().ok()).map(str::to_string);
+    let named = host_header.or_else(|| req.uri().authority().map(|a| a.as_str().to_string()));
+    if let Some(named) = named {
+        let strip = |s: &str| s.trim().trim_end_matches(":443").to_ascii_lowercase();
+        if strip(&named) != strip(authority.as_str()) {
+            return Ok(simple(StatusCode::MISDIRECTED_REQUEST, "the Host header does not match the CONNECT target"));
+        }
+    }
+    Ok(relay(state, peer, req, Target { authority, https: true }).await)
+}
+
+async fn inspect_and_decide(state: Arc<State>, peer: SocketAddr, req: Request<Incoming>, target: Target) -> Response<Body> {
+    let authority = target.authority.clone();
     let started = Instant::now();
     let (parts, mut body) = req.into_parts();
     // Hold the body: nothing reaches the origin before the verdict.
@@ -185,7 +230,8 @@ async fn inspect_and_decide(
     };
     let facts: Vec<labelgate_policy::FileFacts> = files.iter().map(|f| f.facts.clone()).collect();
     let host = authority.host().to_ascii_lowercase();
-    let url = format!("http://{}{}", authority.as_str().to_ascii_lowercase(), path);
+    let scheme = if target.https { "https" } else { "http" };
+    let url = format!("{scheme}://{}{}", authority.as_str().to_ascii_lowercase(), path);
     let policy = (state.policy)();
     let verdict = policy.evaluate(&Transaction {
         direction: Direction::Upload,
@@ -255,24 +301,43 @@ async fn inspect_and_decide(
     } else {
         full(held)
     };
-    forward(&authority, parts, body).await
+    forward(&state, &target, parts, body).await
 }
 
-/// Sends the request to the origin (origin-form, hop-by-hop headers removed) and streams its
-/// response back.
-async fn forward(authority: &http::uri::Authority, mut parts: http::request::Parts, body: Body) -> Response<Body> {
-    let port = authority.port_u16().unwrap_or(80);
+/// Sends the request to the origin (origin-form, hop-by-hop headers removed; over verified TLS
+/// for intercepted tunnels) and streams its response back.
+async fn forward(state: &State, target: &Target, mut parts: http::request::Parts, body: Body) -> Response<Body> {
+    let authority = &target.authority;
+    let port = authority.port_u16().unwrap_or(if target.https { 443 } else { 80 });
     let stream = match TcpStream::connect((authority.host(), port)).await {
         Ok(s) => s,
         Err(e) => return simple(StatusCode::BAD_GATEWAY, &format!("cannot reach {authority}: {e}")),
     };
-    let (mut sender, conn) = match hyper::client::conn::http1::handshake(TokioIo::new(stream)).await {
-        Ok(x) => x,
-        Err(e) => return simple(StatusCode::BAD_GATEWAY, &format!("cannot talk to {authority}: {e}")),
+    let sender = if target.https {
+        let Some(tls) = &state.tls else { return simple(StatusCode::BAD_GATEWAY, "TLS interception is not configured") };
+        let host = authority.host().trim_start_matches('[').trim_end_matches(']').to_string();
+        let Ok(name) = rustls::pki_types::ServerName::try_from(host) else {
+            return simple(StatusCode::BAD_GATEWAY, &format!("{authority} is not a valid TLS server name"));
+        };
+        let connector = tokio_rustls::TlsConnector::from(Arc::clone(&tls.upstream));
+        let stream = match connector.connect(name, stream).await {
+            Ok(s) => s,
+            Err(e) => {
+                return error_page(
+                    StatusCode::BAD_GATEWAY,
+                    "The destination's certificate could not be verified",
+                    &format!("{authority}: {e}. labelgate does not pass unverified connections through."),
+                );
+            }
+        };
+        handshake(TokioIo::new(stream), authority).await
+    } else {
+        handshake(TokioIo::new(stream), authority).await
     };
-    tokio::spawn(async move {
-        let _ = conn.await;
-    });
+    let mut sender = match sender {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
     strip_hop_by_hop(&mut parts.headers);
     parts.uri = parts
         .uri
@@ -293,6 +358,34 @@ async fn forward(authority: &http::uri::Authority, mut parts: http::request::Par
     }
 }
 
+async fn handshake<I>(io: I, authority: &http::uri::Authority) -> Result<hyper::client::conn::http1::SendRequest<Body>, Response<Body>>
+where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    match hyper::client::conn::http1::handshake(io).await {
+        Ok((sender, conn)) => {
+            tokio::spawn(async move {
+                let _ = conn.await;
+            });
+            Ok(sender)
+        }
+        Err(e) => Err(simple(StatusCode::BAD_GATEWAY, &format!("cannot talk to {authority}: {e}"))),
+    }
+}
+
+fn error_page(status: StatusCode, title: &str, detail: &str) -> Response<Body> {
+    let esc = |s: &str| s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;");
+    let page = format!(
+        "<!doctype html><html><head><meta charset=\"utf-8\"><title>{t}</title></head><body><h1>{t}</h1><p>{d}</p></body></html>",
+        t = esc(title),
+        d = esc(detail)
+    );
+    let mut r = Response::new(full(page));
+    *r.status_mut() = status;
+    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
+    r
+}
+
 fn strip_hop_by_hop(headers: &mut HeaderMap) {
     let listed: Vec<String> = headers
         .get_all(header::CONNECTION)
@@ -305,15 +398,31 @@ fn strip_hop_by_hop(headers: &mut HeaderMap) {
     }
 }
 
-/// CONNECT: a blind tunnel for now (TLS interception comes next).
-fn tunnel(req: Request<Incoming>) -> Response<Body> {
+/// CONNECT: with interception, TLS is terminated with a minted leaf and the requests inside are
+/// relayed (and inspected) like plain ones; without it, a blind tunnel.
+fn tunnel(state: Arc<State>, peer: SocketAddr, req: Request<Incoming>) -> Response<Body> {
     let Some(authority) = req.uri().authority().cloned() else {
         return simple(StatusCode::BAD_REQUEST, "CONNECT needs host:port");
     };
     tokio::spawn(async move {
         let Ok(upgraded) = hyper::upgrade::on(req).await else { return };
-        let Ok(mut server) = TcpStream::connect((authority.host(), authority.port_u16().unwrap_or(443))).await else { return };
-        let _ = tokio::io::copy_bidirectional(&mut TokioIo::new(upgraded), &mut server).await;
+        match state.tls.clone() {
+            Some(tls) => {
+                let config = tls.ca.server_config(authority.host());
+                let acceptor = tokio_rustls::TlsAcceptor::from(config);
+                let Ok(stream) = acceptor.accept(TokioIo::new(upgraded)).await else { return };
+                let service = hyper::service::service_fn(move |req| intercepted(Arc::clone(&state), peer, req, authority.clone()));
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .timer(TokioTimer::new())
+                    .header_read_timeout(Duration::from_secs(30))
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            }
+            None => {
+                let Ok(mut server) = TcpStream::connect((authority.host(), authority.port_u16().unwrap_or(443))).await else { return };
+                let _ = tokio::io::copy_bidirectional(&mut TokioIo::new(upgraded), &mut server).await;
+            }
+        }
     });
     Response::new(Empty::new().map_err(|never| match never {}).boxed())
 }

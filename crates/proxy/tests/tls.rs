@@ -1,0 +1,163 @@
+//! TLS interception over loopback: a client tunnels with CONNECT, trusts labelgate's CA, and
+//! uploads to an HTTPS origin that has its own test CA (trusted by labelgate as an extra upstream
+//! root). Labeled files are blocked inside the tunnel; clean ones arrive byte-exact; an origin
+//! labelgate cannot verify gets an error page, never a silent pass-through.
+
+use bytes::Bytes;
+use http::{Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+use labelgate_catalog::Catalog;
+use labelgate_policy::{CloudAppConfig, Policy, PolicyConfig};
+use labelgate_proxy::{upstream_client_config, AuditSink, CertAuthority, InspectionConfig, Interception, Proxy, ProxyConfig};
+use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair, SanType};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
+use sha2::{Digest, Sha256};
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// An HTTPS origin on 127.0.0.1 with a certificate from its own test CA; returns the CA PEM.
+async fn https_origin() -> (SocketAddr, String) {
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca_cert = ca_params.self_signed(&ca_key).unwrap();
+    let issuer = Issuer::new(ca_params, ca_key);
+    let key = KeyPair::generate().unwrap();
+    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.subject_alt_names = vec![SanType::IpAddress("127.0.0.1".parse().unwrap())];
+    let cert = params.signed_by(&key, &issuer).unwrap();
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(vec![cert.der().clone()], PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())))
+        .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else { return };
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let Ok(tls) = acceptor.accept(stream).await else { return };
+                let svc = hyper::service::service_fn(|req: Request<Incoming>| async move {
+                    let body = req.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+                    Ok::<_, Infallible>(Response::new(Full::new(Bytes::from(format!("stored {}", hex(&Sha256::digest(&body)))))))
+                });
+                let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(tls), svc).await;
+            });
+        }
+    });
+    (addr, ca_cert.pem())
+}
+
+#[derive(serde::Deserialize)]
+struct File {
+    policy: PolicyConfig,
+    #[serde(default)]
+    cloud_apps: Vec<CloudAppConfig>,
+}
+
+async fn proxy(state_dir: &std::path::Path, extra_roots: &[String]) -> (SocketAddr, Arc<CertAuthority>) {
+    let file: File = toml::from_str("[[policy.rules]]\nname = \"labeled\"\naction = \"block\"\nlabeled = true\n").unwrap();
+    let (policy, _) = Policy::compile(&file.policy, &file.cloud_apps, &["docx", "pdf"], &[]);
+    let resolved = Arc::new(policy.resolve(Arc::new(Catalog::default())).0);
+    let ca = Arc::new(CertAuthority::load_or_create(state_dir).unwrap());
+    let upstream = upstream_client_config(extra_roots).unwrap();
+    let config = ProxyConfig { listen: "127.0.0.1:0".parse().unwrap(), audit_query: false };
+    let p = Proxy::bind(
+        config,
+        InspectionConfig::default(),
+        Arc::new(move || Arc::clone(&resolved)),
+        Arc::new(AuditSink::new(Box::new(std::io::sink()))),
+    )
+    .await
+    .unwrap()
+    .with_interception(Interception { ca: Arc::clone(&ca), upstream });
+    let addr = p.local_addr().unwrap();
+    tokio::spawn(p.serve());
+    (addr, ca)
+}
+
+/// CONNECT through the proxy, TLS with labelgate's CA trusted, one request; returns status and body.
+async fn upload(proxy: SocketAddr, origin: SocketAddr, labelgate_ca_pem: &str, body: Vec<u8>) -> (StatusCode, String) {
+    let mut stream = TcpStream::connect(proxy).await.unwrap();
+    stream.write_all(format!("CONNECT {origin} HTTP/1.1\r\nHost: {origin}\r\n\r\n").as_bytes()).await.unwrap();
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        let mut b = [0u8; 1];
+        assert_eq!(stream.read(&mut b).await.unwrap(), 1);
+        head.push(b[0]);
+    }
+    assert!(head.starts_with(b"HTTP/1.1 200"), "{}", String::from_utf8_lossy(&head));
+    let mut roots = rustls::RootCertStore::empty();
+    let der = pem_der(labelgate_ca_pem);
+    roots.add(CertificateDer::from(der)).unwrap();
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
+        .connect(ServerName::try_from("127.0.0.1").unwrap(), stream)
+        .await
+        .expect("the minted leaf verifies against labelgate's CA");
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls)).await.unwrap();
+    tokio::spawn(conn);
+    let req = Request::put("/upload/file").header("host", origin.to_string()).body(Full::new(Bytes::from(body))).unwrap();
+    let resp = sender.send_request(req).await.unwrap();
+    let status = resp.status();
+    (status, String::from_utf8_lossy(&resp.into_body().collect().await.unwrap().to_bytes()).into_owned())
+}
+
+fn pem_der(pem: &str) -> Vec<u8> {
+    use base64::Engine;
+    let b64: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+    base64::engine::general_purpose::STANDARD.decode(b64).unwrap()
+}
+
+fn corpus(name: &str) -> Vec<u8> {
+    std::fs::read(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpus/files").join(name)).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn intercepted_https_uploads_are_inspected() {
+    let (origin, origin_ca) = https_origin().await;
+    let dir = tempfile_dir("intercept");
+    let (proxy_addr, ca) = proxy(&dir, &[origin_ca]).await;
+    let (status, page) = upload(proxy_addr, origin, ca.pem(), corpus("lab_caf_identity-baseline-discipline-template.docx")).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(page.contains("Upload blocked") && page.contains("https://127.0.0.1:"), "{page}");
+    let clean = corpus("unl_markitdown_test.pdf");
+    let (status, reply) = upload(proxy_addr, origin, ca.pem(), clean.clone()).await;
+    assert_eq!(status, StatusCode::OK, "{reply}");
+    assert_eq!(reply, format!("stored {}", hex(&Sha256::digest(&clean))));
+    assert_eq!(ca.minted(), 1, "one leaf for 127.0.0.1, reused from the cache");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_origin_labelgate_cannot_verify_gets_an_error_page() {
+    let (origin, _) = https_origin().await;
+    let dir = tempfile_dir("unverified");
+    let (proxy_addr, ca) = proxy(&dir, &[]).await;
+    let (status, page) = upload(proxy_addr, origin, ca.pem(), corpus("unl_markitdown_test.pdf")).await;
+    assert_eq!(status, StatusCode::BAD_GATEWAY);
+    assert!(page.contains("could not be verified"), "{page}");
+}
+
+fn tempfile_dir(tag: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("labelgate-tls-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    d
+}
