@@ -6,6 +6,7 @@ use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+mod ca;
 mod check;
 mod inspect;
 mod policy_test;
@@ -30,9 +31,18 @@ enum Command {
     Serve(serve::ServeArgs),
     /// Validate a configuration file: every problem as file:line:col.
     Check(check::CheckArgs),
+    /// The interception CA.
+    #[command(subcommand)]
+    Ca(CaCommand),
     /// Policy tools.
     #[command(subcommand)]
     Policy(PolicyCommand),
+}
+
+#[derive(Subcommand, Debug)]
+enum CaCommand {
+    /// Print the CA certificate (PEM) for browsers and trust stores, creating the CA if needed.
+    Export(ca::ExportArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -48,6 +58,7 @@ fn main() -> ExitCode {
         Command::Inspect(args) => inspect::run(&args),
         Command::Serve(args) => serve::run(config, &args),
         Command::Check(args) => check::run(config, &args),
+        Command::Ca(CaCommand::Export(args)) => ca::export(&args),
         Command::Policy(PolicyCommand::Test(args)) => policy_test::run(config, &args),
     };
     match outcome {

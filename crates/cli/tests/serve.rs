@@ -60,9 +60,14 @@ impl Drop for Serve {
 
 /// Starts `labelgate serve` on an ephemeral port and returns it with its address.
 fn serve() -> (Serve, SocketAddr) {
+    serve_with(&[])
+}
+
+fn serve_with(extra: &[&str]) -> (Serve, SocketAddr) {
     let dir = std::env::temp_dir();
     let mut child = Command::new(env!("CARGO_BIN_EXE_labelgate"))
         .args(["serve", "--listen", "127.0.0.1:0"])
+        .args(extra)
         .current_dir(&dir)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -114,4 +119,94 @@ fn curl_through_labelgate_serve_on_the_default_config() {
     let sha: String = Sha256::digest(std::fs::read(&clean).unwrap()).iter().map(|b| format!("{b:02x}")).collect();
     assert_eq!(reply, format!("stored {sha}"), "byte-exact at the origin");
     assert_eq!(count.load(Ordering::SeqCst), 1);
+}
+
+/// A blocking HTTPS origin on 127.0.0.1 with its own test CA; answers with the body's sha256.
+fn https_origin(dir: &std::path::Path) -> (SocketAddr, PathBuf) {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair, SanType};
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca_cert = ca_params.self_signed(&ca_key).unwrap();
+    let issuer = Issuer::new(ca_params, ca_key);
+    let key = KeyPair::generate().unwrap();
+    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.subject_alt_names = vec![SanType::IpAddress("127.0.0.1".parse().unwrap())];
+    let cert = params.signed_by(&key, &issuer).unwrap();
+    let ca_path = dir.join("origin-ca.pem");
+    std::fs::write(&ca_path, ca_cert.pem()).unwrap();
+    let config = Arc::new(
+        rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(vec![cert.der().clone()], rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()))
+            .unwrap(),
+    );
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(stream) = stream else { continue };
+            let config = Arc::clone(&config);
+            std::thread::spawn(move || {
+                let Ok(conn) = rustls::ServerConnection::new(config) else { return };
+                let mut tls = rustls::StreamOwned::new(conn, stream);
+                let mut head = Vec::new();
+                let mut b = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") {
+                    if tls.read(&mut b).unwrap_or(0) == 0 {
+                        return;
+                    }
+                    head.push(b[0]);
+                }
+                let head = String::from_utf8_lossy(&head).to_ascii_lowercase();
+                let length: usize =
+                    head.lines().find_map(|l| l.strip_prefix("content-length:")).and_then(|v| v.trim().parse().ok()).unwrap_or(0);
+                let mut body = vec![0u8; length];
+                if tls.read_exact(&mut body).is_err() {
+                    return;
+                }
+                let reply = format!("stored {}", Sha256::digest(&body).iter().map(|b| format!("{b:02x}")).collect::<String>());
+                let _ = write!(tls, "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{reply}", reply.len());
+                let _ = tls.flush();
+            });
+        }
+    });
+    (addr, ca_path)
+}
+
+#[test]
+fn curl_https_through_interception_trusting_the_exported_ca() {
+    let dir = std::env::temp_dir().join(format!("labelgate-serve-tls-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let (origin, origin_ca) = https_origin(&dir);
+    let state = dir.join("state");
+    let export = Command::new(env!("CARGO_BIN_EXE_labelgate")).args(["ca", "export", "--state-dir"]).arg(&state).output().unwrap();
+    assert!(export.status.success());
+    let ca_pem = dir.join("labelgate-ca.pem");
+    std::fs::write(&ca_pem, &export.stdout).unwrap();
+    let (_serve, proxy) = serve_with(&["--state-dir", state.to_str().unwrap(), "--upstream-ca", origin_ca.to_str().unwrap()]);
+    let url = format!("https://{origin}/upload");
+    let cacert = ["--cacert", ca_pem.to_str().unwrap()];
+
+    let labeled = corpus("lab_d365_headless-commerce-lab.pdf");
+    let (page, code) = curl(proxy, &[&cacert[..], &["-T", labeled.to_str().unwrap(), &url]].concat());
+    assert_eq!(code, "403", "{page}");
+    assert!(page.contains("Upload blocked"), "{page}");
+
+    let clean = corpus("unl_gc_pco-summary-word.docx");
+    let (reply, code) = curl(proxy, &[&cacert[..], &["-T", clean.to_str().unwrap(), &url]].concat());
+    assert_eq!(code, "200", "{reply}");
+    let sha: String = Sha256::digest(std::fs::read(&clean).unwrap()).iter().map(|b| format!("{b:02x}")).collect();
+    assert_eq!(reply, format!("stored {sha}"));
+
+    // Without labelgate's CA the client refuses the minted certificate.
+    let out = Command::new("curl")
+        .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "-x", &format!("http://{proxy}"), &url])
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "curl must not trust an unknown CA");
+    let _ = std::fs::remove_dir_all(&dir);
 }
