@@ -3,9 +3,10 @@
 
 use anyhow::{Context, Result};
 use clap::Args;
+use labelgate_admin::AdminState;
 use labelgate_config::{load, LoadError, ReloadOutcome, Reloader};
 use labelgate_policy::ResolvedPolicy;
-use labelgate_proxy::{upstream_client_config, AuditSink, CertAuthority, Interception, Proxy};
+use labelgate_proxy::{upstream_client_config, AuditSink, CertAuthority, Interception, Proxy, ProxyMetrics};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -17,6 +18,9 @@ pub struct ServeArgs {
     /// Listen address (overrides [proxy] listen).
     #[arg(long, value_name = "ADDR")]
     listen: Option<SocketAddr>,
+    /// Admin listen address (overrides [admin] listen).
+    #[arg(long, value_name = "ADDR")]
+    admin_listen: Option<SocketAddr>,
     /// State directory: the interception CA lives here (default ./state).
     #[arg(long, value_name = "DIR", default_value = "state")]
     state_dir: PathBuf,
@@ -49,6 +53,10 @@ pub fn run(config: Option<&Path>, args: &ServeArgs) -> Result<ExitCode> {
         proxy_config.listen = listen;
     }
     let inspection = loaded.file.inspection.clone();
+    let mut admin_config = loaded.file.admin.clone();
+    if let Some(listen) = args.admin_listen {
+        admin_config.listen = listen;
+    }
     let current = Arc::new(RwLock::new(resolve(&loaded)));
     let reloader = Reloader::new(loaded);
     let target = Arc::clone(&current);
@@ -73,6 +81,8 @@ pub fn run(config: Option<&Path>, args: &ServeArgs) -> Result<ExitCode> {
         .context("cannot watch the configuration")?;
     let source = Arc::new(move || current.read().map(|p| Arc::clone(&p)).unwrap_or_else(|e| Arc::clone(&e.into_inner())));
     let audit = Arc::new(AuditSink::new(Box::new(std::io::stdout())));
+    let registry = prometheus::Registry::new();
+    let metrics = ProxyMetrics::register(&registry).context("cannot register metrics")?;
     let ca = Arc::new(CertAuthority::load_or_create(&args.state_dir).context("cannot load or create the interception CA")?);
     let mut extra = Vec::new();
     for p in &args.upstream_ca {
@@ -81,15 +91,38 @@ pub fn run(config: Option<&Path>, args: &ServeArgs) -> Result<ExitCode> {
     let upstream = upstream_client_config(&extra).context("bad --upstream-ca")?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the runtime")?;
     runtime.block_on(async move {
+        let audit_for_metrics = Arc::clone(&audit);
         let proxy = Proxy::bind(proxy_config, inspection, source, audit)
             .await
             .context("cannot bind the proxy listener")?
-            .with_interception(Interception { ca, upstream });
-        eprintln!("labelgate: proxy listening on {}", proxy.local_addr()?);
+            .with_interception(Interception { ca: Arc::clone(&ca), upstream })
+            .with_metrics(metrics.clone());
+        let proxy_addr = proxy.local_addr()?;
+        eprintln!("labelgate: proxy listening on {proxy_addr}");
+        let admin_listener = tokio::net::TcpListener::bind(admin_config.listen).await.context("cannot bind the admin listener")?;
+        eprintln!("labelgate: admin listening on {}", admin_listener.local_addr()?);
+        let ready = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let scrape_audit = Arc::clone(&audit_for_metrics);
+        let admin_state = Arc::new(AdminState {
+            registry,
+            ready,
+            pac_proxy: admin_config.pac_proxy.clone().unwrap_or_else(|| proxy_addr.to_string()),
+            before_scrape: Some(Box::new(move || {
+                metrics.certificates_minted.set(ca.minted() as i64);
+                metrics.audit_failures.set(scrape_audit.failures() as i64);
+            })),
+        });
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let admin_task = tokio::spawn(labelgate_admin::serve(admin_listener, admin_state, async move {
+            let mut rx = stop_rx;
+            let _ = rx.changed().await;
+        }));
         let shutdown = async {
             let _ = tokio::signal::ctrl_c().await;
         };
         proxy.serve_until(shutdown).await?;
+        let _ = stop_tx.send(true);
+        let _ = admin_task.await;
         eprintln!("labelgate: shutting down");
         Ok::<_, anyhow::Error>(())
     })?;

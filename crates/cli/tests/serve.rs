@@ -60,13 +60,15 @@ impl Drop for Serve {
 
 /// Starts `labelgate serve` on an ephemeral port and returns it with its address.
 fn serve() -> (Serve, SocketAddr) {
-    serve_with(&[])
+    let (s, proxy, _) = serve_with(&[]);
+    (s, proxy)
 }
 
-fn serve_with(extra: &[&str]) -> (Serve, SocketAddr) {
+/// Starts `labelgate serve` with ephemeral proxy and admin ports; returns both addresses.
+fn serve_with(extra: &[&str]) -> (Serve, SocketAddr, SocketAddr) {
     let dir = std::env::temp_dir();
     let mut child = Command::new(env!("CARGO_BIN_EXE_labelgate"))
-        .args(["serve", "--listen", "127.0.0.1:0"])
+        .args(["serve", "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"])
         .args(extra)
         .current_dir(&dir)
         .stdout(Stdio::null())
@@ -75,15 +77,49 @@ fn serve_with(extra: &[&str]) -> (Serve, SocketAddr) {
         .unwrap();
     let mut stderr = BufReader::new(child.stderr.take().unwrap());
     let mut line = String::new();
-    let addr = loop {
+    let (mut proxy, mut admin) = (None, None);
+    while proxy.is_none() || admin.is_none() {
         line.clear();
         assert!(stderr.read_line(&mut line).unwrap() > 0, "serve exited before listening");
         if let Some(a) = line.trim().strip_prefix("labelgate: proxy listening on ") {
-            break a.parse().unwrap();
+            proxy = a.parse().ok();
         }
-    };
+        if let Some(a) = line.trim().strip_prefix("labelgate: admin listening on ") {
+            admin = a.parse().ok();
+        }
+    }
     std::thread::spawn(move || for _ in stderr.lines() {});
-    (Serve(child), addr)
+    (Serve(child), proxy.unwrap(), admin.unwrap())
+}
+
+fn get(url: &str) -> (String, String) {
+    let out = Command::new("curl").args(["-s", "-S", "-o", "-", "-w", "\n%{http_code}", url]).output().expect("curl runs");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, code) = text.rsplit_once('\n').unwrap_or(("", ""));
+    (body.to_string(), code.to_string())
+}
+
+#[test]
+fn admin_listener_serves_health_metrics_and_pac() {
+    let (origin, _) = origin();
+    let (_serve, proxy, admin) = serve_with(&[]);
+    assert_eq!(get(&format!("http://{admin}/healthz")).1, "200");
+    assert_eq!(get(&format!("http://{admin}/readyz")).1, "200");
+    let (pac, code) = get(&format!("http://{admin}/proxy.pac"));
+    assert_eq!(code, "200");
+    assert!(pac.contains(&format!("PROXY {proxy}")), "{pac}");
+    let labeled = corpus("lab_caf_identity-baseline-discipline-template.docx");
+    let (_, code) = curl(proxy, &["-T", labeled.to_str().unwrap(), &format!("http://{origin}/u")]);
+    assert_eq!(code, "403");
+    let (metrics, code) = get(&format!("http://{admin}/metrics"));
+    assert_eq!(code, "200");
+    assert!(
+        metrics.contains("labelgate_transactions_total{action=\"block\",rule=\"Labeled files stay in sanctioned apps\"} 1"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("labelgate_labels_seen_total{label=\"unknown\"} 1"), "label ids the catalog does not know are one series");
+    assert!(metrics.contains("labelgate_inspection_seconds_count 1"));
+    assert_eq!(get(&format!("http://{admin}/nope")).1, "404");
 }
 
 fn curl(proxy: SocketAddr, args: &[&str]) -> (String, String) {
@@ -187,7 +223,7 @@ fn curl_https_through_interception_trusting_the_exported_ca() {
     assert!(export.status.success());
     let ca_pem = dir.join("labelgate-ca.pem");
     std::fs::write(&ca_pem, &export.stdout).unwrap();
-    let (_serve, proxy) = serve_with(&["--state-dir", state.to_str().unwrap(), "--upstream-ca", origin_ca.to_str().unwrap()]);
+    let (_serve, proxy, admin) = serve_with(&["--state-dir", state.to_str().unwrap(), "--upstream-ca", origin_ca.to_str().unwrap()]);
     let url = format!("https://{origin}/upload");
     let cacert = ["--cacert", ca_pem.to_str().unwrap()];
 
@@ -208,5 +244,7 @@ fn curl_https_through_interception_trusting_the_exported_ca() {
         .output()
         .unwrap();
     assert!(!out.status.success(), "curl must not trust an unknown CA");
+    let (metrics, _) = get(&format!("http://{admin}/metrics"));
+    assert!(metrics.contains("labelgate_certificates_minted 1"), "{metrics}");
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -43,6 +43,9 @@ pub struct ConfigFile {
     /// `[inspection]`.
     #[serde(default)]
     pub inspection: labelgate_proxy::InspectionConfig,
+    /// `[admin]` (read at start).
+    #[serde(default)]
+    pub admin: labelgate_admin::AdminConfig,
 }
 
 /// A located problem.

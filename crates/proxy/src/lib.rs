@@ -13,6 +13,7 @@
 mod audit;
 mod block;
 mod inspect;
+mod metrics;
 mod server;
 mod tls;
 
@@ -20,6 +21,7 @@ pub use tls::{upstream_client_config, CertAuthority, TlsError};
 
 pub use audit::{AuditFile, AuditRecord, AuditSink};
 pub use inspect::file_facts;
+pub use metrics::ProxyMetrics;
 pub use server::{Interception, PolicySource, Proxy};
 
 use serde::Deserialize;

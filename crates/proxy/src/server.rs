@@ -3,6 +3,7 @@
 
 use crate::audit::{now_rfc3339, AuditFile, AuditRecord, AuditSink};
 use crate::block::{self, BlockedFile};
+use crate::metrics::ProxyMetrics;
 use crate::tls::CertAuthority;
 use crate::{inspect, InspectionConfig, ProxyConfig};
 use bytes::Bytes;
@@ -29,6 +30,7 @@ struct State {
     policy: PolicySource,
     audit: Arc<AuditSink>,
     tls: Option<Interception>,
+    metrics: Option<ProxyMetrics>,
 }
 
 /// What TLS interception needs: the local CA and the verified client config towards origins.
@@ -74,7 +76,15 @@ impl Proxy {
         audit: Arc<AuditSink>,
     ) -> std::io::Result<Proxy> {
         let listener = TcpListener::bind(config.listen).await?;
-        Ok(Proxy { listener, state: Arc::new(State { config, inspection, policy, audit, tls: None }) })
+        Ok(Proxy { listener, state: Arc::new(State { config, inspection, policy, audit, tls: None, metrics: None }) })
+    }
+
+    /// Records metrics.
+    pub fn with_metrics(mut self, metrics: ProxyMetrics) -> Proxy {
+        if let Some(state) = Arc::get_mut(&mut self.state) {
+            state.metrics = Some(metrics);
+        }
+        self
     }
 
     /// Intercepts CONNECT tunnels with TLS (without it, CONNECT is a blind tunnel).
@@ -111,6 +121,15 @@ impl Proxy {
                     }
                     let state = Arc::clone(&self.state);
                     tokio::spawn(async move {
+                        let gauge = state.metrics.as_ref().map(|m| m.active_connections.clone());
+                        if let Some(g) = &gauge {
+                            g.inc();
+                        }
+                        let _open = OnDrop(move || {
+                            if let Some(g) = &gauge {
+                                g.dec();
+                            }
+                        });
                         let service = hyper::service::service_fn(move |req| handle(Arc::clone(&state), peer, req));
                         let conn = hyper::server::conn::http1::Builder::new()
                             .timer(TokioTimer::new())
@@ -128,6 +147,14 @@ impl Proxy {
     /// Serves forever.
     pub async fn serve(self) -> std::io::Result<()> {
         self.serve_until(std::future::pending()).await
+    }
+}
+
+/// Runs a closure when dropped (connection gauges survive panics and early returns).
+struct OnDrop<F: FnMut()>(F);
+impl<F: FnMut()> Drop for OnDrop<F> {
+    fn drop(&mut self) {
+        (self.0)();
     }
 }
 
@@ -242,6 +269,21 @@ async fn inspect_and_decide(state: Arc<State>, peer: SocketAddr, req: Request<In
         groups: &[],
         files: &facts,
     });
+    if let Some(m) = &state.metrics {
+        m.transactions.with_label_values(&[verdict.action.as_str(), verdict.rule.as_deref().unwrap_or("")]).inc();
+        m.bytes_inspected.inc_by(held.len() as u64);
+        m.inspection_seconds.observe(started.elapsed().as_secs_f64());
+        let catalog = policy.catalog();
+        for f in &facts {
+            for l in &f.labels {
+                let known = catalog.lookup(l.tenant.as_deref(), &l.id).is_some();
+                m.labels_seen.with_label_values(&[if known { l.id.as_str() } else { "unknown" }]).inc();
+            }
+            if let Some(u) = f.unscannable {
+                m.unscannable.with_label_values(&[u.as_str()]).inc();
+            }
+        }
+    }
     let shown_url = match (state.config.audit_query, parts.uri.query()) {
         (true, Some(q)) => format!("{url}?{q}"),
         _ => url.clone(),
@@ -311,7 +353,10 @@ async fn forward(state: &State, target: &Target, mut parts: http::request::Parts
     let port = authority.port_u16().unwrap_or(if target.https { 443 } else { 80 });
     let stream = match TcpStream::connect((authority.host(), port)).await {
         Ok(s) => s,
-        Err(e) => return simple(StatusCode::BAD_GATEWAY, &format!("cannot reach {authority}: {e}")),
+        Err(e) => {
+            upstream_error(state);
+            return simple(StatusCode::BAD_GATEWAY, &format!("cannot reach {authority}: {e}"));
+        }
     };
     let sender = if target.https {
         let Some(tls) = &state.tls else { return simple(StatusCode::BAD_GATEWAY, "TLS interception is not configured") };
@@ -323,6 +368,7 @@ async fn forward(state: &State, target: &Target, mut parts: http::request::Parts
         let stream = match connector.connect(name, stream).await {
             Ok(s) => s,
             Err(e) => {
+                upstream_error(state);
                 return error_page(
                     StatusCode::BAD_GATEWAY,
                     "The destination's certificate could not be verified",
@@ -355,6 +401,12 @@ async fn forward(state: &State, target: &Target, mut parts: http::request::Parts
             Response::from_parts(rparts, rbody.boxed())
         }
         Err(e) => simple(StatusCode::BAD_GATEWAY, &format!("the origin {authority} failed: {e}")),
+    }
+}
+
+fn upstream_error(state: &State) {
+    if let Some(m) = &state.metrics {
+        m.upstream_errors.inc();
     }
 }
 

@@ -1,0 +1,127 @@
+//! `labelgate-admin`: the admin listener (default `127.0.0.1:9180`). It serves Prometheus
+//! metrics, liveness and readiness, and the PAC file that points browsers at the proxy. The MIP
+//! account API joins it with the sync component.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+use bytes::Bytes;
+use http::{header, HeaderValue, Method, Request, Response, StatusCode};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+use prometheus::{Encoder, Registry, TextEncoder};
+use serde::Deserialize;
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use tokio::net::TcpListener;
+
+/// `[admin]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminConfig {
+    /// Where the admin listener binds (default `127.0.0.1:9180`).
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+    /// The proxy address the PAC file names (default: the proxy's listen address).
+    #[serde(default)]
+    pub pac_proxy: Option<String>,
+}
+
+fn default_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 9180))
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        AdminConfig { listen: default_listen(), pac_proxy: None }
+    }
+}
+
+/// What the admin listener serves.
+pub struct AdminState {
+    /// Metrics to expose.
+    pub registry: Registry,
+    /// Set once the proxy accepts connections.
+    pub ready: Arc<AtomicBool>,
+    /// `host:port` browsers should use.
+    pub pac_proxy: String,
+    /// Called before each scrape to refresh gauges read from elsewhere.
+    pub before_scrape: Option<Box<dyn Fn() + Send + Sync>>,
+}
+
+/// The PAC file: local and plain host names go direct, everything else through labelgate, with
+/// no DIRECT fallback (if the proxy is down, uploads fail rather than leave uninspected).
+pub fn pac(proxy: &str) -> String {
+    format!(
+        "function FindProxyForURL(url, host) {{\n  if (isPlainHostName(host) || host == \"localhost\" || shExpMatch(host, \"127.*\") || host == \"[::1]\") {{\n    return \"DIRECT\";\n  }}\n  return \"PROXY {proxy}\";\n}}\n"
+    )
+}
+
+fn respond(status: StatusCode, content_type: &'static str, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(body.into()));
+    *r.status_mut() = status;
+    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    r
+}
+
+fn route(state: &AdminState, req: &Request<Incoming>) -> Response<Full<Bytes>> {
+    if req.method() != Method::GET && req.method() != Method::HEAD {
+        return respond(StatusCode::METHOD_NOT_ALLOWED, "text/plain", "GET only\n");
+    }
+    match req.uri().path() {
+        "/healthz" => respond(StatusCode::OK, "text/plain", "ok\n"),
+        "/readyz" => {
+            if state.ready.load(Ordering::Relaxed) {
+                respond(StatusCode::OK, "text/plain", "ready\n")
+            } else {
+                respond(StatusCode::SERVICE_UNAVAILABLE, "text/plain", "starting\n")
+            }
+        }
+        "/metrics" => {
+            if let Some(f) = &state.before_scrape {
+                f();
+            }
+            let mut out = Vec::new();
+            match TextEncoder::new().encode(&state.registry.gather(), &mut out) {
+                Ok(()) => respond(StatusCode::OK, "text/plain; version=0.0.4", out),
+                Err(e) => respond(StatusCode::INTERNAL_SERVER_ERROR, "text/plain", format!("{e}\n")),
+            }
+        }
+        "/proxy.pac" => respond(StatusCode::OK, "application/x-ns-proxy-autoconfig", pac(&state.pac_proxy)),
+        _ => respond(StatusCode::NOT_FOUND, "text/plain", "not found\n"),
+    }
+}
+
+/// Serves the admin endpoints on `listener` until `shutdown` completes.
+pub async fn serve(listener: TcpListener, state: Arc<AdminState>, shutdown: impl Future<Output = ()>) -> std::io::Result<()> {
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            _ = &mut shutdown => return Ok(()),
+            accepted = listener.accept() => {
+                let Ok((stream, _)) = accepted else { continue };
+                let state = Arc::clone(&state);
+                tokio::spawn(async move {
+                    let service = hyper::service::service_fn(move |req| {
+                        let r = route(&state, &req);
+                        async move { Ok::<_, Infallible>(r) }
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
+                });
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn pac_names_the_proxy_without_a_direct_fallback() {
+        let p = super::pac("127.0.0.1:3128");
+        assert!(p.contains("return \"PROXY 127.0.0.1:3128\";"));
+        assert!(!p.contains("PROXY 127.0.0.1:3128; DIRECT"));
+    }
+}

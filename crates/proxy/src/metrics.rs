@@ -1,0 +1,66 @@
+//! Proxy metrics for the admin listener's `/metrics`. Label values are bounded: actions, rule
+//! names from the config, reasons, and label ids the catalog knows (any other id is `unknown`).
+
+use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry};
+
+/// The proxy's metrics, registered once.
+#[derive(Debug, Clone)]
+pub struct ProxyMetrics {
+    /// Inspected transactions by action and deciding rule.
+    pub transactions: IntCounterVec,
+    /// Labels seen on inspected files (known ids; `unknown` for the rest).
+    pub labels_seen: IntCounterVec,
+    /// Body bytes inspected.
+    pub bytes_inspected: IntCounter,
+    /// Time from last body byte to verdict.
+    pub inspection_seconds: Histogram,
+    /// Files that could not be inspected, by reason.
+    pub unscannable: IntCounterVec,
+    /// Leaf certificates minted (cache misses).
+    pub certificates_minted: IntGauge,
+    /// Client connections open now.
+    pub active_connections: IntGauge,
+    /// Origins that could not be reached or failed.
+    pub upstream_errors: IntCounter,
+    /// Audit records that could not be written.
+    pub audit_failures: IntGauge,
+}
+
+impl ProxyMetrics {
+    /// Creates the metrics and registers them in `registry`.
+    pub fn register(registry: &Registry) -> prometheus::Result<ProxyMetrics> {
+        let m = ProxyMetrics {
+            transactions: IntCounterVec::new(
+                Opts::new("labelgate_transactions_total", "Inspected transactions by action and rule"),
+                &["action", "rule"],
+            )?,
+            labels_seen: IntCounterVec::new(
+                Opts::new("labelgate_labels_seen_total", "Sensitivity labels seen on uploaded files"),
+                &["label"],
+            )?,
+            bytes_inspected: IntCounter::new("labelgate_bytes_inspected_total", "Upload body bytes inspected")?,
+            inspection_seconds: Histogram::with_opts(
+                HistogramOpts::new("labelgate_inspection_seconds", "Time from the last body byte to the verdict")
+                    .buckets(vec![0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5]),
+            )?,
+            unscannable: IntCounterVec::new(
+                Opts::new("labelgate_unscannable_total", "Files that could not be inspected, by reason"),
+                &["reason"],
+            )?,
+            certificates_minted: IntGauge::new("labelgate_certificates_minted", "Leaf certificates minted since start")?,
+            active_connections: IntGauge::new("labelgate_active_connections", "Client connections open")?,
+            upstream_errors: IntCounter::new("labelgate_upstream_errors_total", "Origins that could not be reached or failed")?,
+            audit_failures: IntGauge::new("labelgate_audit_failures", "Audit records that could not be written since start")?,
+        };
+        registry.register(Box::new(m.transactions.clone()))?;
+        registry.register(Box::new(m.labels_seen.clone()))?;
+        registry.register(Box::new(m.bytes_inspected.clone()))?;
+        registry.register(Box::new(m.inspection_seconds.clone()))?;
+        registry.register(Box::new(m.unscannable.clone()))?;
+        registry.register(Box::new(m.certificates_minted.clone()))?;
+        registry.register(Box::new(m.active_connections.clone()))?;
+        registry.register(Box::new(m.upstream_errors.clone()))?;
+        registry.register(Box::new(m.audit_failures.clone()))?;
+        Ok(m)
+    }
+}
