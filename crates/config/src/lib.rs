@@ -181,6 +181,11 @@ pub fn load_str(path: Option<&Path>, text: &str) -> Result<LoadedConfig, LoadErr
     let kinds: Vec<&str> = labelgate_extract::FileKind::ALL.iter().map(|k| k.as_str()).collect();
     let (policy, problems) = Policy::compile(&file.policy, &file.cloud_apps, &kinds, &[]);
     diagnostics.extend(problems.iter().map(|p| at(&p.span, p.severity, p.message.clone())));
+    // The proxy's address rules, located at its section header.
+    let proxy_at = text.find("[proxy]").unwrap_or(0);
+    for (message, is_error) in file.proxy.problems() {
+        diagnostics.push(at(&(proxy_at..proxy_at), if is_error { Severity::Error } else { Severity::Warning }, message));
+    }
     // Label names are resolved against [[labels]] here; names only Graph knows are warnings.
     let (_, resolve_problems) = policy.resolve(Arc::new(Catalog::from_static(static_labels.clone())));
     diagnostics.extend(resolve_problems.iter().map(|p| at(&p.span, p.severity, p.message.clone())));
@@ -244,6 +249,19 @@ mod tests {
         assert_eq!(e.len(), 2, "{e:?}");
         assert!(e[0].starts_with("t.toml:4:15: error: rule \"x\" names cloud app \"Nope\""), "{e:?}");
         assert!(e[1].starts_with("t.toml:6:6: error: label id \"not-a-guid\" is not a GUID"), "{e:?}");
+    }
+
+    #[test]
+    fn an_open_listener_without_denied_destinations_is_a_warning() {
+        let c = load_str(Some(Path::new("t.toml")), "[proxy]\nlisten = \"0.0.0.0:3128\"\nallow_clients = [\"10.0.0.0/8\"]\n")
+            .expect("a warning only");
+        assert!(
+            c.warnings[0].to_string().starts_with("t.toml:1:1: warning: [proxy] listen 0.0.0.0:3128 is reachable beyond loopback"),
+            "{}",
+            c.warnings[0]
+        );
+        let e = errors("[proxy]\nallow_clients = [\"10.0.0.0/99\"]\n");
+        assert!(e[0].contains("error: [proxy] allow_clients"), "{e:?}");
     }
 
     #[test]

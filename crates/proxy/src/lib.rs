@@ -14,6 +14,7 @@ mod audit;
 mod block;
 mod inspect;
 mod metrics;
+mod net;
 mod server;
 mod tls;
 
@@ -22,6 +23,7 @@ pub use tls::{upstream_client_config, CertAuthority, TlsError};
 pub use audit::{AuditFile, AuditRecord, AuditSink};
 pub use inspect::file_facts;
 pub use metrics::ProxyMetrics;
+pub use net::Cidr;
 pub use server::{Interception, PolicySource, Proxy};
 
 use serde::Deserialize;
@@ -37,6 +39,46 @@ pub struct ProxyConfig {
     /// Keep the query string in audit records (default false: queries often carry tokens).
     #[serde(default)]
     pub audit_query: bool,
+    /// Client networks allowed to use the proxy (default: loopback only).
+    #[serde(default = "default_clients")]
+    pub allow_clients: Vec<String>,
+    /// Hosts whose CONNECT tunnels are relayed without interception (`*.bank.example`, …).
+    #[serde(default)]
+    pub bypass: Vec<String>,
+    /// Destinations clients may never reach through the proxy: CIDRs (checked against the
+    /// resolved address at connect time) or host globs.
+    #[serde(default)]
+    pub deny_destinations: Vec<String>,
+}
+
+fn default_clients() -> Vec<String> {
+    vec!["127.0.0.0/8".into(), "::1/128".into()]
+}
+
+impl ProxyConfig {
+    /// Problems with the address rules: (message, is_error).
+    pub fn problems(&self) -> Vec<(String, bool)> {
+        let mut out = Vec::new();
+        for c in &self.allow_clients {
+            if let Err(e) = Cidr::parse(c) {
+                out.push((format!("[proxy] allow_clients: {e}"), true));
+            }
+        }
+        for d in &self.deny_destinations {
+            if d.contains('/') || d.parse::<std::net::IpAddr>().is_ok() {
+                if let Err(e) = Cidr::parse(d) {
+                    out.push((format!("[proxy] deny_destinations: {e}"), true));
+                }
+            }
+        }
+        if !self.listen.ip().is_loopback() && self.deny_destinations.is_empty() {
+            out.push((
+                format!("[proxy] listen {} is reachable beyond loopback and deny_destinations is empty: clients could reach this host's own and internal services", self.listen),
+                false,
+            ));
+        }
+        out
+    }
 }
 
 fn default_listen() -> SocketAddr {
@@ -45,7 +87,13 @@ fn default_listen() -> SocketAddr {
 
 impl Default for ProxyConfig {
     fn default() -> Self {
-        ProxyConfig { listen: default_listen(), audit_query: false }
+        ProxyConfig {
+            listen: default_listen(),
+            audit_query: false,
+            allow_clients: default_clients(),
+            bypass: Vec::new(),
+            deny_destinations: Vec::new(),
+        }
     }
 }
 

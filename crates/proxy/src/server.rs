@@ -4,6 +4,7 @@
 use crate::audit::{now_rfc3339, AuditFile, AuditRecord, AuditSink};
 use crate::block::{self, BlockedFile};
 use crate::metrics::ProxyMetrics;
+use crate::net::{host_matches, Cidr};
 use crate::tls::CertAuthority;
 use crate::{inspect, InspectionConfig, ProxyConfig};
 use bytes::Bytes;
@@ -31,6 +32,9 @@ struct State {
     audit: Arc<AuditSink>,
     tls: Option<Interception>,
     metrics: Option<ProxyMetrics>,
+    clients: Vec<Cidr>,
+    deny_nets: Vec<Cidr>,
+    deny_hosts: Vec<String>,
 }
 
 /// What TLS interception needs: the local CA and the verified client config towards origins.
@@ -75,8 +79,18 @@ impl Proxy {
         policy: PolicySource,
         audit: Arc<AuditSink>,
     ) -> std::io::Result<Proxy> {
+        let clients = config.allow_clients.iter().map(|c| Cidr::parse(c)).collect::<Result<Vec<_>, _>>().map_err(std::io::Error::other)?;
+        let (mut deny_nets, mut deny_hosts) = (Vec::new(), Vec::new());
+        for d in &config.deny_destinations {
+            match Cidr::parse(d) {
+                Ok(c) => deny_nets.push(c),
+                Err(_) if !d.contains('/') => deny_hosts.push(d.to_ascii_lowercase()),
+                Err(e) => return Err(std::io::Error::other(e)),
+            }
+        }
         let listener = TcpListener::bind(config.listen).await?;
-        Ok(Proxy { listener, state: Arc::new(State { config, inspection, policy, audit, tls: None, metrics: None }) })
+        let state = State { config, inspection, policy, audit, tls: None, metrics: None, clients, deny_nets, deny_hosts };
+        Ok(Proxy { listener, state: Arc::new(state) })
     }
 
     /// Records metrics.
@@ -115,8 +129,8 @@ impl Proxy {
                             continue;
                         }
                     };
-                    // Loopback clients only until client ACLs arrive: never an open proxy.
-                    if !peer.ip().is_loopback() {
+                    // Only allowed client networks (loopback by default): never an open proxy.
+                    if !self.state.clients.iter().any(|c| c.contains(peer.ip())) {
                         continue;
                     }
                     let state = Arc::clone(&self.state);
@@ -351,12 +365,9 @@ async fn inspect_and_decide(state: Arc<State>, peer: SocketAddr, req: Request<In
 async fn forward(state: &State, target: &Target, mut parts: http::request::Parts, body: Body) -> Response<Body> {
     let authority = &target.authority;
     let port = authority.port_u16().unwrap_or(if target.https { 443 } else { 80 });
-    let stream = match TcpStream::connect((authority.host(), port)).await {
+    let stream = match connect(state, authority.host(), port).await {
         Ok(s) => s,
-        Err(e) => {
-            upstream_error(state);
-            return simple(StatusCode::BAD_GATEWAY, &format!("cannot reach {authority}: {e}"));
-        }
+        Err(r) => return r,
     };
     let sender = if target.https {
         let Some(tls) = &state.tls else { return simple(StatusCode::BAD_GATEWAY, "TLS interception is not configured") };
@@ -402,6 +413,39 @@ async fn forward(state: &State, target: &Target, mut parts: http::request::Parts
         }
         Err(e) => simple(StatusCode::BAD_GATEWAY, &format!("the origin {authority} failed: {e}")),
     }
+}
+
+/// Connects to a destination after the address rules: denied host globs, then every resolved
+/// address against the denied networks; the connection uses the very address that was checked.
+async fn connect(state: &State, host: &str, port: u16) -> Result<TcpStream, Response<Body>> {
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    if state.deny_hosts.iter().any(|g| host_matches(g, host)) {
+        return Err(error_page(StatusCode::FORBIDDEN, "Destination denied", &format!("{host} may not be reached through this proxy.")));
+    }
+    let addrs = match tokio::net::lookup_host((host, port)).await {
+        Ok(a) => a.collect::<Vec<_>>(),
+        Err(e) => {
+            upstream_error(state);
+            return Err(simple(StatusCode::BAD_GATEWAY, &format!("cannot resolve {host}: {e}")));
+        }
+    };
+    let allowed: Vec<SocketAddr> = addrs.iter().copied().filter(|a| !state.deny_nets.iter().any(|n| n.contains(a.ip()))).collect();
+    if allowed.is_empty() {
+        return Err(error_page(
+            StatusCode::FORBIDDEN,
+            "Destination denied",
+            &format!("{host} resolves to a network this proxy does not reach."),
+        ));
+    }
+    let mut last = None;
+    for addr in allowed {
+        match TcpStream::connect(addr).await {
+            Ok(s) => return Ok(s),
+            Err(e) => last = Some(e),
+        }
+    }
+    upstream_error(state);
+    Err(simple(StatusCode::BAD_GATEWAY, &format!("cannot reach {host}:{port}: {}", last.map_or_else(String::new, |e| e.to_string()))))
 }
 
 fn upstream_error(state: &State) {
@@ -456,9 +500,11 @@ fn tunnel(state: Arc<State>, peer: SocketAddr, req: Request<Incoming>) -> Respon
     let Some(authority) = req.uri().authority().cloned() else {
         return simple(StatusCode::BAD_REQUEST, "CONNECT needs host:port");
     };
+    let bypass = state.config.bypass.iter().any(|g| host_matches(g, authority.host()));
+    let port = authority.port_u16().unwrap_or(443);
     tokio::spawn(async move {
         let Ok(upgraded) = hyper::upgrade::on(req).await else { return };
-        match state.tls.clone() {
+        match state.tls.clone().filter(|_| !bypass) {
             Some(tls) => {
                 let config = tls.ca.server_config(authority.host());
                 let acceptor = tokio_rustls::TlsAcceptor::from(config);
@@ -471,7 +517,8 @@ fn tunnel(state: Arc<State>, peer: SocketAddr, req: Request<Incoming>) -> Respon
                     .await;
             }
             None => {
-                let Ok(mut server) = TcpStream::connect((authority.host(), authority.port_u16().unwrap_or(443))).await else { return };
+                // Bypassed (or no interception): a blind relay, still under the address rules.
+                let Ok(mut server) = connect(&state, authority.host(), port).await else { return };
                 let _ = tokio::io::copy_bidirectional(&mut TokioIo::new(upgraded), &mut server).await;
             }
         }

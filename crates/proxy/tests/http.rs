@@ -73,6 +73,10 @@ struct File {
 }
 
 async fn proxy(max_body: u64, oversize: &str) -> (SocketAddr, Buf) {
+    proxy_with(max_body, oversize, ProxyConfig { listen: "127.0.0.1:0".parse().unwrap(), ..ProxyConfig::default() }).await
+}
+
+async fn proxy_with(max_body: u64, oversize: &str, config: ProxyConfig) -> (SocketAddr, Buf) {
     let text = format!("[policy]\non_unscannable = {{ oversize = \"{oversize}\" }}\n[[policy.rules]]\nname = \"labeled\"\naction = \"block\"\nlabeled = true\nmessage = \"Labeled files stay inside.\"\n");
     let file: File = toml::from_str(&text).unwrap();
     let (policy, problems) = Policy::compile(&file.policy, &file.cloud_apps, &["docx", "xlsx", "pptx", "pdf", "unknown"], &[]);
@@ -81,7 +85,6 @@ async fn proxy(max_body: u64, oversize: &str) -> (SocketAddr, Buf) {
     let resolved = Arc::new(resolved);
     let audit = Buf::default();
     let sink = Arc::new(AuditSink::new(Box::new(audit.clone())));
-    let config = ProxyConfig { listen: "127.0.0.1:0".parse().unwrap(), audit_query: false };
     let p = Proxy::bind(config, InspectionConfig { max_body }, Arc::new(move || Arc::clone(&resolved)), sink).await.unwrap();
     let addr = p.local_addr().unwrap();
     tokio::spawn(p.serve());
@@ -244,4 +247,37 @@ async fn oversize_malformed_host_mismatch_and_passthrough() {
     tokio::spawn(conn);
     let resp = sender.send_request(Request::get("/local").body(Full::new(Bytes::new())).unwrap()).await.unwrap();
     assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_allow_list_and_denied_destinations() {
+    let (origin_addr, seen) = origin().await;
+    let url = format!("http://{origin_addr}/x");
+    // A proxy that serves only 10.0.0.0/8: a loopback client is not served at all.
+    let config = ProxyConfig { listen: "127.0.0.1:0".parse().unwrap(), allow_clients: vec!["10.0.0.0/8".into()], ..ProxyConfig::default() };
+    let (closed, _) = proxy_with(1 << 20, "block", config).await;
+    let stream = TcpStream::connect(closed).await.unwrap();
+    let handshake = hyper::client::conn::http1::handshake::<_, Full<Bytes>>(TokioIo::new(stream)).await;
+    if let Ok((mut sender, conn)) = handshake {
+        tokio::spawn(conn);
+        assert!(sender.send_request(Request::get(&url).body(Full::new(Bytes::new())).unwrap()).await.is_err(), "not served");
+    }
+    // Denied destinations, by network (checked on the resolved address) and by host name.
+    let config =
+        ProxyConfig { listen: "127.0.0.1:0".parse().unwrap(), deny_destinations: vec!["127.0.0.0/8".into()], ..ProxyConfig::default() };
+    let (denying, _) = proxy_with(1 << 20, "block", config).await;
+    let (status, _, page) = send(denying, Request::get(&url).body(Full::new(Bytes::new())).unwrap()).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(page.contains("Destination denied"));
+    let config =
+        ProxyConfig { listen: "127.0.0.1:0".parse().unwrap(), deny_destinations: vec!["localhost".into()], ..ProxyConfig::default() };
+    let (by_name, _) = proxy_with(1 << 20, "block", config).await;
+    let local = format!("http://localhost:{}/x", origin_addr.port());
+    let (status, _, _) = send(
+        by_name,
+        Request::get(&local).header("host", format!("localhost:{}", origin_addr.port())).body(Full::new(Bytes::new())).unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(seen.0.lock().unwrap().is_empty(), "nothing reached the origin");
 }

@@ -70,12 +70,20 @@ struct File {
 }
 
 async fn proxy(state_dir: &std::path::Path, extra_roots: &[String]) -> (SocketAddr, Arc<CertAuthority>) {
+    proxy_bypassing(state_dir, extra_roots, &[]).await
+}
+
+async fn proxy_bypassing(state_dir: &std::path::Path, extra_roots: &[String], bypass: &[&str]) -> (SocketAddr, Arc<CertAuthority>) {
     let file: File = toml::from_str("[[policy.rules]]\nname = \"labeled\"\naction = \"block\"\nlabeled = true\n").unwrap();
     let (policy, _) = Policy::compile(&file.policy, &file.cloud_apps, &["docx", "pdf"], &[]);
     let resolved = Arc::new(policy.resolve(Arc::new(Catalog::default())).0);
     let ca = Arc::new(CertAuthority::load_or_create(state_dir).unwrap());
     let upstream = upstream_client_config(extra_roots).unwrap();
-    let config = ProxyConfig { listen: "127.0.0.1:0".parse().unwrap(), audit_query: false };
+    let config = ProxyConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        bypass: bypass.iter().map(|s| s.to_string()).collect(),
+        ..ProxyConfig::default()
+    };
     let p = Proxy::bind(
         config,
         InspectionConfig::default(),
@@ -92,6 +100,11 @@ async fn proxy(state_dir: &std::path::Path, extra_roots: &[String]) -> (SocketAd
 
 /// CONNECT through the proxy, TLS with labelgate's CA trusted, one request; returns status and body.
 async fn upload(proxy: SocketAddr, origin: SocketAddr, labelgate_ca_pem: &str, body: Vec<u8>) -> (StatusCode, String) {
+    try_upload(proxy, origin, labelgate_ca_pem, body).await.expect("the minted leaf verifies against labelgate's CA")
+}
+
+async fn try_upload(proxy: SocketAddr, origin: SocketAddr, trusted_ca_pem: &str, body: Vec<u8>) -> Option<(StatusCode, String)> {
+    let labelgate_ca_pem = trusted_ca_pem;
     let mut stream = TcpStream::connect(proxy).await.unwrap();
     stream.write_all(format!("CONNECT {origin} HTTP/1.1\r\nHost: {origin}\r\n\r\n").as_bytes()).await.unwrap();
     let mut head = Vec::new();
@@ -109,16 +122,13 @@ async fn upload(proxy: SocketAddr, origin: SocketAddr, labelgate_ca_pem: &str, b
         .unwrap()
         .with_root_certificates(roots)
         .with_no_client_auth();
-    let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
-        .connect(ServerName::try_from("127.0.0.1").unwrap(), stream)
-        .await
-        .expect("the minted leaf verifies against labelgate's CA");
+    let tls = tokio_rustls::TlsConnector::from(Arc::new(config)).connect(ServerName::try_from("127.0.0.1").unwrap(), stream).await.ok()?;
     let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls)).await.unwrap();
     tokio::spawn(conn);
     let req = Request::put("/upload/file").header("host", origin.to_string()).body(Full::new(Bytes::from(body))).unwrap();
     let resp = sender.send_request(req).await.unwrap();
     let status = resp.status();
-    (status, String::from_utf8_lossy(&resp.into_body().collect().await.unwrap().to_bytes()).into_owned())
+    Some((status, String::from_utf8_lossy(&resp.into_body().collect().await.unwrap().to_bytes()).into_owned()))
 }
 
 fn pem_der(pem: &str) -> Vec<u8> {
@@ -160,4 +170,17 @@ fn tempfile_dir(tag: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("labelgate-tls-{tag}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
     d
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bypassed_hosts_are_tunnelled_without_interception() {
+    let (origin, origin_ca) = https_origin().await;
+    let dir = tempfile_dir("bypass");
+    let (proxy_addr, ca) = proxy_bypassing(&dir, std::slice::from_ref(&origin_ca), &["127.0.0.1"]).await;
+    let labeled = corpus("lab_caf_identity-baseline-discipline-template.docx");
+    assert!(try_upload(proxy_addr, origin, ca.pem(), labeled.clone()).await.is_none(), "no labelgate certificate on a bypassed host");
+    let (status, reply) = try_upload(proxy_addr, origin, &origin_ca, labeled.clone()).await.expect("the origin's own certificate");
+    assert_eq!(status, StatusCode::OK, "bypassed traffic is not inspected");
+    assert_eq!(reply, format!("stored {}", hex(&Sha256::digest(&labeled))));
+    assert_eq!(ca.minted(), 0);
 }
