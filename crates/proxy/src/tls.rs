@@ -4,7 +4,8 @@
 //! the verified client side towards origins (webpki roots plus configured extra roots).
 
 use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose, SanType, SerialNumber,
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose, PublicKeyData, SanType,
+    SerialNumber,
 };
 use ring::rand::SecureRandom;
 use rustls::crypto::ring::default_provider;
@@ -69,6 +70,7 @@ fn ymd_days_from_now(days: i64) -> (i32, u8, u8) {
 /// The local CA and its leaf cache.
 pub struct CertAuthority {
     cert_pem: String,
+    spki: Vec<u8>,
     cert_der: CertificateDer<'static>,
     issuer: Issuer<'static, KeyPair>,
     cache: Mutex<HashMap<String, Arc<CertifiedKey>>>,
@@ -110,6 +112,7 @@ impl CertAuthority {
         // same parameters and key signs leaves that chain to it.
         Ok(CertAuthority {
             cert_pem,
+            spki: key.subject_public_key_info(),
             cert_der: CertificateDer::from(der),
             issuer: Issuer::new(ca_params(), key),
             cache: Mutex::new(HashMap::new()),
@@ -120,6 +123,13 @@ impl CertAuthority {
     /// The CA certificate, PEM, for browsers and trust stores.
     pub fn pem(&self) -> &str {
         &self.cert_pem
+    }
+
+    /// Base64 of the SHA-256 of the CA's SubjectPublicKeyInfo: what Chromium's
+    /// `--ignore-certificate-errors-spki-list` and HPKP-style pins take.
+    pub fn spki_sha256_base64(&self) -> String {
+        use base64::Engine;
+        base64::engine::general_purpose::STANDARD.encode(ring::digest::digest(&ring::digest::SHA256, &self.spki).as_ref())
     }
 
     /// Leaves minted so far (cache misses).
