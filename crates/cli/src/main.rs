@@ -9,6 +9,7 @@ use std::process::ExitCode;
 mod ca;
 mod check;
 mod inspect;
+mod passwd;
 mod policy_test;
 mod serve;
 
@@ -34,6 +35,8 @@ enum Command {
     /// The interception CA.
     #[command(subcommand)]
     Ca(CaCommand),
+    /// Print a users-file line (argon2id hash) for USER; the password is read from standard input.
+    Passwd(passwd::PasswdArgs),
     /// Policy tools.
     #[command(subcommand)]
     Policy(PolicyCommand),
@@ -59,6 +62,7 @@ fn main() -> ExitCode {
         Command::Serve(args) => serve::run(config, &args),
         Command::Check(args) => check::run(config, &args),
         Command::Ca(CaCommand::Export(args)) => ca::export(&args),
+        Command::Passwd(args) => passwd::run(&args),
         Command::Policy(PolicyCommand::Test(args)) => policy_test::run(config, &args),
     };
     match outcome {

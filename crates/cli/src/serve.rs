@@ -53,6 +53,10 @@ pub fn run(config: Option<&Path>, args: &ServeArgs) -> Result<ExitCode> {
         proxy_config.listen = listen;
     }
     let inspection = loaded.file.inspection.clone();
+    let users = match &loaded.file.proxy.users_file {
+        Some(f) => Some(labelgate_proxy::Users::load(&loaded.base_dir.join(f)).map_err(anyhow::Error::msg)?),
+        None => None,
+    };
     let mut admin_config = loaded.file.admin.clone();
     if let Some(listen) = args.admin_listen {
         admin_config.listen = listen;
@@ -97,6 +101,10 @@ pub fn run(config: Option<&Path>, args: &ServeArgs) -> Result<ExitCode> {
             .context("cannot bind the proxy listener")?
             .with_interception(Interception { ca: Arc::clone(&ca), upstream })
             .with_metrics(metrics.clone());
+        let proxy = match users {
+            Some(u) => proxy.with_users(u),
+            None => proxy,
+        };
         let proxy_addr = proxy.local_addr()?;
         eprintln!("labelgate: proxy listening on {proxy_addr}");
         let admin_listener = tokio::net::TcpListener::bind(admin_config.listen).await.context("cannot bind the admin listener")?;

@@ -186,6 +186,14 @@ pub fn load_str(path: Option<&Path>, text: &str) -> Result<LoadedConfig, LoadErr
     for (message, is_error) in file.proxy.problems() {
         diagnostics.push(at(&(proxy_at..proxy_at), if is_error { Severity::Error } else { Severity::Warning }, message));
     }
+    // Secret files must be readable and well-formed now, not at the first request.
+    let base = path.and_then(Path::parent).map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."));
+    if let Some(users) = &file.proxy.users_file {
+        if let Err(e) = labelgate_proxy::Users::load(&base.join(users)) {
+            let key_at = text.find("users_file").unwrap_or(proxy_at);
+            diagnostics.push(at(&(key_at..key_at), Severity::Error, format!("[proxy] users_file: {e}")));
+        }
+    }
     // Label names are resolved against [[labels]] here; names only Graph knows are warnings.
     let (_, resolve_problems) = policy.resolve(Arc::new(Catalog::from_static(static_labels.clone())));
     diagnostics.extend(resolve_problems.iter().map(|p| at(&p.span, p.severity, p.message.clone())));
@@ -262,6 +270,12 @@ mod tests {
         );
         let e = errors("[proxy]\nallow_clients = [\"10.0.0.0/99\"]\n");
         assert!(e[0].contains("error: [proxy] allow_clients"), "{e:?}");
+    }
+
+    #[test]
+    fn an_unreadable_users_file_is_an_error_at_its_key() {
+        let e = errors("[proxy]\nusers_file = \"does-not-exist.txt\"\n");
+        assert!(e[0].starts_with("t.toml:2:1: error: [proxy] users_file: does-not-exist.txt: cannot read"), "{e:?}");
     }
 
     #[test]

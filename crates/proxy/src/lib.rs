@@ -11,6 +11,7 @@
 #![warn(missing_docs)]
 
 mod audit;
+mod auth;
 mod block;
 mod inspect;
 mod metrics;
@@ -21,6 +22,7 @@ mod tls;
 pub use tls::{upstream_client_config, CertAuthority, TlsError};
 
 pub use audit::{AuditFile, AuditRecord, AuditSink};
+pub use auth::{hash_line, User, Users};
 pub use inspect::file_facts;
 pub use metrics::ProxyMetrics;
 pub use net::Cidr;
@@ -49,6 +51,10 @@ pub struct ProxyConfig {
     /// resolved address at connect time) or host globs.
     #[serde(default)]
     pub deny_destinations: Vec<String>,
+    /// Users file (relative to the config file) enabling proxy Basic authentication: lines of
+    /// `user:argon2-hash[:group,…]` (`labelgate passwd USER` writes one).
+    #[serde(default)]
+    pub users_file: Option<std::path::PathBuf>,
 }
 
 fn default_clients() -> Vec<String> {
@@ -93,6 +99,7 @@ impl Default for ProxyConfig {
             allow_clients: default_clients(),
             bypass: Vec::new(),
             deny_destinations: Vec::new(),
+            users_file: None,
         }
     }
 }

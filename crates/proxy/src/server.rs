@@ -2,6 +2,7 @@
 //! body, decide, then block (403 + page) or forward the exact bytes to the origin.
 
 use crate::audit::{now_rfc3339, AuditFile, AuditRecord, AuditSink};
+use crate::auth::{User, Users};
 use crate::block::{self, BlockedFile};
 use crate::metrics::ProxyMetrics;
 use crate::net::{host_matches, Cidr};
@@ -35,6 +36,7 @@ struct State {
     clients: Vec<Cidr>,
     deny_nets: Vec<Cidr>,
     deny_hosts: Vec<String>,
+    users: Option<Arc<Users>>,
 }
 
 /// What TLS interception needs: the local CA and the verified client config towards origins.
@@ -89,8 +91,16 @@ impl Proxy {
             }
         }
         let listener = TcpListener::bind(config.listen).await?;
-        let state = State { config, inspection, policy, audit, tls: None, metrics: None, clients, deny_nets, deny_hosts };
+        let state = State { config, inspection, policy, audit, tls: None, metrics: None, clients, deny_nets, deny_hosts, users: None };
         Ok(Proxy { listener, state: Arc::new(state) })
+    }
+
+    /// Requires proxy authentication (HTTP Basic) against `users`.
+    pub fn with_users(mut self, users: Users) -> Proxy {
+        if let Some(state) = Arc::get_mut(&mut self.state) {
+            state.users = Some(Arc::new(users));
+        }
+        self
     }
 
     /// Records metrics.
@@ -184,8 +194,22 @@ fn simple(status: StatusCode, text: &str) -> Response<Body> {
 }
 
 async fn handle(state: Arc<State>, peer: SocketAddr, req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
+    let user = match &state.users {
+        None => None,
+        Some(users) => {
+            let header = req.headers().get(header::PROXY_AUTHORIZATION).and_then(|v| v.to_str().ok());
+            match users.check(header) {
+                Some(u) => Some(u),
+                None => {
+                    let mut r = simple(StatusCode::PROXY_AUTHENTICATION_REQUIRED, "proxy authentication required");
+                    r.headers_mut().insert(header::PROXY_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"labelgate\""));
+                    return Ok(r);
+                }
+            }
+        }
+    };
     if req.method() == Method::CONNECT {
-        return Ok(tunnel(state, peer, req));
+        return Ok(tunnel(state, peer, req, user));
     }
     let uri = req.uri().clone();
     let (Some(authority), Some("http")) = (uri.authority().cloned(), uri.scheme_str()) else {
@@ -199,17 +223,17 @@ async fn handle(state: Arc<State>, peer: SocketAddr, req: Request<Incoming>) -> 
             return Ok(simple(StatusCode::MISDIRECTED_REQUEST, "the Host header does not match the request target"));
         }
     }
-    Ok(relay(state, peer, req, Target { authority, https: false }).await)
+    Ok(relay(state, peer, req, Target { authority, https: false }, user).await)
 }
 
 /// Inspects uploads, passes everything else through.
-async fn relay(state: Arc<State>, peer: SocketAddr, req: Request<Incoming>, target: Target) -> Response<Body> {
+async fn relay(state: Arc<State>, peer: SocketAddr, req: Request<Incoming>, target: Target, user: Option<User>) -> Response<Body> {
     let inspect = matches!(*req.method(), Method::POST | Method::PUT | Method::PATCH);
     if !inspect {
         let (parts, body) = req.into_parts();
         return forward(&state, &target, parts, body.boxed()).await;
     }
-    inspect_and_decide(state, peer, req, target).await
+    inspect_and_decide(state, peer, req, target, user).await
 }
 
 /// A request inside an intercepted tunnel: origin-form, for the CONNECT authority.
@@ -218,6 +242,7 @@ async fn intercepted(
     peer: SocketAddr,
     req: Request<Incoming>,
     authority: http::uri::Authority,
+    user: Option<User>,
 ) -> Result<Response<Body>, Infallible> {
     let host_header = req.headers().get(header::HOST).and_then(|h| h.to_str().ok()).map(str::to_string);
     let named = host_header.or_else(|| req.uri().authority().map(|a| a.as_str().to_string()));
@@ -227,10 +252,18 @@ async fn intercepted(
             return Ok(simple(StatusCode::MISDIRECTED_REQUEST, "the Host header does not match the CONNECT target"));
         }
     }
-    Ok(relay(state, peer, req, Target { authority, https: true }).await)
+    Ok(relay(state, peer, req, Target { authority, https: true }, user).await)
 }
 
-async fn inspect_and_decide(state: Arc<State>, peer: SocketAddr, req: Request<Incoming>, target: Target) -> Response<Body> {
+async fn inspect_and_decide(
+    state: Arc<State>,
+    peer: SocketAddr,
+    req: Request<Incoming>,
+    target: Target,
+    user: Option<User>,
+) -> Response<Body> {
+    let groups: Vec<String> = user.as_ref().map(|u| u.groups.clone()).unwrap_or_default();
+    let user_name = user.as_ref().map(|u| u.name.clone());
     let authority = target.authority.clone();
     let started = Instant::now();
     let (parts, mut body) = req.into_parts();
@@ -279,8 +312,8 @@ async fn inspect_and_decide(state: Arc<State>, peer: SocketAddr, req: Request<In
         method: parts.method.as_str(),
         host: &host,
         url: &url,
-        user: None,
-        groups: &[],
+        user: user_name.as_deref(),
+        groups: &groups,
         files: &facts,
     });
     if let Some(m) = &state.metrics {
@@ -305,7 +338,7 @@ async fn inspect_and_decide(state: Arc<State>, peer: SocketAddr, req: Request<In
     state.audit.write(&AuditRecord {
         time: now_rfc3339(),
         client: peer.to_string(),
-        user: None,
+        user: user_name.clone(),
         method: parts.method.to_string(),
         url: shown_url,
         app: verdict.cloud_app.clone(),
@@ -496,7 +529,7 @@ fn strip_hop_by_hop(headers: &mut HeaderMap) {
 
 /// CONNECT: with interception, TLS is terminated with a minted leaf and the requests inside are
 /// relayed (and inspected) like plain ones; without it, a blind tunnel.
-fn tunnel(state: Arc<State>, peer: SocketAddr, req: Request<Incoming>) -> Response<Body> {
+fn tunnel(state: Arc<State>, peer: SocketAddr, req: Request<Incoming>, user: Option<User>) -> Response<Body> {
     let Some(authority) = req.uri().authority().cloned() else {
         return simple(StatusCode::BAD_REQUEST, "CONNECT needs host:port");
     };
@@ -509,7 +542,8 @@ fn tunnel(state: Arc<State>, peer: SocketAddr, req: Request<Incoming>) -> Respon
                 let config = tls.ca.server_config(authority.host());
                 let acceptor = tokio_rustls::TlsAcceptor::from(config);
                 let Ok(stream) = acceptor.accept(TokioIo::new(upgraded)).await else { return };
-                let service = hyper::service::service_fn(move |req| intercepted(Arc::clone(&state), peer, req, authority.clone()));
+                let service =
+                    hyper::service::service_fn(move |req| intercepted(Arc::clone(&state), peer, req, authority.clone(), user.clone()));
                 let _ = hyper::server::conn::http1::Builder::new()
                     .timer(TokioTimer::new())
                     .header_read_timeout(Duration::from_secs(30))

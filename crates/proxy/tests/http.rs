@@ -34,7 +34,9 @@ async fn origin() -> (SocketAddr, Seen) {
                 let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
                     let record = record.clone();
                     async move {
-                        let method = req.method().to_string();
+                        // A proxy credential must never reach an origin: mark it if it does.
+                        let leaked = req.headers().contains_key("proxy-authorization");
+                        let method = format!("{}{}", req.method(), if leaked { "!proxy-authorization" } else { "" });
                         let path = req.uri().path().to_string();
                         let body = req.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
                         let sha = hex(&Sha256::digest(&body));
@@ -77,7 +79,18 @@ async fn proxy(max_body: u64, oversize: &str) -> (SocketAddr, Buf) {
 }
 
 async fn proxy_with(max_body: u64, oversize: &str, config: ProxyConfig) -> (SocketAddr, Buf) {
-    let text = format!("[policy]\non_unscannable = {{ oversize = \"{oversize}\" }}\n[[policy.rules]]\nname = \"labeled\"\naction = \"block\"\nlabeled = true\nmessage = \"Labeled files stay inside.\"\n");
+    let rules = "[[policy.rules]]\nname = \"labeled\"\naction = \"block\"\nlabeled = true\nmessage = \"Labeled files stay inside.\"\n";
+    proxy_full(max_body, oversize, config, rules, None).await
+}
+
+async fn proxy_full(
+    max_body: u64,
+    oversize: &str,
+    config: ProxyConfig,
+    rules: &str,
+    users: Option<labelgate_proxy::Users>,
+) -> (SocketAddr, Buf) {
+    let text = format!("[policy]\non_unscannable = {{ oversize = \"{oversize}\" }}\n{rules}");
     let file: File = toml::from_str(&text).unwrap();
     let (policy, problems) = Policy::compile(&file.policy, &file.cloud_apps, &["docx", "xlsx", "pptx", "pdf", "unknown"], &[]);
     assert!(problems.is_empty(), "{problems:?}");
@@ -86,6 +99,10 @@ async fn proxy_with(max_body: u64, oversize: &str, config: ProxyConfig) -> (Sock
     let audit = Buf::default();
     let sink = Arc::new(AuditSink::new(Box::new(audit.clone())));
     let p = Proxy::bind(config, InspectionConfig { max_body }, Arc::new(move || Arc::clone(&resolved)), sink).await.unwrap();
+    let p = match users {
+        Some(u) => p.with_users(u),
+        None => p,
+    };
     let addr = p.local_addr().unwrap();
     tokio::spawn(p.serve());
     (addr, audit)
@@ -280,4 +297,43 @@ async fn client_allow_list_and_denied_destinations() {
     .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     assert!(seen.0.lock().unwrap().is_empty(), "nothing reached the origin");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn proxy_authentication_feeds_policy_and_never_reaches_origins() {
+    use base64::Engine;
+    let (origin_addr, seen) = origin().await;
+    let users = labelgate_proxy::Users::parse(&format!(
+        "{}:finance\n{}\n",
+        labelgate_proxy::hash_line("alice", "wonderland").unwrap(),
+        labelgate_proxy::hash_line("bob", "builder").unwrap()
+    ))
+    .unwrap();
+    let rules = "[[policy.rules]]\nname = \"finance keeps labels\"\naction = \"block\"\nlabeled = true\ngroups = [\"finance\"]\n";
+    let config = ProxyConfig { listen: "127.0.0.1:0".parse().unwrap(), ..ProxyConfig::default() };
+    let (proxy_addr, audit) = proxy_full(1 << 24, "block", config, rules, Some(users)).await;
+    let labeled = corpus().into_iter().find(|f| f.0 == "lab_caf_identity-baseline-discipline-template.docx").unwrap().2;
+    let url = format!("http://{origin_addr}/up");
+    let basic = |cred: &str| format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(cred));
+    let put = |auth: Option<String>| {
+        let mut b = Request::put(&url);
+        if let Some(a) = auth {
+            b = b.header("proxy-authorization", a);
+        }
+        b.body(Full::new(Bytes::from(labeled.clone()))).unwrap()
+    };
+    let (status, headers, _) = send(proxy_addr, put(None)).await;
+    assert_eq!(status, StatusCode::PROXY_AUTHENTICATION_REQUIRED);
+    assert_eq!(headers.get("proxy-authenticate").unwrap(), "Basic realm=\"labelgate\"");
+    assert_eq!(send(proxy_addr, put(Some(basic("alice:wrong")))).await.0, StatusCode::PROXY_AUTHENTICATION_REQUIRED);
+    assert_eq!(send(proxy_addr, put(Some(basic("alice:wonderland")))).await.0, StatusCode::FORBIDDEN, "alice is in finance");
+    assert_eq!(send(proxy_addr, put(Some(basic("bob:builder")))).await.0, StatusCode::OK, "bob is not");
+    let recorded = seen.0.lock().unwrap().clone();
+    assert_eq!(recorded.len(), 1);
+    assert_eq!(recorded[0].0, "PUT", "Proxy-Authorization is stripped before the origin");
+    let lines: Vec<serde_json::Value> =
+        String::from_utf8(audit.0.lock().unwrap().clone()).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines[0]["user"], "alice");
+    assert_eq!(lines[1]["user"], "bob");
+    assert!(!String::from_utf8(audit.0.lock().unwrap().clone()).unwrap().contains("wonderland"), "no secret in audit records");
 }
