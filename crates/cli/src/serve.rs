@@ -52,7 +52,12 @@ pub fn run(config: Option<&Path>, args: &ServeArgs) -> Result<ExitCode> {
     if let Some(listen) = args.listen {
         proxy_config.listen = listen;
     }
-    let inspection = loaded.file.inspection.clone();
+    let mut inspection = loaded.file.inspection.clone();
+    // Spool files live in the state directory unless the config says otherwise.
+    inspection.spool_dir = Some(match &inspection.spool_dir {
+        Some(d) => loaded.base_dir.join(d),
+        None => args.state_dir.join("spool"),
+    });
     let users = match &loaded.file.proxy.users_file {
         Some(f) => Some(labelgate_proxy::Users::load(&loaded.base_dir.join(f)).map_err(anyhow::Error::msg)?),
         None => None,

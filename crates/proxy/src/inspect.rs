@@ -68,6 +68,94 @@ fn decode(encoding: &str, body: &Bytes, max: u64) -> Result<Bytes, ()> {
     Ok(Bytes::from(out))
 }
 
+/// Reads a file held on disk, off the async workers (it may read a few pieces of a large file).
+async fn one_from_disk(name: Option<String>, file: std::fs::File, size: u64, limits: Limits) -> Inspected {
+    let result = tokio::task::spawn_blocking(move || labelgate_extract::extract_reader(std::io::BufReader::new(file), &limits)).await;
+    match result {
+        Ok(r) => Inspected { facts: file_facts(name, &r), size },
+        Err(_) => malformed(None, size),
+    }
+}
+
+fn oversize(size: u64) -> Inspected {
+    Inspected {
+        facts: FileFacts { name: None, kind: "unknown".into(), labels: Vec::new(), unscannable: Some(UnscannableReason::Oversize) },
+        size,
+    }
+}
+
+/// Every file in a held body, in memory or spooled to disk. Multipart parts larger than the
+/// memory limit are spooled on their own and read from disk.
+pub(crate) async fn files_held(
+    headers: &http::HeaderMap,
+    path: &str,
+    body: &mut crate::spool::Spool,
+    area: &std::sync::Arc<crate::spool::SpoolArea>,
+    max: u64,
+) -> Vec<Inspected> {
+    if let Some(bytes) = body.memory() {
+        return files(headers, path, &bytes, max).await;
+    }
+    let size = body.len();
+    let limits = Limits { max_buffered_bytes: max, ..Limits::default() };
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or("");
+    if !matches!(header("content-encoding").trim().to_ascii_lowercase().as_str(), "" | "identity") {
+        // Decoding a spooled body for inspection is not supported yet: decided as oversize.
+        return vec![oversize(size)];
+    }
+    let Ok(Some(reader)) = body.reader() else { return vec![malformed(None, size)] };
+    let content_type = header("content-type");
+    if content_type.trim_start().to_ascii_lowercase().starts_with("multipart/form-data") {
+        let Ok(boundary) = multer::parse_boundary(content_type) else { return vec![malformed(None, size)] };
+        let mut multipart = multer::Multipart::new(crate::spool::stream(None, Some(reader)), boundary);
+        let mut out = Vec::new();
+        loop {
+            match multipart.next_field().await {
+                Ok(Some(mut field)) => {
+                    let name = field.file_name().map(str::to_string);
+                    let is_file = name.is_some() || field.content_type().is_some();
+                    let mut part = crate::spool::Spool::new(area);
+                    let mut failed = false;
+                    loop {
+                        match field.chunk().await {
+                            Ok(Some(c)) => {
+                                if is_file && part.push(&c).is_err() {
+                                    out.push(oversize(part.len()));
+                                    failed = true;
+                                    break;
+                                }
+                            }
+                            Ok(None) => break,
+                            Err(_) => {
+                                out.push(malformed(name.clone(), part.len()));
+                                return out;
+                            }
+                        }
+                    }
+                    if !is_file || failed {
+                        continue;
+                    }
+                    match part.memory() {
+                        Some(bytes) => out.push(one(name, &bytes, &limits)),
+                        None => match part.reader() {
+                            Ok(Some(f)) => out.push(one_from_disk(name, f, part.len(), limits.clone()).await),
+                            _ => out.push(malformed(name, part.len())),
+                        },
+                    }
+                }
+                Ok(None) => break,
+                Err(_) => {
+                    out.push(malformed(None, 0));
+                    break;
+                }
+            }
+        }
+        return out;
+    }
+    let name = path.rsplit('/').next().filter(|s| !s.is_empty()).map(str::to_string);
+    vec![one_from_disk(name, reader, size, limits).await]
+}
+
 /// Every file in an upload body.
 pub(crate) async fn files(headers: &http::HeaderMap, path: &str, body: &Bytes, max: u64) -> Vec<Inspected> {
     let limits = Limits { max_buffered_bytes: max, ..Limits::default() };

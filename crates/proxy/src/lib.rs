@@ -17,6 +17,7 @@ mod inspect;
 mod metrics;
 mod net;
 mod server;
+mod spool;
 mod tls;
 
 pub use tls::{upstream_client_config, CertAuthority, TlsError};
@@ -111,6 +112,23 @@ pub struct InspectionConfig {
     /// Largest body inspected; a larger one is `oversize` for `on_unscannable` (default 256 MiB).
     #[serde(default = "default_max_body")]
     pub max_body: u64,
+    /// Bytes of one body held in memory before it is spooled to disk (default 16 MiB).
+    #[serde(default = "default_memory_limit")]
+    pub memory_limit: u64,
+    /// Disk all spooled bodies may use together (default 8 GiB); beyond it, `oversize`.
+    #[serde(default = "default_spool_quota")]
+    pub spool_quota: u64,
+    /// Where bodies are spooled (default: `<state dir>/spool` under `serve`).
+    #[serde(default)]
+    pub spool_dir: Option<std::path::PathBuf>,
+}
+
+fn default_memory_limit() -> u64 {
+    16 * 1024 * 1024
+}
+
+fn default_spool_quota() -> u64 {
+    8 * 1024 * 1024 * 1024
 }
 
 fn default_max_body() -> u64 {
@@ -119,6 +137,11 @@ fn default_max_body() -> u64 {
 
 impl Default for InspectionConfig {
     fn default() -> Self {
-        InspectionConfig { max_body: default_max_body() }
+        InspectionConfig {
+            max_body: default_max_body(),
+            memory_limit: default_memory_limit(),
+            spool_quota: default_spool_quota(),
+            spool_dir: None,
+        }
     }
 }

@@ -6,6 +6,7 @@ use crate::auth::{User, Users};
 use crate::block::{self, BlockedFile};
 use crate::metrics::ProxyMetrics;
 use crate::net::{host_matches, Cidr};
+use crate::spool::{Spool, SpoolArea, SpoolError};
 use crate::tls::CertAuthority;
 use crate::{inspect, InspectionConfig, ProxyConfig};
 use bytes::Bytes;
@@ -24,7 +25,8 @@ use tokio::net::{TcpListener, TcpStream};
 /// Where the proxy gets the policy in force for each transaction (a reloadable snapshot).
 pub type PolicySource = Arc<dyn Fn() -> Arc<ResolvedPolicy> + Send + Sync>;
 
-type Body = BoxBody<Bytes, hyper::Error>;
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+type Body = BoxBody<Bytes, BoxError>;
 
 struct State {
     config: ProxyConfig,
@@ -37,6 +39,7 @@ struct State {
     deny_nets: Vec<Cidr>,
     deny_hosts: Vec<String>,
     users: Option<Arc<Users>>,
+    spool: Arc<SpoolArea>,
 }
 
 /// What TLS interception needs: the local CA and the verified client config towards origins.
@@ -91,7 +94,11 @@ impl Proxy {
             }
         }
         let listener = TcpListener::bind(config.listen).await?;
-        let state = State { config, inspection, policy, audit, tls: None, metrics: None, clients, deny_nets, deny_hosts, users: None };
+        let dir =
+            inspection.spool_dir.clone().unwrap_or_else(|| std::env::temp_dir().join(format!("labelgate-spool-{}", std::process::id())));
+        let spool = SpoolArea::prepare(dir, inspection.memory_limit, inspection.spool_quota)?;
+        let state =
+            State { config, inspection, policy, audit, tls: None, metrics: None, clients, deny_nets, deny_hosts, users: None, spool };
         Ok(Proxy { listener, state: Arc::new(state) })
     }
 
@@ -231,7 +238,7 @@ async fn relay(state: Arc<State>, peer: SocketAddr, req: Request<Incoming>, targ
     let inspect = matches!(*req.method(), Method::POST | Method::PUT | Method::PATCH);
     if !inspect {
         let (parts, body) = req.into_parts();
-        return forward(&state, &target, parts, body.boxed()).await;
+        return forward(&state, &target, parts, body.map_err(|e| Box::new(e) as BoxError).boxed()).await;
     }
     inspect_and_decide(state, peer, req, target, user).await
 }
@@ -269,25 +276,33 @@ async fn inspect_and_decide(
     let (parts, mut body) = req.into_parts();
     // Hold the body: nothing reaches the origin before the verdict.
     let max = state.inspection.max_body;
-    let mut held: Vec<u8> = Vec::new();
+    // In memory up to the memory limit, then spooled to a private file.
+    let mut spool = Spool::new(&state.spool);
     let mut oversize = false;
+    let mut pending: Option<Bytes> = None;
     while let Some(frame) = body.frame().await {
         match frame {
             Ok(f) => {
                 if let Ok(data) = f.into_data() {
-                    if held.len() as u64 + data.len() as u64 > max {
-                        held.extend_from_slice(&data);
+                    if spool.len() + data.len() as u64 > max {
+                        pending = Some(data);
                         oversize = true;
                         break;
                     }
-                    held.extend_from_slice(&data);
+                    if let Err(e) = spool.push(&data) {
+                        if let SpoolError::Io(e) = e {
+                            eprintln!("labelgate: cannot spool an upload: {e}");
+                        }
+                        // Out of spool space or disk: decided like a body too large to inspect.
+                        oversize = true;
+                        break;
+                    }
                 }
             }
             // The client went away mid-upload: nothing to forward, nothing to record.
             Err(_) => return simple(StatusCode::BAD_REQUEST, "the upload was interrupted"),
         }
     }
-    let held = Bytes::from(held);
     let path = parts.uri.path().to_string();
     let files = if oversize {
         vec![inspect::Inspected {
@@ -297,10 +312,10 @@ async fn inspect_and_decide(
                 labels: vec![],
                 unscannable: Some(UnscannableReason::Oversize),
             },
-            size: held.len() as u64,
+            size: spool.len(),
         }]
     } else {
-        inspect::files(&parts.headers, &path, &held, max).await
+        inspect::files_held(&parts.headers, &path, &mut spool, &state.spool, max).await
     };
     let facts: Vec<labelgate_policy::FileFacts> = files.iter().map(|f| f.facts.clone()).collect();
     let host = authority.host().to_ascii_lowercase();
@@ -318,7 +333,7 @@ async fn inspect_and_decide(
     });
     if let Some(m) = &state.metrics {
         m.transactions.with_label_values(&[verdict.action.as_str(), verdict.rule.as_deref().unwrap_or("")]).inc();
-        m.bytes_inspected.inc_by(held.len() as u64);
+        m.bytes_inspected.inc_by(spool.len());
         m.inspection_seconds.observe(started.elapsed().as_secs_f64());
         let catalog = policy.catalog();
         for f in &facts {
@@ -382,13 +397,24 @@ async fn inspect_and_decide(
         r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         return r;
     }
-    let body: Body = if oversize {
-        // Allowed although too large to inspect: the held prefix, then the rest as it comes.
-        let prefix = futures_util::stream::once(async move { Ok::<_, hyper::Error>(Frame::data(held)) });
-        let rest = futures_util::StreamExt::map(http_body_util::BodyStream::new(body), |f| f);
-        StreamBody::new(futures_util::StreamExt::chain(prefix, rest)).boxed()
-    } else {
-        full(held)
+    let held_file = match spool.reader() {
+        Ok(f) => f,
+        Err(e) => return simple(StatusCode::INTERNAL_SERVER_ERROR, &format!("cannot read the held upload: {e}")),
+    };
+    let body: Body = match (oversize, spool.memory(), held_file) {
+        // Held in memory and complete: forwarded as one buffer.
+        (false, Some(bytes), None) => full(bytes),
+        // Spooled, or allowed although too large to inspect: the held bytes, then the rest as it comes.
+        (_, memory, file) => {
+            let held = futures_util::StreamExt::map(crate::spool::stream(memory, file), |r| r.map(Frame::data).map_err(hyper_io_error));
+            let tail = futures_util::stream::iter(pending.map(|b| Ok(Frame::data(b))));
+            let rest = futures_util::StreamExt::map(http_body_util::BodyStream::new(body), |f| f.map_err(|e| Box::new(e) as BoxError));
+            if oversize {
+                StreamBody::new(futures_util::StreamExt::chain(futures_util::StreamExt::chain(held, tail), rest)).boxed()
+            } else {
+                StreamBody::new(held).boxed()
+            }
+        }
     };
     forward(&state, &target, parts, body).await
 }
@@ -442,7 +468,7 @@ async fn forward(state: &State, target: &Target, mut parts: http::request::Parts
         Ok(resp) => {
             let (mut rparts, rbody) = resp.into_parts();
             strip_hop_by_hop(&mut rparts.headers);
-            Response::from_parts(rparts, rbody.boxed())
+            Response::from_parts(rparts, rbody.map_err(|e| Box::new(e) as BoxError).boxed())
         }
         Err(e) => simple(StatusCode::BAD_GATEWAY, &format!("the origin {authority} failed: {e}")),
     }
@@ -479,6 +505,10 @@ async fn connect(state: &State, host: &str, port: u16) -> Result<TcpStream, Resp
     }
     upstream_error(state);
     Err(simple(StatusCode::BAD_GATEWAY, &format!("cannot reach {host}:{port}: {}", last.map_or_else(String::new, |e| e.to_string()))))
+}
+
+fn hyper_io_error(e: std::io::Error) -> BoxError {
+    Box::new(e)
 }
 
 fn upstream_error(state: &State) {

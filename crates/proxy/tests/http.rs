@@ -90,6 +90,16 @@ async fn proxy_full(
     rules: &str,
     users: Option<labelgate_proxy::Users>,
 ) -> (SocketAddr, Buf) {
+    proxy_spooling(InspectionConfig { max_body, ..InspectionConfig::default() }, oversize, config, rules, users).await
+}
+
+async fn proxy_spooling(
+    inspection: InspectionConfig,
+    oversize: &str,
+    config: ProxyConfig,
+    rules: &str,
+    users: Option<labelgate_proxy::Users>,
+) -> (SocketAddr, Buf) {
     let text = format!("[policy]\non_unscannable = {{ oversize = \"{oversize}\" }}\n{rules}");
     let file: File = toml::from_str(&text).unwrap();
     let (policy, problems) = Policy::compile(&file.policy, &file.cloud_apps, &["docx", "xlsx", "pptx", "pdf", "unknown"], &[]);
@@ -98,7 +108,7 @@ async fn proxy_full(
     let resolved = Arc::new(resolved);
     let audit = Buf::default();
     let sink = Arc::new(AuditSink::new(Box::new(audit.clone())));
-    let p = Proxy::bind(config, InspectionConfig { max_body }, Arc::new(move || Arc::clone(&resolved)), sink).await.unwrap();
+    let p = Proxy::bind(config, inspection, Arc::new(move || Arc::clone(&resolved)), sink).await.unwrap();
     let p = match users {
         Some(u) => p.with_users(u),
         None => p,
@@ -336,4 +346,42 @@ async fn proxy_authentication_feeds_policy_and_never_reaches_origins() {
     assert_eq!(lines[0]["user"], "alice");
     assert_eq!(lines[1]["user"], "bob");
     assert!(!String::from_utf8(audit.0.lock().unwrap().clone()).unwrap().contains("wonderland"), "no secret in audit records");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spooled_bodies_decide_the_same_and_leave_nothing_behind() {
+    let (origin_addr, _) = origin().await;
+    let spool = std::env::temp_dir().join(format!("labelgate-spool-test-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&spool);
+    std::fs::create_dir_all(&spool).unwrap();
+    std::fs::write(spool.join("upload-left-by-a-crash"), b"x").unwrap();
+    let inspection = InspectionConfig { max_body: 64 << 20, memory_limit: 4096, spool_quota: 1 << 30, spool_dir: Some(spool.clone()) };
+    let rules = "[[policy.rules]]\nname = \"labeled\"\naction = \"block\"\nlabeled = true\n";
+    let config = ProxyConfig { listen: "127.0.0.1:0".parse().unwrap(), ..ProxyConfig::default() };
+    let (proxy_addr, _) = proxy_spooling(inspection, "block", config, rules, None).await;
+    assert!(!spool.join("upload-left-by-a-crash").exists(), "leftovers are removed on start");
+    let url = format!("http://{origin_addr}/s");
+    for (name, labeled, bytes) in corpus().into_iter().filter(|f| f.2.len() > 4096).take(24) {
+        // Raw and multipart, both larger than the memory limit.
+        let (status, _, reply) = send(proxy_addr, Request::put(&url).body(Full::new(Bytes::from(bytes.clone()))).unwrap()).await;
+        let (ct, form) = multipart(&[(name.as_str(), &bytes)]);
+        let (mstatus, _, mreply) =
+            send(proxy_addr, Request::post(&url).header("content-type", ct).body(Full::new(Bytes::from(form.clone()))).unwrap()).await;
+        if labeled {
+            assert_eq!((status, mstatus), (StatusCode::FORBIDDEN, StatusCode::FORBIDDEN), "{name}");
+        } else {
+            assert_eq!(reply, format!("stored {}", hex(&Sha256::digest(&bytes))), "{name}");
+            assert_eq!(mreply, format!("stored {}", hex(&Sha256::digest(&form))), "{name}");
+        }
+    }
+    let left: Vec<_> = std::fs::read_dir(&spool).unwrap().collect();
+    assert!(left.is_empty(), "spool files are removed after use: {left:?}");
+    // A quota smaller than a body: decided as oversize (blocked here).
+    let inspection = InspectionConfig { max_body: 64 << 20, memory_limit: 1024, spool_quota: 2048, spool_dir: Some(spool.clone()) };
+    let config = ProxyConfig { listen: "127.0.0.1:0".parse().unwrap(), ..ProxyConfig::default() };
+    let (tight, audit) = proxy_spooling(inspection, "block", config, rules, None).await;
+    let (status, _, _) = send(tight, Request::put(&url).body(Full::new(Bytes::from(vec![1u8; 10_000]))).unwrap()).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(String::from_utf8(audit.0.lock().unwrap().clone()).unwrap().contains("\"unscannable\":\"oversize\""));
+    let _ = std::fs::remove_dir_all(&spool);
 }
