@@ -130,8 +130,14 @@ pub fn run(config: Option<&Path>, args: &ServeArgs) -> Result<ExitCode> {
             let mut rx = stop_rx;
             let _ = rx.changed().await;
         }));
+        // SIGINT or SIGTERM: stop accepting, let transactions in flight finish, then exit.
         let shutdown = async {
-            let _ = tokio::signal::ctrl_c().await;
+            let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending::<()>().await } } => {}
+            }
+            eprintln!("labelgate: shutting down: draining transactions in flight");
         };
         proxy.serve_until(shutdown).await?;
         let _ = stop_tx.send(true);

@@ -56,6 +56,27 @@ pub struct ProxyConfig {
     /// `user:argon2-hash[:group,…]` (`labelgate passwd USER` writes one).
     #[serde(default)]
     pub users_file: Option<std::path::PathBuf>,
+    /// Client connections served at once; more are closed at accept (default 10000).
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+    /// Seconds an upload body may stall between chunks before the request fails (default 60).
+    #[serde(default = "default_body_idle")]
+    pub body_idle_timeout_secs: u64,
+    /// Seconds a shutdown waits for transactions in flight (default 30).
+    #[serde(default = "default_drain")]
+    pub drain_timeout_secs: u64,
+}
+
+fn default_max_connections() -> usize {
+    10_000
+}
+
+fn default_body_idle() -> u64 {
+    60
+}
+
+fn default_drain() -> u64 {
+    30
 }
 
 fn default_clients() -> Vec<String> {
@@ -101,6 +122,9 @@ impl Default for ProxyConfig {
             bypass: Vec::new(),
             deny_destinations: Vec::new(),
             users_file: None,
+            max_connections: default_max_connections(),
+            body_idle_timeout_secs: default_body_idle(),
+            drain_timeout_secs: default_drain(),
         }
     }
 }

@@ -134,9 +134,11 @@ impl Proxy {
     /// Serves until `shutdown` completes; connections in flight finish on their own tasks.
     pub async fn serve_until(self, shutdown: impl Future<Output = ()>) -> std::io::Result<()> {
         tokio::pin!(shutdown);
+        let limit = Arc::new(tokio::sync::Semaphore::new(self.state.config.max_connections.max(1)));
+        let (draining_tx, draining_rx) = tokio::sync::watch::channel(false);
         loop {
             tokio::select! {
-                _ = &mut shutdown => return Ok(()),
+                _ = &mut shutdown => break,
                 accepted = self.listener.accept() => {
                     let (stream, peer) = match accepted {
                         Ok(a) => a,
@@ -150,8 +152,12 @@ impl Proxy {
                     if !self.state.clients.iter().any(|c| c.contains(peer.ip())) {
                         continue;
                     }
+                    // Past the connection limit a new connection is closed at once.
+                    let Ok(permit) = Arc::clone(&limit).try_acquire_owned() else { continue };
                     let state = Arc::clone(&self.state);
+                    let mut draining = draining_rx.clone();
                     tokio::spawn(async move {
+                        let _permit = permit;
                         let gauge = state.metrics.as_ref().map(|m| m.active_connections.clone());
                         if let Some(g) = &gauge {
                             g.inc();
@@ -168,11 +174,28 @@ impl Proxy {
                             .max_buf_size(64 * 1024)
                             .serve_connection(TokioIo::new(stream), service)
                             .with_upgrades();
-                        let _ = conn.await;
+                        tokio::pin!(conn);
+                        tokio::select! {
+                            _ = conn.as_mut() => {}
+                            _ = async { let _ = draining.wait_for(|d| *d).await.map(|_| ()); } => {
+                                // Finish the transaction in flight, then close (idle connections close now).
+                                conn.as_mut().graceful_shutdown();
+                                let _ = conn.await;
+                            }
+                        }
                     });
                 }
             }
         }
+        // Drain: no new connections; transactions in flight finish (up to drain_timeout).
+        drop(self.listener);
+        let _ = draining_tx.send(true);
+        let total = self.state.config.max_connections.max(1) as u32;
+        let drained = tokio::time::timeout(Duration::from_secs(self.state.config.drain_timeout_secs), limit.acquire_many(total)).await;
+        if drained.is_err() {
+            eprintln!("labelgate: drain timeout: closing the connections still open");
+        }
+        Ok(())
     }
 
     /// Serves forever.
@@ -280,7 +303,13 @@ async fn inspect_and_decide(
     let mut spool = Spool::new(&state.spool);
     let mut oversize = false;
     let mut pending: Option<Bytes> = None;
-    while let Some(frame) = body.frame().await {
+    let idle = Duration::from_secs(state.config.body_idle_timeout_secs);
+    loop {
+        let frame = match tokio::time::timeout(idle, body.frame()).await {
+            Ok(Some(frame)) => frame,
+            Ok(None) => break,
+            Err(_) => return simple(StatusCode::REQUEST_TIMEOUT, "the upload stalled"),
+        };
         match frame {
             Ok(f) => {
                 if let Ok(data) = f.into_data() {

@@ -385,3 +385,68 @@ async fn spooled_bodies_decide_the_same_and_leave_nothing_behind() {
     assert!(String::from_utf8(audit.0.lock().unwrap().clone()).unwrap().contains("\"unscannable\":\"oversize\""));
     let _ = std::fs::remove_dir_all(&spool);
 }
+
+/// A proxy that stops on `stop`; returns its address and the serving task.
+async fn stoppable(
+    config: ProxyConfig,
+    stop: tokio::sync::oneshot::Receiver<()>,
+) -> (SocketAddr, tokio::task::JoinHandle<std::io::Result<()>>) {
+    let file: File = toml::from_str("[[policy.rules]]\nname = \"labeled\"\naction = \"block\"\nlabeled = true\n").unwrap();
+    let (policy, _) = Policy::compile(&file.policy, &file.cloud_apps, &["docx", "pdf"], &[]);
+    let resolved = Arc::new(policy.resolve(Arc::new(Catalog::default())).0);
+    let p = Proxy::bind(
+        config,
+        InspectionConfig::default(),
+        Arc::new(move || Arc::clone(&resolved)),
+        Arc::new(AuditSink::new(Box::new(std::io::sink()))),
+    )
+    .await
+    .unwrap();
+    let addr = p.local_addr().unwrap();
+    (
+        addr,
+        tokio::spawn(p.serve_until(async move {
+            let _ = stop.await;
+        })),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_drains_uploads_in_flight_and_stalled_uploads_time_out() {
+    let (origin_addr, _) = origin().await;
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel();
+    let config =
+        ProxyConfig { listen: "127.0.0.1:0".parse().unwrap(), body_idle_timeout_secs: 1, drain_timeout_secs: 10, ..ProxyConfig::default() };
+    let (proxy_addr, task) = stoppable(config, stop_rx).await;
+    let url = format!("http://{origin_addr}/drain");
+    // An upload in flight when shutdown begins still completes.
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Frame<Bytes>, Infallible>>(4);
+    let body = StreamBody::new(futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|f| (f, rx)) }));
+    let stream = TcpStream::connect(proxy_addr).await.unwrap();
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.unwrap();
+    tokio::spawn(conn);
+    let pending = tokio::spawn(async move { sender.send_request(Request::put(&url).body(body).unwrap()).await });
+    tx.send(Ok(Frame::data(Bytes::from_static(b"first half, ")))).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    stop_tx.send(()).unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    assert!(TcpStream::connect(proxy_addr).await.is_err(), "no new connections while draining");
+    tx.send(Ok(Frame::data(Bytes::from_static(b"second half")))).await.unwrap();
+    drop(tx);
+    let resp = pending.await.unwrap().expect("the transaction in flight completes");
+    assert_eq!(resp.status(), StatusCode::OK);
+    let reply = resp.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(reply, format!("stored {}", hex(&Sha256::digest(b"first half, second half"))));
+    task.await.unwrap().unwrap();
+
+    // A stalled upload fails with 408 instead of holding the connection forever.
+    let (_keep, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let config = ProxyConfig { listen: "127.0.0.1:0".parse().unwrap(), body_idle_timeout_secs: 1, ..ProxyConfig::default() };
+    let (proxy_addr, _task) = stoppable(config, stop_rx).await;
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Frame<Bytes>, Infallible>>(4);
+    let body = StreamBody::new(futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|f| (f, rx)) }));
+    tx.send(Ok(Frame::data(Bytes::from_static(b"and then nothing")))).await.unwrap();
+    let (status, _, _) = send(proxy_addr, Request::put(format!("http://{origin_addr}/stall")).body(body).unwrap()).await;
+    assert_eq!(status, StatusCode::REQUEST_TIMEOUT);
+    drop(tx);
+}
