@@ -258,6 +258,9 @@ async fn handle(state: Arc<State>, peer: SocketAddr, req: Request<Incoming>) -> 
 
 /// Inspects uploads, passes everything else through.
 async fn relay(state: Arc<State>, peer: SocketAddr, req: Request<Incoming>, target: Target, user: Option<User>) -> Response<Body> {
+    if req.headers().contains_key(header::UPGRADE) && req.method() == Method::GET {
+        return upgrade_relay(&state, &target, req).await;
+    }
     let inspect = matches!(*req.method(), Method::POST | Method::PUT | Method::PATCH);
     if !inspect {
         let (parts, body) = req.into_parts();
@@ -450,57 +453,98 @@ async fn inspect_and_decide(
 
 /// Sends the request to the origin (origin-form, hop-by-hop headers removed; over verified TLS
 /// for intercepted tunnels) and streams its response back.
-async fn forward(state: &State, target: &Target, mut parts: http::request::Parts, body: Body) -> Response<Body> {
-    let authority = &target.authority;
-    let port = authority.port_u16().unwrap_or(if target.https { 443 } else { 80 });
-    let stream = match connect(state, authority.host(), port).await {
-        Ok(s) => s,
+async fn forward(state: &State, target: &Target, parts: http::request::Parts, body: Body) -> Response<Body> {
+    match send_upstream(state, target, parts, body, false).await {
+        Ok(resp) => {
+            let (mut rparts, rbody) = resp.into_parts();
+            strip_hop_by_hop(&mut rparts.headers);
+            Response::from_parts(rparts, rbody.map_err(|e| Box::new(e) as BoxError).boxed())
+        }
+        Err(r) => r,
+    }
+}
+
+/// WebSocket (and other GET upgrades): the handshake goes to the origin with its upgrade headers;
+/// on `101 Switching Protocols` both sides are joined byte for byte.
+async fn upgrade_relay(state: &State, target: &Target, mut req: Request<Incoming>) -> Response<Body> {
+    let client_side = hyper::upgrade::on(&mut req);
+    let (parts, _) = req.into_parts();
+    let empty = Empty::new().map_err(|never| match never {}).boxed();
+    let mut resp = match send_upstream(state, target, parts, empty, true).await {
+        Ok(r) => r,
         Err(r) => return r,
     };
+    if resp.status() != StatusCode::SWITCHING_PROTOCOLS {
+        let (mut rparts, rbody) = resp.into_parts();
+        strip_hop_by_hop(&mut rparts.headers);
+        return Response::from_parts(rparts, rbody.map_err(|e| Box::new(e) as BoxError).boxed());
+    }
+    let origin_side = hyper::upgrade::on(&mut resp);
+    tokio::spawn(async move {
+        if let (Ok(client), Ok(origin)) = (client_side.await, origin_side.await) {
+            let _ = tokio::io::copy_bidirectional(&mut TokioIo::new(client), &mut TokioIo::new(origin)).await;
+        }
+    });
+    let (rparts, _) = resp.into_parts();
+    Response::from_parts(rparts, Empty::new().map_err(|never| match never {}).boxed())
+}
+
+/// Connects (address rules, verified TLS for tunnels) and sends one request in origin-form.
+/// With `upgrade`, the upgrade headers are kept and the connection can switch protocols.
+async fn send_upstream(
+    state: &State,
+    target: &Target,
+    mut parts: http::request::Parts,
+    body: Body,
+    upgrade: bool,
+) -> Result<Response<Incoming>, Response<Body>> {
+    let authority = &target.authority;
+    let port = authority.port_u16().unwrap_or(if target.https { 443 } else { 80 });
+    let stream = connect(state, authority.host(), port).await?;
     let sender = if target.https {
-        let Some(tls) = &state.tls else { return simple(StatusCode::BAD_GATEWAY, "TLS interception is not configured") };
+        let Some(tls) = &state.tls else { return Err(simple(StatusCode::BAD_GATEWAY, "TLS interception is not configured")) };
         let host = authority.host().trim_start_matches('[').trim_end_matches(']').to_string();
         let Ok(name) = rustls::pki_types::ServerName::try_from(host) else {
-            return simple(StatusCode::BAD_GATEWAY, &format!("{authority} is not a valid TLS server name"));
+            return Err(simple(StatusCode::BAD_GATEWAY, &format!("{authority} is not a valid TLS server name")));
         };
         let connector = tokio_rustls::TlsConnector::from(Arc::clone(&tls.upstream));
         let stream = match connector.connect(name, stream).await {
             Ok(s) => s,
             Err(e) => {
                 upstream_error(state);
-                return error_page(
+                return Err(error_page(
                     StatusCode::BAD_GATEWAY,
                     "The destination's certificate could not be verified",
                     &format!("{authority}: {e}. labelgate does not pass unverified connections through."),
-                );
+                ));
             }
         };
-        handshake(TokioIo::new(stream), authority).await
+        handshake(TokioIo::new(stream), authority, upgrade).await
     } else {
-        handshake(TokioIo::new(stream), authority).await
+        handshake(TokioIo::new(stream), authority, upgrade).await
     };
-    let mut sender = match sender {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
-    strip_hop_by_hop(&mut parts.headers);
+    let mut sender = sender?;
+    if upgrade {
+        // Keep Connection: upgrade and Upgrade; drop the rest of the hop-by-hop set.
+        for name in HOP_BY_HOP.iter().filter(|n| !matches!(**n, "connection" | "upgrade")) {
+            parts.headers.remove(*name);
+        }
+    } else {
+        strip_hop_by_hop(&mut parts.headers);
+    }
     parts.uri = parts
         .uri
         .path_and_query()
         .map_or_else(|| Uri::from_static("/"), |pq| Uri::try_from(pq.as_str()).unwrap_or_else(|_| Uri::from_static("/")));
     if !parts.headers.contains_key(header::HOST) {
-        if let Ok(v) = HeaderValue::from_str(authority.as_str()) {
+        if let Ok(v) = HeaderValue::from_str(target.authority.as_str()) {
             parts.headers.insert(header::HOST, v);
         }
     }
-    match sender.send_request(Request::from_parts(parts, body)).await {
-        Ok(resp) => {
-            let (mut rparts, rbody) = resp.into_parts();
-            strip_hop_by_hop(&mut rparts.headers);
-            Response::from_parts(rparts, rbody.map_err(|e| Box::new(e) as BoxError).boxed())
-        }
-        Err(e) => simple(StatusCode::BAD_GATEWAY, &format!("the origin {authority} failed: {e}")),
-    }
+    sender
+        .send_request(Request::from_parts(parts, body))
+        .await
+        .map_err(|e| simple(StatusCode::BAD_GATEWAY, &format!("the origin {} failed: {e}", target.authority)))
 }
 
 /// Connects to a destination after the address rules: denied host globs, then every resolved
@@ -546,15 +590,25 @@ fn upstream_error(state: &State) {
     }
 }
 
-async fn handshake<I>(io: I, authority: &http::uri::Authority) -> Result<hyper::client::conn::http1::SendRequest<Body>, Response<Body>>
+async fn handshake<I>(
+    io: I,
+    authority: &http::uri::Authority,
+    upgrade: bool,
+) -> Result<hyper::client::conn::http1::SendRequest<Body>, Response<Body>>
 where
     I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
 {
     match hyper::client::conn::http1::handshake(io).await {
         Ok((sender, conn)) => {
-            tokio::spawn(async move {
-                let _ = conn.await;
-            });
+            if upgrade {
+                tokio::spawn(async move {
+                    let _ = conn.with_upgrades().await;
+                });
+            } else {
+                tokio::spawn(async move {
+                    let _ = conn.await;
+                });
+            }
             Ok(sender)
         }
         Err(e) => Err(simple(StatusCode::BAD_GATEWAY, &format!("cannot talk to {authority}: {e}"))),

@@ -450,3 +450,63 @@ async fn shutdown_drains_uploads_in_flight_and_stalled_uploads_time_out() {
     assert_eq!(status, StatusCode::REQUEST_TIMEOUT);
     drop(tx);
 }
+
+/// An origin that accepts an Upgrade and echoes what it receives.
+async fn echo_origin() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else { return };
+            tokio::spawn(async move {
+                let svc = hyper::service::service_fn(|mut req: Request<Incoming>| async move {
+                    let up = hyper::upgrade::on(&mut req);
+                    tokio::spawn(async move {
+                        if let Ok(upgraded) = up.await {
+                            let mut io = TokioIo::new(upgraded);
+                            let mut buf = [0u8; 64];
+                            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+                            while let Ok(n) = io.read(&mut buf).await {
+                                if n == 0 || io.write_all(&buf[..n]).await.is_err() {
+                                    break;
+                                }
+                            }
+                        }
+                    });
+                    let mut r = Response::new(Full::new(Bytes::new()));
+                    *r.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+                    r.headers_mut().insert("upgrade", "websocket".parse().unwrap());
+                    r.headers_mut().insert("connection", "Upgrade".parse().unwrap());
+                    Ok::<_, Infallible>(r)
+                });
+                let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), svc).with_upgrades().await;
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn websocket_upgrades_pass_through() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let origin = echo_origin().await;
+    let (proxy_addr, _) = proxy(1 << 20, "block").await;
+    let stream = TcpStream::connect(proxy_addr).await.unwrap();
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.unwrap();
+    tokio::spawn(conn.with_upgrades());
+    let req = Request::get(format!("http://{origin}/ws"))
+        .header("host", origin.to_string())
+        .header("upgrade", "websocket")
+        .header("connection", "Upgrade")
+        .header("sec-websocket-version", "13")
+        .header("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==")
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let resp = sender.send_request(req).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::SWITCHING_PROTOCOLS);
+    let mut io = TokioIo::new(hyper::upgrade::on(resp).await.unwrap());
+    io.write_all(b"ping through labelgate").await.unwrap();
+    let mut buf = [0u8; 22];
+    io.read_exact(&mut buf).await.unwrap();
+    assert_eq!(&buf, b"ping through labelgate");
+}
