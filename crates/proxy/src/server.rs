@@ -507,7 +507,15 @@ async fn send_upstream(
         let Ok(name) = rustls::pki_types::ServerName::try_from(host) else {
             return Err(simple(StatusCode::BAD_GATEWAY, &format!("{authority} is not a valid TLS server name")));
         };
-        let connector = tokio_rustls::TlsConnector::from(Arc::clone(&tls.upstream));
+        // An upgrade needs HTTP/1.1; everything else may use h2 when the origin offers it.
+        let config = if upgrade {
+            let mut c = (*tls.upstream).clone();
+            c.alpn_protocols = vec![b"http/1.1".to_vec()];
+            Arc::new(c)
+        } else {
+            Arc::clone(&tls.upstream)
+        };
+        let connector = tokio_rustls::TlsConnector::from(config);
         let stream = match connector.connect(name, stream).await {
             Ok(s) => s,
             Err(e) => {
@@ -519,9 +527,21 @@ async fn send_upstream(
                 ));
             }
         };
-        handshake(TokioIo::new(stream), authority, upgrade).await
+        if stream.get_ref().1.alpn_protocol() == Some(b"h2") {
+            match hyper::client::conn::http2::handshake(hyper_util::rt::TokioExecutor::new(), TokioIo::new(stream)).await {
+                Ok((sender, conn)) => {
+                    tokio::spawn(async move {
+                        let _ = conn.await;
+                    });
+                    Ok(Sender::H2(sender))
+                }
+                Err(e) => Err(simple(StatusCode::BAD_GATEWAY, &format!("cannot talk h2 to {authority}: {e}"))),
+            }
+        } else {
+            handshake(TokioIo::new(stream), authority, upgrade).await.map(Sender::H1)
+        }
     } else {
-        handshake(TokioIo::new(stream), authority, upgrade).await
+        handshake(TokioIo::new(stream), authority, upgrade).await.map(Sender::H1)
     };
     let mut sender = sender?;
     if upgrade {
@@ -541,10 +561,23 @@ async fn send_upstream(
             parts.headers.insert(header::HOST, v);
         }
     }
-    sender
-        .send_request(Request::from_parts(parts, body))
-        .await
-        .map_err(|e| simple(StatusCode::BAD_GATEWAY, &format!("the origin {} failed: {e}", target.authority)))
+    let sent = match &mut sender {
+        Sender::H1(s) => s.send_request(Request::from_parts(parts, body)).await,
+        Sender::H2(s) => {
+            // h2 takes the target from :scheme/:authority, not from a Host header.
+            parts.headers.remove(header::HOST);
+            let path = parts.uri.path_and_query().map_or("/", |p| p.as_str()).to_string();
+            parts.uri = Uri::try_from(format!("https://{}{path}", target.authority)).unwrap_or_else(|_| Uri::from_static("/"));
+            s.send_request(Request::from_parts(parts, body)).await
+        }
+    };
+    sent.map_err(|e| simple(StatusCode::BAD_GATEWAY, &format!("the origin {} failed: {e}", target.authority)))
+}
+
+/// A connection to an origin in either HTTP version.
+enum Sender {
+    H1(hyper::client::conn::http1::SendRequest<Body>),
+    H2(hyper::client::conn::http2::SendRequest<Body>),
 }
 
 /// Connects to a destination after the address rules: denied host globs, then every resolved
@@ -655,13 +688,23 @@ fn tunnel(state: Arc<State>, peer: SocketAddr, req: Request<Incoming>, user: Opt
                 let config = tls.ca.server_config(authority.host());
                 let acceptor = tokio_rustls::TlsAcceptor::from(config);
                 let Ok(stream) = acceptor.accept(TokioIo::new(upgraded)).await else { return };
+                // The browser chooses: h2 when it offers it, HTTP/1.1 (with upgrades) otherwise.
+                let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
                 let service =
                     hyper::service::service_fn(move |req| intercepted(Arc::clone(&state), peer, req, authority.clone(), user.clone()));
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .timer(TokioTimer::new())
-                    .header_read_timeout(Duration::from_secs(30))
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
+                if h2 {
+                    let _ = hyper::server::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
+                        .timer(TokioTimer::new())
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                } else {
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .timer(TokioTimer::new())
+                        .header_read_timeout(Duration::from_secs(30))
+                        .serve_connection(TokioIo::new(stream), service)
+                        .with_upgrades()
+                        .await;
+                }
             }
             None => {
                 // Bypassed (or no interception): a blind relay, still under the address rules.

@@ -184,7 +184,7 @@ impl CertAuthority {
             .with_safe_default_protocol_versions()
             .map(|b| b.with_no_client_auth().with_cert_resolver(resolver))
             .unwrap_or_else(|_| unreachable_config());
-        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
         Arc::new(config)
     }
 }
@@ -264,11 +264,12 @@ pub fn upstream_client_config(extra_roots_pem: &[String]) -> Result<Arc<rustls::
             roots.add(CertificateDer::from(der)).map_err(|e| TlsError::Cert(e.to_string()))?;
         }
     }
-    let config = rustls::ClientConfig::builder_with_provider(Arc::new(default_provider()))
+    let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(default_provider()))
         .with_safe_default_protocol_versions()
         .map_err(|e| TlsError::Cert(e.to_string()))?
         .with_root_certificates(roots)
         .with_no_client_auth();
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(Arc::new(config))
 }
 

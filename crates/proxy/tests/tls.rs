@@ -36,12 +36,13 @@ async fn https_origin() -> (SocketAddr, String) {
     let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
     params.subject_alt_names = vec![SanType::IpAddress("127.0.0.1".parse().unwrap())];
     let cert = params.signed_by(&key, &issuer).unwrap();
-    let config = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+    let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
         .with_safe_default_protocol_versions()
         .unwrap()
         .with_no_client_auth()
         .with_single_cert(vec![cert.der().clone()], PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())))
         .unwrap();
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -51,11 +52,21 @@ async fn https_origin() -> (SocketAddr, String) {
             let acceptor = acceptor.clone();
             tokio::spawn(async move {
                 let Ok(tls) = acceptor.accept(stream).await else { return };
+                let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
                 let svc = hyper::service::service_fn(|req: Request<Incoming>| async move {
+                    let version = format!("{:?}", req.version());
                     let body = req.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
-                    Ok::<_, Infallible>(Response::new(Full::new(Bytes::from(format!("stored {}", hex(&Sha256::digest(&body)))))))
+                    let mut r = Response::new(Full::new(Bytes::from(format!("stored {}", hex(&Sha256::digest(&body))))));
+                    r.headers_mut().insert("x-origin-version", version.parse().unwrap());
+                    Ok::<_, Infallible>(r)
                 });
-                let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(tls), svc).await;
+                if h2 {
+                    let _ = hyper::server::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
+                        .serve_connection(TokioIo::new(tls), svc)
+                        .await;
+                } else {
+                    let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(tls), svc).await;
+                }
             });
         }
     });
@@ -183,4 +194,41 @@ async fn bypassed_hosts_are_tunnelled_without_interception() {
     assert_eq!(status, StatusCode::OK, "bypassed traffic is not inspected");
     assert_eq!(reply, format!("stored {}", hex(&Sha256::digest(&labeled))));
     assert_eq!(ca.minted(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http2_with_the_browser_and_with_the_origin() {
+    let (origin, origin_ca) = https_origin().await;
+    let dir = tempfile_dir("h2");
+    let (proxy_addr, ca) = proxy(&dir, &[origin_ca]).await;
+    let mut stream = TcpStream::connect(proxy_addr).await.unwrap();
+    stream.write_all(format!("CONNECT {origin} HTTP/1.1\r\nHost: {origin}\r\n\r\n").as_bytes()).await.unwrap();
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        let mut b = [0u8; 1];
+        assert_eq!(stream.read(&mut b).await.unwrap(), 1);
+        head.push(b[0]);
+    }
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(CertificateDer::from(pem_der(ca.pem()))).unwrap();
+    let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    let tls = tokio_rustls::TlsConnector::from(Arc::new(config)).connect(ServerName::try_from("127.0.0.1").unwrap(), stream).await.unwrap();
+    assert_eq!(tls.get_ref().1.alpn_protocol(), Some(&b"h2"[..]), "labelgate speaks h2 to the browser");
+    let (mut sender, conn) = hyper::client::conn::http2::handshake(hyper_util::rt::TokioExecutor::new(), TokioIo::new(tls)).await.unwrap();
+    tokio::spawn(conn);
+    let url = format!("https://{origin}/upload");
+    let labeled = corpus("lab_d365_headless-commerce-lab.pdf");
+    let resp = sender.send_request(Request::put(&url).body(Full::new(Bytes::from(labeled))).unwrap()).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+    let clean = corpus("unl_markitdown_test.pdf");
+    let resp = sender.send_request(Request::put(&url).body(Full::new(Bytes::from(clean.clone()))).unwrap()).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(resp.headers().get("x-origin-version").unwrap(), "HTTP/2.0", "and h2 to the origin");
+    let body = resp.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(body, format!("stored {}", hex(&Sha256::digest(&clean))));
 }
