@@ -1,12 +1,11 @@
-//! `labelgate-proxy`: the forward proxy browsers use. This first slice relays absolute-form
-//! HTTP requests and tunnels CONNECT without interception; every upload body (POST/PUT/PATCH)
-//! is held, split into files (multipart parts, or the whole body), read by the label extractor,
-//! and decided by policy before a byte reaches the origin. A block answers 403 with a block page
-//! (HTML, or JSON for API clients); an allow forwards the exact bytes the client sent. One audit
-//! record per inspected transaction.
-//!
-//! Not yet here (issue 4 continues): TLS interception, HTTP/2, streaming mode, spill files, proxy
-//! authentication, client ACLs beyond loopback, the admin listener and metrics.
+//! `labelgate-proxy`: the forward proxy browsers use. It relays absolute-form HTTP requests,
+//! tunnels CONNECT (intercepting TLS with per-host certificates from a local CA unless the host is
+//! bypassed), speaks HTTP/1.1 and HTTP/2 on both sides, and passes upgrades through. Every upload
+//! body (POST/PUT/PATCH) is split into files (multipart parts, or the whole body), read by the
+//! label extractor and decided by policy: in `hold` mode before a byte reaches the origin, in
+//! `stream` mode while it flows, with the final bytes withheld until the verdict. A block answers
+//! 403 with a block page (HTML, or JSON for API clients); an allow forwards the exact bytes the
+//! client sent. One audit record per inspected transaction.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -18,6 +17,7 @@ mod metrics;
 mod net;
 mod server;
 mod spool;
+mod stream;
 mod tls;
 
 pub use tls::{upstream_client_config, CertAuthority, TlsError};
@@ -145,6 +145,29 @@ pub struct InspectionConfig {
     /// Where bodies are spooled (default: `<state dir>/spool` under `serve`).
     #[serde(default)]
     pub spool_dir: Option<std::path::PathBuf>,
+    /// `hold` (default): no byte of an upload reaches the origin before its verdict. `stream`:
+    /// bytes are forwarded as they arrive, the last `stream_holdback` bytes are withheld until
+    /// the verdict, and a blocked upload is aborted upstream.
+    #[serde(default)]
+    pub mode: InspectionMode,
+    /// Bytes withheld from the origin in `stream` mode until the verdict (default 64 KiB).
+    #[serde(default = "default_holdback")]
+    pub stream_holdback: u64,
+}
+
+/// When upload bytes reach the origin.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum InspectionMode {
+    /// The whole body is held until the verdict.
+    #[default]
+    Hold,
+    /// Bytes flow while they are inspected; the tail waits for the verdict.
+    Stream,
+}
+
+fn default_holdback() -> u64 {
+    64 * 1024
 }
 
 fn default_memory_limit() -> u64 {
@@ -166,6 +189,8 @@ impl Default for InspectionConfig {
             memory_limit: default_memory_limit(),
             spool_quota: default_spool_quota(),
             spool_dir: None,
+            mode: InspectionMode::default(),
+            stream_holdback: default_holdback(),
         }
     }
 }

@@ -8,7 +8,7 @@ use crate::metrics::ProxyMetrics;
 use crate::net::{host_matches, Cidr};
 use crate::spool::{Spool, SpoolArea, SpoolError};
 use crate::tls::CertAuthority;
-use crate::{inspect, InspectionConfig, ProxyConfig};
+use crate::{inspect, InspectionConfig, InspectionMode, ProxyConfig};
 use bytes::Bytes;
 use http::{header, HeaderMap, HeaderValue, Method, Request, Response, StatusCode, Uri};
 use http_body_util::{combinators::BoxBody, BodyExt, Empty, Full, StreamBody};
@@ -303,7 +303,12 @@ async fn inspect_and_decide(
     let authority = target.authority.clone();
     let started = Instant::now();
     let (parts, mut body) = req.into_parts();
-    // Hold the body: nothing reaches the origin before the verdict.
+    // `hold`: nothing reaches the origin before the verdict. `stream`: the upstream request starts
+    // now and receives the body as it arrives, minus a withheld tail.
+    let mut outflow = match state.inspection.mode {
+        InspectionMode::Hold => None,
+        InspectionMode::Stream => Some(start_streaming(&state, &target, &parts)),
+    };
     let max = state.inspection.max_body;
     // In memory up to the memory limit, then spooled to a private file.
     let mut spool = Spool::new(&state.spool);
@@ -314,13 +319,18 @@ async fn inspect_and_decide(
         let frame = match tokio::time::timeout(idle, body.frame()).await {
             Ok(Some(frame)) => frame,
             Ok(None) => break,
+            // (An outflow dropped here aborts the upstream request.)
             Err(_) => return simple(StatusCode::REQUEST_TIMEOUT, "the upload stalled"),
         };
         match frame {
             Ok(f) => {
                 if let Ok(data) = f.into_data() {
+                    if let Some((out, _)) = &mut outflow {
+                        out.push(data.clone()).await;
+                    }
                     if spool.len() + data.len() as u64 > max {
-                        pending = Some(data);
+                        // (Streaming has already queued this chunk.)
+                        pending = if outflow.is_some() { None } else { Some(data) };
                         oversize = true;
                         break;
                     }
@@ -430,7 +440,32 @@ async fn inspect_and_decide(
         *r.status_mut() = StatusCode::FORBIDDEN;
         r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
         r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        if let Some((out, _)) = outflow {
+            out.abort();
+        }
         return r;
+    }
+    if let Some((mut out, response)) = outflow {
+        out.release().await;
+        if oversize {
+            // Allowed although too large to inspect: the rest passes straight through.
+            loop {
+                match tokio::time::timeout(idle, body.frame()).await {
+                    Ok(Some(Ok(f))) => {
+                        if let Ok(data) = f.into_data() {
+                            out.pass(data).await;
+                        }
+                    }
+                    Ok(None) => break,
+                    Ok(Some(Err(_))) | Err(_) => {
+                        out.abort();
+                        return simple(StatusCode::BAD_REQUEST, "the upload was interrupted");
+                    }
+                }
+            }
+        }
+        out.finish();
+        return response.await.unwrap_or_else(|_| simple(StatusCode::BAD_GATEWAY, "the upstream request failed"));
     }
     let held_file = match spool.reader() {
         Ok(f) => f,
@@ -452,6 +487,26 @@ async fn inspect_and_decide(
         }
     };
     forward(&state, &target, parts, body).await
+}
+
+/// Starts a `stream`-mode upload: the upstream request runs in its own task and takes the body
+/// from the returned outflow.
+fn start_streaming(
+    state: &Arc<State>,
+    target: &Target,
+    parts: &http::request::Parts,
+) -> (crate::stream::Outflow, tokio::task::JoinHandle<Response<Body>>) {
+    let (outflow, stream) = crate::stream::channel(state.inspection.stream_holdback);
+    let mut request = Request::new(StreamBody::new(stream).boxed());
+    *request.method_mut() = parts.method.clone();
+    *request.uri_mut() = parts.uri.clone();
+    *request.version_mut() = parts.version;
+    *request.headers_mut() = parts.headers.clone();
+    let (fwd_parts, fwd_body) = request.into_parts();
+    let state = Arc::clone(state);
+    let target = Target { authority: target.authority.clone(), https: target.https };
+    let response = tokio::spawn(async move { forward(&state, &target, fwd_parts, fwd_body).await });
+    (outflow, response)
 }
 
 /// Sends the request to the origin (origin-form, hop-by-hop headers removed; over verified TLS

@@ -355,7 +355,13 @@ async fn spooled_bodies_decide_the_same_and_leave_nothing_behind() {
     let _ = std::fs::remove_dir_all(&spool);
     std::fs::create_dir_all(&spool).unwrap();
     std::fs::write(spool.join("upload-left-by-a-crash"), b"x").unwrap();
-    let inspection = InspectionConfig { max_body: 64 << 20, memory_limit: 4096, spool_quota: 1 << 30, spool_dir: Some(spool.clone()) };
+    let inspection = InspectionConfig {
+        max_body: 64 << 20,
+        memory_limit: 4096,
+        spool_quota: 1 << 30,
+        spool_dir: Some(spool.clone()),
+        ..InspectionConfig::default()
+    };
     let rules = "[[policy.rules]]\nname = \"labeled\"\naction = \"block\"\nlabeled = true\n";
     let config = ProxyConfig { listen: "127.0.0.1:0".parse().unwrap(), ..ProxyConfig::default() };
     let (proxy_addr, _) = proxy_spooling(inspection, "block", config, rules, None).await;
@@ -377,7 +383,13 @@ async fn spooled_bodies_decide_the_same_and_leave_nothing_behind() {
     let left: Vec<_> = std::fs::read_dir(&spool).unwrap().collect();
     assert!(left.is_empty(), "spool files are removed after use: {left:?}");
     // A quota smaller than a body: decided as oversize (blocked here).
-    let inspection = InspectionConfig { max_body: 64 << 20, memory_limit: 1024, spool_quota: 2048, spool_dir: Some(spool.clone()) };
+    let inspection = InspectionConfig {
+        max_body: 64 << 20,
+        memory_limit: 1024,
+        spool_quota: 2048,
+        spool_dir: Some(spool.clone()),
+        ..InspectionConfig::default()
+    };
     let config = ProxyConfig { listen: "127.0.0.1:0".parse().unwrap(), ..ProxyConfig::default() };
     let (tight, audit) = proxy_spooling(inspection, "block", config, rules, None).await;
     let (status, _, _) = send(tight, Request::put(&url).body(Full::new(Bytes::from(vec![1u8; 10_000]))).unwrap()).await;
@@ -509,4 +521,166 @@ async fn websocket_upgrades_pass_through() {
     let mut buf = [0u8; 22];
     io.read_exact(&mut buf).await.unwrap();
     assert_eq!(&buf, b"ping through labelgate");
+}
+
+/// What a watching origin saw of one request.
+#[derive(Debug, PartialEq)]
+enum Arrival {
+    /// Body bytes received so far (sent as they come).
+    Bytes(usize),
+    /// The whole body arrived: its sha256.
+    Complete(String),
+    /// The body broke off before it was complete.
+    BrokenOff(usize),
+}
+
+/// An origin that reports body progress frame by frame, so a test can see when bytes arrive.
+async fn watching_origin() -> (SocketAddr, tokio::sync::mpsc::UnboundedReceiver<Arrival>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else { return };
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
+                    let tx = tx.clone();
+                    async move {
+                        let mut body = req.into_body();
+                        let mut got = Vec::new();
+                        loop {
+                            match body.frame().await {
+                                Some(Ok(f)) => {
+                                    if let Ok(d) = f.into_data() {
+                                        got.extend_from_slice(&d);
+                                        let _ = tx.send(Arrival::Bytes(got.len()));
+                                    }
+                                }
+                                Some(Err(_)) => {
+                                    let _ = tx.send(Arrival::BrokenOff(got.len()));
+                                    return Err("broken off");
+                                }
+                                None => break,
+                            }
+                        }
+                        let sha = hex(&Sha256::digest(&got));
+                        let _ = tx.send(Arrival::Complete(sha.clone()));
+                        Ok::<_, &str>(Response::new(Full::new(Bytes::from(format!("stored {sha}")))))
+                    }
+                });
+                let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), svc).await;
+            });
+        }
+    });
+    (addr, rx)
+}
+
+/// The next arrival that is not mere progress (a connection that closes mid-body may also just
+/// end the request without an error frame: then nothing completes).
+/// A whole body that fits in the holdback may be aborted before the origin sees the request at
+/// all, so `wait` bounds how long to look.
+async fn outcome(rx: &mut tokio::sync::mpsc::UnboundedReceiver<Arrival>, wait: std::time::Duration) -> Option<Arrival> {
+    loop {
+        match tokio::time::timeout(wait, rx.recv()).await {
+            Ok(Some(Arrival::Bytes(_))) => continue,
+            Ok(other) => return other,
+            Err(_) => return None,
+        }
+    }
+}
+
+async fn streaming_proxy(holdback: u64) -> (SocketAddr, Buf) {
+    let inspection = InspectionConfig {
+        max_body: 64 << 20,
+        mode: labelgate_proxy::InspectionMode::Stream,
+        stream_holdback: holdback,
+        ..InspectionConfig::default()
+    };
+    let rules = "[[policy.rules]]\nname = \"labeled\"\naction = \"block\"\nlabeled = true\nmessage = \"Labeled files stay inside.\"\n";
+    let config = ProxyConfig { listen: "127.0.0.1:0".parse().unwrap(), ..ProxyConfig::default() };
+    proxy_spooling(inspection, "block", config, rules, None).await
+}
+
+type Chunks = tokio::sync::mpsc::Sender<Result<Frame<Bytes>, Infallible>>;
+type FedBody = StreamBody<futures_util::stream::BoxStream<'static, Result<Frame<Bytes>, Infallible>>>;
+
+/// A chunked request whose body the test feeds piece by piece.
+fn fed_request(url: &str, host: SocketAddr) -> (Chunks, Request<FedBody>) {
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    let stream: futures_util::stream::BoxStream<'static, _> =
+        Box::pin(futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|i| (i, rx)) }));
+    (tx, Request::post(url).header("host", host.to_string()).body(StreamBody::new(stream)).unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stream_mode_forwards_while_inspecting_and_aborts_blocked_uploads() {
+    let (origin_addr, mut arrivals) = watching_origin().await;
+    let (proxy_addr, audit) = streaming_proxy(4096).await;
+    let url = format!("http://{origin_addr}/upload");
+
+    // Bytes flow before the client has finished: the origin sees the head of the body while the
+    // client still holds the rest back.
+    let (feed, req) = fed_request(&url, origin_addr);
+    let reply = tokio::spawn(send(proxy_addr, req));
+    let head = vec![b'a'; 200_000];
+    feed.send(Ok(Frame::data(Bytes::from(head.clone())))).await.unwrap();
+    let first = tokio::time::timeout(std::time::Duration::from_secs(10), arrivals.recv()).await;
+    match first {
+        Ok(Some(Arrival::Bytes(n))) => assert!(n > 0 && n <= 200_000 - 4096 + 1, "only bytes beyond the holdback flow early: {n}"),
+        other => panic!("the origin saw nothing before the upload ended: {other:?}"),
+    }
+    feed.send(Ok(Frame::data(Bytes::from_static(b"tail")))).await.unwrap();
+    drop(feed);
+    let (status, _, body) = reply.await.unwrap();
+    let mut whole = head.clone();
+    whole.extend_from_slice(b"tail");
+    let sha = hex(&Sha256::digest(&whole));
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body, format!("stored {sha}"));
+    assert_eq!(outcome(&mut arrivals, std::time::Duration::from_secs(3)).await, Some(Arrival::Complete(sha)));
+
+    // A labeled file, fed in small chunks: the origin receives its first bytes, never its end.
+    let files = corpus();
+    let labeled = files.iter().find(|f| f.0 == "lab_caf_identity-baseline-discipline-template.docx").unwrap();
+    assert!(labeled.2.len() > 16 * 1024, "the test needs a file larger than the holdback");
+    let (feed, req) = fed_request(&url, origin_addr);
+    let reply = tokio::spawn(send(proxy_addr, req));
+    for piece in labeled.2.chunks(1024) {
+        feed.send(Ok(Frame::data(Bytes::copy_from_slice(piece)))).await.unwrap();
+    }
+    drop(feed);
+    let (status, _, body) = reply.await.unwrap();
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(body.contains("Labeled files stay inside."));
+    match outcome(&mut arrivals, std::time::Duration::from_secs(3)).await {
+        Some(Arrival::Complete(_)) => panic!("a blocked chunked upload reached the origin complete"),
+        Some(Arrival::BrokenOff(n)) => assert!(n < labeled.2.len(), "the tail was withheld"),
+        Some(Arrival::Bytes(_)) | None => {}
+    }
+
+    // Every corpus file with a Content-Length body: labeled ones broken off, the rest byte-exact.
+    for (name, is_labeled, bytes) in &files {
+        let req = Request::put(format!("{url}/{name}"))
+            .header("host", origin_addr.to_string())
+            .body(Full::new(Bytes::from(bytes.clone())))
+            .unwrap();
+        let (status, _, body) = send(proxy_addr, req).await;
+        let wait = std::time::Duration::from_millis(if *is_labeled { 300 } else { 10_000 });
+        let mut got = outcome(&mut arrivals, wait).await;
+        // A late report of an earlier blocked upload breaking off belongs to that upload.
+        while !is_labeled && matches!(got, Some(Arrival::BrokenOff(_))) {
+            got = outcome(&mut arrivals, wait).await;
+        }
+        if *is_labeled {
+            assert_eq!(status, StatusCode::FORBIDDEN, "{name}");
+            assert!(!matches!(got, Some(Arrival::Complete(_))), "{name}: a blocked upload must not arrive complete");
+        } else {
+            let sha = hex(&Sha256::digest(bytes));
+            assert_eq!((status, body), (StatusCode::OK, format!("stored {sha}")), "{name}");
+            assert_eq!(got, Some(Arrival::Complete(sha)), "{name}");
+        }
+    }
+    let records = String::from_utf8(audit.0.lock().unwrap().clone()).unwrap();
+    assert_eq!(records.lines().count(), files.len() + 2, "one audit record per streamed transaction");
 }
