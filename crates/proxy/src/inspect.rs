@@ -2,10 +2,12 @@
 //! one by one (with their filenames), any other body as one file; `Content-Encoding: gzip` or
 //! `deflate` is decoded for inspection only (the original bytes are what is forwarded).
 
+use crate::spool::{Spool, SpoolArea};
 use bytes::Bytes;
 use labelgate_extract::{extract_with, ExtractError, Extraction, Flag, Limits};
 use labelgate_policy::{FileFacts, FileLabel, UnscannableReason};
 use std::io::Read;
+use std::sync::Arc;
 
 /// One inspected file.
 pub(crate) struct Inspected {
@@ -52,22 +54,6 @@ fn malformed(name: Option<String>, size: u64) -> Inspected {
     }
 }
 
-/// Decodes a request body's content coding for inspection, capped at `max`.
-fn decode(encoding: &str, body: &Bytes, max: u64) -> Result<Bytes, ()> {
-    let mut out = Vec::new();
-    let limited = |r: &mut dyn Read, out: &mut Vec<u8>| r.take(max + 1).read_to_end(out).map_err(|_| ());
-    match encoding.trim().to_ascii_lowercase().as_str() {
-        "" | "identity" => return Ok(body.clone()),
-        "gzip" | "x-gzip" => limited(&mut flate2::read::GzDecoder::new(&body[..]), &mut out)?,
-        "deflate" => limited(&mut flate2::read::ZlibDecoder::new(&body[..]), &mut out)?,
-        _ => return Err(()),
-    };
-    if out.len() as u64 > max {
-        return Err(());
-    }
-    Ok(Bytes::from(out))
-}
-
 /// Reads a file held on disk, off the async workers (it may read a few pieces of a large file).
 async fn one_from_disk(name: Option<String>, file: std::fs::File, size: u64, limits: Limits) -> Inspected {
     let result = tokio::task::spawn_blocking(move || labelgate_extract::extract_reader(std::io::BufReader::new(file), &limits)).await;
@@ -93,16 +79,34 @@ pub(crate) async fn files_held(
     area: &std::sync::Arc<crate::spool::SpoolArea>,
     max: u64,
 ) -> Vec<Inspected> {
+    let encoding = headers.get(http::header::CONTENT_ENCODING).and_then(|v| v.to_str().ok()).unwrap_or("").trim().to_ascii_lowercase();
+    if !matches!(encoding.as_str(), "" | "identity") {
+        // An encoded body is decoded into a second spool (memory up to the limit, then disk),
+        // never into an unbounded buffer, and inspected from there.
+        let size = body.len();
+        let encoded: Box<dyn Read + Send> = match (body.memory(), body.reader()) {
+            (Some(bytes), _) => Box::new(std::io::Cursor::new(bytes)),
+            (None, Ok(Some(file))) => Box::new(std::io::BufReader::new(file)),
+            (None, _) => return vec![malformed(None, size)],
+        };
+        let spool_area = Arc::clone(area);
+        let decoded = tokio::task::spawn_blocking(move || decode_to_spool(&encoding, encoded, &spool_area, max)).await;
+        return match decoded {
+            Ok(Ok(mut plain)) => {
+                let mut identity = headers.clone();
+                identity.remove(http::header::CONTENT_ENCODING);
+                Box::pin(files_held(&identity, path, &mut plain, area, max)).await
+            }
+            Ok(Err(DecodeFailure::TooLarge)) => vec![oversize(size)],
+            Ok(Err(DecodeFailure::Broken)) | Err(_) => vec![malformed(None, size)],
+        };
+    }
     if let Some(bytes) = body.memory() {
         return files(headers, path, &bytes, max).await;
     }
     let size = body.len();
     let limits = Limits { max_buffered_bytes: max, ..Limits::default() };
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or("");
-    if !matches!(header("content-encoding").trim().to_ascii_lowercase().as_str(), "" | "identity") {
-        // Decoding a spooled body for inspection is not supported yet: decided as oversize.
-        return vec![oversize(size)];
-    }
     let Ok(Some(reader)) = body.reader() else { return vec![malformed(None, size)] };
     let content_type = header("content-type");
     if content_type.trim_start().to_ascii_lowercase().starts_with("multipart/form-data") {
@@ -156,14 +160,40 @@ pub(crate) async fn files_held(
     vec![one_from_disk(name, reader, size, limits).await]
 }
 
-/// Every file in an upload body.
+/// Why an encoded body could not be decoded for inspection.
+enum DecodeFailure {
+    /// It decodes to more than `max_body` (or the spool is full).
+    TooLarge,
+    /// The coding is unknown or the data is corrupt.
+    Broken,
+}
+
+/// Decodes a content-coded body into a new spool, at most `max` decoded bytes.
+fn decode_to_spool(encoding: &str, encoded: impl Read, area: &Arc<SpoolArea>, max: u64) -> Result<Spool, DecodeFailure> {
+    let mut reader: Box<dyn Read> = match encoding {
+        "gzip" | "x-gzip" => Box::new(flate2::read::GzDecoder::new(encoded)),
+        "deflate" => Box::new(flate2::read::ZlibDecoder::new(encoded)),
+        _ => return Err(DecodeFailure::Broken),
+    };
+    let mut out = Spool::new(area);
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = reader.read(&mut buf).map_err(|_| DecodeFailure::Broken)?;
+        if n == 0 {
+            return Ok(out);
+        }
+        if out.len() + n as u64 > max {
+            return Err(DecodeFailure::TooLarge);
+        }
+        out.push(&buf[..n]).map_err(|_| DecodeFailure::TooLarge)?;
+    }
+}
+
+/// Every file in an upload body held in memory, without a content coding.
 pub(crate) async fn files(headers: &http::HeaderMap, path: &str, body: &Bytes, max: u64) -> Vec<Inspected> {
     let limits = Limits { max_buffered_bytes: max, ..Limits::default() };
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or("");
-    let body = match decode(header("content-encoding"), body, max) {
-        Ok(b) => b,
-        Err(()) => return vec![malformed(None, body.len() as u64)],
-    };
+    let body = body.clone();
     let content_type = header("content-type");
     if content_type.trim_start().to_ascii_lowercase().starts_with("multipart/form-data") {
         let Ok(boundary) = multer::parse_boundary(content_type) else { return vec![malformed(None, body.len() as u64)] };

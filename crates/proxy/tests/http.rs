@@ -684,3 +684,87 @@ async fn stream_mode_forwards_while_inspecting_and_aborts_blocked_uploads() {
     let records = String::from_utf8(audit.0.lock().unwrap().clone()).unwrap();
     assert_eq!(records.lines().count(), files.len() + 2, "one audit record per streamed transaction");
 }
+
+fn gzip(data: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    e.write_all(data).unwrap();
+    e.finish().unwrap()
+}
+
+fn deflate(data: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut e = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::fast());
+    e.write_all(data).unwrap();
+    e.finish().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn content_coded_uploads_are_decoded_for_inspection_in_memory_and_spooled() {
+    let (origin_addr, seen) = origin().await;
+    let spool = std::env::temp_dir().join(format!("labelgate-spool-gz-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&spool);
+    // A 1 MiB decoded cap, 8 KiB in memory: small bodies decode in memory, larger ones on disk.
+    let inspection = InspectionConfig {
+        max_body: 1 << 20,
+        memory_limit: 8192,
+        spool_quota: 1 << 30,
+        spool_dir: Some(spool.clone()),
+        ..InspectionConfig::default()
+    };
+    let rules = "[[policy.rules]]\nname = \"labeled\"\naction = \"block\"\nlabeled = true\n";
+    let config = ProxyConfig { listen: "127.0.0.1:0".parse().unwrap(), ..ProxyConfig::default() };
+    let (proxy_addr, audit) = proxy_spooling(inspection, "block", config, rules, None).await;
+    let url = format!("http://{origin_addr}/coded");
+    let files = corpus();
+    let picks = [
+        "lab_caf_identity-baseline-discipline-template.docx",
+        "lab_markitdown_repair-invoice.pdf",
+        "unl_markitdown_test.pdf",
+        "unl_gc_azuregr.xlsx",
+    ];
+    for name in picks {
+        let (_, labeled, bytes) = files.iter().find(|f| f.0 == name).unwrap();
+        let (ct, form) = multipart(&[(name, bytes)]);
+        for (coding, encoded) in [("gzip", gzip(&form)), ("deflate", deflate(&form))] {
+            let req = Request::post(&url)
+                .header("content-type", &ct)
+                .header("content-encoding", coding)
+                .body(Full::new(Bytes::from(encoded.clone())))
+                .unwrap();
+            let (status, _, reply) = send(proxy_addr, req).await;
+            if *labeled {
+                assert_eq!(status, StatusCode::FORBIDDEN, "{name} as {coding}: a coded body is inspected decoded");
+            } else {
+                assert_eq!(
+                    reply,
+                    format!("stored {}", hex(&Sha256::digest(&encoded))),
+                    "{name} as {coding}: the coded bytes are forwarded"
+                );
+            }
+        }
+    }
+    let origin_saw = seen.0.lock().unwrap().len();
+    assert_eq!(origin_saw, 4, "only the unlabeled uploads reached the origin");
+    // A small body that inflates past max_body is oversize, never a memory spike; corrupt data
+    // and unknown codings are malformed.
+    let bomb = {
+        use std::io::Write;
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        e.write_all(&vec![0u8; 4 << 20]).unwrap();
+        e.finish().unwrap()
+    };
+    assert!(bomb.len() < 8192);
+    for (coding, body, reason) in
+        [("gzip", bomb, "oversize"), ("gzip", b"not gzip at all".to_vec(), "malformed"), ("br", gzip(b"x"), "malformed")]
+    {
+        let req = Request::put(&url).header("content-encoding", coding).body(Full::new(Bytes::from(body))).unwrap();
+        let (status, _, _) = send(proxy_addr, req).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{reason}");
+        let log = String::from_utf8(audit.0.lock().unwrap().clone()).unwrap();
+        let last: serde_json::Value = serde_json::from_str(log.lines().last().unwrap()).unwrap();
+        assert_eq!(last["files"][0]["unscannable"], reason);
+    }
+    let left: Vec<_> = std::fs::read_dir(&spool).unwrap().collect();
+    assert!(left.is_empty(), "decoded spools are removed too: {left:?}");
+}
