@@ -28,7 +28,7 @@ struct Cli {
 enum Command {
     /// Report the kind, effective sensitivity labels and raw label records of files.
     Inspect(inspect::InspectArgs),
-    /// Run the proxy (HTTP relay with upload inspection; CONNECT tunnels).
+    /// Run the proxy: HTTP relay and CONNECT with TLS interception, upload inspection, block or allow.
     Serve(serve::ServeArgs),
     /// Validate a configuration file: every problem as file:line:col.
     Check(check::CheckArgs),

@@ -139,6 +139,10 @@ pub struct InspectionConfig {
     /// Bytes of one body held in memory before it is spooled to disk (default 16 MiB).
     #[serde(default = "default_memory_limit")]
     pub memory_limit: u64,
+    /// Bytes all bodies held at once may keep in memory together (default 128 MiB); past it,
+    /// bodies are spooled to disk however small, so concurrency cannot exhaust RAM.
+    #[serde(default = "default_memory_budget")]
+    pub memory_budget: u64,
     /// Disk all spooled bodies may use together (default 8 GiB); beyond it, `oversize`.
     #[serde(default = "default_spool_quota")]
     pub spool_quota: u64,
@@ -174,6 +178,10 @@ fn default_memory_limit() -> u64 {
     16 * 1024 * 1024
 }
 
+fn default_memory_budget() -> u64 {
+    128 * 1024 * 1024
+}
+
 fn default_spool_quota() -> u64 {
     8 * 1024 * 1024 * 1024
 }
@@ -187,6 +195,7 @@ impl Default for InspectionConfig {
         InspectionConfig {
             max_body: default_max_body(),
             memory_limit: default_memory_limit(),
+            memory_budget: default_memory_budget(),
             spool_quota: default_spool_quota(),
             spool_dir: None,
             mode: InspectionMode::default(),

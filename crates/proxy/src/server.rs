@@ -96,7 +96,7 @@ impl Proxy {
         let listener = TcpListener::bind(config.listen).await?;
         let dir =
             inspection.spool_dir.clone().unwrap_or_else(|| std::env::temp_dir().join(format!("labelgate-spool-{}", std::process::id())));
-        let spool = SpoolArea::prepare(dir, inspection.memory_limit, inspection.spool_quota)?;
+        let spool = SpoolArea::prepare(dir, inspection.memory_limit, inspection.memory_budget, inspection.spool_quota)?;
         let state =
             State { config, inspection, policy, audit, tls: None, metrics: None, clients, deny_nets, deny_hosts, users: None, spool };
         Ok(Proxy { listener, state: Arc::new(state) })

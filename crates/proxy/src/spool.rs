@@ -1,4 +1,5 @@
-//! Holding an upload body: in memory up to `memory_limit`, then in a private temporary file
+//! Holding an upload body: in memory up to `memory_limit` (and while all bodies together stay
+//! within `memory_budget`, so many concurrent uploads cannot exhaust RAM), then in a private temporary file
 //! (0600) in the spool directory, counted against a global disk quota and removed when the
 //! transaction ends (and on start, for files a crash left behind).
 
@@ -13,20 +14,22 @@ use std::sync::Arc;
 pub(crate) struct SpoolArea {
     pub dir: PathBuf,
     pub memory_limit: u64,
+    pub memory_budget: u64,
+    pub memory_used: AtomicU64,
     pub quota: u64,
     pub used: AtomicU64,
 }
 
 impl SpoolArea {
     /// Creates the directory and removes leftovers from an earlier run.
-    pub(crate) fn prepare(dir: PathBuf, memory_limit: u64, quota: u64) -> std::io::Result<Arc<SpoolArea>> {
+    pub(crate) fn prepare(dir: PathBuf, memory_limit: u64, memory_budget: u64, quota: u64) -> std::io::Result<Arc<SpoolArea>> {
         std::fs::create_dir_all(&dir)?;
         for entry in std::fs::read_dir(&dir)?.flatten() {
             if entry.file_name().to_string_lossy().starts_with("upload-") {
                 let _ = std::fs::remove_file(entry.path());
             }
         }
-        Ok(Arc::new(SpoolArea { dir, memory_limit, quota, used: AtomicU64::new(0) }))
+        Ok(Arc::new(SpoolArea { dir, memory_limit, memory_budget, memory_used: AtomicU64::new(0), quota, used: AtomicU64::new(0) }))
     }
 }
 
@@ -34,6 +37,10 @@ impl SpoolArea {
 pub(crate) struct Spool {
     area: Arc<SpoolArea>,
     memory: Vec<u8>,
+    /// The in-memory body once read out (shared, not copied, by inspection and forwarding).
+    frozen: Option<Bytes>,
+    /// Bytes of `memory_budget` this body holds.
+    in_memory: u64,
     file: Option<tempfile::NamedTempFile>,
     len: u64,
     reserved: u64,
@@ -50,7 +57,7 @@ pub(crate) enum SpoolError {
 
 impl Spool {
     pub(crate) fn new(area: &Arc<SpoolArea>) -> Spool {
-        Spool { area: Arc::clone(area), memory: Vec::new(), file: None, len: 0, reserved: 0 }
+        Spool { area: Arc::clone(area), memory: Vec::new(), frozen: None, in_memory: 0, file: None, len: 0, reserved: 0 }
     }
 
     pub(crate) fn len(&self) -> u64 {
@@ -60,10 +67,19 @@ impl Spool {
     /// Appends a chunk, moving to disk past the memory limit. Disk writes are small and
     /// sequential into the page cache; they run inline rather than on a blocking thread.
     pub(crate) fn push(&mut self, chunk: &[u8]) -> Result<(), SpoolError> {
-        self.len += chunk.len() as u64;
+        if let Some(frozen) = self.frozen.take() {
+            self.memory = frozen.to_vec();
+        }
+        let n = chunk.len() as u64;
+        self.len += n;
         if self.file.is_none() && self.len <= self.area.memory_limit {
-            self.memory.extend_from_slice(chunk);
-            return Ok(());
+            let before = self.area.memory_used.fetch_add(n, Ordering::SeqCst);
+            self.in_memory += n;
+            if before + n <= self.area.memory_budget {
+                self.memory.extend_from_slice(chunk);
+                return Ok(());
+            }
+            // The shared memory budget is spent: this body moves to disk.
         }
         // Reserve disk against the global quota before writing.
         let want = chunk.len() as u64 + if self.file.is_none() { self.memory.len() as u64 } else { 0 };
@@ -77,6 +93,7 @@ impl Spool {
             f.write_all(&self.memory).map_err(SpoolError::Io)?;
             self.memory = Vec::new();
             self.file = Some(f);
+            self.release_memory();
         }
         if let Some(f) = self.file.as_mut() {
             f.write_all(chunk).map_err(SpoolError::Io)?;
@@ -84,9 +101,20 @@ impl Spool {
         Ok(())
     }
 
-    /// The body in memory, when it never left it.
-    pub(crate) fn memory(&self) -> Option<Bytes> {
-        self.file.is_none().then(|| Bytes::copy_from_slice(&self.memory))
+    fn release_memory(&mut self) {
+        self.area.memory_used.fetch_sub(self.in_memory, Ordering::SeqCst);
+        self.in_memory = 0;
+    }
+
+    /// The body in memory, when it never left it (a shared handle: no copy).
+    pub(crate) fn memory(&mut self) -> Option<Bytes> {
+        if self.file.is_some() {
+            return None;
+        }
+        if self.frozen.is_none() {
+            self.frozen = Some(Bytes::from(std::mem::take(&mut self.memory)));
+        }
+        self.frozen.clone()
     }
 
     /// Flushes the file and gives an independent read handle to it.
@@ -103,8 +131,9 @@ impl Spool {
 
 impl Drop for Spool {
     fn drop(&mut self) {
-        // The temporary file removes itself; give its bytes back to the quota.
+        // The temporary file removes itself; give its bytes back to the quota and the budget.
         self.area.used.fetch_sub(self.reserved, Ordering::SeqCst);
+        self.release_memory();
     }
 }
 
@@ -129,4 +158,33 @@ pub(crate) fn stream(
         }
     });
     first.chain(rest)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_shared_memory_budget_sends_bodies_to_disk_and_is_given_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let area = SpoolArea::prepare(dir.path().to_path_buf(), 1 << 20, 10 * 1024, 1 << 30).unwrap();
+        let mut a = Spool::new(&area);
+        a.push(&[1u8; 8192]).unwrap();
+        let first = a.memory().unwrap();
+        assert_eq!(first.as_ptr(), a.memory().unwrap().as_ptr(), "reading the body twice does not copy it");
+        let mut b = Spool::new(&area);
+        b.push(&[2u8; 8192]).unwrap();
+        assert!(b.memory().is_none(), "past the shared budget a small body goes to disk");
+        let mut read = Vec::new();
+        std::io::Read::read_to_end(&mut b.reader().unwrap().unwrap(), &mut read).unwrap();
+        assert_eq!(read, vec![2u8; 8192]);
+        assert_eq!(area.memory_used.load(Ordering::SeqCst), 8192, "the spooled body holds no budget");
+        drop(a);
+        drop(b);
+        assert_eq!(area.memory_used.load(Ordering::SeqCst), 0);
+        assert_eq!(area.used.load(Ordering::SeqCst), 0);
+        let mut c = Spool::new(&area);
+        c.push(&[3u8; 8192]).unwrap();
+        assert_eq!(c.memory().unwrap().len(), 8192, "the budget was given back");
+    }
 }
