@@ -15,6 +15,7 @@ mod block;
 mod inspect;
 mod metrics;
 mod net;
+mod pool;
 mod server;
 mod spool;
 mod stream;

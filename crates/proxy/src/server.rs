@@ -6,6 +6,7 @@ use crate::auth::{User, Users};
 use crate::block::{self, BlockedFile};
 use crate::metrics::ProxyMetrics;
 use crate::net::{host_matches, Cidr};
+use crate::pool::{Pool, PoolKey, Sender};
 use crate::spool::{Spool, SpoolArea, SpoolError};
 use crate::tls::CertAuthority;
 use crate::{inspect, InspectionConfig, InspectionMode, ProxyConfig};
@@ -38,6 +39,10 @@ struct State {
     clients: Vec<Cidr>,
     deny_nets: Vec<Cidr>,
     deny_hosts: Vec<String>,
+    /// Idle upstream connections.
+    pool: Arc<Pool>,
+    /// `tls.upstream` offering HTTP/1.1 only (for HTTP/1.1 clients and upgrades).
+    upstream_h1: Option<Arc<rustls::ClientConfig>>,
     users: Option<Arc<Users>>,
     spool: Arc<SpoolArea>,
 }
@@ -97,8 +102,21 @@ impl Proxy {
         let dir =
             inspection.spool_dir.clone().unwrap_or_else(|| std::env::temp_dir().join(format!("labelgate-spool-{}", std::process::id())));
         let spool = SpoolArea::prepare(dir, inspection.memory_limit, inspection.memory_budget, inspection.spool_quota)?;
-        let state =
-            State { config, inspection, policy, audit, tls: None, metrics: None, clients, deny_nets, deny_hosts, users: None, spool };
+        let state = State {
+            config,
+            inspection,
+            policy,
+            audit,
+            tls: None,
+            metrics: None,
+            clients,
+            deny_nets,
+            deny_hosts,
+            users: None,
+            spool,
+            pool: Arc::new(Pool::new()),
+            upstream_h1: None,
+        };
         Ok(Proxy { listener, state: Arc::new(state) })
     }
 
@@ -121,6 +139,9 @@ impl Proxy {
     /// Intercepts CONNECT tunnels with TLS (without it, CONNECT is a blind tunnel).
     pub fn with_interception(mut self, interception: Interception) -> Proxy {
         if let Some(state) = Arc::get_mut(&mut self.state) {
+            let mut h1 = (*interception.upstream).clone();
+            h1.alpn_protocols = vec![b"http/1.1".to_vec()];
+            state.upstream_h1 = Some(Arc::new(h1));
             state.tls = Some(interception);
         }
         self
@@ -556,6 +577,54 @@ async fn send_upstream(
     body: Body,
     upgrade: bool,
 ) -> Result<Response<Incoming>, Response<Body>> {
+    // Mirror the browser: offer h2 upstream only when the client speaks h2 (an upgrade needs
+    // HTTP/1.1). Origins then see the protocol the user's browser would have used.
+    let offer_h2 = !upgrade && parts.version == http::Version::HTTP_2;
+    let key = PoolKey { https: target.https, authority: target.authority.as_str().to_ascii_lowercase(), h2: offer_h2 };
+    let pooled = if upgrade { None } else { state.pool.take(&key) };
+    let mut sender = match pooled {
+        Some(s) => s,
+        None => open_upstream(state, target, offer_h2, upgrade).await?,
+    };
+    if upgrade {
+        // Keep Connection: upgrade and Upgrade; drop the rest of the hop-by-hop set.
+        for name in HOP_BY_HOP.iter().filter(|n| !matches!(**n, "connection" | "upgrade")) {
+            parts.headers.remove(*name);
+        }
+    } else {
+        strip_hop_by_hop(&mut parts.headers);
+    }
+    parts.uri = parts
+        .uri
+        .path_and_query()
+        .map_or_else(|| Uri::from_static("/"), |pq| Uri::try_from(pq.as_str()).unwrap_or_else(|_| Uri::from_static("/")));
+    if !parts.headers.contains_key(header::HOST) {
+        if let Ok(v) = HeaderValue::from_str(target.authority.as_str()) {
+            parts.headers.insert(header::HOST, v);
+        }
+    }
+    let sent = match &mut sender {
+        Sender::H1(s) => {
+            parts.version = http::Version::HTTP_11;
+            s.send_request(Request::from_parts(parts, body)).await
+        }
+        Sender::H2(s) => {
+            parts.version = http::Version::HTTP_2;
+            // h2 takes the target from :scheme/:authority, not from a Host header.
+            parts.headers.remove(header::HOST);
+            let path = parts.uri.path_and_query().map_or("/", |p| p.as_str()).to_string();
+            parts.uri = Uri::try_from(format!("https://{}{path}", target.authority)).unwrap_or_else(|_| Uri::from_static("/"));
+            s.send_request(Request::from_parts(parts, body)).await
+        }
+    };
+    if sent.is_ok() && !upgrade {
+        state.pool.recycle(key, sender);
+    }
+    sent.map_err(|e| simple(StatusCode::BAD_GATEWAY, &format!("the origin {} failed: {e}", target.authority)))
+}
+
+/// Opens a new connection to an origin: address rules, then verified TLS for tunnels.
+async fn open_upstream(state: &State, target: &Target, offer_h2: bool, upgrade: bool) -> Result<Sender, Response<Body>> {
     let authority = &target.authority;
     let port = authority.port_u16().unwrap_or(if target.https { 443 } else { 80 });
     let stream = connect(state, authority.host(), port).await?;
@@ -565,13 +634,9 @@ async fn send_upstream(
         let Ok(name) = rustls::pki_types::ServerName::try_from(host) else {
             return Err(simple(StatusCode::BAD_GATEWAY, &format!("{authority} is not a valid TLS server name")));
         };
-        // An upgrade needs HTTP/1.1; everything else may use h2 when the origin offers it.
-        let config = if upgrade {
-            let mut c = (*tls.upstream).clone();
-            c.alpn_protocols = vec![b"http/1.1".to_vec()];
-            Arc::new(c)
-        } else {
-            Arc::clone(&tls.upstream)
+        let config = match (&state.upstream_h1, offer_h2) {
+            (Some(h1), false) => Arc::clone(h1),
+            _ => Arc::clone(&tls.upstream),
         };
         let connector = tokio_rustls::TlsConnector::from(config);
         let stream = match connector.connect(name, stream).await {
@@ -601,41 +666,7 @@ async fn send_upstream(
     } else {
         handshake(TokioIo::new(stream), authority, upgrade).await.map(Sender::H1)
     };
-    let mut sender = sender?;
-    if upgrade {
-        // Keep Connection: upgrade and Upgrade; drop the rest of the hop-by-hop set.
-        for name in HOP_BY_HOP.iter().filter(|n| !matches!(**n, "connection" | "upgrade")) {
-            parts.headers.remove(*name);
-        }
-    } else {
-        strip_hop_by_hop(&mut parts.headers);
-    }
-    parts.uri = parts
-        .uri
-        .path_and_query()
-        .map_or_else(|| Uri::from_static("/"), |pq| Uri::try_from(pq.as_str()).unwrap_or_else(|_| Uri::from_static("/")));
-    if !parts.headers.contains_key(header::HOST) {
-        if let Ok(v) = HeaderValue::from_str(target.authority.as_str()) {
-            parts.headers.insert(header::HOST, v);
-        }
-    }
-    let sent = match &mut sender {
-        Sender::H1(s) => s.send_request(Request::from_parts(parts, body)).await,
-        Sender::H2(s) => {
-            // h2 takes the target from :scheme/:authority, not from a Host header.
-            parts.headers.remove(header::HOST);
-            let path = parts.uri.path_and_query().map_or("/", |p| p.as_str()).to_string();
-            parts.uri = Uri::try_from(format!("https://{}{path}", target.authority)).unwrap_or_else(|_| Uri::from_static("/"));
-            s.send_request(Request::from_parts(parts, body)).await
-        }
-    };
-    sent.map_err(|e| simple(StatusCode::BAD_GATEWAY, &format!("the origin {} failed: {e}", target.authority)))
-}
-
-/// A connection to an origin in either HTTP version.
-enum Sender {
-    H1(hyper::client::conn::http1::SendRequest<Body>),
-    H2(hyper::client::conn::http2::SendRequest<Body>),
+    sender
 }
 
 /// Connects to a destination after the address rules: denied host globs, then every resolved

@@ -768,3 +768,47 @@ async fn content_coded_uploads_are_decoded_for_inspection_in_memory_and_spooled(
     let left: Vec<_> = std::fs::read_dir(&spool).unwrap().collect();
     assert!(left.is_empty(), "decoded spools are removed too: {left:?}");
 }
+
+/// An origin that counts the TCP connections it accepts; with `close`, it ends each one after
+/// one response.
+async fn counting_origin(close: bool) -> (SocketAddr, Arc<std::sync::atomic::AtomicUsize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let accepted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let count = Arc::clone(&accepted);
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else { return };
+            count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            tokio::spawn(async move {
+                let svc = hyper::service::service_fn(move |req: Request<Incoming>| async move {
+                    let body = req.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+                    let mut r = Response::new(Full::new(Bytes::from(format!("got {}", body.len()))));
+                    if close {
+                        r.headers_mut().insert("connection", http::HeaderValue::from_static("close"));
+                    }
+                    Ok::<_, Infallible>(r)
+                });
+                let _ = hyper::server::conn::http1::Builder::new().keep_alive(!close).serve_connection(TokioIo::new(stream), svc).await;
+            });
+        }
+    });
+    (addr, accepted)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upstream_connections_are_reused_and_closed_ones_are_not() {
+    let (proxy_addr, _) = proxy(1 << 20, "block").await;
+    for (close, expected) in [(false, 1), (true, 6)] {
+        let (origin_addr, accepted) = counting_origin(close).await;
+        for i in 0..6 {
+            // A fresh client connection each time: reuse is on the origin side.
+            let req = Request::post(format!("http://{origin_addr}/u{i}")).body(Full::new(Bytes::from(vec![b'x'; 1000 + i]))).unwrap();
+            let (status, _, body) = send(proxy_addr, req).await;
+            assert_eq!((status, body), (StatusCode::OK, format!("got {}", 1000 + i)), "request {i} (origin closes: {close})");
+            // Give a closing origin's FIN time to land, as it would between real uploads.
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), expected, "origin connections (origin closes: {close})");
+    }
+}
