@@ -333,6 +333,9 @@ async fn inspect_and_decide(
     let max = state.inspection.max_body;
     // In memory up to the memory limit, then spooled to a private file.
     let mut spool = Spool::new(&state.spool);
+    if let Some(expected) = parts.headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok()) {
+        spool.expect(expected.min(max));
+    }
     let mut oversize = false;
     let mut pending: Option<Bytes> = None;
     let idle = Duration::from_secs(state.config.body_idle_timeout_secs);

@@ -60,6 +60,14 @@ impl Spool {
         Spool { area: Arc::clone(area), memory: Vec::new(), frozen: None, in_memory: 0, file: None, len: 0, reserved: 0 }
     }
 
+    /// Reserves room for a body of `expected` bytes (its Content-Length) when it will stay in
+    /// memory, so a large body is not copied again each time the buffer grows.
+    pub(crate) fn expect(&mut self, expected: u64) {
+        if expected <= self.area.memory_limit && self.memory.is_empty() {
+            self.memory.reserve_exact(expected as usize);
+        }
+    }
+
     pub(crate) fn len(&self) -> u64 {
         self.len
     }
