@@ -15,10 +15,25 @@ pub struct AuditFile {
     pub size: u64,
     /// The extractor's kind.
     pub kind: String,
-    /// Effective label ids.
-    pub labels: Vec<String>,
+    /// Effective labels.
+    pub labels: Vec<AuditLabel>,
     /// Why it could not be inspected, if so.
     pub unscannable: Option<String>,
+    /// Hex SHA-256 of the file, for labeled or unscannable files (every file with
+    /// `[inspection] hash_all`); absent for clean files and bodies too large to read whole.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
+}
+
+/// One label on an audited file.
+#[derive(Debug, Clone, Serialize)]
+pub struct AuditLabel {
+    /// Label GUID.
+    pub id: String,
+    /// Display name from the catalog, when the label is known.
+    pub name: Option<String>,
+    /// Tenant the file says the label belongs to.
+    pub tenant: Option<String>,
 }
 
 /// One inspected transaction.

@@ -13,6 +13,30 @@ use std::sync::Arc;
 pub(crate) struct Inspected {
     pub facts: FileFacts,
     pub size: u64,
+    /// Hex SHA-256 of the file: for labeled or unscannable files (those blocks and audits are
+    /// about), or for every file with `hash_all`. Clean files are not hashed on the hot path.
+    pub sha256: Option<String>,
+}
+
+/// How files are read: the size cap and whether every file is hashed.
+#[derive(Clone, Copy)]
+pub(crate) struct Reading {
+    pub max: u64,
+    pub hash_all: bool,
+}
+
+impl Reading {
+    fn limits(&self) -> Limits {
+        Limits { max_buffered_bytes: self.max, ..Limits::default() }
+    }
+
+    fn wants_hash(&self, facts: &FileFacts) -> bool {
+        self.hash_all || !facts.labels.is_empty() || facts.unscannable.is_some()
+    }
+}
+
+fn hex_sha256(digest: ring::digest::Digest) -> String {
+    digest.as_ref().iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// The facts policy evaluates for one file; a read error becomes an unscannable reason.
@@ -43,23 +67,44 @@ pub fn file_facts(name: Option<String>, result: &Result<Extraction, ExtractError
     }
 }
 
-fn one(name: Option<String>, bytes: &[u8], limits: &Limits) -> Inspected {
-    Inspected { facts: file_facts(name, &extract_with(bytes, limits)), size: bytes.len() as u64 }
+fn one(name: Option<String>, bytes: &[u8], reading: &Reading) -> Inspected {
+    let facts = file_facts(name, &extract_with(bytes, &reading.limits()));
+    let sha256 = reading.wants_hash(&facts).then(|| hex_sha256(ring::digest::digest(&ring::digest::SHA256, bytes)));
+    Inspected { facts, size: bytes.len() as u64, sha256 }
 }
 
 fn malformed(name: Option<String>, size: u64) -> Inspected {
     Inspected {
         facts: FileFacts { name, kind: "unknown".into(), labels: Vec::new(), unscannable: Some(UnscannableReason::Malformed) },
         size,
+        sha256: None,
     }
 }
 
 /// Reads a file held on disk, off the async workers (it may read a few pieces of a large file).
-async fn one_from_disk(name: Option<String>, file: std::fs::File, size: u64, limits: Limits) -> Inspected {
-    let result = tokio::task::spawn_blocking(move || labelgate_extract::extract_reader(std::io::BufReader::new(file), &limits)).await;
-    match result {
-        Ok(r) => Inspected { facts: file_facts(name, &r), size },
-        Err(_) => malformed(None, size),
+async fn one_from_disk(name: Option<String>, file: std::fs::File, size: u64, reading: Reading) -> Inspected {
+    let result = tokio::task::spawn_blocking(move || {
+        let mut file = file;
+        let extraction = labelgate_extract::extract_reader(std::io::BufReader::new(&mut file), &reading.limits());
+        let facts = file_facts(name, &extraction);
+        let sha256 = if reading.wants_hash(&facts) { hash_file(&mut file).ok() } else { None };
+        Inspected { facts, size, sha256 }
+    })
+    .await;
+    result.unwrap_or_else(|_| malformed(None, size))
+}
+
+fn hash_file(file: &mut std::fs::File) -> std::io::Result<String> {
+    use std::io::Seek;
+    file.seek(std::io::SeekFrom::Start(0))?;
+    let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = file.read(&mut buf)?;
+        if n == 0 {
+            return Ok(hex_sha256(ctx.finish()));
+        }
+        ctx.update(&buf[..n]);
     }
 }
 
@@ -67,6 +112,7 @@ fn oversize(size: u64) -> Inspected {
     Inspected {
         facts: FileFacts { name: None, kind: "unknown".into(), labels: Vec::new(), unscannable: Some(UnscannableReason::Oversize) },
         size,
+        sha256: None,
     }
 }
 
@@ -77,8 +123,9 @@ pub(crate) async fn files_held(
     path: &str,
     body: &mut crate::spool::Spool,
     area: &std::sync::Arc<crate::spool::SpoolArea>,
-    max: u64,
+    reading: Reading,
 ) -> Vec<Inspected> {
+    let max = reading.max;
     let encoding = headers.get(http::header::CONTENT_ENCODING).and_then(|v| v.to_str().ok()).unwrap_or("").trim().to_ascii_lowercase();
     if !matches!(encoding.as_str(), "" | "identity") {
         // An encoded body is decoded into a second spool (memory up to the limit, then disk),
@@ -95,17 +142,16 @@ pub(crate) async fn files_held(
             Ok(Ok(mut plain)) => {
                 let mut identity = headers.clone();
                 identity.remove(http::header::CONTENT_ENCODING);
-                Box::pin(files_held(&identity, path, &mut plain, area, max)).await
+                Box::pin(files_held(&identity, path, &mut plain, area, reading)).await
             }
             Ok(Err(DecodeFailure::TooLarge)) => vec![oversize(size)],
             Ok(Err(DecodeFailure::Broken)) | Err(_) => vec![malformed(None, size)],
         };
     }
     if let Some(bytes) = body.memory() {
-        return files(headers, path, &bytes, max).await;
+        return files(headers, path, &bytes, reading).await;
     }
     let size = body.len();
-    let limits = Limits { max_buffered_bytes: max, ..Limits::default() };
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or("");
     let Ok(Some(reader)) = body.reader() else { return vec![malformed(None, size)] };
     let content_type = header("content-type");
@@ -140,9 +186,9 @@ pub(crate) async fn files_held(
                         continue;
                     }
                     match part.memory() {
-                        Some(bytes) => out.push(one(name, &bytes, &limits)),
+                        Some(bytes) => out.push(one(name, &bytes, &reading)),
                         None => match part.reader() {
-                            Ok(Some(f)) => out.push(one_from_disk(name, f, part.len(), limits.clone()).await),
+                            Ok(Some(f)) => out.push(one_from_disk(name, f, part.len(), reading).await),
                             _ => out.push(malformed(name, part.len())),
                         },
                     }
@@ -157,7 +203,7 @@ pub(crate) async fn files_held(
         return out;
     }
     let name = path.rsplit('/').next().filter(|s| !s.is_empty()).map(str::to_string);
-    vec![one_from_disk(name, reader, size, limits).await]
+    vec![one_from_disk(name, reader, size, reading).await]
 }
 
 /// Why an encoded body could not be decoded for inspection.
@@ -190,8 +236,7 @@ fn decode_to_spool(encoding: &str, encoded: impl Read, area: &Arc<SpoolArea>, ma
 }
 
 /// Every file in an upload body held in memory, without a content coding.
-pub(crate) async fn files(headers: &http::HeaderMap, path: &str, body: &Bytes, max: u64) -> Vec<Inspected> {
-    let limits = Limits { max_buffered_bytes: max, ..Limits::default() };
+pub(crate) async fn files(headers: &http::HeaderMap, path: &str, body: &Bytes, reading: Reading) -> Vec<Inspected> {
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or("");
     let body = body.clone();
     let content_type = header("content-type");
@@ -206,7 +251,7 @@ pub(crate) async fn files(headers: &http::HeaderMap, path: &str, body: &Bytes, m
                     let name = field.file_name().map(str::to_string);
                     let is_file = name.is_some() || field.content_type().is_some();
                     match field.bytes().await {
-                        Ok(data) if is_file => out.push(one(name, &data, &limits)),
+                        Ok(data) if is_file => out.push(one(name, &data, &reading)),
                         Ok(_) => {}
                         Err(_) => {
                             out.push(malformed(name, 0));
@@ -225,5 +270,5 @@ pub(crate) async fn files(headers: &http::HeaderMap, path: &str, body: &Bytes, m
     }
     // A raw upload: one file, named after the last path segment.
     let name = path.rsplit('/').next().filter(|s| !s.is_empty()).map(str::to_string);
-    vec![one(name, &body, &limits)]
+    vec![one(name, &body, &reading)]
 }

@@ -23,7 +23,7 @@ mod tls;
 
 pub use tls::{upstream_client_config, CertAuthority, TlsError};
 
-pub use audit::{AuditFile, AuditRecord, AuditSink};
+pub use audit::{AuditFile, AuditLabel, AuditRecord, AuditSink};
 pub use auth::{hash_line, User, Users};
 pub use inspect::file_facts;
 pub use metrics::ProxyMetrics;
@@ -155,6 +155,10 @@ pub struct InspectionConfig {
     /// the verdict, and a blocked upload is aborted upstream.
     #[serde(default)]
     pub mode: InspectionMode,
+    /// Hash (SHA-256) every inspected file for the audit record, not only labeled and
+    /// unscannable ones (default false: clean files are not hashed on the hot path).
+    #[serde(default)]
+    pub hash_all: bool,
     /// Bytes withheld from the origin in `stream` mode until the verdict (default 64 KiB).
     #[serde(default = "default_holdback")]
     pub stream_holdback: u64,
@@ -200,6 +204,7 @@ impl Default for InspectionConfig {
             spool_quota: default_spool_quota(),
             spool_dir: None,
             mode: InspectionMode::default(),
+            hash_all: false,
             stream_holdback: default_holdback(),
         }
     }

@@ -1,7 +1,7 @@
 //! The listener and one transaction's phases: parse the request head, hold and inspect an upload
 //! body, decide, then block (403 + page) or forward the exact bytes to the origin.
 
-use crate::audit::{now_rfc3339, AuditFile, AuditRecord, AuditSink};
+use crate::audit::{now_rfc3339, AuditFile, AuditLabel, AuditRecord, AuditSink};
 use crate::auth::{User, Users};
 use crate::block::{self, BlockedFile};
 use crate::metrics::ProxyMetrics;
@@ -382,9 +382,11 @@ async fn inspect_and_decide(
                 unscannable: Some(UnscannableReason::Oversize),
             },
             size: spool.len(),
+            sha256: None,
         }]
     } else {
-        inspect::files_held(&parts.headers, &path, &mut spool, &state.spool, max).await
+        inspect::files_held(&parts.headers, &path, &mut spool, &state.spool, inspect::Reading { max, hash_all: state.inspection.hash_all })
+            .await
     };
     let facts: Vec<labelgate_policy::FileFacts> = files.iter().map(|f| f.facts.clone()).collect();
     let host = authority.host().to_ascii_lowercase();
@@ -419,6 +421,7 @@ async fn inspect_and_decide(
         (true, Some(q)) => format!("{url}?{q}"),
         _ => url.clone(),
     };
+    let catalog = policy.catalog();
     state.audit.write(&AuditRecord {
         time: now_rfc3339(),
         client: peer.to_string(),
@@ -432,7 +435,17 @@ async fn inspect_and_decide(
                 name: f.facts.name.clone(),
                 size: f.size,
                 kind: f.facts.kind.clone(),
-                labels: f.facts.labels.iter().map(|l| l.id.clone()).collect(),
+                labels: f
+                    .facts
+                    .labels
+                    .iter()
+                    .map(|l| AuditLabel {
+                        id: l.id.clone(),
+                        name: catalog.lookup(l.tenant.as_deref(), &l.id).map(|k| k.display_name.clone()),
+                        tenant: l.tenant.clone(),
+                    })
+                    .collect(),
+                sha256: f.sha256.clone(),
                 unscannable: f.facts.unscannable.map(|u| u.as_str().to_string()),
             })
             .collect(),
