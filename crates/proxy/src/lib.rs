@@ -140,7 +140,7 @@ pub struct InspectionConfig {
     /// Bytes of one body held in memory before it is spooled to disk (default 16 MiB).
     #[serde(default = "default_memory_limit")]
     pub memory_limit: u64,
-    /// Bytes all bodies held at once may keep in memory together (default 128 MiB); past it,
+    /// Bytes all bodies held at once may keep in memory together (default 64 MiB); past it,
     /// bodies are spooled to disk however small, so concurrency cannot exhaust RAM.
     #[serde(default = "default_memory_budget")]
     pub memory_budget: u64,
@@ -184,7 +184,7 @@ fn default_memory_limit() -> u64 {
 }
 
 fn default_memory_budget() -> u64 {
-    128 * 1024 * 1024
+    64 * 1024 * 1024
 }
 
 fn default_spool_quota() -> u64 {

@@ -806,9 +806,11 @@ fn tunnel(state: Arc<State>, peer: SocketAddr, req: Request<Incoming>, user: Opt
                         .serve_connection(TokioIo::new(stream), service)
                         .await;
                 } else {
+                    // A small read buffer per connection keeps memory flat under many uploads.
                     let _ = hyper::server::conn::http1::Builder::new()
                         .timer(TokioTimer::new())
                         .header_read_timeout(Duration::from_secs(30))
+                        .max_buf_size(64 * 1024)
                         .serve_connection(TokioIo::new(stream), service)
                         .with_upgrades()
                         .await;

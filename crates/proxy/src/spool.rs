@@ -60,11 +60,19 @@ impl Spool {
         Spool { area: Arc::clone(area), memory: Vec::new(), frozen: None, in_memory: 0, file: None, len: 0, reserved: 0 }
     }
 
-    /// Reserves room for a body of `expected` bytes (its Content-Length) when it will stay in
-    /// memory, so a large body is not copied again each time the buffer grows.
+    /// Reserves room for a body of `expected` bytes (its Content-Length) when it fits the
+    /// per-body limit and the shared budget, so a large body is not copied each time the buffer
+    /// grows. The reservation is charged to the budget up front.
     pub(crate) fn expect(&mut self, expected: u64) {
-        if expected <= self.area.memory_limit && self.memory.is_empty() {
+        if expected > self.area.memory_limit || self.len > 0 || self.in_memory > 0 {
+            return;
+        }
+        let before = self.area.memory_used.fetch_add(expected, Ordering::SeqCst);
+        if before + expected <= self.area.memory_budget {
+            self.in_memory = expected;
             self.memory.reserve_exact(expected as usize);
+        } else {
+            self.area.memory_used.fetch_sub(expected, Ordering::SeqCst);
         }
     }
 
@@ -81,9 +89,15 @@ impl Spool {
         let n = chunk.len() as u64;
         self.len += n;
         if self.file.is_none() && self.len <= self.area.memory_limit {
-            let before = self.area.memory_used.fetch_add(n, Ordering::SeqCst);
-            self.in_memory += n;
-            if before + n <= self.area.memory_budget {
+            if self.len <= self.in_memory {
+                // Within what this body has already been charged.
+                self.memory.extend_from_slice(chunk);
+                return Ok(());
+            }
+            let extra = self.len - self.in_memory;
+            let before = self.area.memory_used.fetch_add(extra, Ordering::SeqCst);
+            self.in_memory += extra;
+            if before + extra <= self.area.memory_budget {
                 self.memory.extend_from_slice(chunk);
                 return Ok(());
             }
