@@ -208,5 +208,20 @@ mod tests {
         let mut c = Spool::new(&area);
         c.push(&[3u8; 8192]).unwrap();
         assert_eq!(c.memory().unwrap().len(), 8192, "the budget was given back");
+        drop(c);
+        // A Content-Length reservation is charged up front: a second one that does not fit
+        // leaves its body to be charged (and spooled) as it arrives.
+        let mut d = Spool::new(&area);
+        d.expect(6000);
+        assert_eq!(area.memory_used.load(Ordering::SeqCst), 6000);
+        let mut e = Spool::new(&area);
+        e.expect(6000);
+        assert_eq!(area.memory_used.load(Ordering::SeqCst), 6000, "a reservation past the budget is not made");
+        d.push(&[4u8; 6000]).unwrap();
+        e.push(&[5u8; 6000]).unwrap();
+        assert!(d.memory().is_some() && e.memory().is_none());
+        assert_eq!(area.memory_used.load(Ordering::SeqCst), 6000, "charged once, not again when the bytes land");
+        drop((d, e));
+        assert_eq!(area.memory_used.load(Ordering::SeqCst), 0);
     }
 }
