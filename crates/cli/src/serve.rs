@@ -122,6 +122,7 @@ pub fn run(config: Option<&Path>, args: &ServeArgs) -> Result<ExitCode> {
             pac_proxy: admin_config.pac_proxy.clone().unwrap_or_else(|| proxy_addr.to_string()),
             before_scrape: Some(Box::new(move || {
                 metrics.certificates_minted.set(ca.minted() as i64);
+                metrics.certificate_cache_hits.set(ca.cache_hits() as i64);
                 metrics.audit_failures.set(scrape_audit.failures() as i64);
             })),
         });

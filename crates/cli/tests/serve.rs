@@ -65,6 +65,7 @@ fn curl_https_through_interception_trusting_the_exported_ca() {
     assert!(!out.status.success(), "curl must not trust an unknown CA");
     let (metrics, _) = get(&format!("http://{admin}/metrics"));
     assert!(metrics.contains("labelgate_certificates_minted 1"), "{metrics}");
+    assert!(metrics.contains("labelgate_certificate_cache_hits 2"), "three handshakes for one host: one mint, two hits\n{metrics}");
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -18,6 +18,10 @@ pub struct ProxyMetrics {
     pub unscannable: IntCounterVec,
     /// Leaf certificates minted (cache misses).
     pub certificates_minted: IntGauge,
+    /// TLS handshakes served a cached leaf.
+    pub certificate_cache_hits: IntGauge,
+    /// Upstream requests sent on a pooled connection (no new connect or handshake).
+    pub upstream_reused: IntCounter,
     /// Client connections open now.
     pub active_connections: IntGauge,
     /// Origins that could not be reached or failed.
@@ -48,6 +52,11 @@ impl ProxyMetrics {
                 &["reason"],
             )?,
             certificates_minted: IntGauge::new("labelgate_certificates_minted", "Leaf certificates minted since start")?,
+            certificate_cache_hits: IntGauge::new("labelgate_certificate_cache_hits", "TLS handshakes served a cached leaf since start")?,
+            upstream_reused: IntCounter::new(
+                "labelgate_upstream_connections_reused_total",
+                "Upstream requests sent on a pooled connection",
+            )?,
             active_connections: IntGauge::new("labelgate_active_connections", "Client connections open")?,
             upstream_errors: IntCounter::new("labelgate_upstream_errors_total", "Origins that could not be reached or failed")?,
             audit_failures: IntGauge::new("labelgate_audit_failures", "Audit records that could not be written since start")?,
@@ -59,6 +68,8 @@ impl ProxyMetrics {
         registry.register(Box::new(m.unscannable.clone()))?;
         registry.register(Box::new(m.certificates_minted.clone()))?;
         registry.register(Box::new(m.active_connections.clone()))?;
+        registry.register(Box::new(m.certificate_cache_hits.clone()))?;
+        registry.register(Box::new(m.upstream_reused.clone()))?;
         registry.register(Box::new(m.upstream_errors.clone()))?;
         registry.register(Box::new(m.audit_failures.clone()))?;
         Ok(m)

@@ -599,7 +599,12 @@ async fn send_upstream(
     let key = PoolKey { https: target.https, authority: target.authority.as_str().to_ascii_lowercase(), h2: offer_h2 };
     let pooled = if upgrade { None } else { state.pool.take(&key) };
     let mut sender = match pooled {
-        Some(s) => s,
+        Some(s) => {
+            if let Some(m) = &state.metrics {
+                m.upstream_reused.inc();
+            }
+            s
+        }
         None => open_upstream(state, target, offer_h2, upgrade).await?,
     };
     if upgrade {

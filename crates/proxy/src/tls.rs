@@ -75,6 +75,7 @@ pub struct CertAuthority {
     issuer: Issuer<'static, KeyPair>,
     cache: Mutex<HashMap<String, Arc<CertifiedKey>>>,
     minted: std::sync::atomic::AtomicU64,
+    cache_hits: std::sync::atomic::AtomicU64,
 }
 
 impl std::fmt::Debug for CertAuthority {
@@ -117,6 +118,7 @@ impl CertAuthority {
             issuer: Issuer::new(ca_params(), key),
             cache: Mutex::new(HashMap::new()),
             minted: std::sync::atomic::AtomicU64::new(0),
+            cache_hits: std::sync::atomic::AtomicU64::new(0),
         })
     }
 
@@ -137,10 +139,16 @@ impl CertAuthority {
         self.minted.load(std::sync::atomic::Ordering::Relaxed)
     }
 
+    /// Handshakes served from the leaf cache.
+    pub fn cache_hits(&self) -> u64 {
+        self.cache_hits.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// The leaf for `host` (DNS name or IP literal), minted on first use.
     pub fn leaf(&self, host: &str) -> Result<Arc<CertifiedKey>, TlsError> {
         let host = host.trim_start_matches('[').trim_end_matches(']').to_ascii_lowercase();
         if let Some(k) = self.cache.lock().unwrap_or_else(PoisonError::into_inner).get(&host) {
+            self.cache_hits.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             return Ok(Arc::clone(k));
         }
         let key = KeyPair::generate().map_err(|e| TlsError::Cert(e.to_string()))?;
