@@ -288,7 +288,7 @@ async fn relay(state: Arc<State>, peer: SocketAddr, req: Request<Incoming>, targ
     let inspect = matches!(*req.method(), Method::POST | Method::PUT | Method::PATCH);
     if !inspect {
         let (parts, body) = req.into_parts();
-        return forward(&state, &target, parts, body.map_err(|e| Box::new(e) as BoxError).boxed()).await;
+        return forward(&state, &target, parts, body.map_err(|e| Box::new(e) as BoxError).boxed(), None).await;
     }
     inspect_and_decide(state, peer, req, target, user).await
 }
@@ -508,9 +508,13 @@ async fn inspect_and_decide(
         Ok(f) => f,
         Err(e) => return simple(StatusCode::INTERNAL_SERVER_ERROR, &format!("cannot read the held upload: {e}")),
     };
+    let mut replay = None;
     let body: Body = match (oversize, spool.memory(), held_file) {
         // Held in memory and complete: forwarded as one buffer.
-        (false, Some(bytes), None) => full(bytes),
+        (false, Some(bytes), None) => {
+            replay = Some(bytes.clone());
+            full(bytes)
+        }
         // Spooled, or allowed although too large to inspect: the held bytes, then the rest as it comes.
         (_, memory, file) => {
             let held = futures_util::StreamExt::map(crate::spool::stream(memory, file), |r| r.map(Frame::data).map_err(hyper_io_error));
@@ -523,7 +527,7 @@ async fn inspect_and_decide(
             }
         }
     };
-    forward(&state, &target, parts, body).await
+    forward(&state, &target, parts, body, replay).await
 }
 
 /// Starts a `stream`-mode upload: the upstream request runs in its own task and takes the body
@@ -542,14 +546,16 @@ fn start_streaming(
     let (fwd_parts, fwd_body) = request.into_parts();
     let state = Arc::clone(state);
     let target = Target { authority: target.authority.clone(), https: target.https };
-    let response = tokio::spawn(async move { forward(&state, &target, fwd_parts, fwd_body).await });
+    let response = tokio::spawn(async move { forward(&state, &target, fwd_parts, fwd_body, None).await });
     (outflow, response)
 }
 
 /// Sends the request to the origin (origin-form, hop-by-hop headers removed; over verified TLS
 /// for intercepted tunnels) and streams its response back.
-async fn forward(state: &State, target: &Target, parts: http::request::Parts, body: Body) -> Response<Body> {
-    match send_upstream(state, target, parts, body, false).await {
+/// `replay` is the whole body when it is held in memory: a request that fails on a pooled
+/// connection the origin closed meanwhile is then sent once more on a fresh one, as browsers do.
+async fn forward(state: &State, target: &Target, parts: http::request::Parts, body: Body, replay: Option<Bytes>) -> Response<Body> {
+    match send_upstream(state, target, parts, body, false, replay).await {
         Ok(resp) => {
             let (mut rparts, rbody) = resp.into_parts();
             strip_hop_by_hop(&mut rparts.headers);
@@ -565,7 +571,7 @@ async fn upgrade_relay(state: &State, target: &Target, mut req: Request<Incoming
     let client_side = hyper::upgrade::on(&mut req);
     let (parts, _) = req.into_parts();
     let empty = Empty::new().map_err(|never| match never {}).boxed();
-    let mut resp = match send_upstream(state, target, parts, empty, true).await {
+    let mut resp = match send_upstream(state, target, parts, empty, true, None).await {
         Ok(r) => r,
         Err(r) => return r,
     };
@@ -592,12 +598,14 @@ async fn send_upstream(
     mut parts: http::request::Parts,
     body: Body,
     upgrade: bool,
+    replay: Option<Bytes>,
 ) -> Result<Response<Incoming>, Response<Body>> {
     // Mirror the browser: offer h2 upstream only when the client speaks h2 (an upgrade needs
     // HTTP/1.1). Origins then see the protocol the user's browser would have used.
     let offer_h2 = !upgrade && parts.version == http::Version::HTTP_2;
     let key = PoolKey { https: target.https, authority: target.authority.as_str().to_ascii_lowercase(), h2: offer_h2 };
     let pooled = if upgrade { None } else { state.pool.take(&key) };
+    let from_pool = pooled.is_some();
     let mut sender = match pooled {
         Some(s) => {
             if let Some(m) = &state.metrics {
@@ -624,7 +632,37 @@ async fn send_upstream(
             parts.headers.insert(header::HOST, v);
         }
     }
-    let sent = match &mut sender {
+    // A copy for one retry, only when the body can be sent again and the connection was reused.
+    let retry = match (&replay, from_pool) {
+        (Some(bytes), true) => {
+            let mut copy = Request::new(full(bytes.clone()));
+            *copy.method_mut() = parts.method.clone();
+            *copy.uri_mut() = parts.uri.clone();
+            *copy.headers_mut() = parts.headers.clone();
+            Some(copy.into_parts())
+        }
+        _ => None,
+    };
+    let mut sent = dispatch(target, &mut sender, parts, body).await;
+    if let (Err(_), Some((parts, body))) = (&sent, retry) {
+        // The origin closed the reused connection as the request went out: once more, fresh.
+        sender = open_upstream(state, target, offer_h2, upgrade).await?;
+        sent = dispatch(target, &mut sender, parts, body).await;
+    }
+    if sent.is_ok() && !upgrade {
+        state.pool.recycle(key, sender);
+    }
+    sent.map_err(|e| simple(StatusCode::BAD_GATEWAY, &format!("the origin {} failed: {e}", target.authority)))
+}
+
+/// Sends one request on an open connection, in the form its HTTP version wants.
+async fn dispatch(
+    target: &Target,
+    sender: &mut Sender,
+    mut parts: http::request::Parts,
+    body: Body,
+) -> Result<Response<Incoming>, hyper::Error> {
+    match sender {
         Sender::H1(s) => {
             parts.version = http::Version::HTTP_11;
             s.send_request(Request::from_parts(parts, body)).await
@@ -637,11 +675,7 @@ async fn send_upstream(
             parts.uri = Uri::try_from(format!("https://{}{path}", target.authority)).unwrap_or_else(|_| Uri::from_static("/"));
             s.send_request(Request::from_parts(parts, body)).await
         }
-    };
-    if sent.is_ok() && !upgrade {
-        state.pool.recycle(key, sender);
     }
-    sent.map_err(|e| simple(StatusCode::BAD_GATEWAY, &format!("the origin {} failed: {e}", target.authority)))
 }
 
 /// Opens a new connection to an origin: address rules, then verified TLS for tunnels.

@@ -822,3 +822,66 @@ async fn upstream_connections_are_reused_and_closed_ones_are_not() {
         assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), expected, "origin connections (origin closes: {close})");
     }
 }
+
+/// An origin that answers the first request on each connection (keeping it open) and drops the
+/// connection when a second one arrives: the moment an idle keep-alive connection is closed by
+/// the server just as the proxy reuses it.
+async fn one_request_per_connection_origin() -> (SocketAddr, Arc<std::sync::atomic::AtomicUsize>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let accepted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let count = Arc::clone(&accepted);
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut stream, _)) = listener.accept().await else { return };
+            count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            tokio::spawn(async move {
+                // Read one request (head + Content-Length body), answer, then wait for more bytes
+                // and drop the connection unanswered when they come.
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 65536];
+                loop {
+                    let Ok(n) = stream.read(&mut chunk).await else { return };
+                    if n == 0 {
+                        return;
+                    }
+                    buf.extend_from_slice(&chunk[..n]);
+                    let text = String::from_utf8_lossy(&buf).to_ascii_lowercase();
+                    if let Some(end) = text.find("\r\n\r\n") {
+                        let len: usize = text
+                            .lines()
+                            .find_map(|l| l.strip_prefix("content-length:").map(|v| v.trim().parse().unwrap_or(0)))
+                            .unwrap_or(0);
+                        if buf.len() >= end + 4 + len {
+                            let body = format!("got {len}");
+                            let reply = format!("HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n{body}", body.len());
+                            let _ = stream.write_all(reply.as_bytes()).await;
+                            break;
+                        }
+                    }
+                }
+                let _ = stream.read(&mut chunk).await;
+            });
+        }
+    });
+    (addr, accepted)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_held_upload_is_resent_when_a_reused_connection_was_closed_under_it() {
+    let (proxy_addr, audit) = proxy(1 << 20, "block").await;
+    let (origin_addr, accepted) = one_request_per_connection_origin().await;
+    for i in 0..4 {
+        let req = Request::post(format!("http://{origin_addr}/u{i}")).body(Full::new(Bytes::from(vec![b'x'; 2000 + i]))).unwrap();
+        let (status, _, body) = send(proxy_addr, req).await;
+        assert_eq!((status, body), (StatusCode::OK, format!("got {}", 2000 + i)), "request {i}");
+    }
+    // Each reuse found the connection dropped and went out again on a new one.
+    assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 4);
+    assert_eq!(
+        String::from_utf8(audit.0.lock().unwrap().clone()).unwrap().lines().count(),
+        4,
+        "one record per transaction, retries included"
+    );
+}
