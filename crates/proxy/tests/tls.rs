@@ -85,6 +85,15 @@ async fn proxy(state_dir: &std::path::Path, extra_roots: &[String]) -> (SocketAd
 }
 
 async fn proxy_bypassing(state_dir: &std::path::Path, extra_roots: &[String], bypass: &[&str]) -> (SocketAddr, Arc<CertAuthority>) {
+    proxy_inspecting(state_dir, extra_roots, bypass, InspectionConfig::default()).await
+}
+
+async fn proxy_inspecting(
+    state_dir: &std::path::Path,
+    extra_roots: &[String],
+    bypass: &[&str],
+    inspection: InspectionConfig,
+) -> (SocketAddr, Arc<CertAuthority>) {
     let file: File = toml::from_str("[[policy.rules]]\nname = \"labeled\"\naction = \"block\"\nlabeled = true\n").unwrap();
     let (policy, _) = Policy::compile(&file.policy, &file.cloud_apps, &["docx", "pdf"], &[]);
     let resolved = Arc::new(policy.resolve(Arc::new(Catalog::default())).0);
@@ -95,15 +104,10 @@ async fn proxy_bypassing(state_dir: &std::path::Path, extra_roots: &[String], by
         bypass: bypass.iter().map(|s| s.to_string()).collect(),
         ..ProxyConfig::default()
     };
-    let p = Proxy::bind(
-        config,
-        InspectionConfig::default(),
-        Arc::new(move || Arc::clone(&resolved)),
-        Arc::new(AuditSink::new(Box::new(std::io::sink()))),
-    )
-    .await
-    .unwrap()
-    .with_interception(Interception { ca: Arc::clone(&ca), upstream });
+    let p = Proxy::bind(config, inspection, Arc::new(move || Arc::clone(&resolved)), Arc::new(AuditSink::new(Box::new(std::io::sink()))))
+        .await
+        .unwrap()
+        .with_interception(Interception { ca: Arc::clone(&ca), upstream });
     let addr = p.local_addr().unwrap();
     tokio::spawn(p.serve());
     (addr, ca)
@@ -196,11 +200,11 @@ async fn bypassed_hosts_are_tunnelled_without_interception() {
     assert_eq!(ca.minted(), 0);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn http2_with_the_browser_and_with_the_origin() {
+/// Over h2 on both sides: a labeled upload is blocked, a clean one reaches the origin over h2.
+async fn h2_round_trip(inspection: InspectionConfig) {
     let (origin, origin_ca) = https_origin().await;
     let dir = tempfile_dir("h2");
-    let (proxy_addr, ca) = proxy(&dir, &[origin_ca]).await;
+    let (proxy_addr, ca) = proxy_inspecting(&dir, &[origin_ca], &[], inspection).await;
     let mut stream = TcpStream::connect(proxy_addr).await.unwrap();
     stream.write_all(format!("CONNECT {origin} HTTP/1.1\r\nHost: {origin}\r\n\r\n").as_bytes()).await.unwrap();
     let mut head = Vec::new();
@@ -231,4 +235,15 @@ async fn http2_with_the_browser_and_with_the_origin() {
     assert_eq!(resp.headers().get("x-origin-version").unwrap(), "HTTP/2.0", "and h2 to the origin");
     let body = resp.into_body().collect().await.unwrap().to_bytes();
     assert_eq!(body, format!("stored {}", hex(&Sha256::digest(&clean))));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http2_with_the_browser_and_with_the_origin() {
+    h2_round_trip(InspectionConfig::default()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stream_mode_inside_an_intercepted_h2_tunnel() {
+    h2_round_trip(InspectionConfig { mode: labelgate_proxy::InspectionMode::Stream, stream_holdback: 4096, ..InspectionConfig::default() })
+        .await;
 }
