@@ -63,6 +63,10 @@ pub struct ProxyConfig {
     /// Seconds an upload body may stall between chunks before the request fails (default 60).
     #[serde(default = "default_body_idle")]
     pub body_idle_timeout_secs: u64,
+    /// Seconds a whole upload body may take to arrive, however steadily it trickles (default
+    /// 3600); past it the request fails with 408.
+    #[serde(default = "default_upload_timeout")]
+    pub upload_timeout_secs: u64,
     /// Seconds a shutdown waits for transactions in flight (default 30).
     #[serde(default = "default_drain")]
     pub drain_timeout_secs: u64,
@@ -74,6 +78,10 @@ fn default_max_connections() -> usize {
 
 fn default_body_idle() -> u64 {
     60
+}
+
+fn default_upload_timeout() -> u64 {
+    3600
 }
 
 fn default_drain() -> u64 {
@@ -125,6 +133,7 @@ impl Default for ProxyConfig {
             users_file: None,
             max_connections: default_max_connections(),
             body_idle_timeout_secs: default_body_idle(),
+            upload_timeout_secs: default_upload_timeout(),
             drain_timeout_secs: default_drain(),
         }
     }

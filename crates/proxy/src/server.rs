@@ -339,8 +339,11 @@ async fn inspect_and_decide(
     let mut oversize = false;
     let mut pending: Option<Bytes> = None;
     let idle = Duration::from_secs(state.config.body_idle_timeout_secs);
+    // A body that trickles in just under the idle timeout still has to finish in time.
+    let deadline = started + Duration::from_secs(state.config.upload_timeout_secs);
     loop {
-        let frame = match tokio::time::timeout(idle, body.frame()).await {
+        let wait = idle.min(deadline.saturating_duration_since(Instant::now()));
+        let frame = match tokio::time::timeout(wait, body.frame()).await {
             Ok(Some(frame)) => frame,
             Ok(None) => break,
             // (An outflow dropped here aborts the upstream request.)

@@ -885,3 +885,28 @@ async fn a_held_upload_is_resent_when_a_reused_connection_was_closed_under_it() 
         "one record per transaction, retries included"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_that_trickles_in_past_the_upload_timeout_fails_with_408() {
+    let (origin_addr, seen) = origin().await;
+    let (_keep, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let config =
+        ProxyConfig { listen: "127.0.0.1:0".parse().unwrap(), body_idle_timeout_secs: 1, upload_timeout_secs: 1, ..ProxyConfig::default() };
+    let (proxy_addr, _task) = stoppable(config, stop_rx).await;
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Frame<Bytes>, Infallible>>(4);
+    let body = StreamBody::new(futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|f| (f, rx)) }));
+    // A byte every 300 ms never trips the 1 s idle timeout, but the whole upload takes longer.
+    let feeder = tokio::spawn(async move {
+        for _ in 0..10 {
+            if tx.send(Ok(Frame::data(Bytes::from_static(b"x")))).await.is_err() {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        }
+    });
+    // (Without the upload timeout the trickle completes after 3 s and the origin answers 200.)
+    let (status, _, _) = send(proxy_addr, Request::put(format!("http://{origin_addr}/trickle")).body(body).unwrap()).await;
+    assert_eq!(status, StatusCode::REQUEST_TIMEOUT);
+    assert!(seen.0.lock().unwrap().is_empty(), "nothing reached the origin");
+    feeder.abort();
+}
