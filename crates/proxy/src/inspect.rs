@@ -126,15 +126,21 @@ pub(crate) async fn files_held(
     reading: Reading,
 ) -> Vec<Inspected> {
     let max = reading.max;
+    let size = body.len();
+    let memory = body.memory();
+    let file = match (&memory, body.reader()) {
+        (Some(_), _) => None,
+        (None, Ok(Some(f))) => Some(f),
+        (None, _) => return vec![malformed(None, size)],
+    };
     let encoding = headers.get(http::header::CONTENT_ENCODING).and_then(|v| v.to_str().ok()).unwrap_or("").trim().to_ascii_lowercase();
     if !matches!(encoding.as_str(), "" | "identity") {
         // An encoded body is decoded into a second spool (memory up to the limit, then disk),
         // never into an unbounded buffer, and inspected from there.
-        let size = body.len();
-        let encoded: Box<dyn Read + Send> = match (body.memory(), body.reader()) {
+        let encoded: Box<dyn Read + Send> = match (memory, file) {
             (Some(bytes), _) => Box::new(std::io::Cursor::new(bytes)),
-            (None, Ok(Some(file))) => Box::new(std::io::BufReader::new(file)),
-            (None, _) => return vec![malformed(None, size)],
+            (None, Some(f)) => Box::new(std::io::BufReader::new(f)),
+            (None, None) => return vec![malformed(None, size)],
         };
         let spool_area = Arc::clone(area);
         let decoded = tokio::task::spawn_blocking(move || decode_to_spool(&encoding, encoded, &spool_area, max)).await;
@@ -148,62 +154,72 @@ pub(crate) async fn files_held(
             Ok(Err(DecodeFailure::Broken)) | Err(_) => vec![malformed(None, size)],
         };
     }
-    if let Some(bytes) = body.memory() {
-        return files(headers, path, &bytes, reading).await;
-    }
-    let size = body.len();
-    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or("");
-    let Ok(Some(reader)) = body.reader() else { return vec![malformed(None, size)] };
-    let content_type = header("content-type");
+    let content_type = headers.get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
     if content_type.trim_start().to_ascii_lowercase().starts_with("multipart/form-data") {
         let Ok(boundary) = multer::parse_boundary(content_type) else { return vec![malformed(None, size)] };
-        let mut multipart = multer::Multipart::new(crate::spool::stream(None, Some(reader)), boundary);
-        let mut out = Vec::new();
-        loop {
-            match multipart.next_field().await {
-                Ok(Some(mut field)) => {
-                    let name = field.file_name().map(str::to_string);
-                    let is_file = name.is_some() || field.content_type().is_some();
-                    let mut part = crate::spool::Spool::new(area);
-                    let mut failed = false;
-                    loop {
-                        match field.chunk().await {
-                            Ok(Some(c)) => {
-                                if is_file && part.push(&c).is_err() {
-                                    out.push(oversize(part.len()));
-                                    failed = true;
-                                    break;
-                                }
-                            }
-                            Ok(None) => break,
-                            Err(_) => {
-                                out.push(malformed(name.clone(), part.len()));
-                                return out;
+        return multipart_files(crate::spool::stream(memory, file), boundary, area, reading).await;
+    }
+    // A raw upload: one file, named after the last path segment.
+    let name = path.rsplit('/').next().filter(|s| !s.is_empty()).map(str::to_string);
+    match (memory, file) {
+        (Some(bytes), _) => vec![one(name, &bytes, &reading)],
+        (None, Some(f)) => vec![one_from_disk(name, f, size, reading).await],
+        (None, None) => vec![malformed(name, size)],
+    }
+}
+
+/// Every file part of a multipart body, whether it is held in memory or on disk. Each part is
+/// held on its own (in memory, or spooled when large) and read from there.
+async fn multipart_files(
+    body: impl futures_util::Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static,
+    boundary: String,
+    area: &Arc<SpoolArea>,
+    reading: Reading,
+) -> Vec<Inspected> {
+    let mut multipart = multer::Multipart::new(body, boundary);
+    let mut out = Vec::new();
+    loop {
+        match multipart.next_field().await {
+            Ok(Some(mut field)) => {
+                let name = field.file_name().map(str::to_string);
+                let is_file = name.is_some() || field.content_type().is_some();
+                let mut part = Spool::new(area);
+                let mut failed = false;
+                loop {
+                    match field.chunk().await {
+                        Ok(Some(c)) => {
+                            if is_file && part.push(&c).is_err() {
+                                out.push(oversize(part.len()));
+                                failed = true;
+                                break;
                             }
                         }
-                    }
-                    if !is_file || failed {
-                        continue;
-                    }
-                    match part.memory() {
-                        Some(bytes) => out.push(one(name, &bytes, &reading)),
-                        None => match part.reader() {
-                            Ok(Some(f)) => out.push(one_from_disk(name, f, part.len(), reading).await),
-                            _ => out.push(malformed(name, part.len())),
-                        },
+                        Ok(None) => break,
+                        Err(_) => {
+                            out.push(malformed(name.clone(), part.len()));
+                            return out;
+                        }
                     }
                 }
-                Ok(None) => break,
-                Err(_) => {
-                    out.push(malformed(None, 0));
-                    break;
+                if !is_file || failed {
+                    continue;
+                }
+                match part.memory() {
+                    Some(bytes) => out.push(one(name, &bytes, &reading)),
+                    None => match part.reader() {
+                        Ok(Some(f)) => out.push(one_from_disk(name, f, part.len(), reading).await),
+                        _ => out.push(malformed(name, part.len())),
+                    },
                 }
             }
+            Ok(None) => break,
+            Err(_) => {
+                out.push(malformed(None, 0));
+                break;
+            }
         }
-        return out;
     }
-    let name = path.rsplit('/').next().filter(|s| !s.is_empty()).map(str::to_string);
-    vec![one_from_disk(name, reader, size, reading).await]
+    out
 }
 
 /// Why an encoded body could not be decoded for inspection.
@@ -233,42 +249,4 @@ fn decode_to_spool(encoding: &str, encoded: impl Read, area: &Arc<SpoolArea>, ma
         }
         out.push(&buf[..n]).map_err(|_| DecodeFailure::TooLarge)?;
     }
-}
-
-/// Every file in an upload body held in memory, without a content coding.
-pub(crate) async fn files(headers: &http::HeaderMap, path: &str, body: &Bytes, reading: Reading) -> Vec<Inspected> {
-    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or("");
-    let body = body.clone();
-    let content_type = header("content-type");
-    if content_type.trim_start().to_ascii_lowercase().starts_with("multipart/form-data") {
-        let Ok(boundary) = multer::parse_boundary(content_type) else { return vec![malformed(None, body.len() as u64)] };
-        let stream = futures_util::stream::once(async move { Ok::<Bytes, std::convert::Infallible>(body) });
-        let mut multipart = multer::Multipart::new(stream, boundary);
-        let mut out = Vec::new();
-        loop {
-            match multipart.next_field().await {
-                Ok(Some(field)) => {
-                    let name = field.file_name().map(str::to_string);
-                    let is_file = name.is_some() || field.content_type().is_some();
-                    match field.bytes().await {
-                        Ok(data) if is_file => out.push(one(name, &data, &reading)),
-                        Ok(_) => {}
-                        Err(_) => {
-                            out.push(malformed(name, 0));
-                            break;
-                        }
-                    }
-                }
-                Ok(None) => break,
-                Err(_) => {
-                    out.push(malformed(None, 0));
-                    break;
-                }
-            }
-        }
-        return out;
-    }
-    // A raw upload: one file, named after the last path segment.
-    let name = path.rsplit('/').next().filter(|s| !s.is_empty()).map(str::to_string);
-    vec![one(name, &body, &reading)]
 }
