@@ -12,6 +12,21 @@ use std::process::ExitCode;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// Loads the configuration for a subcommand that needs it: an invalid file prints its located
+/// diagnostics and ends the subcommand with exit code 2; an unreadable one is an error.
+fn load_or_report(config: Option<&std::path::Path>) -> Result<std::result::Result<labelgate_config::LoadedConfig, ExitCode>> {
+    match labelgate_config::load(config) {
+        Ok(l) => Ok(Ok(l)),
+        Err(labelgate_config::LoadError::Invalid(d)) => {
+            for x in &d {
+                eprintln!("{x}");
+            }
+            Ok(Err(ExitCode::from(2)))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
 mod ca;
 mod check;
 mod inspect;

@@ -3,7 +3,6 @@
 
 use anyhow::{anyhow, bail, Context, Result};
 use clap::Args;
-use labelgate_config::{load, LoadError};
 use labelgate_extract::{extract_reader, Limits};
 use labelgate_policy::{Direction, Transaction};
 use labelgate_proxy::file_facts;
@@ -78,15 +77,9 @@ fn split_url(url: &str) -> Result<(String, String)> {
 }
 
 pub fn run(config: Option<&Path>, args: &PolicyTestArgs) -> Result<ExitCode> {
-    let loaded = match load(config) {
+    let loaded = match crate::load_or_report(config)? {
         Ok(l) => l,
-        Err(LoadError::Invalid(d)) => {
-            for x in &d {
-                eprintln!("{x}");
-            }
-            return Ok(ExitCode::from(2));
-        }
-        Err(e) => return Err(e.into()),
+        Err(code) => return Ok(code),
     };
     let (host, url) = split_url(&args.url)?;
     let catalog = loaded.static_catalog();

@@ -4,7 +4,7 @@
 use anyhow::{Context, Result};
 use clap::Args;
 use labelgate_admin::AdminState;
-use labelgate_config::{load, LoadError, ReloadOutcome, Reloader};
+use labelgate_config::{ReloadOutcome, Reloader};
 use labelgate_policy::ResolvedPolicy;
 use labelgate_proxy::{upstream_client_config, AuditSink, CertAuthority, Interception, Proxy, ProxyMetrics};
 use std::net::SocketAddr;
@@ -38,15 +38,9 @@ fn resolve(config: &labelgate_config::LoadedConfig) -> Arc<ResolvedPolicy> {
 }
 
 pub fn run(config: Option<&Path>, args: &ServeArgs) -> Result<ExitCode> {
-    let loaded = match load(config) {
+    let loaded = match crate::load_or_report(config)? {
         Ok(l) => l,
-        Err(LoadError::Invalid(d)) => {
-            for x in &d {
-                eprintln!("{x}");
-            }
-            return Ok(ExitCode::from(2));
-        }
-        Err(e) => return Err(e.into()),
+        Err(code) => return Ok(code),
     };
     let mut proxy_config = loaded.file.proxy.clone();
     if let Some(listen) = args.listen {
