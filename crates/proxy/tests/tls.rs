@@ -118,8 +118,14 @@ async fn upload(proxy: SocketAddr, origin: SocketAddr, labelgate_ca_pem: &str, b
     try_upload(proxy, origin, labelgate_ca_pem, body).await.expect("the minted leaf verifies against labelgate's CA")
 }
 
-async fn try_upload(proxy: SocketAddr, origin: SocketAddr, trusted_ca_pem: &str, body: Vec<u8>) -> Option<(StatusCode, String)> {
-    let labelgate_ca_pem = trusted_ca_pem;
+/// CONNECT through the proxy to `origin` and TLS inside the tunnel, trusting `trusted_ca_pem` and
+/// offering `alpn`; `None` when the handshake fails (the proxy's leaf did not verify).
+async fn tunnel(
+    proxy: SocketAddr,
+    origin: SocketAddr,
+    trusted_ca_pem: &str,
+    alpn: &[&[u8]],
+) -> Option<tokio_rustls::client::TlsStream<TcpStream>> {
     let mut stream = TcpStream::connect(proxy).await.unwrap();
     stream.write_all(format!("CONNECT {origin} HTTP/1.1\r\nHost: {origin}\r\n\r\n").as_bytes()).await.unwrap();
     let mut head = Vec::new();
@@ -130,14 +136,18 @@ async fn try_upload(proxy: SocketAddr, origin: SocketAddr, trusted_ca_pem: &str,
     }
     assert!(head.starts_with(b"HTTP/1.1 200"), "{}", String::from_utf8_lossy(&head));
     let mut roots = rustls::RootCertStore::empty();
-    let der = pem_der(labelgate_ca_pem);
-    roots.add(CertificateDer::from(der)).unwrap();
-    let config = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+    roots.add(CertificateDer::from(pem_der(trusted_ca_pem))).unwrap();
+    let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
         .with_safe_default_protocol_versions()
         .unwrap()
         .with_root_certificates(roots)
         .with_no_client_auth();
-    let tls = tokio_rustls::TlsConnector::from(Arc::new(config)).connect(ServerName::try_from("127.0.0.1").unwrap(), stream).await.ok()?;
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    tokio_rustls::TlsConnector::from(Arc::new(config)).connect(ServerName::try_from("127.0.0.1").unwrap(), stream).await.ok()
+}
+
+async fn try_upload(proxy: SocketAddr, origin: SocketAddr, trusted_ca_pem: &str, body: Vec<u8>) -> Option<(StatusCode, String)> {
+    let tls = tunnel(proxy, origin, trusted_ca_pem, &[]).await?;
     let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls)).await.unwrap();
     tokio::spawn(conn);
     let req = Request::put("/upload/file").header("host", origin.to_string()).body(Full::new(Bytes::from(body))).unwrap();
@@ -205,23 +215,7 @@ async fn h2_round_trip(inspection: InspectionConfig) {
     let (origin, origin_ca) = https_origin().await;
     let dir = tempfile_dir("h2");
     let (proxy_addr, ca) = proxy_inspecting(&dir, &[origin_ca], &[], inspection).await;
-    let mut stream = TcpStream::connect(proxy_addr).await.unwrap();
-    stream.write_all(format!("CONNECT {origin} HTTP/1.1\r\nHost: {origin}\r\n\r\n").as_bytes()).await.unwrap();
-    let mut head = Vec::new();
-    while !head.ends_with(b"\r\n\r\n") {
-        let mut b = [0u8; 1];
-        assert_eq!(stream.read(&mut b).await.unwrap(), 1);
-        head.push(b[0]);
-    }
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add(CertificateDer::from(pem_der(ca.pem()))).unwrap();
-    let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    config.alpn_protocols = vec![b"h2".to_vec()];
-    let tls = tokio_rustls::TlsConnector::from(Arc::new(config)).connect(ServerName::try_from("127.0.0.1").unwrap(), stream).await.unwrap();
+    let tls = tunnel(proxy_addr, origin, ca.pem(), &[b"h2"]).await.expect("the minted leaf verifies");
     assert_eq!(tls.get_ref().1.alpn_protocol(), Some(&b"h2"[..]), "labelgate speaks h2 to the browser");
     let (mut sender, conn) = hyper::client::conn::http2::handshake(hyper_util::rt::TokioExecutor::new(), TokioIo::new(tls)).await.unwrap();
     tokio::spawn(conn);
