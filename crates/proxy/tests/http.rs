@@ -74,8 +74,16 @@ struct File {
     cloud_apps: Vec<CloudAppConfig>,
 }
 
+/// The policy most tests use: labeled uploads are blocked.
+const BLOCK_LABELED: &str = "[[policy.rules]]\nname = \"labeled\"\naction = \"block\"\nlabeled = true\n";
+
+/// A proxy configuration on an ephemeral loopback port.
+fn loopback() -> ProxyConfig {
+    ProxyConfig { listen: "127.0.0.1:0".parse().unwrap(), ..ProxyConfig::default() }
+}
+
 async fn proxy(max_body: u64, oversize: &str) -> (SocketAddr, Buf) {
-    proxy_with(max_body, oversize, ProxyConfig { listen: "127.0.0.1:0".parse().unwrap(), ..ProxyConfig::default() }).await
+    proxy_with(max_body, oversize, loopback()).await
 }
 
 async fn proxy_with(max_body: u64, oversize: &str, config: ProxyConfig) -> (SocketAddr, Buf) {
@@ -330,7 +338,7 @@ async fn proxy_authentication_feeds_policy_and_never_reaches_origins() {
     ))
     .unwrap();
     let rules = "[[policy.rules]]\nname = \"finance keeps labels\"\naction = \"block\"\nlabeled = true\ngroups = [\"finance\"]\n";
-    let config = ProxyConfig { listen: "127.0.0.1:0".parse().unwrap(), ..ProxyConfig::default() };
+    let config = loopback();
     let (proxy_addr, audit) = proxy_full(1 << 24, "block", config, rules, Some(users)).await;
     let labeled = corpus().into_iter().find(|f| f.0 == "lab_caf_identity-baseline-discipline-template.docx").unwrap().2;
     let url = format!("http://{origin_addr}/up");
@@ -372,8 +380,8 @@ async fn spooled_bodies_decide_the_same_and_leave_nothing_behind() {
         spool_dir: Some(spool.clone()),
         ..InspectionConfig::default()
     };
-    let rules = "[[policy.rules]]\nname = \"labeled\"\naction = \"block\"\nlabeled = true\n";
-    let config = ProxyConfig { listen: "127.0.0.1:0".parse().unwrap(), ..ProxyConfig::default() };
+    let rules = BLOCK_LABELED;
+    let config = loopback();
     let (proxy_addr, _) = proxy_spooling(inspection, "block", config, rules, None).await;
     assert!(!spool.join("upload-left-by-a-crash").exists(), "leftovers are removed on start");
     let url = format!("http://{origin_addr}/s");
@@ -400,7 +408,7 @@ async fn spooled_bodies_decide_the_same_and_leave_nothing_behind() {
         spool_dir: Some(spool.clone()),
         ..InspectionConfig::default()
     };
-    let config = ProxyConfig { listen: "127.0.0.1:0".parse().unwrap(), ..ProxyConfig::default() };
+    let config = loopback();
     let (tight, audit) = proxy_spooling(inspection, "block", config, rules, None).await;
     let (status, _, _) = send(tight, Request::put(&url).body(Full::new(Bytes::from(vec![1u8; 10_000]))).unwrap()).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
@@ -608,7 +616,7 @@ async fn streaming_proxy(holdback: u64) -> (SocketAddr, Buf) {
         ..InspectionConfig::default()
     };
     let rules = "[[policy.rules]]\nname = \"labeled\"\naction = \"block\"\nlabeled = true\nmessage = \"Labeled files stay inside.\"\n";
-    let config = ProxyConfig { listen: "127.0.0.1:0".parse().unwrap(), ..ProxyConfig::default() };
+    let config = loopback();
     proxy_spooling(inspection, "block", config, rules, None).await
 }
 
@@ -722,8 +730,8 @@ async fn content_coded_uploads_are_decoded_for_inspection_in_memory_and_spooled(
         spool_dir: Some(spool.clone()),
         ..InspectionConfig::default()
     };
-    let rules = "[[policy.rules]]\nname = \"labeled\"\naction = \"block\"\nlabeled = true\n";
-    let config = ProxyConfig { listen: "127.0.0.1:0".parse().unwrap(), ..ProxyConfig::default() };
+    let rules = BLOCK_LABELED;
+    let config = loopback();
     let (proxy_addr, audit) = proxy_spooling(inspection, "block", config, rules, None).await;
     let url = format!("http://{origin_addr}/coded");
     let files = corpus();
