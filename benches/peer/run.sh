@@ -5,6 +5,8 @@
 # ../shared/docs/peer-bench.md. Not part of .ci/run: it installs peers and takes minutes.
 #
 #   benches/peer/run.sh [REPS]        # default 3 reps, interleaved; prints a markdown table
+#   ONLY='labelgate|direct' benches/peer/run.sh 1   # a quick look at some paths (raw results only)
+#   SERVE_ONLY=1 benches/peer/run.sh                 # start everything and wait (to profile by hand)
 #
 # Everything it starts is stopped by PID on exit. Tools are cached in $PEER_TOOLS
 # (default /tmp/labelgate-peer-tools): oha (cargo install), mitmproxy (venv).
@@ -116,11 +118,16 @@ check labelgate 403 --cacert lg/ca.pem -x http://127.0.0.1:18890 https://localho
 check labelgate-http 403 -x http://127.0.0.1:18890 http://localhost:18080/up
 
 # --- measurement -----------------------------------------------------------------------------
+if [ -n "${SERVE_ONLY:-}" ]; then  # SERVE_ONLY=1: leave everything running (for perf), Ctrl-C stops it
+  echo "serving from $W; labelgate pid $LGPID (proxy 127.0.0.1:18890), squid $SQUID, mitmdump $MITM" >&2
+  sleep infinity
+fi
 TCK=$(getconf CLK_TCK)
 cpu() { awk '{print $14+$15+$16+$17}' "/proc/$1/stat"; }
 RESULTS="$W/results.tsv"
 run() { # rep case path pid n c body args...
   local rep=$1 case=$2 path=$3 pid=$4 n=$5 c=$6 body=$7; shift 7
+  [[ "$path" =~ ${ONLY:-.} ]] || return 0  # ONLY=regex: measure only the matching paths
   local c0=0 c1=0; [ "$pid" != - ] && c0=$(cpu "$pid")
   local json; json=$("$O" --no-tui -n "$n" -c "$c" -m POST -D "$body" -H 'content-type: application/vnd.openxmlformats-officedocument.wordprocessingml.document' --output-format json "$@")
   [ "$pid" != - ] && c1=$(cpu "$pid")

@@ -1,5 +1,5 @@
-// Shared by every target: run all three entry points and require that they agree.
-use labelgate_extract::{extract_reader, extract_with, Inspector, Limits};
+// Shared by every target: run every entry point and require that they agree.
+use labelgate_extract::{extract_reader, extract_segments, extract_with, Inspector, Limits};
 
 pub fn check(data: &[u8]) {
     // Smaller limits keep each execution fast; they are still real limits that must hold.
@@ -7,6 +7,11 @@ pub fn check(data: &[u8]) {
     let a = extract_with(data, &limits).map_err(|e| e.to_string());
     let b = extract_reader(std::io::Cursor::new(data), &limits).map_err(|e| e.to_string());
     assert_eq!(a, b, "slice and reader disagree");
+    // Uneven pieces, as an upload arrives: ranges that straddle them are joined.
+    let cut = (data.first().copied().unwrap_or(1) as usize).max(1);
+    let pieces: Vec<&[u8]> = data.chunks(cut).collect();
+    let d = extract_segments(&pieces, &limits).map_err(|e| e.to_string());
+    assert_eq!(a, d, "slice and pieces disagree");
     let mut inspector = Inspector::new(limits);
     let mid = data.len() / 3;
     let _ = inspector.feed(&data[..mid]);

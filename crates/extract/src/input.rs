@@ -78,3 +78,88 @@ impl<R: Read + Seek> Input for ReaderInput<R> {
 fn truncated(container: &'static str) -> ExtractError {
     ExtractError::malformed(container, "truncated: a structure points past the end of the file")
 }
+
+/// A file held as consecutive pieces (the chunks an upload arrived in), read in place: a range
+/// inside one piece is borrowed, one that straddles pieces is copied.
+pub(crate) struct SegmentsInput<'a, S> {
+    segments: &'a [S],
+    /// Offset of each segment's first byte, and the total length at the end.
+    starts: Vec<u64>,
+}
+
+impl<'a, S: AsRef<[u8]>> SegmentsInput<'a, S> {
+    pub(crate) fn new(segments: &'a [S]) -> SegmentsInput<'a, S> {
+        let mut starts = Vec::with_capacity(segments.len() + 1);
+        let mut at = 0u64;
+        for s in segments {
+            starts.push(at);
+            at += s.as_ref().len() as u64;
+        }
+        starts.push(at);
+        SegmentsInput { segments, starts }
+    }
+}
+
+impl<S: AsRef<[u8]>> Input for SegmentsInput<'_, S> {
+    fn len(&self) -> u64 {
+        self.starts.last().copied().unwrap_or(0)
+    }
+
+    fn read_at(&mut self, offset: u64, len: usize, container: &'static str) -> Result<Cow<'_, [u8]>, ExtractError> {
+        let end = offset.checked_add(len as u64).ok_or_else(|| truncated(container))?;
+        if end > self.len() {
+            return Err(truncated(container));
+        }
+        if len == 0 {
+            return Ok(Cow::Borrowed(&[]));
+        }
+        // The segment holding `offset`: the last one starting at or before it (empty ones skipped).
+        let first = self.starts.partition_point(|&s| s <= offset).saturating_sub(1);
+        let mut index = first;
+        let mut skip = (offset - self.starts[index]) as usize;
+        while index < self.segments.len() && skip >= self.segments[index].as_ref().len() {
+            skip -= self.segments[index].as_ref().len();
+            index += 1;
+        }
+        let head = self.segments.get(index).map(|s| s.as_ref()).unwrap_or(&[]);
+        if let Some(piece) = head.get(skip..skip + len) {
+            return Ok(Cow::Borrowed(piece));
+        }
+        let mut out = Vec::with_capacity(len);
+        let mut rest = len;
+        for segment in &self.segments[index..] {
+            let bytes = &segment.as_ref()[skip..];
+            skip = 0;
+            let take = bytes.len().min(rest);
+            out.extend_from_slice(&bytes[..take]);
+            rest -= take;
+            if rest == 0 {
+                break;
+            }
+        }
+        Ok(Cow::Owned(out))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn segments_read_like_one_slice() {
+        let whole: Vec<u8> = (0..=255u8).cycle().take(1000).collect();
+        let cuts = [0usize, 0, 7, 300, 300, 301, 999, 1000];
+        let segments: Vec<&[u8]> = cuts.windows(2).map(|w| &whole[w[0]..w[1]]).collect();
+        let mut pieces = SegmentsInput::new(&segments);
+        let mut slice = SliceInput::new(&whole);
+        assert_eq!(pieces.len(), 1000);
+        for offset in [0u64, 1, 6, 7, 299, 300, 301, 500, 998, 999, 1000] {
+            for len in [0usize, 1, 2, 293, 700, 1000] {
+                let a = pieces.read_at(offset, len, "t").map(|c| c.into_owned()).map_err(|e| e.to_string());
+                let b = slice.read_at(offset, len, "t").map(|c| c.into_owned()).map_err(|e| e.to_string());
+                assert_eq!(a, b, "offset {offset} len {len}");
+            }
+        }
+        assert!(matches!(pieces.read_at(7, 293, "t").unwrap(), Cow::Borrowed(_)), "a range inside one piece is not copied");
+    }
+}

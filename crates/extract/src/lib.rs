@@ -44,7 +44,7 @@ pub use error::ExtractError;
 pub use limits::Limits;
 pub use model::{EffectiveLabel, Extraction, FileKind, Flag, LabelRecord, RecordStatus, Source};
 
-use input::{Input, ReaderInput, SliceInput};
+use input::{Input, ReaderInput, SegmentsInput, SliceInput};
 use std::io::{Read, Seek};
 
 /// How many leading bytes decide the kind of a file.
@@ -84,6 +84,12 @@ pub fn extract(bytes: &[u8]) -> Result<Extraction, ExtractError> {
 /// Reads the labels of an in-memory file.
 pub fn extract_with(bytes: &[u8], limits: &Limits) -> Result<Extraction, ExtractError> {
     run(&mut SliceInput::new(bytes), limits)
+}
+
+/// Reads the labels of a file held as consecutive pieces (the chunks an upload arrived in),
+/// without joining them: what the file's structures point at is read where it lies.
+pub fn extract_segments<S: AsRef<[u8]>>(segments: &[S], limits: &Limits) -> Result<Extraction, ExtractError> {
+    run(&mut SegmentsInput::new(segments), limits)
 }
 
 /// Reads the labels of a seekable file (a file on disk, a spooled upload), reading only the

@@ -2,7 +2,7 @@
 //! Every file's effective label ids and tenants must equal the manifest exactly, through each
 //! of the three entry points, and every label exiftool reads must appear among our raw records.
 
-use labelgate_extract::{extract, extract_reader, FileKind, Flag, Inspector, Limits, RecordStatus};
+use labelgate_extract::{extract, extract_reader, extract_segments, FileKind, Flag, Inspector, Limits, RecordStatus};
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 
@@ -127,6 +127,10 @@ fn all_entry_points_agree() {
         }
         let pushed = inspector.finish().unwrap();
         assert_eq!(from_slice, pushed, "{}: push interface differs", row.file);
+        // Held as the uneven pieces an upload arrives in (16 KiB TLS records, odd splits).
+        let pieces: Vec<&[u8]> = bytes.chunks(16_384 - 29).collect();
+        let from_pieces = extract_segments(&pieces, &limits).unwrap();
+        assert_eq!(from_slice, from_pieces, "{}: pieces differ", row.file);
     }
 }
 

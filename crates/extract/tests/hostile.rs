@@ -3,7 +3,7 @@
 
 use labelgate_testkit::*;
 
-use labelgate_extract::{extract, extract_reader, extract_with, ExtractError, Inspector, Limits};
+use labelgate_extract::{extract, extract_reader, extract_segments, extract_with, ExtractError, Inspector, Limits};
 use proptest::prelude::*;
 use std::io::Cursor;
 use std::path::PathBuf;
@@ -23,12 +23,15 @@ fn corpus() -> &'static Vec<(String, Vec<u8>)> {
     })
 }
 
-/// The three entry points must agree on any input, errors included.
+/// The entry points must agree on any input, errors included.
 fn all_ways(bytes: &[u8]) -> Result<labelgate_extract::Extraction, String> {
     let limits = Limits::default();
     let a = extract_with(bytes, &limits).map_err(|e| e.to_string());
     let b = extract_reader(Cursor::new(bytes), &limits).map_err(|e| e.to_string());
     assert_eq!(a, b, "slice and reader disagree");
+    let pieces: Vec<&[u8]> = bytes.chunks(4093).collect();
+    let d = extract_segments(&pieces, &limits).map_err(|e| e.to_string());
+    assert_eq!(a, d, "slice and pieces disagree");
     let mut inspector = Inspector::new(limits);
     let mut fed = Ok(());
     for chunk in bytes.chunks(7919) {

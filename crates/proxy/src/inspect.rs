@@ -2,9 +2,9 @@
 //! one by one (with their filenames), any other body as one file; `Content-Encoding: gzip` or
 //! `deflate` is decoded for inspection only (the original bytes are what is forwarded).
 
-use crate::spool::{Spool, SpoolArea};
+use crate::spool::{Held, Spool, SpoolArea};
 use bytes::Bytes;
-use labelgate_extract::{extract_with, ExtractError, Extraction, Flag, Limits};
+use labelgate_extract::{extract_segments, ExtractError, Extraction, Flag, Limits};
 use labelgate_policy::{FileFacts, FileLabel, UnscannableReason};
 use std::io::Read;
 use std::sync::Arc;
@@ -67,10 +67,17 @@ pub fn file_facts(name: Option<String>, result: &Result<Extraction, ExtractError
     }
 }
 
-fn one(name: Option<String>, bytes: &[u8], reading: &Reading) -> Inspected {
-    let facts = file_facts(name, &extract_with(bytes, &reading.limits()));
-    let sha256 = reading.wants_hash(&facts).then(|| hex_sha256(ring::digest::digest(&ring::digest::SHA256, bytes)));
-    Inspected { facts, size: bytes.len() as u64, sha256 }
+/// Reads a file held in memory, in place (its chunks are never joined).
+fn one(name: Option<String>, held: &Held, reading: &Reading) -> Inspected {
+    let facts = file_facts(name, &extract_segments(held.chunks(), &reading.limits()));
+    let sha256 = reading.wants_hash(&facts).then(|| {
+        let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+        for c in held.chunks() {
+            ctx.update(c);
+        }
+        hex_sha256(ctx.finish())
+    });
+    Inspected { facts, size: held.len(), sha256 }
 }
 
 fn malformed(name: Option<String>, size: u64) -> Inspected {
@@ -138,7 +145,7 @@ pub(crate) async fn files_held(
         // An encoded body is decoded into a second spool (memory up to the limit, then disk),
         // never into an unbounded buffer, and inspected from there.
         let encoded: Box<dyn Read + Send> = match (memory, file) {
-            (Some(bytes), _) => Box::new(std::io::Cursor::new(bytes)),
+            (Some(held), _) => Box::new(ChunksReader { held, next: 0, at: 0 }),
             (None, Some(f)) => Box::new(std::io::BufReader::new(f)),
             (None, None) => return vec![malformed(None, size)],
         };
@@ -162,7 +169,7 @@ pub(crate) async fn files_held(
     // A raw upload: one file, named after the last path segment.
     let name = path.rsplit('/').next().filter(|s| !s.is_empty()).map(str::to_string);
     match (memory, file) {
-        (Some(bytes), _) => vec![one(name, &bytes, &reading)],
+        (Some(held), _) => vec![one(name, &held, &reading)],
         (None, Some(f)) => vec![one_from_disk(name, f, size, reading).await],
         (None, None) => vec![malformed(name, size)],
     }
@@ -188,7 +195,7 @@ async fn multipart_files(
                 loop {
                     match field.chunk().await {
                         Ok(Some(c)) => {
-                            if is_file && part.push(&c).is_err() {
+                            if is_file && part.push(c).is_err() {
                                 out.push(oversize(part.len()));
                                 failed = true;
                                 break;
@@ -205,7 +212,7 @@ async fn multipart_files(
                     continue;
                 }
                 match part.memory() {
-                    Some(bytes) => out.push(one(name, &bytes, &reading)),
+                    Some(held) => out.push(one(name, &held, &reading)),
                     None => match part.reader() {
                         Ok(Some(f)) => out.push(one_from_disk(name, f, part.len(), reading).await),
                         _ => out.push(malformed(name, part.len())),
@@ -220,6 +227,31 @@ async fn multipart_files(
         }
     }
     out
+}
+
+/// Reads a held body's chunks in order (the input of a decoder).
+struct ChunksReader {
+    held: Held,
+    next: usize,
+    at: usize,
+}
+
+impl Read for ChunksReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while let Some(chunk) = self.held.chunks().get(self.next) {
+            let rest = &chunk[self.at..];
+            if rest.is_empty() {
+                self.next += 1;
+                self.at = 0;
+                continue;
+            }
+            let n = rest.len().min(buf.len());
+            buf[..n].copy_from_slice(&rest[..n]);
+            self.at += n;
+            return Ok(n);
+        }
+        Ok(0)
+    }
 }
 
 /// Why an encoded body could not be decoded for inspection.
@@ -247,6 +279,6 @@ fn decode_to_spool(encoding: &str, encoded: impl Read, area: &Arc<SpoolArea>, ma
         if out.len() + n as u64 > max {
             return Err(DecodeFailure::TooLarge);
         }
-        out.push(&buf[..n]).map_err(|_| DecodeFailure::TooLarge)?;
+        out.push(Bytes::copy_from_slice(&buf[..n])).map_err(|_| DecodeFailure::TooLarge)?;
     }
 }

@@ -7,7 +7,7 @@ use crate::block::{self, BlockedFile};
 use crate::metrics::ProxyMetrics;
 use crate::net::{host_matches, Cidr};
 use crate::pool::{Pool, PoolKey, Sender};
-use crate::spool::{Spool, SpoolArea, SpoolError};
+use crate::spool::{Held, Spool, SpoolArea, SpoolError};
 use crate::tls::CertAuthority;
 use crate::{inspect, InspectionConfig, InspectionMode, ProxyConfig};
 use bytes::Bytes;
@@ -361,7 +361,7 @@ async fn inspect_and_decide(
                         oversize = true;
                         break;
                     }
-                    if let Err(e) = spool.push(&data) {
+                    if let Err(e) = spool.push(data) {
                         if let SpoolError::Io(e) = e {
                             eprintln!("labelgate: cannot spool an upload: {e}");
                         }
@@ -513,10 +513,11 @@ async fn inspect_and_decide(
     };
     let mut replay = None;
     let body: Body = match (oversize, spool.memory(), held_file) {
-        // Held in memory and complete: forwarded as one buffer.
-        (false, Some(bytes), None) => {
-            replay = Some(bytes.clone());
-            full(bytes)
+        // Held in memory and complete: forwarded as the chunks it arrived in.
+        (false, Some(held), None) => {
+            let body = held.body().map_err(|never| match never {}).boxed();
+            replay = Some(held);
+            body
         }
         // Spooled, or allowed although too large to inspect: the held bytes, then the rest as it comes.
         (_, memory, file) => {
@@ -557,7 +558,7 @@ fn start_streaming(
 /// for intercepted tunnels) and streams its response back.
 /// `replay` is the whole body when it is held in memory: a request that fails on a pooled
 /// connection the origin closed meanwhile is then sent once more on a fresh one, as browsers do.
-async fn forward(state: &State, target: &Target, parts: http::request::Parts, body: Body, replay: Option<Bytes>) -> Response<Body> {
+async fn forward(state: &State, target: &Target, parts: http::request::Parts, body: Body, replay: Option<Held>) -> Response<Body> {
     match send_upstream(state, target, parts, body, false, replay).await {
         Ok(resp) => {
             let (mut rparts, rbody) = resp.into_parts();
@@ -601,7 +602,7 @@ async fn send_upstream(
     mut parts: http::request::Parts,
     body: Body,
     upgrade: bool,
-    replay: Option<Bytes>,
+    replay: Option<Held>,
 ) -> Result<Response<Incoming>, Response<Body>> {
     // Mirror the browser: offer h2 upstream only when the client speaks h2 (an upgrade needs
     // HTTP/1.1). Origins then see the protocol the user's browser would have used.
@@ -637,8 +638,8 @@ async fn send_upstream(
     }
     // A copy for one retry, only when the body can be sent again and the connection was reused.
     let retry = match (&replay, from_pool) {
-        (Some(bytes), true) => {
-            let mut copy = Request::new(full(bytes.clone()));
+        (Some(held), true) => {
+            let mut copy = Request::new(held.body().map_err(|never| match never {}).boxed());
             *copy.method_mut() = parts.method.clone();
             *copy.uri_mut() = parts.uri.clone();
             *copy.headers_mut() = parts.headers.clone();

@@ -33,12 +33,67 @@ impl SpoolArea {
     }
 }
 
+/// A body held in memory as the chunks it arrived in (shared, never copied or joined: the
+/// extractor reads it in place and forwarding sends the same chunks).
+#[derive(Clone, Default)]
+pub(crate) struct Held {
+    chunks: Arc<Vec<Bytes>>,
+    len: u64,
+}
+
+impl Held {
+    pub(crate) fn chunks(&self) -> &[Bytes] {
+        &self.chunks
+    }
+
+    pub(crate) fn len(&self) -> u64 {
+        self.len
+    }
+
+    /// The chunks as a request body of known length.
+    pub(crate) fn body(&self) -> HeldBody {
+        HeldBody { held: self.clone(), next: 0, remaining: self.len }
+    }
+}
+
+/// A [`Held`] body sent as its chunks, with an exact size hint.
+pub(crate) struct HeldBody {
+    held: Held,
+    next: usize,
+    remaining: u64,
+}
+
+impl http_body::Body for HeldBody {
+    type Data = Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
+        let chunk = self.held.chunks.get(self.next).cloned();
+        self.next += 1;
+        if let Some(c) = &chunk {
+            self.remaining -= c.len() as u64;
+        }
+        std::task::Poll::Ready(chunk.map(|c| Ok(http_body::Frame::data(c))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.remaining == 0
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        http_body::SizeHint::with_exact(self.remaining)
+    }
+}
+
 /// One body being held.
 pub(crate) struct Spool {
     area: Arc<SpoolArea>,
-    memory: Vec<u8>,
-    /// The in-memory body once read out (shared, not copied, by inspection and forwarding).
-    frozen: Option<Bytes>,
+    memory: Vec<Bytes>,
+    /// The in-memory body once read out (shared by inspection and forwarding).
+    frozen: Option<Held>,
     /// Bytes of `memory_budget` this body holds.
     in_memory: u64,
     file: Option<tempfile::NamedTempFile>,
@@ -70,7 +125,6 @@ impl Spool {
         let before = self.area.memory_used.fetch_add(expected, Ordering::SeqCst);
         if before + expected <= self.area.memory_budget {
             self.in_memory = expected;
-            self.memory.reserve_exact(expected as usize);
         } else {
             self.area.memory_used.fetch_sub(expected, Ordering::SeqCst);
         }
@@ -80,31 +134,33 @@ impl Spool {
         self.len
     }
 
-    /// Appends a chunk, moving to disk past the memory limit. Disk writes are small and
-    /// sequential into the page cache; they run inline rather than on a blocking thread.
-    pub(crate) fn push(&mut self, chunk: &[u8]) -> Result<(), SpoolError> {
+    /// Appends a chunk (kept as it is, not copied), moving to disk past the memory limit. Disk
+    /// writes are small and sequential into the page cache; they run inline rather than on a
+    /// blocking thread.
+    pub(crate) fn push(&mut self, chunk: Bytes) -> Result<(), SpoolError> {
         if let Some(frozen) = self.frozen.take() {
-            self.memory = frozen.to_vec();
+            self.memory = Arc::unwrap_or_clone(frozen.chunks);
         }
         let n = chunk.len() as u64;
         self.len += n;
         if self.file.is_none() && self.len <= self.area.memory_limit {
             if self.len <= self.in_memory {
                 // Within what this body has already been charged.
-                self.memory.extend_from_slice(chunk);
+                self.memory.push(chunk);
                 return Ok(());
             }
             let extra = self.len - self.in_memory;
             let before = self.area.memory_used.fetch_add(extra, Ordering::SeqCst);
             self.in_memory += extra;
             if before + extra <= self.area.memory_budget {
-                self.memory.extend_from_slice(chunk);
+                self.memory.push(chunk);
                 return Ok(());
             }
             // The shared memory budget is spent: this body moves to disk.
         }
         // Reserve disk against the global quota before writing.
-        let want = chunk.len() as u64 + if self.file.is_none() { self.memory.len() as u64 } else { 0 };
+        let held: u64 = self.memory.iter().map(|c| c.len() as u64).sum();
+        let want = chunk.len() as u64 + if self.file.is_none() { held } else { 0 };
         let before = self.area.used.fetch_add(want, Ordering::SeqCst);
         self.reserved += want;
         if before + want > self.area.quota {
@@ -112,13 +168,15 @@ impl Spool {
         }
         if self.file.is_none() {
             let mut f = tempfile::Builder::new().prefix("upload-").tempfile_in(&self.area.dir).map_err(SpoolError::Io)?;
-            f.write_all(&self.memory).map_err(SpoolError::Io)?;
+            for c in &self.memory {
+                f.write_all(c).map_err(SpoolError::Io)?;
+            }
             self.memory = Vec::new();
             self.file = Some(f);
             self.release_memory();
         }
         if let Some(f) = self.file.as_mut() {
-            f.write_all(chunk).map_err(SpoolError::Io)?;
+            f.write_all(&chunk).map_err(SpoolError::Io)?;
         }
         Ok(())
     }
@@ -129,12 +187,14 @@ impl Spool {
     }
 
     /// The body in memory, when it never left it (a shared handle: no copy).
-    pub(crate) fn memory(&mut self) -> Option<Bytes> {
+    pub(crate) fn memory(&mut self) -> Option<Held> {
         if self.file.is_some() {
             return None;
         }
         if self.frozen.is_none() {
-            self.frozen = Some(Bytes::from(std::mem::take(&mut self.memory)));
+            let chunks = std::mem::take(&mut self.memory);
+            let len = chunks.iter().map(|c| c.len() as u64).sum();
+            self.frozen = Some(Held { chunks: Arc::new(chunks), len });
         }
         self.frozen.clone()
     }
@@ -161,11 +221,12 @@ impl Drop for Spool {
 
 /// A stream of a held body, in chunks.
 pub(crate) fn stream(
-    memory: Option<Bytes>,
+    memory: Option<Held>,
     file: Option<std::fs::File>,
 ) -> impl futures_util::Stream<Item = Result<Bytes, std::io::Error>> + Send {
     use futures_util::StreamExt;
-    let first = futures_util::stream::iter(memory.map(Ok));
+    let chunks: Vec<Bytes> = memory.map(|m| m.chunks().to_vec()).unwrap_or_default();
+    let first = futures_util::stream::iter(chunks.into_iter().map(Ok));
     let rest = futures_util::stream::unfold(file.map(tokio::fs::File::from_std), |f| async move {
         use tokio::io::AsyncReadExt;
         let mut f = f?;
@@ -191,11 +252,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let area = SpoolArea::prepare(dir.path().to_path_buf(), 1 << 20, 10 * 1024, 1 << 30).unwrap();
         let mut a = Spool::new(&area);
-        a.push(&[1u8; 8192]).unwrap();
+        a.push(Bytes::from_static(&[1u8; 8192])).unwrap();
         let first = a.memory().unwrap();
-        assert_eq!(first.as_ptr(), a.memory().unwrap().as_ptr(), "reading the body twice does not copy it");
+        assert_eq!(first.chunks()[0].as_ptr(), a.memory().unwrap().chunks()[0].as_ptr(), "reading the body twice does not copy it");
         let mut b = Spool::new(&area);
-        b.push(&[2u8; 8192]).unwrap();
+        b.push(Bytes::from_static(&[2u8; 8192])).unwrap();
         assert!(b.memory().is_none(), "past the shared budget a small body goes to disk");
         let mut read = Vec::new();
         std::io::Read::read_to_end(&mut b.reader().unwrap().unwrap(), &mut read).unwrap();
@@ -206,7 +267,7 @@ mod tests {
         assert_eq!(area.memory_used.load(Ordering::SeqCst), 0);
         assert_eq!(area.used.load(Ordering::SeqCst), 0);
         let mut c = Spool::new(&area);
-        c.push(&[3u8; 8192]).unwrap();
+        c.push(Bytes::from_static(&[3u8; 8192])).unwrap();
         assert_eq!(c.memory().unwrap().len(), 8192, "the budget was given back");
         drop(c);
         // A Content-Length reservation is charged up front: a second one that does not fit
@@ -217,8 +278,8 @@ mod tests {
         let mut e = Spool::new(&area);
         e.expect(6000);
         assert_eq!(area.memory_used.load(Ordering::SeqCst), 6000, "a reservation past the budget is not made");
-        d.push(&[4u8; 6000]).unwrap();
-        e.push(&[5u8; 6000]).unwrap();
+        d.push(Bytes::from_static(&[4u8; 6000])).unwrap();
+        e.push(Bytes::from_static(&[5u8; 6000])).unwrap();
         assert!(d.memory().is_some() && e.memory().is_none());
         assert_eq!(area.memory_used.load(Ordering::SeqCst), 6000, "charged once, not again when the bytes land");
         drop((d, e));
