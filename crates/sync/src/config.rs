@@ -1,0 +1,230 @@
+//! `[[accounts]]`: one MIP account per entry (name, tenant, app credentials, where to reach the
+//! identity platform and Graph, how often to refresh), and the secret it authenticates with,
+//! read from the environment or a file and never printed.
+
+use serde::Deserialize;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Which Graph endpoint lists the tenant's labels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+pub enum LabelApi {
+    /// `GET /beta/security/informationProtection/sensitivityLabels` (flat, `parent` embedded).
+    #[default]
+    #[serde(rename = "beta")]
+    Beta,
+    /// `GET /v1.0/security/dataSecurityAndGovernance/sensitivityLabels` (nested `sublabels`).
+    #[serde(rename = "v1.0")]
+    V1,
+}
+
+impl LabelApi {
+    /// The path under the Graph base URL.
+    pub fn path(self) -> &'static str {
+        match self {
+            LabelApi::Beta => "/beta/security/informationProtection/sensitivityLabels",
+            LabelApi::V1 => "/v1.0/security/dataSecurityAndGovernance/sensitivityLabels",
+        }
+    }
+
+    /// The name used in config and API answers.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LabelApi::Beta => "beta",
+            LabelApi::V1 => "v1.0",
+        }
+    }
+}
+
+/// One `[[accounts]]` entry as written.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct AccountConfig {
+    /// Unique name (shown to admins, used in policy as the label's account).
+    pub name: String,
+    /// Directory (tenant) GUID or verified domain.
+    pub tenant_id: String,
+    /// Application (client) GUID.
+    pub client_id: String,
+    /// Name of the environment variable holding the client secret.
+    #[serde(default)]
+    pub client_secret_env: Option<String>,
+    /// File holding the client secret (relative to the config file).
+    #[serde(default)]
+    pub client_secret_file: Option<PathBuf>,
+    /// PEM certificate registered for the app (client-assertion flow, with `private_key_file`).
+    #[serde(default)]
+    pub certificate_file: Option<PathBuf>,
+    /// PEM PKCS#8 RSA private key of that certificate.
+    #[serde(default)]
+    pub private_key_file: Option<PathBuf>,
+    /// Identity platform base URL.
+    #[serde(default = "default_authority")]
+    pub authority_url: String,
+    /// Graph base URL.
+    #[serde(default = "default_graph")]
+    pub graph_url: String,
+    /// Token scope (independent of `graph_url`).
+    #[serde(default = "default_scope")]
+    pub scope: String,
+    /// Which label endpoint to call.
+    #[serde(default)]
+    pub api: LabelApi,
+    /// Label retrieval on (false: the account is validated only and shows Tenant Inactive).
+    #[serde(default = "yes")]
+    pub retrieval: bool,
+    /// How often labels are retrieved again (`12h`, `30m`, `90s`, `1d`).
+    #[serde(default = "default_refresh")]
+    pub refresh_interval: String,
+}
+
+fn default_authority() -> String {
+    "https://login.microsoftonline.com".into()
+}
+fn default_graph() -> String {
+    "https://graph.microsoft.com".into()
+}
+fn default_scope() -> String {
+    "https://graph.microsoft.com/.default".into()
+}
+fn yes() -> bool {
+    true
+}
+fn default_refresh() -> String {
+    "12h".into()
+}
+
+/// Parses `12h`, `30m`, `90s`, `1d` or a plain number of seconds.
+pub fn parse_duration(text: &str) -> Option<Duration> {
+    let t = text.trim();
+    let (digits, unit) = t.split_at(t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len()));
+    let n: u64 = digits.parse().ok()?;
+    let secs = match unit.trim() {
+        "" | "s" => n,
+        "m" => n.checked_mul(60)?,
+        "h" => n.checked_mul(3600)?,
+        "d" => n.checked_mul(86_400)?,
+        _ => return None,
+    };
+    (secs > 0).then(|| Duration::from_secs(secs))
+}
+
+impl AccountConfig {
+    /// Everything wrong with this entry (messages name the key).
+    pub fn problems(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if self.name.trim().is_empty() {
+            out.push("name must not be empty".to_string());
+        }
+        if self.tenant_id.trim().is_empty() || self.tenant_id.contains('/') {
+            out.push(format!("tenant_id {:?} is not a tenant GUID or domain", self.tenant_id));
+        }
+        if self.client_id.trim().is_empty() {
+            out.push("client_id must not be empty".to_string());
+        }
+        let sources = [self.client_secret_env.is_some(), self.client_secret_file.is_some(), self.certificate_file.is_some()]
+            .iter()
+            .filter(|b| **b)
+            .count();
+        if sources != 1 {
+            out.push("give exactly one of client_secret_env, client_secret_file or certificate_file (+ private_key_file)".to_string());
+        }
+        if self.certificate_file.is_some() != self.private_key_file.is_some() {
+            out.push("certificate_file and private_key_file go together".to_string());
+        }
+        for (key, url) in [("authority_url", &self.authority_url), ("graph_url", &self.graph_url)] {
+            if !(url.starts_with("https://") || url.starts_with("http://")) {
+                out.push(format!("{key} {url:?} is not an http(s) URL"));
+            }
+        }
+        if !self.scope.ends_with("/.default") {
+            out.push(format!("scope {:?} must end with /.default (client credentials)", self.scope));
+        }
+        if parse_duration(&self.refresh_interval).is_none() {
+            out.push(format!("refresh_interval {:?} is not a duration like 12h, 30m or 90s", self.refresh_interval));
+        }
+        out
+    }
+
+    /// How often labels are retrieved.
+    pub fn refresh(&self) -> Duration {
+        parse_duration(&self.refresh_interval).unwrap_or(Duration::from_secs(12 * 3600))
+    }
+
+    /// Reads the credential now (relative paths against `base`).
+    pub fn credential(&self, base: &Path) -> Result<Credential, String> {
+        if let Some(var) = &self.client_secret_env {
+            return match std::env::var(var) {
+                Ok(v) if !v.trim().is_empty() => Ok(Credential::Secret(Secret(v.trim().to_string()))),
+                _ => Err(format!("client_secret_env: environment variable {var} is not set")),
+            };
+        }
+        if let Some(file) = &self.client_secret_file {
+            let path = base.join(file);
+            return match std::fs::read_to_string(&path) {
+                Ok(v) if !v.trim().is_empty() => Ok(Credential::Secret(Secret(v.trim().to_string()))),
+                Ok(_) => Err(format!("client_secret_file: {} is empty", path.display())),
+                Err(e) => Err(format!("client_secret_file: {}: {e}", path.display())),
+            };
+        }
+        if let (Some(cert), Some(key)) = (&self.certificate_file, &self.private_key_file) {
+            return crate::assertion::CertificateCredential::load(&base.join(cert), &base.join(key)).map(Credential::Certificate);
+        }
+        Err("no credential configured".to_string())
+    }
+}
+
+/// A client secret: its value is reachable only through [`Secret::expose`], and it prints as
+/// `[redacted]`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret value.
+    pub fn new(value: impl Into<String>) -> Secret {
+        Secret(value.into())
+    }
+
+    /// The value, for the token request body only.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+/// How an account proves who it is.
+#[derive(Clone, Debug)]
+pub enum Credential {
+    /// A client secret.
+    Secret(Secret),
+    /// A certificate and its key (a signed client assertion per request).
+    Certificate(crate::assertion::CertificateCredential),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("12h"), Some(Duration::from_secs(43_200)));
+        assert_eq!(parse_duration("30m"), Some(Duration::from_secs(1800)));
+        assert_eq!(parse_duration("90"), Some(Duration::from_secs(90)));
+        assert_eq!(parse_duration("1d"), Some(Duration::from_secs(86_400)));
+        assert_eq!(parse_duration("0s"), None);
+        assert_eq!(parse_duration("12 parsecs"), None);
+        assert_eq!(parse_duration(""), None);
+    }
+
+    #[test]
+    fn secrets_do_not_print() {
+        let c = Credential::Secret(Secret::new("hunter2-very-secret"));
+        assert!(!format!("{c:?}").contains("hunter2"));
+    }
+}
