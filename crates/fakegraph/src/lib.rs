@@ -248,6 +248,8 @@ pub enum FaultAction {
     Reset,
     /// The page's nextLink points back at itself.
     NextLinkLoop,
+    /// An empty page (`value: []`) whose nextLink leads to the page that was asked for.
+    EmptyPage,
 }
 
 /// One request the fake received (secrets left out).
@@ -586,8 +588,12 @@ async fn token(shared: &Shared, path: &str, headers: &http::HeaderMap, body: &[u
     match take_fault(shared, Route::Token, Some(&tenant_ref), None) {
         Some(FaultAction::Status { status, code, aadsts, retry_after, message }) => {
             let mut a = match aadsts {
-                Some(c) => identity_error(status, code.as_deref().unwrap_or("invalid_request"), c, message.as_deref().unwrap_or("Scripted fault.")),
-                None => identity_error(status, code.as_deref().unwrap_or("temporarily_unavailable"), 90033, "A transient error has occurred."),
+                Some(c) => {
+                    identity_error(status, code.as_deref().unwrap_or("invalid_request"), c, message.as_deref().unwrap_or("Scripted fault."))
+                }
+                None => {
+                    identity_error(status, code.as_deref().unwrap_or("temporarily_unavailable"), 90033, "A transient error has occurred.")
+                }
             };
             if let Some(ra) = retry_after.and_then(|v| HeaderValue::from_str(&v).ok()) {
                 a.headers_mut().insert(header::RETRY_AFTER, ra);
@@ -601,7 +607,7 @@ async fn token(shared: &Shared, path: &str, headers: &http::HeaderMap, body: &[u
             return Ok(r);
         }
         Some(FaultAction::Reset) => return Err(Reject("scripted reset".into())),
-        Some(FaultAction::ExpiredToken | FaultAction::NextLinkLoop) | None => {}
+        Some(FaultAction::ExpiredToken | FaultAction::NextLinkLoop | FaultAction::EmptyPage) | None => {}
     }
     let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
     if !content_type.starts_with("application/x-www-form-urlencoded") {
@@ -611,7 +617,12 @@ async fn token(shared: &Shared, path: &str, headers: &http::HeaderMap, body: &[u
     let world = &inner.world;
     let looks_like_domain = tenant_ref.contains('.') && !tenant_ref.contains(' ');
     if !is_guid(&tenant_ref) && !looks_like_domain {
-        return Ok(identity_error(400, "invalid_request", 900023, &format!("Specified tenant identifier '{tenant_ref}' is neither a valid DNS name, nor a valid external domain.")));
+        return Ok(identity_error(
+            400,
+            "invalid_request",
+            900023,
+            &format!("Specified tenant identifier '{tenant_ref}' is neither a valid DNS name, nor a valid external domain."),
+        ));
     }
     let tenant = world
         .tenants
@@ -628,7 +639,9 @@ async fn token(shared: &Shared, path: &str, headers: &http::HeaderMap, body: &[u
         TenantState::BlockedInactive => {
             return Ok(identity_error(400, "interaction_required", 5000225, "This tenant has been blocked due to inactivity."))
         }
-        TenantState::Decommissioned => return Ok(identity_error(400, "invalid_request", 5000224, "We are sorry, this resource is not available.")),
+        TenantState::Decommissioned => {
+            return Ok(identity_error(400, "invalid_request", 5000224, "We are sorry, this resource is not available."))
+        }
     }
     if get("grant_type").as_deref() != Some("client_credentials") {
         return Ok(identity_error(400, "unsupported_grant_type", 70003, "The app requested an unsupported grant type."));
@@ -647,7 +660,12 @@ async fn token(shared: &Shared, path: &str, headers: &http::HeaderMap, body: &[u
         .and_then(|s| s.split_once(':').map(|(a, b)| (a.to_string(), b.to_string())));
     let client_id = get("client_id").or_else(|| basic.as_ref().map(|b| b.0.clone())).unwrap_or_default();
     let Some(app) = tenant.apps.iter().find(|a| a.client_id.eq_ignore_ascii_case(&client_id)) else {
-        return Ok(identity_error(400, "unauthorized_client", 700016, &format!("Application with identifier '{client_id}' was not found in the directory '{}'.", tenant.id)));
+        return Ok(identity_error(
+            400,
+            "unauthorized_client",
+            700016,
+            &format!("Application with identifier '{client_id}' was not found in the directory '{}'.", tenant.id),
+        ));
     };
     if app.disabled {
         return Ok(identity_error(400, "unauthorized_client", 7000112, &format!("Application '{client_id}' is disabled.")));
@@ -750,7 +768,11 @@ fn graph_headers(a: &mut Answer, request_id: &str, client_request_id: Option<&st
     set(h, "request-id", request_id);
     set(h, "client-request-id", &client_request_id.map_or_else(guid, str::to_string));
     set(h, "date", &httpdate::fmt_http_date(SystemTime::now()));
-    set(h, "x-ms-ags-diagnostic", r#"{"ServerInfo":{"DataCenter":"Loopback","Slice":"E","Ring":"5","ScaleUnit":"000","RoleInstance":"FAKE","ADSiteName":"LBK"}}"#);
+    set(
+        h,
+        "x-ms-ags-diagnostic",
+        r#"{"ServerInfo":{"DataCenter":"Loopback","Slice":"E","Ring":"5","ScaleUnit":"000","RoleInstance":"FAKE","ADSiteName":"LBK"}}"#,
+    );
 }
 
 enum Api {
@@ -758,17 +780,29 @@ enum Api {
     V1,
 }
 
-async fn graph(shared: &Shared, path: &str, query: Option<&str>, headers: &http::HeaderMap, entry: &mut LogEntry) -> Result<Answer, Reject> {
+async fn graph(
+    shared: &Shared,
+    path: &str,
+    query: Option<&str>,
+    headers: &http::HeaderMap,
+    entry: &mut LogEntry,
+) -> Result<Answer, Reject> {
     let crid = entry.client_request_id.clone();
     let crid = crid.as_deref();
-    if path == "/beta/informationProtection/policy/labels" || path.starts_with("/beta/users/") && path.ends_with("/informationProtection/policy/labels") {
+    if path == "/beta/informationProtection/policy/labels"
+        || path.starts_with("/beta/users/") && path.ends_with("/informationProtection/policy/labels")
+    {
         return Ok(graph_error(404, "itemNotFound", "The information protection policy API is retired.", crid));
     }
     let (api, rest) = if let Some(r) = path.strip_prefix("/beta/security/informationProtection/sensitivityLabels") {
         (Api::Beta, r)
     } else if let Some(r) = path.strip_prefix("/v1.0/security/dataSecurityAndGovernance/sensitivityLabels") {
         (Api::V1, r)
-    } else if let Some(r) = path.strip_prefix("/beta/users/").and_then(|r| r.split_once('/')).and_then(|(_, r)| r.strip_prefix("security/informationProtection/sensitivityLabels")) {
+    } else if let Some(r) = path
+        .strip_prefix("/beta/users/")
+        .and_then(|r| r.split_once('/'))
+        .and_then(|(_, r)| r.strip_prefix("security/informationProtection/sensitivityLabels"))
+    {
         (Api::Beta, r)
     } else {
         return Ok(graph_error(400, "BadRequest", &format!("Resource not found for the segment '{path}'."), crid));
@@ -830,13 +864,25 @@ async fn graph(shared: &Shared, path: &str, query: Option<&str>, headers: &http:
         Some(FaultAction::ExpiredToken) => return Ok(unauthorized("Access token has expired or is not yet valid.")),
         Some(FaultAction::Reset) => return Err(Reject("scripted reset".into())),
         Some(FaultAction::NextLinkLoop) => next_loop = true,
+        Some(FaultAction::EmptyPage) => {
+            let token = seal_skiptoken(&shared.key, offset, generation);
+            let (collection, context) = collection_of(&api, &shared.base);
+            let mut a = json_answer(
+                200,
+                &json!({"@odata.context": context, "value": [],
+                "@odata.nextLink": format!("{}{collection}?$skiptoken={token}", shared.base)}),
+            );
+            graph_headers(&mut a, &guid(), crid);
+            return Ok(a);
+        }
         None => {}
     }
     let inner = shared.lock();
     let Some(tenant) = inner.world.tenants.iter().find(|t| t.id.eq_ignore_ascii_case(&tid)) else {
         return Ok(unauthorized("Access token validation failure. Invalid audience."));
     };
-    let roles: Vec<&str> = claims.get("roles").and_then(Value::as_array).map(|r| r.iter().filter_map(Value::as_str).collect()).unwrap_or_default();
+    let roles: Vec<&str> =
+        claims.get("roles").and_then(Value::as_array).map(|r| r.iter().filter_map(Value::as_str).collect()).unwrap_or_default();
     let needed = match api {
         Api::Beta => "InformationProtectionPolicy.Read.All",
         Api::V1 => "SensitivityLabels.Read.All",
@@ -851,10 +897,7 @@ async fn graph(shared: &Shared, path: &str, query: Option<&str>, headers: &http:
     let single = rest.trim_start_matches('/');
     let request_id = guid();
     let base = shared.base.clone();
-    let (collection, context) = match api {
-        Api::Beta => ("/beta/security/informationProtection/sensitivityLabels", format!("{base}/beta/$metadata#security/informationProtection/sensitivityLabels")),
-        Api::V1 => ("/v1.0/security/dataSecurityAndGovernance/sensitivityLabels", format!("{base}/v1.0/$metadata#security/dataSecurityAndGovernance/sensitivityLabel")),
-    };
+    let (collection, context) = collection_of(&api, &base);
     if !single.is_empty() {
         let Some(l) = by_id(single) else { return Ok(graph_error(404, "itemNotFound", "The label was not found.", crid)) };
         let v = match api {
@@ -868,7 +911,12 @@ async fn graph(shared: &Shared, path: &str, query: Option<&str>, headers: &http:
     // v1.0 pages over top-level labels (sublabels nested); beta over every label, flat.
     let items: Vec<Value> = match api {
         Api::Beta => tenant.labels.iter().map(|l| beta_label(l, &by_id)).collect(),
-        Api::V1 => tenant.labels.iter().filter(|l| l.parent.as_deref().and_then(|p| by_id(p)).is_none()).map(|l| v1_label(l, &tenant.labels)).collect(),
+        Api::V1 => tenant
+            .labels
+            .iter()
+            .filter(|l| l.parent.as_deref().and_then(&by_id).is_none())
+            .map(|l| v1_label(l, &tenant.labels))
+            .collect(),
     };
     let page: Vec<Value> = items.iter().skip(offset).take(page_size).cloned().collect();
     let mut body = json!({"@odata.context": context, "value": page});
@@ -883,8 +931,25 @@ async fn graph(shared: &Shared, path: &str, query: Option<&str>, headers: &http:
     Ok(a)
 }
 
+fn collection_of(api: &Api, base: &str) -> (&'static str, String) {
+    match api {
+        Api::Beta => (
+            "/beta/security/informationProtection/sensitivityLabels",
+            format!("{base}/beta/$metadata#security/informationProtection/sensitivityLabels"),
+        ),
+        Api::V1 => (
+            "/v1.0/security/dataSecurityAndGovernance/sensitivityLabels",
+            format!("{base}/v1.0/$metadata#security/dataSecurityAndGovernance/sensitivityLabel"),
+        ),
+    }
+}
+
+/// An opaque, signed `$skiptoken` (offset, world generation, a nonce so two links to the same
+/// offset differ).
 fn seal_skiptoken(key: &ring::hmac::Key, offset: usize, generation: u64) -> String {
-    let input = format!("{offset}.{generation}");
+    let mut nonce = [0u8; 4];
+    let _ = ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut nonce);
+    let input = format!("{offset}.{generation}.{}", u32::from_le_bytes(nonce));
     let tag = ring::hmac::sign(key, input.as_bytes());
     URL_SAFE_NO_PAD.encode(format!("{input}.{}", URL_SAFE_NO_PAD.encode(&tag.as_ref()[..12])))
 }
@@ -896,9 +961,9 @@ fn open_skiptoken(key: &ring::hmac::Key, token: &str, generation: u64) -> Option
     if URL_SAFE_NO_PAD.encode(&expected.as_ref()[..12]) != tag {
         return None;
     }
-    let (offset, gen) = input.split_once('.')?;
-    (gen.parse::<u64>().ok()? == generation).then_some(())?;
-    offset.parse().ok()
+    let mut parts = input.split('.');
+    let offset = parts.next()?.parse().ok()?;
+    (parts.next()?.parse::<u64>().ok()? == generation).then_some(offset)
 }
 
 fn beta_label<'a>(l: &FakeLabel, by_id: &dyn Fn(&str) -> Option<&'a FakeLabel>) -> Value {
@@ -912,13 +977,15 @@ fn beta_label<'a>(l: &FakeLabel, by_id: &dyn Fn(&str) -> Option<&'a FakeLabel>) 
         "tooltip": l.tooltip, "isActive": l.is_active, "isAppliable": l.parent.is_some(), "contentFormats": l.content_formats,
         "hasProtection": l.has_protection, "parent": parent});
     if l.parent.is_some() {
-        v["parent@odata.context"] = json!("https://graph.microsoft.com/beta/$metadata#security/informationProtection/sensitivityLabels('x')/parent/$entity");
+        v["parent@odata.context"] =
+            json!("https://graph.microsoft.com/beta/$metadata#security/informationProtection/sensitivityLabels('x')/parent/$entity");
     }
     v
 }
 
 fn v1_label(l: &FakeLabel, all: &[FakeLabel]) -> Value {
-    let subs: Vec<Value> = all.iter().filter(|s| s.parent.as_deref().is_some_and(|p| p.eq_ignore_ascii_case(&l.id))).map(|s| v1_label(s, all)).collect();
+    let subs: Vec<Value> =
+        all.iter().filter(|s| s.parent.as_deref().is_some_and(|p| p.eq_ignore_ascii_case(&l.id))).map(|s| v1_label(s, all)).collect();
     json!({"id": l.id, "name": l.name, "displayName": l.display_name.clone().unwrap_or_else(|| l.name.clone()),
         "description": l.description, "color": l.color, "priority": 100 - l.sensitivity, "sensitivity": l.sensitivity,
         "toolTip": l.tooltip, "isEnabled": l.is_active, "isEndpointProtectionEnabled": true, "autoTooltip": "",

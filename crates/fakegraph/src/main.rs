@@ -20,13 +20,14 @@ fn main() -> std::process::ExitCode {
         }
     }
     let Some(path) = world_path else { return usage("--world FILE is required") };
-    let world: labelgate_fakegraph::World = match std::fs::read(&path).map_err(|e| e.to_string()).and_then(|b| serde_json::from_slice(&b).map_err(|e| e.to_string())) {
-        Ok(w) => w,
-        Err(e) => {
-            eprintln!("labelgate-fakegraph: {path}: {e}");
-            return std::process::ExitCode::from(2);
-        }
-    };
+    let world: labelgate_fakegraph::World =
+        match std::fs::read(&path).map_err(|e| e.to_string()).and_then(|b| serde_json::from_slice(&b).map_err(|e| e.to_string())) {
+            Ok(w) => w,
+            Err(e) => {
+                eprintln!("labelgate-fakegraph: {path}: {e}");
+                return std::process::ExitCode::from(2);
+            }
+        };
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(r) => r,
         Err(e) => {

@@ -51,7 +51,12 @@ pub struct ClientOptions {
 
 impl Default for ClientOptions {
     fn default() -> Self {
-        ClientOptions { request_timeout: Duration::from_secs(30), retry: RetryPolicy::default(), max_pages: 100, extra_roots_pem: Vec::new() }
+        ClientOptions {
+            request_timeout: Duration::from_secs(30),
+            retry: RetryPolicy::default(),
+            max_pages: 100,
+            extra_roots_pem: Vec::new(),
+        }
     }
 }
 
@@ -177,7 +182,8 @@ impl Client {
                     }
                     let retry_after = answer.header("retry-after").and_then(|v| self.parse_retry_after(&v));
                     let kind = if status == 429 { ErrorKind::Throttled } else { ErrorKind::Unavailable };
-                    let mut f = Failure::new(Effect::Transient, kind, format!("{what}: HTTP {status} after {attempt} attempt(s)")).http(status);
+                    let mut f =
+                        Failure::new(Effect::Transient, kind, format!("{what}: HTTP {status} after {attempt} attempt(s)")).http(status);
                     f.error.request_id = answer.header("request-id");
                     f.error.graph_code = graph_code(&answer.body);
                     if let Some(ra) = retry_after {
@@ -257,8 +263,12 @@ impl Client {
             return Ok(Token { value: token.to_string(), refresh_at: self.clock.now() + lifetime - margin, tenant: jwt_tenant(token) });
         }
         let Some(json) = json else {
-            return Err(Failure::new(Effect::Transient, ErrorKind::Malformed, format!("token endpoint: HTTP {} without a JSON error body", answer.status))
-                .http(answer.status));
+            return Err(Failure::new(
+                Effect::Transient,
+                ErrorKind::Malformed,
+                format!("token endpoint: HTTP {} without a JSON error body", answer.status),
+            )
+            .http(answer.status));
         };
         let error = json.get("error").and_then(Value::as_str).unwrap_or("").to_string();
         let code = json
@@ -367,7 +377,11 @@ fn graph_failure(status: u16, answer: &Answer) -> Failure {
     let code = graph_code(&answer.body);
     let (effect, kind, what) = match status {
         401 => (Effect::ValidationFailed, ErrorKind::Authentication, "Graph refused the token again after a new one was acquired"),
-        403 => (Effect::ValidationFailed, ErrorKind::Permission, "Graph denied access (InformationProtectionPolicy.Read.All or SensitivityLabels.Read.All granted with admin consent?)"),
+        403 => (
+            Effect::ValidationFailed,
+            ErrorKind::Permission,
+            "Graph denied access (InformationProtectionPolicy.Read.All or SensitivityLabels.Read.All granted with admin consent?)",
+        ),
         400 => (Effect::Transient, ErrorKind::BadRequest, "Graph rejected the request"),
         _ => (Effect::Transient, ErrorKind::Unavailable, "Graph answered an unexpected status"),
     };
@@ -442,7 +456,10 @@ mod tests {
 
     #[test]
     fn form_encoding() {
-        assert_eq!(form_urlencode(&[("a", "x y".into()), ("scope", "https://g/.default".into())]), "a=x+y&scope=https%3A%2F%2Fg%2F.default");
+        assert_eq!(
+            form_urlencode(&[("a", "x y".into()), ("scope", "https://g/.default".into())]),
+            "a=x+y&scope=https%3A%2F%2Fg%2F.default"
+        );
     }
 
     #[test]

@@ -128,8 +128,8 @@ impl Failure {
 pub fn classify_aadsts(code: u32) -> Option<(Effect, ErrorKind)> {
     use Effect::*;
     Some(match code {
-        7000215 | 7000222 | 7000218 | 7000216 | 700027 | 50012 | 700030 | 700016 | 7000112 | 70011 | 1002012 | 500011 | 53003
-        | 530032 | 900023 => (ValidationFailed, ErrorKind::Authentication),
+        7000215 | 7000222 | 7000218 | 7000216 | 700027 | 50012 | 700030 | 700016 | 7000112 | 70011 | 1002012 | 500011 | 53003 | 530032
+        | 900023 => (ValidationFailed, ErrorKind::Authentication),
         90002 => (TenantNotFound, ErrorKind::TenantInactive),
         5000225 | 5000224 => (TenantInactive, ErrorKind::TenantInactive),
         90055 | 50196 => (Transient, ErrorKind::Throttled),
