@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs labelgate's whole test suite on a fresh Debian machine: installs what the tests need,
 # then builds and runs every test of the workspace (unit, corpus, pitfalls, hostile-input
-# property tests, CLI end-to-end tests, doc tests).
+# property tests, CLI end-to-end tests, MIP account sync against the fake Graph, doc tests).
 #
 # Usage: scripts/test.sh [extra cargo test args]
 set -euo pipefail
@@ -12,6 +12,8 @@ command -v cc >/dev/null 2>&1 || need_apt+=(gcc libc6-dev)
 command -v git >/dev/null 2>&1 || need_apt+=(git)
 command -v curl >/dev/null 2>&1 || need_apt+=(curl ca-certificates)
 command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
+command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)        # a test certificate for the client-assertion flow
+command -v promtool >/dev/null 2>&1 || need_apt+=(prometheus)    # promtool check metrics over /metrics
 if [ "${#need_apt[@]}" -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
   $SUDO apt-get update -qq

@@ -1,8 +1,10 @@
 //! `labelgate-admin`: the admin listener (default `127.0.0.1:9180`). It serves Prometheus
-//! metrics, liveness and readiness, and the PAC file that points browsers at the proxy. The MIP
-//! account API joins it with the sync component.
+//! metrics, liveness and readiness, the PAC file that points browsers at the proxy, and the MIP
+//! account API under `/api/v1/` (bearer token; see [`api`]).
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
+
+pub mod api;
 
 use bytes::Bytes;
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
@@ -28,6 +30,51 @@ pub struct AdminConfig {
     /// The proxy address the PAC file names (default: the proxy's listen address).
     #[serde(default)]
     pub pac_proxy: Option<String>,
+    /// File holding the `/api/v1/` bearer token (relative to the config file). Without it and
+    /// `api_token_env`, a token is generated on first start into `<state-dir>/admin-token` (0600).
+    #[serde(default)]
+    pub api_token_file: Option<std::path::PathBuf>,
+    /// Environment variable holding the `/api/v1/` bearer token.
+    #[serde(default)]
+    pub api_token_env: Option<String>,
+}
+
+impl AdminConfig {
+    /// The API token: from `api_token_env`, `api_token_file`, or `<state_dir>/admin-token`
+    /// (created with 32 random bytes, mode 0600, when missing).
+    pub fn api_token(&self, base_dir: &std::path::Path, state_dir: &std::path::Path) -> Result<String, String> {
+        if let Some(var) = &self.api_token_env {
+            return std::env::var(var)
+                .ok()
+                .map(|v| v.trim().to_string())
+                .filter(|v| !v.is_empty())
+                .ok_or_else(|| format!("[admin] api_token_env: {var} is not set"));
+        }
+        let (path, generate) = match &self.api_token_file {
+            Some(f) => (base_dir.join(f), false),
+            None => (state_dir.join("admin-token"), true),
+        };
+        match std::fs::read_to_string(&path) {
+            Ok(t) if !t.trim().is_empty() => return Ok(t.trim().to_string()),
+            Ok(_) if !generate => return Err(format!("[admin] api_token_file: {} is empty", path.display())),
+            Err(e) if !generate => return Err(format!("[admin] api_token_file: {}: {e}", path.display())),
+            _ => {}
+        }
+        let mut bytes = [0u8; 32];
+        ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes).map_err(|_| "no randomness".to_string())?;
+        let token: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        std::fs::create_dir_all(state_dir).map_err(|e| format!("{}: {e}", state_dir.display()))?;
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)
+            .map_err(|e| format!("cannot create {}: {e}", path.display()))?;
+        f.write_all(format!("{token}\n").as_bytes()).map_err(|e| format!("{}: {e}", path.display()))?;
+        Ok(token)
+    }
 }
 
 fn default_listen() -> SocketAddr {
@@ -36,7 +83,7 @@ fn default_listen() -> SocketAddr {
 
 impl Default for AdminConfig {
     fn default() -> Self {
-        AdminConfig { listen: default_listen(), pac_proxy: None }
+        AdminConfig { listen: default_listen(), pac_proxy: None, api_token_file: None, api_token_env: None }
     }
 }
 
@@ -50,6 +97,10 @@ pub struct AdminState {
     pub pac_proxy: String,
     /// Called before each scrape to refresh gauges read from elsewhere.
     pub before_scrape: Option<Box<dyn Fn() + Send + Sync>>,
+    /// The MIP accounts (`/api/v1/`); without them the API answers 404.
+    pub accounts: Option<Arc<labelgate_sync::Syncer>>,
+    /// The bearer token `/api/v1/` requires.
+    pub api_token: Option<String>,
 }
 
 /// The PAC file: local and plain host names go direct, everything else through labelgate, with
@@ -68,6 +119,22 @@ fn respond(status: StatusCode, content_type: &'static str, body: impl Into<Bytes
 }
 
 fn route(state: &AdminState, req: &Request<Incoming>) -> Response<Full<Bytes>> {
+    if req.uri().path().starts_with("/api/") {
+        let (Some(syncer), Some(token)) = (&state.accounts, &state.api_token) else {
+            return respond(StatusCode::NOT_FOUND, "text/plain", "no account API here\n");
+        };
+        let given = req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+        if !api::authorized(given, token) {
+            let mut r = respond(
+                StatusCode::UNAUTHORIZED,
+                "application/json",
+                "{\"error\": \"a bearer token is required (see <state-dir>/admin-token)\"}\n",
+            );
+            r.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"labelgate-admin\""));
+            return r;
+        }
+        return api::route(syncer, req.method(), req.uri().path(), req.uri().query());
+    }
     if req.method() != Method::GET && req.method() != Method::HEAD {
         return respond(StatusCode::METHOD_NOT_ALLOWED, "text/plain", "GET only\n");
     }

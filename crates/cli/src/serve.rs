@@ -1,12 +1,16 @@
-//! `labelgate serve`: the proxy on the configured (or embedded default) configuration, with the
-//! policy reloaded when the file changes or on SIGHUP.
+//! `labelgate serve`: the proxy on the configured (or embedded default) configuration, the MIP
+//! account sync feeding the label catalog, and the admin listener; the policy, the static labels
+//! and the accounts are reloaded when the file changes or on SIGHUP, and policy label names are
+//! re-resolved whenever the catalog changes.
 
 use anyhow::{Context, Result};
 use clap::Args;
 use labelgate_admin::AdminState;
+use labelgate_catalog::{Catalog, LabelCache};
 use labelgate_config::{ReloadOutcome, Reloader};
 use labelgate_policy::ResolvedPolicy;
 use labelgate_proxy::{upstream_client_config, AuditSink, CertAuthority, Interception, Proxy, ProxyMetrics};
+use labelgate_sync::{ClientOptions, SyncMetrics, SyncOptions, Syncer, SystemClock};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -29,8 +33,8 @@ pub struct ServeArgs {
     upstream_ca: Vec<PathBuf>,
 }
 
-fn resolve(config: &labelgate_config::LoadedConfig) -> Arc<ResolvedPolicy> {
-    let (policy, diagnostics) = config.resolve(config.static_catalog());
+fn resolve(config: &labelgate_config::LoadedConfig, cache: &LabelCache) -> Arc<ResolvedPolicy> {
+    let (policy, diagnostics) = config.resolve(cache.snapshot());
     for d in diagnostics {
         eprintln!("{d}");
     }
@@ -60,14 +64,42 @@ pub fn run(config: Option<&Path>, args: &ServeArgs) -> Result<ExitCode> {
     if let Some(listen) = args.admin_listen {
         admin_config.listen = listen;
     }
-    let current = Arc::new(RwLock::new(resolve(&loaded)));
+    let api_token = admin_config.api_token(&loaded.base_dir, &args.state_dir).map_err(anyhow::Error::msg)?;
+    let registry = prometheus::Registry::new();
+    // The label catalog: [[labels]] from the file, then each account's last good snapshot.
+    let cache = Arc::new(LabelCache::new(Catalog::from_static(loaded.static_labels.clone())));
+    let sync_metrics = SyncMetrics::register(&registry).context("cannot register metrics")?;
+    let sync_options =
+        SyncOptions { state_dir: args.state_dir.clone(), base_dir: loaded.base_dir.clone(), client: ClientOptions::default() };
+    let syncer = Arc::new(
+        Syncer::new(loaded.file.accounts.clone(), Arc::clone(&cache), sync_options, Arc::new(SystemClock), Some(sync_metrics))
+            .context("cannot start the MIP account sync")?,
+    );
+    let current = Arc::new(RwLock::new(resolve(&loaded, &cache)));
     let reloader = Reloader::new(loaded);
+    {
+        // A new catalog (a retrieval, a reload) re-binds policy label names.
+        let (target, config, cache) = (Arc::clone(&current), Arc::clone(&reloader), Arc::clone(&cache));
+        syncer.on_change(move || {
+            let policy = resolve(&config.current(), &cache);
+            if let Ok(mut slot) = target.write() {
+                *slot = policy;
+            }
+        });
+    }
     let target = Arc::clone(&current);
     let watched = Arc::clone(&reloader);
+    let (reload_cache, reload_syncer) = (Arc::clone(&cache), Arc::clone(&syncer));
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the runtime")?;
+    let handle = runtime.handle().clone();
     let _watch = reloader
         .watch(Duration::from_secs(1), move |outcome| match outcome {
             ReloadOutcome::Applied => {
-                let policy = resolve(&watched.current());
+                let config = watched.current();
+                reload_cache.replace_static(config.static_labels.clone());
+                let _guard = handle.enter();
+                reload_syncer.reconcile(config.file.accounts.clone(), true);
+                let policy = resolve(&config, &reload_cache);
                 if let Ok(mut slot) = target.write() {
                     *slot = policy;
                 }
@@ -84,7 +116,6 @@ pub fn run(config: Option<&Path>, args: &ServeArgs) -> Result<ExitCode> {
         .context("cannot watch the configuration")?;
     let source = Arc::new(move || current.read().map(|p| Arc::clone(&p)).unwrap_or_else(|e| Arc::clone(&e.into_inner())));
     let audit = Arc::new(AuditSink::new(Box::new(std::io::stdout())));
-    let registry = prometheus::Registry::new();
     let metrics = ProxyMetrics::register(&registry).context("cannot register metrics")?;
     let ca = Arc::new(CertAuthority::load_or_create(&args.state_dir).context("cannot load or create the interception CA")?);
     let mut extra = Vec::new();
@@ -92,8 +123,8 @@ pub fn run(config: Option<&Path>, args: &ServeArgs) -> Result<ExitCode> {
         extra.push(std::fs::read_to_string(p).with_context(|| format!("cannot read --upstream-ca {}", p.display()))?);
     }
     let upstream = upstream_client_config(&extra).context("bad --upstream-ca")?;
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the runtime")?;
     runtime.block_on(async move {
+        syncer.start();
         let audit_for_metrics = Arc::clone(&audit);
         let proxy = Proxy::bind(proxy_config, inspection, source, audit)
             .await
@@ -119,6 +150,8 @@ pub fn run(config: Option<&Path>, args: &ServeArgs) -> Result<ExitCode> {
                 metrics.certificate_cache_hits.set(ca.cache_hits() as i64);
                 metrics.audit_failures.set(scrape_audit.failures() as i64);
             })),
+            accounts: Some(Arc::clone(&syncer)),
+            api_token: Some(api_token),
         });
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let admin_task = tokio::spawn(labelgate_admin::serve(admin_listener, admin_state, async move {

@@ -46,6 +46,9 @@ pub struct ConfigFile {
     /// `[admin]` (read at start).
     #[serde(default)]
     pub admin: labelgate_admin::AdminConfig,
+    /// `[[accounts]]`: MIP accounts whose labels are retrieved from Graph.
+    #[serde(default)]
+    pub accounts: Vec<labelgate_sync::AccountConfig>,
 }
 
 /// A located problem.
@@ -179,12 +182,49 @@ pub fn load_str(path: Option<&Path>, text: &str) -> Result<LoadedConfig, LoadErr
     let (static_labels, label_problems) = labelgate_catalog::labels_from_config(&file.labels);
     diagnostics.extend(label_problems.into_iter().map(|(span, m)| at(&span, Severity::Error, m)));
     let kinds: Vec<&str> = labelgate_extract::FileKind::ALL.iter().map(|k| k.as_str()).collect();
-    let (policy, problems) = Policy::compile(&file.policy, &file.cloud_apps, &kinds, &[]);
+    // The tenants of [[accounts]] (named by GUID) count as own tenants.
+    let account_tenants: Vec<String> = file
+        .accounts
+        .iter()
+        .filter(|a| labelgate_catalog::parse_guid(&a.tenant_id).is_some())
+        .map(|a| labelgate_catalog::normalize_id(&a.tenant_id))
+        .collect();
+    let (policy, problems) = Policy::compile(&file.policy, &file.cloud_apps, &kinds, &account_tenants);
     diagnostics.extend(problems.iter().map(|p| at(&p.span, p.severity, p.message.clone())));
     // The proxy's address rules, located at its section header.
     let proxy_at = text.find("[proxy]").unwrap_or(0);
     for (message, is_error) in file.proxy.problems() {
         diagnostics.push(at(&(proxy_at..proxy_at), if is_error { Severity::Error } else { Severity::Warning }, message));
+    }
+    // MIP accounts: each problem at its key in its own [[accounts]] table.
+    let mut names = std::collections::HashSet::new();
+    for (i, account) in file.accounts.iter().enumerate() {
+        let table = table_offset(text, "[[accounts]]", i);
+        let key_at = |key: &str| key_offset(text, table, key);
+        for problem in account.problems() {
+            let key = problem.split_whitespace().next().unwrap_or("");
+            let key = if ["tenant_id", "client_id", "authority_url", "graph_url", "scope", "refresh_interval", "name"].contains(&key) {
+                key
+            } else {
+                "name"
+            };
+            diagnostics.push(at(&(key_at(key)..key_at(key)), Severity::Error, format!("[[accounts]] {:?}: {problem}", account.name)));
+        }
+        if !names.insert(account.name.to_lowercase()) {
+            let k = key_at("name");
+            diagnostics.push(at(&(k..k), Severity::Error, format!("[[accounts]] name {:?} is used twice", account.name)));
+        }
+        if account.problems().is_empty() {
+            if let Err(e) = account.credential(&path.and_then(Path::parent).map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."))) {
+                let key = e.split(':').next().unwrap_or("name").to_string();
+                let k = key_at(&key);
+                diagnostics.push(at(
+                    &(k..k),
+                    Severity::Warning,
+                    format!("[[accounts]] {:?}: {e} (the account will show Validation Failed)", account.name),
+                ));
+            }
+        }
     }
     // Secret files must be readable and well-formed now, not at the first request.
     let base = path.and_then(Path::parent).map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."));
@@ -203,6 +243,38 @@ pub fn load_str(path: Option<&Path>, text: &str) -> Result<LoadedConfig, LoadErr
     }
     let base_dir = path.and_then(Path::parent).map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."));
     Ok(LoadedConfig { path: path.map(Path::to_path_buf), base_dir, file, policy, static_labels, warnings: diagnostics })
+}
+
+/// Byte offset of the `index`-th `header` line (0 when absent).
+fn table_offset(text: &str, header: &str, index: usize) -> usize {
+    let mut seen = 0;
+    let mut offset = 0;
+    for line in text.split_inclusive('\n') {
+        if line.trim() == header {
+            if seen == index {
+                return offset;
+            }
+            seen += 1;
+        }
+        offset += line.len();
+    }
+    0
+}
+
+/// Byte offset of `key = ` inside the table starting at `table` (the table itself when absent).
+fn key_offset(text: &str, table: usize, key: &str) -> usize {
+    let mut offset = table;
+    for (n, line) in text[table..].split_inclusive('\n').enumerate() {
+        let t = line.trim_start();
+        if n > 0 && t.starts_with('[') {
+            break;
+        }
+        if t.strip_prefix(key).is_some_and(|r| r.trim_start().starts_with('=')) {
+            return offset + (line.len() - t.len());
+        }
+        offset += line.len();
+    }
+    table
 }
 
 #[cfg(test)]
@@ -276,6 +348,28 @@ mod tests {
     fn an_unreadable_users_file_is_an_error_at_its_key() {
         let e = errors("[proxy]\nusers_file = \"does-not-exist.txt\"\n");
         assert!(e[0].starts_with("t.toml:2:1: error: [proxy] users_file: does-not-exist.txt: cannot read"), "{e:?}");
+    }
+
+    #[test]
+    fn account_problems_are_located_at_their_keys() {
+        let text = "[[accounts]]\nname = \"A\"\ntenant_id = \"t.example\"\nclient_id = \"c\"\nclient_secret_env = \"LG_TEST_UNSET_SECRET_VAR\"\n\n[[accounts]]\nname = \"a\"\ntenant_id = \"t\"\nclient_id = \"c\"\nclient_secret_env = \"X\"\nrefresh_interval = \"soon\"\n";
+        let e = errors(text);
+        assert!(e.iter().any(|d| d.starts_with("t.toml:12:1: error: [[accounts]] \"a\": refresh_interval \"soon\"")), "{e:?}");
+        assert!(e.iter().any(|d| d.starts_with("t.toml:8:1: error: [[accounts]] name \"a\" is used twice")), "{e:?}");
+        let e = errors(
+            "[[accounts]]\nname = \"A\"\ntenant_id = \"t.example\"\nclient_id = \"c\"\nclient_secret_env = \"LG_TEST_UNSET_SECRET_VAR\"\n",
+        );
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert!(
+            e[0].starts_with(
+                "t.toml:5:1: warning: [[accounts]] \"A\": client_secret_env: environment variable LG_TEST_UNSET_SECRET_VAR is not set"
+            ),
+            "{e:?}"
+        );
+        let e = errors("[[accounts]]\nname = \"A\"\ntenant_id = \"t\"\nclient_id = \"c\"\n");
+        assert!(e[0].starts_with("t.toml:2:1: error: [[accounts]] \"A\": give exactly one of client_secret_env"), "{e:?}");
+        let e = errors("[[accounts]]\nname = \"A\"\ntenant_id = \"t\"\nclient_id = \"c\"\nclient_secret_env = \"X\"\napi = \"v2\"\n");
+        assert!(e[0].starts_with("t.toml:6:7: error: unknown variant `v2`"), "{e:?}");
     }
 
     #[test]

@@ -911,12 +911,9 @@ async fn graph(
     // v1.0 pages over top-level labels (sublabels nested); beta over every label, flat.
     let items: Vec<Value> = match api {
         Api::Beta => tenant.labels.iter().map(|l| beta_label(l, &by_id)).collect(),
-        Api::V1 => tenant
-            .labels
-            .iter()
-            .filter(|l| l.parent.as_deref().and_then(&by_id).is_none())
-            .map(|l| v1_label(l, &tenant.labels))
-            .collect(),
+        Api::V1 => {
+            tenant.labels.iter().filter(|l| l.parent.as_deref().and_then(&by_id).is_none()).map(|l| v1_label(l, &tenant.labels)).collect()
+        }
     };
     let page: Vec<Value> = items.iter().skip(offset).take(page_size).cloned().collect();
     let mut body = json!({"@odata.context": context, "value": page});

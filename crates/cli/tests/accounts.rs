@@ -1,0 +1,321 @@
+//! MIP accounts end to end: the real `labelgate serve` with two accounts against the fake
+//! identity platform + Graph on loopback, a policy naming a label by name, a file carrying that
+//! label's GUID uploaded through the proxy with curl and blocked with the label's display name;
+//! the account API, the CSV download, `/metrics` through promtool, a restart with Graph gone,
+//! and no secret anywhere labelgate writes or answers.
+
+mod common;
+use common::{curl, origin};
+use labelgate_fakegraph::{App, AppSecret, FakeGraph, FakeLabel, Tenant, World};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+const T1: &str = "11111111-1111-4111-8111-111111111111";
+const T2: &str = "22222222-2222-4222-8222-222222222222";
+const APP1: &str = "aaaaaaaa-0000-4000-8000-000000000001";
+const APP2: &str = "aaaaaaaa-0000-4000-8000-000000000002";
+const SECRET1: &str = "Qx9~contoso-app-secret-8f14e45fceea167a5a36";
+const SECRET2: &str = "Wm3~fabrikam-app-secret-c9f0f895fb98ab9159f5";
+const CONFIDENTIAL: &str = "8cf764ac-ef2b-4787-8ccd-0a8a65e7bafa";
+const FINANCE: &str = "a20cbae4-0c05-448c-b342-cb6c618d0957";
+const RESTRICTED: &str = "7a7a7a7a-0000-4000-8000-000000000001";
+
+fn fake_label(id: &str, name: &str, parent: Option<&str>) -> FakeLabel {
+    FakeLabel {
+        id: id.into(),
+        name: name.into(),
+        sensitivity: 5,
+        is_active: true,
+        content_formats: vec!["file".into()],
+        parent: parent.map(str::to_string),
+        tooltip: if name == "Finance" { "=HYPERLINK(\"http://evil.invalid\",\"click\")".into() } else { format!("{name}, for staff") },
+        ..FakeLabel::default()
+    }
+}
+
+fn world() -> World {
+    let app = |client: &str, secret: &str| App {
+        client_id: client.into(),
+        secrets: vec![AppSecret { value: secret.into(), expired: false }],
+        roles: vec!["InformationProtectionPolicy.Read.All".into(), "SensitivityLabels.Read.All".into()],
+        ..App::default()
+    };
+    World {
+        tenants: vec![
+            Tenant {
+                id: T1.into(),
+                domains: vec!["contoso.onmicrosoft.com".into()],
+                apps: vec![app(APP1, SECRET1)],
+                labels: vec![fake_label(CONFIDENTIAL, "Confidential", None), fake_label(FINANCE, "Finance", Some(CONFIDENTIAL))],
+                ..Tenant::default()
+            },
+            Tenant {
+                id: T2.into(),
+                domains: vec!["fabrikam.onmicrosoft.com".into()],
+                apps: vec![app(APP2, SECRET2)],
+                labels: vec![fake_label(RESTRICTED, "Restricted", None)],
+                ..Tenant::default()
+            },
+        ],
+        token_lifetime_secs: 3599,
+        page_size: 1,
+        faults: vec![],
+    }
+}
+
+fn labeled_docx(label: &str, tenant: &str) -> Vec<u8> {
+    use labelgate_testkit::{custom_xml, docx, zip};
+    zip(&docx(Some(custom_xml(&[(label, tenant, "true")])), None))
+}
+
+struct Running {
+    child: Child,
+    proxy: SocketAddr,
+    admin: SocketAddr,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `labelgate serve` with its stderr and stdout (the audit log) kept in files.
+fn serve(dir: &Path, config: &Path, run: &str) -> Running {
+    let stderr_path = dir.join(format!("stderr-{run}.log"));
+    let stdout_path = dir.join(format!("audit-{run}.jsonl"));
+    let child = Command::new(env!("CARGO_BIN_EXE_labelgate"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0", "--config"])
+        .arg(config)
+        .arg("--state-dir")
+        .arg(dir.join("state"))
+        .stdout(std::fs::File::create(&stdout_path).unwrap())
+        .stderr(std::fs::File::create(&stderr_path).unwrap())
+        .spawn()
+        .unwrap();
+    // Owned by the guard at once: killed and reaped whatever happens next.
+    let unset = SocketAddr::from(([0, 0, 0, 0], 0));
+    let mut running = Running { child, proxy: unset, admin: unset };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let text = std::fs::read_to_string(&stderr_path).unwrap_or_default();
+        let find = |prefix: &str| text.lines().find_map(|l| l.strip_prefix(prefix)).and_then(|a| a.trim().parse().ok());
+        if let (Some(proxy), Some(admin)) = (find("labelgate: proxy listening on "), find("labelgate: admin listening on ")) {
+            running.proxy = proxy;
+            running.admin = admin;
+            return running;
+        }
+        assert!(Instant::now() < deadline, "serve did not start: {text}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// An admin API call with curl: (body, status, headers).
+fn api(admin: SocketAddr, token: Option<&str>, method: &str, path: &str) -> (String, String, String) {
+    let headers = std::env::temp_dir().join(format!("lg-api-headers-{}-{}", std::process::id(), rand_suffix()));
+    let mut cmd = Command::new("curl");
+    cmd.args(["-s", "-S", "-X", method, "-D"]).arg(&headers).args(["-o", "-", "-w", "\n%{http_code}"]);
+    if let Some(t) = token {
+        cmd.args(["-H", &format!("Authorization: Bearer {t}")]);
+    }
+    let out = cmd.arg(format!("http://{admin}{path}")).output().expect("curl runs");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, code) = text.rsplit_once('\n').unwrap_or(("", ""));
+    let head = std::fs::read_to_string(&headers).unwrap_or_default();
+    let _ = std::fs::remove_file(&headers);
+    (body.to_string(), code.to_string(), head)
+}
+
+fn rand_suffix() -> u64 {
+    use std::sync::atomic::AtomicU64;
+    static N: AtomicU64 = AtomicU64::new(0);
+    N.fetch_add(1, Ordering::SeqCst)
+}
+
+fn every_file_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let p = entry.path();
+        if p.is_dir() {
+            out.extend(every_file_under(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
+#[test]
+fn two_accounts_feed_the_policy_and_the_admin_api_and_survive_graph_going_away() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let fake = runtime.block_on(FakeGraph::start(world())).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("contoso.secret"), format!("{SECRET1}\n")).unwrap();
+    std::fs::write(d.join("fabrikam.secret"), SECRET2).unwrap();
+    let config = d.join("labelgate.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+[policy]
+default_action = "allow"
+
+[[policy.rules]]
+name = "Finance stays home"
+action = "block"
+labels = ["Confidential \\ Finance"]
+message = "Finance documents stay inside Contoso."
+
+[[accounts]]
+name = "Contoso"
+tenant_id = "{T1}"
+client_id = "{APP1}"
+client_secret_file = "contoso.secret"
+authority_url = "{url}"
+graph_url = "{url}"
+
+[[accounts]]
+name = "Fabrikam EU"
+tenant_id = "fabrikam.onmicrosoft.com"
+client_id = "{APP2}"
+client_secret_file = "fabrikam.secret"
+authority_url = "{url}"
+graph_url = "{url}/"
+api = "v1.0"
+refresh_interval = "30m"
+"#,
+            url = fake.url()
+        ),
+    )
+    .unwrap();
+    let (origin, count) = origin();
+    let up = format!("http://{origin}/upload");
+    let finance = d.join("budget.docx");
+    std::fs::write(&finance, labeled_docx(&FINANCE.to_uppercase(), T1)).unwrap();
+    let restricted = d.join("notes.docx");
+    std::fs::write(&restricted, labeled_docx(RESTRICTED, T2)).unwrap();
+
+    let lg = serve(d, &config, "first");
+    let token_file = d.join("state/admin-token");
+    let token = std::fs::read_to_string(&token_file).expect("the admin token is generated on first start").trim().to_string();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(std::fs::metadata(&token_file).unwrap().permissions().mode() & 0o777, 0o600);
+    }
+    // Both accounts become Active on their own.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let accounts: serde_json::Value = loop {
+        let (body, code, _) = api(lg.admin, Some(&token), "GET", "/api/v1/accounts");
+        assert_eq!(code, "200", "{body}");
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        if v.as_array().unwrap().iter().all(|a| a["status"] == "Active") {
+            break v;
+        }
+        assert!(Instant::now() < deadline, "accounts did not become Active: {body}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let list = accounts.as_array().unwrap();
+    assert_eq!(list.len(), 2);
+    let contoso = list.iter().find(|a| a["name"] == "Contoso").unwrap();
+    assert_eq!(contoso["tenant_id"], T1);
+    assert_eq!(contoso["client_id"], APP1);
+    assert_eq!(contoso["label_count"], 2);
+    assert_eq!(contoso["retrieval"], true);
+    assert!(contoso["last_retrieval"].is_string() && contoso["last_attempt"].is_string() && contoso["last_error"].is_null());
+    assert_eq!(list.iter().find(|a| a["name"] == "Fabrikam EU").unwrap()["label_count"], 1);
+
+    // The policy names the label; the file carries only its GUID: blocked, with its display name.
+    let (page, code) = curl(lg.proxy, &["-T", finance.to_str().unwrap(), &up]);
+    assert_eq!(code, "403", "{page}");
+    assert!(page.contains("Finance") && page.contains("Finance documents stay inside Contoso."), "{page}");
+    assert_eq!(count.load(Ordering::SeqCst), 0);
+    let (reply, code) = curl(lg.proxy, &["-T", restricted.to_str().unwrap(), &up]);
+    assert_eq!(code, "200", "a label no rule names passes: {reply}");
+
+    // The account API.
+    let mut answers = String::new();
+    let (body, code, _) = api(lg.admin, Some(&token), "GET", "/api/v1/accounts?q=fabrik");
+    assert_eq!(code, "200");
+    let found: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(found.as_array().unwrap().len(), 1);
+    assert_eq!(found[0]["name"], "Fabrikam EU");
+    answers.push_str(&body);
+    let (body, code, _) = api(lg.admin, Some(&token), "GET", "/api/v1/accounts/Fabrikam%20EU");
+    assert_eq!(code, "200", "{body}");
+    assert_eq!(serde_json::from_str::<serde_json::Value>(&body).unwrap()["api"], "v1.0");
+    answers.push_str(&body);
+    let (body, code, _) = api(lg.admin, Some(&token), "GET", "/api/v1/accounts/Contoso/labels");
+    assert_eq!(code, "200");
+    let labels: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let finance_entry = labels.as_array().unwrap().iter().find(|l| l["id"] == FINANCE).unwrap();
+    assert_eq!(finance_entry["parent"], CONFIDENTIAL);
+    assert_eq!(finance_entry["parent_name"], "Confidential");
+    answers.push_str(&body);
+    let (csv, code, headers) = api(lg.admin, Some(&token), "GET", "/api/v1/accounts/Contoso/labels.csv");
+    assert_eq!(code, "200");
+    assert!(headers.to_ascii_lowercase().contains("content-type: text/csv"), "{headers}");
+    assert!(headers.contains("attachment; filename=\"Contoso-labels.csv\""), "{headers}");
+    let rows: Vec<&str> = csv.split("\r\n").filter(|r| !r.is_empty()).collect();
+    assert_eq!(rows[0], "id,name,display_name,parent,priority,active,protection,tooltip,deleted");
+    assert_eq!(rows.len(), 3);
+    let finance_row = rows.iter().find(|r| r.starts_with(FINANCE)).unwrap();
+    assert!(finance_row.contains(",Confidential,") && finance_row.contains("\"'=HYPERLINK("), "a formula is neutralised: {finance_row}");
+    answers.push_str(&csv);
+    assert_eq!(api(lg.admin, None, "GET", "/api/v1/accounts").1, "401");
+    assert_eq!(api(lg.admin, Some("wrong-token"), "GET", "/api/v1/accounts").1, "401");
+    assert_eq!(api(lg.admin, Some(&token), "GET", "/api/v1/accounts/Nobody").1, "404");
+    let (body, code, _) = api(lg.admin, Some(&token), "POST", "/api/v1/accounts/Contoso/refresh");
+    assert_eq!(code, "202", "{body}");
+    assert_eq!(api(lg.admin, Some(&token), "POST", "/api/v1/accounts").1, "405");
+
+    // /metrics: per-account series, valid for promtool.
+    let (metrics, code, _) = api(lg.admin, None, "GET", "/metrics");
+    assert_eq!(code, "200");
+    assert!(metrics.contains(r#"labelgate_account_status{account="Contoso",status="Active"} 1"#), "{metrics}");
+    assert!(metrics.contains(r#"labelgate_account_labels{account="Fabrikam EU"} 1"#));
+    assert!(metrics.contains(r#"labelgate_account_retrieval_errors_total{account="Contoso",kind="throttled"} 0"#));
+    assert!(metrics.contains("labelgate_account_last_success_timestamp_seconds{account=\"Contoso\"}"));
+    let mut promtool = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool is installed by scripts/test.sh (Debian package prometheus)");
+    std::io::Write::write_all(promtool.stdin.as_mut().unwrap(), metrics.as_bytes()).unwrap();
+    let checked = promtool.wait_with_output().unwrap();
+    assert!(checked.status.success(), "promtool: {}{}", String::from_utf8_lossy(&checked.stdout), String::from_utf8_lossy(&checked.stderr));
+    drop(lg);
+
+    // Graph and the identity platform go away; labelgate restarts and still enforces by name.
+    drop(fake);
+    drop(runtime);
+    let lg = serve(d, &config, "second");
+    let (page, code) = curl(lg.proxy, &["-T", finance.to_str().unwrap(), &up]);
+    assert_eq!(code, "403", "enforced from the last snapshot: {page}");
+    assert!(page.contains("Finance"), "{page}");
+    let (body, _, _) = api(lg.admin, Some(&token), "GET", "/api/v1/accounts/Contoso");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["status"], "Active", "a transient outage keeps the status: {body}");
+    assert_eq!(v["label_count"], 2);
+    answers.push_str(&body);
+    drop(lg);
+
+    // No secret in anything labelgate wrote or answered.
+    let mut written = answers;
+    for f in every_file_under(d) {
+        if f.extension().is_some_and(|e| e == "secret") || f.ends_with("admin-token") {
+            continue;
+        }
+        written.push_str(&String::from_utf8_lossy(&std::fs::read(&f).unwrap()));
+    }
+    assert!(written.contains("labelgate: proxy listening"), "the logs were read");
+    for secret in [SECRET1, SECRET2, &token] {
+        assert!(!written.contains(secret), "a secret leaked into logs, snapshots, audit, API answers or CSV");
+    }
+}
