@@ -47,6 +47,8 @@ pub struct ClientOptions {
     pub max_pages: usize,
     /// Extra CA certificates (PEM) trusted for the identity platform and Graph.
     pub extra_roots_pem: Vec<String>,
+    /// Largest answer read (a label page is a few KiB; this bounds a hostile or broken peer).
+    pub max_body: usize,
 }
 
 impl Default for ClientOptions {
@@ -56,6 +58,7 @@ impl Default for ClientOptions {
             retry: RetryPolicy::default(),
             max_pages: 100,
             extra_roots_pem: Vec::new(),
+            max_body: 8 << 20,
         }
     }
 }
@@ -164,8 +167,12 @@ impl Client {
                 Ok(resp) => {
                     let status = resp.status().as_u16();
                     let headers = resp.headers().clone();
-                    let body = match resp.bytes().await {
-                        Ok(b) => b.to_vec(),
+                    let body = match read_capped(resp, self.options.max_body).await {
+                        Ok(Some(b)) => b,
+                        Ok(None) => {
+                            let f = Failure::new(Effect::Transient, ErrorKind::Malformed, format!("{what}: the answer is larger than {} bytes", self.options.max_body)).http(status);
+                            return Err(f);
+                        }
                         Err(e) => {
                             let f = network_failure(what, &e);
                             if last {
@@ -355,6 +362,18 @@ impl Client {
         }
         Err(Failure::new(Effect::Transient, ErrorKind::Malformed, format!("label list: more than {} pages", self.options.max_pages)))
     }
+}
+
+/// The whole body, or `None` when it passes `max` bytes (reading stops there).
+async fn read_capped(mut resp: reqwest::Response, max: usize) -> Result<Option<Vec<u8>>, reqwest::Error> {
+    let mut body = Vec::new();
+    while let Some(chunk) = resp.chunk().await? {
+        if body.len() + chunk.len() > max {
+            return Ok(None);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(Some(body))
 }
 
 fn network_failure(what: &str, e: &reqwest::Error) -> Failure {
