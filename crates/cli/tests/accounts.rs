@@ -169,7 +169,7 @@ default_action = "allow"
 name = "Finance stays home"
 action = "block"
 labels = ["Confidential \\ Finance"]
-message = "Finance documents stay inside Contoso."
+message = "Keep these documents inside Contoso."
 
 [[accounts]]
 name = "Contoso"
@@ -232,7 +232,7 @@ refresh_interval = "30m"
     // The policy names the label; the file carries only its GUID: blocked, with its display name.
     let (page, code) = curl(lg.proxy, &["-T", finance.to_str().unwrap(), &up]);
     assert_eq!(code, "403", "{page}");
-    assert!(page.contains("Finance") && page.contains("Finance documents stay inside Contoso."), "{page}");
+    assert!(page.contains("Finance") && page.contains("Keep these documents inside Contoso."), "{page}");
     assert_eq!(count.load(Ordering::SeqCst), 0);
     let (reply, code) = curl(lg.proxy, &["-T", restricted.to_str().unwrap(), &up]);
     assert_eq!(code, "200", "a label no rule names passes: {reply}");

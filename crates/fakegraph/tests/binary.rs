@@ -47,7 +47,11 @@ fn the_binary_serves_a_world_file() {
     assert_eq!(code, "200", "{body}");
     let labels: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(labels["value"][0]["name"], "Confidential");
-    let (body, code) = curl(&["-d", "client_id=app-1&client_secret=wrong&grant_type=client_credentials&scope=x%2F.default", &format!("{url}/contoso.onmicrosoft.com/oauth2/v2.0/token")]);
+    let (body, code) = curl(&[
+        "-d",
+        "client_id=app-1&client_secret=wrong&grant_type=client_credentials&scope=x%2F.default",
+        &format!("{url}/contoso.onmicrosoft.com/oauth2/v2.0/token"),
+    ]);
     assert_eq!(code, "401");
     assert!(body.contains("AADSTS7000215"), "{body}");
     let (log, _) = curl(&[&format!("{url}/_fake/log")]);

@@ -170,7 +170,12 @@ impl Client {
                     let body = match read_capped(resp, self.options.max_body).await {
                         Ok(Some(b)) => b,
                         Ok(None) => {
-                            let f = Failure::new(Effect::Transient, ErrorKind::Malformed, format!("{what}: the answer is larger than {} bytes", self.options.max_body)).http(status);
+                            let f = Failure::new(
+                                Effect::Transient,
+                                ErrorKind::Malformed,
+                                format!("{what}: the answer is larger than {} bytes", self.options.max_body),
+                            )
+                            .http(status);
                             return Err(f);
                         }
                         Err(e) => {

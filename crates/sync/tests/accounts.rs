@@ -638,3 +638,40 @@ async fn a_slow_tenant_does_not_delay_another() {
     // With a 2 s client timeout the slow token still arrives.
     assert_eq!(slow.await.unwrap().unwrap().status, Status::Active);
 }
+
+#[tokio::test]
+async fn a_config_reload_adds_removes_and_restarts_accounts() {
+    let r = rig(|_| {}).await;
+    r.syncer.refresh("Contoso").await.unwrap();
+    assert_eq!(r.cache.load().len(), 5);
+    let changed = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let seen = Arc::clone(&changed);
+    r.syncer.on_change(move || {
+        seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    });
+    // Unchanged Contoso stays as it is; Fabrikam is added.
+    let contoso = account("Contoso", &r.fake, T1, APP1, "secret1");
+    let fabrikam = account("Fabrikam", &r.fake, T2, APP2, "secret2");
+    r.syncer.reconcile(vec![contoso.clone(), fabrikam.clone()], false);
+    let names: Vec<String> = r.syncer.accounts().into_iter().map(|a| a.name).collect();
+    assert_eq!(names, ["Contoso", "Fabrikam"]);
+    assert_eq!(r.syncer.account("Contoso").unwrap().status, Status::Active, "an unchanged account keeps its state");
+    assert_eq!(r.syncer.account("Fabrikam").unwrap().status, Status::RetrievalPending);
+    r.syncer.refresh("Fabrikam").await.unwrap();
+    assert_eq!(r.cache.load().len(), 10);
+    // Contoso removed: its labels leave the catalog, its snapshot is deleted.
+    r.syncer.reconcile(vec![fabrikam.clone()], false);
+    assert!(r.syncer.account("Contoso").is_none());
+    assert_eq!(r.cache.load().len(), 5);
+    assert!(r.cache.load().by_name(Some("Contoso"), "General").is_empty());
+    assert!(!r.dir.path().join("state/accounts/Contoso.json").exists());
+    // Fabrikam edited to another identity: it starts over.
+    let mut edited = fabrikam;
+    edited.tenant_id = T1.into();
+    edited.client_id = APP1.into();
+    edited.client_secret_file = Some("secret1".into());
+    r.syncer.reconcile(vec![edited], false);
+    assert_eq!(r.syncer.account("Fabrikam").unwrap().status, Status::RetrievalPending);
+    assert!(r.cache.load().is_empty());
+    assert!(changed.load(std::sync::atomic::Ordering::SeqCst) >= 3, "policy is re-bound after each catalog change");
+}
