@@ -149,37 +149,14 @@ pub fn labels_csv(labels: &[Label]) -> String {
     out
 }
 
-fn percent_decode(s: &str) -> Option<String> {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        match b[i] {
-            b'%' => {
-                let hex = |c: u8| (c as char).to_digit(16);
-                let h = hex(*b.get(i + 1)?)?;
-                let l = hex(*b.get(i + 2)?)?;
-                out.push((h * 16 + l) as u8);
-                i += 3;
-            }
-            b'+' => {
-                out.push(b' ');
-                i += 1;
-            }
-            c => {
-                out.push(c);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8(out).ok()
+/// A path segment, percent-decoded (`Contoso%20EU` → `Contoso EU`; a `+` stays a `+`).
+fn percent_decode(segment: &str) -> Option<String> {
+    let escaped = segment.replace('+', "%2B");
+    form_urlencoded::parse(format!("v={escaped}").as_bytes()).next().map(|(_, v)| v.into_owned())
 }
 
 fn query_param(query: Option<&str>, key: &str) -> Option<String> {
-    query?.split('&').find_map(|p| {
-        let (k, v) = p.split_once('=').unwrap_or((p, ""));
-        (k == key).then(|| percent_decode(v)).flatten()
-    })
+    form_urlencoded::parse(query?.as_bytes()).find(|(k, _)| k == key).map(|(_, v)| v.into_owned())
 }
 
 /// Routes one `/api/v1/` request (already authorised).

@@ -549,33 +549,7 @@ fn identity_error(status: u16, error: &str, code: u32, text: &str) -> Answer {
 }
 
 fn form(body: &[u8]) -> Vec<(String, String)> {
-    fn dec(s: &str) -> String {
-        let s = s.replace('+', " ");
-        let b = s.as_bytes();
-        let mut out = Vec::with_capacity(b.len());
-        let mut i = 0;
-        while i < b.len() {
-            if b[i] == b'%' && i + 2 < b.len() {
-                let hex = |c: u8| (c as char).to_digit(16);
-                if let (Some(h), Some(l)) = (hex(b[i + 1]), hex(b[i + 2])) {
-                    out.push((h * 16 + l) as u8);
-                    i += 3;
-                    continue;
-                }
-            }
-            out.push(b[i]);
-            i += 1;
-        }
-        String::from_utf8_lossy(&out).into_owned()
-    }
-    String::from_utf8_lossy(body)
-        .split('&')
-        .filter(|p| !p.is_empty())
-        .map(|p| {
-            let (k, v) = p.split_once('=').unwrap_or((p, ""));
-            (dec(k), dec(v))
-        })
-        .collect()
+    form_urlencoded::parse(body).into_owned().collect()
 }
 
 async fn token(shared: &Shared, path: &str, headers: &http::HeaderMap, body: &[u8], entry: &mut LogEntry) -> Result<Answer, Reject> {
@@ -825,7 +799,7 @@ async fn graph(
     }
     let tid = claims.get("tid").and_then(Value::as_str).unwrap_or("").to_string();
     entry.tenant = Some(tid.clone());
-    let skiptoken = query.and_then(|q| q.split('&').find_map(|p| p.strip_prefix("$skiptoken=")).map(str::to_string));
+    let skiptoken = query.and_then(|q| form_urlencoded::parse(q.as_bytes()).find(|(k, _)| k == "$skiptoken").map(|(_, v)| v.into_owned()));
     if query.is_some_and(|q| q.contains("isScopedToUser")) {
         return Ok(graph_error(400, "BadRequest", "isScopedToUser is not supported for tenant-level requests.", crid));
     }

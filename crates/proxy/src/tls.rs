@@ -55,26 +55,14 @@ fn ca_params() -> CertificateParams {
     params.distinguished_name = dn;
     params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
-    let (y, m, d) = ymd_days_from_now(-1);
-    params.not_before = rcgen::date_time_ymd(y, m, d);
-    let (y, m, d) = ymd_days_from_now(3650);
-    params.not_after = rcgen::date_time_ymd(y, m, d);
+    params.not_before = days_from_now(-1);
+    params.not_after = days_from_now(3650);
     params
 }
 
-/// The UTC date `days` from today.
-fn ymd_days_from_now(days: i64) -> (i32, u8, u8) {
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
-    let z = now.div_euclid(86_400) + days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y as i32, m as u8, d as u8)
+/// Now plus `days`, in UTC (certificate validity bounds).
+fn days_from_now(days: i64) -> time::OffsetDateTime {
+    time::OffsetDateTime::now_utc() + time::Duration::days(days)
 }
 
 /// The local CA and its leaf cache.
@@ -174,10 +162,8 @@ impl CertAuthority {
         ring::rand::SystemRandom::new().fill(&mut serial).map_err(|_| TlsError::Cert("no randomness".into()))?;
         serial[0] &= 0x7F;
         params.serial_number = Some(SerialNumber::from_slice(&serial));
-        let (y, m, d) = ymd_days_from_now(-1);
-        params.not_before = rcgen::date_time_ymd(y, m, d);
-        let (y, m, d) = ymd_days_from_now(7);
-        params.not_after = rcgen::date_time_ymd(y, m, d);
+        params.not_before = days_from_now(-1);
+        params.not_after = days_from_now(7);
         params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
         params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ServerAuth];
         let cert = params.signed_by(&key, &self.issuer).map_err(|e| TlsError::Cert(e.to_string()))?;
@@ -318,7 +304,7 @@ mod tests {
 
     #[test]
     fn dates() {
-        let (y, m, d) = ymd_days_from_now(0);
-        assert!(y >= 2024 && (1..=12).contains(&m) && (1..=31).contains(&d));
+        let week = days_from_now(7) - days_from_now(0);
+        assert!(week.whole_days() == 7 || week.whole_days() == 6, "{week}");
     }
 }
