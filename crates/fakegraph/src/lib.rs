@@ -883,11 +883,25 @@ async fn graph(
         return Ok(a);
     }
     // v1.0 pages over top-level labels (sublabels nested); beta over every label, flat.
+    // v1.0 honours `$filter` on `id in (...)` and `applicableTo has '...'` (joined by `and`).
+    let filter = query.and_then(|q| form_urlencoded::parse(q.as_bytes()).find(|(k, _)| k == "$filter").map(|(_, v)| v.into_owned()));
+    let clauses = match (&api, &filter) {
+        (_, None) => Vec::new(),
+        (Api::Beta, Some(_)) => return Ok(graph_error(400, "BadRequest", "$filter is not supported on this resource.", crid)),
+        (Api::V1, Some(f)) => match parse_filter(f) {
+            Some(c) => c,
+            None => return Ok(graph_error(400, "BadRequest", &format!("Invalid filter clause: {f}"), crid)),
+        },
+    };
     let items: Vec<Value> = match api {
         Api::Beta => tenant.labels.iter().map(|l| beta_label(l, &by_id)).collect(),
-        Api::V1 => {
-            tenant.labels.iter().filter(|l| l.parent.as_deref().and_then(&by_id).is_none()).map(|l| v1_label(l, &tenant.labels)).collect()
-        }
+        Api::V1 => tenant
+            .labels
+            .iter()
+            .filter(|l| l.parent.as_deref().and_then(&by_id).is_none() || !clauses.is_empty())
+            .filter(|l| clauses.iter().all(|c| c.matches(l)))
+            .map(|l| v1_label(l, &tenant.labels))
+            .collect(),
     };
     let page: Vec<Value> = items.iter().skip(offset).take(page_size).cloned().collect();
     let mut body = json!({"@odata.context": context, "value": page});
@@ -895,11 +909,44 @@ async fn graph(
         body["@odata.nextLink"] = json!(format!("{base}{collection}{}", query.map(|q| format!("?{q}")).unwrap_or_default()));
     } else if offset + page_size < items.len() {
         let token = seal_skiptoken(&shared.key, offset + page_size, inner.generation);
-        body["@odata.nextLink"] = json!(format!("{base}{collection}?$skiptoken={token}"));
+        // The link carries the original parameters, as Graph's do.
+        let filter_param = filter
+            .as_deref()
+            .map_or_else(String::new, |f| format!("$filter={}&", form_urlencoded::byte_serialize(f.as_bytes()).collect::<String>()));
+        body["@odata.nextLink"] = json!(format!("{base}{collection}?{filter_param}$skiptoken={token}"));
     }
     let mut a = json_answer(200, &body);
     graph_headers(&mut a, &request_id, crid);
     Ok(a)
+}
+
+/// One `$filter` clause of the v1.0 label list.
+enum Clause {
+    IdIn(Vec<String>),
+    ApplicableToHas(String),
+}
+
+impl Clause {
+    fn matches(&self, l: &FakeLabel) -> bool {
+        match self {
+            Clause::IdIn(ids) => ids.iter().any(|i| i.eq_ignore_ascii_case(&l.id)),
+            Clause::ApplicableToHas(f) => l.content_formats.iter().any(|c| c.eq_ignore_ascii_case(f)),
+        }
+    }
+}
+
+fn parse_filter(filter: &str) -> Option<Vec<Clause>> {
+    let quoted = |s: &str| s.trim().strip_prefix('\'').and_then(|s| s.strip_suffix('\'')).map(str::to_string);
+    filter
+        .split(" and ")
+        .map(|clause| {
+            let c = clause.trim();
+            if let Some(list) = c.strip_prefix("id in (").and_then(|r| r.strip_suffix(')')) {
+                return list.split(',').map(quoted).collect::<Option<Vec<_>>>().map(Clause::IdIn);
+            }
+            c.strip_prefix("applicableTo has ").and_then(quoted).map(Clause::ApplicableToHas)
+        })
+        .collect()
 }
 
 fn collection_of(api: &Api, base: &str) -> (&'static str, String) {

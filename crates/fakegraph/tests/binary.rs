@@ -64,3 +64,48 @@ fn the_binary_serves_a_world_file() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("world.json"));
 }
+
+#[test]
+fn the_wire_details_a_client_may_meet() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let world: labelgate_fakegraph::World = serde_json::from_str(
+        r#"{"page_size": 1, "tenants": [{"id": "11111111-1111-4111-8111-111111111111",
+            "apps": [{"client_id": "app-1", "secrets": [{"value": "s3cret"}]}],
+            "labels": [{"id": "8cf764ac-ef2b-4787-8ccd-0a8a65e7bafa", "name": "Confidential", "content_formats": ["file"]},
+                       {"id": "a20cbae4-0c05-448c-b342-cb6c618d0957", "name": "Finance", "content_formats": ["file"], "parent": "8cf764ac-ef2b-4787-8ccd-0a8a65e7bafa"},
+                       {"id": "4e4234dd-377b-42a3-935b-0e42f138fa23", "name": "General", "content_formats": ["email"]}]}]}"#,
+    )
+    .unwrap();
+    let fake = runtime.block_on(labelgate_fakegraph::FakeGraph::start(world)).unwrap();
+    let url = fake.url();
+    let token_url = format!("{url}/11111111-1111-4111-8111-111111111111/oauth2/v2.0/token");
+    // HTTP Basic client authentication (RFC 6749 §2.3.1) is accepted like the form fields.
+    let (body, code) =
+        curl(&["-u", "app-1:s3cret", "-d", "grant_type=client_credentials&scope=https%3A%2F%2Fgraph.microsoft.com%2F.default", &token_url]);
+    assert_eq!(code, "200", "{body}");
+    let access = serde_json::from_str::<serde_json::Value>(&body).unwrap()["access_token"].as_str().unwrap().to_string();
+    let bearer = format!("Authorization: Bearer {access}");
+    let v1 = format!("{url}/v1.0/security/dataSecurityAndGovernance/sensitivityLabels");
+    // v1.0 nests sublabels and pages over top-level labels; the nextLink keeps the parameters.
+    let (body, code) = curl(&["-H", &bearer, &v1]);
+    assert_eq!(code, "200");
+    let page: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(page["value"][0]["sublabels"][0]["name"], "Finance");
+    assert!(page["@odata.nextLink"].as_str().unwrap().contains("$skiptoken="));
+    // $filter on applicableTo and on ids.
+    let (body, _) = curl(&["-G", "-H", &bearer, "--data-urlencode", "$filter=applicableTo has 'email'", &v1]);
+    let page: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(page["value"].as_array().unwrap().len(), 1);
+    assert_eq!(page["value"][0]["name"], "General");
+    let (body, _) = curl(&["-G", "-H", &bearer, "--data-urlencode", "$filter=id in ('a20cbae4-0c05-448c-b342-cb6c618d0957')", &v1]);
+    assert_eq!(serde_json::from_str::<serde_json::Value>(&body).unwrap()["value"][0]["name"], "Finance");
+    let (body, code) = curl(&["-G", "-H", &bearer, "--data-urlencode", "$filter=name eq 'x'", &v1]);
+    assert_eq!(code, "400", "{body}");
+    assert_eq!(curl(&["-G", "-H", &bearer, "--data-urlencode", "isScopedToUser=true", &v1]).1, "400");
+    // A skiptoken the fake did not mint, the retired legacy API, and a missing token.
+    assert_eq!(curl(&["-H", &bearer, &format!("{v1}?$skiptoken=forged")]).1, "400");
+    assert_eq!(curl(&["-H", &bearer, &format!("{url}/beta/informationProtection/policy/labels")]).1, "404");
+    let (body, code) = curl(&[&v1]);
+    assert_eq!(code, "401");
+    assert!(body.contains("InvalidAuthenticationToken"), "{body}");
+}
