@@ -27,6 +27,16 @@ fn load_or_report(config: Option<&std::path::Path>) -> Result<std::result::Resul
     }
 }
 
+/// The label catalog a command without network uses: `[[labels]]` plus the labels each
+/// `[[accounts]]` entry last retrieved, as stored in `state_dir` by `labelgate serve`.
+fn stored_catalog(loaded: &labelgate_config::LoadedConfig, state_dir: &std::path::Path) -> std::sync::Arc<labelgate_catalog::Catalog> {
+    let cache = labelgate_catalog::LabelCache::new(labelgate_catalog::Catalog::from_static(loaded.static_labels.clone()));
+    for (account, labels) in labelgate_sync::stored_labels(state_dir, &loaded.file.accounts) {
+        cache.replace_account(&account, labels);
+    }
+    cache.snapshot()
+}
+
 mod ca;
 mod check;
 mod inspect;

@@ -33,6 +33,9 @@ pub struct PolicyTestArgs {
     /// Print one JSON object.
     #[arg(long)]
     json: bool,
+    /// State directory of `labelgate serve` (label names retrieved from Graph are known from it).
+    #[arg(long, value_name = "DIR", default_value = "state")]
+    state_dir: PathBuf,
 }
 
 #[derive(Serialize)]
@@ -82,7 +85,7 @@ pub fn run(config: Option<&Path>, args: &PolicyTestArgs) -> Result<ExitCode> {
         Err(code) => return Ok(code),
     };
     let (host, url) = split_url(&args.url)?;
-    let catalog = loaded.static_catalog();
+    let catalog = crate::stored_catalog(&loaded, &args.state_dir);
     let (policy, diagnostics) = loaded.resolve(catalog.clone());
     let file = std::fs::File::open(&args.file).with_context(|| format!("cannot open {}", args.file.display()))?;
     let result = extract_reader(std::io::BufReader::new(file), &Limits::default());

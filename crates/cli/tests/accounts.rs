@@ -292,6 +292,42 @@ refresh_interval = "30m"
     assert!(checked.status.success(), "promtool: {}{}", String::from_utf8_lossy(&checked.stdout), String::from_utf8_lossy(&checked.stderr));
     drop(lg);
 
+    // Offline tools resolve the name from the stored labels: `check` is quiet about it and
+    // `policy test` gives the verdict serve gives; without the state dir, both say they do not know it.
+    let lg_bin = env!("CARGO_BIN_EXE_labelgate");
+    let state = d.join("state");
+    let check = |state_dir: &Path| {
+        Command::new(lg_bin).arg("check").arg("--config").arg(&config).arg("--state-dir").arg(state_dir).output().unwrap()
+    };
+    let out = check(&state);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("no known label"), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("2 accounts with 3 stored labels"), "{}", String::from_utf8_lossy(&out.stdout));
+    let empty = d.join("empty-state");
+    let out = check(&empty);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no known label is named \"Confidential \\\\ Finance\""),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let policy_test = |state_dir: &Path| {
+        let out = Command::new(lg_bin)
+            .args(["policy", "test", "--json", "--url", "https://files.example.com/upload", "--config"])
+            .arg(&config)
+            .arg("--state-dir")
+            .arg(state_dir)
+            .arg("--file")
+            .arg(&finance)
+            .output()
+            .unwrap();
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
+    };
+    let report = policy_test(&state);
+    assert_eq!(report["verdict"]["action"], "block", "{report}");
+    assert_eq!(report["verdict"]["rule"], "Finance stays home");
+    assert_eq!(report["labels"][0]["name"], "Finance");
+    assert_eq!(policy_test(&empty)["verdict"]["action"], "allow");
+
     // Graph and the identity platform go away; labelgate restarts and still enforces by name.
     drop(fake);
     drop(runtime);

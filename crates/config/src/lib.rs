@@ -104,6 +104,9 @@ pub struct LoadedConfig {
     pub static_labels: Vec<Label>,
     /// Warnings found while validating (errors make loading fail).
     pub warnings: Vec<Diagnostic>,
+    /// The text as loaded (later diagnostics are located in it, not in a file that may have
+    /// changed since).
+    text: String,
 }
 
 impl LoadedConfig {
@@ -122,15 +125,8 @@ impl LoadedConfig {
         self.path.as_ref().map_or_else(|| "<embedded default>".to_string(), |p| p.display().to_string())
     }
 
-    fn text(&self) -> String {
-        match &self.path {
-            Some(p) => std::fs::read_to_string(p).unwrap_or_default(),
-            None => DEFAULT_CONFIG.to_string(),
-        }
-    }
-
     fn locate(&self, p: &Problem) -> Diagnostic {
-        let (line, column) = line_col(&self.text(), p.span.start);
+        let (line, column) = line_col(&self.text, p.span.start);
         Diagnostic { file: self.display_name(), line, column, severity: p.severity, message: p.message.clone() }
     }
 }
@@ -235,14 +231,17 @@ pub fn load_str(path: Option<&Path>, text: &str) -> Result<LoadedConfig, LoadErr
         }
     }
     // Label names are resolved against [[labels]] here; names only Graph knows are warnings.
+    // Label names: a name several [[labels]] share is an error now; a name no [[labels]] entry
+    // has may be known from Graph, so it is reported by `resolve` against the catalog in use.
     let (_, resolve_problems) = policy.resolve(Arc::new(Catalog::from_static(static_labels.clone())));
-    diagnostics.extend(resolve_problems.iter().map(|p| at(&p.span, p.severity, p.message.clone())));
+    diagnostics
+        .extend(resolve_problems.iter().filter(|p| p.severity == Severity::Error).map(|p| at(&p.span, p.severity, p.message.clone())));
     diagnostics.sort_by_key(|d| (d.line, d.column));
     if diagnostics.iter().any(|d| d.severity == Severity::Error) {
         return Err(LoadError::Invalid(diagnostics));
     }
     let base_dir = path.and_then(Path::parent).map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."));
-    Ok(LoadedConfig { path: path.map(Path::to_path_buf), base_dir, file, policy, static_labels, warnings: diagnostics })
+    Ok(LoadedConfig { path: path.map(Path::to_path_buf), base_dir, file, policy, static_labels, warnings: diagnostics, text: text.to_string() })
 }
 
 /// Byte offset of the `index`-th `header` line (0 when absent).
@@ -376,11 +375,13 @@ mod tests {
     fn unknown_label_name_is_a_warning() {
         let c = load_str(Some(Path::new("t.toml")), "[[policy.rules]]\nname = \"x\"\naction = \"block\"\nlabels = [\"Secret\"]\n")
             .expect("warnings do not fail");
-        assert_eq!(c.warnings.len(), 1);
-        assert!(
-            c.warnings[0].to_string().starts_with("t.toml:4:11: warning: rule \"x\": no known label is named \"Secret\""),
-            "{}",
-            c.warnings[0]
-        );
+        assert!(c.warnings.is_empty(), "reported against the catalog in use, not at load: {:?}", c.warnings);
+        let (_, names) = c.resolve(c.static_catalog());
+        assert_eq!(names.len(), 1);
+        assert!(names[0].to_string().starts_with("t.toml:4:11: warning: rule \"x\": no known label is named \"Secret\""), "{}", names[0]);
+        let mut graph = labelgate_catalog::Label::new("f5dc2dea-db0f-47cd-8b20-a52e1590fb64", "Secret");
+        graph.account = Some("Contoso".into());
+        let (_, names) = c.resolve(Arc::new(Catalog::build(vec![], vec![graph])));
+        assert!(names.is_empty(), "a name a retrieved label has: {names:?}");
     }
 }

@@ -269,23 +269,12 @@ impl Syncer {
     }
 
     fn snapshot_path(&self, name: &str) -> PathBuf {
-        let mut file = String::new();
-        for b in name.bytes() {
-            match b {
-                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' => file.push(b as char),
-                _ => file.push_str(&format!("%{b:02X}")),
-            }
-        }
-        self.options.state_dir.join("accounts").join(format!("{file}.json"))
+        snapshot_path(&self.options.state_dir, name)
     }
 
     fn insert(&self, config: AccountConfig) {
-        let print = fingerprint(&config);
-        let loaded = std::fs::read(self.snapshot_path(&config.name))
-            .ok()
-            .and_then(|b| serde_json::from_slice::<AccountState>(&b).ok())
-            .filter(|s| s.fingerprint == print);
-        let state = loaded.unwrap_or_else(|| AccountState::new(print));
+        let loaded = read_snapshot(&self.options.state_dir, &config);
+        let state = loaded.unwrap_or_else(|| AccountState::new(fingerprint(&config)));
         if !state.labels.is_empty() {
             self.cache.replace_account(&config.name, state.labels.clone());
         }
@@ -540,6 +529,30 @@ impl Syncer {
             eprintln!("labelgate: cannot save the label snapshot of account {:?}: {e}", account.config.name);
         }
     }
+}
+
+/// `<state_dir>/accounts/<name>.json`, the name percent-encoded beyond `[A-Za-z0-9_-]`.
+fn snapshot_path(state_dir: &Path, name: &str) -> PathBuf {
+    let mut file = String::new();
+    for b in name.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' => file.push(b as char),
+            _ => file.push_str(&format!("%{b:02X}")),
+        }
+    }
+    state_dir.join("accounts").join(format!("{file}.json"))
+}
+
+/// The stored state of an account, when it was made with the same identity.
+fn read_snapshot(state_dir: &Path, config: &AccountConfig) -> Option<AccountState> {
+    let bytes = std::fs::read(snapshot_path(state_dir, &config.name)).ok()?;
+    serde_json::from_slice::<AccountState>(&bytes).ok().filter(|s| s.fingerprint == fingerprint(config))
+}
+
+/// The labels each account last retrieved, as stored in `state_dir` (no network): what
+/// `labelgate check` and `labelgate policy test` resolve label names against.
+pub fn stored_labels(state_dir: &Path, accounts: &[AccountConfig]) -> Vec<(String, Vec<Label>)> {
+    accounts.iter().filter_map(|a| read_snapshot(state_dir, a).map(|s| (a.name.clone(), s.labels))).filter(|(_, l)| !l.is_empty()).collect()
 }
 
 fn write_atomic(path: &Path, state: &AccountState) -> std::io::Result<()> {
