@@ -241,7 +241,15 @@ pub fn load_str(path: Option<&Path>, text: &str) -> Result<LoadedConfig, LoadErr
         return Err(LoadError::Invalid(diagnostics));
     }
     let base_dir = path.and_then(Path::parent).map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."));
-    Ok(LoadedConfig { path: path.map(Path::to_path_buf), base_dir, file, policy, static_labels, warnings: diagnostics, text: text.to_string() })
+    Ok(LoadedConfig {
+        path: path.map(Path::to_path_buf),
+        base_dir,
+        file,
+        policy,
+        static_labels,
+        warnings: diagnostics,
+        text: text.to_string(),
+    })
 }
 
 /// Byte offset of the `index`-th `header` line (0 when absent).
