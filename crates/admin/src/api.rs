@@ -183,7 +183,16 @@ pub fn route(syncer: &Syncer, method: &Method, path: &str, query: Option<&str>) 
     let Some(name) = percent_decode(raw_name) else { return problem(StatusCode::BAD_REQUEST, "the account name is not valid UTF-8") };
     let Some(view) = syncer.account(&name) else { return problem(StatusCode::NOT_FOUND, "no such account") };
     match (method.as_str(), tail) {
-        ("GET" | "HEAD", "") => json_answer(StatusCode::OK, &AccountEntry::from(&view)),
+        // One account: its list entry plus its recent status changes.
+        ("GET" | "HEAD", "") => {
+            #[derive(Serialize)]
+            struct Detail<'a> {
+                #[serde(flatten)]
+                entry: AccountEntry<'a>,
+                history: &'a [labelgate_sync::Transition],
+            }
+            json_answer(StatusCode::OK, &Detail { entry: AccountEntry::from(&view), history: &view.history })
+        }
         ("GET" | "HEAD", "labels") => {
             let labels = syncer.labels(&name).unwrap_or_default();
             json_answer(StatusCode::OK, &entries(&labels))

@@ -247,7 +247,10 @@ refresh_interval = "30m"
     answers.push_str(&body);
     let (body, code, _) = api(lg.admin, Some(&token), "GET", "/api/v1/accounts/Fabrikam%20EU");
     assert_eq!(code, "200", "{body}");
-    assert_eq!(serde_json::from_str::<serde_json::Value>(&body).unwrap()["api"], "v1.0");
+    let one: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(one["api"], "v1.0");
+    let statuses: Vec<&str> = one["history"].as_array().unwrap().iter().map(|t| t["status"].as_str().unwrap()).collect();
+    assert_eq!(statuses, ["Validation Success", "Retrieval Pending", "Active"]);
     answers.push_str(&body);
     let (body, code, _) = api(lg.admin, Some(&token), "GET", "/api/v1/accounts/Contoso/labels");
     assert_eq!(code, "200");
