@@ -37,6 +37,7 @@ fn stored_catalog(loaded: &labelgate_config::LoadedConfig, state_dir: &std::path
     cache.snapshot()
 }
 
+mod accounts;
 mod ca;
 mod check;
 mod inspect;
@@ -71,6 +72,8 @@ enum Command {
     /// Policy tools.
     #[command(subcommand)]
     Policy(PolicyCommand),
+    /// MIP accounts as last stored by `serve` (status, labels); offline.
+    Accounts(accounts::AccountsArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -95,6 +98,7 @@ fn main() -> ExitCode {
         Command::Ca(CaCommand::Export(args)) => ca::export(&args),
         Command::Passwd(args) => passwd::run(&args),
         Command::Policy(PolicyCommand::Test(args)) => policy_test::run(config, &args),
+        Command::Accounts(args) => accounts::run(config, &args),
     };
     match outcome {
         Ok(code) => code,

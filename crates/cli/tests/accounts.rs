@@ -330,6 +330,21 @@ refresh_interval = "30m"
     assert_eq!(report["verdict"]["rule"], "Finance stays home");
     assert_eq!(report["labels"][0]["name"], "Finance");
     assert_eq!(policy_test(&empty)["verdict"]["action"], "allow");
+    // `labelgate accounts` shows the same accounts and labels offline.
+    let accounts_cmd = |extra: &[&str]| {
+        let out =
+            Command::new(lg_bin).arg("accounts").arg("--config").arg(&config).arg("--state-dir").arg(&state).args(extra).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let table = accounts_cmd(&[]);
+    let contoso_line = table.lines().find(|l| l.starts_with("Contoso ")).expect(&table);
+    assert!(contoso_line.contains("Active") && contoso_line.split_whitespace().nth(2) == Some("2"), "{table}");
+    assert_eq!(accounts_cmd(&["labels", "Contoso", "--csv"]), csv, "the CSV the API serves");
+    let listed: serde_json::Value = serde_json::from_str(&accounts_cmd(&["list", "--query", "v1", "--json"])).unwrap_or_default();
+    assert_eq!(listed.as_array().map(Vec::len), Some(0), "the query matches name, tenant, client id or status only");
+    let listed: serde_json::Value = serde_json::from_str(&accounts_cmd(&["list", "-q", "fabrikam", "--json"])).unwrap();
+    assert_eq!(listed[0]["name"], "Fabrikam EU");
 
     // Graph and the identity platform go away; labelgate restarts and still enforces by name.
     drop(fake);

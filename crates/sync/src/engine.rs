@@ -159,22 +159,25 @@ impl Account {
     }
 
     fn view(&self) -> AccountView {
-        let s = self.state();
-        AccountView {
-            name: self.config.name.clone(),
-            tenant_id: self.config.tenant_id.clone(),
-            client_id: self.config.client_id.clone(),
-            status: s.status,
-            label_count: s.label_count,
-            last_retrieval: s.last_retrieval.clone(),
-            last_attempt: s.last_attempt.clone(),
-            last_error: s.last_error.clone(),
-            retrieval: self.config.retrieval,
-            api: self.config.api.as_str(),
-            refresh_interval: self.config.refresh_interval.clone(),
-            credential: if self.config.certificate_file.is_some() { "certificate" } else { "client_secret" },
-            history: s.history.clone(),
-        }
+        view_of(&self.config, &self.state())
+    }
+}
+
+fn view_of(config: &AccountConfig, s: &AccountState) -> AccountView {
+    AccountView {
+        name: config.name.clone(),
+        tenant_id: config.tenant_id.clone(),
+        client_id: config.client_id.clone(),
+        status: s.status,
+        label_count: s.label_count,
+        last_retrieval: s.last_retrieval.clone(),
+        last_attempt: s.last_attempt.clone(),
+        last_error: s.last_error.clone(),
+        retrieval: config.retrieval,
+        api: config.api.as_str(),
+        refresh_interval: config.refresh_interval.clone(),
+        credential: if config.certificate_file.is_some() { "certificate" } else { "client_secret" },
+        history: s.history.clone(),
     }
 }
 
@@ -553,6 +556,18 @@ fn read_snapshot(state_dir: &Path, config: &AccountConfig) -> Option<AccountStat
 /// `labelgate check` and `labelgate policy test` resolve label names against.
 pub fn stored_labels(state_dir: &Path, accounts: &[AccountConfig]) -> Vec<(String, Vec<Label>)> {
     accounts.iter().filter_map(|a| read_snapshot(state_dir, a).map(|s| (a.name.clone(), s.labels))).filter(|(_, l)| !l.is_empty()).collect()
+}
+
+/// Each configured account as `labelgate serve` last stored it in `state_dir` (no network; an
+/// account never synced shows `Retrieval Pending`), with its labels.
+pub fn stored_accounts(state_dir: &Path, accounts: &[AccountConfig]) -> Vec<(AccountView, Vec<Label>)> {
+    accounts
+        .iter()
+        .map(|a| {
+            let state = read_snapshot(state_dir, a).unwrap_or_else(|| AccountState::new(fingerprint(a)));
+            (view_of(a, &state), state.labels)
+        })
+        .collect()
 }
 
 fn write_atomic(path: &Path, state: &AccountState) -> std::io::Result<()> {
