@@ -11,8 +11,7 @@ use hyper_util::rt::TokioIo;
 use labelgate_catalog::Catalog;
 use labelgate_policy::{CloudAppConfig, Policy, PolicyConfig};
 use labelgate_proxy::{upstream_client_config, AuditSink, CertAuthority, InspectionConfig, Interception, Proxy, ProxyConfig};
-use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair, SanType};
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
+use rustls::pki_types::{CertificateDer, ServerName};
 use sha2::{Digest, Sha256};
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -27,23 +26,8 @@ fn hex(b: &[u8]) -> String {
 
 /// An HTTPS origin on 127.0.0.1 with a certificate from its own test CA; returns the CA PEM.
 async fn https_origin() -> (SocketAddr, String) {
-    let ca_key = KeyPair::generate().unwrap();
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    let ca_cert = ca_params.self_signed(&ca_key).unwrap();
-    let issuer = Issuer::new(ca_params, ca_key);
-    let key = KeyPair::generate().unwrap();
-    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    params.subject_alt_names = vec![SanType::IpAddress("127.0.0.1".parse().unwrap())];
-    let cert = params.signed_by(&key, &issuer).unwrap();
-    let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_no_client_auth()
-        .with_single_cert(vec![cert.der().clone()], PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())))
-        .unwrap();
-    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let (config, ca_pem) = labelgate_testkit::loopback_server_tls(&[b"h2", b"http/1.1"]);
+    let acceptor = tokio_rustls::TlsAcceptor::from(config);
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
@@ -70,7 +54,7 @@ async fn https_origin() -> (SocketAddr, String) {
             });
         }
     });
-    (addr, ca_cert.pem())
+    (addr, ca_pem)
 }
 
 #[derive(serde::Deserialize)]

@@ -495,3 +495,27 @@ pub fn large_pdf(pages: usize, page_bytes: usize) -> Vec<u8> {
     p.classic_xref("/Root 1 0 R /Info 4 0 R");
     p.bytes()
 }
+
+/// A throwaway CA and a rustls server configuration for `127.0.0.1` with a leaf it signed, for
+/// loopback HTTPS origins in tests: the configuration (offering `alpn`) and the CA certificate
+/// (PEM) a client or labelgate trusts as an extra root.
+pub fn loopback_server_tls(alpn: &[&[u8]]) -> (std::sync::Arc<rustls::ServerConfig>, String) {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair, SanType};
+    let ca_key = KeyPair::generate().expect("CA key");
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca_cert = ca_params.self_signed(&ca_key).expect("CA certificate");
+    let issuer = Issuer::new(ca_params, ca_key);
+    let key = KeyPair::generate().expect("leaf key");
+    let mut params = CertificateParams::new(Vec::<String>::new()).expect("leaf params");
+    params.subject_alt_names = vec![SanType::IpAddress(std::net::IpAddr::from([127, 0, 0, 1]))];
+    let cert = params.signed_by(&key, &issuer).expect("leaf certificate");
+    let mut config = rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .expect("protocol versions")
+        .with_no_client_auth()
+        .with_single_cert(vec![cert.der().clone()], rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()))
+        .expect("server certificate");
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    (std::sync::Arc::new(config), ca_cert.pem())
+}

@@ -120,26 +120,9 @@ pub fn https_origin(dir: &std::path::Path) -> (SocketAddr, PathBuf) {
 /// answers an HTML page with the body's sha256.
 pub fn https_origin_with_pages(dir: &std::path::Path, pages: Vec<(String, String)>) -> (SocketAddr, PathBuf) {
     let pages = Arc::new(pages);
-    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair, SanType};
-    let ca_key = KeyPair::generate().unwrap();
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    let ca_cert = ca_params.self_signed(&ca_key).unwrap();
-    let issuer = Issuer::new(ca_params, ca_key);
-    let key = KeyPair::generate().unwrap();
-    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    params.subject_alt_names = vec![SanType::IpAddress("127.0.0.1".parse().unwrap())];
-    let cert = params.signed_by(&key, &issuer).unwrap();
+    let (config, ca_pem) = labelgate_testkit::loopback_server_tls(&[]);
     let ca_path = dir.join("origin-ca.pem");
-    std::fs::write(&ca_path, ca_cert.pem()).unwrap();
-    let config = Arc::new(
-        rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_no_client_auth()
-            .with_single_cert(vec![cert.der().clone()], rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()))
-            .unwrap(),
-    );
+    std::fs::write(&ca_path, ca_pem).unwrap();
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     std::thread::spawn(move || {
