@@ -115,9 +115,9 @@ impl Spool {
         Spool { area: Arc::clone(area), memory: Vec::new(), frozen: None, in_memory: 0, file: None, len: 0, reserved: 0 }
     }
 
-    /// Reserves room for a body of `expected` bytes (its Content-Length) when it fits the
-    /// per-body limit and the shared budget, so a large body is not copied each time the buffer
-    /// grows. The reservation is charged to the budget up front.
+    /// Charges a body of `expected` bytes (its Content-Length) to the shared budget up front when
+    /// it fits the per-body limit and the budget, so concurrent bodies cannot all pass the budget
+    /// check and then overrun it together as their bytes arrive.
     pub(crate) fn expect(&mut self, expected: u64) {
         if expected > self.area.memory_limit || self.len > 0 || self.in_memory > 0 {
             return;
