@@ -162,32 +162,17 @@ impl Client {
         loop {
             attempt += 1;
             let last = attempt >= retry.max_attempts;
-            let result = make().header("retry-attempt", (attempt - 1).to_string()).send().await;
-            let (failure, wait) = match result {
-                Ok(resp) => {
-                    let status = resp.status().as_u16();
-                    let headers = resp.headers().clone();
-                    let body = match read_capped(resp, self.options.max_body).await {
-                        Ok(Some(b)) => b,
-                        Ok(None) => {
-                            let f = Failure::new(
-                                Effect::Transient,
-                                ErrorKind::Malformed,
-                                format!("{what}: the answer is larger than {} bytes", self.options.max_body),
-                            )
-                            .http(status);
-                            return Err(f);
-                        }
-                        Err(e) => {
-                            let f = network_failure(what, &e);
-                            if last {
-                                return Err(f);
-                            }
-                            let wait = self.backoff(attempt);
-                            self.clock.sleep(wait).await;
-                            continue;
-                        }
-                    };
+            let received = match make().header("retry-attempt", (attempt - 1).to_string()).send().await {
+                Ok(resp) => receive(resp, self.options.max_body).await,
+                Err(e) => Err(e),
+            };
+            let (failure, wait) = match received {
+                Err(e) => (network_failure(what, &e), self.backoff(attempt)),
+                Ok((status, _, None)) => {
+                    let too_large = format!("{what}: the answer is larger than {} bytes", self.options.max_body);
+                    return Err(Failure::new(Effect::Transient, ErrorKind::Malformed, too_large).http(status));
+                }
+                Ok((status, headers, Some(body))) => {
                     let answer = Answer { status, headers, body };
                     if !matches!(status, 429 | 500 | 502 | 503 | 504) {
                         return Ok(answer);
@@ -206,7 +191,6 @@ impl Client {
                     }
                     (f, retry_after.unwrap_or_else(|| self.backoff(attempt)))
                 }
-                Err(e) => (network_failure(what, &e), self.backoff(attempt)),
             };
             if last {
                 return Err(failure);
@@ -369,16 +353,19 @@ impl Client {
     }
 }
 
-/// The whole body, or `None` when it passes `max` bytes (reading stops there).
-async fn read_capped(mut resp: reqwest::Response, max: usize) -> Result<Option<Vec<u8>>, reqwest::Error> {
+/// Status, headers and the whole body, the body `None` when it passes `max` bytes (reading stops
+/// there).
+async fn receive(mut resp: reqwest::Response, max: usize) -> Result<(u16, reqwest::header::HeaderMap, Option<Vec<u8>>), reqwest::Error> {
+    let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
     let mut body = Vec::new();
     while let Some(chunk) = resp.chunk().await? {
         if body.len() + chunk.len() > max {
-            return Ok(None);
+            return Ok((status, headers, None));
         }
         body.extend_from_slice(&chunk);
     }
-    Ok(Some(body))
+    Ok((status, headers, Some(body)))
 }
 
 fn network_failure(what: &str, e: &reqwest::Error) -> Failure {
