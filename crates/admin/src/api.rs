@@ -151,8 +151,7 @@ pub fn labels_csv(labels: &[Label]) -> String {
 
 /// A path segment, percent-decoded (`Contoso%20EU` → `Contoso EU`; a `+` stays a `+`).
 fn percent_decode(segment: &str) -> Option<String> {
-    let escaped = segment.replace('+', "%2B");
-    form_urlencoded::parse(format!("v={escaped}").as_bytes()).next().map(|(_, v)| v.into_owned())
+    percent_encoding::percent_decode_str(segment).decode_utf8().ok().map(|s| s.into_owned())
 }
 
 fn query_param(query: Option<&str>, key: &str) -> Option<String> {
@@ -239,6 +238,13 @@ mod tests {
         assert!(!authorized(Some("Bearer abd"), "abc"));
         assert!(!authorized(Some("Basic abc"), "abc"));
         assert!(!authorized(None, "abc"));
+    }
+
+    #[test]
+    fn path_segments_are_decoded_strictly() {
+        assert_eq!(percent_decode("Contoso%20EU").as_deref(), Some("Contoso EU"));
+        assert_eq!(percent_decode("a+b").as_deref(), Some("a+b"), "a path keeps its plus signs");
+        assert_eq!(percent_decode("%FF"), None, "not UTF-8: refused, not guessed");
     }
 
     #[test]
