@@ -31,8 +31,10 @@ fn load_or_report(config: Option<&std::path::Path>) -> Result<std::result::Resul
 /// `[[accounts]]` entry last retrieved, as stored in `state_dir` by `labelgate serve`.
 fn stored_catalog(loaded: &labelgate_config::LoadedConfig, state_dir: &std::path::Path) -> std::sync::Arc<labelgate_catalog::Catalog> {
     let cache = labelgate_catalog::LabelCache::new(labelgate_catalog::Catalog::from_static(loaded.static_labels.clone()));
-    for (account, labels) in labelgate_sync::stored_labels(state_dir, &loaded.file.accounts) {
-        cache.replace_account(&account, labels);
+    for (account, labels) in labelgate_sync::stored_accounts(state_dir, &loaded.file.accounts) {
+        if !labels.is_empty() {
+            cache.replace_account(&account.name, labels);
+        }
     }
     cache.snapshot()
 }

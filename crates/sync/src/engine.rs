@@ -552,14 +552,9 @@ fn read_snapshot(state_dir: &Path, config: &AccountConfig) -> Option<AccountStat
     serde_json::from_slice::<AccountState>(&bytes).ok().filter(|s| s.fingerprint == fingerprint(config))
 }
 
-/// The labels each account last retrieved, as stored in `state_dir` (no network): what
-/// `labelgate check` and `labelgate policy test` resolve label names against.
-pub fn stored_labels(state_dir: &Path, accounts: &[AccountConfig]) -> Vec<(String, Vec<Label>)> {
-    accounts.iter().filter_map(|a| read_snapshot(state_dir, a).map(|s| (a.name.clone(), s.labels))).filter(|(_, l)| !l.is_empty()).collect()
-}
-
 /// Each configured account as `labelgate serve` last stored it in `state_dir` (no network; an
-/// account never synced shows `Retrieval Pending`), with its labels.
+/// account never synced shows `Retrieval Pending`), with its labels: what `labelgate accounts`
+/// shows and `labelgate check` / `policy test` resolve label names against.
 pub fn stored_accounts(state_dir: &Path, accounts: &[AccountConfig]) -> Vec<(AccountView, Vec<Label>)> {
     accounts
         .iter()

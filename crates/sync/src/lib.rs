@@ -41,7 +41,7 @@ pub use assertion::CertificateCredential;
 pub use client::{Client, ClientOptions, RetryPolicy, Token, TokenCache};
 pub use clock::{rfc3339, Clock, SystemClock, VirtualClock};
 pub use config::{parse_duration, AccountConfig, Credential, LabelApi, Secret};
-pub use engine::{stored_accounts, stored_labels, AccountView, Status, SyncError, SyncOptions, Syncer, Transition};
+pub use engine::{stored_accounts, AccountView, Status, SyncError, SyncOptions, Syncer, Transition};
 pub use failure::{ErrorKind, LastError};
 pub use labels::normalize;
 pub use metrics::SyncMetrics;
