@@ -192,12 +192,15 @@ pub fn load_str(path: Option<&Path>, text: &str) -> Result<LoadedConfig, LoadErr
     for (message, is_error) in file.proxy.problems() {
         diagnostics.push(at(&(proxy_at..proxy_at), if is_error { Severity::Error } else { Severity::Warning }, message));
     }
+    // Relative paths in the file (secrets, users) are resolved against its directory.
+    let base_dir = path.and_then(Path::parent).map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."));
     // MIP accounts: each problem at its key in its own [[accounts]] table.
     let mut names = std::collections::HashSet::new();
     for (i, account) in file.accounts.iter().enumerate() {
         let table = table_offset(text, "[[accounts]]", i);
         let key_at = |key: &str| key_offset(text, table, key);
-        for problem in account.problems() {
+        let problems = account.problems();
+        for problem in &problems {
             let key = problem.split_whitespace().next().unwrap_or("");
             let key = if ["tenant_id", "client_id", "authority_url", "graph_url", "scope", "refresh_interval", "name"].contains(&key) {
                 key
@@ -210,8 +213,8 @@ pub fn load_str(path: Option<&Path>, text: &str) -> Result<LoadedConfig, LoadErr
             let k = key_at("name");
             diagnostics.push(at(&(k..k), Severity::Error, format!("[[accounts]] name {:?} is used twice", account.name)));
         }
-        if account.problems().is_empty() {
-            if let Err(e) = account.credential(&path.and_then(Path::parent).map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."))) {
+        if problems.is_empty() {
+            if let Err(e) = account.credential(&base_dir) {
                 let key = e.split(':').next().unwrap_or("name").to_string();
                 let k = key_at(&key);
                 diagnostics.push(at(
@@ -223,9 +226,8 @@ pub fn load_str(path: Option<&Path>, text: &str) -> Result<LoadedConfig, LoadErr
         }
     }
     // Secret files must be readable and well-formed now, not at the first request.
-    let base = path.and_then(Path::parent).map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."));
     if let Some(users) = &file.proxy.users_file {
-        if let Err(e) = labelgate_proxy::Users::load(&base.join(users)) {
+        if let Err(e) = labelgate_proxy::Users::load(&base_dir.join(users)) {
             let key_at = text.find("users_file").unwrap_or(proxy_at);
             diagnostics.push(at(&(key_at..key_at), Severity::Error, format!("[proxy] users_file: {e}")));
         }
@@ -240,7 +242,6 @@ pub fn load_str(path: Option<&Path>, text: &str) -> Result<LoadedConfig, LoadErr
     if diagnostics.iter().any(|d| d.severity == Severity::Error) {
         return Err(LoadError::Invalid(diagnostics));
     }
-    let base_dir = path.and_then(Path::parent).map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."));
     Ok(LoadedConfig {
         path: path.map(Path::to_path_buf),
         base_dir,
