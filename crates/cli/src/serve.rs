@@ -77,17 +77,18 @@ pub fn run(config: Option<&Path>, args: &ServeArgs) -> Result<ExitCode> {
     );
     let current = Arc::new(RwLock::new(resolve(&loaded, &cache)));
     let reloader = Reloader::new(loaded);
-    {
-        // A new catalog (a retrieval, a reload) re-binds policy label names.
+    // A new catalog (a retrieval, a reload) re-binds policy label names.
+    let rebind = {
         let (target, config, cache) = (Arc::clone(&current), Arc::clone(&reloader), Arc::clone(&cache));
-        syncer.on_change(move || {
+        Arc::new(move || {
             let policy = resolve(&config.current(), &cache);
             if let Ok(mut slot) = target.write() {
                 *slot = policy;
             }
-        });
-    }
-    let target = Arc::clone(&current);
+        })
+    };
+    let on_change = Arc::clone(&rebind);
+    syncer.on_change(move || on_change());
     let watched = Arc::clone(&reloader);
     let (reload_cache, reload_syncer) = (Arc::clone(&cache), Arc::clone(&syncer));
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the runtime")?;
@@ -99,10 +100,7 @@ pub fn run(config: Option<&Path>, args: &ServeArgs) -> Result<ExitCode> {
                 reload_cache.replace_static(config.static_labels.clone());
                 let _guard = handle.enter();
                 reload_syncer.reconcile(config.file.accounts.clone(), true);
-                let policy = resolve(&config, &reload_cache);
-                if let Ok(mut slot) = target.write() {
-                    *slot = policy;
-                }
+                rebind();
                 eprintln!("labelgate: configuration reloaded");
             }
             ReloadOutcome::Rejected(e) => {
