@@ -99,11 +99,6 @@ impl TokenCache {
         *slot = Some(token.clone());
         Ok(token)
     }
-
-    /// Forgets the token (after the account's credential changed).
-    pub async fn clear(&self) {
-        *self.slot.lock().await = None;
-    }
 }
 
 /// The identity platform + Graph client shared by all accounts.
