@@ -205,9 +205,15 @@ impl<'i> Cfb<'i> {
 
     /// Reads a stream's bytes, capped at `max_part_bytes`.
     pub(crate) fn read_stream(&mut self, index: usize) -> Result<Vec<u8>, ExtractError> {
+        self.read_stream_capped(index, self.max_part_bytes, "max_part_bytes")
+    }
+
+    /// Reads a stream's bytes, capped at `cap` (a limit named `limit`): attachment data may be
+    /// larger than any metadata stream.
+    pub(crate) fn read_stream_capped(&mut self, index: usize, cap: u64, limit: &'static str) -> Result<Vec<u8>, ExtractError> {
         let entry = self.entries.get(index).cloned().ok_or_else(|| malformed("no such directory entry"))?;
-        if entry.size > self.max_part_bytes {
-            return Err(ExtractError::limit("max_part_bytes", self.max_part_bytes));
+        if entry.size > cap {
+            return Err(ExtractError::limit(limit, cap));
         }
         let size = entry.size as usize;
         if entry.size < self.mini_cutoff && entry.kind != 5 {

@@ -81,7 +81,7 @@ pub(crate) fn extract(input: &mut dyn Input, limits: &Limits) -> Result<Extracti
         }
     } else if has(&cfb, "__properties_version1.0") || has(&cfb, "__nameid_version1.0") {
         ex.kind = FileKind::Msg;
-        records.extend(msg_labels(&mut cfb, limits, &mut ex)?);
+        records.extend(msg_labels(&mut cfb, 0, limits, &mut ex)?);
     }
     if !dataspaces.is_empty() && !matches!(ex.kind, FileKind::ProtectedOoxml | FileKind::EncryptedOoxml) {
         // IRM on legacy binary formats (\x09DRMContent): the same LabelInfo rule applies.
@@ -150,8 +150,15 @@ fn labelinfo_stream(bytes: &[u8], limits: &Limits, ex: &mut Extraction) -> Resul
 }
 
 /// `.msg`: the `msip_labels` named string property (PS_INTERNET_HEADERS), else the transport
-/// headers (PR_TRANSPORT_MESSAGE_HEADERS, 0x007D) parsed as an e-mail header block.
-fn msg_labels(cfb: &mut Cfb<'_>, limits: &Limits, ex: &mut Extraction) -> Result<Vec<crate::model::LabelRecord>, ExtractError> {
+/// headers (PR_TRANSPORT_MESSAGE_HEADERS, 0x007D) parsed as an e-mail header block. `message` is
+/// the storage holding the message's properties: the root, or an embedded message's
+/// `__substg1.0_3701000D` storage (whose named properties are mapped by the root's name table).
+pub(crate) fn msg_labels(
+    cfb: &mut Cfb<'_>,
+    message: usize,
+    limits: &Limits,
+    ex: &mut Extraction,
+) -> Result<Vec<crate::model::LabelRecord>, ExtractError> {
     let mut collector = PropertyCollector::new(Source::Msg, limits.max_records);
     let mut found = false;
     if let Some(&nameid) = cfb.find(0, "__nameid_version1.0").first() {
@@ -183,7 +190,7 @@ fn msg_labels(cfb: &mut Cfb<'_>, limits: &Limits, ex: &mut Extraction) -> Result
                 }
                 let prop_id = 0x8000 + index;
                 let stream_name = format!("__substg1.0_{prop_id:04X}001F");
-                if let Some(&v) = cfb.find(0, &stream_name).first() {
+                if let Some(&v) = cfb.find(message, &stream_name).first() {
                     let raw = cfb.read_stream(v)?;
                     let units: Vec<u16> = raw.chunks_exact(2).map(|c| u16::from_le_bytes([c[0], c[1]])).take_while(|&u| u != 0).collect();
                     let value = String::from_utf16_lossy(&units);
@@ -194,7 +201,7 @@ fn msg_labels(cfb: &mut Cfb<'_>, limits: &Limits, ex: &mut Extraction) -> Result
         }
     }
     if !found {
-        if let Some(&h) = cfb.find(0, "__substg1.0_007D001F").first() {
+        if let Some(&h) = cfb.find(message, "__substg1.0_007D001F").first() {
             let raw = cfb.read_stream(h)?;
             let units: Vec<u16> = raw.chunks_exact(2).map(|c| u16::from_le_bytes([c[0], c[1]])).take_while(|&u| u != 0).collect();
             let headers = String::from_utf16_lossy(&units);

@@ -1,4 +1,5 @@
-//! Random access to the bytes being read: a borrowed slice, or any `Read + Seek`.
+//! Random access to the bytes being read: a borrowed slice, pieces held in memory, any
+//! `Read + Seek`, or a window onto another input (a stored archive member, read in place).
 //!
 //! Container parsers ask for the few pieces they need (a ZIP central directory, a PDF trailer,
 //! a CFB sector), so reading a file on disk costs what the metadata costs, not what the file
@@ -8,7 +9,8 @@ use crate::error::ExtractError;
 use std::borrow::Cow;
 use std::io::{Read, Seek, SeekFrom};
 
-pub(crate) trait Input {
+/// Random access to a file's bytes. Container parsers ask for the pieces they need.
+pub trait Input {
     /// Total length in bytes.
     fn len(&self) -> u64;
     /// Exactly `len` bytes at `offset`, or a `Malformed` error naming `container` when the range
@@ -23,12 +25,14 @@ pub(crate) trait Input {
     }
 }
 
-pub(crate) struct SliceInput<'a> {
+/// A file held in one slice.
+pub struct SliceInput<'a> {
     data: &'a [u8],
 }
 
 impl<'a> SliceInput<'a> {
-    pub(crate) fn new(data: &'a [u8]) -> SliceInput<'a> {
+    /// Reads `data`.
+    pub fn new(data: &'a [u8]) -> SliceInput<'a> {
         SliceInput { data }
     }
 }
@@ -45,13 +49,15 @@ impl Input for SliceInput<'_> {
     }
 }
 
-pub(crate) struct ReaderInput<R> {
+/// A file behind any `Read + Seek` (a file on disk, a spooled upload).
+pub struct ReaderInput<R> {
     inner: R,
     len: u64,
 }
 
 impl<R: Read + Seek> ReaderInput<R> {
-    pub(crate) fn new(mut inner: R) -> Result<ReaderInput<R>, ExtractError> {
+    /// Reads `inner` (its length is found by seeking to the end).
+    pub fn new(mut inner: R) -> Result<ReaderInput<R>, ExtractError> {
         let len = inner.seek(SeekFrom::End(0))?;
         inner.seek(SeekFrom::Start(0))?;
         Ok(ReaderInput { inner, len })
@@ -81,14 +87,15 @@ fn truncated(container: &'static str) -> ExtractError {
 
 /// A file held as consecutive pieces (the chunks an upload arrived in), read in place: a range
 /// inside one piece is borrowed, one that straddles pieces is copied.
-pub(crate) struct SegmentsInput<'a, S> {
+pub struct SegmentsInput<'a, S> {
     segments: &'a [S],
     /// Offset of each segment's first byte, and the total length at the end.
     starts: Vec<u64>,
 }
 
 impl<'a, S: AsRef<[u8]>> SegmentsInput<'a, S> {
-    pub(crate) fn new(segments: &'a [S]) -> SegmentsInput<'a, S> {
+    /// Reads the consecutive `segments` as one file.
+    pub fn new(segments: &'a [S]) -> SegmentsInput<'a, S> {
         let mut starts = Vec::with_capacity(segments.len() + 1);
         let mut at = 0u64;
         for s in segments {
@@ -138,6 +145,75 @@ impl<S: AsRef<[u8]>> Input for SegmentsInput<'_, S> {
             }
         }
         Ok(Cow::Owned(out))
+    }
+}
+
+/// A range of another input, read in place: a stored archive member is a file of its own
+/// without being copied out.
+pub struct WindowInput<'a> {
+    parent: &'a mut dyn Input,
+    start: u64,
+    len: u64,
+}
+
+impl<'a> WindowInput<'a> {
+    /// The `len` bytes of `parent` at `start`; `None` when the range runs past its end.
+    pub fn new(parent: &'a mut dyn Input, start: u64, len: u64) -> Option<WindowInput<'a>> {
+        let end = start.checked_add(len)?;
+        (end <= parent.len()).then_some(WindowInput { parent, start, len })
+    }
+}
+
+impl Input for WindowInput<'_> {
+    fn len(&self) -> u64 {
+        self.len
+    }
+
+    fn read_at(&mut self, offset: u64, len: usize, container: &'static str) -> Result<Cow<'_, [u8]>, ExtractError> {
+        let end = offset.checked_add(len as u64).ok_or_else(|| truncated(container))?;
+        if end > self.len {
+            return Err(truncated(container));
+        }
+        self.parent.read_at(self.start + offset, len, container)
+    }
+}
+
+/// Reads an input from start to end as a stream (the input of a decompressor, a tar reader).
+pub struct InputReader<'a> {
+    input: &'a mut dyn Input,
+    at: u64,
+}
+
+impl<'a> InputReader<'a> {
+    /// A reader at the start of `input`.
+    pub fn new(input: &'a mut dyn Input) -> InputReader<'a> {
+        InputReader { input, at: 0 }
+    }
+}
+
+impl Read for InputReader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let piece = self.input.read_upto(self.at, buf.len().min(256 * 1024)).map_err(std::io::Error::other)?;
+        let n = piece.len();
+        buf[..n].copy_from_slice(&piece);
+        self.at += n as u64;
+        Ok(n)
+    }
+}
+
+impl Seek for InputReader<'_> {
+    fn seek(&mut self, pos: SeekFrom) -> std::io::Result<u64> {
+        let len = self.input.len() as i128;
+        let target = match pos {
+            SeekFrom::Start(n) => n as i128,
+            SeekFrom::End(d) => len + d as i128,
+            SeekFrom::Current(d) => self.at as i128 + d as i128,
+        };
+        if target < 0 {
+            return Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, "seek before the start"));
+        }
+        self.at = u64::try_from(target).unwrap_or(u64::MAX);
+        Ok(self.at)
     }
 }
 

@@ -32,6 +32,7 @@ mod inflate;
 mod input;
 mod limits;
 mod model;
+mod msg;
 mod msip;
 mod oleprops;
 mod ooxml;
@@ -41,10 +42,12 @@ mod xml;
 mod zip;
 
 pub use error::ExtractError;
+pub use input::{Input, InputReader, ReaderInput, SegmentsInput, SliceInput, WindowInput};
 pub use limits::Limits;
+pub use msg::{msg_attachments, MsgAttachment, MsgBounds, MsgContent};
+pub use zip::{zip_members, ZipMember};
 pub use model::{EffectiveLabel, Extraction, FileKind, Flag, LabelRecord, RecordStatus, Source};
 
-use input::{Input, ReaderInput, SegmentsInput, SliceInput};
 use std::io::{Read, Seek};
 
 /// How many leading bytes decide the kind of a file.
@@ -57,6 +60,8 @@ enum Container {
     Pdf { header_offset: u64 },
     Cfb,
     Eml,
+    /// Archives and compressed streams: recognised here, opened by `labelgate-unpack`.
+    Archive(FileKind),
     Unknown,
 }
 
@@ -67,6 +72,10 @@ fn sniff(head: &[u8]) -> Container {
     if head.starts_with(cfb::MAGIC) {
         return Container::Cfb;
     }
+    // Binary archive signatures before the PDF search: a tar of a PDF has `%PDF-` at 512.
+    if let Some(kind) = archive_kind(head) {
+        return Container::Archive(kind);
+    }
     if let Some(at) = memchr::memmem::find(&head[..head.len().min(1024)], b"%PDF-") {
         return Container::Pdf { header_offset: at as u64 };
     }
@@ -74,6 +83,73 @@ fn sniff(head: &[u8]) -> Container {
         return Container::Eml;
     }
     Container::Unknown
+}
+
+/// The archive or compressed-stream kind whose signature starts `head`, if any.
+fn archive_kind(head: &[u8]) -> Option<FileKind> {
+    if head.starts_with(b"\x1f\x8b\x08") {
+        return Some(FileKind::Gzip);
+    }
+    // "BZh" + block size digit + the block (or end-of-stream) magic.
+    if head.len() >= 10
+        && head.starts_with(b"BZh")
+        && (b'1'..=b'9').contains(&head[3])
+        && (head[4..10] == [0x31, 0x41, 0x59, 0x26, 0x53, 0x59] || head[4..10] == [0x17, 0x72, 0x45, 0x38, 0x50, 0x90])
+    {
+        return Some(FileKind::Bzip2);
+    }
+    if head.starts_with(b"\xfd7zXZ\x00") {
+        return Some(FileKind::Xz);
+    }
+    if head.starts_with(b"7z\xbc\xaf\x27\x1c") {
+        return Some(FileKind::SevenZ);
+    }
+    if head.starts_with(b"Rar!\x1a\x07") {
+        return Some(FileKind::Rar);
+    }
+    if head.starts_with(&[0x78, 0x9f, 0x3e, 0x22]) {
+        return Some(FileKind::Tnef);
+    }
+    if is_tar_header(head) {
+        return Some(FileKind::Tar);
+    }
+    None
+}
+
+/// A tar header block: the ustar magic, or (old v7 archives) a checksum that adds up.
+pub fn is_tar_header(block: &[u8]) -> bool {
+    let Some(block) = block.get(..512) else { return false };
+    if &block[257..262] == b"ustar" {
+        return true;
+    }
+    // The checksum field (148..156) is octal; the sum counts it as eight spaces.
+    let field = &block[148..156];
+    let digits: Vec<u8> = field.iter().copied().skip_while(|&b| b == b' ').take_while(|b| (b'0'..=b'7').contains(b)).collect();
+    if digits.is_empty() || block[0] == 0 {
+        return false;
+    }
+    let stated = digits.iter().fold(0u32, |acc, &d| acc.saturating_mul(8).saturating_add((d - b'0') as u32));
+    let sum: u32 = block.iter().enumerate().map(|(i, &b)| if (148..156).contains(&i) { b' ' as u32 } else { b as u32 }).sum();
+    stated == sum
+}
+
+/// What the first bytes ([`SNIFF_BYTES`] of them) say a file is, when it is a format this crate
+/// or `labelgate-unpack` reads: `None` means no label can be read from it, at any depth. OOXML
+/// packages answer `Zip` (the package type needs the archive).
+pub fn sniff_kind(head: &[u8]) -> Option<FileKind> {
+    match sniff(head) {
+        Container::Zip => Some(FileKind::Zip),
+        Container::Pdf { .. } => Some(FileKind::Pdf),
+        Container::Cfb => Some(FileKind::Cfb),
+        Container::Eml => Some(FileKind::Eml),
+        Container::Archive(kind) => Some(kind),
+        Container::Unknown => None,
+    }
+}
+
+/// Reads the labels of a file through any [`Input`] (a window onto an archive member, …).
+pub fn extract_input(input: &mut dyn Input, limits: &Limits) -> Result<Extraction, ExtractError> {
+    run(input, limits)
 }
 
 /// Reads the labels of an in-memory file with default [`Limits`].
@@ -118,6 +194,7 @@ fn run(input: &mut dyn Input, limits: &Limits) -> Result<Extraction, ExtractErro
         Container::Pdf { header_offset } => pdf::extract(input, limits, header_offset),
         Container::Cfb => compound::extract(input, limits),
         Container::Eml => eml::extract(input, limits),
+        Container::Archive(kind) => Ok(Extraction::new(kind)),
         Container::Unknown => Ok(Extraction::new(FileKind::Unknown)),
     }
 }
@@ -195,6 +272,7 @@ impl Inspector {
     fn decide(&self, head: Vec<u8>) -> State {
         match sniff(&head) {
             Container::Unknown => State::Decided(Ok(Extraction::new(FileKind::Unknown))),
+            Container::Archive(kind) => State::Decided(Ok(Extraction::new(kind))),
             Container::Eml => self.eml_progress(head),
             _ => {
                 if head.len() as u64 > self.limits.max_buffered_bytes {

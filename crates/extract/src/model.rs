@@ -70,6 +70,21 @@ pub enum FileKind {
     Cfb,
     /// RFC 5322 e-mail message (`.eml`).
     Eml,
+    /// gzip-compressed data (`.gz`, `.tgz`): one inner file.
+    Gzip,
+    /// bzip2-compressed data (`.bz2`): one inner file.
+    Bzip2,
+    /// xz-compressed data (`.xz`): one inner file.
+    Xz,
+    /// A tar archive (ustar, pax, GNU).
+    Tar,
+    /// A 7-Zip archive.
+    #[serde(rename = "7z")]
+    SevenZ,
+    /// A RAR archive (recognised, not opened).
+    Rar,
+    /// A TNEF attachment (`winmail.dat`; recognised, not opened).
+    Tnef,
     /// Not a format labels are read from.
     Unknown,
 }
@@ -107,12 +122,19 @@ impl FileKind {
             FileKind::Msg => "msg",
             FileKind::Cfb => "cfb",
             FileKind::Eml => "eml",
+            FileKind::Gzip => "gzip",
+            FileKind::Bzip2 => "bzip2",
+            FileKind::Xz => "xz",
+            FileKind::Tar => "tar",
+            FileKind::SevenZ => "7z",
+            FileKind::Rar => "rar",
+            FileKind::Tnef => "tnef",
             FileKind::Unknown => "unknown",
         }
     }
 
     /// Every kind, in declaration order (for documentation and policy validation).
-    pub const ALL: [FileKind; 30] = [
+    pub const ALL: [FileKind; 37] = [
         FileKind::Docx,
         FileKind::Docm,
         FileKind::Dotx,
@@ -142,6 +164,13 @@ impl FileKind {
         FileKind::Msg,
         FileKind::Cfb,
         FileKind::Eml,
+        FileKind::Gzip,
+        FileKind::Bzip2,
+        FileKind::Xz,
+        FileKind::Tar,
+        FileKind::SevenZ,
+        FileKind::Rar,
+        FileKind::Tnef,
         FileKind::Unknown,
     ];
 
@@ -312,7 +341,8 @@ pub struct Extraction {
 }
 
 impl Extraction {
-    pub(crate) fn new(kind: FileKind) -> Extraction {
+    /// An empty answer for a file of `kind` (no labels, no flags).
+    pub fn new(kind: FileKind) -> Extraction {
         Extraction { kind, labels: Vec::new(), flags: BTreeSet::new(), records: Vec::new(), findings: Vec::new() }
     }
 
@@ -327,13 +357,13 @@ impl Extraction {
     }
 
     /// Sets the `ambiguous` flag and records why.
-    pub(crate) fn ambiguous(&mut self, why: impl Into<String>) {
+    pub fn ambiguous(&mut self, why: impl Into<String>) {
         self.flags.insert(Flag::Ambiguous);
         self.finding(why);
     }
 
     /// Records an observation; bounded so hostile input cannot grow the list without limit.
-    pub(crate) fn finding(&mut self, why: impl Into<String>) {
+    pub fn finding(&mut self, why: impl Into<String>) {
         const MAX_FINDINGS: usize = 64;
         if self.findings.len() < MAX_FINDINGS {
             let why = why.into();

@@ -279,8 +279,7 @@ pub(crate) fn entry_payload(
     limits: &Limits,
     ex: &mut Extraction,
 ) -> Result<Option<Vec<u8>>, ExtractError> {
-    let raw_name = archive.name(entry);
-    let what = String::from_utf8_lossy(raw_name);
+    let what = String::from_utf8_lossy(archive.name(entry)).into_owned();
     if entry.flags & 1 != 0 {
         ex.ambiguous(format!("zip: entry {what} is encrypted"));
         return Ok(None);
@@ -288,6 +287,26 @@ pub(crate) fn entry_payload(
     if entry.uncompressed_size > limits.max_part_bytes {
         return Err(ExtractError::limit("max_part_bytes", limits.max_part_bytes));
     }
+    let Some(data_offset) = local_data_offset(input, archive, entry, ex)? else { return Ok(None) };
+    // Deflate never expands a part by more than a small constant; anything larger is not a
+    // metadata part we should be holding.
+    let max_compressed = limits.max_part_bytes + 64 * 1024;
+    if entry.compressed_size > max_compressed {
+        return Err(ExtractError::limit("max_part_bytes", limits.max_part_bytes));
+    }
+    if !matches!(entry.method, 0 | 8) {
+        ex.ambiguous(format!("zip: entry {what} uses unsupported compression method {}", entry.method));
+        return Ok(None);
+    }
+    Ok(Some(input.read_at(data_offset, entry.compressed_size as usize, "zip")?.into_owned()))
+}
+
+/// Where an entry's data starts, after its local header has been cross-checked against the
+/// central directory (each disagreement is an `ambiguous` finding); `Ok(None)` with a finding
+/// when there is no local header where the directory points.
+fn local_data_offset(input: &mut dyn Input, archive: &Archive, entry: &Entry, ex: &mut Extraction) -> Result<Option<u64>, ExtractError> {
+    let raw_name = archive.name(entry);
+    let what = String::from_utf8_lossy(raw_name);
     let header = input.read_upto(entry.local_offset, 30)?.into_owned();
     if header.len() < 30 || &header[..4] != LFH_SIG {
         ex.ambiguous(format!("zip: entry {what} has no local header where the central directory points"));
@@ -321,16 +340,64 @@ pub(crate) fn entry_payload(
             ex.ambiguous(format!("zip: entry {what}: local header CRC or sizes differ from the central directory"));
         }
     }
-    let data_offset = entry.local_offset + 30 + name_len as u64 + extra_len as u64;
-    // Deflate never expands a part by more than a small constant; anything larger is not a
-    // metadata part we should be holding.
-    let max_compressed = limits.max_part_bytes + 64 * 1024;
-    if entry.compressed_size > max_compressed {
-        return Err(ExtractError::limit("max_part_bytes", limits.max_part_bytes));
+    Ok(Some(entry.local_offset + 30 + name_len as u64 + extra_len as u64))
+}
+
+/// One member of a ZIP archive, as its central directory lists it.
+#[derive(Debug, Clone)]
+pub struct ZipMember {
+    /// The name as stored (any bytes; usually UTF-8 or CP437). Never a path to write to.
+    pub name: Vec<u8>,
+    /// Compression method (0 stored, 8 deflate, 12 bzip2, 14 LZMA, 95 xz, 99 AES, …).
+    pub method: u16,
+    /// General-purpose flags (bit 0: encrypted).
+    pub flags: u16,
+    /// CRC-32 of the uncompressed data, as the directory states it.
+    pub crc32: u32,
+    /// Compressed size, as the directory states it.
+    pub compressed_size: u64,
+    /// Uncompressed size, as the directory states it.
+    pub uncompressed_size: u64,
+    /// Where the member's (compressed) data starts in the archive; `None` when its local
+    /// header is missing (the archive is then `ambiguous`).
+    pub data_offset: Option<u64>,
+}
+
+impl ZipMember {
+    /// Encrypted (traditional PKWARE encryption, or WinZip AES as method 99).
+    pub fn is_encrypted(&self) -> bool {
+        self.flags & 1 != 0 || self.method == 99
     }
-    if !matches!(entry.method, 0 | 8) {
-        ex.ambiguous(format!("zip: entry {what} uses unsupported compression method {}", entry.method));
-        return Ok(None);
+
+    /// A directory entry (name ends with `/` and holds no data).
+    pub fn is_directory(&self) -> bool {
+        self.name.ends_with(b"/") && self.uncompressed_size == 0
     }
-    Ok(Some(input.read_at(data_offset, entry.compressed_size as usize, "zip")?.into_owned()))
+}
+
+/// Every member of the ZIP archive held by `input`, with the local headers cross-checked:
+/// disagreements are recorded in `ex` as `ambiguous` findings. At most
+/// `max_members` members (else `LimitExceeded { limit: "max_members" }`).
+pub fn zip_members(input: &mut dyn Input, limits: &Limits, max_members: u64, ex: &mut Extraction) -> Result<Vec<ZipMember>, ExtractError> {
+    let bounded = Limits { max_zip_entries: limits.max_zip_entries.min(max_members), ..limits.clone() };
+    let archive = match open(input, &bounded, ex) {
+        Err(ExtractError::LimitExceeded { limit: "max_zip_entries", .. }) if max_members < limits.max_zip_entries => {
+            return Err(ExtractError::limit("max_members", max_members))
+        }
+        other => other?,
+    };
+    let mut members = Vec::with_capacity(archive.entries.len());
+    for entry in &archive.entries {
+        let data_offset = local_data_offset(input, &archive, entry, ex)?;
+        members.push(ZipMember {
+            name: archive.name(entry).to_vec(),
+            method: entry.method,
+            flags: entry.flags,
+            crc32: entry.crc32,
+            compressed_size: entry.compressed_size,
+            uncompressed_size: entry.uncompressed_size,
+            data_offset,
+        });
+    }
+    Ok(members)
 }

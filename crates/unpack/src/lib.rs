@@ -1,0 +1,579 @@
+//! `labelgate-unpack`: files inside files. Opens archives (ZIP, tar, gzip, bzip2, xz, 7z) and
+//! e-mail (`.eml` MIME parts, Outlook `.msg` attachments and embedded messages), recursively,
+//! and reads the labels of every inner file with `labelgate-extract`:
+//! `inspect(file) = extract(file) ∪ inspect(each inner file)`.
+//!
+//! ```
+//! use labelgate_unpack::{inspect_slice, UnpackLimits};
+//! use labelgate_extract::Limits;
+//!
+//! let eml = b"From: a@example.com\r\nTo: b@example.com\r\nContent-Type: multipart/mixed; boundary=x\r\n\r\n\
+//!     --x\r\nContent-Type: message/rfc822\r\n\r\n\
+//!     From: c@example.com\r\nTo: d@example.com\r\nmsip_labels: MSIP_Label_f42aa342-8706-4288-bd11-ebb85995028c_Enabled=true\r\n\r\nhi\r\n\
+//!     --x--\r\n";
+//! let found = inspect_slice(eml, &Limits::default(), &UnpackLimits::default());
+//! assert!(found.outer.as_ref().unwrap().labels.is_empty());
+//! assert_eq!(found.inner[0].path, ["part 1"]);
+//! assert_eq!(found.inner[0].labels[0].id, "f42aa342-8706-4288-bd11-ebb85995028c");
+//! ```
+//!
+//! A member's kind is decided by its content: every member's first bytes are checked for every
+//! signature the engine reads, and only a member that matches none is skipped (it cannot carry
+//! a label at any depth). Matching members are read through the extractor in place (stored ZIP
+//! members are windows onto the archive) or decompressed once, as a stream, into memory bounded
+//! by [`UnpackLimits::max_inner_bytes`]. Every decompressed byte is charged to a per-call budget
+//! and checked against an expansion ratio. Nothing is written to disk; no inner name is ever
+//! used as a path. Pure and synchronous, like the extractor.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod meter;
+mod mime;
+mod sevenz;
+mod tar;
+
+use labelgate_extract::{
+    extract_input, msg_attachments, sniff_kind, zip_members, EffectiveLabel, ExtractError, Extraction, FileKind, Flag, Input, InputReader,
+    Limits, MsgBounds, MsgContent, ReaderInput, SegmentsInput, SliceInput, WindowInput, SNIFF_BYTES,
+};
+use meter::{limit_hit, Counted, Metered};
+use std::cell::Cell;
+use std::collections::BTreeSet;
+use std::io::{self, Read, Seek};
+use std::rc::Rc;
+
+/// Bounds on opening files inside files. Each one reached is a [`Problem::NestedLimit`] naming it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnpackLimits {
+    /// Containers opened inside one another (the uploaded file is depth 0, its members 1).
+    pub max_depth: u32,
+    /// Bytes one inner file may expand to (held in memory while it is read).
+    pub max_inner_bytes: u64,
+    /// Bytes decompressed in all, per call (per transaction in the proxy).
+    pub max_expanded_bytes: u64,
+    /// Members of one archive (entries of a ZIP, tar, 7z; parts of a message).
+    pub max_members: u64,
+    /// Decompressed bytes per compressed byte of one stream (judged past 1 MiB of output).
+    pub max_ratio: u64,
+}
+
+impl Default for UnpackLimits {
+    fn default() -> UnpackLimits {
+        UnpackLimits {
+            max_depth: 5,
+            max_inner_bytes: 64 * 1024 * 1024,
+            max_expanded_bytes: 1024 * 1024 * 1024,
+            max_members: 10_000,
+            max_ratio: 250,
+        }
+    }
+}
+
+/// Why a container (or one inner file) could not be opened completely.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Problem {
+    /// An [`UnpackLimits`] bound was reached.
+    #[error("limit reached: {limit} (maximum {max})")]
+    NestedLimit {
+        /// The `UnpackLimits` field (`max_depth`, `max_inner_bytes`, …).
+        limit: &'static str,
+        /// Its value.
+        max: u64,
+    },
+    /// Encrypted (a password-protected member or archive): its content cannot be read.
+    #[error("encrypted: {0}")]
+    Encrypted(String),
+    /// A container or coding the engine recognises but cannot open (RAR, TNEF, an unknown ZIP
+    /// compression method, …).
+    #[error("unsupported: {0}")]
+    Unsupported(String),
+    /// Broken structure (a truncated stream, a corrupt header) or an extractor error.
+    #[error("malformed: {0}")]
+    Malformed(String),
+}
+
+impl Problem {
+    /// The stable reason name policy decides on: `nested_limit`, `encrypted`, `unsupported`,
+    /// `malformed`.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Problem::NestedLimit { .. } => "nested_limit",
+            Problem::Encrypted(_) => "encrypted",
+            Problem::Unsupported(_) => "unsupported",
+            Problem::Malformed(_) => "malformed",
+        }
+    }
+
+    fn from_io(e: &io::Error, what: &str) -> Problem {
+        match limit_hit(e) {
+            Some(hit) => Problem::NestedLimit { limit: hit.limit, max: hit.max },
+            None => Problem::Malformed(format!("{what}: {e}")),
+        }
+    }
+
+    fn from_extract(e: &ExtractError) -> Problem {
+        match e {
+            ExtractError::LimitExceeded { limit: limit @ ("max_members" | "max_attachments"), max } => {
+                Problem::NestedLimit { limit: if *limit == "max_attachments" { "max_members" } else { limit }, max: *max }
+            }
+            ExtractError::LimitExceeded { limit: "max_depth", max } => Problem::NestedLimit { limit: "max_depth", max: *max },
+            ExtractError::LimitExceeded { limit: "max_inner_bytes", max } => Problem::NestedLimit { limit: "max_inner_bytes", max: *max },
+            other => Problem::Malformed(other.to_string()),
+        }
+    }
+}
+
+/// One file found inside the inspected file, at any depth.
+#[derive(Debug, Clone)]
+pub struct InnerFile {
+    /// Names from the outermost container down (`["q3.zip", "finance/q3.docx"]`): member names,
+    /// attachment file names, or `part N` for unnamed MIME parts. Any character may appear.
+    pub path: Vec<String>,
+    /// 1 for a member of the inspected file, 2 for a member of that member, …
+    pub depth: u32,
+    /// What its bytes are.
+    pub kind: FileKind,
+    /// Its size in bytes, when known.
+    pub size: Option<u64>,
+    /// Its effective labels.
+    pub labels: Vec<EffectiveLabel>,
+    /// Its flags (encrypted, protected, ambiguous).
+    pub flags: BTreeSet<Flag>,
+    /// What the extractor (or the container reader) noticed.
+    pub findings: Vec<String>,
+    /// Why it could not be read or opened completely, if so.
+    pub error: Option<Problem>,
+}
+
+/// Everything read from one file and the files inside it.
+#[derive(Debug)]
+pub struct Inspection {
+    /// The inspected file itself, as `labelgate_extract` reads it (container-level ambiguity,
+    /// such as a ZIP member whose local header disagrees, is added to its flags).
+    pub outer: Result<Extraction, ExtractError>,
+    /// Why the inspected file could not be opened completely as a container, if so.
+    pub container: Option<Problem>,
+    /// Every inner file the engine reads, depth-first, parents before their members. Members
+    /// that match no signature the engine reads are not listed.
+    pub inner: Vec<InnerFile>,
+}
+
+impl Inspection {
+    /// Every effective label, on the file or inside it.
+    pub fn all_labels(&self) -> impl Iterator<Item = &EffectiveLabel> {
+        self.outer.iter().flat_map(|e| e.labels.iter()).chain(self.inner.iter().flat_map(|f| f.labels.iter()))
+    }
+}
+
+/// Inspects an in-memory file.
+pub fn inspect_slice(bytes: &[u8], limits: &Limits, bounds: &UnpackLimits) -> Inspection {
+    inspect(&mut SliceInput::new(bytes), limits, bounds)
+}
+
+/// Inspects a file held as consecutive pieces (an upload's chunks), in place.
+pub fn inspect_segments<S: AsRef<[u8]>>(segments: &[S], limits: &Limits, bounds: &UnpackLimits) -> Inspection {
+    inspect(&mut SegmentsInput::new(segments), limits, bounds)
+}
+
+/// Inspects a seekable file (on disk, spooled).
+pub fn inspect_reader<R: Read + Seek>(reader: R, limits: &Limits, bounds: &UnpackLimits) -> Inspection {
+    match ReaderInput::new(reader) {
+        Ok(mut input) => inspect(&mut input, limits, bounds),
+        Err(e) => Inspection { outer: Err(e), container: None, inner: Vec::new() },
+    }
+}
+
+/// Inspects any input: the file's own labels, then every file inside it.
+pub fn inspect(input: &mut dyn Input, limits: &Limits, bounds: &UnpackLimits) -> Inspection {
+    let mut outer = extract_input(input, limits);
+    let mut walker = Walker { limits, bounds, spent: Rc::new(Cell::new(0)), inner: Vec::new() };
+    let mut container = None;
+    if let Ok(ex) = outer.as_mut() {
+        if let Err(problem) = walker.open(input, ex, &[], 0) {
+            container = Some(problem);
+        }
+    }
+    Inspection { outer, container, inner: walker.inner }
+}
+
+/// Inner files listed at most per call, whatever the limits (each costs a record in the answer).
+const MAX_LISTED: usize = 100_000;
+
+struct Walker<'l> {
+    limits: &'l Limits,
+    bounds: &'l UnpackLimits,
+    /// Bytes decompressed so far.
+    spent: Rc<Cell<u64>>,
+    inner: Vec<InnerFile>,
+}
+
+/// Where an inner file's bytes come from.
+enum Body<'b> {
+    /// Read in place (a stored member, a held attachment).
+    Input(&'b mut dyn Input),
+    /// Decompressed as it is read; `compressed` counts what the decoder consumed.
+    Stream(&'b mut dyn Read),
+}
+
+impl Walker<'_> {
+    /// Opens the members of a file already read as `ex` (if its kind is a container) and visits
+    /// each. Container-level findings go to `ex`.
+    fn open(&mut self, input: &mut dyn Input, ex: &mut Extraction, path: &[String], depth: u32) -> Result<(), Problem> {
+        match ex.kind {
+            FileKind::Gzip | FileKind::Bzip2 | FileKind::Xz => {
+                let name = match ex.kind {
+                    FileKind::Gzip => gzip_name(input).unwrap_or_else(|| "(gzip content)".into()),
+                    FileKind::Bzip2 => "(bzip2 content)".into(),
+                    _ => {
+                        xz_dictionary_fits(input, self.bounds.max_inner_bytes)?;
+                        "(xz content)".into()
+                    }
+                };
+                let consumed = Rc::new(Cell::new(0));
+                let raw = Counted { inner: InputReader::new(input), count: Rc::clone(&consumed) };
+                let decoder: Box<dyn Read + '_> = match ex.kind {
+                    FileKind::Gzip => Box::new(flate2::read::MultiGzDecoder::new(raw)),
+                    FileKind::Bzip2 => Box::new(bzip2::read::MultiBzDecoder::new(raw)),
+                    _ => Box::new(lzma_rust2::XzReader::new(raw, true)),
+                };
+                let mut stream = self.meter(decoder, consumed);
+                let mut child = path.to_vec();
+                child.push(name);
+                self.child(Body::Stream(&mut stream), child, depth + 1, None)
+            }
+            FileKind::Tar => {
+                let mut reader = InputReader::new(input);
+                tar::members(self, &mut reader, path, depth)
+            }
+            FileKind::SevenZ => sevenz::members(self, input, path, depth),
+            FileKind::Eml => mime::members(self, input, path, depth),
+            FileKind::Msg => self.msg_members(input, path, depth),
+            FileKind::Rar => Err(Problem::Unsupported("RAR archives are not opened".into())),
+            FileKind::Tnef => Err(Problem::Unsupported("TNEF (winmail.dat) attachments are not opened".into())),
+            kind if is_zip_based(kind) => self.zip_members(input, ex, path, depth),
+            _ => Ok(()),
+        }
+    }
+
+    fn meter<'r>(&self, decoder: Box<dyn Read + 'r>, consumed: Rc<Cell<u64>>) -> Metered<Box<dyn Read + 'r>> {
+        Metered {
+            inner: decoder,
+            consumed,
+            produced: 0,
+            budget: Rc::clone(&self.spent),
+            max_expanded: self.bounds.max_expanded_bytes,
+            max_ratio: self.bounds.max_ratio,
+        }
+    }
+
+    /// One member: its first bytes decide whether it can carry a label; if so it is read
+    /// through the extractor, listed, and opened in turn. An `Err` is the parent's problem
+    /// (depth, member count, expansion budget); a problem of the member alone is listed with it.
+    fn child(&mut self, body: Body<'_>, path: Vec<String>, depth: u32, size: Option<u64>) -> Result<(), Problem> {
+        match body {
+            Body::Input(input) => {
+                let head = input.read_upto(0, SNIFF_BYTES).map_err(|e| Problem::from_extract(&e))?.into_owned();
+                if sniff_kind(&head).is_none() {
+                    return Ok(());
+                }
+                self.admit(depth)?;
+                self.visit(input, path, depth);
+                Ok(())
+            }
+            Body::Stream(stream) => {
+                let mut head = Vec::with_capacity(SNIFF_BYTES);
+                if let Err(e) = stream.take(SNIFF_BYTES as u64).read_to_end(&mut head) {
+                    return self.stream_failed(e, path, depth);
+                }
+                let Some(kind) = sniff_kind(&head) else { return Ok(()) };
+                self.admit(depth)?;
+                if kind == FileKind::Tar {
+                    // A tar is read as it streams: never held whole.
+                    let at = self.list(path.clone(), depth, size, Extraction::new(FileKind::Tar));
+                    let mut joined = io::Cursor::new(head).chain(stream);
+                    if let Err(problem) = tar::members(self, &mut joined, &path, depth) {
+                        self.fail(at, problem)?;
+                    }
+                    return Ok(());
+                }
+                let cap = self.bounds.max_inner_bytes;
+                let mut held = head;
+                match stream.take(cap.saturating_add(1).saturating_sub(held.len() as u64)).read_to_end(&mut held) {
+                    Ok(_) if held.len() as u64 > cap => {
+                        let mut ex = Extraction::new(kind);
+                        ex.finding(format!("larger than max_inner_bytes ({cap})"));
+                        let at = self.list(path, depth, None, ex);
+                        self.inner[at].error = Some(Problem::NestedLimit { limit: "max_inner_bytes", max: cap });
+                        Ok(())
+                    }
+                    Ok(_) => {
+                        self.visit(&mut SliceInput::new(&held), path, depth);
+                        Ok(())
+                    }
+                    Err(e) => self.stream_failed(e, path, depth),
+                }
+            }
+        }
+    }
+
+    /// A stream that failed while a member was read: a budget is the parent's problem; a corrupt
+    /// stream is the member's (listed as malformed, so policy decides on it).
+    fn stream_failed(&mut self, e: io::Error, path: Vec<String>, depth: u32) -> Result<(), Problem> {
+        let problem = Problem::from_io(&e, "decompression failed");
+        if matches!(problem, Problem::NestedLimit { .. }) {
+            return Err(problem);
+        }
+        let at = self.list(path, depth, None, Extraction::new(FileKind::Unknown));
+        self.inner[at].error = Some(problem);
+        Ok(())
+    }
+
+    /// May a member at `depth` be read?
+    fn admit(&self, depth: u32) -> Result<(), Problem> {
+        if depth > self.bounds.max_depth {
+            return Err(Problem::NestedLimit { limit: "max_depth", max: self.bounds.max_depth as u64 });
+        }
+        if self.inner.len() >= MAX_LISTED {
+            return Err(Problem::NestedLimit { limit: "max_members", max: MAX_LISTED as u64 });
+        }
+        Ok(())
+    }
+
+    /// Reads one inner file through the extractor, lists it, and opens it if it is a container.
+    fn visit(&mut self, input: &mut dyn Input, path: Vec<String>, depth: u32) {
+        let size = Some(input.len());
+        match extract_input(input, self.limits) {
+            Ok(ex) => {
+                let at = self.list(path.clone(), depth, size, ex);
+                let mut ex = Extraction::new(self.inner[at].kind);
+                let result = self.open(input, &mut ex, &path, depth);
+                let file = &mut self.inner[at];
+                file.flags.extend(ex.flags);
+                for f in ex.findings {
+                    if file.findings.len() < 64 {
+                        file.findings.push(f);
+                    }
+                }
+                if let Err(problem) = result {
+                    if file.error.is_none() {
+                        file.error = Some(problem);
+                    }
+                }
+            }
+            Err(e) => {
+                let at = self.list(path, depth, size, Extraction::new(FileKind::Unknown));
+                self.inner[at].error = Some(Problem::from_extract(&e));
+            }
+        }
+    }
+
+    /// Adds an inner file to the list; its index.
+    fn list(&mut self, path: Vec<String>, depth: u32, size: Option<u64>, ex: Extraction) -> usize {
+        self.inner.push(InnerFile {
+            path,
+            depth,
+            kind: ex.kind,
+            size,
+            labels: ex.labels,
+            flags: ex.flags,
+            findings: ex.findings,
+            error: None,
+        });
+        self.inner.len() - 1
+    }
+
+    /// Records a problem on a listed file; a limit stops the parent too.
+    fn fail(&mut self, at: usize, problem: Problem) -> Result<(), Problem> {
+        let stop = matches!(problem, Problem::NestedLimit { limit: "max_expanded_bytes", .. });
+        if self.inner[at].error.is_none() {
+            self.inner[at].error = Some(problem.clone());
+        }
+        if stop {
+            Err(problem)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Lists a member that cannot be read at all (encrypted, unsupported coding).
+    fn unreadable(&mut self, path: Vec<String>, depth: u32, size: Option<u64>, problem: Problem) -> Result<(), Problem> {
+        self.admit(depth)?;
+        let at = self.list(path, depth, size, Extraction::new(FileKind::Unknown));
+        self.inner[at].error = Some(problem);
+        Ok(())
+    }
+
+    fn zip_members(&mut self, input: &mut dyn Input, ex: &mut Extraction, path: &[String], depth: u32) -> Result<(), Problem> {
+        let members = zip_members(input, self.limits, self.bounds.max_members, ex).map_err(|e| Problem::from_extract(&e))?;
+        for member in members {
+            if member.is_directory() {
+                continue;
+            }
+            let mut child = path.to_vec();
+            child.push(String::from_utf8_lossy(&member.name).into_owned());
+            let size = Some(member.uncompressed_size);
+            if member.is_encrypted() {
+                let how = if member.method == 99 { "AES" } else { "traditional PKWARE" };
+                self.unreadable(child, depth + 1, size, Problem::Encrypted(format!("ZIP member encrypted ({how})")))?;
+                continue;
+            }
+            let Some(offset) = member.data_offset else { continue };
+            if member.method == 0 {
+                let Some(mut window) = WindowInput::new(input, offset, member.compressed_size) else {
+                    self.unreadable(child, depth + 1, size, Problem::Malformed("ZIP member runs past the end of the archive".into()))?;
+                    continue;
+                };
+                self.child(Body::Input(&mut window), child, depth + 1, size)?;
+                continue;
+            }
+            let Some(window) = WindowInput::new(input, offset, member.compressed_size) else {
+                self.unreadable(child, depth + 1, size, Problem::Malformed("ZIP member runs past the end of the archive".into()))?;
+                continue;
+            };
+            let mut window = window;
+            let consumed = Rc::new(Cell::new(0));
+            let raw = Counted { inner: InputReader::new(&mut window), count: Rc::clone(&consumed) };
+            let decoder: Box<dyn Read + '_> = match member.method {
+                8 => Box::new(flate2::read::DeflateDecoder::new(raw)),
+                12 => Box::new(bzip2::read::BzDecoder::new(raw)),
+                14 => match zip_lzma(raw, member.uncompressed_size, self.bounds.max_inner_bytes) {
+                    Ok(d) => d,
+                    Err(e) => {
+                        self.unreadable(child, depth + 1, size, Problem::Malformed(format!("ZIP LZMA member: {e}")))?;
+                        continue;
+                    }
+                },
+                95 => Box::new(lzma_rust2::XzReader::new(raw, true)),
+                method => {
+                    self.unreadable(child, depth + 1, size, Problem::Unsupported(format!("ZIP compression method {method}")))?;
+                    continue;
+                }
+            };
+            let mut stream = self.meter(decoder, consumed);
+            self.child(Body::Stream(&mut stream), child, depth + 1, size)?;
+        }
+        Ok(())
+    }
+
+    fn msg_members(&mut self, input: &mut dyn Input, path: &[String], depth: u32) -> Result<(), Problem> {
+        let room = self.bounds.max_depth.saturating_sub(depth) as usize;
+        let bounds = MsgBounds {
+            max_attachment_bytes: self.bounds.max_inner_bytes,
+            max_depth: room.saturating_sub(1),
+            max_attachments: self.bounds.max_members as usize,
+        };
+        let attachments = msg_attachments(input, self.limits, bounds).map_err(|e| Problem::from_extract(&e))?;
+        for attachment in attachments {
+            let inner_depth = depth + attachment.path.len() as u32;
+            let mut child = path.to_vec();
+            child.extend(attachment.path);
+            match attachment.content {
+                MsgContent::File(bytes) => self.child(Body::Input(&mut SliceInput::new(&bytes)), child, inner_depth, Some(bytes.len() as u64))?,
+                MsgContent::Message(ex) => {
+                    self.admit(inner_depth)?;
+                    self.list(child, inner_depth, None, ex);
+                }
+                MsgContent::Unreadable(e) => self.unreadable(child, inner_depth, None, Problem::from_extract(&e))?,
+            }
+        }
+        Ok(())
+    }
+}
+
+/// ZIP method 14: a 4-byte LZMA SDK version/size header, 5 bytes of properties, raw LZMA.
+fn zip_lzma<'r, R: Read + 'r>(mut raw: R, size: u64, cap: u64) -> io::Result<Box<dyn Read + 'r>> {
+    let mut header = [0u8; 9];
+    raw.read_exact(&mut header)?;
+    let props_len = u16::from_le_bytes([header[2], header[3]]);
+    if props_len != 5 {
+        return Err(io::Error::new(io::ErrorKind::InvalidData, "LZMA properties are not 5 bytes"));
+    }
+    let dict = u32::from_le_bytes([header[5], header[6], header[7], header[8]]);
+    // The dictionary is allocated up front: never more than the data it serves, nor more than
+    // is ever read of it (back-references cannot reach further than the output so far).
+    let dict = dict.min(u32::try_from(size.min(cap.saturating_add(1))).unwrap_or(u32::MAX)).max(4096);
+    let reader = lzma_rust2::LzmaReader::new_with_props(raw, size, header[4], dict, None)?;
+    Ok(Box::new(reader))
+}
+
+/// The original file name a gzip header may carry (FNAME).
+fn gzip_name(input: &mut dyn Input) -> Option<String> {
+    let head = input.read_upto(0, 4096).ok()?.into_owned();
+    let flags = *head.get(3)?;
+    let mut at = 10usize;
+    if flags & 4 != 0 {
+        let len = u16::from_le_bytes([*head.get(10)?, *head.get(11)?]) as usize;
+        at += 2 + len;
+    }
+    if flags & 8 == 0 {
+        return None;
+    }
+    let rest = head.get(at..)?;
+    let end = memchr::memchr(0, rest)?;
+    let name = String::from_utf8_lossy(&rest[..end]).into_owned();
+    (!name.is_empty()).then_some(name)
+}
+
+/// The xz decoder allocates the dictionary a block header declares (up to 4 GiB): the first
+/// block's is checked against `cap` before decoding (xz -9 uses 64 MiB).
+fn xz_dictionary_fits(input: &mut dyn Input, cap: u64) -> Result<(), Problem> {
+    let head = input.read_upto(0, 12 + 1024).map_err(|e| Problem::from_extract(&e))?.into_owned();
+    let Some(&size_byte) = head.get(12) else { return Ok(()) };
+    let header = head.get(12..12 + (size_byte as usize + 1) * 4).unwrap_or(&[]);
+    let Some(&flags) = header.get(1) else { return Ok(()) };
+    let mut at = 2usize;
+    let varint = |at: &mut usize| -> Option<u64> {
+        let mut value = 0u64;
+        for i in 0..9 {
+            let b = *header.get(*at)?;
+            *at += 1;
+            value |= ((b & 0x7f) as u64) << (7 * i);
+            if b & 0x80 == 0 {
+                return Some(value);
+            }
+        }
+        None
+    };
+    if flags & 0x40 != 0 {
+        varint(&mut at);
+    }
+    if flags & 0x80 != 0 {
+        varint(&mut at);
+    }
+    for _ in 0..=(flags & 3) {
+        let (Some(id), Some(props)) = (varint(&mut at), varint(&mut at)) else { return Ok(()) };
+        if id == 0x21 && props == 1 {
+            let code = header.get(at).copied().unwrap_or(0) as u32;
+            let dict: u64 = if code >= 40 { u32::MAX as u64 } else { (2 | (code as u64 & 1)) << (code / 2 + 11) };
+            if dict > cap.max(64 * 1024 * 1024) {
+                return Err(Problem::NestedLimit { limit: "max_inner_bytes", max: cap });
+            }
+        }
+        at += props as usize;
+    }
+    Ok(())
+}
+
+/// Kinds whose bytes are a ZIP archive (plain ZIP and every OPC package).
+fn is_zip_based(kind: FileKind) -> bool {
+    !matches!(
+        kind,
+        FileKind::Pdf
+            | FileKind::ProtectedOoxml
+            | FileKind::EncryptedOoxml
+            | FileKind::Doc
+            | FileKind::Xls
+            | FileKind::Ppt
+            | FileKind::Msg
+            | FileKind::Cfb
+            | FileKind::Eml
+            | FileKind::Gzip
+            | FileKind::Bzip2
+            | FileKind::Xz
+            | FileKind::Tar
+            | FileKind::SevenZ
+            | FileKind::Rar
+            | FileKind::Tnef
+            | FileKind::Unknown
+    )
+}

@@ -1,0 +1,350 @@
+//! MIME parts of an RFC 5322 message: multipart bodies split on their boundaries (nested
+//! multiparts recurse), each leaf part decoded (base64, quoted-printable) into an inner file;
+//! `message/rfc822` parts are inner files that are messages in turn.
+//!
+//! Written here rather than with a mail crate because a DLP check must see the bytes a
+//! recipient's client would save: general mail parsers decode text parts through their charset
+//! (lossy for a binary file sent as `text/plain`) and hide the raw structure of nested messages.
+
+use crate::{Body, Problem, Walker};
+use base64::Engine;
+use labelgate_extract::{Input, SliceInput};
+
+/// Multipart nesting followed inside one message (message/rfc822 parts are files of their own,
+/// bounded by the walker's depth).
+const MAX_MULTIPART_NESTING: usize = 32;
+
+pub(crate) fn members(walker: &mut Walker<'_>, input: &mut dyn Input, path: &[String], depth: u32) -> Result<(), Problem> {
+    let cap = walker.bounds.max_inner_bytes;
+    if input.len() > cap {
+        return Err(Problem::NestedLimit { limit: "max_inner_bytes", max: cap });
+    }
+    let raw = input.read_at(0, input.len() as usize, "eml").map_err(|e| Problem::from_extract(&e))?.into_owned();
+    let mut parts = Vec::new();
+    collect(&raw, 0, &mut parts, walker.bounds.max_members)?;
+    for (n, part) in parts.into_iter().enumerate() {
+        let mut child = path.to_vec();
+        child.push(part.name.unwrap_or_else(|| format!("part {}", n + 1)));
+        let size = part.data.len() as u64;
+        walker.child(Body::Input(&mut SliceInput::new(&part.data)), child, depth + 1, Some(size))?;
+    }
+    Ok(())
+}
+
+/// One leaf part, decoded.
+struct Part {
+    name: Option<String>,
+    data: Vec<u8>,
+}
+
+/// Walks one entity (headers + body): a multipart is split and each part walked; anything else
+/// (the top-level body too) is a leaf. The top-level entity's own body is a part like any other
+/// (a message may be a single base64 attachment).
+fn collect(entity: &[u8], nesting: usize, out: &mut Vec<Part>, max_parts: u64) -> Result<(), Problem> {
+    if out.len() as u64 >= max_parts {
+        return Err(Problem::NestedLimit { limit: "max_members", max: max_parts });
+    }
+    let (headers, body) = split_entity(entity);
+    let fields = unfold(headers);
+    let header = |name: &str| fields.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str());
+    let content_type = header("content-type").unwrap_or("text/plain");
+    let (mime, params) = parse_params(content_type);
+    if mime.starts_with("multipart/") {
+        if let Some(boundary) = params.iter().find(|(k, _)| k == "boundary").map(|(_, v)| v.clone()).filter(|b| !b.is_empty()) {
+            if nesting >= MAX_MULTIPART_NESTING {
+                return Err(Problem::NestedLimit { limit: "max_depth", max: MAX_MULTIPART_NESTING as u64 });
+            }
+            for part in split_multipart(body, boundary.as_bytes()) {
+                collect(part, nesting + 1, out, max_parts)?;
+            }
+            return Ok(());
+        }
+    }
+    let disposition = header("content-disposition").map(parse_params).map(|(_, p)| p).unwrap_or_default();
+    let name = disposition
+        .iter()
+        .chain(params.iter())
+        .find(|(k, _)| k == "filename" || k == "name")
+        .map(|(_, v)| labelgate_extract_rfc2047(v));
+    let encoding = header("content-transfer-encoding").unwrap_or("").trim().to_ascii_lowercase();
+    let data = match encoding.as_str() {
+        "base64" => decode_base64(body),
+        "quoted-printable" => decode_qp(body),
+        _ => body.to_vec(),
+    };
+    out.push(Part { name, data });
+    Ok(())
+}
+
+/// Header block and body: the body starts after the first empty line (CRLF or LF).
+fn split_entity(entity: &[u8]) -> (&[u8], &[u8]) {
+    if entity.starts_with(b"\r\n") {
+        return (&[], &entity[2..]);
+    }
+    if entity.starts_with(b"\n") {
+        return (&[], &entity[1..]);
+    }
+    let mut i = 0;
+    while let Some(nl) = memchr::memchr(b'\n', &entity[i..]) {
+        let at = i + nl + 1;
+        match entity.get(at) {
+            Some(b'\n') => return (&entity[..at], &entity[at + 1..]),
+            Some(b'\r') if entity.get(at + 1) == Some(&b'\n') => return (&entity[..at], &entity[at + 2..]),
+            _ => {}
+        }
+        i = at;
+    }
+    (entity, &[])
+}
+
+/// Header fields with continuation lines joined.
+fn unfold(block: &[u8]) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = Vec::new();
+    for line in block.split(|&b| b == b'\n') {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if line.is_empty() {
+            continue;
+        }
+        let text = String::from_utf8_lossy(line);
+        if line[0] == b' ' || line[0] == b'\t' {
+            if let Some((_, v)) = out.last_mut() {
+                v.push(' ');
+                v.push_str(text.trim());
+            }
+            continue;
+        }
+        if let Some((name, value)) = text.split_once(':') {
+            out.push((name.trim().to_string(), value.trim().to_string()));
+        }
+    }
+    out
+}
+
+/// `type/subtype; key=value; key="quoted; value"` → lowercase type and (lowercase key, value)
+/// pairs. RFC 2231 continuations (`name*0*=`, `name*1*=`) and charsets (`name*=utf-8''…`) are
+/// joined and decoded.
+fn parse_params(value: &str) -> (String, Vec<(String, String)>) {
+    let mut pieces = Vec::new();
+    let mut current = String::new();
+    let mut quoted = false;
+    let mut escaped = false;
+    for c in value.chars() {
+        if escaped {
+            current.push(c);
+            escaped = false;
+            continue;
+        }
+        match c {
+            '\\' if quoted => escaped = true,
+            '"' => quoted = !quoted,
+            ';' if !quoted => pieces.push(std::mem::take(&mut current)),
+            c => current.push(c),
+        }
+    }
+    pieces.push(current);
+    let mime = pieces.first().map(|s| s.trim().to_ascii_lowercase()).unwrap_or_default();
+    let mut params: Vec<(String, String)> = Vec::new();
+    let mut continued: Vec<(String, usize, bool, String)> = Vec::new();
+    for piece in pieces.iter().skip(1) {
+        let Some((key, value)) = piece.split_once('=') else { continue };
+        let key = key.trim().to_ascii_lowercase();
+        let value = value.trim().to_string();
+        // name*N* / name*N / name*
+        if let Some(star) = key.find('*') {
+            let base = key[..star].to_string();
+            let rest = &key[star + 1..];
+            let encoded = rest.ends_with('*') || rest.is_empty();
+            let index = rest.trim_end_matches('*').parse::<usize>().unwrap_or(0);
+            continued.push((base, index, encoded, value));
+        } else {
+            params.push((key, value));
+        }
+    }
+    continued.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.cmp(&b.1)));
+    let mut i = 0;
+    while i < continued.len() {
+        let base = continued[i].0.clone();
+        let mut bytes = Vec::new();
+        let mut charset = String::new();
+        while i < continued.len() && continued[i].0 == base {
+            let (_, index, encoded, value) = &continued[i];
+            let mut text = value.as_str();
+            if *encoded && *index == 0 {
+                // charset'language'text
+                let mut split = text.splitn(3, '\'');
+                if let (Some(cs), Some(_), Some(rest)) = (split.next(), split.next(), split.next()) {
+                    charset = cs.to_string();
+                    text = rest;
+                }
+            }
+            if *encoded {
+                bytes.extend(percent_decode(text));
+            } else {
+                bytes.extend_from_slice(text.as_bytes());
+            }
+            i += 1;
+        }
+        let encoding = encoding_rs::Encoding::for_label(charset.as_bytes()).unwrap_or(encoding_rs::UTF_8);
+        params.insert(0, (base, encoding.decode(&bytes).0.into_owned()));
+    }
+    (mime, params)
+}
+
+fn percent_decode(s: &str) -> Vec<u8> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' {
+            if let (Some(h), Some(l)) = (b.get(i + 1).and_then(|c| (*c as char).to_digit(16)), b.get(i + 2).and_then(|c| (*c as char).to_digit(16))) {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    out
+}
+
+/// RFC 2047 encoded words in a file name.
+fn labelgate_extract_rfc2047(value: &str) -> String {
+    if !value.contains("=?") {
+        return value.to_string();
+    }
+    let mut out = String::new();
+    let mut rest = value;
+    while let Some(start) = rest.find("=?") {
+        out.push_str(&rest[..start]);
+        let word = &rest[start + 2..];
+        let mut fields = word.splitn(3, '?');
+        let (Some(charset), Some(enc), Some(tail)) = (fields.next(), fields.next(), fields.next()) else {
+            out.push_str(&rest[start..]);
+            return out;
+        };
+        let Some(end) = tail.find("?=") else {
+            out.push_str(&rest[start..]);
+            return out;
+        };
+        let text = &tail[..end];
+        let bytes = if enc.eq_ignore_ascii_case("b") {
+            decode_base64(text.as_bytes())
+        } else {
+            decode_qp(text.replace('_', " ").as_bytes())
+        };
+        let encoding = encoding_rs::Encoding::for_label(charset.as_bytes()).unwrap_or(encoding_rs::UTF_8);
+        out.push_str(&encoding.decode(&bytes).0);
+        rest = &tail[end + 2..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// The parts between `--boundary` delimiter lines, up to the `--boundary--` close delimiter (or
+/// the end, when a sender forgot it: clients still show those parts).
+fn split_multipart<'a>(body: &'a [u8], boundary: &[u8]) -> Vec<&'a [u8]> {
+    let mut delimiter = Vec::with_capacity(boundary.len() + 2);
+    delimiter.extend_from_slice(b"--");
+    delimiter.extend_from_slice(boundary);
+    let finder = memchr::memmem::Finder::new(&delimiter);
+    // Delimiters are at the start of a line.
+    let mut starts = Vec::new();
+    for at in finder.find_iter(body) {
+        if at == 0 || body[at - 1] == b'\n' {
+            let after = at + delimiter.len();
+            let close = body.get(after..after + 2) == Some(b"--");
+            starts.push((at, after, close));
+            if close {
+                break;
+            }
+        }
+    }
+    let mut parts = Vec::new();
+    for (i, &(_, after, close)) in starts.iter().enumerate() {
+        if close {
+            break;
+        }
+        // The part starts after the delimiter line's end.
+        let line_end = memchr::memchr(b'\n', &body[after..]).map_or(body.len(), |n| after + n + 1);
+        let end = starts.get(i + 1).map_or(body.len(), |&(next, _, _)| next);
+        if line_end > end {
+            continue;
+        }
+        // The CRLF before the next delimiter belongs to the delimiter.
+        let mut part = &body[line_end..end];
+        if starts.get(i + 1).is_some() {
+            part = part.strip_suffix(b"\n").unwrap_or(part);
+            part = part.strip_suffix(b"\r").unwrap_or(part);
+        }
+        parts.push(part);
+    }
+    parts
+}
+
+/// Lenient base64, as mail clients decode: characters outside the alphabet (line breaks,
+/// spaces, stray junk) are skipped; decoding stops at padding.
+fn decode_base64(data: &[u8]) -> Vec<u8> {
+    let clean: Vec<u8> = data.iter().copied().filter(|c| c.is_ascii_alphanumeric() || *c == b'+' || *c == b'/').collect();
+    let usable = clean.len() - clean.len() % 4 + if clean.len() % 4 >= 2 { clean.len() % 4 } else { 0 };
+    base64::engine::general_purpose::STANDARD_NO_PAD.decode(&clean[..usable]).unwrap_or_else(|_| {
+        base64::engine::GeneralPurpose::new(&base64::alphabet::STANDARD, base64::engine::GeneralPurposeConfig::new().with_decode_allow_trailing_bits(true).with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent))
+            .decode(&clean[..usable])
+            .unwrap_or_default()
+    })
+}
+
+/// Quoted-printable: `=XX` escapes, soft line breaks (`=` at the end of a line).
+fn decode_qp(data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(data.len());
+    let mut i = 0;
+    while i < data.len() {
+        if data[i] == b'=' {
+            if data.get(i + 1) == Some(&b'\r') && data.get(i + 2) == Some(&b'\n') {
+                i += 3;
+                continue;
+            }
+            if data.get(i + 1) == Some(&b'\n') {
+                i += 2;
+                continue;
+            }
+            let hex = |c: Option<&u8>| c.and_then(|c| (*c as char).to_digit(16));
+            if let (Some(h), Some(l)) = (hex(data.get(i + 1)), hex(data.get(i + 2))) {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(data[i]);
+        i += 1;
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn params_quoted_and_continued() {
+        let (mime, p) = parse_params("multipart/mixed; boundary=\"a;b\"");
+        assert_eq!(mime, "multipart/mixed");
+        assert_eq!(p, vec![("boundary".to_string(), "a;b".to_string())]);
+        let (_, p) = parse_params("attachment; filename*0*=utf-8''r%C3%A9; filename*1*=sum%C3%A9.docx");
+        assert_eq!(p[0], ("filename".to_string(), "résumé.docx".to_string()));
+    }
+
+    #[test]
+    fn decoders() {
+        assert_eq!(decode_base64(b"aGVs\r\nbG8=\r\n"), b"hello");
+        assert_eq!(decode_base64(b"aGVsbG8"), b"hello");
+        assert_eq!(decode_qp(b"caf=E9=\r\nx"), b"caf\xe9x");
+        assert_eq!(labelgate_extract_rfc2047("=?utf-8?B?csOpc3Vtw6kuZG9jeA==?="), "résumé.docx");
+    }
+
+    #[test]
+    fn multipart_split() {
+        let body = b"preamble\r\n--b\r\nA: 1\r\n\r\none\r\n--b\r\n\r\ntwo\r\n--b--\r\nepilogue";
+        assert_eq!(split_multipart(body, b"b"), vec![&b"A: 1\r\n\r\none"[..], &b"\r\ntwo"[..]]);
+    }
+}

@@ -1,0 +1,179 @@
+//! Containers built around real corpus files by well-kept writers (Python's zipfile, tarfile,
+//! gzip, bz2, lzma, email; the 7-Zip command line), read through every entry point.
+
+use labelgate_extract::{FileKind, Limits};
+use labelgate_unpack::{inspect_reader, inspect_segments, inspect_slice, Inspection, Problem, UnpackLimits};
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+const CORPUS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/corpus/files");
+/// The label of the labeled docx every `lab_` container carries (and the PDF's, for the 7z).
+const LABEL: &str = "f42aa342-8706-4288-bd11-ebb85995028c";
+const LEGACY_DOC_LABEL: &str = "3e575051-ae9c-4f9b-beed-77532f7cfdad";
+
+fn fixtures() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = std::env::temp_dir().join(format!("labelgate-unpack-fixtures-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let status = std::process::Command::new("python3")
+            .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/make_containers.py"))
+            .arg(&dir)
+            .arg(format!("{CORPUS}/lab_caf_identity-baseline-discipline-template.docx"))
+            .arg(format!("{CORPUS}/unl_gc_pco-summary-word.docx"))
+            .arg(format!("{CORPUS}/lab_kernel-memory_legacy-word.doc"))
+            .arg(format!("{CORPUS}/lab_azfunc_perksplus.pdf"))
+            .status()
+            .expect("python3 runs (scripts/test.sh installs what the fixtures need)");
+        assert!(status.success(), "make_containers.py failed");
+        dir
+    })
+}
+
+fn read(name: &str) -> Vec<u8> {
+    std::fs::read(fixtures().join(name)).unwrap_or_else(|e| panic!("{name}: {e}"))
+}
+
+fn labels(i: &Inspection) -> Vec<String> {
+    let mut v: Vec<String> = i.all_labels().map(|l| l.id.clone()).collect();
+    v.sort();
+    v.dedup();
+    v
+}
+
+fn problems(i: &Inspection) -> Vec<String> {
+    let mut out: Vec<String> = i.inner.iter().filter_map(|f| f.error.as_ref().map(|e| format!("{:?}: {e}", f.path))).collect();
+    if let Some(p) = &i.container {
+        out.push(format!("container: {p}"));
+    }
+    if let Err(e) = &i.outer {
+        out.push(format!("outer: {e}"));
+    }
+    out
+}
+
+/// The same answer from a slice, pieces of 7 KiB, and a file on disk.
+fn inspect_all_ways(bytes: &[u8]) -> Inspection {
+    let limits = Limits::default();
+    let bounds = UnpackLimits::default();
+    let a = inspect_slice(bytes, &limits, &bounds);
+    let pieces: Vec<&[u8]> = bytes.chunks(7 * 1024).collect();
+    let b = inspect_segments(&pieces, &limits, &bounds);
+    let c = inspect_reader(std::io::Cursor::new(bytes), &limits, &bounds);
+    for other in [&b, &c] {
+        assert_eq!(labels(&a), labels(other));
+        assert_eq!(problems(&a), problems(other));
+        let paths = |i: &Inspection| i.inner.iter().map(|f| (f.path.clone(), f.kind)).collect::<Vec<_>>();
+        assert_eq!(paths(&a), paths(other));
+    }
+    a
+}
+
+const CONTAINERS: &[(&str, FileKind)] = &[
+    ("stored.zip", FileKind::Zip),
+    ("deflated.zip", FileKind::Zip),
+    ("bzip2.zip", FileKind::Zip),
+    ("lzma.zip", FileKind::Zip),
+    ("zip_in_zip.zip", FileKind::Zip),
+    ("three_deep.zip", FileKind::Zip),
+    (".tar", FileKind::Tar),
+    ("_gnu.tar", FileKind::Tar),
+    (".tar.gz", FileKind::Gzip),
+    (".tar.bz2", FileKind::Bzip2),
+    (".tar.xz", FileKind::Xz),
+    (".docx.gz", FileKind::Gzip),
+    ("_concatenated.docx.gz", FileKind::Gzip),
+    (".docx.bz2", FileKind::Bzip2),
+    (".docx.xz", FileKind::Xz),
+    ("_base64.eml", FileKind::Eml),
+    ("_qp.eml", FileKind::Eml),
+    ("_rfc822.eml", FileKind::Eml),
+    ("_eml_as_octets.eml", FileKind::Eml),
+    (".7z", FileKind::SevenZ),
+];
+
+fn fixture_name(tag: &str, name: &str) -> String {
+    if name.starts_with('.') || name.starts_with('_') {
+        format!("{tag}{name}")
+    } else {
+        format!("{tag}_{name}")
+    }
+}
+
+#[test]
+fn every_container_carries_its_inner_label_and_the_unlabeled_twin_none() {
+    for &(name, kind) in CONTAINERS {
+        let labeled = inspect_all_ways(&read(&fixture_name("lab", name)));
+        assert_eq!(labeled.outer.as_ref().map(|e| e.kind).ok(), Some(kind), "{name}");
+        assert!(labeled.outer.as_ref().unwrap().labels.is_empty(), "{name}: the container itself carries no label");
+        assert_eq!(labels(&labeled), [LABEL], "{name}: {:#?}", labeled.inner);
+        assert_eq!(problems(&labeled), Vec::<String>::new(), "{name}");
+        let docx = labeled.inner.iter().find(|f| !f.labels.is_empty()).unwrap();
+        assert!(matches!(docx.kind, FileKind::Docx | FileKind::Pdf), "{name}: {:?}", docx.kind);
+
+        let clean = inspect_all_ways(&read(&fixture_name("unl", name)));
+        assert_eq!(labels(&clean), Vec::<String>::new(), "{name}");
+        assert_eq!(problems(&clean), Vec::<String>::new(), "{name}");
+        assert!(clean.inner.iter().any(|f| f.kind == FileKind::Docx), "{name}: the unlabeled docx is still found: {:#?}", clean.inner);
+    }
+}
+
+#[test]
+fn paths_depths_and_names() {
+    let i = inspect_all_ways(&read("lab_three_deep.zip"));
+    let found: Vec<(Vec<String>, u32, FileKind)> = i.inner.iter().map(|f| (f.path.clone(), f.depth, f.kind)).collect();
+    assert_eq!(
+        found,
+        vec![
+            (vec!["a.tar.gz".into()], 1, FileKind::Gzip),
+            (vec!["a.tar.gz".into(), "(gzip content)".into()], 2, FileKind::Tar),
+            (vec!["a.tar.gz".into(), "(gzip content)".into(), "b.zip".into()], 3, FileKind::Zip),
+            (vec!["a.tar.gz".into(), "(gzip content)".into(), "b.zip".into(), "q3 report.docx".into()], 4, FileKind::Docx),
+        ]
+    );
+    let long = inspect_all_ways(&read("lab.tar"));
+    assert!(long.inner.iter().any(|f| f.path == [format!("{}/q3 report.docx", "x".repeat(120))]), "pax path: {:?}", long.inner);
+    let gnu = inspect_all_ways(&read("lab_gnu.tar"));
+    assert_eq!(gnu.inner[0].path, [format!("{}.docx", "y".repeat(150))]);
+    let eml = inspect_all_ways(&read("lab_rfc822.eml"));
+    assert!(eml.inner.iter().any(|f| f.kind == FileKind::Eml), "{:?}", eml.inner);
+    assert!(eml.inner.iter().any(|f| f.path.last().map(String::as_str) == Some("q3 report.docx") && f.depth == 2));
+    // The 7z holds the docx and the PDF; both labeled with the same label.
+    let seven = inspect_all_ways(&read("lab.7z"));
+    assert_eq!(seven.inner.iter().filter(|f| !f.labels.is_empty()).count(), 2, "{:?}", seven.inner);
+}
+
+#[test]
+fn legacy_doc_and_pdf_attached_to_mail() {
+    assert_eq!(labels(&inspect_all_ways(&read("lab_legacy_doc.eml"))), [LEGACY_DOC_LABEL]);
+    assert_eq!(labels(&inspect_all_ways(&read("lab_pdf.eml"))), [LABEL]);
+}
+
+#[test]
+fn encrypted_archives_are_reported_as_encrypted() {
+    for name in ["enc_zipcrypto.zip", "enc_aes.zip"] {
+        let i = inspect_all_ways(&read(name));
+        assert!(matches!(i.inner[0].error, Some(Problem::Encrypted(_))), "{name}: {:?}", i.inner);
+    }
+    for name in ["enc_headers.7z", "enc_content.7z"] {
+        let i = inspect_all_ways(&read(name));
+        assert!(matches!(i.container, Some(Problem::Encrypted(_))), "{name}: {:?}", i.container);
+    }
+}
+
+#[test]
+fn truncation_never_passes_silently() {
+    // Cut anywhere, a labeled container either still shows the label or reports a problem.
+    for &(name, _) in CONTAINERS {
+        let bytes = read(&fixture_name("lab", name));
+        for tenth in 1..10 {
+            let cut = &bytes[..bytes.len() * tenth / 10];
+            let i = inspect_all_ways(cut);
+            assert!(
+                !labels(&i).is_empty() || !problems(&i).is_empty(),
+                "{name} cut at {tenth}0 %: no label and no problem: {:?}",
+                i.inner
+            );
+        }
+    }
+}
