@@ -1,50 +1,15 @@
 //! Bounded memory, measured: a counting global allocator records the peak heap while hostile
-//! inputs are read with tight limits. (Its own test binary, so no other test shares the counter.)
+//! inputs are read with tight limits. Counted per thread, so tests running beside one another
+//! never enter each other's measurement.
 
 use labelgate_extract::{extract_with, ExtractError, Inspector, Limits};
 use labelgate_testkit::*;
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Mutex;
-
-struct Counting;
-
-static CURRENT: AtomicUsize = AtomicUsize::new(0);
-static PEAK: AtomicUsize = AtomicUsize::new(0);
-static SERIAL: Mutex<()> = Mutex::new(());
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let now = CURRENT.fetch_add(layout.size(), Ordering::SeqCst) + layout.size();
-        PEAK.fetch_max(now, Ordering::SeqCst);
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        // Counted as the allocator really behaves for large blocks (grown in place or remapped).
-        if new_size >= layout.size() {
-            let now = CURRENT.fetch_add(new_size - layout.size(), Ordering::SeqCst) + new_size - layout.size();
-            PEAK.fetch_max(now, Ordering::SeqCst);
-        } else {
-            CURRENT.fetch_sub(layout.size() - new_size, Ordering::SeqCst);
-        }
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        CURRENT.fetch_sub(layout.size(), Ordering::SeqCst);
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
-
 #[global_allocator]
-static ALLOCATOR: Counting = Counting;
+static ALLOCATOR: CountingAllocator = CountingAllocator;
 
-/// Peak heap growth while `f` runs.
+/// Peak heap growth of this thread while `f` runs (other tests' threads are not counted).
 fn peak_during<T>(f: impl FnOnce() -> T) -> (T, usize) {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let base = CURRENT.load(Ordering::SeqCst);
-    PEAK.store(base, Ordering::SeqCst);
-    let out = f();
-    (out, PEAK.load(Ordering::SeqCst).saturating_sub(base))
+    peak_heap_during(f)
 }
 
 const MIB: usize = 1024 * 1024;

@@ -519,3 +519,56 @@ pub fn loopback_server_tls(alpn: &[&[u8]]) -> (std::sync::Arc<rustls::ServerConf
     config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
     (std::sync::Arc::new(config), ca_cert.pem())
 }
+
+/// A counting global allocator for memory tests, per thread: a test binary installs it with
+/// `#[global_allocator] static A: labelgate_testkit::CountingAllocator = labelgate_testkit::CountingAllocator;`
+/// and measures with [`peak_heap_during`]. Each thread counts only its own allocations, so what
+/// other tests of the same binary allocate at the same time never enters a measurement.
+pub struct CountingAllocator;
+
+thread_local! {
+    static THREAD_CURRENT: std::cell::Cell<isize> = const { std::cell::Cell::new(0) };
+    static THREAD_PEAK: std::cell::Cell<isize> = const { std::cell::Cell::new(0) };
+}
+
+fn count_alloc(delta: isize) {
+    // `try_with`: during thread teardown the slots may be gone; such allocations are not counted.
+    let _ = THREAD_CURRENT.try_with(|c| {
+        let now = c.get() + delta;
+        c.set(now);
+        let _ = THREAD_PEAK.try_with(|p| {
+            if now > p.get() {
+                p.set(now)
+            }
+        });
+    });
+}
+
+// SAFETY: every call is forwarded to the system allocator unchanged; only counters are updated.
+unsafe impl std::alloc::GlobalAlloc for CountingAllocator {
+    unsafe fn alloc(&self, layout: std::alloc::Layout) -> *mut u8 {
+        count_alloc(layout.size() as isize);
+        unsafe { std::alloc::System.alloc(layout) }
+    }
+    unsafe fn alloc_zeroed(&self, layout: std::alloc::Layout) -> *mut u8 {
+        count_alloc(layout.size() as isize);
+        unsafe { std::alloc::System.alloc_zeroed(layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: std::alloc::Layout, new_size: usize) -> *mut u8 {
+        count_alloc(new_size as isize - layout.size() as isize);
+        unsafe { std::alloc::System.realloc(ptr, layout, new_size) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: std::alloc::Layout) {
+        count_alloc(-(layout.size() as isize));
+        unsafe { std::alloc::System.dealloc(ptr, layout) }
+    }
+}
+
+/// Peak heap growth of the calling thread while `f` runs (with [`CountingAllocator`] installed).
+pub fn peak_heap_during<T>(f: impl FnOnce() -> T) -> (T, usize) {
+    let base = THREAD_CURRENT.with(|c| c.get());
+    THREAD_PEAK.with(|p| p.set(base));
+    let out = f();
+    let peak = THREAD_PEAK.with(|p| p.get());
+    (out, (peak - base).max(0) as usize)
+}

@@ -186,7 +186,7 @@ pub fn inspect_reader<R: Read + Seek>(reader: R, limits: &Limits, bounds: &Unpac
 /// Inspects any input: the file's own labels, then every file inside it.
 pub fn inspect(input: &mut dyn Input, limits: &Limits, bounds: &UnpackLimits) -> Inspection {
     let mut outer = extract_input(input, limits);
-    let mut walker = Walker { limits, bounds, spent: Rc::new(Cell::new(0)), inner: Vec::new() };
+    let mut walker = Walker { limits, bounds, spent: Rc::new(Cell::new(0)), examined: 0, inner: Vec::new() };
     let mut container = None;
     if let Ok(ex) = outer.as_mut() {
         if let Err(problem) = walker.open(input, ex, &[], 0) {
@@ -196,14 +196,20 @@ pub fn inspect(input: &mut dyn Input, limits: &Limits, bounds: &UnpackLimits) ->
     Inspection { outer, container, inner: walker.inner }
 }
 
+/// Members examined per call, as a multiple of `max_members` (one archive's worth at every
+/// level of a few nested ones).
+const EXAMINED_PER_ARCHIVE: u64 = 16;
+
 /// Inner files listed at most per call, whatever the limits (each costs a record in the answer).
 const MAX_LISTED: usize = 100_000;
 
 struct Walker<'l> {
     limits: &'l Limits,
     bounds: &'l UnpackLimits,
-    /// Bytes decompressed so far.
+    /// Bytes decompressed (or read in place as a member) so far.
     spent: Rc<Cell<u64>>,
+    /// Members whose first bytes were examined so far, at every depth.
+    examined: u64,
     inner: Vec<InnerFile>,
 }
 
@@ -270,11 +276,25 @@ impl Walker<'_> {
     /// through the extractor, listed, and opened in turn. An `Err` is the parent's problem
     /// (depth, member count, expansion budget); a problem of the member alone is listed with it.
     fn child(&mut self, body: Body<'_>, path: Vec<String>, depth: u32, size: Option<u64>) -> Result<(), Problem> {
+        // Members examined in all: overlapping entries can make every level of a small archive
+        // fan out again, so the work, not only each archive, is bounded.
+        self.examined += 1;
+        let max_examined = self.bounds.max_members.saturating_mul(EXAMINED_PER_ARCHIVE);
+        if self.examined > max_examined {
+            return Err(Problem::NestedLimit { limit: "max_members", max: self.bounds.max_members });
+        }
         match body {
             Body::Input(input) => {
                 let head = input.read_upto(0, SNIFF_BYTES).map_err(|e| Problem::from_extract(&e))?.into_owned();
                 if sniff_kind(&head).is_none() {
                     return Ok(());
+                }
+                // A file read in place counts like one decompressed: overlapping stored members
+                // cannot multiply the work for free.
+                let spent = self.spent.get().saturating_add(input.len());
+                self.spent.set(spent);
+                if spent > self.bounds.max_expanded_bytes {
+                    return Err(Problem::NestedLimit { limit: "max_expanded_bytes", max: self.bounds.max_expanded_bytes });
                 }
                 self.admit(depth)?;
                 self.visit(input, path, depth);
@@ -298,6 +318,10 @@ impl Walker<'_> {
                 }
                 let cap = self.bounds.max_inner_bytes;
                 let mut held = head;
+                // Sized once from the declared size (never past the cap): no regrowth copies.
+                if let Some(declared) = size {
+                    held.reserve_exact(declared.min(cap.saturating_add(1)).saturating_sub(held.len() as u64) as usize);
+                }
                 match stream.take(cap.saturating_add(1).saturating_sub(held.len() as u64)).read_to_end(&mut held) {
                     Ok(_) if held.len() as u64 > cap => {
                         let mut ex = Extraction::new(kind);

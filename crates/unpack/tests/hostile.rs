@@ -1,0 +1,193 @@
+//! Hostile containers: nesting past any sane depth, bombs, overlapping entries, member floods,
+//! tricky names. Each ends as a typed limit or is read through, never as exhaustion; memory is
+//! measured with the per-thread counting allocator.
+
+use labelgate_extract::{FileKind, Limits};
+use labelgate_testkit::*;
+use labelgate_unpack::{inspect_slice, Inspection, Problem, UnpackLimits};
+use std::io::Write;
+
+#[global_allocator]
+static ALLOCATOR: CountingAllocator = CountingAllocator;
+
+const MIB: usize = 1024 * 1024;
+
+fn labeled_docx() -> Vec<u8> {
+    zip(&docx(Some(custom_xml(&[(GUID_A, SITE_MS, "true")])), None))
+}
+
+fn limit_of(p: &Option<Problem>) -> Option<&'static str> {
+    match p {
+        Some(Problem::NestedLimit { limit, .. }) => Some(limit),
+        _ => None,
+    }
+}
+
+/// Every limit reached anywhere in the answer.
+fn limits_reached(i: &Inspection) -> Vec<&'static str> {
+    let mut out: Vec<&'static str> = i.inner.iter().filter_map(|f| limit_of(&f.error)).collect();
+    out.extend(limit_of(&i.container));
+    out
+}
+
+#[test]
+fn nesting_a_thousand_deep_stops_at_max_depth() {
+    let mut bytes = labeled_docx();
+    for level in 0..1000 {
+        bytes = zip(&[Entry::new(&format!("level{level}.zip"), &bytes).stored()]);
+    }
+    let (i, peak) = peak_heap_during(|| inspect_slice(&bytes, &Limits::default(), &UnpackLimits::default()));
+    assert_eq!(i.inner.len(), 5, "members down to depth 5 are read");
+    assert_eq!(limits_reached(&i), ["max_depth"]);
+    assert_eq!(i.inner.last().map(|f| f.depth), Some(5));
+    assert!(i.inner[4].error.is_some(), "the container at the bottom carries the limit");
+    assert!(peak < 8 * MIB, "peak {peak}");
+    // Within the depth, the label is found.
+    let mut shallow = labeled_docx();
+    for level in 0..4 {
+        shallow = zip(&[Entry::new(&format!("level{level}.zip"), &shallow)]);
+    }
+    let i = inspect_slice(&shallow, &Limits::default(), &UnpackLimits::default());
+    assert_eq!(i.all_labels().count(), 1);
+    assert!(limits_reached(&i).is_empty());
+}
+
+#[test]
+fn a_hundred_thousand_empty_members_are_a_limit_not_a_stall() {
+    let entries: Vec<Entry> = (0..100_000).map(|n| Entry::new(&format!("{n}"), b"").stored()).collect();
+    let bytes = zip(&entries);
+    let started = std::time::Instant::now();
+    let i = inspect_slice(&bytes, &Limits::default(), &UnpackLimits::default());
+    assert_eq!(limit_of(&i.container), Some("max_members"));
+    // Not a timing assertion on the result: only a guard against a hang in CI.
+    assert!(started.elapsed().as_secs() < 60);
+    // With room for them, they are read through (none can hold a label).
+    let roomy = UnpackLimits { max_members: 200_000, ..UnpackLimits::default() };
+    let i = inspect_slice(&bytes, &Limits::default(), &roomy);
+    assert!(i.container.is_none() && i.inner.is_empty());
+}
+
+#[test]
+fn a_deflate_bomb_behind_a_tar_header_ends_at_the_ratio() {
+    // tar.gz whose member is 64 MiB of zeros (~64 KiB compressed): streaming through the tar
+    // would inflate all of it.
+    let mut tar = Vec::new();
+    let mut header = [0u8; 512];
+    header[..8].copy_from_slice(b"zero.bin");
+    header[100..107].copy_from_slice(b"0000644");
+    header[124..135].copy_from_slice(format!("{:011o}", 64 * MIB).as_bytes());
+    header[156] = b'0';
+    header[257..263].copy_from_slice(b"ustar\0");
+    header[263..265].copy_from_slice(b"00");
+    header[148..156].copy_from_slice(b"        ");
+    let sum: u32 = header.iter().map(|&b| b as u32).sum();
+    header[148..155].copy_from_slice(format!("{sum:06o}\0").as_bytes());
+    tar.extend_from_slice(&header);
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    gz.write_all(&tar).unwrap();
+    let zeros = vec![0u8; MIB];
+    for _ in 0..64 {
+        gz.write_all(&zeros).unwrap();
+    }
+    let bomb = gz.finish().unwrap();
+    let (i, peak) = peak_heap_during(|| inspect_slice(&bomb, &Limits::default(), &UnpackLimits::default()));
+    assert_eq!(limits_reached(&i), ["max_ratio"], "{:?}", i.inner);
+    assert!(peak < 8 * MIB, "peak {peak}");
+    // With the ratio lifted, the expansion budget stops it instead.
+    let bounds = UnpackLimits { max_ratio: u64::MAX, max_expanded_bytes: 16 * MIB as u64, ..UnpackLimits::default() };
+    let i = inspect_slice(&bomb, &Limits::default(), &bounds);
+    assert!(limits_reached(&i).iter().all(|l| *l == "max_expanded_bytes") && !limits_reached(&i).is_empty());
+}
+
+#[test]
+fn nested_bombs_like_42_zip_end_at_a_limit() {
+    // 42.zip's shape: each level holds 16 copies of the level below; the bottom is a labeled
+    // docx padded to 1 MiB. 16^4 = 65,536 docx files at depth 4 (64 GiB expanded).
+    let mut level = zip(&{
+        let mut e = docx(Some(custom_xml(&[(GUID_A, SITE_MS, "true")])), None);
+        e.push(Entry::new("word/media/pad.bin", vec![0u8; MIB]));
+        e
+    });
+    for _ in 0..4 {
+        let copies: Vec<Entry> = (0..16).map(|n| Entry::new(&format!("{n}.zip"), &level)).collect();
+        level = zip(&copies);
+    }
+    let bounds = UnpackLimits { max_expanded_bytes: 128 * MIB as u64, ..UnpackLimits::default() };
+    let (i, peak) = peak_heap_during(|| inspect_slice(&level, &Limits::default(), &bounds));
+    assert_eq!(limits_reached(&i).last(), Some(&"max_expanded_bytes"), "the budget ends it");
+    assert!(i.all_labels().count() > 0, "what was read before the limit still counts");
+    assert!(peak < 256 * MIB, "peak {peak}");
+}
+
+#[test]
+fn overlapping_entries_fan_out_only_to_a_limit() {
+    // Fifield's overlapping-file bomb shape, with a container as the kernel: many central
+    // directory entries point at one stored member that is itself such an archive.
+    let mut kernel = labeled_docx();
+    for _ in 0..3 {
+        let single = zip(&[Entry::new("k.zip", &kernel).stored()]);
+        // Duplicate the one central-directory entry 400 times.
+        let eocd = single.len() - 22;
+        let cd_size = u32::from_le_bytes(single[eocd + 12..eocd + 16].try_into().unwrap()) as usize;
+        let cd_offset = u32::from_le_bytes(single[eocd + 16..eocd + 20].try_into().unwrap()) as usize;
+        let entry = &single[cd_offset..cd_offset + cd_size];
+        let mut out = single[..cd_offset].to_vec();
+        for _ in 0..400 {
+            out.extend_from_slice(entry);
+        }
+        let mut end = single[eocd..].to_vec();
+        end[8..10].copy_from_slice(&400u16.to_le_bytes());
+        end[10..12].copy_from_slice(&400u16.to_le_bytes());
+        end[12..16].copy_from_slice(&((cd_size * 400) as u32).to_le_bytes());
+        out.extend_from_slice(&end);
+        kernel = out;
+    }
+    let started = std::time::Instant::now();
+    let i = inspect_slice(&kernel, &Limits::default(), &UnpackLimits::default());
+    assert!(!limits_reached(&i).is_empty(), "400^3 paths end at a limit");
+    assert!(started.elapsed().as_secs() < 60);
+}
+
+#[test]
+fn names_are_reported_verbatim_and_duplicates_all_read() {
+    let labeled = labeled_docx();
+    let clean = zip(&docx(None, None));
+    let bytes = zip(&[
+        Entry::new("../../etc/evil.docx", &clean),
+        Entry::new("/abs/path.docx", &clean),
+        Entry::new("same.docx", &clean),
+        Entry::new("same.docx", &labeled),
+    ]);
+    let i = inspect_slice(&bytes, &Limits::default(), &UnpackLimits::default());
+    let paths: Vec<&str> = i.inner.iter().map(|f| f.path[0].as_str()).collect();
+    assert_eq!(paths, ["../../etc/evil.docx", "/abs/path.docx", "same.docx", "same.docx"]);
+    assert_eq!(i.inner.iter().filter(|f| !f.labels.is_empty()).count(), 1, "the second of two same-named members is read too");
+    assert!(i.inner.iter().all(|f| f.kind == FileKind::Docx));
+}
+
+#[test]
+fn a_large_deflated_member_is_held_once_and_bounded() {
+    // A labeled 24 MiB docx deflated inside a zip: inflated once into memory (bounded by
+    // max_inner_bytes); past that bound it is a limit, not an allocation.
+    let inner = large_docx(24 * MIB);
+    let bytes = zip(&[Entry::new("big.docx", &inner)]);
+    let (i, peak) = peak_heap_during(|| inspect_slice(&bytes, &Limits::default(), &UnpackLimits::default()));
+    assert_eq!(i.all_labels().count() > 0, true);
+    assert!(peak < 24 * MIB + 8 * MIB, "peak {peak} for a 24 MiB member");
+    let tight = UnpackLimits { max_inner_bytes: 8 * MIB as u64, ..UnpackLimits::default() };
+    let (i, peak) = peak_heap_during(|| inspect_slice(&bytes, &Limits::default(), &tight));
+    assert_eq!(limits_reached(&i), ["max_inner_bytes"]);
+    assert!(peak < 8 * MIB + 4 * MIB, "peak {peak} with an 8 MiB inner limit");
+}
+
+#[test]
+fn rar_and_tnef_are_unsupported_and_unknown_members_are_skipped() {
+    let bytes = zip(&[
+        Entry::new("a.rar", b"Rar!\x1a\x07\x01\x00 rest of a rar archive".to_vec()),
+        Entry::new("winmail.dat", [0x78u8, 0x9f, 0x3e, 0x22, 1, 2, 3].to_vec()),
+        Entry::new("photo.jpg", filler(100_000, 7)),
+    ]);
+    let i = inspect_slice(&bytes, &Limits::default(), &UnpackLimits::default());
+    let reasons: Vec<(&str, Option<&str>)> = i.inner.iter().map(|f| (f.kind.as_str(), f.error.as_ref().map(|e| e.reason()))).collect();
+    assert_eq!(reasons, [("rar", Some("unsupported")), ("tnef", Some("unsupported"))]);
+}
