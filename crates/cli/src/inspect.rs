@@ -1,12 +1,15 @@
-//! `labelgate inspect`: one report per file, as a human-readable block or one JSON line each.
+//! `labelgate inspect`: one report per file, as a human-readable block or one JSON line each,
+//! with every file inside it (archive members, attachments) as a tree or a flat `inner` list.
+//! Read with the `[inspection]` limits of the configuration in use, so the answer is the proxy's.
 
 use anyhow::Result;
 use clap::Args;
-use labelgate_extract::{extract_reader, extract_with, Extraction, Limits};
+use labelgate_extract::{Extraction, Limits};
+use labelgate_unpack::{inspect_reader, inspect_slice, InnerFile, Inspection, UnpackLimits};
 use serde::Serialize;
 use std::fs::File;
 use std::io::{self, BufWriter, Read, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 #[derive(Args, Debug)]
@@ -28,63 +31,144 @@ struct Report<'a> {
     records: Vec<&'a labelgate_extract::LabelRecord>,
     findings: Vec<&'a str>,
     error: Option<String>,
+    /// Why the file could not be opened completely as a container (a limit, encryption, …).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    container_error: Option<String>,
+    /// Every file inside it, depth-first.
+    inner: Vec<InnerReport<'a>>,
 }
 
-fn read_one(path: &PathBuf, limits: &Limits) -> Result<Extraction, String> {
+#[derive(Serialize)]
+struct InnerReport<'a> {
+    /// The inspected path first, then the names inside (an array: names may hold any character).
+    path: Vec<&'a str>,
+    depth: u32,
+    kind: &'static str,
+    labels: &'a [labelgate_extract::EffectiveLabel],
+    flags: Vec<&'static str>,
+    /// `nested_limit`, `encrypted`, `unsupported` or `malformed` when it could not be read.
+    unscannable: Option<&'static str>,
+    error: Option<String>,
+}
+
+/// The whole inspection of one path, or why it could not be read at all.
+fn read_one(path: &Path, limits: &Limits, bounds: &UnpackLimits) -> Result<Inspection, String> {
     if path.as_os_str() == "-" {
         let mut buf = Vec::new();
         io::stdin().read_to_end(&mut buf).map_err(|e| format!("cannot read standard input: {e}"))?;
-        return extract_with(&buf, limits).map_err(|e| e.to_string());
+        return Ok(inspect_slice(&buf, limits, bounds));
     }
     let meta = std::fs::metadata(path).map_err(|e| format!("cannot read: {e}"))?;
     if meta.is_dir() {
         return Err("is a directory".into());
     }
     let file = File::open(path).map_err(|e| format!("cannot open: {e}"))?;
-    extract_reader(io::BufReader::new(file), limits).map_err(|e| e.to_string())
+    Ok(inspect_reader(io::BufReader::new(file), limits, bounds))
 }
 
-pub fn run(args: &InspectArgs) -> Result<ExitCode> {
-    let limits = Limits::default();
+fn inner_report<'a>(root: &'a str, f: &'a InnerFile) -> InnerReport<'a> {
+    let mut path = vec![root];
+    path.extend(f.path.iter().map(String::as_str));
+    InnerReport {
+        path,
+        depth: f.depth,
+        kind: f.kind.as_str(),
+        labels: &f.labels,
+        flags: f.flags.iter().map(|x| x.as_str()).collect(),
+        unscannable: f.error.as_ref().map(|e| e.reason()),
+        error: f.error.as_ref().map(ToString::to_string),
+    }
+}
+
+pub fn run(config: Option<&Path>, args: &InspectArgs) -> Result<ExitCode> {
+    let loaded = match crate::load_or_report(config)? {
+        Ok(l) => l,
+        Err(code) => return Ok(code),
+    };
+    let limits = loaded.file.inspection.extract_limits();
+    let bounds = loaded.file.inspection.unpack_limits();
     let stdout = io::stdout();
     let mut out = BufWriter::new(stdout.lock());
     let mut failed = false;
     for path in &args.paths {
-        let result = read_one(path, &limits);
+        let inspection = read_one(path, &limits, &bounds);
+        let result: Result<&Extraction, String> = match &inspection {
+            Ok(i) => i.outer.as_ref().map_err(|e| e.to_string()),
+            Err(e) => Err(e.clone()),
+        };
         failed |= result.is_err();
         let shown = path.display().to_string();
+        let inner: &[InnerFile] = inspection.as_ref().map(|i| i.inner.as_slice()).unwrap_or(&[]);
+        let container = inspection.as_ref().ok().and_then(|i| i.container.as_ref()).map(ToString::to_string);
         if args.json {
             let report = match &result {
                 Ok(ex) => Report {
-                    path: shown,
+                    path: shown.clone(),
                     kind: Some(ex.kind.as_str()),
                     labels: ex.labels.iter().collect(),
                     flags: ex.flags.iter().map(|f| f.as_str()).collect(),
                     records: ex.records.iter().collect(),
                     findings: ex.findings.iter().map(String::as_str).collect(),
                     error: None,
+                    container_error: container.clone(),
+                    inner: inner.iter().map(|f| inner_report(&shown, f)).collect(),
                 },
                 Err(e) => Report {
-                    path: shown,
+                    path: shown.clone(),
                     kind: None,
                     labels: vec![],
                     flags: vec![],
                     records: vec![],
                     findings: vec![],
                     error: Some(e.clone()),
+                    container_error: None,
+                    inner: vec![],
                 },
             };
             serde_json::to_writer(&mut out, &report)?;
             writeln!(out)?;
         } else {
             write_human(&mut out, &shown, &result)?;
+            if result.is_ok() {
+                write_tree(&mut out, container.as_deref(), inner)?;
+                writeln!(out)?;
+            }
         }
     }
     out.flush()?;
     Ok(if failed { ExitCode::from(1) } else { ExitCode::SUCCESS })
 }
 
-fn write_human(out: &mut impl Write, path: &str, result: &Result<Extraction, String>) -> io::Result<()> {
+/// The files inside, as an indented tree under the file's own block.
+fn write_tree(out: &mut impl Write, container: Option<&str>, inner: &[InnerFile]) -> io::Result<()> {
+    if let Some(problem) = container {
+        writeln!(out, "  opened: incompletely: {problem}")?;
+    }
+    if inner.is_empty() {
+        return Ok(());
+    }
+    writeln!(out, "  inside:")?;
+    for f in inner {
+        let indent = "  ".repeat(f.depth as usize);
+        let name = f.path.last().map(String::as_str).unwrap_or("");
+        let labels: Vec<String> = f.labels.iter().map(|l| format!("{}{}", l.id, l.name.as_deref().map(|n| format!(" ({n})")).unwrap_or_default())).collect();
+        let mut line = format!("  {indent}{name:?}  {}", f.kind);
+        if !labels.is_empty() {
+            line.push_str(&format!("  labels: {}", labels.join(", ")));
+        }
+        let flags: Vec<&str> = f.flags.iter().map(|x| x.as_str()).collect();
+        if !flags.is_empty() {
+            line.push_str(&format!("  flags: {}", flags.join(", ")));
+        }
+        if let Some(e) = &f.error {
+            line.push_str(&format!("  [{}] {e}", e.reason()));
+        }
+        writeln!(out, "{line}")?;
+    }
+    Ok(())
+}
+
+fn write_human(out: &mut impl Write, path: &str, result: &Result<&Extraction, String>) -> io::Result<()> {
     match result {
         Err(e) => writeln!(out, "{path}\n  error: {e}\n"),
         Ok(ex) => {
@@ -125,7 +209,7 @@ fn write_human(out: &mut impl Write, path: &str, result: &Result<Extraction, Str
             for f in &ex.findings {
                 writeln!(out, "  note:   {f}")?;
             }
-            writeln!(out)
+            Ok(())
         }
     }
 }

@@ -94,7 +94,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let config = cli.config.as_deref();
     let outcome: Result<ExitCode> = match cli.command {
-        Command::Inspect(args) => inspect::run(&args),
+        Command::Inspect(args) => inspect::run(cli.config.as_deref(), &args),
         Command::Serve(args) => serve::run(config, &args),
         Command::Check(args) => check::run(config, &args),
         Command::Ca(CaCommand::Export(args)) => ca::export(&args),

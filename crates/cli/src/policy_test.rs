@@ -3,9 +3,8 @@
 
 use anyhow::{anyhow, bail, Context, Result};
 use clap::Args;
-use labelgate_extract::{extract_reader, Limits};
 use labelgate_policy::{Direction, Transaction};
-use labelgate_proxy::file_facts;
+use labelgate_proxy::inspection_facts;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -45,6 +44,7 @@ struct Report<'a> {
     host: &'a str,
     kind: &'a str,
     labels: Vec<LabelReport>,
+    files: &'a [labelgate_policy::FileFacts],
     verdict: &'a labelgate_policy::Verdict,
     warnings: Vec<String>,
 }
@@ -88,9 +88,15 @@ pub fn run(config: Option<&Path>, args: &PolicyTestArgs) -> Result<ExitCode> {
     let catalog = crate::stored_catalog(&loaded, &args.state_dir);
     let (policy, diagnostics) = loaded.resolve(catalog.clone());
     let file = std::fs::File::open(&args.file).with_context(|| format!("cannot open {}", args.file.display()))?;
-    let result = extract_reader(std::io::BufReader::new(file), &Limits::default());
+    // The proxy's reading: the same [inspection] limits, every file inside the file.
+    let inspection = labelgate_unpack::inspect_reader(
+        std::io::BufReader::new(file),
+        &loaded.file.inspection.extract_limits(),
+        &loaded.file.inspection.unpack_limits(),
+    );
     let name = args.file.file_name().map(|n| n.to_string_lossy().into_owned());
-    let facts = [file_facts(name, &result)];
+    let facts: Vec<labelgate_policy::FileFacts> = inspection_facts(name, &inspection).into_iter().map(|(f, _, _)| f).collect();
+    let result = &inspection.outer;
     let method = args.method.to_ascii_uppercase();
     let tx = Transaction {
         direction: if args.at_rest { Direction::AtRest } else { Direction::Upload },
@@ -102,12 +108,12 @@ pub fn run(config: Option<&Path>, args: &PolicyTestArgs) -> Result<ExitCode> {
         files: &facts,
     };
     let verdict = policy.evaluate(&tx);
-    let labels: Vec<LabelReport> = facts[0]
-        .labels
+    let labels: Vec<LabelReport> = facts
         .iter()
+        .flat_map(|f| f.labels.iter())
         .map(|l| {
             // The catalog's display name, else the name the file itself states.
-            let stated = result.as_ref().ok().and_then(|ex| ex.labels.iter().find(|e| e.id == l.id).and_then(|e| e.name.clone()));
+            let stated = inspection.all_labels().find(|e| e.id == l.id).and_then(|e| e.name.clone());
             let name = catalog.lookup(l.tenant.as_deref(), &l.id).map(|k| k.display_name.clone()).or(stated);
             LabelReport { id: l.id.clone(), tenant: l.tenant.clone(), name }
         })
@@ -118,6 +124,7 @@ pub fn run(config: Option<&Path>, args: &PolicyTestArgs) -> Result<ExitCode> {
         host: &host,
         kind: &facts[0].kind,
         labels,
+        files: &facts,
         verdict: &verdict,
         warnings: loaded.warnings.iter().chain(diagnostics.iter()).map(ToString::to_string).collect(),
     };
@@ -136,6 +143,14 @@ pub fn run(config: Option<&Path>, args: &PolicyTestArgs) -> Result<ExitCode> {
         }
         if let Some(reason) = facts[0].unscannable {
             println!("          unscannable: {}", reason.as_str());
+        }
+        for inner in &facts[1..] {
+            let labels: Vec<&str> = inner.labels.iter().map(|l| l.id.as_str()).collect();
+            let unscannable = inner.unscannable.map(|u| format!(" unscannable: {}", u.as_str())).unwrap_or_default();
+            println!("inside:   {} ({}){}{}", inner.name.as_deref().unwrap_or("-"), inner.kind, if labels.is_empty() { String::new() } else { format!(" labels: {}", labels.join(", ")) }, unscannable);
+        }
+        if let Some(i) = verdict.file.filter(|&i| i > 0) {
+            println!("decided by: {}", facts[i].name.as_deref().unwrap_or("-"));
         }
         for l in &report.labels {
             println!("label:    {} {} (tenant {})", l.id, l.name.as_deref().unwrap_or("(unnamed)"), l.tenant.as_deref().unwrap_or("-"));

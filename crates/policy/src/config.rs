@@ -18,6 +18,11 @@ pub struct UnscannableConfig {
     pub malformed: Option<Action>,
     /// Files whose structure could hide a label.
     pub ambiguous: Option<Action>,
+    /// Files inside files that could not all be opened because an `[inspection]` nesting
+    /// limit was reached (depth, inner size, expansion, members, ratio).
+    pub nested_limit: Option<Action>,
+    /// Containers the engine recognises but cannot open (RAR, TNEF, unusual compression).
+    pub unsupported: Option<Action>,
 }
 
 /// Which tenants a rule's labels must belong to.

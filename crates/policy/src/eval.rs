@@ -182,11 +182,20 @@ pub(crate) struct PartialUnscannable {
     oversize: Option<Action>,
     malformed: Option<Action>,
     ambiguous: Option<Action>,
+    nested_limit: Option<Action>,
+    unsupported: Option<Action>,
 }
 
 impl From<&UnscannableConfig> for PartialUnscannable {
     fn from(c: &UnscannableConfig) -> Self {
-        PartialUnscannable { encrypted: c.encrypted, oversize: c.oversize, malformed: c.malformed, ambiguous: c.ambiguous }
+        PartialUnscannable {
+            encrypted: c.encrypted,
+            oversize: c.oversize,
+            malformed: c.malformed,
+            ambiguous: c.ambiguous,
+            nested_limit: c.nested_limit,
+            unsupported: c.unsupported,
+        }
     }
 }
 
@@ -197,12 +206,15 @@ impl PartialUnscannable {
             UnscannableReason::Oversize => self.oversize,
             UnscannableReason::Malformed => self.malformed,
             UnscannableReason::Ambiguous => self.ambiguous,
+            UnscannableReason::NestedLimit => self.nested_limit,
+            UnscannableReason::Unsupported => self.unsupported,
         }
     }
 }
 
 /// Global decisions for unscannable files, with the product defaults filled in: encrypted and
-/// oversize files are allowed, malformed and ambiguous ones blocked.
+/// oversize files and unsupported containers are allowed; malformed, ambiguous and nested-limit
+/// ones blocked.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Unscannable(PartialUnscannable);
 
@@ -213,6 +225,8 @@ impl Unscannable {
             oversize: Some(c.oversize.unwrap_or(Action::Allow)),
             malformed: Some(c.malformed.unwrap_or(Action::Block)),
             ambiguous: Some(c.ambiguous.unwrap_or(Action::Block)),
+            nested_limit: Some(c.nested_limit.unwrap_or(Action::Block)),
+            unsupported: Some(c.unsupported.unwrap_or(Action::Allow)),
         })
     }
     fn get(&self, reason: UnscannableReason) -> Action {

@@ -64,6 +64,10 @@ pub enum UnscannableReason {
     Malformed,
     /// Structure that could hide a label (the extractor's `ambiguous` flag).
     Ambiguous,
+    /// Files inside files not all opened: an `[inspection]` nesting limit was reached.
+    NestedLimit,
+    /// A container the engine recognises but cannot open.
+    Unsupported,
 }
 
 impl UnscannableReason {
@@ -74,6 +78,8 @@ impl UnscannableReason {
             UnscannableReason::Oversize => "oversize",
             UnscannableReason::Malformed => "malformed",
             UnscannableReason::Ambiguous => "ambiguous",
+            UnscannableReason::NestedLimit => "nested_limit",
+            UnscannableReason::Unsupported => "unsupported",
         }
     }
 }

@@ -9,8 +9,13 @@ use std::sync::Mutex;
 /// One file of an inspected transaction.
 #[derive(Debug, Clone, Serialize)]
 pub struct AuditFile {
-    /// Multipart filename, when given.
+    /// Multipart filename, when given; for a file inside another, the names joined with ▸.
     pub name: Option<String>,
+    /// For a file inside another (an archive member, an attachment): the names from the
+    /// uploaded file down, as an array (names may hold any character). Absent for the
+    /// uploaded files themselves.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub path: Vec<String>,
     /// Bytes.
     pub size: u64,
     /// The extractor's kind.

@@ -1,28 +1,36 @@
 //! Splits an upload body into the files it carries and reads each one's labels: multipart parts
 //! one by one (with their filenames), any other body as one file; `Content-Encoding: gzip` or
-//! `deflate` is decoded for inspection only (the original bytes are what is forwarded).
+//! `deflate` is decoded for inspection only (the original bytes are what is forwarded). Each
+//! file is opened in turn (archives, e-mail) and every file inside it becomes a file of the
+//! transaction, with its path, exactly as if it had been uploaded alone.
 
 use crate::spool::{Held, Spool, SpoolArea};
 use bytes::Bytes;
-use labelgate_extract::{extract_segments, ExtractError, Extraction, Flag, Limits};
+use labelgate_extract::{ExtractError, Extraction, Flag, Limits};
 use labelgate_policy::{FileFacts, FileLabel, UnscannableReason};
+use labelgate_unpack::{InnerFile, Inspection, Problem, UnpackLimits};
 use std::io::Read;
 use std::sync::Arc;
 
 /// One inspected file.
 pub(crate) struct Inspected {
     pub facts: FileFacts,
+    /// For a file inside another: the names from the uploaded file down (empty for the
+    /// uploaded file itself).
+    pub path: Vec<String>,
     pub size: u64,
     /// Hex SHA-256 of the file: for labeled or unscannable files (those blocks and audits are
     /// about), or for every file with `hash_all`. Clean files are not hashed on the hot path.
     pub sha256: Option<String>,
 }
 
-/// How files are read: the size cap and whether every file is hashed.
-#[derive(Clone, Copy)]
+/// How files are read: the size cap, the limits on files inside files, and whether every file
+/// is hashed.
+#[derive(Clone)]
 pub(crate) struct Reading {
     pub max: u64,
     pub hash_all: bool,
+    pub unpack: UnpackLimits,
 }
 
 impl Reading {
@@ -67,38 +75,110 @@ pub fn file_facts(name: Option<String>, result: &Result<Extraction, ExtractError
     }
 }
 
-/// Reads a file held in memory, in place (its chunks are never joined).
-fn one(name: Option<String>, held: &Held, reading: &Reading) -> Inspected {
-    let facts = file_facts(name, &extract_segments(held.chunks(), &reading.limits()));
-    let sha256 = reading.wants_hash(&facts).then(|| {
-        let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
-        for c in held.chunks() {
-            ctx.update(c);
+/// The unscannable reason a container problem stands for.
+fn problem_reason(problem: &Problem) -> UnscannableReason {
+    match problem {
+        Problem::NestedLimit { .. } => UnscannableReason::NestedLimit,
+        Problem::Encrypted(_) => UnscannableReason::Encrypted,
+        Problem::Unsupported(_) => UnscannableReason::Unsupported,
+        Problem::Malformed(_) => UnscannableReason::Malformed,
+    }
+}
+
+/// The facts policy evaluates for one file found inside another.
+pub fn inner_facts(outer_name: Option<&str>, file: &InnerFile) -> FileFacts {
+    let mut shown = outer_name.unwrap_or("(upload)").to_string();
+    for p in &file.path {
+        shown.push_str(" \u{25b8} ");
+        shown.push_str(p);
+    }
+    FileFacts {
+        name: Some(shown),
+        kind: file.kind.as_str().to_string(),
+        labels: file.labels.iter().map(|l| FileLabel { id: l.id.clone(), tenant: l.site_id.clone() }).collect(),
+        unscannable: if file.flags.contains(&Flag::Ambiguous) {
+            Some(UnscannableReason::Ambiguous)
+        } else if let Some(problem) = &file.error {
+            Some(problem_reason(problem))
+        } else if file.flags.contains(&Flag::Encrypted) {
+            Some(UnscannableReason::Encrypted)
+        } else {
+            None
+        },
+    }
+}
+
+/// The facts of a file and of every file inside it: the uploaded file first (a container
+/// problem is its unscannable reason when it has no other), then the inner files depth-first.
+pub fn inspection_facts(name: Option<String>, inspection: &Inspection) -> Vec<(FileFacts, Vec<String>, Option<u64>)> {
+    let mut outer = file_facts(name.clone(), &inspection.outer);
+    if outer.unscannable.is_none() {
+        outer.unscannable = inspection.container.as_ref().map(problem_reason);
+    }
+    let mut out = Vec::with_capacity(1 + inspection.inner.len());
+    out.push((outer, Vec::new(), None));
+    for file in &inspection.inner {
+        out.push((inner_facts(name.as_deref(), file), file.path.clone(), file.size));
+    }
+    out
+}
+
+/// The outer file's record, then one per inner file (inner files are not hashed: their bytes
+/// are not kept once read).
+fn with_inner(name: Option<String>, inspection: &Inspection, size: u64, outer_hash: impl FnOnce(&FileFacts) -> Option<String>) -> Vec<Inspected> {
+    let mut out = Vec::new();
+    let mut outer_hash = Some(outer_hash);
+    let root = name.clone().unwrap_or_else(|| "(upload)".to_string());
+    for (facts, path, inner_size) in inspection_facts(name, inspection) {
+        match outer_hash.take() {
+            Some(hash) => {
+                let sha256 = hash(&facts);
+                out.push(Inspected { facts, path, size, sha256 });
+            }
+            None => {
+                let mut full = Vec::with_capacity(path.len() + 1);
+                full.push(root.clone());
+                full.extend(path);
+                out.push(Inspected { facts, path: full, size: inner_size.unwrap_or(0), sha256: None });
+            }
         }
-        hex_sha256(ctx.finish())
-    });
-    Inspected { facts, size: held.len(), sha256 }
+    }
+    out
+}
+
+/// Reads a file held in memory, in place (its chunks are never joined), and every file in it.
+fn one(name: Option<String>, held: &Held, reading: &Reading) -> Vec<Inspected> {
+    let inspection = labelgate_unpack::inspect_segments(held.chunks(), &reading.limits(), &reading.unpack);
+    with_inner(name, &inspection, held.len(), |facts| {
+        reading.wants_hash(facts).then(|| {
+            let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+            for c in held.chunks() {
+                ctx.update(c);
+            }
+            hex_sha256(ctx.finish())
+        })
+    })
 }
 
 fn malformed(name: Option<String>, size: u64) -> Inspected {
     Inspected {
         facts: FileFacts { name, kind: "unknown".into(), labels: Vec::new(), unscannable: Some(UnscannableReason::Malformed) },
+        path: Vec::new(),
         size,
         sha256: None,
     }
 }
 
-/// Reads a file held on disk, off the async workers (it may read a few pieces of a large file).
-async fn one_from_disk(name: Option<String>, file: std::fs::File, size: u64, reading: Reading) -> Inspected {
+/// Reads a file held on disk, and every file in it, off the async workers (it may read a few
+/// pieces of a large file, or decompress members).
+async fn one_from_disk(name: Option<String>, file: std::fs::File, size: u64, reading: Reading) -> Vec<Inspected> {
     let result = tokio::task::spawn_blocking(move || {
         let mut file = file;
-        let extraction = labelgate_extract::extract_reader(std::io::BufReader::new(&mut file), &reading.limits());
-        let facts = file_facts(name, &extraction);
-        let sha256 = if reading.wants_hash(&facts) { hash_file(&mut file).ok() } else { None };
-        Inspected { facts, size, sha256 }
+        let inspection = labelgate_unpack::inspect_reader(std::io::BufReader::new(&mut file), &reading.limits(), &reading.unpack);
+        with_inner(name, &inspection, size, |facts| if reading.wants_hash(facts) { hash_file(&mut file).ok() } else { None })
     })
     .await;
-    result.unwrap_or_else(|_| malformed(None, size))
+    result.unwrap_or_else(|_| vec![malformed(None, size)])
 }
 
 fn hash_file(file: &mut std::fs::File) -> std::io::Result<String> {
@@ -118,6 +198,7 @@ fn hash_file(file: &mut std::fs::File) -> std::io::Result<String> {
 fn oversize(size: u64) -> Inspected {
     Inspected {
         facts: FileFacts { name: None, kind: "unknown".into(), labels: Vec::new(), unscannable: Some(UnscannableReason::Oversize) },
+        path: Vec::new(),
         size,
         sha256: None,
     }
@@ -134,6 +215,7 @@ pub(crate) async fn files_held(
 ) -> Vec<Inspected> {
     let max = reading.max;
     let size = body.len();
+    let reading = &reading;
     let memory = body.memory();
     let file = match (&memory, body.reader()) {
         (Some(_), _) => None,
@@ -155,7 +237,7 @@ pub(crate) async fn files_held(
             Ok(Ok(mut plain)) => {
                 let mut identity = headers.clone();
                 identity.remove(http::header::CONTENT_ENCODING);
-                Box::pin(files_held(&identity, path, &mut plain, area, reading)).await
+                Box::pin(files_held(&identity, path, &mut plain, area, reading.clone())).await
             }
             Ok(Err(DecodeFailure::TooLarge)) => vec![oversize(size)],
             Ok(Err(DecodeFailure::Broken)) | Err(_) => vec![malformed(None, size)],
@@ -164,13 +246,13 @@ pub(crate) async fn files_held(
     let content_type = headers.get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
     if content_type.trim_start().to_ascii_lowercase().starts_with("multipart/form-data") {
         let Ok(boundary) = multer::parse_boundary(content_type) else { return vec![malformed(None, size)] };
-        return multipart_files(crate::spool::stream(memory, file), boundary, area, reading).await;
+        return multipart_files(crate::spool::stream(memory, file), boundary, area, reading.clone()).await;
     }
     // A raw upload: one file, named after the last path segment.
     let name = path.rsplit('/').next().filter(|s| !s.is_empty()).map(str::to_string);
     match (memory, file) {
-        (Some(held), _) => vec![one(name, &held, &reading)],
-        (None, Some(f)) => vec![one_from_disk(name, f, size, reading).await],
+        (Some(held), _) => one(name, &held, reading),
+        (None, Some(f)) => one_from_disk(name, f, size, reading.clone()).await,
         (None, None) => vec![malformed(name, size)],
     }
 }
@@ -212,9 +294,9 @@ async fn multipart_files(
                     continue;
                 }
                 match part.memory() {
-                    Some(held) => out.push(one(name, &held, &reading)),
+                    Some(held) => out.extend(one(name, &held, &reading)),
                     None => match part.reader() {
-                        Ok(Some(f)) => out.push(one_from_disk(name, f, part.len(), reading).await),
+                        Ok(Some(f)) => out.extend(one_from_disk(name, f, part.len(), reading.clone()).await),
                         _ => out.push(malformed(name, part.len())),
                     },
                 }

@@ -25,7 +25,7 @@ pub use tls::{upstream_client_config, CertAuthority, TlsError};
 
 pub use audit::{AuditFile, AuditLabel, AuditRecord, AuditSink};
 pub use auth::{hash_line, User, Users};
-pub use inspect::file_facts;
+pub use inspect::{file_facts, inner_facts, inspection_facts};
 pub use metrics::ProxyMetrics;
 pub use net::Cidr;
 pub use server::{Interception, PolicySource, Proxy};
@@ -171,6 +171,59 @@ pub struct InspectionConfig {
     /// Bytes withheld from the origin in `stream` mode until the verdict (default 64 KiB).
     #[serde(default = "default_holdback")]
     pub stream_holdback: u64,
+    /// Containers opened inside one another (default 5): the upload is depth 0, its members 1.
+    #[serde(default = "default_max_depth")]
+    pub max_depth: u32,
+    /// Bytes one inner file may expand to while it is read (default 64 MiB).
+    #[serde(default = "default_max_inner_bytes")]
+    pub max_inner_bytes: u64,
+    /// Bytes decompressed in all per transaction (default 1 GiB).
+    #[serde(default = "default_max_expanded_bytes")]
+    pub max_expanded_bytes: u64,
+    /// Members of one archive or parts of one message (default 10,000).
+    #[serde(default = "default_max_members")]
+    pub max_members: u64,
+    /// Decompressed bytes per compressed byte of one stream, judged past 1 MiB (default 250).
+    #[serde(default = "default_max_ratio")]
+    pub max_ratio: u64,
+}
+
+impl InspectionConfig {
+    /// The extractor's limits for one file of an upload.
+    pub fn extract_limits(&self) -> labelgate_extract::Limits {
+        labelgate_extract::Limits { max_buffered_bytes: self.max_body, ..labelgate_extract::Limits::default() }
+    }
+
+    /// The limits on files inside files.
+    pub fn unpack_limits(&self) -> labelgate_unpack::UnpackLimits {
+        labelgate_unpack::UnpackLimits {
+            max_depth: self.max_depth,
+            max_inner_bytes: self.max_inner_bytes,
+            max_expanded_bytes: self.max_expanded_bytes,
+            max_members: self.max_members,
+            max_ratio: self.max_ratio,
+        }
+    }
+}
+
+fn default_max_depth() -> u32 {
+    labelgate_unpack::UnpackLimits::default().max_depth
+}
+
+fn default_max_inner_bytes() -> u64 {
+    labelgate_unpack::UnpackLimits::default().max_inner_bytes
+}
+
+fn default_max_expanded_bytes() -> u64 {
+    labelgate_unpack::UnpackLimits::default().max_expanded_bytes
+}
+
+fn default_max_members() -> u64 {
+    labelgate_unpack::UnpackLimits::default().max_members
+}
+
+fn default_max_ratio() -> u64 {
+    labelgate_unpack::UnpackLimits::default().max_ratio
 }
 
 /// When upload bytes reach the origin.
@@ -215,6 +268,11 @@ impl Default for InspectionConfig {
             mode: InspectionMode::default(),
             hash_all: false,
             stream_holdback: default_holdback(),
+            max_depth: default_max_depth(),
+            max_inner_bytes: default_max_inner_bytes(),
+            max_expanded_bytes: default_max_expanded_bytes(),
+            max_members: default_max_members(),
+            max_ratio: default_max_ratio(),
         }
     }
 }

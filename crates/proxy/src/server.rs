@@ -384,11 +384,16 @@ async fn inspect_and_decide(
                 labels: vec![],
                 unscannable: Some(UnscannableReason::Oversize),
             },
+            path: Vec::new(),
             size: spool.len(),
             sha256: None,
         }]
     } else {
-        inspect::files_held(&parts.headers, &path, &mut spool, &state.spool, inspect::Reading { max, hash_all: state.inspection.hash_all })
+        inspect::files_held(&parts.headers, &path, &mut spool, &state.spool, inspect::Reading {
+            max,
+            hash_all: state.inspection.hash_all,
+            unpack: state.inspection.unpack_limits(),
+        })
             .await
     };
     let facts: Vec<labelgate_policy::FileFacts> = files.iter().map(|f| f.facts.clone()).collect();
@@ -436,6 +441,7 @@ async fn inspect_and_decide(
             .iter()
             .map(|f| AuditFile {
                 name: f.facts.name.clone(),
+                path: f.path.clone(),
                 size: f.size,
                 kind: f.facts.kind.clone(),
                 labels: f
