@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs labelgate's whole test suite on a fresh Debian machine: installs what the tests need,
 # then builds and runs every test of the workspace (unit, corpus, pitfalls, hostile-input
-# property tests, CLI end-to-end tests, MIP account sync against the fake Graph, doc tests).
+# property tests, archives and e-mails built by Python and 7-Zip, CLI end-to-end tests, MIP account
+# sync against the fake Graph, doc tests).
 #
 # Usage: scripts/test.sh [extra cargo test args]
 set -euo pipefail
@@ -14,6 +15,8 @@ command -v curl >/dev/null 2>&1 || need_apt+=(curl ca-certificates)
 command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
 command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)        # a test certificate for the client-assertion flow
 command -v promtool >/dev/null 2>&1 || need_apt+=(prometheus)    # promtool check metrics over /metrics
+command -v python3 >/dev/null 2>&1 || need_apt+=(python3)        # archives and e-mails built by Python's own writers
+command -v 7zz >/dev/null 2>&1 || command -v 7z >/dev/null 2>&1 || need_apt+=(7zip)  # 7z and encrypted zip fixtures
 if [ "${#need_apt[@]}" -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
   $SUDO apt-get update -qq

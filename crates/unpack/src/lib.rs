@@ -227,12 +227,21 @@ impl Walker<'_> {
     fn open(&mut self, input: &mut dyn Input, ex: &mut Extraction, path: &[String], depth: u32) -> Result<(), Problem> {
         match ex.kind {
             FileKind::Gzip | FileKind::Bzip2 | FileKind::Xz => {
+                // The stream's own name (gzip FNAME), else the container's name without its
+                // suffix ("q3.docx.gz" → "q3.docx"), else a placeholder.
+                let stripped = path.last().and_then(|p| {
+                    let lower = p.to_ascii_lowercase();
+                    [".gz", ".tgz", ".bz2", ".tbz2", ".xz", ".txz"].iter().find(|s| lower.ends_with(*s)).map(|s| {
+                        let base = &p[..p.len() - s.len()];
+                        if s.starts_with(".t") { format!("{base}.tar") } else { base.to_string() }
+                    })
+                });
                 let name = match ex.kind {
-                    FileKind::Gzip => gzip_name(input).unwrap_or_else(|| "(gzip content)".into()),
-                    FileKind::Bzip2 => "(bzip2 content)".into(),
+                    FileKind::Gzip => gzip_name(input).or(stripped).unwrap_or_else(|| "(gzip content)".into()),
+                    FileKind::Bzip2 => stripped.unwrap_or_else(|| "(bzip2 content)".into()),
                     _ => {
                         xz_dictionary_fits(input, self.bounds.max_inner_bytes)?;
-                        "(xz content)".into()
+                        stripped.unwrap_or_else(|| "(xz content)".into())
                     }
                 };
                 let consumed = Rc::new(Cell::new(0));

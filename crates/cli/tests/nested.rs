@@ -1,0 +1,154 @@
+//! Files inside files through `labelgate serve` on its default config, over intercepted HTTPS,
+//! with curl: a labeled corpus docx (or PDF, or legacy .doc) in every archive and e-mail shape a
+//! desktop makes is blocked with the inner file named, and the origin never sees it; the same
+//! container around an unlabeled file arrives byte-exact. Containers are built by Python's own
+//! writers and 7-Zip (crates/unpack/tests/make_containers.py).
+
+mod common;
+use common::*;
+use sha2::{Digest, Sha256};
+use std::path::Path;
+use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+static ORIGIN_HITS: AtomicUsize = AtomicUsize::new(0);
+
+fn make_fixtures(dir: &Path) {
+    let status = Command::new("python3")
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/../unpack/tests/make_containers.py"))
+        .arg(dir)
+        .arg(corpus("lab_caf_identity-baseline-discipline-template.docx"))
+        .arg(corpus("unl_gc_pco-summary-word.docx"))
+        .arg(corpus("lab_kernel-memory_legacy-word.doc"))
+        .arg(corpus("lab_azfunc_perksplus.pdf"))
+        .status()
+        .expect("python3 runs");
+    assert!(status.success());
+}
+
+#[test]
+fn archives_and_mail_through_intercepted_https_on_the_default_config() {
+    let dir = std::env::temp_dir().join(format!("labelgate-nested-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let fixtures = dir.join("fixtures");
+    make_fixtures(&fixtures);
+    let (origin, origin_ca) = https_origin(&dir);
+    let state = dir.join("state");
+    let export = Command::new(env!("CARGO_BIN_EXE_labelgate")).args(["ca", "export", "--state-dir"]).arg(&state).output().unwrap();
+    assert!(export.status.success());
+    let ca_pem = dir.join("labelgate-ca.pem");
+    std::fs::write(&ca_pem, &export.stdout).unwrap();
+    let (_serve, proxy, admin) = serve_with(&["--state-dir", state.to_str().unwrap(), "--upstream-ca", origin_ca.to_str().unwrap()]);
+    let url = format!("https://{origin}/upload");
+    let send = |file: &Path, multipart: bool| -> (String, String) {
+        let cacert = ["--cacert", ca_pem.to_str().unwrap()];
+        let form = format!("file=@{}", file.display());
+        let body: [&str; 2] = if multipart { ["-F", &form] } else { ["-T", file.to_str().unwrap()] };
+        curl(proxy, &[&cacert[..], &body[..], &["-H", "Accept: application/json", &url]].concat())
+    };
+
+    let containers = [
+        "lab_stored.zip",
+        "lab_deflated.zip",
+        "lab_zip_in_zip.zip",
+        "lab_three_deep.zip",
+        "lab.tar",
+        "lab.tar.gz",
+        "lab.tar.bz2",
+        "lab.tar.xz",
+        "lab.docx.gz",
+        "lab.7z",
+        "lab_base64.eml",
+        "lab_rfc822.eml",
+        "lab_eml_as_octets.eml",
+        "lab_legacy_doc.eml",
+        "lab_pdf.eml",
+    ];
+    for name in containers {
+        let file = fixtures.join(name);
+        for multipart in [false, true] {
+            let (answer, code) = send(&file, multipart);
+            assert_eq!(code, "403", "{name} (multipart {multipart}): {answer}");
+            let json: serde_json::Value = serde_json::from_str(&answer).unwrap_or_else(|e| panic!("{name}: {e}: {answer}"));
+            let files = json["files"].as_array().cloned().unwrap_or_default();
+            assert!(
+                files.iter().any(|f| f["name"].as_str().is_some_and(|n| n.contains('\u{25b8}') && (n.ends_with(".docx") || n.ends_with(".doc") || n.ends_with(".pdf") || n.ends_with("(gzip content)")))),
+                "{name}: the block names the inner file: {answer}"
+            );
+        }
+        let unlabeled = fixtures.join(name.replacen("lab", "unl", 1));
+        if unlabeled.exists() {
+            let (reply, code) = send(&unlabeled, false);
+            assert_eq!(code, "200", "{}: {reply}", unlabeled.display());
+            let sha: String = Sha256::digest(std::fs::read(&unlabeled).unwrap()).iter().map(|b| format!("{b:02x}")).collect();
+            assert_eq!(reply, format!("stored {sha}"), "{name}: byte-exact at the origin");
+            ORIGIN_HITS.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+    // Encrypted archives cannot be seen into: blocked where labeled files may not go.
+    for name in ["enc_zipcrypto.zip", "enc_aes.zip", "enc_headers.7z", "enc_content.7z"] {
+        let (answer, code) = send(&fixtures.join(name), false);
+        assert_eq!(code, "403", "{name}: {answer}");
+        assert!(answer.contains("encrypted"), "{name}: {answer}");
+    }
+    // The origin saw exactly the unlabeled uploads.
+    let (metrics, _) = get(&format!("http://{admin}/metrics"));
+    assert!(metrics.contains("labelgate_unscannable_total{reason=\"encrypted\"}"), "{metrics}");
+    assert!(ORIGIN_HITS.load(Ordering::SeqCst) >= 10);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn inspect_and_policy_test_report_the_inner_files() {
+    let dir = std::env::temp_dir().join(format!("labelgate-nested-cli-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    make_fixtures(&dir);
+    let out = Command::new(env!("CARGO_BIN_EXE_labelgate")).args(["inspect", "--json"]).arg(dir.join("lab_three_deep.zip")).output().unwrap();
+    assert!(out.status.success());
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["kind"], "zip");
+    assert_eq!(json["labels"].as_array().map(Vec::len), Some(0), "the zip's own labels keep their meaning");
+    let inner = json["inner"].as_array().unwrap();
+    let docx = inner.iter().find(|f| f["kind"] == "docx").unwrap();
+    assert_eq!(docx["depth"], 4);
+    let path: Vec<&str> = docx["path"].as_array().unwrap().iter().map(|p| p.as_str().unwrap()).collect();
+    assert_eq!(&path[1..], ["a.tar.gz", "a.tar", "b.zip", "q3 report.docx"]);
+    assert_eq!(docx["labels"][0]["id"], "f42aa342-8706-4288-bd11-ebb85995028c");
+
+    // The config's [inspection] limits are the ones used: with max_depth = 2 the docx is out of
+    // reach, the tar is where the limit is reached, and policy test blocks for nested_limit.
+    let config = dir.join("shallow.toml");
+    let shipped = include_str!("../../../config/labelgate.toml");
+    std::fs::write(&config, shipped.replace("max_depth = 5 ", "max_depth = 2 ")).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_labelgate"))
+        .args(["--config", config.to_str().unwrap(), "inspect", "--json"])
+        .arg(dir.join("lab_three_deep.zip"))
+        .output()
+        .unwrap();
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let reasons: Vec<&str> = json["inner"].as_array().unwrap().iter().filter_map(|f| f["unscannable"].as_str()).collect();
+    assert_eq!(reasons, ["nested_limit"], "{json}");
+    let verdict = |config: Option<&Path>, file: &str| -> serde_json::Value {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_labelgate"));
+        if let Some(c) = config {
+            cmd.args(["--config", c.to_str().unwrap()]);
+        }
+        let out = cmd
+            .args(["policy", "test", "--json", "--url", "https://drive.google.com/upload", "--state-dir"])
+            .arg(dir.join("state"))
+            .arg("--file")
+            .arg(dir.join(file))
+            .output()
+            .unwrap();
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)))
+    };
+    let deep = verdict(None, "lab_three_deep.zip");
+    assert_eq!(deep["verdict"]["action"], "block");
+    assert!(deep["verdict"]["reason"].as_str().unwrap().contains("matched"), "{deep}");
+    let shallow = verdict(Some(&config), "lab_three_deep.zip");
+    assert_eq!(shallow["verdict"]["action"], "block");
+    assert!(shallow["verdict"]["reason"].as_str().unwrap().contains("nested_limit"), "{shallow}");
+    assert_eq!(verdict(None, "unl_three_deep.zip")["verdict"]["action"], "allow");
+    let _ = std::fs::remove_dir_all(&dir);
+}
