@@ -177,3 +177,57 @@ fn truncation_never_passes_silently() {
         }
     }
 }
+
+/// An Outlook .msg (written with the `cfb` crate): a labeled docx attached, and an attached
+/// message whose own label sits in its properties and which carries a labeled PDF.
+#[test]
+fn msg_attachments_and_embedded_messages() {
+    use labelgate_testkit::*;
+    const GUID_PDF: &str = "074e257c-5848-4582-9a6f-34a182080e71";
+    let utf16 = |s: &str| -> Vec<u8> { s.encode_utf16().flat_map(u16::to_le_bytes).collect() };
+    let mut guids = Vec::new();
+    guids.extend_from_slice(&[0x86, 0x03, 0x02, 0x00, 0x00, 0x00, 0x00, 0x00, 0xC0, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x46]);
+    let mut entry = 0u32.to_le_bytes().to_vec();
+    entry.extend_from_slice(&((3u16 << 1) | 1).to_le_bytes());
+    entry.extend_from_slice(&0u16.to_le_bytes());
+    let name = utf16("msip_labels");
+    let mut strings = (name.len() as u32).to_le_bytes().to_vec();
+    strings.extend(name);
+    let embedded_label = utf16(&format!("MSIP_Label_{GUID_B}_Enabled=true; MSIP_Label_{GUID_B}_SiteId={SITE_MS};"));
+    let docx = std::fs::read(format!("{CORPUS}/lab_caf_identity-baseline-discipline-template.docx")).unwrap();
+    let pdf = simple_pdf(&info_dict(&[(GUID_PDF, SITE_MS, "true")]), None, false);
+    let attach0 = "/__attach_version1.0_#00000000";
+    let attach1 = "/__attach_version1.0_#00000001";
+    let embedded = format!("{attach1}/__substg1.0_3701000D");
+    let streams: Vec<(String, Vec<u8>)> = vec![
+        ("/__properties_version1.0".into(), vec![0u8; 32]),
+        ("/__nameid_version1.0/__substg1.0_00020102".into(), guids),
+        ("/__nameid_version1.0/__substg1.0_00030102".into(), entry),
+        ("/__nameid_version1.0/__substg1.0_00040102".into(), strings),
+        (format!("{attach0}/__properties_version1.0"), vec![0u8; 8]),
+        (format!("{attach0}/__substg1.0_3707001F"), utf16("budget.docx")),
+        (format!("{attach0}/__substg1.0_37010102"), docx),
+        (format!("{attach1}/__properties_version1.0"), vec![0u8; 8]),
+        (format!("{attach1}/__substg1.0_3001001F"), utf16("Fwd: numbers")),
+        (format!("{embedded}/__properties_version1.0"), vec![0u8; 24]),
+        (format!("{embedded}/__substg1.0_8000001F"), embedded_label),
+        (format!("{embedded}/__attach_version1.0_#00000000/__properties_version1.0"), vec![0u8; 8]),
+        (format!("{embedded}/__attach_version1.0_#00000000/__substg1.0_3707001F"), utf16("perks.pdf")),
+        (format!("{embedded}/__attach_version1.0_#00000000/__substg1.0_37010102"), pdf),
+    ];
+    let refs: Vec<(&str, &[u8])> = streams.iter().map(|(p, d)| (p.as_str(), d.as_slice())).collect();
+    let msg = compound(&refs);
+    let i = inspect_all_ways(&msg);
+    assert_eq!(i.outer.as_ref().unwrap().kind, FileKind::Msg);
+    assert!(i.outer.as_ref().unwrap().labels.is_empty());
+    let found: Vec<(Vec<String>, u32, FileKind, Vec<String>)> =
+        i.inner.iter().map(|f| (f.path.clone(), f.depth, f.kind, f.labels.iter().map(|l| l.id.clone()).collect())).collect();
+    assert_eq!(
+        found,
+        vec![
+            (vec!["budget.docx".into()], 1, FileKind::Docx, vec![LABEL.to_string()]),
+            (vec!["Fwd: numbers".into()], 1, FileKind::Msg, vec![GUID_B.to_string()]),
+            (vec!["Fwd: numbers".into(), "perks.pdf".into()], 2, FileKind::Pdf, vec![GUID_PDF.to_string()]),
+        ]
+    );
+}

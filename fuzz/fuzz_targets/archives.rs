@@ -1,0 +1,16 @@
+//! Fuzz target for files inside archives (zip members, tar, gzip, bzip2, xz, 7z). The first byte
+//! picks which archive signature the rest is forced to start with, so mutations stay inside one
+//! reader; seeds: fuzz/seed.sh (containers built by crates/unpack/tests/make_containers.py).
+#![no_main]
+use libfuzzer_sys::fuzz_target;
+
+#[path = "unpack_common.rs"]
+mod unpack_common;
+
+const MAGICS: &[&[u8]] = &[b"PK\x03\x04", b"\x1f\x8b\x08", b"BZh9", b"\xfd7zXZ\x00", b"7z\xbc\xaf\x27\x1c", b""];
+
+fuzz_target!(|data: &[u8]| {
+    let Some((&pick, rest)) = data.split_first() else { return };
+    let magic = MAGICS[pick as usize % MAGICS.len()];
+    unpack_common::check(&unpack_common::with_magic(rest, magic));
+});
