@@ -14,7 +14,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 fn labeled_docx() -> Vec<u8> {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus/files/lab_caf_identity-baseline-discipline-template.docx");
+    let path =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus/files/lab_caf_identity-baseline-discipline-template.docx");
     std::fs::read(path).expect("the shared corpus beside the repository")
 }
 
@@ -44,7 +45,8 @@ fn containers(c: &mut Criterion) {
     });
     group.finish();
 
-    let members: Vec<Entry> = (0..1000).map(|n| Entry::new(&format!("media/{n:04}.bin"), filler(100 * 1024, n as u64 + 1)).stored()).collect();
+    let members: Vec<Entry> =
+        (0..1000).map(|n| Entry::new(&format!("media/{n:04}.bin"), filler(100 * 1024, n as u64 + 1)).stored()).collect();
     let big = zip(&members);
     assert!(inspect_slice(&big, &limits, &bounds).inner.is_empty());
     let mut group = c.benchmark_group("unpack-large");

@@ -151,7 +151,8 @@ fn write_tree(out: &mut impl Write, container: Option<&str>, inner: &[InnerFile]
     for f in inner {
         let indent = "  ".repeat(f.depth as usize);
         let name = f.path.last().map(String::as_str).unwrap_or("");
-        let labels: Vec<String> = f.labels.iter().map(|l| format!("{}{}", l.id, l.name.as_deref().map(|n| format!(" ({n})")).unwrap_or_default())).collect();
+        let labels: Vec<String> =
+            f.labels.iter().map(|l| format!("{}{}", l.id, l.name.as_deref().map(|n| format!(" ({n})")).unwrap_or_default())).collect();
         let mut line = format!("  {indent}{name:?}  {}", f.kind);
         if !labels.is_empty() {
             line.push_str(&format!("  labels: {}", labels.join(", ")));

@@ -147,7 +147,13 @@ pub fn run(config: Option<&Path>, args: &PolicyTestArgs) -> Result<ExitCode> {
         for inner in &facts[1..] {
             let labels: Vec<&str> = inner.labels.iter().map(|l| l.id.as_str()).collect();
             let unscannable = inner.unscannable.map(|u| format!(" unscannable: {}", u.as_str())).unwrap_or_default();
-            println!("inside:   {} ({}){}{}", inner.name.as_deref().unwrap_or("-"), inner.kind, if labels.is_empty() { String::new() } else { format!(" labels: {}", labels.join(", ")) }, unscannable);
+            println!(
+                "inside:   {} ({}){}{}",
+                inner.name.as_deref().unwrap_or("-"),
+                inner.kind,
+                if labels.is_empty() { String::new() } else { format!(" labels: {}", labels.join(", ")) },
+                unscannable
+            );
         }
         if let Some(i) = verdict.file.filter(|&i| i > 0) {
             println!("decided by: {}", facts[i].name.as_deref().unwrap_or("-"));

@@ -73,7 +73,8 @@ fn archives_and_mail_through_intercepted_https_on_the_default_config() {
             let json: serde_json::Value = serde_json::from_str(&answer).unwrap_or_else(|e| panic!("{name}: {e}: {answer}"));
             let files = json["files"].as_array().cloned().unwrap_or_default();
             assert!(
-                files.iter().any(|f| f["name"].as_str().is_some_and(|n| n.contains('\u{25b8}') && (n.ends_with(".docx") || n.ends_with(".doc") || n.ends_with(".pdf") || n.ends_with("(gzip content)")))),
+                files.iter().any(|f| f["name"].as_str().is_some_and(|n| n.contains('\u{25b8}')
+                    && (n.ends_with(".docx") || n.ends_with(".doc") || n.ends_with(".pdf") || n.ends_with("(gzip content)")))),
                 "{name}: the block names the inner file: {answer}"
             );
         }
@@ -104,7 +105,8 @@ fn inspect_and_policy_test_report_the_inner_files() {
     let dir = std::env::temp_dir().join(format!("labelgate-nested-cli-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     make_fixtures(&dir);
-    let out = Command::new(env!("CARGO_BIN_EXE_labelgate")).args(["inspect", "--json"]).arg(dir.join("lab_three_deep.zip")).output().unwrap();
+    let out =
+        Command::new(env!("CARGO_BIN_EXE_labelgate")).args(["inspect", "--json"]).arg(dir.join("lab_three_deep.zip")).output().unwrap();
     assert!(out.status.success());
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(json["kind"], "zip");

@@ -44,9 +44,9 @@ mod zip;
 pub use error::ExtractError;
 pub use input::{Input, InputReader, ReaderInput, SegmentsInput, SliceInput, WindowInput};
 pub use limits::Limits;
+pub use model::{EffectiveLabel, Extraction, FileKind, Flag, LabelRecord, RecordStatus, Source};
 pub use msg::{msg_attachments, MsgAttachment, MsgBounds, MsgContent};
 pub use zip::{zip_members, ZipMember};
-pub use model::{EffectiveLabel, Extraction, FileKind, Flag, LabelRecord, RecordStatus, Source};
 
 use std::io::{Read, Seek};
 
@@ -57,7 +57,9 @@ pub const SNIFF_BYTES: usize = 4096;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Container {
     Zip,
-    Pdf { header_offset: u64 },
+    Pdf {
+        header_offset: u64,
+    },
     Cfb,
     Eml,
     /// Archives and compressed streams: recognised here, opened by `labelgate-unpack`.

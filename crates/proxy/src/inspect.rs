@@ -125,7 +125,12 @@ pub fn inspection_facts(name: Option<String>, inspection: &Inspection) -> Vec<(F
 
 /// The outer file's record, then one per inner file (inner files are not hashed: their bytes
 /// are not kept once read).
-fn with_inner(name: Option<String>, inspection: &Inspection, size: u64, outer_hash: impl FnOnce(&FileFacts) -> Option<String>) -> Vec<Inspected> {
+fn with_inner(
+    name: Option<String>,
+    inspection: &Inspection,
+    size: u64,
+    outer_hash: impl FnOnce(&FileFacts) -> Option<String>,
+) -> Vec<Inspected> {
     let mut out = Vec::new();
     let mut outer_hash = Some(outer_hash);
     let root = name.clone().unwrap_or_else(|| "(upload)".to_string());

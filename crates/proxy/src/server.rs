@@ -389,12 +389,14 @@ async fn inspect_and_decide(
             sha256: None,
         }]
     } else {
-        inspect::files_held(&parts.headers, &path, &mut spool, &state.spool, inspect::Reading {
-            max,
-            hash_all: state.inspection.hash_all,
-            unpack: state.inspection.unpack_limits(),
-        })
-            .await
+        inspect::files_held(
+            &parts.headers,
+            &path,
+            &mut spool,
+            &state.spool,
+            inspect::Reading { max, hash_all: state.inspection.hash_all, unpack: state.inspection.unpack_limits() },
+        )
+        .await
     };
     let facts: Vec<labelgate_policy::FileFacts> = files.iter().map(|f| f.facts.clone()).collect();
     let host = authority.host().to_ascii_lowercase();

@@ -233,7 +233,11 @@ impl Walker<'_> {
                     let lower = p.to_ascii_lowercase();
                     [".gz", ".tgz", ".bz2", ".tbz2", ".xz", ".txz"].iter().find(|s| lower.ends_with(*s)).map(|s| {
                         let base = &p[..p.len() - s.len()];
-                        if s.starts_with(".t") { format!("{base}.tar") } else { base.to_string() }
+                        if s.starts_with(".t") {
+                            format!("{base}.tar")
+                        } else {
+                            base.to_string()
+                        }
                     })
                 });
                 let name = match ex.kind {
@@ -501,7 +505,9 @@ impl Walker<'_> {
             let mut child = path.to_vec();
             child.extend(attachment.path);
             match attachment.content {
-                MsgContent::File(bytes) => self.child(Body::Input(&mut SliceInput::new(&bytes)), child, inner_depth, Some(bytes.len() as u64))?,
+                MsgContent::File(bytes) => {
+                    self.child(Body::Input(&mut SliceInput::new(&bytes)), child, inner_depth, Some(bytes.len() as u64))?
+                }
                 MsgContent::Message(ex) => {
                     self.admit(inner_depth)?;
                     self.list(child, inner_depth, None, ex);

@@ -61,11 +61,8 @@ fn collect(entity: &[u8], nesting: usize, out: &mut Vec<Part>, max_parts: u64) -
         }
     }
     let disposition = header("content-disposition").map(parse_params).map(|(_, p)| p).unwrap_or_default();
-    let name = disposition
-        .iter()
-        .chain(params.iter())
-        .find(|(k, _)| k == "filename" || k == "name")
-        .map(|(_, v)| labelgate_extract_rfc2047(v));
+    let name =
+        disposition.iter().chain(params.iter()).find(|(k, _)| k == "filename" || k == "name").map(|(_, v)| labelgate_extract_rfc2047(v));
     let encoding = header("content-transfer-encoding").unwrap_or("").trim().to_ascii_lowercase();
     let data = match encoding.as_str() {
         "base64" => decode_base64(body),
@@ -196,7 +193,9 @@ fn percent_decode(s: &str) -> Vec<u8> {
     let mut i = 0;
     while i < b.len() {
         if b[i] == b'%' {
-            if let (Some(h), Some(l)) = (b.get(i + 1).and_then(|c| (*c as char).to_digit(16)), b.get(i + 2).and_then(|c| (*c as char).to_digit(16))) {
+            if let (Some(h), Some(l)) =
+                (b.get(i + 1).and_then(|c| (*c as char).to_digit(16)), b.get(i + 2).and_then(|c| (*c as char).to_digit(16)))
+            {
                 out.push((h * 16 + l) as u8);
                 i += 3;
                 continue;
@@ -228,11 +227,8 @@ fn labelgate_extract_rfc2047(value: &str) -> String {
             return out;
         };
         let text = &tail[..end];
-        let bytes = if enc.eq_ignore_ascii_case("b") {
-            decode_base64(text.as_bytes())
-        } else {
-            decode_qp(text.replace('_', " ").as_bytes())
-        };
+        let bytes =
+            if enc.eq_ignore_ascii_case("b") { decode_base64(text.as_bytes()) } else { decode_qp(text.replace('_', " ").as_bytes()) };
         let encoding = encoding_rs::Encoding::for_label(charset.as_bytes()).unwrap_or(encoding_rs::UTF_8);
         out.push_str(&encoding.decode(&bytes).0);
         rest = &tail[end + 2..];
@@ -288,9 +284,14 @@ fn decode_base64(data: &[u8]) -> Vec<u8> {
     let clean: Vec<u8> = data.iter().copied().filter(|c| c.is_ascii_alphanumeric() || *c == b'+' || *c == b'/').collect();
     let usable = clean.len() - clean.len() % 4 + if clean.len() % 4 >= 2 { clean.len() % 4 } else { 0 };
     base64::engine::general_purpose::STANDARD_NO_PAD.decode(&clean[..usable]).unwrap_or_else(|_| {
-        base64::engine::GeneralPurpose::new(&base64::alphabet::STANDARD, base64::engine::GeneralPurposeConfig::new().with_decode_allow_trailing_bits(true).with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent))
-            .decode(&clean[..usable])
-            .unwrap_or_default()
+        base64::engine::GeneralPurpose::new(
+            &base64::alphabet::STANDARD,
+            base64::engine::GeneralPurposeConfig::new()
+                .with_decode_allow_trailing_bits(true)
+                .with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent),
+        )
+        .decode(&clean[..usable])
+        .unwrap_or_default()
     })
 }
 

@@ -75,4 +75,3 @@ fn problem(what: &str, e: Error) -> Problem {
         other => Problem::Malformed(format!("{what}: {other}")),
     }
 }
-

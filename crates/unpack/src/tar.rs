@@ -197,7 +197,10 @@ mod tests {
         assert_eq!(parse_size(b"        1750"), Some(1000));
         assert_eq!(parse_size(&[0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0]), Some(256));
         assert_eq!(parse_size(b"0000000175x\0"), None);
-        assert_eq!(pax_records(b"22 path=a/b/long.docx\n11 size=42\n"), vec![("path".into(), "a/b/long.docx".into()), ("size".into(), "42".into())]);
+        assert_eq!(
+            pax_records(b"22 path=a/b/long.docx\n11 size=42\n"),
+            vec![("path".into(), "a/b/long.docx".into()), ("size".into(), "42".into())]
+        );
         assert_eq!(pax_records(b"99 path=x\n"), vec![]);
     }
 }

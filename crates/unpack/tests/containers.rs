@@ -169,11 +169,7 @@ fn truncation_never_passes_silently() {
         for tenth in 1..10 {
             let cut = &bytes[..bytes.len() * tenth / 10];
             let i = inspect_all_ways(cut);
-            assert!(
-                !labels(&i).is_empty() || !problems(&i).is_empty(),
-                "{name} cut at {tenth}0 %: no label and no problem: {:?}",
-                i.inner
-            );
+            assert!(!labels(&i).is_empty() || !problems(&i).is_empty(), "{name} cut at {tenth}0 %: no label and no problem: {:?}", i.inner);
         }
     }
 }
