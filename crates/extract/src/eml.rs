@@ -36,16 +36,36 @@ const KNOWN_HEADERS: &[&str] = &[
 /// Does this look like the start of an RFC 5322 message? At least two well-known header fields
 /// (or `msip_labels`) among the first lines, every line before them a valid header field.
 pub(crate) fn sniff(head: &[u8]) -> bool {
+    sniff_state(head, false) == Some(true)
+}
+
+/// Could more bytes after `head` make [`sniff`] say yes? True while every complete line so far
+/// is a header field and the block has not ended (a message whose first fields are unusual).
+pub(crate) fn sniff_undecided(head: &[u8]) -> bool {
+    sniff_state(head, true).is_none()
+}
+
+/// `Some(answer)` when the lines seen decide; `None` when the header block runs past `head`
+/// (only with `complete_lines_only`, which ignores a last line cut short).
+fn sniff_state(head: &[u8], complete_lines_only: bool) -> Option<bool> {
+    let head = if complete_lines_only {
+        match memchr::memrchr(b'\n', head) {
+            Some(end) => &head[..end],
+            None => return if head.len() < 1024 { None } else { Some(false) },
+        }
+    } else {
+        head
+    };
     let mut known = 0;
     let mut lines = 0;
     for line in head.split(|&b| b == b'\n') {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         if line.is_empty() {
-            break;
+            return Some(false);
         }
         lines += 1;
         if lines > 64 {
-            break;
+            return Some(false);
         }
         if line[0] == b' ' || line[0] == b'\t' {
             continue;
@@ -53,23 +73,27 @@ pub(crate) fn sniff(head: &[u8]) -> bool {
         if lines == 1 && line.starts_with(b"From ") {
             continue; // mbox separator
         }
-        let Some(colon) = memchr::memchr(b':', line) else { return false };
+        let Some(colon) = memchr::memchr(b':', line) else { return Some(false) };
         let name = &line[..colon];
         if name.is_empty() || !name.iter().all(|&c| (33..=126).contains(&c) && c != b':') {
-            return false;
+            return Some(false);
         }
         let name = String::from_utf8_lossy(name).to_ascii_lowercase();
         if name == "msip_labels" {
-            return true;
+            return Some(true);
         }
         if KNOWN_HEADERS.contains(&name.as_str()) {
             known += 1;
             if known >= 2 {
-                return true;
+                return Some(true);
             }
         }
     }
-    false
+    if complete_lines_only {
+        None
+    } else {
+        Some(false)
+    }
 }
 
 pub(crate) fn extract(input: &mut dyn Input, limits: &Limits) -> Result<Extraction, ExtractError> {

@@ -149,6 +149,13 @@ pub fn sniff_kind(head: &[u8]) -> Option<FileKind> {
     }
 }
 
+/// Whether [`sniff_kind`] could answer differently with more than these first bytes (fewer
+/// than [`SNIFF_BYTES`]): a PDF header may sit anywhere in the first 1 KiB, and an e-mail's
+/// header block may run on. Lets a caller inflate only a short prefix of most members.
+pub fn sniff_needs_more(head: &[u8]) -> bool {
+    head.len() < SNIFF_BYTES && (head.len() < 1024 || eml::sniff_undecided(head))
+}
+
 /// Reads the labels of a file through any [`Input`] (a window onto an archive member, …).
 pub fn extract_input(input: &mut dyn Input, limits: &Limits) -> Result<Extraction, ExtractError> {
     run(input, limits)

@@ -186,7 +186,7 @@ pub fn inspect_reader<R: Read + Seek>(reader: R, limits: &Limits, bounds: &Unpac
 /// Inspects any input: the file's own labels, then every file inside it.
 pub fn inspect(input: &mut dyn Input, limits: &Limits, bounds: &UnpackLimits) -> Inspection {
     let mut outer = extract_input(input, limits);
-    let mut walker = Walker { limits, bounds, spent: Rc::new(Cell::new(0)), examined: 0, inner: Vec::new() };
+    let mut walker = Walker { limits, bounds, spent: Rc::new(Cell::new(0)), examined: 0, inflater: None, inner: Vec::new() };
     let mut container = None;
     if let Ok(ex) = outer.as_mut() {
         if let Err(problem) = walker.open(input, ex, &[], 0) {
@@ -210,6 +210,8 @@ struct Walker<'l> {
     spent: Rc<Cell<u64>>,
     /// Members whose first bytes were examined so far, at every depth.
     examined: u64,
+    /// A raw-deflate decoder reused for the first bytes of every deflated member.
+    inflater: Option<flate2::Decompress>,
     inner: Vec<InnerFile>,
 }
 
@@ -289,13 +291,7 @@ impl Walker<'_> {
     /// through the extractor, listed, and opened in turn. An `Err` is the parent's problem
     /// (depth, member count, expansion budget); a problem of the member alone is listed with it.
     fn child(&mut self, body: Body<'_>, path: Vec<String>, depth: u32, size: Option<u64>) -> Result<(), Problem> {
-        // Members examined in all: overlapping entries can make every level of a small archive
-        // fan out again, so the work, not only each archive, is bounded.
-        self.examined += 1;
-        let max_examined = self.bounds.max_members.saturating_mul(EXAMINED_PER_ARCHIVE);
-        if self.examined > max_examined {
-            return Err(Problem::NestedLimit { limit: "max_members", max: self.bounds.max_members });
-        }
+        self.count_examined()?;
         match body {
             Body::Input(input) => {
                 let head = input.read_upto(0, SNIFF_BYTES).map_err(|e| Problem::from_extract(&e))?.into_owned();
@@ -468,6 +464,29 @@ impl Walker<'_> {
                 continue;
             };
             let mut window = window;
+            if member.method == 8 && !self.deflated_head_is_known(&mut window)? {
+                // Most members of most packages: XML parts, images. Their first bytes, inflated
+                // with a reused decoder, say no label can be inside; nothing more is read.
+                self.count_examined()?;
+                continue;
+            }
+            if member.method == 8 {
+                // A member that may hold a label: inflated once, in one pass, into memory sized
+                // from its declared size (never past max_inner_bytes).
+                let cap = self.bounds.max_inner_bytes;
+                let held = if member.compressed_size > cap.saturating_add(64 * 1024) {
+                    Err(Problem::NestedLimit { limit: "max_inner_bytes", max: cap })
+                } else {
+                    let raw = window.read_at(0, member.compressed_size as usize, "zip").map_err(|e| Problem::from_extract(&e))?;
+                    self.inflate_whole(&raw, member.uncompressed_size)
+                };
+                match held {
+                    Ok(held) => self.child(Body::Input(&mut SliceInput::new(&held)), child, depth + 1, size)?,
+                    Err(problem @ Problem::NestedLimit { limit: "max_ratio", .. }) => return Err(problem),
+                    Err(problem) => self.unreadable(child, depth + 1, size, problem)?,
+                }
+                continue;
+            }
             let consumed = Rc::new(Cell::new(0));
             let raw = Counted { inner: InputReader::new(&mut window), count: Rc::clone(&consumed) };
             let decoder: Box<dyn Read + '_> = match member.method {
@@ -490,6 +509,89 @@ impl Walker<'_> {
             self.child(Body::Stream(&mut stream), child, depth + 1, size)?;
         }
         Ok(())
+    }
+
+    /// Members examined in all: overlapping entries can make every level of a small archive
+    /// fan out again, so the work, not only each archive, is bounded.
+    fn count_examined(&mut self) -> Result<(), Problem> {
+        self.examined += 1;
+        if self.examined > self.bounds.max_members.saturating_mul(EXAMINED_PER_ARCHIVE) {
+            return Err(Problem::NestedLimit { limit: "max_members", max: self.bounds.max_members });
+        }
+        Ok(())
+    }
+
+    /// Inflates the first [`SNIFF_BYTES`] of a deflated member with the walker's reused
+    /// decoder (setting one up costs more than inflating a small part) and says whether they
+    /// match a format the engine reads. A member that does not inflate is "known": the full
+    /// read then reports it.
+    fn deflated_head_is_known(&mut self, window: &mut WindowInput<'_>) -> Result<bool, Problem> {
+        // Deflate never needs much more input than output for a prefix: 4 KiB out, 5 KiB in.
+        // Most members decide on their first 1 KiB (an XML part's first line is no header field
+        // and holds no signature); only an open header block asks for the rest.
+        let want = window.len().min(SNIFF_BYTES as u64 + 1024) as usize;
+        let raw = window.read_at(0, want, "zip").map_err(|e| Problem::from_extract(&e))?;
+        let inflater = self.inflater.get_or_insert_with(|| flate2::Decompress::new(false));
+        inflater.reset(false);
+        let mut head = Vec::with_capacity(SNIFF_BYTES);
+        let mut consumed = 0usize;
+        for step in [1024usize, SNIFF_BYTES] {
+            head.reserve_exact(step.saturating_sub(head.len()));
+            let before = inflater.total_in();
+            let status = match inflater.decompress_vec(&raw[consumed..], &mut head, flate2::FlushDecompress::Sync) {
+                Ok(status) => status,
+                Err(_) => return Ok(true),
+            };
+            consumed += (inflater.total_in() - before) as usize;
+            let ended = status == flate2::Status::StreamEnd;
+            if sniff_kind(&head).is_some() {
+                return Ok(true);
+            }
+            if ended || !labelgate_extract::sniff_needs_more(&head) {
+                return Ok(false);
+            }
+            if step == SNIFF_BYTES {
+                break;
+            }
+        }
+        // Not decided within the input read: let the full read decide.
+        Ok(head.len() < SNIFF_BYTES && window.len() as usize > want)
+    }
+
+    /// Inflates a whole deflated member with the reused decoder: at most `max_inner_bytes`, and
+    /// within the expansion ratio.
+    fn inflate_whole(&mut self, raw: &[u8], declared: u64) -> Result<Vec<u8>, Problem> {
+        let cap = self.bounds.max_inner_bytes;
+        let inflater = self.inflater.get_or_insert_with(|| flate2::Decompress::new(false));
+        inflater.reset(false);
+        let mut out = Vec::with_capacity(declared.min(cap.saturating_add(1)) as usize);
+        loop {
+            if out.len() == out.capacity() {
+                if out.len() as u64 > cap {
+                    return Err(Problem::NestedLimit { limit: "max_inner_bytes", max: cap });
+                }
+                let room = (out.capacity().max(64 * 1024) as u64).min(cap.saturating_add(1).saturating_sub(out.len() as u64).max(1));
+                out.reserve_exact(room as usize);
+            }
+            let consumed = inflater.total_in() as usize;
+            let before = (inflater.total_in(), inflater.total_out());
+            let status = inflater
+                .decompress_vec(&raw[consumed.min(raw.len())..], &mut out, flate2::FlushDecompress::Finish)
+                .map_err(|e| Problem::Malformed(format!("ZIP member does not inflate: {e}")))?;
+            if out.len() as u64 > meter::RATIO_FLOOR && out.len() as u64 / (inflater.total_in().max(1)) > self.bounds.max_ratio {
+                return Err(Problem::NestedLimit { limit: "max_ratio", max: self.bounds.max_ratio });
+            }
+            if status == flate2::Status::StreamEnd {
+                break;
+            }
+            if (inflater.total_in(), inflater.total_out()) == before && out.len() < out.capacity() {
+                return Err(Problem::Malformed("ZIP member is truncated".into()));
+            }
+        }
+        if out.len() as u64 > cap {
+            return Err(Problem::NestedLimit { limit: "max_inner_bytes", max: cap });
+        }
+        Ok(out)
     }
 
     fn msg_members(&mut self, input: &mut dyn Input, path: &[String], depth: u32) -> Result<(), Problem> {
