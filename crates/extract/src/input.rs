@@ -13,6 +13,10 @@ use std::io::{Read, Seek, SeekFrom};
 pub trait Input {
     /// Total length in bytes.
     fn len(&self) -> u64;
+    /// No bytes at all.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
     /// Exactly `len` bytes at `offset`, or a `Malformed` error naming `container` when the range
     /// runs past the end.
     fn read_at(&mut self, offset: u64, len: usize, container: &'static str) -> Result<Cow<'_, [u8]>, ExtractError>;

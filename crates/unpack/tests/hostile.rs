@@ -172,7 +172,7 @@ fn a_large_deflated_member_is_held_once_and_bounded() {
     let inner = large_docx(24 * MIB);
     let bytes = zip(&[Entry::new("big.docx", &inner)]);
     let (i, peak) = peak_heap_during(|| inspect_slice(&bytes, &Limits::default(), &UnpackLimits::default()));
-    assert_eq!(i.all_labels().count() > 0, true);
+    assert!(i.all_labels().count() > 0);
     assert!(peak < 24 * MIB + 8 * MIB, "peak {peak} for a 24 MiB member");
     let tight = UnpackLimits { max_inner_bytes: 8 * MIB as u64, ..UnpackLimits::default() };
     let (i, peak) = peak_heap_during(|| inspect_slice(&bytes, &Limits::default(), &tight));
@@ -183,8 +183,8 @@ fn a_large_deflated_member_is_held_once_and_bounded() {
 #[test]
 fn rar_and_tnef_are_unsupported_and_unknown_members_are_skipped() {
     let bytes = zip(&[
-        Entry::new("a.rar", b"Rar!\x1a\x07\x01\x00 rest of a rar archive".to_vec()),
-        Entry::new("winmail.dat", [0x78u8, 0x9f, 0x3e, 0x22, 1, 2, 3].to_vec()),
+        Entry::new("a.rar", b"Rar!\x1a\x07\x01\x00 rest of a rar archive"),
+        Entry::new("winmail.dat", [0x78u8, 0x9f, 0x3e, 0x22, 1, 2, 3]),
         Entry::new("photo.jpg", filler(100_000, 7)),
     ]);
     let i = inspect_slice(&bytes, &Limits::default(), &UnpackLimits::default());
