@@ -30,6 +30,7 @@
 mod meter;
 mod mime;
 mod sevenz;
+mod sevenz_guard;
 mod tar;
 
 use labelgate_extract::{

@@ -15,6 +15,9 @@ use std::rc::Rc;
 const AES: &[u8] = &[0x06, 0xf1, 0x07, 0x01];
 
 pub(crate) fn members(walker: &mut Walker<'_>, input: &mut dyn Input, path: &[String], depth: u32) -> Result<(), Problem> {
+    // Decoder memory is what the archive declares: checked before the crate allocates it
+    // (7-Zip's own -mx9 uses 64 MiB dictionaries).
+    crate::sevenz_guard::check(input, walker.bounds.max_inner_bytes.max(64 * 1024 * 1024))?;
     let mut reader = InputReader::new(input);
     let password = Password::empty();
     let archive = Archive::read(&mut reader, &password).map_err(|e| problem("7z", e))?;

@@ -227,3 +227,14 @@ fn msg_attachments_and_embedded_messages() {
         ]
     );
 }
+
+#[global_allocator]
+static ALLOCATOR: labelgate_testkit::CountingAllocator = labelgate_testkit::CountingAllocator;
+
+#[test]
+fn a_7z_declaring_a_4_gib_dictionary_is_refused_before_any_allocation() {
+    let bytes = read("huge_dict.7z");
+    let (i, peak) = labelgate_testkit::peak_heap_during(|| inspect_slice(&bytes, &Limits::default(), &UnpackLimits::default()));
+    assert!(matches!(i.container, Some(Problem::NestedLimit { limit: "max_inner_bytes", .. })), "{:?}", i.container);
+    assert!(peak < 16 * 1024 * 1024, "peak {peak}");
+}

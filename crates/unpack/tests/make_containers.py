@@ -95,3 +95,23 @@ subprocess.run([SEVEN, "a", "-bso0", "-bsp0", "-tzip", "-pSECRET", "-mem=AES256"
 subprocess.run([SEVEN, "a", "-bso0", "-bsp0", "-t7z", "-pSECRET", "-mhe=on", os.path.join(out, "enc_headers.7z"), "plain.docx"], check=True, cwd=out)
 subprocess.run([SEVEN, "a", "-bso0", "-bsp0", "-t7z", "-pSECRET", "-mhe=off", os.path.join(out, "enc_content.7z"), "plain.docx"], check=True, cwd=out)
 os.remove(os.path.join(out, "plain.docx"))
+
+# A 7z whose LZMA2 coder declares a 4 GiB dictionary (props byte 40): written by 7-Zip with a
+# plain header, the props byte patched and both CRCs recomputed, as an attacker would.
+import struct, zlib
+doc = read(labeled)
+open(os.path.join(out, "plain.docx"), "wb").write(doc)
+target = os.path.join(out, "huge_dict.7z")
+subprocess.run([SEVEN, "a", "-bso0", "-bsp0", "-t7z", "-m0=LZMA2", "-mhc=off", target, "plain.docx"], check=True, cwd=out)
+os.remove(os.path.join(out, "plain.docx"))
+data = bytearray(read(target))
+offset, size = struct.unpack_from("<QQ", data, 12)
+header_at = 32 + offset
+header = data[header_at:header_at + size]
+coder = header.find(bytes([0x21, 0x21, 0x01]))
+assert coder >= 0, "LZMA2 coder record not found"
+header[coder + 3] = 40
+data[header_at:header_at + size] = header
+struct.pack_into("<I", data, 28, zlib.crc32(bytes(header)) & 0xFFFFFFFF)
+struct.pack_into("<I", data, 8, zlib.crc32(bytes(data[12:32])) & 0xFFFFFFFF)
+open(target, "wb").write(bytes(data))
