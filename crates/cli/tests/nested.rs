@@ -58,6 +58,7 @@ fn archives_and_mail_through_intercepted_https_on_the_default_config() {
         "lab.tar.bz2",
         "lab.tar.xz",
         "lab.docx.gz",
+        "lab.tar.zst",
         "lab.7z",
         "lab_base64.eml",
         "lab_rfc822.eml",

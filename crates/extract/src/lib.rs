@@ -103,6 +103,9 @@ fn archive_kind(head: &[u8]) -> Option<FileKind> {
     if head.starts_with(b"\xfd7zXZ\x00") {
         return Some(FileKind::Xz);
     }
+    if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+        return Some(FileKind::Zstd);
+    }
     if head.starts_with(b"7z\xbc\xaf\x27\x1c") {
         return Some(FileKind::SevenZ);
     }

@@ -76,6 +76,8 @@ pub enum FileKind {
     Bzip2,
     /// xz-compressed data (`.xz`): one inner file.
     Xz,
+    /// Zstandard-compressed data (`.zst`): one inner file.
+    Zstd,
     /// A tar archive (ustar, pax, GNU).
     Tar,
     /// A 7-Zip archive.
@@ -125,6 +127,7 @@ impl FileKind {
             FileKind::Gzip => "gzip",
             FileKind::Bzip2 => "bzip2",
             FileKind::Xz => "xz",
+            FileKind::Zstd => "zstd",
             FileKind::Tar => "tar",
             FileKind::SevenZ => "7z",
             FileKind::Rar => "rar",
@@ -134,7 +137,7 @@ impl FileKind {
     }
 
     /// Every kind, in declaration order (for documentation and policy validation).
-    pub const ALL: [FileKind; 37] = [
+    pub const ALL: [FileKind; 38] = [
         FileKind::Docx,
         FileKind::Docm,
         FileKind::Dotx,
@@ -167,6 +170,7 @@ impl FileKind {
         FileKind::Gzip,
         FileKind::Bzip2,
         FileKind::Xz,
+        FileKind::Zstd,
         FileKind::Tar,
         FileKind::SevenZ,
         FileKind::Rar,

@@ -1,4 +1,4 @@
-//! `labelgate-unpack`: files inside files. Opens archives (ZIP, tar, gzip, bzip2, xz, 7z) and
+//! `labelgate-unpack`: files inside files. Opens archives (ZIP, tar, gzip, bzip2, xz, zstd, 7z) and
 //! e-mail (`.eml` MIME parts, Outlook `.msg` attachments and embedded messages), recursively,
 //! and reads the labels of every inner file with `labelgate-extract`:
 //! `inspect(file) = extract(file) ∪ inspect(each inner file)`.
@@ -229,12 +229,12 @@ impl Walker<'_> {
     /// each. Container-level findings go to `ex`.
     fn open(&mut self, input: &mut dyn Input, ex: &mut Extraction, path: &[String], depth: u32) -> Result<(), Problem> {
         match ex.kind {
-            FileKind::Gzip | FileKind::Bzip2 | FileKind::Xz => {
+            FileKind::Gzip | FileKind::Bzip2 | FileKind::Xz | FileKind::Zstd => {
                 // The stream's own name (gzip FNAME), else the container's name without its
                 // suffix ("q3.docx.gz" → "q3.docx"), else a placeholder.
                 let stripped = path.last().and_then(|p| {
                     let lower = p.to_ascii_lowercase();
-                    [".gz", ".tgz", ".bz2", ".tbz2", ".xz", ".txz"].iter().find(|s| lower.ends_with(*s)).map(|s| {
+                    [".gz", ".tgz", ".bz2", ".tbz2", ".xz", ".txz", ".zst", ".tzst"].iter().find(|s| lower.ends_with(*s)).map(|s| {
                         let base = &p[..p.len() - s.len()];
                         if s.starts_with(".t") {
                             format!("{base}.tar")
@@ -246,6 +246,7 @@ impl Walker<'_> {
                 let name = match ex.kind {
                     FileKind::Gzip => gzip_name(input).or(stripped).unwrap_or_else(|| "(gzip content)".into()),
                     FileKind::Bzip2 => stripped.unwrap_or_else(|| "(bzip2 content)".into()),
+                    FileKind::Zstd => stripped.unwrap_or_else(|| "(zstd content)".into()),
                     _ => {
                         xz_dictionary_fits(input, self.bounds.max_inner_bytes)?;
                         stripped.unwrap_or_else(|| "(xz content)".into())
@@ -256,6 +257,7 @@ impl Walker<'_> {
                 let decoder: Box<dyn Read + '_> = match ex.kind {
                     FileKind::Gzip => Box::new(flate2::read::MultiGzDecoder::new(raw)),
                     FileKind::Bzip2 => Box::new(bzip2::read::MultiBzDecoder::new(raw)),
+                    FileKind::Zstd => Box::new(meter::ZstdFrames::new(io::BufReader::new(raw))),
                     _ => Box::new(lzma_rust2::XzReader::new(raw, true)),
                 };
                 let mut stream = self.meter(decoder, consumed);
@@ -500,6 +502,7 @@ impl Walker<'_> {
                         continue;
                     }
                 },
+                93 => Box::new(meter::ZstdFrames::new(io::BufReader::new(raw))),
                 95 => Box::new(lzma_rust2::XzReader::new(raw, true)),
                 method => {
                     self.unreadable(child, depth + 1, size, Problem::Unsupported(format!("ZIP compression method {method}")))?;
@@ -712,6 +715,7 @@ fn is_zip_based(kind: FileKind) -> bool {
             | FileKind::Gzip
             | FileKind::Bzip2
             | FileKind::Xz
+            | FileKind::Zstd
             | FileKind::Tar
             | FileKind::SevenZ
             | FileKind::Rar

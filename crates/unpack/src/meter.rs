@@ -71,3 +71,54 @@ impl<R: Read> Read for Metered<R> {
         Ok(n)
     }
 }
+
+/// zstd frames one after another (as `zstd` and `pzstd` write them; skippable frames are
+/// skipped), decoded as one stream with `ruzstd` (pure Rust; windows over 100 MiB refused).
+pub(crate) struct ZstdFrames<R> {
+    source: R,
+    decoder: ruzstd::decoding::FrameDecoder,
+    started: bool,
+}
+
+impl<R: io::BufRead> ZstdFrames<R> {
+    pub(crate) fn new(source: R) -> ZstdFrames<R> {
+        ZstdFrames { source, decoder: ruzstd::decoding::FrameDecoder::new(), started: false }
+    }
+}
+
+impl<R: io::BufRead> Read for ZstdFrames<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        use ruzstd::decoding::errors::{FrameDecoderError, ReadFrameHeaderError};
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        loop {
+            if !self.started || (self.decoder.is_finished() && self.decoder.can_collect() == 0) {
+                if self.source.fill_buf()?.is_empty() {
+                    return Ok(0);
+                }
+                match self.decoder.reset(&mut self.source) {
+                    Ok(()) => self.started = true,
+                    Err(FrameDecoderError::ReadFrameHeaderError(ReadFrameHeaderError::SkipFrame { length, .. })) => {
+                        let skipped = io::copy(&mut (&mut self.source).take(length as u64), &mut io::sink())?;
+                        if skipped != length as u64 {
+                            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "truncated skippable frame"));
+                        }
+                        continue;
+                    }
+                    Err(e) => return Err(io::Error::other(e.to_string())),
+                }
+            }
+            while self.decoder.can_collect() < buf.len() && !self.decoder.is_finished() {
+                let more = buf.len() - self.decoder.can_collect();
+                self.decoder
+                    .decode_blocks(&mut self.source, ruzstd::decoding::BlockDecodingStrategy::UptoBytes(more))
+                    .map_err(|e| io::Error::other(e.to_string()))?;
+            }
+            let n = self.decoder.read(buf)?;
+            if n > 0 {
+                return Ok(n);
+            }
+        }
+    }
+}

@@ -85,6 +85,8 @@ const CONTAINERS: &[(&str, FileKind)] = &[
     ("_concatenated.docx.gz", FileKind::Gzip),
     (".docx.bz2", FileKind::Bzip2),
     (".docx.xz", FileKind::Xz),
+    (".tar.zst", FileKind::Zstd),
+    ("_frames.docx.zst", FileKind::Zstd),
     ("_base64.eml", FileKind::Eml),
     ("_qp.eml", FileKind::Eml),
     ("_rfc822.eml", FileKind::Eml),

@@ -13,6 +13,7 @@ from email import policy
 
 out, labeled, unlabeled, legacy_doc, pdf = sys.argv[1:6]
 os.makedirs(out, exist_ok=True)
+ZSTD = shutil.which("zstd") or sys.exit("make_containers.py: zstd not found")
 SEVEN = shutil.which("7zz") or shutil.which("7z") or sys.exit("make_containers.py: 7-Zip (7zz or 7z) not found")
 
 
@@ -79,6 +80,10 @@ for tag, path in (("lab", labeled), ("unl", unlabeled)):
     write(f"{tag}_concatenated.docx.gz", gzip.compress(doc[:half]) + gzip.compress(doc[half:]))
     write(f"{tag}.docx.bz2", bz2.compress(doc))
     write(f"{tag}.docx.xz", lzma.compress(doc))
+    zst = lambda data: subprocess.run([ZSTD, "-q", "-c", "-"], input=data, stdout=subprocess.PIPE, check=True).stdout
+    write(f"{tag}.tar.zst", zst(tar_of([(docx, doc)])))
+    # Two frames (as pzstd writes): one stream to a reader.
+    write(f"{tag}_frames.docx.zst", zst(doc[: len(doc) // 3]) + zst(doc[len(doc) // 3 :]))
     write(f"{tag}_base64.eml", eml_with([(docx, doc, "application", "vnd.openxmlformats-officedocument.wordprocessingml.document", "base64")]))
     write(f"{tag}_qp.eml", eml_with([(docx, doc, "application", "octet-stream", "quoted-printable")]))
     inner = eml_with([(docx, doc, "application", "octet-stream", "base64")], subject="fwd")
