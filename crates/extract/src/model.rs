@@ -85,7 +85,7 @@ pub enum FileKind {
     SevenZ,
     /// A RAR archive (recognised, not opened).
     Rar,
-    /// A TNEF attachment (`winmail.dat`; recognised, not opened).
+    /// A TNEF attachment (`winmail.dat`), opened by `labelgate-unpack`.
     Tnef,
     /// Not a format labels are read from.
     Unknown,

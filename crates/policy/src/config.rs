@@ -21,7 +21,7 @@ pub struct UnscannableConfig {
     /// Files inside files that could not all be opened because an `[inspection]` nesting
     /// limit was reached (depth, inner size, expansion, members, ratio).
     pub nested_limit: Option<Action>,
-    /// Containers the engine recognises but cannot open (RAR, TNEF, unusual compression).
+    /// Containers the engine recognises but cannot open (RAR, unusual compression).
     pub unsupported: Option<Action>,
 }
 

@@ -32,6 +32,7 @@ mod mime;
 mod sevenz;
 mod sevenz_guard;
 mod tar;
+mod tnef;
 
 use labelgate_extract::{
     extract_input, msg_attachments, sniff_kind, zip_members, EffectiveLabel, ExtractError, Extraction, FileKind, Flag, Input, InputReader,
@@ -84,7 +85,7 @@ pub enum Problem {
     /// Encrypted (a password-protected member or archive): its content cannot be read.
     #[error("encrypted: {0}")]
     Encrypted(String),
-    /// A container or coding the engine recognises but cannot open (RAR, TNEF, an unknown ZIP
+    /// A container or coding the engine recognises but cannot open (RAR, an unknown ZIP
     /// compression method, …).
     #[error("unsupported: {0}")]
     Unsupported(String),
@@ -273,7 +274,7 @@ impl Walker<'_> {
             FileKind::Eml => mime::members(self, input, path, depth),
             FileKind::Msg => self.msg_members(input, path, depth),
             FileKind::Rar => Err(Problem::Unsupported("RAR archives are not opened".into())),
-            FileKind::Tnef => Err(Problem::Unsupported("TNEF (winmail.dat) attachments are not opened".into())),
+            FileKind::Tnef => tnef::members(self, input, path, depth),
             kind if is_zip_based(kind) => self.zip_members(input, ex, path, depth),
             _ => Ok(()),
         }

@@ -181,7 +181,7 @@ fn a_large_deflated_member_is_held_once_and_bounded() {
 }
 
 #[test]
-fn rar_and_tnef_are_unsupported_and_unknown_members_are_skipped() {
+fn rar_is_unsupported_broken_tnef_malformed_and_unknown_members_skipped() {
     let bytes = zip(&[
         Entry::new("a.rar", b"Rar!\x1a\x07\x01\x00 rest of a rar archive"),
         Entry::new("winmail.dat", [0x78u8, 0x9f, 0x3e, 0x22, 1, 2, 3]),
@@ -189,7 +189,51 @@ fn rar_and_tnef_are_unsupported_and_unknown_members_are_skipped() {
     ]);
     let i = inspect_slice(&bytes, &Limits::default(), &UnpackLimits::default());
     let reasons: Vec<(&str, Option<&str>)> = i.inner.iter().map(|f| (f.kind.as_str(), f.error.as_ref().map(|e| e.reason()))).collect();
-    assert_eq!(reasons, [("rar", Some("unsupported")), ("tnef", Some("unsupported"))]);
+    assert_eq!(reasons, [("rar", Some("unsupported")), ("tnef", Some("malformed"))]);
+}
+
+/// A winmail.dat as Outlook writes it: attributes of the message, then per attachment
+/// attAttachRendData, attAttachTitle, attAttachData.
+fn tnef(attachments: &[(&str, &[u8])], embedded_object: bool) -> Vec<u8> {
+    fn attribute(out: &mut Vec<u8>, level: u8, id: u32, data: &[u8]) {
+        out.push(level);
+        out.extend_from_slice(&id.to_le_bytes());
+        out.extend_from_slice(&(data.len() as u32).to_le_bytes());
+        out.extend_from_slice(data);
+        let sum: u32 = data.iter().map(|&b| b as u32).sum();
+        out.extend_from_slice(&((sum & 0xffff) as u16).to_le_bytes());
+    }
+    let mut out = 0x223e_9f78u32.to_le_bytes().to_vec();
+    out.extend_from_slice(&0x1234u16.to_le_bytes());
+    attribute(&mut out, 1, 0x0008_9006, &[1, 0, 0, 0]); // attTnefVersion-like message attribute
+    for (title, data) in attachments {
+        attribute(&mut out, 2, 0x0006_9002, &[1, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0, 0, 0]);
+        attribute(&mut out, 2, 0x0001_8010, format!("{title}\0").as_bytes());
+        attribute(&mut out, 2, 0x0006_800f, data);
+    }
+    if embedded_object {
+        attribute(&mut out, 2, 0x0006_9002, &[5, 0, 0, 0]);
+        let mut props = 1u32.to_le_bytes().to_vec();
+        props.extend_from_slice(&0x3701_000du32.to_le_bytes());
+        attribute(&mut out, 2, 0x0006_9005, &props);
+    }
+    out
+}
+
+#[test]
+fn tnef_attachments_are_read_and_embedded_objects_unsupported() {
+    let labeled = labeled_docx();
+    let clean = zip(&docx(None, None));
+    let bytes = tnef(&[("minutes.docx", &clean), ("budget.docx", &labeled)], false);
+    let i = inspect_slice(&bytes, &Limits::default(), &UnpackLimits::default());
+    assert_eq!(i.outer.as_ref().unwrap().kind, FileKind::Tnef);
+    let paths: Vec<&str> = i.inner.iter().map(|f| f.path[0].as_str()).collect();
+    assert_eq!(paths, ["minutes.docx", "budget.docx"]);
+    assert_eq!(i.all_labels().count(), 1);
+    assert!(i.container.is_none());
+    let with_object = tnef(&[("minutes.docx", &clean)], true);
+    let i = inspect_slice(&with_object, &Limits::default(), &UnpackLimits::default());
+    assert_eq!(i.container.as_ref().map(|p| p.reason()), Some("unsupported"));
 }
 
 #[test]
