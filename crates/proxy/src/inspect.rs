@@ -151,6 +151,28 @@ fn with_inner(
     out
 }
 
+/// Reads a file held in memory and every file in it. Opening containers can cost real CPU
+/// (decompression up to `max_expanded_bytes`), so anything the engine reads beyond plain bytes
+/// is read off the async workers; a body whose first bytes match no format stays inline.
+async fn one_held(name: Option<String>, held: Held, reading: Reading) -> Vec<Inspected> {
+    let head: Vec<u8> = {
+        let mut head = Vec::with_capacity(labelgate_extract::SNIFF_BYTES);
+        for chunk in held.chunks() {
+            let take = (labelgate_extract::SNIFF_BYTES - head.len()).min(chunk.len());
+            head.extend_from_slice(&chunk[..take]);
+            if head.len() == labelgate_extract::SNIFF_BYTES {
+                break;
+            }
+        }
+        head
+    };
+    if labelgate_extract::sniff_kind(&head).is_none() {
+        return one(name, &held, &reading);
+    }
+    let size = held.len();
+    tokio::task::spawn_blocking(move || one(name, &held, &reading)).await.unwrap_or_else(|_| vec![malformed(None, size)])
+}
+
 /// Reads a file held in memory, in place (its chunks are never joined), and every file in it.
 fn one(name: Option<String>, held: &Held, reading: &Reading) -> Vec<Inspected> {
     let inspection = labelgate_unpack::inspect_segments(held.chunks(), &reading.limits(), &reading.unpack);
@@ -256,7 +278,7 @@ pub(crate) async fn files_held(
     // A raw upload: one file, named after the last path segment.
     let name = path.rsplit('/').next().filter(|s| !s.is_empty()).map(str::to_string);
     match (memory, file) {
-        (Some(held), _) => one(name, &held, reading),
+        (Some(held), _) => one_held(name, held, reading.clone()).await,
         (None, Some(f)) => one_from_disk(name, f, size, reading.clone()).await,
         (None, None) => vec![malformed(name, size)],
     }
@@ -299,7 +321,7 @@ async fn multipart_files(
                     continue;
                 }
                 match part.memory() {
-                    Some(held) => out.extend(one(name, &held, &reading)),
+                    Some(held) => out.extend(one_held(name, held, reading.clone()).await),
                     None => match part.reader() {
                         Ok(Some(f)) => out.extend(one_from_disk(name, f, part.len(), reading.clone()).await),
                         _ => out.push(malformed(name, part.len())),
