@@ -49,6 +49,9 @@ struct InnerReport<'a> {
     /// `nested_limit`, `encrypted`, `unsupported` or `malformed` when it could not be read.
     unscannable: Option<&'static str>,
     error: Option<String>,
+    /// SHA-256 of a labeled or flagged inner file.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sha256: Option<&'a str>,
 }
 
 /// The whole inspection of one path, or why it could not be read at all.
@@ -77,6 +80,7 @@ fn inner_report<'a>(root: &'a str, f: &'a InnerFile) -> InnerReport<'a> {
         flags: f.flags.iter().map(|x| x.as_str()).collect(),
         unscannable: f.error.as_ref().map(|e| e.reason()),
         error: f.error.as_ref().map(ToString::to_string),
+        sha256: f.sha256.as_deref(),
     }
 }
 

@@ -111,20 +111,25 @@ pub fn inner_facts(outer_name: Option<&str>, file: &InnerFile) -> FileFacts {
 /// The facts of a file and of every file inside it: the uploaded file first (a container
 /// problem is its unscannable reason when it has no other), then the inner files depth-first.
 pub fn inspection_facts(name: Option<String>, inspection: &Inspection) -> Vec<(FileFacts, Vec<String>, Option<u64>)> {
+    inspection_files(name, inspection).into_iter().map(|(facts, path, size, _)| (facts, path, size)).collect()
+}
+
+/// [`inspection_facts`] with each inner file's SHA-256, when the engine hashed it.
+fn inspection_files(name: Option<String>, inspection: &Inspection) -> Vec<(FileFacts, Vec<String>, Option<u64>, Option<String>)> {
     let mut outer = file_facts(name.clone(), &inspection.outer);
     if outer.unscannable.is_none() {
         outer.unscannable = inspection.container.as_ref().map(problem_reason);
     }
     let mut out = Vec::with_capacity(1 + inspection.inner.len());
-    out.push((outer, Vec::new(), None));
+    out.push((outer, Vec::new(), None, None));
     for file in &inspection.inner {
-        out.push((inner_facts(name.as_deref(), file), file.path.clone(), file.size));
+        out.push((inner_facts(name.as_deref(), file), file.path.clone(), file.size, file.sha256.clone()));
     }
     out
 }
 
-/// The outer file's record, then one per inner file (inner files are not hashed: their bytes
-/// are not kept once read).
+/// The outer file's record, then one per inner file (labeled and flagged inner files carry the
+/// SHA-256 the engine took while their bytes were at hand).
 fn with_inner(
     name: Option<String>,
     inspection: &Inspection,
@@ -134,7 +139,7 @@ fn with_inner(
     let mut out = Vec::new();
     let mut outer_hash = Some(outer_hash);
     let root = name.clone().unwrap_or_else(|| "(upload)".to_string());
-    for (facts, path, inner_size) in inspection_facts(name, inspection) {
+    for (facts, path, inner_size, inner_sha256) in inspection_files(name, inspection) {
         match outer_hash.take() {
             Some(hash) => {
                 let sha256 = hash(&facts);
@@ -144,7 +149,7 @@ fn with_inner(
                 let mut full = Vec::with_capacity(path.len() + 1);
                 full.push(root.clone());
                 full.extend(path);
-                out.push(Inspected { facts, path: full, size: inner_size.unwrap_or(0), sha256: None });
+                out.push(Inspected { facts, path: full, size: inner_size.unwrap_or(0), sha256: inner_sha256 });
             }
         }
     }

@@ -145,6 +145,9 @@ pub struct InnerFile {
     pub findings: Vec<String>,
     /// Why it could not be read or opened completely, if so.
     pub error: Option<Problem>,
+    /// Hex SHA-256 of its bytes, for a file that carries a label or could not be read as what
+    /// it claims (what an audit record needs to find the document again); `None` otherwise.
+    pub sha256: Option<String>,
 }
 
 /// Everything read from one file and the files inside it.
@@ -381,7 +384,11 @@ impl Walker<'_> {
         let size = Some(input.len());
         match extract_input(input, self.limits) {
             Ok(ex) => {
+                let worth_hashing = ex.is_labeled() || !ex.flags.is_empty();
                 let at = self.list(path.clone(), depth, size, ex);
+                if worth_hashing {
+                    self.inner[at].sha256 = sha256_of(input);
+                }
                 let mut ex = Extraction::new(self.inner[at].kind);
                 let result = self.open(input, &mut ex, &path, depth);
                 let file = &mut self.inner[at];
@@ -415,6 +422,7 @@ impl Walker<'_> {
             flags: ex.flags,
             findings: ex.findings,
             error: None,
+            sha256: None,
         });
         self.inner.len() - 1
     }
@@ -624,6 +632,22 @@ impl Walker<'_> {
         }
         Ok(())
     }
+}
+
+/// Hex SHA-256 of an input, read in 64 KiB pieces.
+fn sha256_of(input: &mut dyn Input) -> Option<String> {
+    use sha2::Digest;
+    let mut hasher = sha2::Sha256::new();
+    let mut at = 0u64;
+    while at < input.len() {
+        let piece = input.read_upto(at, 64 * 1024).ok()?;
+        if piece.is_empty() {
+            return None;
+        }
+        at += piece.len() as u64;
+        hasher.update(&piece);
+    }
+    Some(hasher.finalize().iter().map(|b| format!("{b:02x}")).collect())
 }
 
 /// ZIP method 14: a 4-byte LZMA SDK version/size header, 5 bytes of properties, raw LZMA.

@@ -9,6 +9,8 @@ use std::sync::OnceLock;
 const CORPUS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/corpus/files");
 /// The label of the labeled docx every `lab_` container carries (and the PDF's, for the 7z).
 const LABEL: &str = "f42aa342-8706-4288-bd11-ebb85995028c";
+/// sha256sum of lab_caf_identity-baseline-discipline-template.docx.
+const LABELED_SHA256: &str = "b397f6348d281858c4034eaca4900cf2e6b285906cece09f928137299de9b728";
 const LEGACY_DOC_LABEL: &str = "3e575051-ae9c-4f9b-beed-77532f7cfdad";
 
 fn fixtures() -> &'static Path {
@@ -112,6 +114,9 @@ fn every_container_carries_its_inner_label_and_the_unlabeled_twin_none() {
         assert_eq!(problems(&labeled), Vec::<String>::new(), "{name}");
         let docx = labeled.inner.iter().find(|f| !f.labels.is_empty()).unwrap();
         assert!(matches!(docx.kind, FileKind::Docx | FileKind::Pdf), "{name}: {:?}", docx.kind);
+        if docx.kind == FileKind::Docx {
+            assert_eq!(docx.sha256.as_deref(), Some(LABELED_SHA256), "{name}: the hash of the labeled file itself");
+        }
 
         let clean = inspect_all_ways(&read(&fixture_name("unl", name)));
         assert_eq!(labels(&clean), Vec::<String>::new(), "{name}");
