@@ -178,6 +178,22 @@ impl<'i> Cfb<'i> {
         Ok(table[(s % per) as usize])
     }
 
+    /// Bytes the compound file accounts for: the header and every sector its allocation table
+    /// marks in use (what follows is data appended to the file).
+    pub(crate) fn extent(&mut self) -> Result<u64, ExtractError> {
+        let per = (self.sector_size / 4) as usize;
+        let mut last_used: Option<u64> = None;
+        for (n, &fat_sector) in self.fat_sectors.clone().iter().enumerate() {
+            let data = self.sector(fat_sector)?;
+            for (i, c) in data.chunks_exact(4).enumerate() {
+                if u32::from_le_bytes([c[0], c[1], c[2], c[3]]) != FREESECT {
+                    last_used = Some((n * per + i) as u64);
+                }
+            }
+        }
+        Ok(last_used.map_or(self.sector_size, |s| (s + 2) * self.sector_size))
+    }
+
     /// Sector numbers along a FAT chain, stopping after `want` sectors when given.
     fn chain(&mut self, start: u32, want: Option<u64>) -> Result<Vec<u32>, ExtractError> {
         let mut out = Vec::new();

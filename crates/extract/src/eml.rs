@@ -9,6 +9,9 @@ use crate::model::{Extraction, FileKind, Source};
 use crate::msip::{is_msip_key, PropertyCollector};
 use base64::Engine;
 
+/// Header fields read before a block of unknown fields is judged not to be a message.
+const MAX_SNIFF_LINES: usize = 100_000;
+
 const KNOWN_HEADERS: &[&str] = &[
     "from",
     "to",
@@ -51,11 +54,13 @@ fn sniff_state(head: &[u8], complete_lines_only: bool) -> Option<bool> {
     let head = if complete_lines_only {
         match memchr::memrchr(b'\n', head) {
             Some(end) => &head[..end],
-            None => return if head.len() < 1024 { None } else { Some(false) },
+            None => return if head.len() < 64 * 1024 { None } else { Some(false) },
         }
     } else {
         head
     };
+    // A UTF-8 byte-order mark before the first field: mail clients skip it.
+    let head = head.strip_prefix(b"\xef\xbb\xbf").unwrap_or(head);
     let mut known = 0;
     let mut lines = 0;
     for line in head.split(|&b| b == b'\n') {
@@ -64,14 +69,14 @@ fn sniff_state(head: &[u8], complete_lines_only: bool) -> Option<bool> {
             return Some(false);
         }
         lines += 1;
-        if lines > 64 {
+        if lines > MAX_SNIFF_LINES {
             return Some(false);
         }
         if line[0] == b' ' || line[0] == b'\t' {
             continue;
         }
-        if lines == 1 && line.starts_with(b"From ") {
-            continue; // mbox separator
+        if lines == 1 && (line.starts_with(b"From ") || line.starts_with(b"Microsoft Mail Internet Headers Version")) {
+            continue; // mbox separator; Outlook's saved-headers preamble
         }
         let Some(colon) = memchr::memchr(b':', line) else { return Some(false) };
         let name = &line[..colon];
@@ -79,7 +84,9 @@ fn sniff_state(head: &[u8], complete_lines_only: bool) -> Option<bool> {
             return Some(false);
         }
         let name = String::from_utf8_lossy(name).to_ascii_lowercase();
-        if name == "msip_labels" {
+        // msip_labels, or a MIME field: a block of header fields that says how its body is
+        // encoded is a message (or a MIME entity) to every mail reader, whatever else it holds.
+        if matches!(name.as_str(), "msip_labels" | "content-type" | "mime-version" | "content-transfer-encoding") {
             return Some(true);
         }
         if KNOWN_HEADERS.contains(&name.as_str()) {

@@ -46,7 +46,7 @@ pub use input::{Input, InputReader, ReaderInput, SegmentsInput, SliceInput, Wind
 pub use limits::Limits;
 pub use model::{EffectiveLabel, Extraction, FileKind, Flag, LabelRecord, RecordStatus, Source};
 pub use msg::{msg_attachments, MsgAttachment, MsgBounds, MsgContent};
-pub use zip::{zip_members, ZipMember};
+pub use zip::{zip_end_record_in_tail, zip_members, ZipListing, ZipMember};
 
 use std::io::{Read, Seek};
 
@@ -159,6 +159,12 @@ pub fn sniff_needs_more(head: &[u8]) -> bool {
     head.len() < SNIFF_BYTES && (head.len() < 1024 || eml::sniff_undecided(head))
 }
 
+/// Bytes a compound file (legacy Office, `.msg`, protected OOXML) accounts for: its header and
+/// every sector in use. Bytes past it are appended data no Office reader sees.
+pub fn cfb_extent(input: &mut dyn Input, limits: &Limits) -> Result<u64, ExtractError> {
+    cfb::Cfb::open(input, limits)?.extent()
+}
+
 /// Reads the labels of a file through any [`Input`] (a window onto an archive member, …).
 pub fn extract_input(input: &mut dyn Input, limits: &Limits) -> Result<Extraction, ExtractError> {
     run(input, limits)
@@ -186,9 +192,28 @@ pub fn extract_reader<R: Read + Seek>(reader: R, limits: &Limits) -> Result<Extr
     run(&mut ReaderInput::new(reader)?, limits)
 }
 
+/// What a file is, from its first bytes, reading further only while an e-mail header block is
+/// still open at [`SNIFF_BYTES`] (unusual or long fields before the ones that decide; at most
+/// `max_header_bytes`): `None` when no label can be read from it at any depth.
+pub fn sniff_kind_input(input: &mut dyn Input, limits: &Limits) -> Result<Option<FileKind>, ExtractError> {
+    let head = input.read_upto(0, SNIFF_BYTES)?.into_owned();
+    let kind = sniff_kind(&head);
+    if kind.is_none() && head.len() == SNIFF_BYTES && eml::sniff_undecided(&head) {
+        let longer = input.read_upto(0, limits.max_header_bytes as usize)?;
+        if eml::sniff(&longer) {
+            return Ok(Some(FileKind::Eml));
+        }
+    }
+    Ok(kind)
+}
+
 fn run(input: &mut dyn Input, limits: &Limits) -> Result<Extraction, ExtractError> {
     let head = input.read_upto(0, SNIFF_BYTES)?.into_owned();
-    match sniff(&head) {
+    let mut container = sniff(&head);
+    if container == Container::Unknown && sniff_kind_input(input, limits)? == Some(FileKind::Eml) {
+        container = Container::Eml;
+    }
+    match container {
         Container::Zip => {
             let mut ex = Extraction::new(FileKind::Zip);
             let archive = zip::open(input, limits, &mut ex)?;
@@ -283,6 +308,8 @@ impl Inspector {
 
     fn decide(&self, head: Vec<u8>) -> State {
         match sniff(&head) {
+            // An e-mail header block still open: keep it (as `run` reads on) up to its limit.
+            Container::Unknown if eml::sniff_undecided(&head) && (head.len() as u64) < self.limits.max_header_bytes => State::Sniffing(head),
             Container::Unknown => State::Decided(Ok(Extraction::new(FileKind::Unknown))),
             Container::Archive(kind) => State::Decided(Ok(Extraction::new(kind))),
             Container::Eml => self.eml_progress(head),

@@ -38,6 +38,8 @@ pub(crate) struct Archive {
     /// The raw central directory; entry names point into it.
     pub directory: Vec<u8>,
     pub entries: Vec<Entry>,
+    /// Where the central directory starts in the input (after any prefix correction).
+    pub directory_start: u64,
 }
 
 impl Archive {
@@ -122,9 +124,18 @@ pub(crate) fn open(input: &mut dyn Input, limits: &Limits, ex: &mut Extraction) 
         let z64_offset = u64le(loc, 8);
         let z64 = read_zip64_eocd(input, z64_offset, eocd_pos - 20)?;
         if let Some((pos, rec)) = z64 {
-            total_entries = u64le(&rec, 32);
-            cd_size = u64le(&rec, 40);
-            cd_offset = u64le(&rec, 48);
+            let (entries64, size64, offset64) = (u64le(&rec, 32), u64le(&rec, 40), u64le(&rec, 48));
+            // A classic field that is not the zip64 sentinel must agree: readers that ignore
+            // zip64 follow the classic record.
+            if (total_entries != 0xFFFF && total_entries != entries64)
+                || (cd_size != 0xFFFF_FFFF && cd_size != size64)
+                || (cd_offset != 0xFFFF_FFFF && cd_offset != offset64)
+            {
+                ex.ambiguous("zip: the end record and the zip64 end record describe different directories");
+            }
+            total_entries = entries64;
+            cd_size = size64;
+            cd_offset = offset64;
             cd_end = pos;
         }
     }
@@ -214,7 +225,7 @@ pub(crate) fn open(input: &mut dyn Input, limits: &Limits, ex: &mut Extraction) 
     if total_entries != 0xFFFF && entries.len() as u64 != total_entries {
         ex.ambiguous(format!("zip: the end record counts {total_entries} entries, the central directory holds {}", entries.len()));
     }
-    Ok(Archive { directory: cd, entries })
+    Ok(Archive { directory: cd, entries, directory_start: cd_start })
 }
 
 fn read_zip64_eocd(input: &mut dyn Input, declared: u64, locator_pos: u64) -> Result<Option<(u64, Vec<u8>)>, ExtractError> {
@@ -375,10 +386,23 @@ impl ZipMember {
     }
 }
 
+/// What a ZIP archive holds: its members as the central directory lists them, and what lies
+/// outside them.
+#[derive(Debug, Clone, Default)]
+pub struct ZipListing {
+    /// Members, in central-directory order, then any member found only by its local header in
+    /// bytes the directory does not account for (7-Zip and some tools extract those too).
+    pub members: Vec<ZipMember>,
+    /// Bytes before the first member (a self-extractor stub, a polyglot's other file, or a
+    /// whole other archive); 0 when the archive starts at the first byte.
+    pub prefix_len: u64,
+}
+
 /// Every member of the ZIP archive held by `input`, with the local headers cross-checked:
-/// disagreements are recorded in `ex` as `ambiguous` findings. At most
+/// disagreements are recorded in `ex` as `ambiguous` findings, and so is a local header in
+/// bytes the central directory does not account for (its member is listed too). At most
 /// `max_members` members (else `LimitExceeded { limit: "max_members" }`).
-pub fn zip_members(input: &mut dyn Input, limits: &Limits, max_members: u64, ex: &mut Extraction) -> Result<Vec<ZipMember>, ExtractError> {
+pub fn zip_members(input: &mut dyn Input, limits: &Limits, max_members: u64, ex: &mut Extraction) -> Result<ZipListing, ExtractError> {
     let bounded = Limits { max_zip_entries: limits.max_zip_entries.min(max_members), ..limits.clone() };
     let archive = match open(input, &bounded, ex) {
         Err(ExtractError::LimitExceeded { limit: "max_zip_entries", .. }) if max_members < limits.max_zip_entries => {
@@ -387,8 +411,16 @@ pub fn zip_members(input: &mut dyn Input, limits: &Limits, max_members: u64, ex:
         other => other?,
     };
     let mut members = Vec::with_capacity(archive.entries.len());
+    // Byte ranges the directory accounts for: each member's header and data, and the directory
+    // with the end records.
+    let mut covered: Vec<(u64, u64)> = vec![(archive.directory_start, input.len())];
     for entry in &archive.entries {
         let data_offset = local_data_offset(input, &archive, entry, ex)?;
+        if let Some(at) = data_offset {
+            // A data descriptor (up to 24 bytes) may follow the data.
+            let slack = if entry.flags & 8 != 0 { 24 } else { 0 };
+            covered.push((entry.local_offset, at.saturating_add(entry.compressed_size).saturating_add(slack)));
+        }
         members.push(ZipMember {
             name: archive.name(entry).to_vec(),
             method: entry.method,
@@ -399,5 +431,102 @@ pub fn zip_members(input: &mut dyn Input, limits: &Limits, max_members: u64, ex:
             data_offset,
         });
     }
-    Ok(members)
+    let prefix_len = archive.entries.iter().map(|e| e.local_offset).min().unwrap_or(archive.directory_start).min(archive.directory_start);
+    for (start, end) in gaps(&mut covered, 0) {
+        for at in find_in_range(input, start, end, LFH_SIG)? {
+            if members.len() as u64 >= max_members {
+                return Err(ExtractError::limit("max_members", max_members));
+            }
+            ex.ambiguous(format!("zip: a local file header at offset {at} is not in the central directory"));
+            if let Some(hidden) = hidden_member(input, at, end)? {
+                members.push(hidden);
+            }
+        }
+    }
+    Ok(ZipListing { members, prefix_len })
+}
+
+/// The uncovered ranges from `from` to the end.
+fn gaps(covered: &mut [(u64, u64)], from: u64) -> Vec<(u64, u64)> {
+    covered.sort_unstable();
+    let mut out = Vec::new();
+    let mut at = from;
+    for &(start, end) in covered.iter() {
+        if start > at {
+            out.push((at, start));
+        }
+        at = at.max(end);
+    }
+    out
+}
+
+/// Offsets of `needle` in `input[start..end]`, read in 1 MiB pieces (overlapping by the
+/// needle's length).
+fn find_in_range(input: &mut dyn Input, start: u64, end: u64, needle: &[u8]) -> Result<Vec<u64>, ExtractError> {
+    const PIECE: u64 = 1024 * 1024;
+    let mut found = Vec::new();
+    let mut at = start;
+    while at < end && found.len() < 4096 {
+        let len = (end - at).min(PIECE + needle.len() as u64);
+        let piece = input.read_at(at, len as usize, "zip")?;
+        for p in memchr::memmem::find_iter(&piece, needle) {
+            if (p as u64) < PIECE || at + len == end {
+                found.push(at + p as u64);
+            }
+        }
+        at += PIECE;
+    }
+    found.dedup();
+    Ok(found)
+}
+
+/// A member known only by its local header at `at`, its data running at most to `limit`.
+fn hidden_member(input: &mut dyn Input, at: u64, limit: u64) -> Result<Option<ZipMember>, ExtractError> {
+    let header = input.read_upto(at, 30)?.into_owned();
+    if header.len() < 30 {
+        return Ok(None);
+    }
+    let flags = u16le(&header, 6);
+    let method = u16le(&header, 8);
+    let name_len = u16le(&header, 26) as u64;
+    let extra_len = u16le(&header, 28) as u64;
+    let data_offset = at + 30 + name_len + extra_len;
+    if data_offset > limit {
+        return Ok(None);
+    }
+    let name = input.read_at(at + 30, name_len as usize, "zip")?.into_owned();
+    let stated = u32le(&header, 18) as u64;
+    // With a data descriptor (or a zip64 sentinel) the sizes are not in the header: the data
+    // runs at most to the end of the gap (deflate ends itself).
+    let room = limit - data_offset;
+    let compressed_size = if flags & 8 != 0 || stated == 0xFFFF_FFFF || stated > room { room } else { stated };
+    let uncompressed = u32le(&header, 22) as u64;
+    Ok(Some(ZipMember {
+        name,
+        method,
+        flags,
+        crc32: u32le(&header, 14),
+        compressed_size,
+        uncompressed_size: if uncompressed == 0xFFFF_FFFF || flags & 8 != 0 { compressed_size } else { uncompressed },
+        data_offset: Some(data_offset),
+    }))
+}
+
+/// Where, in the last 64 KiB + 22 bytes of `input`, a plausible ZIP end-of-central-directory
+/// record sits (the last one): ZIP readers find an archive from its end, whatever precedes it
+/// (a self-extractor stub, an image, another file of any kind).
+pub fn zip_end_record_in_tail(input: &mut dyn Input) -> Option<u64> {
+    let len = input.len();
+    let tail_len = len.min(MAX_EOCD_SEARCH);
+    let tail_start = len - tail_len;
+    let tail = input.read_at(tail_start, tail_len as usize, "zip").ok()?;
+    let found: Vec<usize> = memchr::memmem::find_iter(&tail, EOCD_SIG).collect();
+    found.into_iter().rev().find(|&p| {
+        let Some(record) = tail.get(p..p + 22) else { return false };
+        let comment = u16le(record, 20) as usize;
+        let cd_size = u32le(record, 12) as u64;
+        let entries = u16le(record, 10);
+        // The comment fits in the file and the directory fits before the record.
+        p + 22 + comment <= tail.len() && cd_size <= tail_start + p as u64 && (entries > 0 || cd_size == 0)
+    }).map(|p| tail_start + p as u64)
 }

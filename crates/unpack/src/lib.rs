@@ -35,8 +35,8 @@ mod tar;
 mod tnef;
 
 use labelgate_extract::{
-    extract_input, msg_attachments, sniff_kind, zip_members, EffectiveLabel, ExtractError, Extraction, FileKind, Flag, Input, InputReader,
-    Limits, MsgBounds, MsgContent, ReaderInput, SegmentsInput, SliceInput, WindowInput, SNIFF_BYTES,
+    extract_input, msg_attachments, sniff_kind, zip_end_record_in_tail, zip_members, EffectiveLabel, ExtractError, Extraction, FileKind, Flag, Input, InputReader,
+    Limits, MsgBounds, MsgContent, ReaderInput, ZipListing, SegmentsInput, SliceInput, WindowInput, SNIFF_BYTES,
 };
 use meter::{limit_hit, Counted, Metered};
 use std::cell::Cell;
@@ -232,7 +232,9 @@ impl Walker<'_> {
     /// Opens the members of a file already read as `ex` (if its kind is a container) and visits
     /// each. Container-level findings go to `ex`.
     fn open(&mut self, input: &mut dyn Input, ex: &mut Extraction, path: &[String], depth: u32) -> Result<(), Problem> {
-        match ex.kind {
+        // Where the file's own structure ends, for the kinds a ZIP can be appended to unseen;
+        // `None` for kinds whose readers reject (or flag) trailing data themselves.
+        let extent: Option<u64> = match ex.kind {
             FileKind::Gzip | FileKind::Bzip2 | FileKind::Xz | FileKind::Zstd => {
                 // The stream's own name (gzip FNAME), else the container's name without its
                 // suffix ("q3.docx.gz" → "q3.docx"), else a placeholder.
@@ -267,20 +269,64 @@ impl Walker<'_> {
                 let mut stream = self.meter(decoder, consumed);
                 let mut child = path.to_vec();
                 child.push(name);
-                self.child(Body::Stream(&mut stream), child, depth + 1, None)
+                self.child(Body::Stream(&mut stream), child, depth + 1, None)?;
+                None
             }
             FileKind::Tar => {
                 let mut reader = InputReader::new(input);
-                tar::members(self, &mut reader, path, depth)
+                Some(tar::members(self, &mut reader, path, depth)?)
             }
-            FileKind::SevenZ => sevenz::members(self, input, path, depth),
-            FileKind::Eml => mime::members(self, input, path, depth),
-            FileKind::Msg => self.msg_members(input, path, depth),
-            FileKind::Rar => Err(Problem::Unsupported("RAR archives are not opened".into())),
-            FileKind::Tnef => tnef::members(self, input, path, depth),
-            kind if is_zip_based(kind) => self.zip_members(input, ex, path, depth),
-            _ => Ok(()),
+            FileKind::SevenZ => Some(sevenz::members(self, input, path, depth)?),
+            FileKind::Eml => {
+                mime::members(self, input, path, depth)?;
+                Some(0)
+            }
+            FileKind::Msg => {
+                self.msg_members(input, path, depth)?;
+                labelgate_extract::cfb_extent(input, self.limits).ok()
+            }
+            FileKind::Doc | FileKind::Xls | FileKind::Ppt | FileKind::Cfb | FileKind::ProtectedOoxml | FileKind::EncryptedOoxml => {
+                labelgate_extract::cfb_extent(input, self.limits).ok()
+            }
+            FileKind::Rar => return Err(Problem::Unsupported("RAR archives are not opened".into())),
+            FileKind::Tnef => {
+                tnef::members(self, input, path, depth)?;
+                None
+            }
+            kind if is_zip_based(kind) => {
+                self.zip_members(input, ex, path, depth)?;
+                None
+            }
+            FileKind::Unknown => Some(0),
+            _ => None,
+        };
+        match extent {
+            Some(extent) => self.appended_zip(input, ex, path, depth, extent),
+            None => Ok(()),
         }
+    }
+
+    /// ZIP readers find an archive from its end record, whatever precedes it: a ZIP that begins
+    /// past the file's own structure (appended to a document, an archive, an image, junk) is
+    /// opened too. One that lies inside the file's own data is one of its members, already read.
+    fn appended_zip(&mut self, input: &mut dyn Input, ex: &mut Extraction, path: &[String], depth: u32, extent: u64) -> Result<(), Problem> {
+        let Some(end_record) = zip_end_record_in_tail(input) else { return Ok(()) };
+        if end_record < extent {
+            return Ok(());
+        }
+        let mut scratch = Extraction::new(ex.kind);
+        let listing = zip_members(input, self.limits, self.bounds.max_members, &mut scratch).map_err(|e| Problem::from_extract(&e))?;
+        if listing.prefix_len < extent {
+            return Ok(());
+        }
+        ex.flags.extend(scratch.flags);
+        for f in scratch.findings {
+            ex.finding(f);
+        }
+        ex.finding(format!("a ZIP archive follows the {} at offset {}", ex.kind, listing.prefix_len));
+        // The prefix of an unrecognised file may be anything (a stub, the other half of a
+        // polyglot); a recognised file's prefix is the file itself, already read.
+        self.read_zip_listing(input, listing, path, depth, ex.kind == FileKind::Unknown)
     }
 
     fn meter<'r>(&self, decoder: Box<dyn Read + 'r>, consumed: Rc<Cell<u64>>) -> Metered<Box<dyn Read + 'r>> {
@@ -301,8 +347,8 @@ impl Walker<'_> {
         self.count_examined()?;
         match body {
             Body::Input(input) => {
-                let head = input.read_upto(0, SNIFF_BYTES).map_err(|e| Problem::from_extract(&e))?.into_owned();
-                if sniff_kind(&head).is_none() {
+                let kind = labelgate_extract::sniff_kind_input(input, self.limits).map_err(|e| Problem::from_extract(&e))?;
+                if kind.is_none() && zip_end_record_in_tail(input).is_none() {
                     return Ok(());
                 }
                 // A file read in place counts like one decompressed: overlapping stored members
@@ -449,8 +495,21 @@ impl Walker<'_> {
     }
 
     fn zip_members(&mut self, input: &mut dyn Input, ex: &mut Extraction, path: &[String], depth: u32) -> Result<(), Problem> {
-        let members = zip_members(input, self.limits, self.bounds.max_members, ex).map_err(|e| Problem::from_extract(&e))?;
-        for member in members {
+        let listing = zip_members(input, self.limits, self.bounds.max_members, ex).map_err(|e| Problem::from_extract(&e))?;
+        self.read_zip_listing(input, listing, path, depth, true)
+    }
+
+    fn read_zip_listing(&mut self, input: &mut dyn Input, listing: ZipListing, path: &[String], depth: u32, examine_prefix: bool) -> Result<(), Problem> {
+        if examine_prefix && listing.prefix_len > 0 {
+            // What precedes the archive is a file of its own to some reader (a polyglot's other
+            // half, a stub, a whole other archive): examined like a member.
+            let mut child = path.to_vec();
+            child.push("(data before the archive)".into());
+            if let Some(mut prefix) = WindowInput::new(input, 0, listing.prefix_len) {
+                self.child(Body::Input(&mut prefix), child, depth + 1, Some(listing.prefix_len))?;
+            }
+        }
+        for member in listing.members {
             if member.is_directory() {
                 continue;
             }

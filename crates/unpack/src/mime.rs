@@ -21,7 +21,12 @@ pub(crate) fn members(walker: &mut Walker<'_>, input: &mut dyn Input, path: &[St
     }
     let raw = input.read_at(0, input.len() as usize, "eml").map_err(|e| Problem::from_extract(&e))?.into_owned();
     let mut parts = Vec::new();
-    collect(&raw, 0, &mut parts, walker.bounds.max_members)?;
+    let mut decoded = Vec::new();
+    collect(&raw, &raw, 0, &mut parts, &mut decoded, walker.bounds.max_members)?;
+    // Mail readers disagree on malformed structure (duplicate or commented parameters, parts
+    // after the close delimiter, unknown encodings) and decode base64 and uuencoded blocks
+    // wherever they find them: every such block the structured walk did not decode is a file too.
+    sweep(&raw, &decoded, &mut parts, walker.bounds.max_members)?;
     for (n, part) in parts.into_iter().enumerate() {
         let mut child = path.to_vec();
         child.push(part.name.unwrap_or_else(|| format!("part {}", n + 1)));
@@ -40,7 +45,7 @@ struct Part {
 /// Walks one entity (headers + body): a multipart is split and each part walked; anything else
 /// (the top-level body too) is a leaf. The top-level entity's own body is a part like any other
 /// (a message may be a single base64 attachment).
-fn collect(entity: &[u8], nesting: usize, out: &mut Vec<Part>, max_parts: u64) -> Result<(), Problem> {
+fn collect(raw: &[u8], entity: &[u8], nesting: usize, out: &mut Vec<Part>, decoded: &mut Vec<(usize, usize)>, max_parts: u64) -> Result<(), Problem> {
     if out.len() as u64 >= max_parts {
         return Err(Problem::NestedLimit { limit: "max_members", max: max_parts });
     }
@@ -49,13 +54,31 @@ fn collect(entity: &[u8], nesting: usize, out: &mut Vec<Part>, max_parts: u64) -
     let header = |name: &str| fields.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str());
     let content_type = header("content-type").unwrap_or("text/plain");
     let (mime, params) = parse_params(content_type);
+    // The mechanism's first token, comments dropped: "BASE64 (as sent)" is base64.
+    let encoding = header("content-transfer-encoding").map(strip_comments).unwrap_or_default();
+    let encoding = encoding.split_whitespace().next().unwrap_or("").to_ascii_lowercase();
     if mime.starts_with("multipart/") {
         if let Some(boundary) = params.iter().find(|(k, _)| k == "boundary").map(|(_, v)| v.clone()).filter(|b| !b.is_empty()) {
             if nesting >= MAX_MULTIPART_NESTING {
                 return Err(Problem::NestedLimit { limit: "max_depth", max: MAX_MULTIPART_NESTING as u64 });
             }
+            // A multipart body may not be encoded, but some senders encode it and some
+            // readers decode it anyway.
+            let plain: Vec<u8>;
+            let body = match encoding.as_str() {
+                "base64" => {
+                    decoded.extend(offset_in(raw, body));
+                    plain = decode_base64(body);
+                    &plain[..]
+                }
+                "quoted-printable" => {
+                    plain = decode_qp(body);
+                    &plain[..]
+                }
+                _ => body,
+            };
             for part in split_multipart(body, boundary.as_bytes()) {
-                collect(part, nesting + 1, out, max_parts)?;
+                collect(raw, part, nesting + 1, out, decoded, max_parts)?;
             }
             return Ok(());
         }
@@ -63,14 +86,170 @@ fn collect(entity: &[u8], nesting: usize, out: &mut Vec<Part>, max_parts: u64) -
     let disposition = header("content-disposition").map(parse_params).map(|(_, p)| p).unwrap_or_default();
     let name =
         disposition.iter().chain(params.iter()).find(|(k, _)| k == "filename" || k == "name").map(|(_, v)| labelgate_extract_rfc2047(v));
-    let encoding = header("content-transfer-encoding").unwrap_or("").trim().to_ascii_lowercase();
+    let range = offset_in(raw, body);
     let data = match encoding.as_str() {
-        "base64" => decode_base64(body),
+        "base64" => {
+            decoded.extend(range);
+            decode_base64(body)
+        }
         "quoted-printable" => decode_qp(body),
+        "x-uuencode" | "uuencode" | "x-uue" | "uue" => {
+            decoded.extend(range);
+            let mut blocks = uu_blocks(body);
+            if blocks.is_empty() {
+                uudecode_lines(body)
+            } else {
+                blocks.swap_remove(0).2
+            }
+        }
         _ => body.to_vec(),
     };
     out.push(Part { name, data });
     Ok(())
+}
+
+/// Where `inner` lies in `raw`, when it is a subslice of it (a part of a decoded multipart body
+/// is not: it covers nothing of the raw message).
+fn offset_in(raw: &[u8], inner: &[u8]) -> Option<(usize, usize)> {
+    let (base, at) = (raw.as_ptr() as usize, inner.as_ptr() as usize);
+    let start = at.checked_sub(base)?;
+    let end = start.checked_add(inner.len())?;
+    (end <= raw.len()).then_some((start, end))
+}
+
+/// RFC 5322 comments (`(…)`, nested) removed from a header value, outside quoted strings.
+fn strip_comments(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    let (mut depth, mut quoted, mut escaped) = (0usize, false, false);
+    for c in value.chars() {
+        if escaped {
+            if depth == 0 {
+                out.push(c);
+            }
+            escaped = false;
+            continue;
+        }
+        match c {
+            '\\' => {
+                escaped = true;
+                if depth == 0 {
+                    out.push(c);
+                }
+            }
+            '"' if depth == 0 => {
+                quoted = !quoted;
+                out.push(c);
+            }
+            '(' if !quoted => depth += 1,
+            ')' if !quoted && depth > 0 => depth -= 1,
+            c if depth == 0 => out.push(c),
+            _ => {}
+        }
+    }
+    out
+}
+
+/// Base64 and uuencoded blocks outside the ranges the structured walk decoded, as parts.
+fn sweep(raw: &[u8], decoded: &[(usize, usize)], out: &mut Vec<Part>, max_parts: u64) -> Result<(), Problem> {
+    let covered = |at: usize| decoded.iter().any(|&(s, e)| at >= s && at < e);
+    for (at, name, data) in uu_blocks(raw) {
+        if !covered(at) {
+            if out.len() as u64 >= max_parts {
+                return Err(Problem::NestedLimit { limit: "max_members", max: max_parts });
+            }
+            out.push(Part { name: Some(name), data });
+        }
+    }
+    // Runs of base64 lines (at least 256 characters: smaller blocks cannot hold a labeled file).
+    let mut run_start: Option<usize> = None;
+    let mut run_len = 0usize;
+    let mut at = 0usize;
+    let flush = |start: Option<usize>, end: usize, len: usize, out: &mut Vec<Part>| -> Result<(), Problem> {
+        if let Some(start) = start {
+            if len >= 256 && !covered(start) {
+                if out.len() as u64 >= max_parts {
+                    return Err(Problem::NestedLimit { limit: "max_members", max: max_parts });
+                }
+                out.push(Part { name: Some(format!("(base64 at offset {start})")), data: decode_base64(&raw[start..end]) });
+            }
+        }
+        Ok(())
+    };
+    for line in raw.split(|&b| b == b'\n') {
+        let end = at + line.len();
+        let text = line.strip_suffix(b"\r").unwrap_or(line);
+        let trimmed = text.trim_ascii();
+        let is_b64 = trimmed.len() >= 16
+            && trimmed.iter().all(|c| c.is_ascii_alphanumeric() || *c == b'+' || *c == b'/' || *c == b'=')
+            && trimmed.iter().skip_while(|c| **c != b'=').all(|c| *c == b'=');
+        if is_b64 {
+            if run_start.is_none() {
+                run_start = Some(at);
+                run_len = 0;
+            }
+            run_len += trimmed.len();
+        } else {
+            flush(run_start.take(), at, run_len, out)?;
+        }
+        at = end + 1;
+    }
+    flush(run_start.take(), raw.len(), run_len, out)
+}
+
+/// uuencoded blocks (`begin <mode> <name>` … `end`): their offset, name and bytes.
+fn uu_blocks(data: &[u8]) -> Vec<(usize, String, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut at = 0usize;
+    let mut current: Option<(usize, String, usize)> = None;
+    for line in data.split(|&b| b == b'\n') {
+        let text = line.strip_suffix(b"\r").unwrap_or(line);
+        match &current {
+            None => {
+                if let Some(rest) = text.strip_prefix(b"begin ") {
+                    let mut fields = rest.splitn(2, |&b| b == b' ');
+                    let mode = fields.next().unwrap_or(&[]);
+                    if (3..=4).contains(&mode.len()) && mode.iter().all(|c| (b'0'..=b'7').contains(c)) {
+                        let name = String::from_utf8_lossy(fields.next().unwrap_or(&[])).trim().to_string();
+                        current = Some((at, name, at + line.len() + 1));
+                    }
+                }
+            }
+            Some((start, name, body_start)) => {
+                if text.trim_ascii() == b"end" {
+                    let body = &data[(*body_start).min(at)..at];
+                    out.push((*start, name.clone(), uudecode_lines(body)));
+                    current = None;
+                }
+            }
+        }
+        at += line.len() + 1;
+    }
+    out
+}
+
+/// The lines of a uuencoded body: each starts with its length character, then groups of four
+/// characters carry three bytes.
+fn uudecode_lines(body: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(body.len() * 3 / 4);
+    for line in body.split(|&b| b == b'\n') {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        let Some((&first, rest)) = line.split_first() else { continue };
+        if line.starts_with(b"begin ") || line == b"end" {
+            continue;
+        }
+        let n = (first.wrapping_sub(b' ') & 0x3f) as usize;
+        let value = |c: u8| (c.wrapping_sub(b' ') & 0x3f) as u32;
+        let mut produced = Vec::with_capacity(n + 3);
+        for group in rest.chunks(4) {
+            let mut g = [b'`'; 4];
+            g[..group.len()].copy_from_slice(group);
+            let v = (value(g[0]) << 18) | (value(g[1]) << 12) | (value(g[2]) << 6) | value(g[3]);
+            produced.extend_from_slice(&[(v >> 16) as u8, (v >> 8) as u8, v as u8]);
+        }
+        produced.truncate(n);
+        out.extend_from_slice(&produced);
+    }
+    out
 }
 
 /// Header block and body: the body starts after the first empty line (CRLF or LF).
@@ -121,6 +300,8 @@ fn unfold(block: &[u8]) -> Vec<(String, String)> {
 /// pairs. RFC 2231 continuations (`name*0*=`, `name*1*=`) and charsets (`name*=utf-8''…`) are
 /// joined and decoded.
 fn parse_params(value: &str) -> (String, Vec<(String, String)>) {
+    let value = strip_comments(value);
+    let value = value.as_str();
     let mut pieces = Vec::new();
     let mut current = String::new();
     let mut quoted = false;
@@ -341,6 +522,18 @@ mod tests {
         assert_eq!(decode_base64(b"aGVsbG8"), b"hello");
         assert_eq!(decode_qp(b"caf=E9=\r\nx"), b"caf\xe9x");
         assert_eq!(labelgate_extract_rfc2047("=?utf-8?B?csOpc3Vtw6kuZG9jeA==?="), "résumé.docx");
+    }
+
+    #[test]
+    fn comments_and_uuencode() {
+        let (_, p) = parse_params("multipart/mixed; boundary=\"QQ\" (a comment; with=signs)");
+        assert_eq!(p, vec![("boundary".to_string(), "QQ".to_string())]);
+        assert_eq!(strip_comments("base64 (as (nested) sent)"), "base64 ");
+        // `begin 644 hi.txt` / "hello world" uuencoded / end
+        let blocks = uu_blocks(b"text\nbegin 644 hi.txt\n+:&5L;&\\@=V]R;&0`\n`\nend\nmore");
+        assert_eq!(blocks.len(), 1);
+        assert_eq!(blocks[0].1, "hi.txt");
+        assert_eq!(blocks[0].2, b"hello world");
     }
 
     #[test]

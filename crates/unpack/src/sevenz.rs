@@ -14,10 +14,12 @@ use std::rc::Rc;
 /// Method id of 7-Zip's AES-256 + SHA-256 coder.
 const AES: &[u8] = &[0x06, 0xf1, 0x07, 0x01];
 
-pub(crate) fn members(walker: &mut Walker<'_>, input: &mut dyn Input, path: &[String], depth: u32) -> Result<(), Problem> {
+/// Reads every entry; returns the offset just past the archive's header (its end).
+pub(crate) fn members(walker: &mut Walker<'_>, input: &mut dyn Input, path: &[String], depth: u32) -> Result<u64, Problem> {
     // Decoder memory is what the archive declares: checked before the crate allocates it
     // (7-Zip's own -mx9 uses 64 MiB dictionaries).
     crate::sevenz_guard::check(input, walker.bounds.max_inner_bytes.max(64 * 1024 * 1024))?;
+    let extent = crate::sevenz_guard::extent(input);
     let mut reader = InputReader::new(input);
     let password = Password::empty();
     let archive = Archive::read(&mut reader, &password).map_err(|e| problem("7z", e))?;
@@ -67,7 +69,8 @@ pub(crate) fn members(walker: &mut Walker<'_>, input: &mut dyn Input, path: &[St
     if let Some(p) = stopped {
         return Err(p);
     }
-    result.map_err(|e| problem("7z", e))
+    result.map_err(|e| problem("7z", e))?;
+    Ok(extent)
 }
 
 fn problem(what: &str, e: Error) -> Problem {

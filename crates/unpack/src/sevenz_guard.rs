@@ -46,6 +46,14 @@ struct StreamsInfo {
     folders: Vec<Folder>,
 }
 
+/// Where the archive ends: the signature header, the packed streams and the header after them.
+pub(crate) fn extent(input: &mut dyn Input) -> u64 {
+    let Ok(start) = input.read_at(0, 32, "7z") else { return input.len() };
+    let offset = u64::from_le_bytes(start[12..20].try_into().unwrap_or_default());
+    let size = u64::from_le_bytes(start[20..28].try_into().unwrap_or_default());
+    32u64.saturating_add(offset).saturating_add(size).min(input.len())
+}
+
 /// Checks every coder of the archive against `max_memory` bytes of decoder state.
 pub(crate) fn check(input: &mut dyn Input, max_memory: u64) -> Result<(), Problem> {
     let start = input.read_at(0, 32, "7z").map_err(|_| malformed("no signature header"))?.into_owned();

@@ -9,27 +9,37 @@ use std::io::{self, Read};
 /// Bytes of one pax or GNU long-name header kept (real ones are a few hundred bytes).
 const MAX_EXTENDED_HEADER: u64 = 1024 * 1024;
 
-pub(crate) fn members(walker: &mut Walker<'_>, reader: &mut dyn Read, path: &[String], depth: u32) -> Result<(), Problem> {
+/// Reads every member; returns the offset just past what the archive accounts for (its last
+/// member, and the end blocks), where anything appended to it begins.
+pub(crate) fn members(walker: &mut Walker<'_>, reader: &mut dyn Read, path: &[String], depth: u32) -> Result<u64, Problem> {
+    let consumed = std::rc::Rc::new(std::cell::Cell::new(0u64));
+    let mut counted = crate::meter::Counted { inner: reader, count: std::rc::Rc::clone(&consumed) };
+    let reader: &mut dyn Read = &mut counted;
+    let mut extent = 0u64;
     let mut count = 0u64;
     let mut long_name: Option<String> = None;
     let mut pax_path: Option<String> = None;
     let mut pax_size: Option<u64> = None;
+    // A pax header describing a GNU sparse file (formats 0.1 and 1.0): the data is a map
+    // followed by the non-hole pieces, not the file.
+    let mut pax_sparse = false;
     let mut saw_end = false;
     loop {
         let mut block = [0u8; 512];
         match read_block(reader, &mut block) {
-            Ok(false) => return Ok(()),
+            Ok(false) => return Ok(consumed.get()),
             Ok(true) => {}
             Err(e) => return Err(Problem::from_io(&e, "tar")),
         }
         if block.iter().all(|&b| b == 0) {
             // End-of-archive blocks; `tar --ignore-zeros` reads members after them, so keep going.
             saw_end = true;
+            extent = consumed.get();
             continue;
         }
         if !labelgate_extract::is_tar_header(&block) {
             if saw_end {
-                return Ok(()); // trailing padding after the end marker
+                return Ok(extent); // what follows the end marker is not the archive's
             }
             return Err(Problem::Malformed("tar: a header block fails its checksum".into()));
         }
@@ -56,6 +66,13 @@ pub(crate) fn members(walker: &mut Walker<'_>, reader: &mut dyn Read, path: &[St
                     return Err(Problem::Malformed("tar: truncated extended header".into()));
                 }
                 skip(reader, padded - size)?;
+                // A long name is a few hundred bytes of text; anything that is a file the engine
+                // reads (some extractors write a mis-typed member out as a file) is examined.
+                if data.len() > 1024 {
+                    let mut child = path.to_vec();
+                    child.push(format!("(tar extended header {})", kind as char));
+                    walker.child(Body::Input(&mut labelgate_extract::SliceInput::new(&data)), child, depth + 1, Some(size))?;
+                }
                 match kind {
                     b'L' => long_name = Some(String::from_utf8_lossy(data.split(|&b| b == 0).next().unwrap_or(&[])).into_owned()),
                     b'x' => {
@@ -63,6 +80,7 @@ pub(crate) fn members(walker: &mut Walker<'_>, reader: &mut dyn Read, path: &[St
                             match key.as_str() {
                                 "path" => pax_path = Some(value),
                                 "size" => pax_size = value.trim().parse().ok(),
+                                key if key.starts_with("GNU.sparse.") => pax_sparse = true,
                                 _ => {}
                             }
                         }
@@ -74,26 +92,17 @@ pub(crate) fn members(walker: &mut Walker<'_>, reader: &mut dyn Read, path: &[St
             _ => {}
         }
         let name = pax_path.take().or_else(|| long_name.take()).unwrap_or_else(|| ustar_name(&block));
+        let sparse = std::mem::take(&mut pax_sparse);
         let mut member = reader.take(size);
-        match kind {
-            b'0' | 0 | b'7' => {
-                let mut child = path.to_vec();
-                child.push(name);
-                walker.child(Body::Stream(&mut member), child, depth + 1, Some(size))?;
-            }
-            b'S' | b'M' | b'V' => {
-                let mut child = path.to_vec();
-                child.push(name);
-                let what = match kind {
-                    b'S' => "GNU sparse member",
-                    b'M' => "multi-volume continuation",
-                    _ => "volume label",
-                };
-                if kind != b'V' {
-                    walker.unreadable(child, depth + 1, Some(size), Problem::Unsupported(format!("tar {what}")))?;
-                }
-            }
-            _ => {} // directories, links, devices: no data that could be a file
+        let mut child = path.to_vec();
+        child.push(name);
+        if kind == b'S' || kind == b'M' || sparse {
+            let what = if kind == b'M' { "multi-volume continuation" } else { "sparse member" };
+            walker.unreadable(child, depth + 1, Some(size), Problem::Unsupported(format!("tar {what}")))?;
+        } else if size > 0 {
+            // Whatever its type says (a link, a device, a directory, a type no standard
+            // defines), a member that carries data is a file to GNU tar and 7-Zip: read it.
+            walker.child(Body::Stream(&mut member), child, depth + 1, Some(size))?;
         }
         // Whatever the member did not read, and the padding to the next block.
         io::copy(&mut member, &mut io::sink()).map_err(|e| Problem::from_io(&e, "tar"))?;
