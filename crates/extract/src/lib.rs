@@ -309,7 +309,9 @@ impl Inspector {
     fn decide(&self, head: Vec<u8>) -> State {
         match sniff(&head) {
             // An e-mail header block still open: keep it (as `run` reads on) up to its limit.
-            Container::Unknown if eml::sniff_undecided(&head) && (head.len() as u64) < self.limits.max_header_bytes => State::Sniffing(head),
+            Container::Unknown if eml::sniff_undecided(&head) && (head.len() as u64) < self.limits.max_header_bytes => {
+                State::Sniffing(head)
+            }
             Container::Unknown => State::Decided(Ok(Extraction::new(FileKind::Unknown))),
             Container::Archive(kind) => State::Decided(Ok(Extraction::new(kind))),
             Container::Eml => self.eml_progress(head),

@@ -521,12 +521,16 @@ pub fn zip_end_record_in_tail(input: &mut dyn Input) -> Option<u64> {
     let tail_start = len - tail_len;
     let tail = input.read_at(tail_start, tail_len as usize, "zip").ok()?;
     let found: Vec<usize> = memchr::memmem::find_iter(&tail, EOCD_SIG).collect();
-    found.into_iter().rev().find(|&p| {
-        let Some(record) = tail.get(p..p + 22) else { return false };
-        let comment = u16le(record, 20) as usize;
-        let cd_size = u32le(record, 12) as u64;
-        let entries = u16le(record, 10);
-        // The comment fits in the file and the directory fits before the record.
-        p + 22 + comment <= tail.len() && cd_size <= tail_start + p as u64 && (entries > 0 || cd_size == 0)
-    }).map(|p| tail_start + p as u64)
+    found
+        .into_iter()
+        .rev()
+        .find(|&p| {
+            let Some(record) = tail.get(p..p + 22) else { return false };
+            let comment = u16le(record, 20) as usize;
+            let cd_size = u32le(record, 12) as u64;
+            let entries = u16le(record, 10);
+            // The comment fits in the file and the directory fits before the record.
+            p + 22 + comment <= tail.len() && cd_size <= tail_start + p as u64 && (entries > 0 || cd_size == 0)
+        })
+        .map(|p| tail_start + p as u64)
 }

@@ -35,8 +35,8 @@ mod tar;
 mod tnef;
 
 use labelgate_extract::{
-    extract_input, msg_attachments, sniff_kind, zip_end_record_in_tail, zip_members, EffectiveLabel, ExtractError, Extraction, FileKind, Flag, Input, InputReader,
-    Limits, MsgBounds, MsgContent, ReaderInput, ZipListing, SegmentsInput, SliceInput, WindowInput, SNIFF_BYTES,
+    extract_input, msg_attachments, sniff_kind, zip_end_record_in_tail, zip_members, EffectiveLabel, ExtractError, Extraction, FileKind,
+    Flag, Input, InputReader, Limits, MsgBounds, MsgContent, ReaderInput, SegmentsInput, SliceInput, WindowInput, ZipListing, SNIFF_BYTES,
 };
 use meter::{limit_hit, Counted, Metered};
 use std::cell::Cell;
@@ -309,7 +309,14 @@ impl Walker<'_> {
     /// ZIP readers find an archive from its end record, whatever precedes it: a ZIP that begins
     /// past the file's own structure (appended to a document, an archive, an image, junk) is
     /// opened too. One that lies inside the file's own data is one of its members, already read.
-    fn appended_zip(&mut self, input: &mut dyn Input, ex: &mut Extraction, path: &[String], depth: u32, extent: u64) -> Result<(), Problem> {
+    fn appended_zip(
+        &mut self,
+        input: &mut dyn Input,
+        ex: &mut Extraction,
+        path: &[String],
+        depth: u32,
+        extent: u64,
+    ) -> Result<(), Problem> {
         let Some(end_record) = zip_end_record_in_tail(input) else { return Ok(()) };
         if end_record < extent {
             return Ok(());
@@ -499,7 +506,14 @@ impl Walker<'_> {
         self.read_zip_listing(input, listing, path, depth, true)
     }
 
-    fn read_zip_listing(&mut self, input: &mut dyn Input, listing: ZipListing, path: &[String], depth: u32, examine_prefix: bool) -> Result<(), Problem> {
+    fn read_zip_listing(
+        &mut self,
+        input: &mut dyn Input,
+        listing: ZipListing,
+        path: &[String],
+        depth: u32,
+        examine_prefix: bool,
+    ) -> Result<(), Problem> {
         if examine_prefix && listing.prefix_len > 0 {
             // What precedes the archive is a file of its own to some reader (a polyglot's other
             // half, a stub, a whole other archive): examined like a member.

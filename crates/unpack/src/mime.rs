@@ -45,7 +45,14 @@ struct Part {
 /// Walks one entity (headers + body): a multipart is split and each part walked; anything else
 /// (the top-level body too) is a leaf. The top-level entity's own body is a part like any other
 /// (a message may be a single base64 attachment).
-fn collect(raw: &[u8], entity: &[u8], nesting: usize, out: &mut Vec<Part>, decoded: &mut Vec<(usize, usize)>, max_parts: u64) -> Result<(), Problem> {
+fn collect(
+    raw: &[u8],
+    entity: &[u8],
+    nesting: usize,
+    out: &mut Vec<Part>,
+    decoded: &mut Vec<(usize, usize)>,
+    max_parts: u64,
+) -> Result<(), Problem> {
     if out.len() as u64 >= max_parts {
         return Err(Problem::NestedLimit { limit: "max_members", max: max_parts });
     }
