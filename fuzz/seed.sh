@@ -16,7 +16,7 @@ done
 cargo run -q --manifest-path "$here/../Cargo.toml" -p labelgate-testkit --example seeds -- "$here/corpus"
 # Files inside files: containers built by Python and 7-Zip around a small corpus docx, each
 # behind the byte that makes the target keep its signature (archives: 0 zip, 1 gzip, 2 bzip2,
-# 3 xz, 4 7z, 5 as is, 6 zstd; mail: 1 as is, 0 compound file).
+# 3 xz, 4 7z, 5 as is, 6 zstd, 7 cpio, 9 ar, 10 lzma; mail: 1 as is, 0 compound file).
 mkdir -p "$here/corpus/archives" "$here/corpus/mail"
 built="$(mktemp -d)"
 python3 "$here/../crates/unpack/tests/make_containers.py" "$built" \
@@ -25,7 +25,7 @@ python3 "$here/../crates/unpack/tests/make_containers.py" "$built" \
 for f in "$built"/*; do
   name="$(basename "$f")"
   case "$name" in
-    *.zip) pick='\x00' ;; *.gz) pick='\x01' ;; *.bz2) pick='\x02' ;; *.xz) pick='\x03' ;; *.7z) pick='\x04' ;; *.tar) pick='\x05' ;; *.zst) pick='\x06' ;;
+    *.zip) pick='\x00' ;; *.gz) pick='\x01' ;; *.bz2) pick='\x02' ;; *.xz) pick='\x03' ;; *.7z) pick='\x04' ;; *.tar) pick='\x05' ;; *.zst) pick='\x06' ;; *.cpio) pick='\x07' ;; *.a) pick='\x09' ;; *.lzma) pick='\x0a' ;;
     *.eml) { printf '\x01'; cat "$f"; } > "$here/corpus/mail/$name"; continue ;;
     *) continue ;;
   esac

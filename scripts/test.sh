@@ -18,6 +18,8 @@ command -v promtool >/dev/null 2>&1 || need_apt+=(prometheus)    # promtool chec
 command -v python3 >/dev/null 2>&1 || need_apt+=(python3)        # archives and e-mails built by Python's own writers
 command -v 7zz >/dev/null 2>&1 || command -v 7z >/dev/null 2>&1 || need_apt+=(7zip)  # 7z and encrypted zip fixtures
 command -v zstd >/dev/null 2>&1 || need_apt+=(zstd)              # .zst fixtures
+command -v cpio >/dev/null 2>&1 || need_apt+=(cpio)              # .cpio fixtures (ar comes with binutils, beside gcc)
+command -v ar >/dev/null 2>&1 || need_apt+=(binutils)
 if [ "${#need_apt[@]}" -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
   $SUDO apt-get update -qq

@@ -59,6 +59,8 @@ fn archives_and_mail_through_intercepted_https_on_the_default_config() {
         "lab.tar.xz",
         "lab.docx.gz",
         "lab.tar.zst",
+        "lab.cpgz",
+        "lab_stub.7z.exe",
         "lab.7z",
         "lab_base64.eml",
         "lab_rfc822.eml",

@@ -115,6 +115,39 @@ fn archive_kind(head: &[u8]) -> Option<FileKind> {
     if head.starts_with(&[0x78, 0x9f, 0x3e, 0x22]) {
         return Some(FileKind::Tnef);
     }
+    if head.starts_with(b"070701") || head.starts_with(b"070702") || head.starts_with(b"070707") {
+        return Some(FileKind::Cpio);
+    }
+    if head.len() >= 26 && (head.starts_with(&[0xc7, 0x71]) || head.starts_with(&[0x71, 0xc7])) {
+        // The old binary cpio: a 2-byte magic, so the name size must be plausible too.
+        let little = head[0] == 0xc7;
+        let name = if little { u16::from_le_bytes([head[20], head[21]]) } else { u16::from_be_bytes([head[20], head[21]]) };
+        if (1..4096).contains(&name) {
+            return Some(FileKind::Cpio);
+        }
+    }
+    if head.starts_with(b"!<arch>\n") {
+        return Some(FileKind::Ar);
+    }
+    if head.len() >= 13 && head[0] == 0x5d {
+        // LZMA alone: the usual properties byte, a dictionary of 2^n or 2^n + 2^(n-1) bytes,
+        // an uncompressed size that is unknown (all ones) or below 2^48.
+        let dict = u32::from_le_bytes([head[1], head[2], head[3], head[4]]);
+        let size = u64::from_le_bytes([head[5], head[6], head[7], head[8], head[9], head[10], head[11], head[12]]);
+        let shaped = dict.is_power_of_two() || (dict >> dict.trailing_zeros()) == 3;
+        if dict >= 4096 && shaped && (size == u64::MAX || size < 1 << 48) {
+            return Some(FileKind::Lzma);
+        }
+    }
+    if head.starts_with(&[0x1f, 0x9d]) {
+        return Some(FileKind::Compress);
+    }
+    if head.starts_with(b"MSCF\0\0\0\0") {
+        return Some(FileKind::Cab);
+    }
+    if head.starts_with(b"MSWIM\0\0\0") {
+        return Some(FileKind::Wim);
+    }
     if is_tar_header(head) {
         return Some(FileKind::Tar);
     }

@@ -80,6 +80,12 @@ pub enum FileKind {
     Zstd,
     /// A tar archive (ustar, pax, GNU).
     Tar,
+    /// A cpio archive (odc, newc, old binary; macOS `.cpio`/`.cpgz`).
+    Cpio,
+    /// A Unix `ar` archive.
+    Ar,
+    /// LZMA-compressed data in the legacy `.lzma` ("LZMA alone") format: one inner file.
+    Lzma,
     /// A 7-Zip archive.
     #[serde(rename = "7z")]
     SevenZ,
@@ -87,6 +93,12 @@ pub enum FileKind {
     Rar,
     /// A TNEF attachment (`winmail.dat`), opened by `labelgate-unpack`.
     Tnef,
+    /// Unix `compress` (`.Z`) data (recognised, not opened).
+    Compress,
+    /// A Microsoft cabinet (`.cab`; recognised, not opened).
+    Cab,
+    /// A Windows imaging (`.wim`) archive (recognised, not opened).
+    Wim,
     /// Not a format labels are read from.
     Unknown,
 }
@@ -129,15 +141,21 @@ impl FileKind {
             FileKind::Xz => "xz",
             FileKind::Zstd => "zstd",
             FileKind::Tar => "tar",
+            FileKind::Cpio => "cpio",
+            FileKind::Ar => "ar",
+            FileKind::Lzma => "lzma",
             FileKind::SevenZ => "7z",
             FileKind::Rar => "rar",
             FileKind::Tnef => "tnef",
+            FileKind::Compress => "compress",
+            FileKind::Cab => "cab",
+            FileKind::Wim => "wim",
             FileKind::Unknown => "unknown",
         }
     }
 
     /// Every kind, in declaration order (for documentation and policy validation).
-    pub const ALL: [FileKind; 38] = [
+    pub const ALL: [FileKind; 44] = [
         FileKind::Docx,
         FileKind::Docm,
         FileKind::Dotx,
@@ -172,9 +190,15 @@ impl FileKind {
         FileKind::Xz,
         FileKind::Zstd,
         FileKind::Tar,
+        FileKind::Cpio,
+        FileKind::Ar,
+        FileKind::Lzma,
         FileKind::SevenZ,
         FileKind::Rar,
         FileKind::Tnef,
+        FileKind::Compress,
+        FileKind::Cab,
+        FileKind::Wim,
         FileKind::Unknown,
     ];
 

@@ -27,6 +27,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod cpio;
 mod meter;
 mod mime;
 mod sevenz;
@@ -288,6 +289,36 @@ impl Walker<'_> {
             FileKind::Doc | FileKind::Xls | FileKind::Ppt | FileKind::Cfb | FileKind::ProtectedOoxml | FileKind::EncryptedOoxml => {
                 labelgate_extract::cfb_extent(input, self.limits).ok()
             }
+            FileKind::Cpio => {
+                cpio::cpio_members(self, &mut InputReader::new(input), path, depth)?;
+                None
+            }
+            FileKind::Ar => {
+                cpio::ar_members(self, &mut InputReader::new(input), path, depth)?;
+                None
+            }
+            FileKind::Lzma => {
+                // The dictionary the header declares is allocated up front: bounded first.
+                let head = input.read_upto(0, 13).map_err(|e| Problem::from_extract(&e))?.into_owned();
+                let dict = u32::from_le_bytes([head[1], head[2], head[3], head[4]]) as u64;
+                let declared = u64::from_le_bytes(head[5..13].try_into().unwrap_or([0xff; 8]));
+                if dict.min(declared) > self.bounds.max_inner_bytes.max(64 * 1024 * 1024) {
+                    return Err(Problem::NestedLimit { limit: "max_inner_bytes", max: self.bounds.max_inner_bytes });
+                }
+                let consumed = Rc::new(Cell::new(0));
+                let raw = Counted { inner: InputReader::new(input), count: Rc::clone(&consumed) };
+                let decoder =
+                    lzma_rust2::LzmaReader::new_mem_limit(raw, u32::MAX, None).map_err(|e| Problem::Malformed(format!("lzma: {e}")))?;
+                let mut stream = self.meter(Box::new(decoder), consumed);
+                let mut child = path.to_vec();
+                child
+                    .push(path.last().and_then(|p| p.strip_suffix(".lzma").map(str::to_string)).unwrap_or_else(|| "(lzma content)".into()));
+                self.child(Body::Stream(&mut stream), child, depth + 1, None)?;
+                None
+            }
+            FileKind::Compress => return Err(Problem::Unsupported("Unix compress (.Z) data is not opened".into())),
+            FileKind::Cab => return Err(Problem::Unsupported("cabinet (.cab) archives are not opened".into())),
+            FileKind::Wim => return Err(Problem::Unsupported("Windows imaging (.wim) archives are not opened".into())),
             FileKind::Rar => return Err(Problem::Unsupported("RAR archives are not opened".into())),
             FileKind::Tnef => {
                 tnef::members(self, input, path, depth)?;
@@ -297,13 +328,32 @@ impl Walker<'_> {
                 self.zip_members(input, ex, path, depth)?;
                 None
             }
-            FileKind::Unknown => Some(0),
+            FileKind::Unknown => {
+                self.embedded_7z(input, path, depth)?;
+                Some(0)
+            }
             _ => None,
         };
         match extent {
             Some(extent) => self.appended_zip(input, ex, path, depth, extent),
             None => Ok(()),
         }
+    }
+
+    /// 7-Zip finds a 7z archive behind a self-extractor stub (or any prefix) by its signature and
+    /// a start header whose CRC holds: searched in the first 1 MiB of an unrecognised file.
+    fn embedded_7z(&mut self, input: &mut dyn Input, path: &[String], depth: u32) -> Result<(), Problem> {
+        const SIGNATURE: &[u8] = b"7z\xbc\xaf\x27\x1c";
+        let head = input.read_upto(0, 1024 * 1024 + 32).map_err(|e| Problem::from_extract(&e))?.into_owned();
+        let found = memchr::memmem::find_iter(&head, SIGNATURE).find(|&at| {
+            at > 0 && head.get(at + 8..at + 32).is_some_and(|h| crc32fast::hash(&h[4..]) == u32::from_le_bytes([h[0], h[1], h[2], h[3]]))
+        });
+        let Some(at) = found else { return Ok(()) };
+        let len = input.len() - at as u64;
+        let Some(mut window) = WindowInput::new(input, at as u64, len) else { return Ok(()) };
+        let mut child = path.to_vec();
+        child.push(format!("(7z archive at offset {at})"));
+        self.child(Body::Input(&mut window), child, depth + 1, Some(len))
     }
 
     /// ZIP readers find an archive from its end record, whatever precedes it: a ZIP that begins
@@ -814,6 +864,12 @@ fn is_zip_based(kind: FileKind) -> bool {
             | FileKind::Bzip2
             | FileKind::Xz
             | FileKind::Zstd
+            | FileKind::Lzma
+            | FileKind::Cpio
+            | FileKind::Ar
+            | FileKind::Compress
+            | FileKind::Cab
+            | FileKind::Wim
             | FileKind::Tar
             | FileKind::SevenZ
             | FileKind::Rar

@@ -94,6 +94,12 @@ const CONTAINERS: &[(&str, FileKind)] = &[
     ("_rfc822.eml", FileKind::Eml),
     ("_eml_as_octets.eml", FileKind::Eml),
     (".7z", FileKind::SevenZ),
+    ("_stub.7z.exe", FileKind::Unknown),
+    (".tar.lzma", FileKind::Lzma),
+    (".cpio", FileKind::Cpio),
+    ("_newc.cpio", FileKind::Cpio),
+    (".cpgz", FileKind::Gzip),
+    (".a", FileKind::Ar),
 ];
 
 fn fixture_name(tag: &str, name: &str) -> String {

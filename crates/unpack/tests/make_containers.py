@@ -13,6 +13,8 @@ from email import policy
 
 out, labeled, unlabeled, legacy_doc, pdf = sys.argv[1:6]
 os.makedirs(out, exist_ok=True)
+CPIO = shutil.which("cpio") or sys.exit("make_containers.py: cpio not found")
+AR = shutil.which("ar") or sys.exit("make_containers.py: ar not found")
 ZSTD = shutil.which("zstd") or sys.exit("make_containers.py: zstd not found")
 SEVEN = shutil.which("7zz") or shutil.which("7z") or sys.exit("make_containers.py: 7-Zip (7zz or 7z) not found")
 
@@ -82,6 +84,20 @@ for tag, path in (("lab", labeled), ("unl", unlabeled)):
     write(f"{tag}.docx.xz", lzma.compress(doc))
     zst = lambda data: subprocess.run([ZSTD, "-q", "-c", "-"], input=data, stdout=subprocess.PIPE, check=True).stdout
     write(f"{tag}.tar.zst", zst(tar_of([(docx, doc)])))
+    write(f"{tag}.tar.lzma", lzma.compress(tar_of([(docx, doc)]), format=lzma.FORMAT_ALONE))
+    # cpio as macOS Archive Utility writes it (odc; .cpgz gzipped) and as Linux tools do (newc).
+    work = os.path.join(out, f"work_{tag}")
+    os.makedirs(work, exist_ok=True)
+    with open(os.path.join(work, docx), "wb") as f:
+        f.write(doc)
+    for fmt, name in (("odc", f"{tag}.cpio"), ("newc", f"{tag}_newc.cpio")):
+        listing = (docx + "\n").encode()
+        cp = subprocess.run([CPIO, "-o", "--quiet", "-H", fmt], input=listing, stdout=subprocess.PIPE, check=True, cwd=work).stdout
+        write(name, cp)
+        if fmt == "odc":
+            write(f"{tag}.cpgz", gzip.compress(cp))
+    subprocess.run([AR, "rc", os.path.join(out, f"{tag}.a"), docx], check=True, cwd=work)
+    shutil.rmtree(work)
     # Two frames (as pzstd writes): one stream to a reader.
     write(f"{tag}_frames.docx.zst", zst(doc[: len(doc) // 3]) + zst(doc[len(doc) // 3 :]))
     write(f"{tag}_base64.eml", eml_with([(docx, doc, "application", "vnd.openxmlformats-officedocument.wordprocessingml.document", "base64")]))
@@ -90,6 +106,8 @@ for tag, path in (("lab", labeled), ("unl", unlabeled)):
     write(f"{tag}_rfc822.eml", eml_with([(None, __import__("email").message_from_bytes(inner, policy=policy.default), "message", "rfc822", None)]))
     write(f"{tag}_eml_as_octets.eml", eml_with([("forwarded.eml", inner, "application", "octet-stream", "base64")]))
     subprocess.run([SEVEN, "a", "-bso0", "-bsp0", "-t7z", "-mx=5", "-ms=on", os.path.join(out, f"{tag}.7z"), os.path.abspath(path)] + ([os.path.abspath(pdf)] if tag == "lab" else []), check=True, cwd=out)
+    # A 7z behind a stub, as a self-extractor is: 7-Zip finds it by its signature.
+    write(f"{tag}_stub.7z.exe", b"MZ" + b"\0" * 4094 + read(os.path.join(out, f"{tag}.7z")))
 
 write("lab_legacy_doc.eml", eml_with([("old.doc", read(legacy_doc), "application", "msword", "base64")]))
 write("lab_pdf.eml", eml_with([("perks.pdf", read(pdf), "application", "pdf", "base64")]))
