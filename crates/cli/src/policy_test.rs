@@ -95,7 +95,7 @@ pub fn run(config: Option<&Path>, args: &PolicyTestArgs) -> Result<ExitCode> {
         &loaded.file.inspection.unpack_limits(),
     );
     let name = args.file.file_name().map(|n| n.to_string_lossy().into_owned());
-    let facts: Vec<labelgate_policy::FileFacts> = inspection_facts(name, &inspection).into_iter().map(|(f, _, _)| f).collect();
+    let facts: Vec<labelgate_policy::FileFacts> = inspection_facts(name, &inspection).into_iter().map(|r| r.facts).collect();
     let result = &inspection.outer;
     let method = args.method.to_ascii_uppercase();
     let tx = Transaction {

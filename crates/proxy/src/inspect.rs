@@ -108,22 +108,35 @@ pub fn inner_facts(outer_name: Option<&str>, file: &InnerFile) -> FileFacts {
     }
 }
 
-/// The facts of a file and of every file inside it: the uploaded file first (a container
-/// problem is its unscannable reason when it has no other), then the inner files depth-first.
-pub fn inspection_facts(name: Option<String>, inspection: &Inspection) -> Vec<(FileFacts, Vec<String>, Option<u64>)> {
-    inspection_files(name, inspection).into_iter().map(|(facts, path, size, _)| (facts, path, size)).collect()
+/// One file of an inspection: what policy evaluates, and what the audit record adds.
+#[derive(Debug, Clone)]
+pub struct FileRecord {
+    /// The facts policy evaluates.
+    pub facts: FileFacts,
+    /// For a file inside another, the names from the inspected file down (empty for it).
+    pub path: Vec<String>,
+    /// Its size, when known.
+    pub size: Option<u64>,
+    /// Its SHA-256, when the engine took it (labeled or flagged inner files).
+    pub sha256: Option<String>,
 }
 
-/// [`inspection_facts`] with each inner file's SHA-256, when the engine hashed it.
-fn inspection_files(name: Option<String>, inspection: &Inspection) -> Vec<(FileFacts, Vec<String>, Option<u64>, Option<String>)> {
+/// The facts of a file and of every file inside it: the uploaded file first (a container
+/// problem is its unscannable reason when it has no other), then the inner files depth-first.
+pub fn inspection_facts(name: Option<String>, inspection: &Inspection) -> Vec<FileRecord> {
     let mut outer = file_facts(name.clone(), &inspection.outer);
     if outer.unscannable.is_none() {
         outer.unscannable = inspection.container.as_ref().map(problem_reason);
     }
     let mut out = Vec::with_capacity(1 + inspection.inner.len());
-    out.push((outer, Vec::new(), None, None));
+    out.push(FileRecord { facts: outer, path: Vec::new(), size: None, sha256: None });
     for file in &inspection.inner {
-        out.push((inner_facts(name.as_deref(), file), file.path.clone(), file.size, file.sha256.clone()));
+        out.push(FileRecord {
+            facts: inner_facts(name.as_deref(), file),
+            path: file.path.clone(),
+            size: file.size,
+            sha256: file.sha256.clone(),
+        });
     }
     out
 }
@@ -139,7 +152,7 @@ fn with_inner(
     let mut out = Vec::new();
     let mut outer_hash = Some(outer_hash);
     let root = name.clone().unwrap_or_else(|| "(upload)".to_string());
-    for (facts, path, inner_size, inner_sha256) in inspection_files(name, inspection) {
+    for FileRecord { facts, path, size: inner_size, sha256: inner_sha256 } in inspection_facts(name, inspection) {
         match outer_hash.take() {
             Some(hash) => {
                 let sha256 = hash(&facts);

@@ -25,7 +25,7 @@ pub use tls::{upstream_client_config, CertAuthority, TlsError};
 
 pub use audit::{AuditFile, AuditLabel, AuditRecord, AuditSink};
 pub use auth::{hash_line, User, Users};
-pub use inspect::{file_facts, inner_facts, inspection_facts};
+pub use inspect::{file_facts, inner_facts, inspection_facts, FileRecord};
 pub use metrics::ProxyMetrics;
 pub use net::Cidr;
 pub use server::{Interception, PolicySource, Proxy};
