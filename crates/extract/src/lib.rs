@@ -103,8 +103,12 @@ fn archive_kind(head: &[u8]) -> Option<FileKind> {
     if head.starts_with(b"\xfd7zXZ\x00") {
         return Some(FileKind::Xz);
     }
-    if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+    // A zstd frame, or a skippable frame (0x184D2A50..5F) that zstd skips to the next one.
+    if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) || (head.len() >= 8 && head[0] & 0xf0 == 0x50 && head[1..4] == [0x2a, 0x4d, 0x18]) {
         return Some(FileKind::Zstd);
+    }
+    if head.starts_with(&[0x04, 0x22, 0x4d, 0x18]) {
+        return Some(FileKind::Lz4);
     }
     if head.starts_with(b"7z\xbc\xaf\x27\x1c") {
         return Some(FileKind::SevenZ);

@@ -99,6 +99,8 @@ pub enum FileKind {
     Cab,
     /// A Windows imaging (`.wim`) archive (recognised, not opened).
     Wim,
+    /// An LZ4 frame (recognised, not opened).
+    Lz4,
     /// Not a format labels are read from.
     Unknown,
 }
@@ -150,12 +152,13 @@ impl FileKind {
             FileKind::Compress => "compress",
             FileKind::Cab => "cab",
             FileKind::Wim => "wim",
+            FileKind::Lz4 => "lz4",
             FileKind::Unknown => "unknown",
         }
     }
 
     /// Every kind, in declaration order (for documentation and policy validation).
-    pub const ALL: [FileKind; 44] = [
+    pub const ALL: [FileKind; 45] = [
         FileKind::Docx,
         FileKind::Docm,
         FileKind::Dotx,
@@ -199,6 +202,7 @@ impl FileKind {
         FileKind::Compress,
         FileKind::Cab,
         FileKind::Wim,
+        FileKind::Lz4,
         FileKind::Unknown,
     ];
 

@@ -16,6 +16,7 @@ const ZIP64_LOCATOR_SIG: &[u8; 4] = b"PK\x06\x07";
 const ZIP64_EOCD_SIG: &[u8; 4] = b"PK\x06\x06";
 const CDH_SIG: &[u8; 4] = b"PK\x01\x02";
 const LFH_SIG: &[u8; 4] = b"PK\x03\x04";
+const DD_SIG: &[u8; 4] = b"PK\x07\x08";
 const MAX_EOCD_SEARCH: u64 = 22 + 65_535;
 
 /// One central-directory entry.
@@ -260,7 +261,7 @@ pub(crate) fn read_entry(
     ex: &mut Extraction,
 ) -> Result<Option<Vec<u8>>, ExtractError> {
     let Some(compressed) = entry_payload(input, archive, entry, limits, ex)? else { return Ok(None) };
-    let what = String::from_utf8_lossy(archive.name(entry));
+    let what = shown_name(archive.name(entry));
     let data = match entry.method {
         0 => compressed,
         _ => match crate::inflate::inflate(&compressed, false, limits.max_part_bytes, entry.uncompressed_size as usize) {
@@ -290,7 +291,7 @@ pub(crate) fn entry_payload(
     limits: &Limits,
     ex: &mut Extraction,
 ) -> Result<Option<Vec<u8>>, ExtractError> {
-    let what = String::from_utf8_lossy(archive.name(entry)).into_owned();
+    let what = shown_name(archive.name(entry));
     if entry.flags & 1 != 0 {
         ex.ambiguous(format!("zip: entry {what} is encrypted"));
         return Ok(None);
@@ -317,7 +318,7 @@ pub(crate) fn entry_payload(
 /// when there is no local header where the directory points.
 fn local_data_offset(input: &mut dyn Input, archive: &Archive, entry: &Entry, ex: &mut Extraction) -> Result<Option<u64>, ExtractError> {
     let raw_name = archive.name(entry);
-    let what = String::from_utf8_lossy(raw_name);
+    let what = shown_name(raw_name);
     let header = input.read_upto(entry.local_offset, 30)?.into_owned();
     if header.len() < 30 || &header[..4] != LFH_SIG {
         ex.ambiguous(format!("zip: entry {what} has no local header where the central directory points"));
@@ -332,7 +333,7 @@ fn local_data_offset(input: &mut dyn Input, archive: &Archive, entry: &Entry, ex
     let extra_len = u16le(&header, 28) as usize;
     let local_name = input.read_at(entry.local_offset + 30, name_len, "zip")?;
     if local_name.as_ref() != raw_name {
-        let shown = String::from_utf8_lossy(&local_name).into_owned();
+        let shown = shown_name(&local_name);
         ex.ambiguous(format!("zip: entry {what}: local header names {shown:?}"));
     }
     if local_method != entry.method {
@@ -351,7 +352,35 @@ fn local_data_offset(input: &mut dyn Input, archive: &Archive, entry: &Entry, ex
             ex.ambiguous(format!("zip: entry {what}: local header CRC or sizes differ from the central directory"));
         }
     }
-    Ok(Some(entry.local_offset + 30 + name_len as u64 + extra_len as u64))
+    let data_offset = entry.local_offset + 30 + name_len as u64 + extra_len as u64;
+    if entry.method != 0 && entry.compressed_size == 0 {
+        // Compressed data is never empty (an empty deflate stream is 2 bytes): the directory
+        // hides what a streaming reader would inflate from the local entry.
+        ex.ambiguous(format!("zip: entry {what} is compressed but the central directory gives it no data"));
+    }
+    if entry.flags & 8 != 0 {
+        // The data descriptor after the data must agree with the directory.
+        let descriptor = input.read_upto(data_offset.saturating_add(entry.compressed_size), 24)?.into_owned();
+        let fields = if descriptor.starts_with(DD_SIG) { descriptor.get(4..) } else { Some(&descriptor[..]) };
+        let agrees = fields.is_some_and(|f| {
+            u32le(f, 0) == entry.crc32
+                && (u32le(f, 4) as u64 == entry.compressed_size & 0xFFFF_FFFF || u64le(f, 4) == entry.compressed_size)
+        });
+        if !agrees {
+            ex.ambiguous(format!("zip: entry {what}: the data descriptor disagrees with the central directory"));
+        }
+    }
+    Ok(Some(data_offset))
+}
+
+/// A member name for a finding: lossy UTF-8, at most 200 characters (names may be 64 KiB).
+fn shown_name(raw: &[u8]) -> String {
+    let name = String::from_utf8_lossy(&raw[..raw.len().min(800)]);
+    let mut shown: String = name.chars().take(200).collect();
+    if shown.len() < name.len() || raw.len() > 800 {
+        shown.push('…');
+    }
+    shown
 }
 
 /// One member of a ZIP archive, as its central directory lists it.
@@ -414,8 +443,24 @@ pub fn zip_members(input: &mut dyn Input, limits: &Limits, max_members: u64, ex:
     // Byte ranges the directory accounts for: each member's header and data, and the directory
     // with the end records.
     let mut covered: Vec<(u64, u64)> = vec![(archive.directory_start, input.len())];
+    // Entries that share a local header (overlapping members, a bomb's shape) are checked once.
+    let mut checked: std::collections::HashMap<u64, Option<u64>> = std::collections::HashMap::new();
+    let mut shared = false;
     for entry in &archive.entries {
-        let data_offset = local_data_offset(input, &archive, entry, ex)?;
+        let data_offset = match checked.get(&entry.local_offset) {
+            Some(&known) => {
+                if !shared {
+                    shared = true;
+                    ex.ambiguous("zip: several central-directory entries point at one local header");
+                }
+                known
+            }
+            None => {
+                let found = local_data_offset(input, &archive, entry, ex)?;
+                checked.insert(entry.local_offset, found);
+                found
+            }
+        };
         if let Some(at) = data_offset {
             // A data descriptor (up to 24 bytes) may follow the data.
             let slack = if entry.flags & 8 != 0 { 24 } else { 0 };

@@ -319,6 +319,7 @@ impl Walker<'_> {
             FileKind::Compress => return Err(Problem::Unsupported("Unix compress (.Z) data is not opened".into())),
             FileKind::Cab => return Err(Problem::Unsupported("cabinet (.cab) archives are not opened".into())),
             FileKind::Wim => return Err(Problem::Unsupported("Windows imaging (.wim) archives are not opened".into())),
+            FileKind::Lz4 => return Err(Problem::Unsupported("LZ4 frames are not opened".into())),
             FileKind::Rar => return Err(Problem::Unsupported("RAR archives are not opened".into())),
             FileKind::Tnef => {
                 tnef::members(self, input, path, depth)?;
@@ -870,6 +871,7 @@ fn is_zip_based(kind: FileKind) -> bool {
             | FileKind::Compress
             | FileKind::Cab
             | FileKind::Wim
+            | FileKind::Lz4
             | FileKind::Tar
             | FileKind::SevenZ
             | FileKind::Rar

@@ -37,7 +37,7 @@ pub(crate) fn members(walker: &mut Walker<'_>, reader: &mut dyn Read, path: &[St
             extent = consumed.get();
             continue;
         }
-        if !labelgate_extract::is_tar_header(&block) {
+        if !labelgate_extract::is_tar_header(&block) || !checksum_holds(&block) {
             if saw_end {
                 return Ok(extent); // what follows the end marker is not the archive's
             }
@@ -51,12 +51,20 @@ pub(crate) fn members(walker: &mut Walker<'_>, reader: &mut dyn Read, path: &[St
         let declared = parse_size(&block[124..136]).ok_or_else(|| Problem::Malformed("tar: unreadable size field".into()))?;
         let kind = block[156];
         let size = match kind {
-            b'x' | b'g' | b'L' | b'K' => declared,
-            _ => pax_size.take().unwrap_or(declared),
+            b'x' | b'X' | b'g' | b'L' | b'K' => declared,
+            _ => match pax_size.take() {
+                // A header size that is set must agree with the pax size (writers leave it 0, or
+                // at its maximum, when the real size does not fit).
+                Some(pax) if declared != 0 && declared != 0o77777777777 && declared != pax => {
+                    return Err(Problem::Malformed(format!("tar: the pax size {pax} disagrees with the header's {declared}")));
+                }
+                Some(pax) => pax,
+                None => declared,
+            },
         };
         let padded = size.div_ceil(512) * 512;
         match kind {
-            b'L' | b'x' | b'K' | b'g' => {
+            b'L' | b'x' | b'X' | b'K' | b'g' => {
                 if size > MAX_EXTENDED_HEADER {
                     return Err(Problem::Malformed(format!("tar: extended header of {size} bytes")));
                 }
@@ -75,11 +83,19 @@ pub(crate) fn members(walker: &mut Walker<'_>, reader: &mut dyn Read, path: &[St
                 }
                 match kind {
                     b'L' => long_name = Some(String::from_utf8_lossy(data.split(|&b| b == 0).next().unwrap_or(&[])).into_owned()),
-                    b'x' => {
+                    // pax, and the Solaris 'X' header GNU tar and 7-Zip read the same way.
+                    b'x' | b'X' => {
                         for (key, value) in pax_records(&data) {
                             match key.as_str() {
                                 "path" => pax_path = Some(value),
-                                "size" => pax_size = value.trim().parse().ok(),
+                                // Digits only: readers disagree on "+N" or spaces, and a size one
+                                // reader takes and another refuses hides what follows.
+                                "size" => {
+                                    if value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit()) {
+                                        return Err(Problem::Malformed(format!("tar: pax size {value:?} is not a plain number")));
+                                    }
+                                    pax_size = value.parse().ok();
+                                }
                                 key if key.starts_with("GNU.sparse.") => pax_sparse = true,
                                 _ => {}
                             }
@@ -136,6 +152,18 @@ fn skip(reader: &mut dyn Read, n: u64) -> Result<(), Problem> {
         return Ok(());
     }
     Ok(())
+}
+
+/// The header checksum (bytes 148..156 counted as spaces) matches, as readers require even when
+/// the ustar magic is present.
+fn checksum_holds(block: &[u8; 512]) -> bool {
+    let field = &block[148..156];
+    let digits: Vec<u8> = field.iter().copied().skip_while(|&b| b == b' ').take_while(|b| (b'0'..=b'7').contains(b)).collect();
+    let stated = digits.iter().fold(0u32, |acc, &d| acc.saturating_mul(8).saturating_add((d - b'0') as u32));
+    let unsigned: u32 = block.iter().enumerate().map(|(i, &b)| if (148..156).contains(&i) { b' ' as u32 } else { b as u32 }).sum();
+    // Some old writers summed signed bytes.
+    let signed: i32 = block.iter().enumerate().map(|(i, &b)| if (148..156).contains(&i) { b' ' as i32 } else { b as i8 as i32 }).sum();
+    !digits.is_empty() && (stated == unsigned || stated as i32 == signed)
 }
 
 /// Octal (NUL/space padded) or base-256 (high bit of the first byte set).

@@ -9,12 +9,15 @@ use labelgate_extract::{Input, SliceInput};
 
 const SIGNATURE: u32 = 0x223e_9f78;
 const LVL_ATTACHMENT: u8 = 0x02;
-const ATT_ATTACH_REND_DATA: u32 = 0x0006_9002;
-const ATT_ATTACH_TITLE: u32 = 0x0001_8010;
-const ATT_ATTACH_DATA: u32 = 0x0006_800f;
-const ATT_ATTACHMENT: u32 = 0x0006_9005;
+// Attribute ids (the low 16 bits; readers ignore the type word above them).
+const ATT_ATTACH_REND_DATA: u32 = 0x9002;
+const ATT_ATTACH_TITLE: u32 = 0x8010;
+const ATT_ATTACH_DATA: u32 = 0x800f;
+const ATT_ATTACHMENT: u32 = 0x9005;
 /// `PR_ATTACH_DATA_OBJ` as a PT_OBJECT property tag.
 const PR_ATTACH_DATA_OBJ: [u8; 4] = 0x3701_000du32.to_le_bytes();
+/// `PR_ATTACH_DATA_BIN` as a PT_BINARY property tag: the file itself, in the MAPI properties.
+const PR_ATTACH_DATA_BIN: [u8; 4] = 0x3701_0102u32.to_le_bytes();
 
 struct Attachment {
     title: Option<String>,
@@ -36,7 +39,7 @@ pub(crate) fn members(walker: &mut Walker<'_>, input: &mut dyn Input, path: &[St
     while at < raw.len() {
         let header = raw.get(at..at + 9).ok_or_else(|| malformed("truncated attribute"))?;
         let level = header[0];
-        let id = u32::from_le_bytes([header[1], header[2], header[3], header[4]]);
+        let id = u32::from_le_bytes([header[1], header[2], header[3], header[4]]) & 0xffff;
         let len = u32::from_le_bytes([header[5], header[6], header[7], header[8]]) as usize;
         let start = at + 9;
         let end = start.checked_add(len).filter(|&e| e + 2 <= raw.len()).ok_or_else(|| malformed("attribute runs past the end"))?;
@@ -56,7 +59,21 @@ pub(crate) fn members(walker: &mut Walker<'_>, input: &mut dyn Input, path: &[St
                     }
                     ATT_ATTACH_DATA => current.data = Some((start, end)),
                     ATT_ATTACHMENT => {
-                        current.embedded_object |= memchr::memmem::find(&raw[start..end], &PR_ATTACH_DATA_OBJ).is_some();
+                        let props = &raw[start..end];
+                        current.embedded_object |= memchr::memmem::find(props, &PR_ATTACH_DATA_OBJ).is_some();
+                        // The file may travel only here: tag, value count, length, bytes.
+                        if current.data.is_none() {
+                            for at in memchr::memmem::find_iter(props, &PR_ATTACH_DATA_BIN) {
+                                let Some(len) = props.get(at + 8..at + 12).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize)
+                                else {
+                                    continue;
+                                };
+                                if at + 12 + len <= props.len() {
+                                    current.data = Some((start + at + 12, start + at + 12 + len));
+                                    break;
+                                }
+                            }
+                        }
                     }
                     _ => {}
                 }
