@@ -636,7 +636,14 @@ impl Walker<'_> {
                     }
                 },
                 93 => Box::new(meter::ZstdFrames::new(io::BufReader::new(raw))),
-                95 => Box::new(lzma_rust2::XzReader::new(raw, true)),
+                95 => {
+                    drop(raw);
+                    if let Err(problem) = xz_dictionary_fits(&mut window, self.bounds.max_inner_bytes) {
+                        self.unreadable(child, depth + 1, size, problem)?;
+                        continue;
+                    }
+                    Box::new(lzma_rust2::XzReader::new(Counted { inner: InputReader::new(&mut window), count: Rc::clone(&consumed) }, true))
+                }
                 method => {
                     self.unreadable(child, depth + 1, size, Problem::Unsupported(format!("ZIP compression method {method}")))?;
                     continue;
@@ -808,12 +815,79 @@ fn gzip_name(input: &mut dyn Input) -> Option<String> {
     (!name.is_empty()).then_some(name)
 }
 
-/// The xz decoder allocates the dictionary a block header declares (up to 4 GiB): the first
-/// block's is checked against `cap` before decoding (xz -9 uses 64 MiB).
+/// The xz decoder allocates the dictionary each block header declares (up to 4 GiB) when it
+/// reaches that block. Every block of every stream is found from the streams' indexes (read
+/// backwards from the end, as `xz --list` does) and its LZMA2 dictionary checked against `cap`
+/// (never below 64 MiB, what xz -9 uses) before anything is decoded.
 fn xz_dictionary_fits(input: &mut dyn Input, cap: u64) -> Result<(), Problem> {
-    let head = input.read_upto(0, 12 + 1024).map_err(|e| Problem::from_extract(&e))?.into_owned();
-    let Some(&size_byte) = head.get(12) else { return Ok(()) };
-    let header = head.get(12..12 + (size_byte as usize + 1) * 4).unwrap_or(&[]);
+    let cap = cap.max(64 * 1024 * 1024);
+    let bad = |why: &str| Problem::Malformed(format!("xz: {why}"));
+    let read = |input: &mut dyn Input, at: u64, len: usize| -> Result<Vec<u8>, Problem> {
+        input.read_at(at, len, "xz").map(|c| c.into_owned()).map_err(|_| bad("a structure points past the end"))
+    };
+    let mut end = input.len();
+    let mut blocks_seen = 0usize;
+    while end > 0 {
+        // Stream padding: groups of four zero bytes.
+        if end >= 4 && read(input, end - 4, 4)? == [0, 0, 0, 0] {
+            end -= 4;
+            continue;
+        }
+        if end < 24 {
+            return Err(bad("shorter than a stream"));
+        }
+        let footer = read(input, end - 12, 12)?;
+        if &footer[10..12] != b"YZ" {
+            return Err(bad("no stream footer"));
+        }
+        let backward = (u32::from_le_bytes([footer[4], footer[5], footer[6], footer[7]]) as u64 + 1) * 4;
+        let index_at = end.checked_sub(12 + backward).ok_or_else(|| bad("index past the start"))?;
+        if backward > 64 * 1024 * 1024 {
+            return Err(Problem::NestedLimit { limit: "max_inner_bytes", max: cap });
+        }
+        let index = read(input, index_at, backward as usize)?;
+        let mut at = 1usize; // index indicator 0x00
+        let mut varint = || -> Result<u64, Problem> {
+            let mut value = 0u64;
+            for i in 0..9 {
+                let b = *index.get(at).ok_or_else(|| bad("index ends early"))?;
+                at += 1;
+                value |= ((b & 0x7f) as u64) << (7 * i);
+                if b & 0x80 == 0 {
+                    return Ok(value);
+                }
+            }
+            Err(bad("index number too long"))
+        };
+        let records = varint()?;
+        let mut sizes = Vec::new();
+        for _ in 0..records {
+            let unpadded = varint()?;
+            let _uncompressed = varint()?;
+            sizes.push(unpadded.div_ceil(4) * 4);
+            blocks_seen += 1;
+            if blocks_seen > 1_000_000 {
+                return Err(Problem::NestedLimit { limit: "max_members", max: 1_000_000 });
+            }
+        }
+        let blocks_total: u64 = sizes.iter().try_fold(0u64, |a, &b| a.checked_add(b)).ok_or_else(|| bad("block sizes overflow"))?;
+        let stream_start = index_at.checked_sub(blocks_total + 12).ok_or_else(|| bad("blocks past the start"))?;
+        let mut block_at = stream_start + 12;
+        for size in sizes {
+            let header_size = read(input, block_at, 1)?[0] as usize;
+            if header_size == 0 {
+                return Err(bad("a block header where the index puts a block"));
+            }
+            let header = read(input, block_at, (header_size + 1) * 4)?;
+            check_xz_block_header(&header, cap)?;
+            block_at += size;
+        }
+        end = stream_start;
+    }
+    Ok(())
+}
+
+fn check_xz_block_header(header: &[u8], cap: u64) -> Result<(), Problem> {
     let Some(&flags) = header.get(1) else { return Ok(()) };
     let mut at = 2usize;
     let varint = |at: &mut usize| -> Option<u64> {
@@ -839,7 +913,7 @@ fn xz_dictionary_fits(input: &mut dyn Input, cap: u64) -> Result<(), Problem> {
         if id == 0x21 && props == 1 {
             let code = header.get(at).copied().unwrap_or(0) as u32;
             let dict: u64 = if code >= 40 { u32::MAX as u64 } else { (2 | (code as u64 & 1)) << (code / 2 + 11) };
-            if dict > cap.max(64 * 1024 * 1024) {
+            if dict > cap {
                 return Err(Problem::NestedLimit { limit: "max_inner_bytes", max: cap });
             }
         }

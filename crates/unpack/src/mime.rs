@@ -58,10 +58,47 @@ fn collect(
     }
     let (headers, body) = split_entity(entity);
     let fields = unfold(headers);
+    // Readers disagree on which of two boundary parameters (plain or RFC 2231, or in two
+    // Content-Type fields) counts: every distinct one is used, and the parts of all are read.
+    let mut mime = String::new();
+    let mut boundaries: Vec<String> = Vec::new();
+    for (_, value) in fields.iter().filter(|(n, _)| n.eq_ignore_ascii_case("content-type")) {
+        let (m, params) = parse_params(value);
+        if mime.is_empty() {
+            mime = m;
+        }
+        for (k, v) in params {
+            if k == "boundary" && !v.is_empty() && !boundaries.contains(&v) {
+                boundaries.push(v);
+            }
+        }
+    }
+    if mime.starts_with("multipart/") && boundaries.len() > 1 {
+        for boundary in boundaries {
+            let rebuilt = format!("{mime}; boundary=\"{}\"", boundary.replace('"', "\\\""));
+            let mut fields = fields.clone();
+            fields.retain(|(n, _)| !n.eq_ignore_ascii_case("content-type"));
+            fields.push(("Content-Type".into(), rebuilt));
+            collect_with(raw, &fields, body, nesting, out, decoded, max_parts)?;
+        }
+        return Ok(());
+    }
+    collect_with(raw, &fields, body, nesting, out, decoded, max_parts)
+}
+
+/// [`collect`] for an entity whose header fields are already unfolded.
+fn collect_with(
+    raw: &[u8],
+    fields: &[(String, String)],
+    body: &[u8],
+    nesting: usize,
+    out: &mut Vec<Part>,
+    decoded: &mut Vec<(usize, usize)>,
+    max_parts: u64,
+) -> Result<(), Problem> {
     let header = |name: &str| fields.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str());
     let content_type = header("content-type").unwrap_or("text/plain");
     let (mime, params) = parse_params(content_type);
-    // The mechanism's first token, comments dropped: "BASE64 (as sent)" is base64.
     let encoding = header("content-transfer-encoding").map(strip_comments).unwrap_or_default();
     let encoding = encoding.split_whitespace().next().unwrap_or("").to_ascii_lowercase();
     if mime.starts_with("multipart/") {
@@ -182,11 +219,15 @@ fn sweep(raw: &[u8], decoded: &[(usize, usize)], out: &mut Vec<Part>, max_parts:
         }
         Ok(())
     };
-    for line in raw.split(|&b| b == b'\n') {
+    // Lines end at LF, CR or CRLF; the empty piece between CR and LF continues a run.
+    for line in raw.split(|&b| b == b'\n' || b == b'\r') {
         let end = at + line.len();
-        let text = line.strip_suffix(b"\r").unwrap_or(line);
-        let trimmed = text.trim_ascii();
-        let is_b64 = trimmed.len() >= 16
+        if line.is_empty() {
+            at = end + 1;
+            continue;
+        }
+        let trimmed = line.trim_ascii();
+        let is_b64 = trimmed.len() >= 4
             && trimmed.iter().all(|c| c.is_ascii_alphanumeric() || *c == b'+' || *c == b'/' || *c == b'=')
             && trimmed.iter().skip_while(|c| **c != b'=').all(|c| *c == b'=');
         if is_b64 {
@@ -435,7 +476,8 @@ fn split_multipart<'a>(body: &'a [u8], boundary: &[u8]) -> Vec<&'a [u8]> {
     // Delimiters are at the start of a line.
     let mut starts = Vec::new();
     for at in finder.find_iter(body) {
-        if at == 0 || body[at - 1] == b'\n' {
+        // At the start of a line, whatever ends lines (some readers split on a bare CR too).
+        if at == 0 || body[at - 1] == b'\n' || body[at - 1] == b'\r' {
             let after = at + delimiter.len();
             let close = body.get(after..after + 2) == Some(b"--");
             starts.push((at, after, close));
@@ -449,8 +491,12 @@ fn split_multipart<'a>(body: &'a [u8], boundary: &[u8]) -> Vec<&'a [u8]> {
         if close {
             break;
         }
-        // The part starts after the delimiter line's end.
-        let line_end = memchr::memchr(b'\n', &body[after..]).map_or(body.len(), |n| after + n + 1);
+        // The part starts after the delimiter line's end (LF, CRLF or a bare CR).
+        let line_end = match body[after..].iter().position(|&b| b == b'\n' || b == b'\r') {
+            Some(n) if body.get(after + n) == Some(&b'\r') && body.get(after + n + 1) == Some(&b'\n') => after + n + 2,
+            Some(n) => after + n + 1,
+            None => body.len(),
+        };
         let end = starts.get(i + 1).map_or(body.len(), |&(next, _, _)| next);
         if line_end > end {
             continue;

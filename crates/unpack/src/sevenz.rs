@@ -20,6 +20,7 @@ pub(crate) fn members(walker: &mut Walker<'_>, input: &mut dyn Input, path: &[St
     // (7-Zip's own -mx9 uses 64 MiB dictionaries).
     crate::sevenz_guard::check(input, walker.bounds.max_inner_bytes.max(64 * 1024 * 1024))?;
     let extent = crate::sevenz_guard::extent(input);
+    let archive_len = input.len();
     let mut reader = InputReader::new(input);
     let password = Password::empty();
     let archive = Archive::read(&mut reader, &password).map_err(|e| problem("7z", e))?;
@@ -37,23 +38,23 @@ pub(crate) fn members(walker: &mut Walker<'_>, input: &mut dyn Input, path: &[St
     let mut archive_reader = ArchiveReader::from_archive(archive, reader, password);
     archive_reader.set_thread_count(1);
     let mut stopped: Option<Problem> = None;
-    let consumed = Rc::new(Cell::new(0u64));
+    // Solid blocks state no per-entry packed size: the ratio is judged for the archive as a
+    // whole, all its bytes against everything decoded so far.
+    let consumed = Rc::new(Cell::new(archive_len.max(1)));
+    let mut decoded_so_far = 0u64;
     let result = archive_reader.for_each_entries(|entry, data| {
         if entry.is_directory() || !entry.has_stream {
             return Ok(true);
         }
         let mut child = path.to_vec();
         child.push(entry.name().to_string());
-        // The ratio of a 7z entry is judged against its share of the packed data, which solid
-        // blocks do not state: count the entry's declared compressed size when known.
-        consumed.set(consumed.get().max(1) + entry.compressed_size.max(1));
         let mut metered = Metered {
             inner: data,
             consumed: Rc::clone(&consumed),
-            produced: 0,
+            produced: decoded_so_far,
             budget: Rc::clone(&walker.spent),
             max_expanded: walker.bounds.max_expanded_bytes,
-            max_ratio: u64::MAX,
+            max_ratio: walker.bounds.max_ratio,
         };
         if let Err(p) = walker.child(Body::Stream(&mut metered), child, depth + 1, Some(entry.size())) {
             stopped = Some(p);
@@ -64,6 +65,7 @@ pub(crate) fn members(walker: &mut Walker<'_>, input: &mut dyn Input, path: &[St
             stopped = Some(Problem::from_io(&e, "7z"));
             return Ok(false);
         }
+        decoded_so_far = metered.produced;
         Ok(true)
     });
     if let Some(p) = stopped {

@@ -78,7 +78,9 @@ pub(crate) fn check(input: &mut dyn Input, max_memory: u64) -> Result<(), Proble
             let (Some(folder), Some(&packed)) = (info.folders.first(), info.pack_sizes.first()) else { return Ok(()) };
             let unpacked = folder.unpack_sizes.last().copied().unwrap_or(0);
             if folder.coders.len() != 1 || unpacked > MAX_HEADER {
-                return Ok(()); // unusual: left to the crate, whose dictionary use was checked above
+                // 7-Zip codes headers with one LZMA coder: anything else could hide the main
+                // streams' coders from this check.
+                return Err(Problem::Unsupported("7z header coded with an unusual coder chain".into()));
             }
             let pack_at = 32u64.saturating_add(info.pack_pos);
             let packed_bytes =
@@ -158,7 +160,7 @@ fn decode_header(coder: &Coder, packed: &[u8], unpacked: u64) -> Result<Vec<u8>,
         let mut d = lzma_rust2::Lzma2Reader::new(packed, dict.min(unpacked.max(4096) as u32), None);
         (&mut d).take(unpacked).read_to_end(&mut out)
     } else {
-        return Ok(Vec::new());
+        return Err(Problem::Unsupported("7z header coded with an unusual coder".into()));
     };
     result.map_err(|e| malformed(&format!("encoded header does not decode: {e}")))?;
     Ok(out)

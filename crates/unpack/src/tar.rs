@@ -84,6 +84,11 @@ pub(crate) fn members(walker: &mut Walker<'_>, reader: &mut dyn Read, path: &[St
                 match kind {
                     b'L' => long_name = Some(String::from_utf8_lossy(data.split(|&b| b == 0).next().unwrap_or(&[])).into_owned()),
                     // pax, and the Solaris 'X' header GNU tar and 7-Zip read the same way.
+                    // A global header's size would apply to every later member for some readers
+                    // and to none for others: what it would hide is unknowable, so it is refused.
+                    b'g' if pax_records(&data).iter().any(|(k, _)| k == "size" || k.starts_with("GNU.sparse.")) => {
+                        return Err(Problem::Malformed("tar: a global pax header sets a size".into()));
+                    }
                     b'x' | b'X' => {
                         for (key, value) in pax_records(&data) {
                             match key.as_str() {
