@@ -45,7 +45,7 @@ pub use error::ExtractError;
 pub use input::{Input, InputReader, ReaderInput, SegmentsInput, SliceInput, WindowInput};
 pub use limits::Limits;
 pub use model::{EffectiveLabel, Extraction, FileKind, Flag, LabelRecord, RecordStatus, Source};
-pub use msg::{msg_attachments, MsgAttachment, MsgBounds, MsgContent};
+pub use msg::{cfb_streams, msg_attachments, CfbStream, MsgAttachment, MsgBounds, MsgContent};
 pub use zip::{zip_end_record_in_tail, zip_members, ZipListing, ZipMember};
 
 use std::io::{Read, Seek};

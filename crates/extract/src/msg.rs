@@ -136,3 +136,57 @@ fn attachment_name(cfb: &mut Cfb<'_>, storage: usize) -> Result<Option<String>, 
     }
     Ok(None)
 }
+
+/// One stream of a compound file whose first bytes a caller asked for.
+#[derive(Debug)]
+pub struct CfbStream {
+    /// Storage names from the root down, then the stream's name.
+    pub path: Vec<String>,
+    /// Its bytes (at most the cap given), or why they could not be read.
+    pub data: Result<Vec<u8>, ExtractError>,
+}
+
+/// Every stream of a compound file whose first `head_len` bytes `wanted` accepts, read whole (at
+/// most `max_bytes` each, at most `max_streams` visited): how a container's streams (an OLE
+/// `Package`, an embedded document) are examined as files of their own, as 7-Zip lists them.
+pub fn cfb_streams(
+    input: &mut dyn Input,
+    limits: &Limits,
+    head_len: usize,
+    max_bytes: u64,
+    max_streams: usize,
+    wanted: &mut dyn FnMut(&[u8]) -> bool,
+) -> Result<Vec<CfbStream>, ExtractError> {
+    let mut cfb = Cfb::open(input, limits)?;
+    let mut out = Vec::new();
+    // Depth-first over storages, bounded by the directory size; each entry visited once.
+    let mut stack: Vec<(usize, Vec<String>)> = vec![(0, Vec::new())];
+    let mut seen = vec![false; cfb.entries.len()];
+    let mut visited = 0usize;
+    while let Some((storage, prefix)) = stack.pop() {
+        for child in cfb.children(storage) {
+            if std::mem::replace(&mut seen[child], true) {
+                continue;
+            }
+            visited += 1;
+            if visited > max_streams {
+                return Err(ExtractError::limit("max_members", max_streams as u64));
+            }
+            let entry = cfb.entries[child].clone();
+            let mut path = prefix.clone();
+            path.push(entry.name.clone());
+            match entry.kind {
+                1 => stack.push((child, path)),
+                2 => {
+                    let head = cfb.read_stream_prefix(child, head_len)?;
+                    if wanted(&head) {
+                        let data = cfb.read_stream_capped(child, max_bytes, "max_inner_bytes");
+                        out.push(CfbStream { path, data });
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    Ok(out)
+}

@@ -286,9 +286,12 @@ impl Walker<'_> {
                 self.msg_members(input, path, depth)?;
                 labelgate_extract::cfb_extent(input, self.limits).ok()
             }
-            FileKind::Doc | FileKind::Xls | FileKind::Ppt | FileKind::Cfb | FileKind::ProtectedOoxml | FileKind::EncryptedOoxml => {
+            FileKind::Doc | FileKind::Xls | FileKind::Ppt | FileKind::Cfb => {
+                self.cfb_stream_members(input, path, depth)?;
                 labelgate_extract::cfb_extent(input, self.limits).ok()
             }
+            // The package stream is ciphertext: nothing inside is readable.
+            FileKind::ProtectedOoxml | FileKind::EncryptedOoxml => labelgate_extract::cfb_extent(input, self.limits).ok(),
             FileKind::Cpio => {
                 cpio::cpio_members(self, &mut InputReader::new(input), path, depth)?;
                 None
@@ -736,6 +739,30 @@ impl Walker<'_> {
             return Err(Problem::NestedLimit { limit: "max_inner_bytes", max: cap });
         }
         Ok(out)
+    }
+
+    /// The streams of a compound file that are files the engine reads (an OLE `Package` holding
+    /// a document, anything 7-Zip would list and a user could save): examined like members.
+    fn cfb_stream_members(&mut self, input: &mut dyn Input, path: &[String], depth: u32) -> Result<(), Problem> {
+        let mut wanted = |head: &[u8]| sniff_kind(head).is_some();
+        let streams = labelgate_extract::cfb_streams(
+            input,
+            self.limits,
+            SNIFF_BYTES,
+            self.bounds.max_inner_bytes,
+            self.bounds.max_members as usize,
+            &mut wanted,
+        )
+        .map_err(|e| Problem::from_extract(&e))?;
+        for stream in streams {
+            let mut child = path.to_vec();
+            child.push(stream.path.join("/"));
+            match stream.data {
+                Ok(data) => self.child(Body::Input(&mut SliceInput::new(&data)), child, depth + 1, Some(data.len() as u64))?,
+                Err(e) => self.unreadable(child, depth + 1, None, Problem::from_extract(&e))?,
+            }
+        }
+        Ok(())
     }
 
     fn msg_members(&mut self, input: &mut dyn Input, path: &[String], depth: u32) -> Result<(), Problem> {

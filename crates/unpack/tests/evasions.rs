@@ -6,6 +6,9 @@ use labelgate_extract::{FileKind, Flag, Limits};
 use labelgate_testkit::*;
 use labelgate_unpack::{inspect_slice, Inspection, UnpackLimits};
 
+#[global_allocator]
+static ALLOCATOR: CountingAllocator = CountingAllocator;
+
 fn labeled_docx() -> Vec<u8> {
     zip(&docx(Some(custom_xml(&[(GUID_A, SITE_MS, "true")])), None))
 }
@@ -256,4 +259,213 @@ fn mail_parts_readers_decode_despite_their_structure() {
     };
     let whole = format!("{mime}\r\n--BND\r\nContent-Type: multipart/mixed; boundary=\"BND\"\r\nContent-Transfer-Encoding: base64\r\n\r\n{encoded}\r\n--BND--\r\n");
     assert_eq!(labels(&inspect(whole.as_bytes())), 1, "an encoded multipart");
+}
+
+/// A ustar header block for `name` of `size` bytes, type `typeflag`, with its checksum.
+fn tar_header(name: &str, size: usize, typeflag: u8) -> Vec<u8> {
+    let mut t = vec![0u8; 512];
+    t[..name.len()].copy_from_slice(name.as_bytes());
+    t[100..107].copy_from_slice(b"0000644");
+    t[124..135].copy_from_slice(format!("{size:011o}").as_bytes());
+    t[156] = typeflag;
+    t[257..263].copy_from_slice(b"ustar\0");
+    t[263..265].copy_from_slice(b"00");
+    t[148..156].copy_from_slice(b"        ");
+    let sum: u32 = t.iter().map(|&b| b as u32).sum();
+    t[148..155].copy_from_slice(format!("{sum:06o}\0").as_bytes());
+    t
+}
+
+fn padded(data: &[u8]) -> Vec<u8> {
+    let mut v = data.to_vec();
+    v.resize(data.len().div_ceil(512) * 512, 0);
+    v
+}
+
+fn pax_record(key: &str, value: &str) -> String {
+    let body = format!(" {key}={value}\n");
+    let mut len = body.len() + 1;
+    while format!("{len}{body}").len() != len {
+        len += 1;
+    }
+    format!("{len}{body}")
+}
+
+#[test]
+fn tar_headers_that_hide_a_member_are_refused_or_read() {
+    let doc = labeled_docx();
+    let member = [tar_header("secret.docx", doc.len(), b'0'), padded(&doc)].concat();
+    let cover = |declared: usize| [tar_header("cover.txt", declared, b'0'), vec![b'A'; 512]].concat();
+    let end = vec![0u8; 1024];
+    // A Solaris 'X' extended header saying the cover is 512 bytes (its header says it swallows
+    // the docx): GNU tar and 7-Zip read the 'X' size.
+    for (typeflag, value) in
+        [(b'X', "512".to_string()), (b'x', format!("+{}", 512 + member.len())), (b'x', format!(" {}", 512 + member.len()))]
+    {
+        let px = pax_record("size", &value);
+        let header_size = if value == "512" { 512 + member.len() } else { 512 };
+        let bytes =
+            [tar_header("PaxHeaders/c", px.len(), typeflag), padded(px.as_bytes()), cover(header_size), member.clone(), end.clone()]
+                .concat();
+        assert!(caught(&inspect(&bytes)), "pax size {value:?} in a {} header", typeflag as char);
+    }
+    // A global header setting a size for every later member.
+    let px = pax_record("size", "512");
+    let global =
+        [tar_header("PaxHeaders/g", px.len(), b'g'), padded(px.as_bytes()), cover(512 + member.len()), member.clone(), end.clone()]
+            .concat();
+    assert!(caught(&inspect(&global)));
+    // A header with the ustar magic and a wrong checksum (GNU tar skips to the next header).
+    let mut bad = cover(512 + member.len());
+    bad[148..156].copy_from_slice(b"0000000\0");
+    assert!(caught(&inspect(&[bad, member, end].concat())));
+}
+
+/// A TNEF attribute.
+fn tnef_attribute(out: &mut Vec<u8>, level: u8, id: u32, data: &[u8]) {
+    out.push(level);
+    out.extend_from_slice(&id.to_le_bytes());
+    out.extend_from_slice(&(data.len() as u32).to_le_bytes());
+    out.extend_from_slice(data);
+    let sum: u32 = data.iter().map(|&b| b as u32).sum();
+    out.extend_from_slice(&((sum & 0xffff) as u16).to_le_bytes());
+}
+
+#[test]
+fn tnef_files_under_another_type_word_or_only_in_mapi_properties() {
+    let doc = labeled_docx();
+    let start = || {
+        let mut out = 0x223e_9f78u32.to_le_bytes().to_vec();
+        out.extend_from_slice(&0u16.to_le_bytes());
+        tnef_attribute(&mut out, 2, 0x0006_9002, &[1, 0, 0, 0]);
+        out
+    };
+    let mut typed = start();
+    tnef_attribute(&mut typed, 2, 0x0001_800f, &doc); // attAttachData with a byte-string type word
+    assert_eq!(labels(&inspect(&typed)), 1);
+    let mut mapi = start();
+    let mut props = 1u32.to_le_bytes().to_vec();
+    props.extend_from_slice(&0x3701_0102u32.to_le_bytes());
+    props.extend_from_slice(&1u32.to_le_bytes());
+    props.extend_from_slice(&(doc.len() as u32).to_le_bytes());
+    props.extend_from_slice(&doc);
+    tnef_attribute(&mut mapi, 2, 0x0006_9005, &props);
+    assert_eq!(labels(&inspect(&mapi)), 1);
+}
+
+#[test]
+fn a_compressed_member_the_directory_says_is_empty_is_ambiguous() {
+    // funzip and Java's ZipInputStream inflate it from the local entry.
+    let mut entry = Entry::new("s.docx", labeled_docx());
+    entry.data_descriptor = true;
+    let mut z = zip(&[entry, Entry::new("a.txt", b"hello".repeat(100)).stored()]);
+    let eocd = z.len() - 22;
+    let cd = u32::from_le_bytes(z[eocd + 16..eocd + 20].try_into().unwrap()) as usize;
+    z[cd + 20..cd + 28].copy_from_slice(&[0; 8]); // compressed and uncompressed sizes
+    let i = inspect(&z);
+    assert!(i.outer.as_ref().unwrap().has_flag(Flag::Ambiguous), "{:?}", i.outer);
+}
+
+#[test]
+fn more_wrappings_the_second_round_found() {
+    let doc = labeled_docx();
+    // zstd behind a skippable frame.
+    let mut zst = 0x184D_2A50u32.to_le_bytes().to_vec();
+    zst.extend_from_slice(&16u32.to_le_bytes());
+    zst.extend_from_slice(&[b'S'; 16]);
+    let status = std::process::Command::new("zstd")
+        .args(["-q", "-c", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn();
+    let mut child = status.expect("zstd runs (scripts/test.sh installs it)");
+    std::io::Write::write_all(child.stdin.as_mut().unwrap(), &doc).unwrap();
+    drop(child.stdin.take());
+    zst.extend(child.wait_with_output().unwrap().stdout);
+    assert_eq!(labels(&inspect(&zst)), 1, "a skippable frame first");
+    // A docx in an OLE stream of a compound file (7-Zip lists and extracts it).
+    let ole = compound(&[("/Package", &doc[..]), ("/\u{1}CompObj", &[0u8; 64][..])]);
+    assert_eq!(labels(&inspect(&ole)), 1, "a Package stream");
+    // Mail with bare CRs before the boundaries and 12-character base64 lines.
+    let b64 = {
+        use base64::Engine;
+        let s = base64::engine::general_purpose::STANDARD.encode(&doc);
+        s.as_bytes().chunks(12).map(|c| String::from_utf8_lossy(c).into_owned()).collect::<Vec<_>>().join("\r\n")
+    };
+    let cr = format!("From: a@b\r\nTo: c@d\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"b1\"\r\n\r\n--b1\r\nContent-Type: text/plain\r\n\r\nhi\r--b1\r\nContent-Type: application/octet-stream; name=\"s.docx\"\r\nContent-Transfer-Encoding: base64\r\n\r\n{b64}\r--b1--\r\n");
+    assert_eq!(labels(&inspect(cr.as_bytes())), 1, "bare CR delimiters");
+    // Two boundary parameters, plain and RFC 2231: readers pick differently.
+    let two = mail(
+        "From: a@b\r\nTo: c@d\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary*=''fake; boundary=\"BND\"\r\n",
+        "Content-Type: application/octet-stream\r\nContent-Transfer-Encoding: base64",
+        &doc,
+    );
+    assert!(labels(&inspect(&two)) >= 1, "two boundary parameters");
+}
+
+/// Runs a Python snippet that writes a file to argv[1]; the file's bytes.
+fn python_built(snippet: &str) -> Vec<u8> {
+    let path = std::env::temp_dir().join(format!("labelgate-evasion-{}-{}", std::process::id(), snippet.len()));
+    let status = std::process::Command::new("python3").args(["-c", snippet]).arg(&path).status().expect("python3 runs");
+    assert!(status.success());
+    let bytes = std::fs::read(&path).unwrap();
+    let _ = std::fs::remove_file(&path);
+    bytes
+}
+
+#[test]
+fn declared_dictionaries_are_checked_in_every_xz_stream_and_block() {
+    // Two xz streams; the second block header's LZMA2 dictionary patched to 4 GiB (header CRC
+    // recomputed), as an attacker would: refused before any decoder allocates it.
+    let bytes = python_built(
+        "import lzma, sys, zlib, struct\n\
+a = lzma.compress(b'a' * 1000)\n\
+b = bytearray(lzma.compress(b'b' * 1000))\n\
+size = (b[12] + 1) * 4\n\
+h = b[12:12 + size]\n\
+i = h.find(bytes([0x21, 0x01]))\n\
+h[i + 2] = 40\n\
+struct.pack_into('<I', h, size - 4, zlib.crc32(bytes(h[:size - 4])))\n\
+b[12:12 + size] = h\n\
+open(sys.argv[1], 'wb').write(a + bytes(b))\n",
+    );
+    let (i, peak) = peak_heap_during(|| inspect(&bytes));
+    assert!(matches!(i.container, Some(labelgate_unpack::Problem::NestedLimit { limit: "max_inner_bytes", .. })), "{:?}", i.container);
+    assert!(peak < 16 * 1024 * 1024, "peak {peak}");
+}
+
+#[test]
+fn many_entries_sharing_one_local_header_with_a_long_name_cost_one_check() {
+    // 5,000 directory entries, one local header with a 65,535-byte name.
+    let name = vec![1u8; 65_535];
+    let mut local = b"PK\x03\x04".to_vec();
+    local.extend_from_slice(&[20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+    local.extend_from_slice(&(name.len() as u16).to_le_bytes());
+    local.extend_from_slice(&0u16.to_le_bytes());
+    local.extend_from_slice(&name);
+    let mut cd = Vec::new();
+    for _ in 0..5000 {
+        cd.extend_from_slice(b"PK\x01\x02");
+        cd.extend_from_slice(&[20, 0, 20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+        cd.extend_from_slice(&(name.len() as u16).to_le_bytes());
+        cd.extend_from_slice(&[0; 12]);
+        cd.extend_from_slice(&0u32.to_le_bytes());
+        cd.extend_from_slice(&name);
+    }
+    let mut bytes = local.clone();
+    let cd_at = bytes.len() as u32;
+    bytes.extend_from_slice(&cd);
+    bytes.extend_from_slice(b"PK\x05\x06\0\0\0\0");
+    bytes.extend_from_slice(&5000u16.to_le_bytes());
+    bytes.extend_from_slice(&5000u16.to_le_bytes());
+    bytes.extend_from_slice(&(cd.len() as u32).to_le_bytes());
+    bytes.extend_from_slice(&cd_at.to_le_bytes());
+    bytes.extend_from_slice(&0u16.to_le_bytes());
+    let limits = Limits { max_central_directory_bytes: 1 << 30, ..Limits::default() };
+    let started = std::time::Instant::now();
+    let i = inspect_slice(&bytes, &limits, &UnpackLimits::default());
+    assert!(i.outer.as_ref().unwrap().has_flag(Flag::Ambiguous));
+    assert!(i.outer.as_ref().unwrap().findings.iter().all(|f| f.len() < 2000), "findings stay short");
+    // A guard against a hang in CI, not a timing assertion on the result.
+    assert!(started.elapsed().as_secs() < 60);
 }
