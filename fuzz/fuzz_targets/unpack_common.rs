@@ -10,7 +10,7 @@ fn summary(i: &Inspection) -> String {
 
 pub fn check(data: &[u8]) {
     let limits = Limits { max_part_bytes: 1 << 20, max_buffered_bytes: 8 << 20, ..Limits::default() };
-    let bounds = UnpackLimits { max_depth: 4, max_inner_bytes: 4 << 20, max_expanded_bytes: 16 << 20, max_members: 256, max_ratio: 250 };
+    let bounds = UnpackLimits { max_depth: 4, max_inner_bytes: 4 << 20, max_expanded_bytes: 16 << 20, max_members: 256, max_ratio: 250, hash_flagged: true };
     let a = summary(&inspect_slice(data, &limits, &bounds));
     let cut = (data.first().copied().unwrap_or(1) as usize).max(1);
     let pieces: Vec<&[u8]> = data.chunks(cut).collect();

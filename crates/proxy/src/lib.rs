@@ -202,6 +202,7 @@ impl InspectionConfig {
             max_expanded_bytes: self.max_expanded_bytes,
             max_members: self.max_members,
             max_ratio: self.max_ratio,
+            hash_flagged: true,
         }
     }
 }

@@ -58,6 +58,9 @@ pub struct UnpackLimits {
     pub max_members: u64,
     /// Decompressed bytes per compressed byte of one stream (judged past 1 MiB of output).
     pub max_ratio: u64,
+    /// Take the SHA-256 of labeled and flagged inner files ([`InnerFile::sha256`]) for audit
+    /// records (default true); the cost is one pass over each such file.
+    pub hash_flagged: bool,
 }
 
 impl Default for UnpackLimits {
@@ -68,6 +71,7 @@ impl Default for UnpackLimits {
             max_expanded_bytes: 1024 * 1024 * 1024,
             max_members: 10_000,
             max_ratio: 250,
+            hash_flagged: true,
         }
     }
 }
@@ -491,7 +495,7 @@ impl Walker<'_> {
         let size = Some(input.len());
         match extract_input(input, self.limits) {
             Ok(ex) => {
-                let worth_hashing = ex.is_labeled() || !ex.flags.is_empty();
+                let worth_hashing = self.bounds.hash_flagged && (ex.is_labeled() || !ex.flags.is_empty());
                 let at = self.list(path.clone(), depth, size, ex);
                 if worth_hashing {
                     self.inner[at].sha256 = sha256_of(input);
