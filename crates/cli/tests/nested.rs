@@ -33,13 +33,7 @@ fn archives_and_mail_through_intercepted_https_on_the_default_config() {
     std::fs::create_dir_all(&dir).unwrap();
     let fixtures = dir.join("fixtures");
     make_fixtures(&fixtures);
-    let (origin, origin_ca) = https_origin(&dir);
-    let state = dir.join("state");
-    let export = Command::new(env!("CARGO_BIN_EXE_labelgate")).args(["ca", "export", "--state-dir"]).arg(&state).output().unwrap();
-    assert!(export.status.success());
-    let ca_pem = dir.join("labelgate-ca.pem");
-    std::fs::write(&ca_pem, &export.stdout).unwrap();
-    let (_serve, proxy, admin) = serve_with(&["--state-dir", state.to_str().unwrap(), "--upstream-ca", origin_ca.to_str().unwrap()]);
+    let (_serve, proxy, admin, ca_pem, origin) = serve_intercepting(&dir);
     let url = format!("https://{origin}/upload");
     let send = |file: &Path, multipart: bool| -> (String, String) {
         let cacert = ["--cacert", ca_pem.to_str().unwrap()];

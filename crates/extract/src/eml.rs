@@ -186,7 +186,7 @@ pub(crate) fn parse_msip_labels_value(value: &str, collector: &mut PropertyColle
 
 /// Decodes RFC 2047 encoded words (`=?charset?B|Q?text?=`); whitespace between adjacent encoded
 /// words is dropped, as the RFC says.
-pub(crate) fn decode_rfc2047(value: &str) -> String {
+pub fn decode_rfc2047(value: &str) -> String {
     if !value.contains("=?") {
         return value.to_string();
     }

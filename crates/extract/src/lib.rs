@@ -41,6 +41,7 @@ mod pdf_syntax;
 mod xml;
 mod zip;
 
+pub use eml::decode_rfc2047;
 pub use error::ExtractError;
 pub use input::{Input, InputReader, ReaderInput, SegmentsInput, SliceInput, WindowInput};
 pub use limits::Limits;

@@ -572,3 +572,19 @@ pub fn peak_heap_during<T>(f: impl FnOnce() -> T) -> (T, usize) {
     let peak = THREAD_PEAK.with(|p| p.get());
     (out, (peak - base).max(0) as usize)
 }
+
+/// A ustar header block for a member `name` of `size` bytes with type flag `typeflag`, its
+/// checksum filled in.
+pub fn tar_header(name: &str, size: usize, typeflag: u8) -> Vec<u8> {
+    let mut t = vec![0u8; 512];
+    t[..name.len()].copy_from_slice(name.as_bytes());
+    t[100..107].copy_from_slice(b"0000644");
+    t[124..135].copy_from_slice(format!("{size:011o}").as_bytes());
+    t[156] = typeflag;
+    t[257..263].copy_from_slice(b"ustar\0");
+    t[263..265].copy_from_slice(b"00");
+    t[148..156].copy_from_slice(b"        ");
+    let sum: u32 = t.iter().map(|&b| b as u32).sum();
+    t[148..155].copy_from_slice(format!("{sum:06o}\0").as_bytes());
+    t
+}

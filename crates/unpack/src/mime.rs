@@ -128,8 +128,11 @@ fn collect_with(
         }
     }
     let disposition = header("content-disposition").map(parse_params).map(|(_, p)| p).unwrap_or_default();
-    let name =
-        disposition.iter().chain(params.iter()).find(|(k, _)| k == "filename" || k == "name").map(|(_, v)| labelgate_extract_rfc2047(v));
+    let name = disposition
+        .iter()
+        .chain(params.iter())
+        .find(|(k, _)| k == "filename" || k == "name")
+        .map(|(_, v)| labelgate_extract::decode_rfc2047(v));
     let range = offset_in(raw, body);
     let data = match encoding.as_str() {
         "base64" => {
@@ -417,53 +420,7 @@ fn parse_params(value: &str) -> (String, Vec<(String, String)>) {
 }
 
 fn percent_decode(s: &str) -> Vec<u8> {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%' {
-            if let (Some(h), Some(l)) =
-                (b.get(i + 1).and_then(|c| (*c as char).to_digit(16)), b.get(i + 2).and_then(|c| (*c as char).to_digit(16)))
-            {
-                out.push((h * 16 + l) as u8);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(b[i]);
-        i += 1;
-    }
-    out
-}
-
-/// RFC 2047 encoded words in a file name.
-fn labelgate_extract_rfc2047(value: &str) -> String {
-    if !value.contains("=?") {
-        return value.to_string();
-    }
-    let mut out = String::new();
-    let mut rest = value;
-    while let Some(start) = rest.find("=?") {
-        out.push_str(&rest[..start]);
-        let word = &rest[start + 2..];
-        let mut fields = word.splitn(3, '?');
-        let (Some(charset), Some(enc), Some(tail)) = (fields.next(), fields.next(), fields.next()) else {
-            out.push_str(&rest[start..]);
-            return out;
-        };
-        let Some(end) = tail.find("?=") else {
-            out.push_str(&rest[start..]);
-            return out;
-        };
-        let text = &tail[..end];
-        let bytes =
-            if enc.eq_ignore_ascii_case("b") { decode_base64(text.as_bytes()) } else { decode_qp(text.replace('_', " ").as_bytes()) };
-        let encoding = encoding_rs::Encoding::for_label(charset.as_bytes()).unwrap_or(encoding_rs::UTF_8);
-        out.push_str(&encoding.decode(&bytes).0);
-        rest = &tail[end + 2..];
-    }
-    out.push_str(rest);
-    out
+    decode_escapes(s.as_bytes(), b'%', false)
 }
 
 /// The parts between `--boundary` delimiter lines, up to the `--boundary--` close delimiter (or
@@ -531,15 +488,21 @@ fn decode_base64(data: &[u8]) -> Vec<u8> {
 
 /// Quoted-printable: `=XX` escapes, soft line breaks (`=` at the end of a line).
 fn decode_qp(data: &[u8]) -> Vec<u8> {
+    decode_escapes(data, b'=', true)
+}
+
+/// `<escape>XX` hex escapes decoded (percent-encoding, quoted-printable); with `soft_breaks`, an
+/// escape character ending a line joins it to the next (quoted-printable's soft line break).
+fn decode_escapes(data: &[u8], escape: u8, soft_breaks: bool) -> Vec<u8> {
     let mut out = Vec::with_capacity(data.len());
     let mut i = 0;
     while i < data.len() {
-        if data[i] == b'=' {
-            if data.get(i + 1) == Some(&b'\r') && data.get(i + 2) == Some(&b'\n') {
+        if data[i] == escape {
+            if soft_breaks && data.get(i + 1) == Some(&b'\r') && data.get(i + 2) == Some(&b'\n') {
                 i += 3;
                 continue;
             }
-            if data.get(i + 1) == Some(&b'\n') {
+            if soft_breaks && data.get(i + 1) == Some(&b'\n') {
                 i += 2;
                 continue;
             }
@@ -574,7 +537,7 @@ mod tests {
         assert_eq!(decode_base64(b"aGVs\r\nbG8=\r\n"), b"hello");
         assert_eq!(decode_base64(b"aGVsbG8"), b"hello");
         assert_eq!(decode_qp(b"caf=E9=\r\nx"), b"caf\xe9x");
-        assert_eq!(labelgate_extract_rfc2047("=?utf-8?B?csOpc3Vtw6kuZG9jeA==?="), "résumé.docx");
+        assert_eq!(labelgate_extract::decode_rfc2047("=?utf-8?B?csOpc3Vtw6kuZG9jeA==?="), "résumé.docx");
     }
 
     #[test]

@@ -68,22 +68,7 @@ fn zips_behind_other_bytes_are_opened() {
         p
     };
     let legacy_doc = compound(&[("/WordDocument", &[0u8; 4096][..])]);
-    let tar = {
-        let mut t = vec![0u8; 512];
-        t[..5].copy_from_slice(b"a.txt");
-        t[100..107].copy_from_slice(b"0000644");
-        t[124..135].copy_from_slice(b"00000000005");
-        t[156] = b'0';
-        t[257..263].copy_from_slice(b"ustar\0");
-        t[263..265].copy_from_slice(b"00");
-        t[148..156].copy_from_slice(b"        ");
-        let sum: u32 = t.iter().map(|&b| b as u32).sum();
-        t[148..155].copy_from_slice(format!("{sum:06o}\0").as_bytes());
-        t.extend(b"hello");
-        t.resize(1024, 0);
-        t.extend(vec![0u8; 1024]);
-        t
-    };
+    let tar = [tar_header("a.txt", 5, b'0'), padded(b"hello"), vec![0u8; 1024]].concat();
     let eml = b"From: a@example.com\r\nTo: b@example.com\r\n\r\nhello\r\n".to_vec();
     for (what, prefix) in [
         ("one newline", b"\n".to_vec()),
@@ -107,23 +92,8 @@ fn zips_behind_other_bytes_are_opened() {
 fn a_zip_inside_a_tar_or_msg_is_not_read_twice() {
     // The docx is the tar's last member: its end record is in the tar's tail, but inside the
     // tar's own data. It is one member, read once, with no stray "data before the archive".
-    let mut tar = Vec::new();
-    {
-        let doc = labeled_docx();
-        let mut t = vec![0u8; 512];
-        t[..6].copy_from_slice(b"a.docx");
-        t[100..107].copy_from_slice(b"0000644");
-        t[124..135].copy_from_slice(format!("{:011o}", doc.len()).as_bytes());
-        t[156] = b'0';
-        t[257..263].copy_from_slice(b"ustar\0");
-        t[263..265].copy_from_slice(b"00");
-        t[148..156].copy_from_slice(b"        ");
-        let sum: u32 = t.iter().map(|&b| b as u32).sum();
-        t[148..155].copy_from_slice(format!("{sum:06o}\0").as_bytes());
-        tar.extend(t);
-        tar.extend(&doc);
-        tar.resize(tar.len().div_ceil(512) * 512 + 1024, 0);
-    }
+    let doc = labeled_docx();
+    let tar = [tar_header("a.docx", doc.len(), b'0'), padded(&doc), vec![0u8; 1024]].concat();
     let i = inspect(&tar);
     let paths: Vec<&Vec<String>> = i.inner.iter().map(|f| &f.path).collect();
     assert_eq!(paths, [&vec!["a.docx".to_string()]]);
@@ -157,18 +127,7 @@ fn local_headers_the_directory_does_not_list_are_read_and_ambiguous() {
 fn tar_members_with_data_are_read_whatever_their_type() {
     let doc = labeled_docx();
     for typeflag in [b'Z', b'2', b'5', b'6', b'x' + 1, 0x01, 0xff] {
-        let mut t = vec![0u8; 512];
-        t[..6].copy_from_slice(b"a.docx");
-        t[100..107].copy_from_slice(b"0000644");
-        t[124..135].copy_from_slice(format!("{:011o}", doc.len()).as_bytes());
-        t[156] = typeflag;
-        t[257..263].copy_from_slice(b"ustar\0");
-        t[263..265].copy_from_slice(b"00");
-        t[148..156].copy_from_slice(b"        ");
-        let sum: u32 = t.iter().map(|&b| b as u32).sum();
-        t[148..155].copy_from_slice(format!("{sum:06o}\0").as_bytes());
-        t.extend(&doc);
-        t.resize(t.len().div_ceil(512) * 512 + 1024, 0);
+        let t = [tar_header("a.docx", doc.len(), typeflag), padded(&doc), vec![0u8; 1024]].concat();
         assert_eq!(labels(&inspect(&t)), 1, "type flag {typeflag:#x}");
     }
 }
@@ -259,21 +218,6 @@ fn mail_parts_readers_decode_despite_their_structure() {
     };
     let whole = format!("{mime}\r\n--BND\r\nContent-Type: multipart/mixed; boundary=\"BND\"\r\nContent-Transfer-Encoding: base64\r\n\r\n{encoded}\r\n--BND--\r\n");
     assert_eq!(labels(&inspect(whole.as_bytes())), 1, "an encoded multipart");
-}
-
-/// A ustar header block for `name` of `size` bytes, type `typeflag`, with its checksum.
-fn tar_header(name: &str, size: usize, typeflag: u8) -> Vec<u8> {
-    let mut t = vec![0u8; 512];
-    t[..name.len()].copy_from_slice(name.as_bytes());
-    t[100..107].copy_from_slice(b"0000644");
-    t[124..135].copy_from_slice(format!("{size:011o}").as_bytes());
-    t[156] = typeflag;
-    t[257..263].copy_from_slice(b"ustar\0");
-    t[263..265].copy_from_slice(b"00");
-    t[148..156].copy_from_slice(b"        ");
-    let sum: u32 = t.iter().map(|&b| b as u32).sum();
-    t[148..155].copy_from_slice(format!("{sum:06o}\0").as_bytes());
-    t
 }
 
 fn padded(data: &[u8]) -> Vec<u8> {

@@ -71,18 +71,7 @@ fn a_hundred_thousand_empty_members_are_a_limit_not_a_stall() {
 fn a_deflate_bomb_behind_a_tar_header_ends_at_the_ratio() {
     // tar.gz whose member is 64 MiB of zeros (~64 KiB compressed): streaming through the tar
     // would inflate all of it.
-    let mut tar = Vec::new();
-    let mut header = [0u8; 512];
-    header[..8].copy_from_slice(b"zero.bin");
-    header[100..107].copy_from_slice(b"0000644");
-    header[124..135].copy_from_slice(format!("{:011o}", 64 * MIB).as_bytes());
-    header[156] = b'0';
-    header[257..263].copy_from_slice(b"ustar\0");
-    header[263..265].copy_from_slice(b"00");
-    header[148..156].copy_from_slice(b"        ");
-    let sum: u32 = header.iter().map(|&b| b as u32).sum();
-    header[148..155].copy_from_slice(format!("{sum:06o}\0").as_bytes());
-    tar.extend_from_slice(&header);
+    let tar = tar_header("zero.bin", 64 * MIB, b'0');
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
     gz.write_all(&tar).unwrap();
     let zeros = vec![0u8; MIB];

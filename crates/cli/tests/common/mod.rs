@@ -179,3 +179,16 @@ pub fn https_origin_with_pages(dir: &std::path::Path, pages: Vec<(String, String
     });
     (addr, ca_path)
 }
+
+/// An HTTPS origin and `labelgate serve` intercepting TLS toward it, with labelgate's CA exported
+/// for the client: (serve, proxy, admin, CA PEM path for `curl --cacert`, origin).
+pub fn serve_intercepting(dir: &std::path::Path) -> (Serve, SocketAddr, SocketAddr, PathBuf, SocketAddr) {
+    let (origin, origin_ca) = https_origin(dir);
+    let state = dir.join("state");
+    let export = Command::new(env!("CARGO_BIN_EXE_labelgate")).args(["ca", "export", "--state-dir"]).arg(&state).output().unwrap();
+    assert!(export.status.success());
+    let ca_pem = dir.join("labelgate-ca.pem");
+    std::fs::write(&ca_pem, &export.stdout).unwrap();
+    let (serve, proxy, admin) = serve_with(&["--state-dir", state.to_str().unwrap(), "--upstream-ca", origin_ca.to_str().unwrap()]);
+    (serve, proxy, admin, ca_pem, origin)
+}
