@@ -90,6 +90,14 @@ fn archives_and_mail_through_intercepted_https_on_the_default_config() {
         assert_eq!(code, "403", "{name}: {answer}");
         assert!(answer.contains("encrypted"), "{name}: {answer}");
     }
+    // Over plain HTTP too, with an origin that counts what reaches it: nothing of a blocked
+    // container arrives.
+    let (plain_origin, count) = common::origin();
+    for name in ["lab.tar.gz", "lab_rfc822.eml", "lab.7z"] {
+        let (page, code) = curl(proxy, &["-T", fixtures.join(name).to_str().unwrap(), &format!("http://{plain_origin}/upload")]);
+        assert_eq!(code, "403", "{name}: {page}");
+    }
+    assert_eq!(count.load(std::sync::atomic::Ordering::SeqCst), 0, "the origin never sees a blocked upload");
     // The origin saw exactly the unlabeled uploads.
     let (metrics, _) = get(&format!("http://{admin}/metrics"));
     assert!(metrics.contains("labelgate_unscannable_total{reason=\"encrypted\"}"), "{metrics}");
