@@ -275,6 +275,8 @@ impl Walker<'_> {
                 let mut child = path.to_vec();
                 child.push(name);
                 self.child(Body::Stream(&mut stream), child, depth + 1, None)?;
+                // Not looked for a ZIP at its end: compressed data may hold a member's end record
+                // verbatim (stored blocks), which is no appended archive.
                 None
             }
             FileKind::Tar => {
@@ -340,6 +342,7 @@ impl Walker<'_> {
                 self.embedded_7z(input, path, depth)?;
                 Some(0)
             }
+            // PDFs with data after their end are the extractor's `ambiguous` already.
             _ => None,
         };
         match extent {
@@ -351,12 +354,7 @@ impl Walker<'_> {
     /// 7-Zip finds a 7z archive behind a self-extractor stub (or any prefix) by its signature and
     /// a start header whose CRC holds: searched in the first 1 MiB of an unrecognised file.
     fn embedded_7z(&mut self, input: &mut dyn Input, path: &[String], depth: u32) -> Result<(), Problem> {
-        const SIGNATURE: &[u8] = b"7z\xbc\xaf\x27\x1c";
-        let head = input.read_upto(0, 1024 * 1024 + 32).map_err(|e| Problem::from_extract(&e))?.into_owned();
-        let found = memchr::memmem::find_iter(&head, SIGNATURE).find(|&at| {
-            at > 0 && head.get(at + 8..at + 32).is_some_and(|h| crc32fast::hash(&h[4..]) == u32::from_le_bytes([h[0], h[1], h[2], h[3]]))
-        });
-        let Some(at) = found else { return Ok(()) };
+        let Some(at) = embedded_7z_at(input) else { return Ok(()) };
         let len = input.len() - at as u64;
         let Some(mut window) = WindowInput::new(input, at as u64, len) else { return Ok(()) };
         let mut child = path.to_vec();
@@ -413,7 +411,7 @@ impl Walker<'_> {
         match body {
             Body::Input(input) => {
                 let kind = labelgate_extract::sniff_kind_input(input, self.limits).map_err(|e| Problem::from_extract(&e))?;
-                if kind.is_none() && zip_end_record_in_tail(input).is_none() {
+                if kind.is_none() && zip_end_record_in_tail(input).is_none() && embedded_7z_at(input).is_none() {
                     return Ok(());
                 }
                 // A file read in place counts like one decompressed: overlapping stored members
@@ -471,7 +469,9 @@ impl Walker<'_> {
     /// stream is the member's (listed as malformed, so policy decides on it).
     fn stream_failed(&mut self, e: io::Error, path: Vec<String>, depth: u32) -> Result<(), Problem> {
         let problem = Problem::from_io(&e, "decompression failed");
-        if matches!(problem, Problem::NestedLimit { .. }) {
+        // The transaction's budget stops everything; a member's own ratio or size is the
+        // member's problem, and its siblings are still read.
+        if matches!(problem, Problem::NestedLimit { limit: "max_expanded_bytes" | "max_members" | "max_depth", .. }) {
             return Err(problem);
         }
         let at = self.list(path, depth, None, Extraction::new(FileKind::Unknown));
@@ -624,8 +624,14 @@ impl Walker<'_> {
                     self.inflate_whole(&raw, member.uncompressed_size)
                 };
                 match held {
-                    Ok(held) => self.child(Body::Input(&mut SliceInput::new(&held)), child, depth + 1, size)?,
-                    Err(problem @ Problem::NestedLimit { limit: "max_ratio", .. }) => return Err(problem),
+                    // Already charged while inflating: refunded so `child` charges it once.
+                    Ok(held) => {
+                        self.spent.set(self.spent.get().saturating_sub(held.len() as u64));
+                        self.child(Body::Input(&mut SliceInput::new(&held)), child, depth + 1, size)?
+                    }
+                    Err(problem @ Problem::NestedLimit { limit: "max_expanded_bytes", .. }) => return Err(problem),
+                    // A member's own limit (its size, its ratio) is the member's: its siblings are
+                    // still read.
                     Err(problem) => self.unreadable(child, depth + 1, size, problem)?,
                 }
                 continue;
@@ -742,7 +748,19 @@ impl Walker<'_> {
         if out.len() as u64 > cap {
             return Err(Problem::NestedLimit { limit: "max_inner_bytes", max: cap });
         }
+        // Every byte inflated counts, whatever it turns out to be.
+        self.charge(out.len() as u64)?;
         Ok(out)
+    }
+
+    /// Charges `bytes` to the per-call expansion budget.
+    fn charge(&mut self, bytes: u64) -> Result<(), Problem> {
+        let spent = self.spent.get().saturating_add(bytes);
+        self.spent.set(spent);
+        if spent > self.bounds.max_expanded_bytes {
+            return Err(Problem::NestedLimit { limit: "max_expanded_bytes", max: self.bounds.max_expanded_bytes });
+        }
+        Ok(())
     }
 
     /// The streams of a compound file that are files the engine reads (an OLE `Package` holding
@@ -794,6 +812,16 @@ impl Walker<'_> {
         }
         Ok(())
     }
+}
+
+/// Where a 7z archive starts behind a prefix, in the first 1 MiB of `input`: its signature and a
+/// start header whose CRC holds.
+fn embedded_7z_at(input: &mut dyn Input) -> Option<usize> {
+    const SIGNATURE: &[u8] = b"7z\xbc\xaf\x27\x1c";
+    let head = input.read_upto(0, 1024 * 1024 + 32).ok()?;
+    memchr::memmem::find_iter(&head, SIGNATURE).find(|&at| {
+        at > 0 && head.get(at + 8..at + 32).is_some_and(|h| crc32fast::hash(&h[4..]) == u32::from_le_bytes([h[0], h[1], h[2], h[3]]))
+    })
 }
 
 /// Hex SHA-256 of an input, read in 64 KiB pieces.
@@ -859,9 +887,12 @@ fn xz_dictionary_fits(input: &mut dyn Input, cap: u64) -> Result<(), Problem> {
     let mut end = input.len();
     let mut blocks_seen = 0usize;
     while end > 0 {
-        // Stream padding: groups of four zero bytes.
+        // Stream padding: groups of four zero bytes, read a piece at a time.
         if end >= 4 && read(input, end - 4, 4)? == [0, 0, 0, 0] {
-            end -= 4;
+            let piece_len = end.min(64 * 1024) as usize & !3;
+            let piece = read(input, end - piece_len as u64, piece_len)?;
+            let zeros = piece.rchunks_exact(4).take_while(|c| *c == [0, 0, 0, 0]).count() as u64;
+            end -= zeros * 4;
             continue;
         }
         if end < 24 {
@@ -902,7 +933,8 @@ fn xz_dictionary_fits(input: &mut dyn Input, cap: u64) -> Result<(), Problem> {
             }
         }
         let blocks_total: u64 = sizes.iter().try_fold(0u64, |a, &b| a.checked_add(b)).ok_or_else(|| bad("block sizes overflow"))?;
-        let stream_start = index_at.checked_sub(blocks_total + 12).ok_or_else(|| bad("blocks past the start"))?;
+        let stream_start =
+            blocks_total.checked_add(12).and_then(|b| index_at.checked_sub(b)).ok_or_else(|| bad("blocks past the start"))?;
         let mut block_at = stream_start + 12;
         for size in sizes {
             let header_size = read(input, block_at, 1)?[0] as usize;
@@ -911,7 +943,7 @@ fn xz_dictionary_fits(input: &mut dyn Input, cap: u64) -> Result<(), Problem> {
             }
             let header = read(input, block_at, (header_size + 1) * 4)?;
             check_xz_block_header(&header, cap)?;
-            block_at += size;
+            block_at = block_at.checked_add(size).ok_or_else(|| bad("block sizes overflow"))?;
         }
         end = stream_start;
     }

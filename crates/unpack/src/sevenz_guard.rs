@@ -20,6 +20,8 @@ const K_SIZE: u8 = 0x09;
 const K_CRC: u8 = 0x0A;
 const K_FOLDER: u8 = 0x0B;
 const K_CODERS_UNPACK_SIZE: u8 = 0x0C;
+const K_NUM_UNPACK_STREAM: u8 = 0x0D;
+const K_FILES_INFO: u8 = 0x05;
 const K_ENCODED_HEADER: u8 = 0x17;
 
 const LZMA: &[u8] = &[0x03, 0x01, 0x01];
@@ -38,6 +40,7 @@ struct Coder {
 struct Folder {
     coders: Vec<Coder>,
     unpack_sizes: Vec<u64>,
+    crc_defined: bool,
 }
 
 struct StreamsInfo {
@@ -60,7 +63,13 @@ pub(crate) fn check(input: &mut dyn Input, max_memory: u64) -> Result<(), Proble
     let offset = u64::from_le_bytes(start[12..20].try_into().unwrap_or_default());
     let size = u64::from_le_bytes(start[20..28].try_into().unwrap_or_default());
     if size == 0 {
-        return Ok(()); // an empty archive (or a damaged start header the crate reports)
+        // An empty archive has a valid start header; a zeroed one sends the crate searching the
+        // tail for a header it parses unchecked (as 7-Zip's recovery does): refused.
+        let crc = u32::from_le_bytes(start[8..12].try_into().unwrap_or_default());
+        if crc == 0 || crc != crc32fast::hash(&start[12..32]) {
+            return Err(Problem::Unsupported("7z without a valid start header".into()));
+        }
+        return Ok(());
     }
     if size > MAX_HEADER {
         return Err(Problem::NestedLimit { limit: "max_inner_bytes", max: MAX_HEADER });
@@ -112,6 +121,14 @@ fn main_streams(r: &mut Reader<'_>, max_memory: u64) -> Result<(), Problem> {
     if id == K_MAIN_STREAMS_INFO {
         let info = streams_info(r)?;
         check_folders(&info.folders, max_memory)?;
+        id = r.byte()?;
+    }
+    if id == K_FILES_INFO {
+        // The crate allocates a table of this many entries before reading one: every entry
+        // needs bytes of the header, so more entries than header bytes is a lie.
+        if r.count()? > r.data.len() as u64 {
+            return Err(malformed("more files than the header holds"));
+        }
     }
     Ok(())
 }
@@ -182,7 +199,9 @@ fn streams_info(r: &mut Reader<'_>) -> Result<StreamsInfo, Problem> {
                                 info.pack_sizes.push(r.number()?);
                             }
                         }
-                        K_CRC => r.digests(count)?,
+                        K_CRC => {
+                            r.digests(count)?;
+                        }
                         _ => return Err(malformed("unexpected record in pack info")),
                     }
                 }
@@ -211,14 +230,47 @@ fn streams_info(r: &mut Reader<'_>) -> Result<StreamsInfo, Problem> {
                 loop {
                     match r.byte()? {
                         K_END => break,
-                        K_CRC => r.digests(count)?,
+                        K_CRC => {
+                            for (folder, defined) in info.folders.iter_mut().zip(r.digests(count)?) {
+                                folder.crc_defined = defined;
+                            }
+                        }
                         _ => return Err(malformed("unexpected record in unpack info")),
                     }
                 }
             }
-            // What follows (sub-streams, files) holds no coder.
-            K_SUBSTREAMS_INFO => return Ok(info),
+            // Sub-streams hold no coder, but their counts size the crate's tables: bounded.
+            K_SUBSTREAMS_INFO => substreams(r, &info.folders)?,
             _ => return Err(malformed("unexpected record in streams info")),
+        }
+    }
+}
+
+fn substreams(r: &mut Reader<'_>, folders: &[Folder]) -> Result<(), Problem> {
+    let mut per_folder = vec![1u64; folders.len()];
+    loop {
+        match r.byte()? {
+            K_END => return Ok(()),
+            K_NUM_UNPACK_STREAM => {
+                for n in per_folder.iter_mut() {
+                    *n = r.count()?;
+                }
+            }
+            K_SIZE => {
+                for &n in &per_folder {
+                    for _ in 1..n {
+                        r.number()?;
+                    }
+                }
+            }
+            K_CRC => {
+                let unknown: u64 = folders.iter().zip(&per_folder).map(|(f, &n)| if n == 1 && f.crc_defined { 0 } else { n }).sum();
+                if unknown > r.data.len() as u64 {
+                    return Err(malformed("more digests than the header holds"));
+                }
+                r.digests(unknown)?;
+            }
+            _ => return Err(malformed("unexpected record in sub-streams info")),
         }
     }
 }
@@ -259,7 +311,7 @@ fn folder(r: &mut Reader<'_>) -> Result<Folder, Problem> {
         }
     }
     // Placeholders, one per output stream: filled from CodersUnpackSize.
-    Ok(Folder { coders, unpack_sizes: vec![0; total_out as usize] })
+    Ok(Folder { coders, unpack_sizes: vec![0; total_out as usize], crc_defined: false })
 }
 
 fn malformed(why: &str) -> Problem {
@@ -317,14 +369,17 @@ impl Reader<'_> {
         Ok(n)
     }
 
-    fn digests(&mut self, n: u64) -> Result<(), Problem> {
+    /// A digests record for `n` items: which are defined (their CRCs are skipped).
+    fn digests(&mut self, n: u64) -> Result<Vec<bool>, Problem> {
         let all = self.byte()?;
-        let defined = if all != 0 {
-            n
+        let defined: Vec<bool> = if all != 0 {
+            vec![true; n as usize]
         } else {
             let bits = self.bytes(n.div_ceil(8))?;
-            bits.iter().map(|b| b.count_ones() as u64).sum()
+            (0..n as usize).map(|i| bits[i / 8] & (0x80 >> (i % 8)) != 0).collect()
         };
-        self.skip(defined.saturating_mul(4))
+        let count = defined.iter().filter(|d| **d).count() as u64;
+        self.skip(count.saturating_mul(4))?;
+        Ok(defined)
     }
 }

@@ -62,7 +62,7 @@ pub(crate) fn members(walker: &mut Walker<'_>, reader: &mut dyn Read, path: &[St
                 None => declared,
             },
         };
-        let padded = size.div_ceil(512) * 512;
+        let padded = size.div_ceil(512).checked_mul(512).ok_or_else(|| Problem::Malformed("tar: a size past any file".into()))?;
         match kind {
             b'L' | b'x' | b'X' | b'K' | b'g' => {
                 if size > MAX_EXTENDED_HEADER {
