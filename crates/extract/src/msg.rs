@@ -91,7 +91,12 @@ fn walk(
                 name == "__properties_version1.0" || name.starts_with("__substg1.0_") || name.starts_with("__attach_version1.0_#")
             });
             if !is_message {
-                // An OLE object attachment (ATTACH_OLE): a storage, not a file or a message.
+                // An OLE object attachment (ATTACH_OLE): a storage holding an embedded document,
+                // which this reader does not open. Listed, so policy decides on it.
+                out.push(MsgAttachment {
+                    path,
+                    content: MsgContent::Unreadable(ExtractError::malformed("msg", "unsupported: an OLE object attachment")),
+                });
                 continue;
             }
             if depth + 1 > bounds.max_depth {

@@ -31,6 +31,8 @@ pub(crate) struct Reading {
     pub max: u64,
     pub hash_all: bool,
     pub unpack: UnpackLimits,
+    /// The transaction's expansion budget, shared by all its files (multipart parts).
+    pub budget: Arc<labelgate_unpack::Budget>,
 }
 
 impl Reading {
@@ -184,7 +186,8 @@ async fn one_held(name: Option<String>, held: Held, reading: Reading) -> Vec<Ins
         }
         head
     };
-    if labelgate_extract::sniff_kind(&head).is_none() {
+    if labelgate_extract::sniff_kind(&head).is_none() && held.len() <= labelgate_extract::SNIFF_BYTES as u64 {
+        // Nothing a small unrecognised body could open costs more than reading it.
         return one(name, &held, &reading);
     }
     let size = held.len();
@@ -193,7 +196,8 @@ async fn one_held(name: Option<String>, held: Held, reading: Reading) -> Vec<Ins
 
 /// Reads a file held in memory, in place (its chunks are never joined), and every file in it.
 fn one(name: Option<String>, held: &Held, reading: &Reading) -> Vec<Inspected> {
-    let inspection = labelgate_unpack::inspect_segments(held.chunks(), &reading.limits(), &reading.unpack);
+    let mut input = labelgate_extract::SegmentsInput::new(held.chunks());
+    let inspection = labelgate_unpack::inspect_with_budget(&mut input, &reading.limits(), &reading.unpack, &reading.budget);
     with_inner(name, &inspection, held.len(), |facts| {
         reading.wants_hash(facts).then(|| {
             let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
@@ -219,7 +223,10 @@ fn malformed(name: Option<String>, size: u64) -> Inspected {
 async fn one_from_disk(name: Option<String>, file: std::fs::File, size: u64, reading: Reading) -> Vec<Inspected> {
     let result = tokio::task::spawn_blocking(move || {
         let mut file = file;
-        let inspection = labelgate_unpack::inspect_reader(std::io::BufReader::new(&mut file), &reading.limits(), &reading.unpack);
+        let inspection = match labelgate_extract::ReaderInput::new(std::io::BufReader::new(&mut file)) {
+            Ok(mut input) => labelgate_unpack::inspect_with_budget(&mut input, &reading.limits(), &reading.unpack, &reading.budget),
+            Err(e) => Inspection { outer: Err(e), container: None, inner: Vec::new() },
+        };
         with_inner(name, &inspection, size, |facts| if reading.wants_hash(facts) { hash_file(&mut file).ok() } else { None })
     })
     .await;

@@ -394,7 +394,12 @@ async fn inspect_and_decide(
             &path,
             &mut spool,
             &state.spool,
-            inspect::Reading { max, hash_all: state.inspection.hash_all, unpack: state.inspection.unpack_limits() },
+            inspect::Reading {
+                max,
+                hash_all: state.inspection.hash_all,
+                unpack: state.inspection.unpack_limits(),
+                budget: Arc::new(labelgate_unpack::Budget::new()),
+            },
         )
         .await
     };

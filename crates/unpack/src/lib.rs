@@ -193,16 +193,42 @@ pub fn inspect_reader<R: Read + Seek>(reader: R, limits: &Limits, bounds: &Unpac
     }
 }
 
+/// The expansion budget ([`UnpackLimits::max_expanded_bytes`]) shared by every file of one
+/// transaction (the parts of a multipart upload), inspected one after another.
+#[derive(Debug, Default)]
+pub struct Budget {
+    spent: std::sync::atomic::AtomicU64,
+}
+
+impl Budget {
+    /// A fresh budget, nothing spent.
+    pub fn new() -> Budget {
+        Budget::default()
+    }
+
+    /// Bytes decompressed (or read in place as members) so far.
+    pub fn spent(&self) -> u64 {
+        self.spent.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
 /// Inspects any input: the file's own labels, then every file inside it.
 pub fn inspect(input: &mut dyn Input, limits: &Limits, bounds: &UnpackLimits) -> Inspection {
+    inspect_with_budget(input, limits, bounds, &Budget::new())
+}
+
+/// [`inspect`], charging what it expands to a budget other files of the same transaction share.
+pub fn inspect_with_budget(input: &mut dyn Input, limits: &Limits, bounds: &UnpackLimits, budget: &Budget) -> Inspection {
     let mut outer = extract_input(input, limits);
-    let mut walker = Walker { limits, bounds, spent: Rc::new(Cell::new(0)), examined: 0, inflater: None, inner: Vec::new() };
+    let spent = Rc::new(Cell::new(budget.spent()));
+    let mut walker = Walker { limits, bounds, spent: Rc::clone(&spent), examined: 0, inflater: None, inner: Vec::new() };
     let mut container = None;
     if let Ok(ex) = outer.as_mut() {
         if let Err(problem) = walker.open(input, ex, &[], 0) {
             container = Some(problem);
         }
     }
+    budget.spent.fetch_max(spent.get(), std::sync::atomic::Ordering::Relaxed);
     Inspection { outer, container, inner: walker.inner }
 }
 
@@ -806,6 +832,9 @@ impl Walker<'_> {
                 MsgContent::Message(ex) => {
                     self.admit(inner_depth)?;
                     self.list(child, inner_depth, None, ex);
+                }
+                MsgContent::Unreadable(ExtractError::Malformed { reason, .. }) if reason.starts_with("unsupported: ") => {
+                    self.unreadable(child, inner_depth, None, Problem::Unsupported(reason.trim_start_matches("unsupported: ").to_string()))?
                 }
                 MsgContent::Unreadable(e) => self.unreadable(child, inner_depth, None, Problem::from_extract(&e))?,
             }

@@ -146,7 +146,15 @@ fn collect_with(
             if blocks.is_empty() {
                 uudecode_lines(body)
             } else {
-                blocks.swap_remove(0).2
+                // Every block of the part is a file; the first is the part itself.
+                let first = blocks.remove(0).2;
+                for (_, block_name, data) in blocks {
+                    if out.len() as u64 >= max_parts {
+                        return Err(Problem::NestedLimit { limit: "max_members", max: max_parts });
+                    }
+                    out.push(Part { name: Some(block_name), data });
+                }
+                first
             }
         }
         _ => body.to_vec(),

@@ -21,7 +21,9 @@ const PR_ATTACH_DATA_BIN: [u8; 4] = 0x3701_0102u32.to_le_bytes();
 
 struct Attachment {
     title: Option<String>,
-    data: Option<(usize, usize)>,
+    /// `attAttachData`, and the file as `PR_ATTACH_DATA_BIN` in the MAPI properties: readers
+    /// take one or the other, so both are examined.
+    data: Vec<(usize, usize)>,
     embedded_object: bool,
 }
 
@@ -48,7 +50,7 @@ pub(crate) fn members(walker: &mut Walker<'_>, input: &mut dyn Input, path: &[St
                 if attachments.len() as u64 >= walker.bounds.max_members {
                     return Err(Problem::NestedLimit { limit: "max_members", max: walker.bounds.max_members });
                 }
-                attachments.push(Attachment { title: None, data: None, embedded_object: false });
+                attachments.push(Attachment { title: None, data: Vec::new(), embedded_object: false });
             }
             if let Some(current) = attachments.last_mut() {
                 match id {
@@ -57,21 +59,19 @@ pub(crate) fn members(walker: &mut Walker<'_>, input: &mut dyn Input, path: &[St
                         let text = text.split(|&b| b == 0).next().unwrap_or(&[]);
                         current.title = Some(String::from_utf8_lossy(text).into_owned()).filter(|t| !t.is_empty());
                     }
-                    ATT_ATTACH_DATA => current.data = Some((start, end)),
+                    ATT_ATTACH_DATA => current.data.push((start, end)),
                     ATT_ATTACHMENT => {
                         let props = &raw[start..end];
                         current.embedded_object |= memchr::memmem::find(props, &PR_ATTACH_DATA_OBJ).is_some();
-                        // The file may travel only here: tag, value count, length, bytes.
-                        if current.data.is_none() {
-                            for at in memchr::memmem::find_iter(props, &PR_ATTACH_DATA_BIN) {
-                                let Some(len) = props.get(at + 8..at + 12).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize)
-                                else {
-                                    continue;
-                                };
-                                if at + 12 + len <= props.len() {
-                                    current.data = Some((start + at + 12, start + at + 12 + len));
-                                    break;
-                                }
+                        // The file may travel here too: tag, value count, length, bytes.
+                        for at in memchr::memmem::find_iter(props, &PR_ATTACH_DATA_BIN) {
+                            let Some(len) = props.get(at + 8..at + 12).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize)
+                            else {
+                                continue;
+                            };
+                            if at + 12 + len <= props.len() {
+                                current.data.push((start + at + 12, start + at + 12 + len));
+                                break;
                             }
                         }
                     }
@@ -85,13 +85,12 @@ pub(crate) fn members(walker: &mut Walker<'_>, input: &mut dyn Input, path: &[St
     for (n, attachment) in attachments.iter().enumerate() {
         let mut child = path.to_vec();
         child.push(attachment.title.clone().unwrap_or_else(|| format!("attachment {}", n + 1)));
-        match attachment.data {
-            Some((start, end)) => {
-                let data = &raw[start..end];
-                walker.child(Body::Input(&mut SliceInput::new(data)), child, depth + 1, Some(data.len() as u64))?;
-            }
-            None if attachment.embedded_object => unsupported = true,
-            None => {}
+        if attachment.data.is_empty() && attachment.embedded_object {
+            unsupported = true;
+        }
+        for &(start, end) in &attachment.data {
+            let data = &raw[start..end];
+            walker.child(Body::Input(&mut SliceInput::new(data)), child.clone(), depth + 1, Some(data.len() as u64))?;
         }
     }
     if unsupported {

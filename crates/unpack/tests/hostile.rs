@@ -246,3 +246,21 @@ fn a_deflated_message_whose_known_headers_come_late_is_still_found() {
     let i = inspect_slice(&zip(&[Entry::new("late.pdf", &pdf)]), &Limits::default(), &UnpackLimits::default());
     assert_eq!(i.inner.first().map(|f| f.kind), Some(FileKind::Pdf), "{:?}", i.inner);
 }
+
+#[test]
+fn a_transaction_budget_is_shared_by_its_files() {
+    // Each deflated 3 MiB member alone fits a 5 MiB budget; the second file of the same
+    // transaction does not.
+    let member = |seed| zip(&[Entry::new("m.docx", [labeled_docx(), filler(3 * MIB, seed)].concat())]);
+    let bounds = UnpackLimits { max_expanded_bytes: 5 * MIB as u64, ..UnpackLimits::default() };
+    let budget = labelgate_unpack::Budget::new();
+    let first =
+        labelgate_unpack::inspect_with_budget(&mut labelgate_extract::SliceInput::new(&member(1)), &Limits::default(), &bounds, &budget);
+    assert!(limits_reached(&first).is_empty());
+    assert!(budget.spent() >= 3 * MIB as u64);
+    let second =
+        labelgate_unpack::inspect_with_budget(&mut labelgate_extract::SliceInput::new(&member(2)), &Limits::default(), &bounds, &budget);
+    assert_eq!(limits_reached(&second), ["max_expanded_bytes"]);
+    // Alone, the second one fits.
+    assert!(limits_reached(&inspect_slice(&member(2), &Limits::default(), &bounds)).is_empty());
+}
