@@ -275,6 +275,8 @@ fn run(input: &mut dyn Input, limits: &Limits) -> Result<Extraction, ExtractErro
 }
 
 /// The push interface: feed an upload chunk by chunk as it arrives, then [`finish`](Self::finish).
+/// It reads the file's own labels; files inside it are `labelgate-unpack`'s, which needs the
+/// whole file (held or spooled).
 ///
 /// Containers whose labels sit at the end (ZIP, PDF) or anywhere (CFB) are kept in memory up to
 /// [`Limits::max_buffered_bytes`]; for e-mail only the header block is kept; for unknown kinds
@@ -311,8 +313,13 @@ impl Inspector {
         let state = std::mem::replace(&mut self.state, State::Sniffing(Vec::new()));
         self.state = match state {
             State::Sniffing(mut head) => {
+                let before = head.len();
                 head.extend_from_slice(chunk);
-                if head.len() >= SNIFF_BYTES || head.len() as u64 > self.limits.max_buffered_bytes {
+                // Decided when the sniff bytes are in, then (while an e-mail header block stays
+                // open) at every further 64 KiB: never re-read on every small chunk.
+                let first = before < SNIFF_BYTES && head.len() >= SNIFF_BYTES;
+                let step = before / (64 * 1024) != head.len() / (64 * 1024);
+                if first || (head.len() >= SNIFF_BYTES && step) || head.len() as u64 > self.limits.max_buffered_bytes {
                     self.decide(head)
                 } else {
                     State::Sniffing(head)
@@ -345,11 +352,19 @@ impl Inspector {
     }
 
     fn decide(&self, head: Vec<u8>) -> State {
-        match sniff(&head) {
-            // An e-mail header block still open: keep it (as `run` reads on) up to its limit.
-            Container::Unknown if eml::sniff_undecided(&head) && (head.len() as u64) < self.limits.max_header_bytes => {
-                State::Sniffing(head)
+        // As `run` decides: the first SNIFF_BYTES, then, while an e-mail header block is open,
+        // at most `max_header_bytes` of it.
+        let first = &head[..head.len().min(SNIFF_BYTES)];
+        let mut container = sniff(first);
+        if container == Container::Unknown && first.len() == SNIFF_BYTES && eml::sniff_undecided(first) {
+            let cap = head.len().min(usize::try_from(self.limits.max_header_bytes).unwrap_or(usize::MAX));
+            if eml::sniff(&head[..cap]) {
+                container = Container::Eml;
+            } else if eml::sniff_undecided(&head[..cap]) && (head.len() as u64) < self.limits.max_header_bytes {
+                return State::Sniffing(head);
             }
+        }
+        match container {
             Container::Unknown => State::Decided(Ok(Extraction::new(FileKind::Unknown))),
             Container::Archive(kind) => State::Decided(Ok(Extraction::new(kind))),
             Container::Eml => self.eml_progress(head),

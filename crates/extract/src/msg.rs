@@ -43,6 +43,8 @@ pub struct MsgBounds {
     pub max_depth: usize,
     /// Attachments listed in all.
     pub max_attachments: usize,
+    /// Bytes of all attachments held at once (they are returned together).
+    pub max_total_bytes: u64,
 }
 
 /// Every attachment of a `.msg` held by `input`, depth-first. Fails only when the compound file
@@ -51,10 +53,12 @@ pub struct MsgBounds {
 pub fn msg_attachments(input: &mut dyn Input, limits: &Limits, bounds: MsgBounds) -> Result<Vec<MsgAttachment>, ExtractError> {
     let mut cfb = Cfb::open(input, limits)?;
     let mut out = Vec::new();
-    walk(&mut cfb, 0, &[], 0, limits, bounds, &mut out)?;
+    let mut held = 0u64;
+    walk(&mut cfb, 0, &[], 0, limits, bounds, &mut out, &mut held)?;
     Ok(out)
 }
 
+#[allow(clippy::too_many_arguments)]
 fn walk(
     cfb: &mut Cfb<'_>,
     message: usize,
@@ -63,6 +67,7 @@ fn walk(
     limits: &Limits,
     bounds: MsgBounds,
     out: &mut Vec<MsgAttachment>,
+    held: &mut u64,
 ) -> Result<(), ExtractError> {
     let mut attachments: Vec<(String, usize)> = cfb
         .children(message)
@@ -81,7 +86,14 @@ fn walk(
         path.push(name);
         if let Some(&data) = cfb.find(storage, "__substg1.0_37010102").first() {
             let content = match cfb.read_stream_capped(data, bounds.max_attachment_bytes, "max_inner_bytes") {
-                Ok(bytes) => MsgContent::File(bytes),
+                Ok(bytes) => {
+                    // Attachments may share sectors: what is held in all is bounded, not each.
+                    *held = held.saturating_add(bytes.len() as u64);
+                    if *held > bounds.max_total_bytes {
+                        return Err(ExtractError::limit("max_expanded_bytes", bounds.max_total_bytes));
+                    }
+                    MsgContent::File(bytes)
+                }
                 Err(e) => MsgContent::Unreadable(e),
             };
             out.push(MsgAttachment { path, content });
@@ -116,7 +128,7 @@ fn walk(
                     continue;
                 }
             }
-            walk(cfb, embedded, &path, depth + 1, limits, bounds, out)?;
+            walk(cfb, embedded, &path, depth + 1, limits, bounds, out, held)?;
         }
     }
     Ok(())
@@ -152,7 +164,7 @@ pub struct CfbStream {
 }
 
 /// Every stream of a compound file whose first `head_len` bytes `wanted` accepts, read whole (at
-/// most `max_bytes` each, at most `max_streams` visited): how a container's streams (an OLE
+/// most `max_bytes` each and `max_total_bytes` in all, at most `max_streams` visited): how a container's streams (an OLE
 /// `Package`, an embedded document) are examined as files of their own, as 7-Zip lists them.
 pub fn cfb_streams(
     input: &mut dyn Input,
@@ -160,8 +172,10 @@ pub fn cfb_streams(
     head_len: usize,
     max_bytes: u64,
     max_streams: usize,
+    max_total_bytes: u64,
     wanted: &mut dyn FnMut(&[u8]) -> bool,
 ) -> Result<Vec<CfbStream>, ExtractError> {
+    let mut held = 0u64;
     let mut cfb = Cfb::open(input, limits)?;
     let mut out = Vec::new();
     // Depth-first over storages, bounded by the directory size; each entry visited once.
@@ -186,6 +200,11 @@ pub fn cfb_streams(
                     let head = cfb.read_stream_prefix(child, head_len)?;
                     if wanted(&head) {
                         let data = cfb.read_stream_capped(child, max_bytes, "max_inner_bytes");
+                        // Streams may share sectors: what is held in all is bounded, not each.
+                        held = held.saturating_add(data.as_ref().map_or(0, |d| d.len() as u64));
+                        if held > max_total_bytes {
+                            return Err(ExtractError::limit("max_expanded_bytes", max_total_bytes));
+                        }
                         out.push(CfbStream { path, data });
                     }
                 }

@@ -298,3 +298,21 @@ fn outlook_msg_transport_headers_when_there_is_no_named_property() {
     assert_eq!(ids(&ex), [GUID_B]);
     assert_eq!(ex.labels[0].site_id.as_deref(), Some(SITE_OTHER));
 }
+
+#[test]
+fn a_long_block_of_unusual_fields_before_the_label_is_still_mail_through_every_entry_point() {
+    let mut eml = String::new();
+    for n in 0..200 {
+        eml.push_str(&format!("X-Field-{n:03}: {}\r\n", "v".repeat(40)));
+    }
+    eml.push_str(&format!("From: a@example.com\r\nTo: b@example.com\r\nmsip_labels: MSIP_Label_{GUID_A}_Enabled=true; MSIP_Label_{GUID_A}_SiteId={SITE_MS}\r\n\r\nbody\r\n"));
+    assert!(eml.len() > 8 * 1024);
+    let slice = extract(eml.as_bytes()).unwrap();
+    assert_eq!(slice.kind, FileKind::Eml);
+    assert_eq!(ids(&slice), [GUID_A]);
+    let mut inspector = labelgate_extract::Inspector::new(labelgate_extract::Limits::default());
+    for chunk in eml.as_bytes().chunks(7) {
+        inspector.feed(chunk).unwrap();
+    }
+    assert_eq!(inspector.finish().unwrap(), slice);
+}

@@ -1,4 +1,5 @@
-//! `labelgate-unpack`: files inside files. Opens archives (ZIP, tar, gzip, bzip2, xz, zstd, 7z) and
+//! `labelgate-unpack`: files inside files. Opens archives (ZIP, tar, cpio, ar, 7z; gzip, bzip2,
+//! xz, zstd and legacy lzma streams; the streams of compound files) and
 //! e-mail (`.eml` MIME parts, Outlook `.msg` attachments and embedded messages), recursively,
 //! and reads the labels of every inner file with `labelgate-extract`:
 //! `inspect(file) = extract(file) ∪ inspect(each inner file)`.
@@ -125,6 +126,9 @@ impl Problem {
             }
             ExtractError::LimitExceeded { limit: "max_depth", max } => Problem::NestedLimit { limit: "max_depth", max: *max },
             ExtractError::LimitExceeded { limit: "max_inner_bytes", max } => Problem::NestedLimit { limit: "max_inner_bytes", max: *max },
+            ExtractError::LimitExceeded { limit: "max_expanded_bytes", max } => {
+                Problem::NestedLimit { limit: "max_expanded_bytes", max: *max }
+            }
             other => Problem::Malformed(other.to_string()),
         }
     }
@@ -255,7 +259,7 @@ struct Walker<'l> {
 enum Body<'b> {
     /// Read in place (a stored member, a held attachment).
     Input(&'b mut dyn Input),
-    /// Decompressed as it is read; `compressed` counts what the decoder consumed.
+    /// Decompressed as it is read (through the meter that charges the budget).
     Stream(&'b mut dyn Read),
 }
 
@@ -779,6 +783,11 @@ impl Walker<'_> {
         Ok(out)
     }
 
+    /// What is left of the expansion budget.
+    fn remaining_budget(&self) -> u64 {
+        self.bounds.max_expanded_bytes.saturating_sub(self.spent.get())
+    }
+
     /// Charges `bytes` to the per-call expansion budget.
     fn charge(&mut self, bytes: u64) -> Result<(), Problem> {
         let spent = self.spent.get().saturating_add(bytes);
@@ -799,6 +808,7 @@ impl Walker<'_> {
             SNIFF_BYTES,
             self.bounds.max_inner_bytes,
             self.bounds.max_members as usize,
+            self.remaining_budget(),
             &mut wanted,
         )
         .map_err(|e| Problem::from_extract(&e))?;
@@ -819,6 +829,7 @@ impl Walker<'_> {
             max_attachment_bytes: self.bounds.max_inner_bytes,
             max_depth: room.saturating_sub(1),
             max_attachments: self.bounds.max_members as usize,
+            max_total_bytes: self.remaining_budget(),
         };
         let attachments = msg_attachments(input, self.limits, bounds).map_err(|e| Problem::from_extract(&e))?;
         for attachment in attachments {

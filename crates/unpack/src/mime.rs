@@ -23,6 +23,11 @@ pub(crate) fn members(walker: &mut Walker<'_>, input: &mut dyn Input, path: &[St
     let mut parts = Vec::new();
     let mut decoded = Vec::new();
     collect(&raw, &raw, 0, &mut parts, &mut decoded, walker.bounds.max_members)?;
+    // Parts are held together: overlapping boundaries must not multiply one message's bytes.
+    let total: u64 = parts.iter().map(|p| p.data.len() as u64).sum();
+    if total > walker.remaining_budget() {
+        return Err(Problem::NestedLimit { limit: "max_expanded_bytes", max: walker.bounds.max_expanded_bytes });
+    }
     // Mail readers disagree on malformed structure (duplicate or commented parameters, parts
     // after the close delimiter, unknown encodings) and decode base64 and uuencoded blocks
     // wherever they find them: every such block the structured walk did not decode is a file too.
@@ -478,7 +483,7 @@ fn split_multipart<'a>(body: &'a [u8], boundary: &[u8]) -> Vec<&'a [u8]> {
 }
 
 /// Lenient base64, as mail clients decode: characters outside the alphabet (line breaks,
-/// spaces, stray junk) are skipped; decoding stops at padding.
+/// spaces, stray junk, padding) are dropped and the rest decoded.
 fn decode_base64(data: &[u8]) -> Vec<u8> {
     let clean: Vec<u8> = data.iter().copied().filter(|c| c.is_ascii_alphanumeric() || *c == b'+' || *c == b'/').collect();
     let usable = clean.len() - clean.len() % 4 + if clean.len() % 4 >= 2 { clean.len() % 4 } else { 0 };

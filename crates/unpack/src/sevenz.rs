@@ -31,8 +31,7 @@ pub(crate) fn members(walker: &mut Walker<'_>, input: &mut dyn Input, path: &[St
         return Err(Problem::Encrypted("7z content is encrypted".into()));
     }
     // Decoders size their dictionaries from what a block declares: never past the budget.
-    if let Some(block) = archive.blocks.iter().find(|b| b.get_unpack_size() > walker.bounds.max_expanded_bytes) {
-        let _ = block;
+    if archive.blocks.iter().any(|b| b.get_unpack_size() > walker.bounds.max_expanded_bytes) {
         return Err(Problem::NestedLimit { limit: "max_expanded_bytes", max: walker.bounds.max_expanded_bytes });
     }
     let mut archive_reader = ArchiveReader::from_archive(archive, reader, password);
