@@ -67,7 +67,7 @@ pub(crate) fn cpio_members(walker: &mut Walker<'_>, reader: &mut dyn Read, path:
         if size > 0 {
             let mut child = path.to_vec();
             child.push(name);
-            walker.child(Body::Stream(&mut member), child, depth + 1, Some(size))?;
+            walker.child(Body::Drained(&mut member), child, depth + 1, Some(size))?;
         }
         io::copy(&mut member, &mut io::sink()).map_err(|e| Problem::from_io(&e, "cpio"))?;
         if member.limit() != 0 {
@@ -117,7 +117,7 @@ pub(crate) fn ar_members(walker: &mut Walker<'_>, reader: &mut dyn Read, path: &
             };
             let mut child = path.to_vec();
             child.push(name);
-            walker.child(Body::Stream(&mut member), child, depth + 1, Some(size))?;
+            walker.child(Body::Drained(&mut member), child, depth + 1, Some(size))?;
         }
         io::copy(&mut member, &mut io::sink()).map_err(|e| Problem::from_io(&e, "ar"))?;
         if member.limit() != 0 {

@@ -261,6 +261,10 @@ enum Body<'b> {
     Input(&'b mut dyn Input),
     /// Decompressed as it is read (through the meter that charges the budget).
     Stream(&'b mut dyn Read),
+    /// A member of a sequential archive (tar, cpio, ar, 7z) that its reader drains anyway to
+    /// reach the next one: a member whose start matches nothing is kept while it is drained (up
+    /// to `max_inner_bytes`) and checked from its end too, as a stored ZIP member is.
+    Drained(&'b mut dyn Read),
 }
 
 impl Walker<'_> {
@@ -455,6 +459,17 @@ impl Walker<'_> {
                 self.visit(input, path, depth);
                 Ok(())
             }
+            Body::Drained(stream) => {
+                let mut head = Vec::with_capacity(SNIFF_BYTES);
+                if let Err(e) = stream.take(SNIFF_BYTES as u64).read_to_end(&mut head) {
+                    return self.stream_failed(e, path, depth);
+                }
+                if sniff_kind(&head).is_some() {
+                    let mut rest = io::Cursor::new(head).chain(stream);
+                    return self.child(Body::Stream(&mut rest), path, depth, size);
+                }
+                self.drained_unknown(head, stream, path, depth)
+            }
             Body::Stream(stream) => {
                 let mut head = Vec::with_capacity(SNIFF_BYTES);
                 if let Err(e) = stream.take(SNIFF_BYTES as u64).read_to_end(&mut head) {
@@ -493,6 +508,47 @@ impl Walker<'_> {
                 }
             }
         }
+    }
+
+    /// A drained member whose start matched nothing: kept (to `max_inner_bytes`, then only its
+    /// last 64 KiB) while it is read to its end, then checked for a ZIP end record, a 7z behind
+    /// a prefix, or a long e-mail header block, and opened if one is there.
+    fn drained_unknown(&mut self, head: Vec<u8>, stream: &mut dyn Read, path: Vec<String>, depth: u32) -> Result<(), Problem> {
+        const TAIL: usize = 64 * 1024 + 22;
+        let cap = self.bounds.max_inner_bytes as usize;
+        let mut held = head;
+        let mut overflowed = false;
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            let n = match stream.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) => return self.stream_failed(e, path, depth),
+            };
+            held.extend_from_slice(&buf[..n]);
+            if held.len() > cap {
+                overflowed = true;
+                // Past the cap only the tail is kept: enough to see an end record.
+                let cut = held.len() - TAIL;
+                held.drain(..cut);
+            }
+        }
+        let mut input = SliceInput::new(&held);
+        let zip_at_end = zip_end_record_in_tail(&mut input).is_some();
+        if overflowed {
+            if zip_at_end {
+                self.admit(depth)?;
+                let at = self.list(path, depth, None, Extraction::new(FileKind::Unknown));
+                self.inner[at].error = Some(Problem::NestedLimit { limit: "max_inner_bytes", max: self.bounds.max_inner_bytes });
+            }
+            return Ok(());
+        }
+        let mail = labelgate_extract::sniff_kind_input(&mut input, self.limits).ok().flatten().is_some();
+        if zip_at_end || mail || embedded_7z_at(&mut input).is_some() {
+            self.admit(depth)?;
+            self.visit(&mut input, path, depth);
+        }
+        Ok(())
     }
 
     /// A stream that failed while a member was read: a budget is the parent's problem; a corrupt

@@ -55,7 +55,7 @@ pub(crate) fn members(walker: &mut Walker<'_>, input: &mut dyn Input, path: &[St
             max_expanded: walker.bounds.max_expanded_bytes,
             max_ratio: walker.bounds.max_ratio,
         };
-        if let Err(p) = walker.child(Body::Stream(&mut metered), child, depth + 1, Some(entry.size())) {
+        if let Err(p) = walker.child(Body::Drained(&mut metered), child, depth + 1, Some(entry.size())) {
             stopped = Some(p);
             return Ok(false);
         }

@@ -123,7 +123,7 @@ pub(crate) fn members(walker: &mut Walker<'_>, reader: &mut dyn Read, path: &[St
         } else if size > 0 {
             // Whatever its type says (a link, a device, a directory, a type no standard
             // defines), a member that carries data is a file to GNU tar and 7-Zip: read it.
-            walker.child(Body::Stream(&mut member), child, depth + 1, Some(size))?;
+            walker.child(Body::Drained(&mut member), child, depth + 1, Some(size))?;
         }
         // Whatever the member did not read, and the padding to the next block.
         io::copy(&mut member, &mut io::sink()).map_err(|e| Problem::from_io(&e, "tar"))?;

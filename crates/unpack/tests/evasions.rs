@@ -413,3 +413,16 @@ fn many_entries_sharing_one_local_header_with_a_long_name_cost_one_check() {
     // A guard against a hang in CI, not a timing assertion on the result.
     assert!(started.elapsed().as_secs() < 60);
 }
+
+#[test]
+fn a_prefixed_zip_inside_a_tar_or_a_tar_gz_is_found_while_the_member_is_drained() {
+    // `unzip` opens the member once saved: a script stub, then a ZIP holding the labeled docx.
+    let mut member = b"#!/bin/sh\nexit 0\n".to_vec();
+    member.extend(vec![b'#'; 5000]);
+    let sfx = appended_zip(&member, &[Entry::new("a.docx", labeled_docx())]);
+    let tar = [tar_header("setup.sh", sfx.len(), b'0'), padded(&sfx), vec![0u8; 1024]].concat();
+    assert!(labels(&inspect(&tar)) >= 1, "in a tar");
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    std::io::Write::write_all(&mut gz, &tar).unwrap();
+    assert!(labels(&inspect(&gz.finish().unwrap())) >= 1, "in a tar.gz");
+}

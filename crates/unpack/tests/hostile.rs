@@ -80,8 +80,11 @@ fn a_deflate_bomb_behind_a_tar_header_ends_at_the_ratio() {
     }
     let bomb = gz.finish().unwrap();
     let (i, peak) = peak_heap_during(|| inspect_slice(&bomb, &Limits::default(), &UnpackLimits::default()));
-    assert_eq!(limits_reached(&i), ["max_ratio"], "{:?}", i.inner);
-    assert!(peak < 8 * MIB, "peak {peak}");
+    let reached = limits_reached(&i);
+    assert!(!reached.is_empty() && reached.iter().all(|l| *l == "max_ratio"), "{:?}", i.inner);
+    // The unrecognised member is kept while it is drained (to be checked from its end), until
+    // the ratio stops it a few MiB in.
+    assert!(peak < 16 * MIB, "peak {peak}");
     // With the ratio lifted, the expansion budget stops it instead.
     let bounds = UnpackLimits { max_ratio: u64::MAX, max_expanded_bytes: 16 * MIB as u64, ..UnpackLimits::default() };
     let i = inspect_slice(&bomb, &Limits::default(), &bounds);
