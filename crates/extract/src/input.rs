@@ -74,14 +74,19 @@ impl<R: Read + Seek> Input for ReaderInput<R> {
     }
 
     fn read_at(&mut self, offset: u64, len: usize, container: &'static str) -> Result<Cow<'_, [u8]>, ExtractError> {
-        let end = offset.checked_add(len as u64).ok_or_else(|| truncated(container))?;
-        if end > self.len {
-            return Err(truncated(container));
-        }
+        within(offset, len, self.len, container)?;
         self.inner.seek(SeekFrom::Start(offset))?;
         let mut buf = vec![0u8; len];
         self.inner.read_exact(&mut buf)?;
         Ok(Cow::Owned(buf))
+    }
+}
+
+/// `len` bytes at `offset` lie within `total`, or the `Malformed` error naming `container`.
+fn within(offset: u64, len: usize, total: u64, container: &'static str) -> Result<(), ExtractError> {
+    match offset.checked_add(len as u64) {
+        Some(end) if end <= total => Ok(()),
+        _ => Err(truncated(container)),
     }
 }
 
@@ -117,10 +122,7 @@ impl<S: AsRef<[u8]>> Input for SegmentsInput<'_, S> {
     }
 
     fn read_at(&mut self, offset: u64, len: usize, container: &'static str) -> Result<Cow<'_, [u8]>, ExtractError> {
-        let end = offset.checked_add(len as u64).ok_or_else(|| truncated(container))?;
-        if end > self.len() {
-            return Err(truncated(container));
-        }
+        within(offset, len, self.len(), container)?;
         if len == 0 {
             return Ok(Cow::Borrowed(&[]));
         }
@@ -174,10 +176,7 @@ impl Input for WindowInput<'_> {
     }
 
     fn read_at(&mut self, offset: u64, len: usize, container: &'static str) -> Result<Cow<'_, [u8]>, ExtractError> {
-        let end = offset.checked_add(len as u64).ok_or_else(|| truncated(container))?;
-        if end > self.len {
-            return Err(truncated(container));
-        }
+        within(offset, len, self.len, container)?;
         self.parent.read_at(self.start + offset, len, container)
     }
 }

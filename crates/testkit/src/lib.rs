@@ -588,3 +588,13 @@ pub fn tar_header(name: &str, size: usize, typeflag: u8) -> Vec<u8> {
     t[148..155].copy_from_slice(format!("{sum:06o}\0").as_bytes());
     t
 }
+
+/// Appends one TNEF attribute (level, attribute id with its type word, length, data, checksum).
+pub fn tnef_attribute(out: &mut Vec<u8>, level: u8, id: u32, data: &[u8]) {
+    out.push(level);
+    out.extend_from_slice(&id.to_le_bytes());
+    out.extend_from_slice(&(data.len() as u32).to_le_bytes());
+    out.extend_from_slice(data);
+    let sum: u32 = data.iter().map(|&b| b as u32).sum();
+    out.extend_from_slice(&((sum & 0xffff) as u16).to_le_bytes());
+}

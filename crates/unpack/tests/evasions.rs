@@ -265,16 +265,6 @@ fn tar_headers_that_hide_a_member_are_refused_or_read() {
     assert!(caught(&inspect(&[bad, member, end].concat())));
 }
 
-/// A TNEF attribute.
-fn tnef_attribute(out: &mut Vec<u8>, level: u8, id: u32, data: &[u8]) {
-    out.push(level);
-    out.extend_from_slice(&id.to_le_bytes());
-    out.extend_from_slice(&(data.len() as u32).to_le_bytes());
-    out.extend_from_slice(data);
-    let sum: u32 = data.iter().map(|&b| b as u32).sum();
-    out.extend_from_slice(&((sum & 0xffff) as u16).to_le_bytes());
-}
-
 #[test]
 fn tnef_files_under_another_type_word_or_only_in_mapi_properties() {
     let doc = labeled_docx();

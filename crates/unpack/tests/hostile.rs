@@ -187,27 +187,19 @@ fn rar_is_unsupported_broken_tnef_malformed_and_unknown_members_skipped() {
 /// A winmail.dat as Outlook writes it: attributes of the message, then per attachment
 /// attAttachRendData, attAttachTitle, attAttachData.
 fn tnef(attachments: &[(&str, &[u8])], embedded_object: bool) -> Vec<u8> {
-    fn attribute(out: &mut Vec<u8>, level: u8, id: u32, data: &[u8]) {
-        out.push(level);
-        out.extend_from_slice(&id.to_le_bytes());
-        out.extend_from_slice(&(data.len() as u32).to_le_bytes());
-        out.extend_from_slice(data);
-        let sum: u32 = data.iter().map(|&b| b as u32).sum();
-        out.extend_from_slice(&((sum & 0xffff) as u16).to_le_bytes());
-    }
     let mut out = 0x223e_9f78u32.to_le_bytes().to_vec();
     out.extend_from_slice(&0x1234u16.to_le_bytes());
-    attribute(&mut out, 1, 0x0008_9006, &[1, 0, 0, 0]); // attTnefVersion-like message attribute
+    tnef_attribute(&mut out, 1, 0x0008_9006, &[1, 0, 0, 0]); // attTnefVersion-like message attribute
     for (title, data) in attachments {
-        attribute(&mut out, 2, 0x0006_9002, &[1, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0, 0, 0]);
-        attribute(&mut out, 2, 0x0001_8010, format!("{title}\0").as_bytes());
-        attribute(&mut out, 2, 0x0006_800f, data);
+        tnef_attribute(&mut out, 2, 0x0006_9002, &[1, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0, 0, 0]);
+        tnef_attribute(&mut out, 2, 0x0001_8010, format!("{title}\0").as_bytes());
+        tnef_attribute(&mut out, 2, 0x0006_800f, data);
     }
     if embedded_object {
-        attribute(&mut out, 2, 0x0006_9002, &[5, 0, 0, 0]);
+        tnef_attribute(&mut out, 2, 0x0006_9002, &[5, 0, 0, 0]);
         let mut props = 1u32.to_le_bytes().to_vec();
         props.extend_from_slice(&0x3701_000du32.to_le_bytes());
-        attribute(&mut out, 2, 0x0006_9005, &props);
+        tnef_attribute(&mut out, 2, 0x0006_9005, &props);
     }
     out
 }
