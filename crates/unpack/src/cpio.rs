@@ -65,14 +65,9 @@ pub(crate) fn cpio_members(walker: &mut Walker<'_>, reader: &mut dyn Read, path:
         }
         let mut member = (&mut *reader).take(size);
         if size > 0 {
-            let mut child = path.to_vec();
-            child.push(name);
-            walker.child(Body::Drained(&mut member), child, depth + 1, Some(size))?;
+            examine(walker, &mut member, name, path, depth)?;
         }
-        io::copy(&mut member, &mut io::sink()).map_err(|e| Problem::from_io(&e, "cpio"))?;
-        if member.limit() != 0 {
-            return Err(Problem::Malformed("cpio: truncated member".into()));
-        }
+        drain(member, "cpio")?;
         skip(reader, pad_to(size, pad))?;
     }
 }
@@ -115,16 +110,28 @@ pub(crate) fn ar_members(walker: &mut Walker<'_>, reader: &mut dyn Read, path: &
             } else {
                 raw_name.trim_end_matches('/').to_string()
             };
-            let mut child = path.to_vec();
-            child.push(name);
-            walker.child(Body::Drained(&mut member), child, depth + 1, Some(size))?;
+            examine(walker, &mut member, name, path, depth)?;
         }
-        io::copy(&mut member, &mut io::sink()).map_err(|e| Problem::from_io(&e, "ar"))?;
-        if member.limit() != 0 {
-            return Err(Problem::Malformed("ar: truncated member".into()));
-        }
+        drain(member, "ar")?;
         skip(reader, size % 2)?;
     }
+}
+
+/// One member's data, examined as a file named `name` below `path`.
+fn examine<R: Read>(walker: &mut Walker<'_>, member: &mut io::Take<R>, name: String, path: &[String], depth: u32) -> Result<(), Problem> {
+    let size = member.limit();
+    let mut child = path.to_vec();
+    child.push(name);
+    walker.child(Body::Drained(member), child, depth + 1, Some(size))
+}
+
+/// Reads what the walk left of a member, to reach the next header; short data is a truncation.
+fn drain<R: Read>(mut member: io::Take<R>, what: &str) -> Result<(), Problem> {
+    io::copy(&mut member, &mut io::sink()).map_err(|e| Problem::from_io(&e, what))?;
+    if member.limit() != 0 {
+        return Err(Problem::Malformed(format!("{what}: truncated member")));
+    }
+    Ok(())
 }
 
 fn pad_to(len: u64, align: u64) -> u64 {

@@ -79,22 +79,21 @@ fn collect(
         }
     }
     if mime.starts_with("multipart/") && boundaries.len() > 1 {
-        for boundary in boundaries {
-            let rebuilt = format!("{mime}; boundary=\"{}\"", boundary.replace('"', "\\\""));
-            let mut fields = fields.clone();
-            fields.retain(|(n, _)| !n.eq_ignore_ascii_case("content-type"));
-            fields.push(("Content-Type".into(), rebuilt));
-            collect_with(raw, &fields, body, nesting, out, decoded, max_parts)?;
+        for boundary in &boundaries {
+            collect_with(raw, &fields, Some(boundary), body, nesting, out, decoded, max_parts)?;
         }
         return Ok(());
     }
-    collect_with(raw, &fields, body, nesting, out, decoded, max_parts)
+    collect_with(raw, &fields, None, body, nesting, out, decoded, max_parts)
 }
 
-/// [`collect`] for an entity whose header fields are already unfolded.
+/// [`collect`] for an entity whose header fields are already unfolded, split on `boundary` when
+/// given (else on its Content-Type's).
+#[allow(clippy::too_many_arguments)]
 fn collect_with(
     raw: &[u8],
     fields: &[(String, String)],
+    boundary: Option<&str>,
     body: &[u8],
     nesting: usize,
     out: &mut Vec<Part>,
@@ -107,7 +106,8 @@ fn collect_with(
     let encoding = header("content-transfer-encoding").map(strip_comments).unwrap_or_default();
     let encoding = encoding.split_whitespace().next().unwrap_or("").to_ascii_lowercase();
     if mime.starts_with("multipart/") {
-        if let Some(boundary) = params.iter().find(|(k, _)| k == "boundary").map(|(_, v)| v.clone()).filter(|b| !b.is_empty()) {
+        let boundary = boundary.map(str::to_string).or_else(|| params.iter().find(|(k, _)| k == "boundary").map(|(_, v)| v.clone()));
+        if let Some(boundary) = boundary.filter(|b| !b.is_empty()) {
             if nesting >= MAX_MULTIPART_NESTING {
                 return Err(Problem::NestedLimit { limit: "max_depth", max: MAX_MULTIPART_NESTING as u64 });
             }
