@@ -15,14 +15,20 @@ const PS_INTERNET_HEADERS: [u8; 16] = [0x86, 0x03, 0x02, 0x00, 0x00, 0x00, 0x00,
 
 pub(crate) fn extract(input: &mut dyn Input, limits: &Limits) -> Result<Extraction, ExtractError> {
     let mut cfb = Cfb::open(input, limits)?;
+    extract_storage(&mut cfb, 0, limits)
+}
+
+/// The labels of the document whose streams are the children of `storage`: the root, or an
+/// embedded document's storage (`ObjectPool/_1234`, an Excel `MBD…` storage).
+pub(crate) fn extract_storage(cfb: &mut Cfb<'_>, storage: usize, limits: &Limits) -> Result<Extraction, ExtractError> {
     let mut ex = Extraction::new(FileKind::Cfb);
-    let root: Vec<usize> = cfb.children(0);
+    let root: Vec<usize> = cfb.children(storage);
     let has = |cfb: &Cfb<'_>, name: &str| root.iter().any(|&i| eq_name(&cfb.entries[i].name, name));
 
-    let dataspaces = cfb.find(0, "\u{6}DataSpaces");
+    let dataspaces = cfb.find(storage, "\u{6}DataSpaces");
     let mut records = Vec::new();
 
-    if has(&cfb, "EncryptedPackage") {
+    if has(cfb, "EncryptedPackage") {
         // Encrypted OOXML: rights management (label in the clear) or a password (nothing readable).
         let transform = dataspaces.first().map(|&d| cfb.find(d, "TransformInfo")).unwrap_or_default();
         let drm = transform.first().is_some_and(|&t| !cfb.find(t, "DRMEncryptedTransform").is_empty());
@@ -47,18 +53,18 @@ pub(crate) fn extract(input: &mut dyn Input, limits: &Limits) -> Result<Extracti
         } else if drm && records.is_empty() {
             ex.finding("cfb: protected content without a LabelInfo stream: the label is inside the encrypted package");
         }
-    } else if has(&cfb, "WordDocument") {
+    } else if has(cfb, "WordDocument") {
         ex.kind = FileKind::Doc;
-        if let Some(&w) = cfb.find(0, "WordDocument").first() {
+        if let Some(&w) = cfb.find(storage, "WordDocument").first() {
             // FIB: fEncrypted is bit 8 of the flags word at offset 0x0A.
             let fib = cfb.read_stream_prefix(w, 12)?;
             if fib.len() >= 12 && fib[0x0B] & 0x01 != 0 {
                 ex.flags.insert(Flag::Encrypted);
             }
         }
-    } else if has(&cfb, "Workbook") || has(&cfb, "Book") {
+    } else if has(cfb, "Workbook") || has(cfb, "Book") {
         ex.kind = FileKind::Xls;
-        let stream = cfb.find(0, "Workbook").first().or(cfb.find(0, "Book").first()).copied();
+        let stream = cfb.find(storage, "Workbook").first().or(cfb.find(storage, "Book").first()).copied();
         if let Some(w) = stream {
             // A FILEPASS record (0x002F) among the first records means the workbook is encrypted.
             let head = cfb.read_stream_prefix(w, 4096)?;
@@ -74,14 +80,14 @@ pub(crate) fn extract(input: &mut dyn Input, limits: &Limits) -> Result<Extracti
                 at += 4 + len;
             }
         }
-    } else if has(&cfb, "PowerPoint Document") {
+    } else if has(cfb, "PowerPoint Document") {
         ex.kind = FileKind::Ppt;
-        if has(&cfb, "EncryptedSummary") {
+        if has(cfb, "EncryptedSummary") {
             ex.flags.insert(Flag::Encrypted);
         }
-    } else if has(&cfb, "__properties_version1.0") || has(&cfb, "__nameid_version1.0") {
+    } else if has(cfb, "__properties_version1.0") || has(cfb, "__nameid_version1.0") {
         ex.kind = FileKind::Msg;
-        records.extend(msg_labels(&mut cfb, 0, limits, &mut ex)?);
+        records.extend(msg_labels(cfb, storage, limits, &mut ex)?);
     }
     if !dataspaces.is_empty() && !matches!(ex.kind, FileKind::ProtectedOoxml | FileKind::EncryptedOoxml) {
         // IRM on legacy binary formats (\x09DRMContent): the same LabelInfo rule applies.
@@ -96,7 +102,7 @@ pub(crate) fn extract(input: &mut dyn Input, limits: &Limits) -> Result<Extracti
 
     // User-defined properties in \x05DocumentSummaryInformation (legacy Office, AIP, and possibly
     // the clear-text properties of protected files).
-    let dsi = cfb.find(0, "\u{5}DocumentSummaryInformation");
+    let dsi = cfb.find(storage, "\u{5}DocumentSummaryInformation");
     if dsi.len() > 1 {
         ex.ambiguous("cfb: more than one DocumentSummaryInformation stream");
     }
@@ -209,4 +215,50 @@ pub(crate) fn msg_labels(
         }
     }
     Ok(collector.finish(ex))
+}
+
+/// Stream names that make a storage a document of its own (as Office embeds one).
+const DOCUMENT_STREAMS: [&str; 6] =
+    ["WordDocument", "Workbook", "Book", "PowerPoint Document", "EncryptedPackage", "\u{5}DocumentSummaryInformation"];
+
+/// One document embedded as a storage of a compound file.
+#[derive(Debug)]
+pub struct EmbeddedDocument {
+    /// Storage names from the root down.
+    pub path: Vec<String>,
+    /// What its streams say, read as a compound file of its own is.
+    pub extraction: Result<Extraction, ExtractError>,
+}
+
+/// Every storage below the root that is a document of its own — how Word keeps an embedded
+/// Word 97 document or Excel sheet (`ObjectPool/_1234`), Excel an embedded object (`MBD…`) —
+/// read as the compound file it was before it was embedded. At most `max_storages` storages are
+/// visited.
+pub fn cfb_embedded_documents(input: &mut dyn Input, limits: &Limits, max_storages: usize) -> Result<Vec<EmbeddedDocument>, ExtractError> {
+    let mut cfb = Cfb::open(input, limits)?;
+    let mut out = Vec::new();
+    let mut stack: Vec<(usize, Vec<String>)> = vec![(0, Vec::new())];
+    let mut seen = vec![false; cfb.entries.len()];
+    let mut visited = 0usize;
+    while let Some((storage, path)) = stack.pop() {
+        for child in cfb.children(storage) {
+            if cfb.entries[child].kind != 1 || std::mem::replace(&mut seen[child], true) {
+                continue;
+            }
+            visited += 1;
+            if visited > max_storages {
+                return Err(ExtractError::limit("max_members", max_storages as u64));
+            }
+            let mut inner = path.clone();
+            inner.push(cfb.entries[child].name.clone());
+            let names = cfb.children(child);
+            let is_document = names.iter().any(|&i| DOCUMENT_STREAMS.iter().any(|d| eq_name(&cfb.entries[i].name, d)));
+            if is_document {
+                let extraction = extract_storage(&mut cfb, child, limits);
+                out.push(EmbeddedDocument { path: inner.clone(), extraction });
+            }
+            stack.push((child, inner));
+        }
+    }
+    Ok(out)
 }

@@ -34,6 +34,7 @@ mod limits;
 mod model;
 mod msg;
 mod msip;
+mod ole;
 mod oleprops;
 mod ooxml;
 mod pdf;
@@ -41,6 +42,7 @@ mod pdf_syntax;
 mod xml;
 mod zip;
 
+pub use compound::{cfb_embedded_documents, EmbeddedDocument};
 pub use eml::decode_rfc2047;
 pub use error::ExtractError;
 pub use input::{Input, InputReader, ReaderInput, SegmentsInput, SliceInput, WindowInput};
@@ -242,6 +244,15 @@ pub fn sniff_kind_input(input: &mut dyn Input, limits: &Limits) -> Result<Option
             return Ok(Some(FileKind::Eml));
         }
     }
+    if kind.is_none() {
+        // A package or PDF behind a prefix is found from its end, as its readers find it.
+        if zip::zip_end_record_in_tail(input).is_some() {
+            return Ok(Some(FileKind::Zip));
+        }
+        if pdf::header_behind_prefix(input, limits)?.is_some() {
+            return Ok(Some(FileKind::Pdf));
+        }
+    }
     Ok(kind)
 }
 
@@ -270,8 +281,42 @@ fn run(input: &mut dyn Input, limits: &Limits) -> Result<Extraction, ExtractErro
         Container::Cfb => compound::extract(input, limits),
         Container::Eml => eml::extract(input, limits),
         Container::Archive(kind) => Ok(Extraction::new(kind)),
-        Container::Unknown => Ok(Extraction::new(FileKind::Unknown)),
+        Container::Unknown => unrecognised_start(input, limits),
     }
+}
+
+/// A file whose first bytes match nothing may still be a ZIP package or a PDF behind a prefix:
+/// ZIP readers (and Office's repair) find a package from its end record, PDF readers from
+/// `startxref` at the end, whatever precedes it (a self-extractor stub, an image header, junk).
+fn unrecognised_start(input: &mut dyn Input, limits: &Limits) -> Result<Extraction, ExtractError> {
+    if zip::zip_end_record_in_tail(input).is_some() {
+        let mut ex = Extraction::new(FileKind::Zip);
+        // A guess from the end: an archive that does not hold together leaves the file unknown.
+        if let Ok(archive) = zip::open(input, limits, &mut ex) {
+            if !archive.entries.is_empty() {
+                let start = archive.entries.iter().map(|e| e.local_offset).min().unwrap_or(0);
+                let note = format!("zip: the archive starts at offset {start}, after data that is no part of it");
+                if !ex.findings.iter().any(|f| f.contains("precede the archive")) {
+                    ex.finding(note);
+                }
+                if !ooxml::is_opc(&archive) {
+                    return Ok(ex);
+                }
+                let mut result = ooxml::extract(input, &archive, limits)?;
+                for f in ex.findings.into_iter().rev() {
+                    result.findings.insert(0, f);
+                }
+                result.flags.extend(ex.flags);
+                return Ok(result);
+            }
+        }
+    }
+    if let Some(at) = pdf::header_behind_prefix(input, limits)? {
+        let mut ex = pdf::extract(input, limits, at)?;
+        ex.findings.insert(0, format!("pdf: the document starts at offset {at}, after data that is no part of it"));
+        return Ok(ex);
+    }
+    Ok(Extraction::new(FileKind::Unknown))
 }
 
 /// The push interface: feed an upload chunk by chunk as it arrives, then [`finish`](Self::finish).
@@ -279,9 +324,11 @@ fn run(input: &mut dyn Input, limits: &Limits) -> Result<Extraction, ExtractErro
 /// whole file (held or spooled).
 ///
 /// Containers whose labels sit at the end (ZIP, PDF) or anywhere (CFB) are kept in memory up to
-/// [`Limits::max_buffered_bytes`]; for e-mail only the header block is kept; for unknown kinds
-/// nothing beyond the first [`SNIFF_BYTES`] is kept. The answer equals [`extract_with`] on the
-/// concatenated chunks.
+/// [`Limits::max_buffered_bytes`]; for e-mail only the header block is kept. A start that
+/// matches nothing is kept too (to the same limit, then only its last 64 KiB), since a ZIP
+/// package or a PDF found from its end may follow a prefix. The answer equals [`extract_with`]
+/// on the concatenated chunks (or, past the limit, a `max_buffered_bytes` error for a file that
+/// a package or PDF ends).
 pub struct Inspector {
     limits: Limits,
     state: State,
@@ -292,6 +339,12 @@ enum State {
     Sniffing(Vec<u8>),
     Buffering(Vec<u8>),
     EmlHeaders(Vec<u8>),
+    /// A start that matched nothing: kept (to `max_buffered_bytes`) because a ZIP package or a
+    /// PDF may still end the file, behind a prefix.
+    Unrecognised(Vec<u8>),
+    /// An unrecognised file past `max_buffered_bytes`: only its last bytes, enough to tell
+    /// whether a package or PDF ends it (then it cannot be read, and says so).
+    UnrecognisedTail(Vec<u8>),
     Decided(Result<Extraction, ExtractError>),
     Failed(ExtractError),
 }
@@ -343,6 +396,21 @@ impl Inspector {
                 buf.extend_from_slice(chunk);
                 self.eml_progress(buf)
             }
+            State::Unrecognised(mut buf) => {
+                if buf.len() as u64 + chunk.len() as u64 > self.limits.max_buffered_bytes {
+                    buf.extend_from_slice(chunk);
+                    keep_tail(&mut buf);
+                    State::UnrecognisedTail(buf)
+                } else {
+                    buf.extend_from_slice(chunk);
+                    State::Unrecognised(buf)
+                }
+            }
+            State::UnrecognisedTail(mut tail) => {
+                tail.extend_from_slice(chunk);
+                keep_tail(&mut tail);
+                State::UnrecognisedTail(tail)
+            }
             other => other,
         };
         match &self.state {
@@ -365,7 +433,12 @@ impl Inspector {
             }
         }
         match container {
-            Container::Unknown => State::Decided(Ok(Extraction::new(FileKind::Unknown))),
+            Container::Unknown if head.len() as u64 > self.limits.max_buffered_bytes => {
+                let mut tail = head;
+                keep_tail(&mut tail);
+                State::UnrecognisedTail(tail)
+            }
+            Container::Unknown => State::Unrecognised(head),
             Container::Archive(kind) => State::Decided(Ok(Extraction::new(kind))),
             Container::Eml => self.eml_progress(head),
             _ => {
@@ -390,7 +463,18 @@ impl Inspector {
     /// The answer for everything fed.
     pub fn finish(self) -> Result<Extraction, ExtractError> {
         match self.state {
-            State::Sniffing(buf) | State::Buffering(buf) | State::EmlHeaders(buf) => extract_with(&buf, &self.limits),
+            State::Sniffing(buf) | State::Buffering(buf) | State::EmlHeaders(buf) | State::Unrecognised(buf) => {
+                extract_with(&buf, &self.limits)
+            }
+            State::UnrecognisedTail(tail) => {
+                let zip_end = memchr::memmem::find(&tail, b"PK\x05\x06").is_some();
+                let pdf_end = memchr::memmem::find(&tail[tail.len().saturating_sub(4096)..], b"startxref").is_some();
+                if zip_end || pdf_end {
+                    Err(ExtractError::limit("max_buffered_bytes", self.limits.max_buffered_bytes))
+                } else {
+                    Ok(Extraction::new(FileKind::Unknown))
+                }
+            }
             State::Decided(result) => result,
             State::Failed(e) => Err(e),
         }
@@ -405,10 +489,20 @@ impl std::fmt::Debug for Inspector {
             State::Sniffing(b) => ("sniffing", b.len()),
             State::Buffering(b) => ("buffering", b.len()),
             State::EmlHeaders(b) => ("eml-headers", b.len()),
+            State::Unrecognised(b) => ("unrecognised", b.len()),
+            State::UnrecognisedTail(b) => ("unrecognised-tail", b.len()),
             State::Decided(_) => ("decided", 0),
             State::Failed(_) => ("failed", 0),
         };
         f.debug_struct("Inspector").field("state", &state).field("bytes_held", &held).field("bytes_seen", &self.total).finish()
+    }
+}
+
+/// Keeps the last 64 KiB + 22 bytes: where a ZIP end record (and a PDF's `startxref`) must be.
+fn keep_tail(buf: &mut Vec<u8>) {
+    const TAIL: usize = 64 * 1024 + 22;
+    if buf.len() > TAIL {
+        buf.drain(..buf.len() - TAIL);
     }
 }
 

@@ -196,6 +196,29 @@ pub fn cfb_streams(
             path.push(entry.name.clone());
             match entry.kind {
                 1 => stack.push((child, path)),
+                2 if crate::cfb::eq_name(&entry.name, "\u{1}Ole10Native") => {
+                    // An embedded file wrapped by the OLE1 Packager: the file is the member,
+                    // named as the user's file was.
+                    let data = cfb.read_stream_capped(child, max_bytes.saturating_add(64 * 1024), "max_inner_bytes");
+                    let data = data.map(|d| {
+                        let (name, range) = crate::ole::ole10_native(&d);
+                        if let Some(name) = name {
+                            if let Some(last) = path.last_mut() {
+                                *last = name;
+                            }
+                        }
+                        d[range].to_vec()
+                    });
+                    if data.as_ref().is_ok_and(|d| d.len() as u64 > max_bytes) {
+                        out.push(CfbStream { path, data: Err(ExtractError::limit("max_inner_bytes", max_bytes)) });
+                        continue;
+                    }
+                    held = held.saturating_add(data.as_ref().map_or(0, |d| d.len() as u64));
+                    if held > max_total_bytes {
+                        return Err(ExtractError::limit("max_expanded_bytes", max_total_bytes));
+                    }
+                    out.push(CfbStream { path, data });
+                }
                 2 => {
                     let head = cfb.read_stream_prefix(child, head_len)?;
                     if wanted(&head) {

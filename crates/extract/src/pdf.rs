@@ -124,6 +124,31 @@ struct Doc<'i> {
     memo: HashMap<(u8, u64, u32), Vec<LabelRecord>>,
 }
 
+/// Where `%PDF-` starts in a file whose first bytes are something else but whose end is a PDF's
+/// (`startxref` in its last 4 KiB): readers that locate a document from its end (pdf.js, and
+/// Acrobat within its first 1 KiB) open it whatever precedes the header. Searched up to
+/// `max_pdf_reconstruct_bytes`.
+pub(crate) fn header_behind_prefix(input: &mut dyn Input, limits: &Limits) -> Result<Option<u64>, ExtractError> {
+    let len = input.len();
+    let tail_len = len.min(4096);
+    let tail = input.read_upto(len - tail_len, tail_len as usize)?;
+    if memchr::memmem::rfind(&tail, b"startxref").is_none() {
+        return Ok(None);
+    }
+    const STEP: u64 = 1 << 20;
+    let end = len.min(limits.max_pdf_reconstruct_bytes);
+    let mut at = 0u64;
+    while at < end {
+        // Overlap by the needle's length so a header across two windows is found.
+        let window = input.read_upto(at, (STEP + 4).min(end - at + 4) as usize)?;
+        if let Some(p) = memchr::memmem::find(&window, b"%PDF-") {
+            return Ok(Some(at + p as u64));
+        }
+        at += STEP;
+    }
+    Ok(None)
+}
+
 pub(crate) fn extract(input: &mut dyn Input, limits: &Limits, header_offset: u64) -> Result<Extraction, ExtractError> {
     let mut ex = Extraction::new(FileKind::Pdf);
     let mut doc = Doc {

@@ -255,6 +255,26 @@ struct Walker<'l> {
     inner: Vec<InnerFile>,
 }
 
+/// What the first inflated bytes of a deflated member say.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Head {
+    /// A format the engine reads: inflated whole and read.
+    Known,
+    /// XML or HTML text (the parts of a package): nothing inside can carry a label.
+    Markup,
+    /// Anything else (an image, media, junk): drained and checked from its end, where a ZIP
+    /// package behind such a prefix has its end record.
+    Unrecognised,
+}
+
+/// Text that starts like markup (after a UTF-8 byte order mark and white space) and holds no
+/// NUL: an XML part, not a binary prefix.
+fn is_markup(head: &[u8]) -> bool {
+    let text = head.strip_prefix(&[0xEF, 0xBB, 0xBF]).unwrap_or(head);
+    let start = text.iter().position(|b| !b.is_ascii_whitespace());
+    start.is_some_and(|i| text[i] == b'<') && memchr::memchr(0, text).is_none()
+}
+
 /// Where an inner file's bytes come from.
 enum Body<'b> {
     /// Read in place (a stored member, a held attachment).
@@ -475,7 +495,9 @@ impl Walker<'_> {
                 if let Err(e) = stream.take(SNIFF_BYTES as u64).read_to_end(&mut head) {
                     return self.stream_failed(e, path, depth);
                 }
-                let Some(kind) = sniff_kind(&head) else { return Ok(()) };
+                // A start that matches nothing may still be a package behind a prefix: read to
+                // the end (keeping its tail) and looked at from there.
+                let Some(kind) = sniff_kind(&head) else { return self.drained_unknown(head, stream, path, depth) };
                 self.admit(depth)?;
                 if kind == FileKind::Tar {
                     // A tar is read as it streams: never held whole.
@@ -693,13 +715,14 @@ impl Walker<'_> {
                 continue;
             };
             let mut window = window;
-            if member.method == 8 && !self.deflated_head_is_known(&mut window)? {
-                // Most members of most packages: XML parts, images. Their first bytes, inflated
-                // with a reused decoder, say no label can be inside; nothing more is read.
+            let head = if member.method == 8 { self.deflated_head(&mut window)? } else { Head::Unrecognised };
+            if head == Head::Markup {
+                // Most members of most packages: XML parts. Their first bytes, inflated with a
+                // reused decoder, say no label can be inside; nothing more is read.
                 self.count_examined()?;
                 continue;
             }
-            if member.method == 8 {
+            if head == Head::Known {
                 // A member that may hold a label: inflated once, in one pass, into memory sized
                 // from its declared size (never past max_inner_bytes).
                 let cap = self.bounds.max_inner_bytes;
@@ -749,7 +772,9 @@ impl Walker<'_> {
                 }
             };
             let mut stream = self.meter(decoder, consumed);
-            self.child(Body::Stream(&mut stream), child, depth + 1, size)?;
+            // An unrecognised start is drained and checked from its end (a package behind an
+            // image header or junk), never held whole past max_inner_bytes.
+            self.child(Body::Drained(&mut stream), child, depth + 1, size)?;
         }
         Ok(())
     }
@@ -768,7 +793,7 @@ impl Walker<'_> {
     /// decoder (setting one up costs more than inflating a small part) and says whether they
     /// match a format the engine reads. A member that does not inflate is "known": the full
     /// read then reports it.
-    fn deflated_head_is_known(&mut self, window: &mut WindowInput<'_>) -> Result<bool, Problem> {
+    fn deflated_head(&mut self, window: &mut WindowInput<'_>) -> Result<Head, Problem> {
         // Deflate never needs much more input than output for a prefix: 4 KiB out, 5 KiB in.
         // Most members decide on their first 1 KiB (an XML part's first line is no header field
         // and holds no signature); only an open header block asks for the rest.
@@ -783,22 +808,26 @@ impl Walker<'_> {
             let before = inflater.total_in();
             let status = match inflater.decompress_vec(&raw[consumed..], &mut head, flate2::FlushDecompress::Sync) {
                 Ok(status) => status,
-                Err(_) => return Ok(true),
+                Err(_) => return Ok(Head::Known),
             };
             consumed += (inflater.total_in() - before) as usize;
             let ended = status == flate2::Status::StreamEnd;
             if sniff_kind(&head).is_some() {
-                return Ok(true);
+                return Ok(Head::Known);
             }
-            if ended || !labelgate_extract::sniff_needs_more(&head) {
-                return Ok(false);
+            if ended {
+                // The whole member is in `head`: a package behind a prefix would be seen here.
+                return Ok(if zip_end_record_in_tail(&mut SliceInput::new(&head)).is_some() { Head::Known } else { Head::Markup });
+            }
+            if !labelgate_extract::sniff_needs_more(&head) {
+                return Ok(if is_markup(&head) { Head::Markup } else { Head::Unrecognised });
             }
             if step == SNIFF_BYTES {
                 break;
             }
         }
         // Not decided within the input read: let the full read decide.
-        Ok(head.len() < SNIFF_BYTES && window.len() as usize > want)
+        Ok(if head.len() < SNIFF_BYTES && window.len() as usize > want { Head::Known } else { Head::Unrecognised })
     }
 
     /// Inflates a whole deflated member with the reused decoder: at most `max_inner_bytes`, and
@@ -874,6 +903,25 @@ impl Walker<'_> {
             match stream.data {
                 Ok(data) => self.child(Body::Input(&mut SliceInput::new(&data)), child, depth + 1, Some(data.len() as u64))?,
                 Err(e) => self.unreadable(child, depth + 1, None, Problem::from_extract(&e))?,
+            }
+        }
+        // Documents embedded as storages (Word's `ObjectPool/_1234`, Excel's `MBD…`): read as the
+        // compound files they were; their own embeddings are streams and storages found above.
+        let documents = labelgate_extract::cfb_embedded_documents(input, self.limits, self.bounds.max_members as usize)
+            .map_err(|e| Problem::from_extract(&e))?;
+        for document in documents {
+            self.count_examined()?;
+            self.admit(depth + 1)?;
+            let mut child = path.to_vec();
+            child.push(document.path.join("/"));
+            match document.extraction {
+                Ok(ex) => {
+                    self.list(child, depth + 1, None, ex);
+                }
+                Err(e) => {
+                    let at = self.list(child, depth + 1, None, Extraction::new(FileKind::Cfb));
+                    self.inner[at].error = Some(Problem::from_extract(&e));
+                }
             }
         }
         Ok(())
