@@ -8,7 +8,7 @@ use crate::input::Input;
 use crate::limits::Limits;
 use crate::model::{Extraction, FileKind, Flag, Source};
 use crate::msip::{apply_labelinfo_precedence, PropertyCollector};
-use crate::{eml, oleprops, xml};
+use crate::{eml, office_crypt, oleprops, xml};
 
 /// PS_INTERNET_HEADERS {00020386-0000-0000-C000-000000000046} as stored in `__substg1.0_00020102`.
 const PS_INTERNET_HEADERS: [u8; 16] = [0x86, 0x03, 0x02, 0x00, 0x00, 0x00, 0x00, 0x00, 0xC0, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x46];
@@ -48,8 +48,35 @@ pub(crate) fn extract_storage(cfb: &mut Cfb<'_>, storage: usize, limits: &Limits
                 records.extend(labelinfo_stream(&bytes, limits, &mut ex)?);
             }
         }
-        if !drm && records.is_empty() {
-            ex.flags.insert(Flag::Encrypted);
+        if !drm {
+            match default_password_package(cfb, storage, limits)? {
+                Opened::Package(package) => {
+                    // The package Excel opens without asking: its labels are this file's.
+                    ex.finding(format!("cfb: encrypted with Excel's default password {}; read as Excel opens it", office_crypt::DEFAULT_PASSWORD));
+                    match crate::extract_with(&package, limits) {
+                        Ok(inner) => {
+                            records.extend(inner.records);
+                            ex.flags.extend(inner.flags);
+                            for f in inner.findings {
+                                ex.finding(format!("decrypted package: {f}"));
+                            }
+                        }
+                        Err(ExtractError::Malformed { reason, .. }) => ex.ambiguous(format!("cfb: decrypted package unreadable: {reason}")),
+                        Err(e) => return Err(e),
+                    }
+                }
+                // Only names in the clear (a LabelInfo stream) can be read, if any.
+                Opened::RealPassword if records.is_empty() => {
+                    ex.flags.insert(Flag::Encrypted);
+                }
+                Opened::RealPassword => {}
+                Opened::Unsupported(why) => {
+                    if records.is_empty() {
+                        ex.flags.insert(Flag::Encrypted);
+                    }
+                    ex.finding(format!("cfb: encryption not opened: {why}"));
+                }
+            }
         } else if drm && records.is_empty() {
             ex.finding("cfb: protected content without a LabelInfo stream: the label is inside the encrypted package");
         }
@@ -261,4 +288,44 @@ pub fn cfb_embedded_documents(input: &mut dyn Input, limits: &Limits, max_storag
         }
     }
     Ok(out)
+}
+
+/// What the default password does to a password-encrypted package.
+enum Opened {
+    Package(Vec<u8>),
+    RealPassword,
+    Unsupported(String),
+}
+
+/// Decrypts the `EncryptedPackage` of `storage` with `VelvetSweatshop` (at most
+/// `max_decrypted_bytes`).
+fn default_password_package(cfb: &mut Cfb<'_>, storage: usize, limits: &Limits) -> Result<Opened, ExtractError> {
+    let (Some(&info), Some(&package)) = (cfb.find(storage, "EncryptionInfo").first(), cfb.find(storage, "EncryptedPackage").first()) else {
+        return Ok(Opened::Unsupported("no EncryptionInfo stream".into()));
+    };
+    let info = cfb.read_stream(info)?;
+    let key = match office_crypt::unlock(&info, office_crypt::DEFAULT_PASSWORD) {
+        Ok(key) => key,
+        Err(office_crypt::NotOpened::RealPassword) => return Ok(Opened::RealPassword),
+        Err(office_crypt::NotOpened::Unsupported(why)) => return Ok(Opened::Unsupported(why)),
+    };
+    let stream = cfb.read_stream_capped(package, limits.max_decrypted_bytes.saturating_add(4096), "max_decrypted_bytes")?;
+    match office_crypt::decrypt_package(&key, &stream, limits.max_decrypted_bytes) {
+        Ok(package) => Ok(Opened::Package(package)),
+        Err(office_crypt::NotOpened::RealPassword) => Ok(Opened::RealPassword),
+        Err(office_crypt::NotOpened::Unsupported(why)) => Ok(Opened::Unsupported(why)),
+    }
+}
+
+/// The package inside an OOXML file encrypted with Excel's default password (`VelvetSweatshop`),
+/// decrypted, for reading the files inside it; `None` for any other file.
+pub fn default_password_package_of(input: &mut dyn Input, limits: &Limits) -> Result<Option<Vec<u8>>, ExtractError> {
+    let mut cfb = Cfb::open(input, limits)?;
+    if cfb.find(0, "EncryptedPackage").is_empty() {
+        return Ok(None);
+    }
+    match default_password_package(&mut cfb, 0, limits)? {
+        Opened::Package(p) => Ok(Some(p)),
+        _ => Ok(None),
+    }
 }

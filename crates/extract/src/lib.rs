@@ -26,6 +26,7 @@
 
 mod cfb;
 mod compound;
+mod crypto;
 mod eml;
 mod error;
 mod inflate;
@@ -35,19 +36,22 @@ mod model;
 mod msg;
 mod msip;
 mod ole;
+mod office_crypt;
 mod oleprops;
 mod ooxml;
 mod pdf;
+mod pdf_crypt;
 mod pdf_syntax;
 mod xml;
 mod zip;
 
-pub use compound::{cfb_embedded_documents, EmbeddedDocument};
+pub use compound::{cfb_embedded_documents, default_password_package_of, EmbeddedDocument};
 pub use eml::decode_rfc2047;
 pub use error::ExtractError;
 pub use input::{Input, InputReader, ReaderInput, SegmentsInput, SliceInput, WindowInput};
 pub use limits::Limits;
 pub use model::{EffectiveLabel, Extraction, FileKind, Flag, LabelRecord, RecordStatus, Source};
+pub use pdf::{pdf_attachments, PdfAttachment};
 pub use msg::{cfb_streams, msg_attachments, CfbStream, MsgAttachment, MsgBounds, MsgContent};
 pub use zip::{zip_end_record_in_tail, zip_members, ZipListing, ZipMember};
 

@@ -33,6 +33,8 @@ pub struct Limits {
     pub max_cfb_sectors: u64,
     /// Bytes of an e-mail header block.
     pub max_header_bytes: u64,
+    /// Bytes of a package decrypted with a password that is no secret (Excel's default one).
+    pub max_decrypted_bytes: u64,
 }
 
 impl Default for Limits {
@@ -52,6 +54,7 @@ impl Default for Limits {
             max_cfb_directory_entries: 100_000,
             max_cfb_sectors: 16 * 1024 * 1024,
             max_header_bytes: 1024 * 1024,
+            max_decrypted_bytes: 256 * 1024 * 1024,
         }
     }
 }

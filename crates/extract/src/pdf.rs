@@ -12,6 +12,7 @@ use crate::input::Input;
 use crate::limits::Limits;
 use crate::model::{Extraction, FileKind, Flag, LabelRecord, RecordStatus, Source};
 use crate::msip::PropertyCollector;
+use crate::pdf_crypt::{Crypt, Outcome};
 use crate::pdf_syntax::{decode_text_string, dict_get, Dict, Obj, Parser, SyntaxError};
 use crate::xml;
 use std::collections::HashMap;
@@ -122,6 +123,19 @@ struct Doc<'i> {
     /// Label records already read from the object at a location: older revisions usually point
     /// at the very same Info dictionary and XMP stream, which need not be parsed again.
     memo: HashMap<(u8, u64, u32), Vec<LabelRecord>>,
+    /// The standard security handler's key, when the empty user password opens the file.
+    crypt: Option<Crypt>,
+    /// The encryption dictionary's object: its strings are never encrypted.
+    encrypt_object: Option<u32>,
+}
+
+/// A stream object: its dictionary, where its data starts, and its identity (the key of its
+/// encryption).
+struct StreamRef {
+    dict: Dict,
+    data_start: u64,
+    num: u32,
+    generation: u16,
 }
 
 /// Where `%PDF-` starts in a file whose first bytes are something else but whose end is a PDF's
@@ -149,8 +163,9 @@ pub(crate) fn header_behind_prefix(input: &mut dyn Input, limits: &Limits) -> Re
     Ok(None)
 }
 
-pub(crate) fn extract(input: &mut dyn Input, limits: &Limits, header_offset: u64) -> Result<Extraction, ExtractError> {
-    let mut ex = Extraction::new(FileKind::Pdf);
+/// Opens a document: its cross-reference chain (rebuilt by scanning when damaged) and, for a
+/// file encrypted with an empty user password, its key.
+fn open<'i>(input: &'i mut dyn Input, limits: &Limits, header_offset: u64, ex: &mut Extraction) -> Result<Doc<'i>, ExtractError> {
     let mut doc = Doc {
         input,
         limits: limits.clone(),
@@ -159,8 +174,10 @@ pub(crate) fn extract(input: &mut dyn Input, limits: &Limits, header_offset: u64
         visited: 0,
         header_offset,
         memo: HashMap::new(),
+        crypt: None,
+        encrypt_object: None,
     };
-    if let Err(e) = doc.load_xref_chain(&mut ex) {
+    if let Err(e) = doc.load_xref_chain(ex) {
         match e {
             ExtractError::LimitExceeded { .. } | ExtractError::Io(_) => return Err(e),
             ExtractError::Malformed { reason, .. } => {
@@ -170,6 +187,45 @@ pub(crate) fn extract(input: &mut dyn Input, limits: &Limits, header_offset: u64
             }
         }
     }
+    doc.unlock(ex)?;
+    Ok(doc)
+}
+
+/// A file attached to a PDF.
+#[derive(Debug)]
+pub struct PdfAttachment {
+    /// Its name as the file specification gives it (`/UF`, else `/F`).
+    pub name: String,
+    /// Its decoded bytes (at most the cap given), or why they could not be read.
+    pub data: Result<Vec<u8>, ExtractError>,
+}
+
+/// Every file attached to a PDF as its readers list them: the `/EmbeddedFiles` name tree (also
+/// what a portfolio shows), `/FileAttachment` annotations on any page, and associated files
+/// (`/AF`) of the catalog and pages. Decrypted when the empty user password opens the file.
+/// At most `max_attachments`, each at most `max_bytes` decoded and `max_total_bytes` in all.
+pub fn pdf_attachments(
+    input: &mut dyn Input,
+    limits: &Limits,
+    max_bytes: u64,
+    max_attachments: usize,
+    max_total_bytes: u64,
+) -> Result<Vec<PdfAttachment>, ExtractError> {
+    let head = input.read_upto(0, 1024)?.into_owned();
+    let header_offset = match memchr::memmem::find(&head, b"%PDF-") {
+        Some(at) => at as u64,
+        None => header_behind_prefix(input, limits)?.ok_or_else(|| malformed("no %PDF- header"))?,
+    };
+    let mut scratch = Extraction::new(FileKind::Pdf);
+    let mut doc = open(input, limits, header_offset, &mut scratch)?;
+    // Walking every page costs an object or two per page: a wider budget than the labels need.
+    doc.limits.max_pdf_objects = limits.max_pdf_objects.saturating_mul(16);
+    doc.attachments(max_bytes, max_attachments, max_total_bytes)
+}
+
+pub(crate) fn extract(input: &mut dyn Input, limits: &Limits, header_offset: u64) -> Result<Extraction, ExtractError> {
+    let mut ex = Extraction::new(FileKind::Pdf);
+    let mut doc = open(input, limits, header_offset, &mut ex)?;
 
     // Revision boundaries: index of the first section of each revision, newest first.
     let revisions: Vec<usize> = doc.sections.iter().enumerate().filter(|(_, s)| s.revision_start).map(|(i, _)| i).collect();
@@ -202,6 +258,188 @@ pub(crate) fn extract(input: &mut dyn Input, limits: &Limits, header_offset: u64
 }
 
 impl Doc<'_> {
+    /// The file specifications a reader lists as attachments, then their files.
+    fn attachments(&mut self, max_bytes: u64, max_count: usize, max_total: u64) -> Result<Vec<PdfAttachment>, ExtractError> {
+        let Some(section) = self.sections.first() else { return Ok(Vec::new()) };
+        let trailer = section.trailer.clone();
+        let companion = self.sections.get(1).filter(|s| !s.revision_start).map(|s| s.trailer.clone());
+        let root = dict_get(&trailer, b"Root").cloned().or_else(|| companion.as_ref().and_then(|c| dict_get(c, b"Root").cloned()));
+        let Some(root) = root else { return Ok(Vec::new()) };
+        let Some(Obj::Dict(catalog)) = self.deref(&root, 0)? else { return Ok(Vec::new()) };
+
+        let mut specs: Vec<Obj> = Vec::new();
+        if let Some(names) = dict_get(&catalog, b"Names").cloned() {
+            if let Some(Obj::Dict(names)) = self.deref(&names, 0)? {
+                if let Some(tree) = dict_get(&names, b"EmbeddedFiles").cloned() {
+                    self.name_tree_values(&tree, &mut specs, max_count)?;
+                }
+            }
+        }
+        if let Some(af) = dict_get(&catalog, b"AF").cloned() {
+            self.array_items(&af, &mut specs)?;
+        }
+        if let Some(pages) = dict_get(&catalog, b"Pages").cloned() {
+            self.page_attachments(&pages, &mut specs, max_count)?;
+        }
+
+        let mut out = Vec::new();
+        let mut seen_streams: Vec<u32> = Vec::new();
+        let mut total = 0u64;
+        for spec in specs {
+            let Some(Obj::Dict(spec)) = self.deref(&spec, 0)? else { continue };
+            let name = [b"UF".as_slice(), b"F", b"Unix", b"DOS", b"Mac"]
+                .iter()
+                .find_map(|k| match dict_get(&spec, k) {
+                    Some(Obj::Str(s)) if !s.is_empty() => Some(decode_text_string(s)),
+                    _ => None,
+                })
+                .map(|n| n.rsplit(['/', '\\']).next().unwrap_or_default().to_string())
+                .filter(|n| !n.is_empty())
+                .unwrap_or_else(|| "(attachment)".into());
+            let Some(ef) = dict_get(&spec, b"EF").cloned() else { continue };
+            let Some(Obj::Dict(ef)) = self.deref(&ef, 0)? else { continue };
+            let Some(&Obj::Ref(n, _)) = dict_get(&ef, b"UF").or_else(|| dict_get(&ef, b"F")) else { continue };
+            if seen_streams.contains(&n) {
+                continue;
+            }
+            seen_streams.push(n);
+            if out.len() >= max_count {
+                return Err(ExtractError::limit("max_members", max_count as u64));
+            }
+            let data = match self.resolve_stream_from(n, 0) {
+                Ok(Some(stream)) => self.stream_data_capped(&stream, max_bytes),
+                Ok(None) => Err(malformed(format!("attachment {name}: object {n} is no stream"))),
+                Err(e @ ExtractError::Malformed { .. }) => Err(e),
+                Err(e) => return Err(e),
+            };
+            let data = data.map_err(|e| match e {
+                ExtractError::LimitExceeded { limit: "max_part_bytes", .. } => ExtractError::limit("max_inner_bytes", max_bytes),
+                other => other,
+            });
+            total = total.saturating_add(data.as_ref().map_or(0, |d| d.len() as u64));
+            if total > max_total {
+                return Err(ExtractError::limit("max_expanded_bytes", max_total));
+            }
+            out.push(PdfAttachment { name, data });
+        }
+        Ok(out)
+    }
+
+    /// The values of a name tree (`/Names` pairs at the leaves, `/Kids` above), bounded in depth
+    /// and count; loops end at the object budget.
+    fn name_tree_values(&mut self, node: &Obj, out: &mut Vec<Obj>, max_count: usize) -> Result<(), ExtractError> {
+        let mut stack = vec![(node.clone(), 0u32)];
+        while let Some((node, depth)) = stack.pop() {
+            if depth > 32 {
+                return Err(malformed("name tree deeper than 32 levels"));
+            }
+            let Some(Obj::Dict(node)) = self.deref(&node, 0)? else { continue };
+            if let Some(names) = dict_get(&node, b"Names").cloned() {
+                if let Some(Obj::Array(pairs)) = self.deref(&names, 0)? {
+                    for pair in pairs.chunks(2) {
+                        if let [_, value] = pair {
+                            out.push(value.clone());
+                        }
+                    }
+                }
+            }
+            if out.len() > max_count.saturating_mul(4) {
+                return Err(ExtractError::limit("max_members", max_count as u64));
+            }
+            if let Some(kids) = dict_get(&node, b"Kids").cloned() {
+                if let Some(Obj::Array(kids)) = self.deref(&kids, 0)? {
+                    stack.extend(kids.into_iter().rev().map(|k| (k, depth + 1)));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn array_items(&mut self, array: &Obj, out: &mut Vec<Obj>) -> Result<(), ExtractError> {
+        if let Some(Obj::Array(items)) = self.deref(array, 0)? {
+            out.extend(items);
+        }
+        Ok(())
+    }
+
+    /// File specifications of `/FileAttachment` annotations and `/AF` entries on every page.
+    fn page_attachments(&mut self, pages: &Obj, out: &mut Vec<Obj>, max_count: usize) -> Result<(), ExtractError> {
+        let mut stack = vec![(pages.clone(), 0u32)];
+        while let Some((node, depth)) = stack.pop() {
+            if depth > 64 {
+                return Err(malformed("page tree deeper than 64 levels"));
+            }
+            let Some(Obj::Dict(node)) = self.deref(&node, 0)? else { continue };
+            if let Some(kids) = dict_get(&node, b"Kids").cloned() {
+                if let Some(Obj::Array(kids)) = self.deref(&kids, 0)? {
+                    stack.extend(kids.into_iter().rev().map(|k| (k, depth + 1)));
+                }
+                continue;
+            }
+            if let Some(af) = dict_get(&node, b"AF").cloned() {
+                self.array_items(&af, out)?;
+            }
+            let Some(annots) = dict_get(&node, b"Annots").cloned() else { continue };
+            let Some(Obj::Array(annots)) = self.deref(&annots, 0)? else { continue };
+            for annot in annots {
+                // Most annotations are links and widgets: a direct dictionary or one object each.
+                let Some(Obj::Dict(annot)) = self.deref(&annot, 0)? else { continue };
+                if dict_get(&annot, b"Subtype").and_then(Obj::as_name) == Some(b"FileAttachment") {
+                    if let Some(fs) = dict_get(&annot, b"FS") {
+                        out.push(fs.clone());
+                    }
+                }
+                if out.len() > max_count.saturating_mul(4) {
+                    return Err(ExtractError::limit("max_members", max_count as u64));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Sets up decryption when the newest trailer's encryption dictionary opens with the empty
+    /// user password (an owner-password-only file); otherwise the file stays locked.
+    fn unlock(&mut self, ex: &mut Extraction) -> Result<(), ExtractError> {
+        let Some(first) = self.sections.first() else { return Ok(()) };
+        let trailer = first.trailer.clone();
+        let companion = self.sections.get(1).filter(|s| !s.revision_start).map(|s| s.trailer.clone());
+        let key = |k: &[u8]| dict_get(&trailer, k).cloned().or_else(|| companion.as_ref().and_then(|c| dict_get(c, k).cloned()));
+        let Some(encrypt) = key(b"Encrypt") else { return Ok(()) };
+        if let Obj::Ref(n, _) = encrypt {
+            self.encrypt_object = Some(n);
+        }
+        let dict = match self.deref(&encrypt, 0) {
+            Ok(Some(Obj::Dict(d))) => d,
+            Ok(_) | Err(ExtractError::Malformed { .. }) => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        if dict_get(&dict, b"Filter").and_then(Obj::as_name) == Some(b"MicrosoftIRMServices") {
+            return Ok(());
+        }
+        let id0 = match key(b"ID") {
+            Some(Obj::Array(ids)) => match ids.first() {
+                Some(Obj::Str(s)) => s.clone(),
+                _ => Vec::new(),
+            },
+            _ => Vec::new(),
+        };
+        match crate::pdf_crypt::open_with_empty_password(&dict, &id0) {
+            Outcome::Open(crypt) => {
+                ex.finding(format!(
+                    "pdf: encrypted ({}) with an empty user password, opened as every reader opens it",
+                    crypt.description
+                ));
+                self.crypt = Some(crypt);
+            }
+            Outcome::NeedsPassword(why) | Outcome::Unsupported(why) => {
+                // Nothing but names can be read: the policy decides on an encrypted file.
+                ex.flags.insert(Flag::Encrypted);
+                ex.finding(format!("pdf: encrypted: {why}"));
+            }
+        }
+        Ok(())
+    }
+
     fn count_visit(&mut self) -> Result<(), ExtractError> {
         self.visited += 1;
         if self.visited > self.limits.max_pdf_objects {
@@ -392,7 +630,7 @@ impl Doc<'_> {
 
     /// An xref stream's rows, set up for on-demand decoding.
     fn stream_rows(&mut self, dict: &Dict, data_start: u64) -> Result<Rows, ExtractError> {
-        let RawStream { data: raw, filters, params } = self.stream_raw(dict, data_start)?;
+        let RawStream { data: raw, filters, params } = self.stream_raw(dict, data_start, self.limits.max_part_bytes)?;
         let predictor = params.filter(|p| dict_get(p, b"Predictor").and_then(Obj::as_int).unwrap_or(1) >= 10).map(|p| {
             let columns = dict_get(&p, b"Columns").and_then(Obj::as_int).unwrap_or(1).clamp(1, 1 << 20) as usize;
             (p, columns)
@@ -411,7 +649,7 @@ impl Doc<'_> {
     }
 
     /// A stream's raw bytes, its filter names and its first decode parameters.
-    fn stream_raw(&mut self, dict: &Dict, data_start: u64) -> Result<RawStream, ExtractError> {
+    fn stream_raw(&mut self, dict: &Dict, data_start: u64, cap: u64) -> Result<RawStream, ExtractError> {
         let declared = match dict_get(dict, b"Length") {
             Some(Obj::Ref(n, _)) => {
                 let n = *n;
@@ -420,7 +658,6 @@ impl Doc<'_> {
             Some(o) => o.as_int(),
             None => None,
         };
-        let cap = self.limits.max_part_bytes;
         let avail = self.input.len().saturating_sub(data_start);
         let length = match declared {
             Some(l) if l >= 0 && (l as u64) <= avail => l as u64,
@@ -448,10 +685,18 @@ impl Doc<'_> {
     }
 
     /// Decoded stream data (FlateDecode with PNG/TIFF predictors; unfiltered), capped.
-    fn stream_data(&mut self, dict: &Dict, data_start: u64) -> Result<Vec<u8>, ExtractError> {
-        let cap = self.limits.max_part_bytes;
-        let RawStream { data: raw, filters, params } = self.stream_raw(dict, data_start)?;
-        let mut data = raw;
+    fn stream_data(&mut self, stream: &StreamRef) -> Result<Vec<u8>, ExtractError> {
+        self.stream_data_capped(stream, self.limits.max_part_bytes)
+    }
+
+    /// Decoded stream data (decrypted first, when the file is), at most `cap` bytes.
+    fn stream_data_capped(&mut self, stream: &StreamRef, cap: u64) -> Result<Vec<u8>, ExtractError> {
+        let dict = &stream.dict;
+        let RawStream { data: raw, filters, params } = self.stream_raw(dict, stream.data_start, cap)?;
+        let mut data = match &self.crypt {
+            Some(crypt) if self.stream_is_encrypted(dict, &filters) => crypt.stream(stream.num, stream.generation, &raw),
+            _ => raw,
+        };
         for f in &filters {
             match f.as_slice() {
                 b"FlateDecode" | b"Fl" => {
@@ -463,6 +708,11 @@ impl Doc<'_> {
                         data = apply_predictor(data, p)?;
                     }
                 }
+                b"ASCIIHexDecode" | b"AHx" => data = ascii_hex(&data),
+                b"ASCII85Decode" | b"A85" => data = ascii85(&data).ok_or_else(|| malformed("bad ASCII85 data"))?,
+                b"RunLengthDecode" | b"RL" => data = run_length(&data, cap)?,
+                // An identity crypt filter: the data was left as it is (checked above).
+                b"Crypt" => {}
                 other => return Err(malformed(format!("unsupported stream filter {}", String::from_utf8_lossy(other)))),
             }
         }
@@ -550,13 +800,18 @@ impl Doc<'_> {
         match self.locate(n, from)? {
             None | Some(Loc::Free) => Ok(None),
             Some(Loc::Offset(off)) => {
-                let (num, _, obj, _) = match self.parse_indirect_at(off) {
+                let (num, generation, mut obj, _) = match self.parse_indirect_at(off) {
                     Ok(r) => r,
                     Err(ExtractError::Malformed { .. }) if self.header_offset > 0 => self.parse_indirect_at(off + self.header_offset)?,
                     Err(e) => return Err(e),
                 };
                 if num != n {
                     return Err(malformed(format!("xref points object {n} at object {num}")));
+                }
+                if let Some(crypt) = &self.crypt {
+                    if self.encrypt_object != Some(num) {
+                        crypt.strings(num, generation, &mut obj);
+                    }
                 }
                 Ok(Some(obj))
             }
@@ -565,16 +820,27 @@ impl Doc<'_> {
     }
 
     /// Resolves `n` with its stream data offset (for the XMP stream).
-    fn resolve_stream_from(&mut self, n: u32, from: usize) -> Result<Option<(Dict, u64)>, ExtractError> {
+    fn resolve_stream_from(&mut self, n: u32, from: usize) -> Result<Option<StreamRef>, ExtractError> {
         self.count_visit()?;
         match self.locate(n, from)? {
             Some(Loc::Offset(off)) => {
-                let (num, _, obj, stream) = self.parse_indirect_at(off)?;
+                let (num, generation, obj, stream) = match self.parse_indirect_at(off) {
+                    Ok(r) => r,
+                    Err(ExtractError::Malformed { .. }) if self.header_offset > 0 => self.parse_indirect_at(off + self.header_offset)?,
+                    Err(e) => return Err(e),
+                };
                 if num != n {
                     return Err(malformed(format!("xref points object {n} at object {num}")));
                 }
                 match (obj, stream) {
-                    (Obj::Dict(d), Some(s)) => Ok(Some((d, s))),
+                    (Obj::Dict(mut dict), Some(data_start)) => {
+                        if let Some(crypt) = &self.crypt {
+                            for (_, value) in dict.iter_mut() {
+                                crypt.strings(num, generation, value);
+                            }
+                        }
+                        Ok(Some(StreamRef { dict, data_start, num, generation }))
+                    }
                     _ => Ok(None),
                 }
             }
@@ -582,17 +848,31 @@ impl Doc<'_> {
         }
     }
 
+    /// Whether a stream's data is encrypted: not an xref stream, not metadata left in the clear
+    /// (`/EncryptMetadata false`), not one with its own identity crypt filter.
+    fn stream_is_encrypted(&self, dict: &Dict, filters: &[Vec<u8>]) -> bool {
+        let kind = dict_get(dict, b"Type").and_then(Obj::as_name);
+        if kind == Some(b"XRef") {
+            return false;
+        }
+        if kind == Some(b"Metadata") && self.crypt.as_ref().is_some_and(|c| !c.encrypt_metadata) {
+            return false;
+        }
+        !filters.iter().any(|f| f.as_slice() == b"Crypt")
+    }
+
     fn resolve_in_object_stream(&mut self, stm: u32, idx: u32, n: u32, from: usize) -> Result<Option<Obj>, ExtractError> {
         if !self.objstm_cache.contains_key(&stm) {
-            let Some((dict, data_start)) = self.resolve_stream_from(stm, from)? else {
+            let Some(stream) = self.resolve_stream_from(stm, from)? else {
                 return Err(malformed(format!("object stream {stm} not found")));
             };
+            let dict = stream.dict.clone();
             if dict_get(&dict, b"Type").and_then(Obj::as_name) != Some(b"ObjStm") {
                 return Err(malformed(format!("object {stm} is not an object stream")));
             }
             let count = dict_get(&dict, b"N").and_then(Obj::as_int).unwrap_or(0).clamp(0, 1_000_000) as usize;
             let first = dict_get(&dict, b"First").and_then(Obj::as_int).unwrap_or(0).max(0) as usize;
-            let data = self.stream_data(&dict, data_start)?;
+            let data = self.stream_data(&stream)?;
             let header = data.get(..first.min(data.len())).unwrap_or(&[]);
             let mut p = Parser::new(header, 2);
             let mut offsets = Vec::new();
@@ -640,6 +920,8 @@ impl Doc<'_> {
         let companion = self.sections.get(from + 1).filter(|s| !s.revision_start).map(|s| s.trailer.clone());
         let key = |k: &[u8]| dict_get(&trailer, k).cloned().or_else(|| companion.as_ref().and_then(|c| dict_get(c, k).cloned()));
         let encrypted = key(b"Encrypt");
+        // Encrypted and not opened by the empty user password: label values are unreadable.
+        let locked = encrypted.is_some() && self.crypt.is_none();
         let mut records = Vec::new();
 
         if let Some(enc) = &encrypted {
@@ -681,7 +963,7 @@ impl Doc<'_> {
                             Some(Obj::Int(i)) => i.to_string(),
                             _ => String::new(),
                         };
-                        if encrypted.is_some() {
+                        if locked {
                             // Names are never encrypted, string values are: the label GUID is
                             // known but its attributes are not readable.
                             encrypted_keys.push(name.into_owned());
@@ -734,7 +1016,7 @@ impl Doc<'_> {
                             records.extend(r)
                         }
                         Err(ExtractError::Malformed { reason, .. }) => {
-                            if encrypted.is_none() {
+                            if !locked {
                                 ex.ambiguous(format!("pdf: XMP metadata unreadable: {reason}"));
                             }
                         }
@@ -760,8 +1042,8 @@ impl Doc<'_> {
     }
 
     fn xmp_records(&mut self, m: u32, from: usize, ex: &mut Extraction) -> Result<Vec<LabelRecord>, ExtractError> {
-        let Some((dict, start)) = self.resolve_stream_from(m, from)? else { return Ok(Vec::new()) };
-        let data = self.stream_data(&dict, start)?;
+        let Some(stream) = self.resolve_stream_from(m, from)? else { return Ok(Vec::new()) };
+        let data = self.stream_data(&stream)?;
         let text = match xml::decode_text(trim_to_xml(&data)) {
             Ok(t) => t,
             Err(e) => return Err(malformed(format!("XMP: {e}"))),
@@ -905,4 +1187,94 @@ fn apply_predictor(data: Vec<u8>, params: &Dict) -> Result<Vec<u8>, ExtractError
         prev = row;
     }
     Ok(out)
+}
+
+/// ASCIIHexDecode: hex digit pairs, white space ignored, `>` ends; an odd last digit is
+/// followed by 0.
+fn ascii_hex(data: &[u8]) -> Vec<u8> {
+    let digits: Vec<u8> = data
+        .iter()
+        .take_while(|&&b| b != b'>')
+        .filter_map(|&b| (b as char).to_digit(16).map(|d| d as u8))
+        .collect();
+    digits.chunks(2).map(|p| (p[0] << 4) | p.get(1).copied().unwrap_or(0)).collect()
+}
+
+/// ASCII85Decode: base-85 groups, `z` for four zeros, `~>` ends.
+fn ascii85(data: &[u8]) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(data.len() / 5 * 4);
+    let mut group = [0u8; 5];
+    let mut n = 0usize;
+    let mut iter = data.iter().copied();
+    if data.starts_with(b"<~") {
+        iter.nth(1);
+    }
+    for b in iter {
+        match b {
+            b'~' => break,
+            b'z' if n == 0 => out.extend_from_slice(&[0; 4]),
+            b'!'..=b'u' => {
+                group[n] = b - b'!';
+                n += 1;
+                if n == 5 {
+                    let v = group.iter().fold(0u64, |acc, &d| acc * 85 + d as u64);
+                    out.extend_from_slice(&u32::try_from(v).ok()?.to_be_bytes());
+                    n = 0;
+                }
+            }
+            b if crate::pdf_syntax::is_ws(b) => {}
+            _ => return None,
+        }
+    }
+    if n > 1 {
+        for d in group.iter_mut().skip(n) {
+            *d = 84;
+        }
+        let v = group.iter().fold(0u64, |acc, &d| acc * 85 + d as u64);
+        out.extend_from_slice(&u32::try_from(v).ok()?.to_be_bytes()[..n - 1]);
+    }
+    Some(out)
+}
+
+/// RunLengthDecode, at most `cap` bytes out.
+fn run_length(data: &[u8], cap: u64) -> Result<Vec<u8>, ExtractError> {
+    let mut out = Vec::new();
+    let mut i = 0usize;
+    while let Some(&len) = data.get(i) {
+        match len {
+            128 => break,
+            0..=127 => {
+                let n = len as usize + 1;
+                out.extend_from_slice(data.get(i + 1..i + 1 + n).unwrap_or(&data[(i + 1).min(data.len())..]));
+                i += 1 + n;
+            }
+            _ => {
+                let Some(&b) = data.get(i + 1) else { break };
+                out.resize(out.len() + 257 - len as usize, b);
+                i += 2;
+            }
+        }
+        if out.len() as u64 > cap {
+            return Err(ExtractError::limit("max_part_bytes", cap));
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod filter_tests {
+    use super::*;
+
+    #[test]
+    fn text_filters_decode() {
+        assert_eq!(ascii_hex(b"50 4b0 >ignored"), b"PK\x00");
+        assert_eq!(ascii_hex(b"7"), [0x70]);
+        // "Man " and "sure" from the Adobe ASCII85 examples; `z` is four zeros.
+        assert_eq!(ascii85(b"<~9jqo^F*2M7z~>").unwrap(), b"Man sure\0\0\0\0");
+        assert_eq!(ascii85(b"9jqo^~>").unwrap(), b"Man ");
+        assert_eq!(ascii85(b"9jqo~>").unwrap(), b"Man");
+        assert!(ascii85(b"9j{o^").is_none());
+        assert_eq!(run_length(&[2, b'a', b'b', b'c', 254, b'x', 128], 100).unwrap(), b"abcxxx");
+        assert!(run_length(&[129, b'x', 129, b'x'], 200).is_err());
+    }
 }

@@ -350,6 +350,17 @@ impl Walker<'_> {
                 self.cfb_stream_members(input, path, depth)?;
                 labelgate_extract::cfb_extent(input, self.limits).ok()
             }
+            FileKind::EncryptedOoxml if !ex.flags.contains(&Flag::Encrypted) => {
+                // Opened with Excel's default password: the files inside the package are read
+                // like those of any package.
+                if let Some(package) = labelgate_extract::default_password_package_of(input, self.limits).map_err(|e| Problem::from_extract(&e))? {
+                    let mut child = path.to_vec();
+                    child.push("(decrypted package)".into());
+                    let len = package.len() as u64;
+                    self.child(Body::Input(&mut SliceInput::new(&package)), child, depth + 1, Some(len))?;
+                }
+                labelgate_extract::cfb_extent(input, self.limits).ok()
+            }
             // The package stream is ciphertext: nothing inside is readable.
             FileKind::ProtectedOoxml | FileKind::EncryptedOoxml => labelgate_extract::cfb_extent(input, self.limits).ok(),
             FileKind::Cpio => {
@@ -386,6 +397,11 @@ impl Walker<'_> {
             FileKind::Rar => return Err(Problem::Unsupported("RAR archives are not opened".into())),
             FileKind::Tnef => {
                 tnef::members(self, input, path, depth)?;
+                None
+            }
+            FileKind::Pdf => {
+                self.pdf_attachments(input, path, depth)?;
+                // PDFs with data after their end are the extractor's `ambiguous` already.
                 None
             }
             kind if is_zip_based(kind) => {
@@ -657,6 +673,31 @@ impl Walker<'_> {
         } else {
             Ok(())
         }
+    }
+
+    /// Files attached to a PDF (name tree, portfolio, annotations, associated files).
+    fn pdf_attachments(&mut self, input: &mut dyn Input, path: &[String], depth: u32) -> Result<(), Problem> {
+        let attachments = match labelgate_extract::pdf_attachments(
+            input,
+            self.limits,
+            self.bounds.max_inner_bytes,
+            self.bounds.max_members as usize,
+            self.remaining_budget(),
+        ) {
+            Ok(a) => a,
+            // The document's own reading already reported a damaged structure.
+            Err(ExtractError::Malformed { .. }) => return Ok(()),
+            Err(e) => return Err(Problem::from_extract(&e)),
+        };
+        for attachment in attachments {
+            let mut child = path.to_vec();
+            child.push(attachment.name);
+            match attachment.data {
+                Ok(data) => self.child(Body::Input(&mut SliceInput::new(&data)), child, depth + 1, Some(data.len() as u64))?,
+                Err(e) => self.unreadable(child, depth + 1, None, Problem::from_extract(&e))?,
+            }
+        }
+        Ok(())
     }
 
     /// Lists a member that cannot be read at all (encrypted, unsupported coding).
