@@ -20,6 +20,8 @@ command -v 7zz >/dev/null 2>&1 || command -v 7z >/dev/null 2>&1 || need_apt+=(7z
 command -v zstd >/dev/null 2>&1 || need_apt+=(zstd)              # .zst fixtures
 command -v cpio >/dev/null 2>&1 || need_apt+=(cpio)              # .cpio fixtures (ar comes with binutils, beside gcc)
 command -v ar >/dev/null 2>&1 || need_apt+=(binutils)
+command -v qpdf >/dev/null 2>&1 || need_apt+=(qpdf)              # encrypted PDF fixtures (make_hidden.py)
+python3 -m ensurepip --version >/dev/null 2>&1 || need_apt+=(python3-venv)  # scripts/python.sh's venv
 if [ "${#need_apt[@]}" -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
   $SUDO apt-get update -qq
