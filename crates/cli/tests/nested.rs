@@ -159,3 +159,85 @@ fn inspect_and_policy_test_report_the_inner_files() {
     assert_eq!(verdict(None, "unl_three_deep.zip")["verdict"]["action"], "allow");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Files hidden the ways of crates/unpack/tests/make_hidden.py (Office embeddings, PDF
+/// attachments, prefixes, no-secret encryption): each labeled one is blocked with the file that
+/// carries the label named, and the origin never sees it; each unlabeled twin arrives byte-exact.
+#[test]
+fn hidden_files_through_intercepted_https_on_the_default_config() {
+    let dir = std::env::temp_dir().join(format!("labelgate-hidden-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let fixtures = dir.join("fixtures");
+    labelgate_testkit::make_hidden_fixtures(&fixtures);
+    let (_serve, proxy, _admin, ca_pem, origin) = serve_intercepting(&dir);
+    let url = format!("https://{origin}/upload");
+    let send = |file: &Path, multipart: bool| -> (String, String) {
+        let cacert = ["--cacert", ca_pem.to_str().unwrap()];
+        let form = format!("file=@{}", file.display());
+        let body: [&str; 2] = if multipart { ["-F", &form] } else { ["-T", file.to_str().unwrap()] };
+        curl(proxy, &[&cacert[..], &body[..], &["-H", "Accept: application/json", &url]].concat())
+    };
+    let hidden = [
+        ("docx_embedded_xlsx.docx", "Microsoft_Excel_Worksheet.xlsx"),
+        ("pptx_embedded_docx.pptx", "Microsoft_Word_Document.docx"),
+        ("docx_oleobject_native.docx", "report.docx"),
+        ("xlsx_oleobject_native.xlsx", "report.docx"),
+        ("docx_altchunk.docx", "afchunk.docx"),
+        ("doc_objectpool_package.doc", "Package"),
+        ("doc_objectpool_native.doc", "report.docx"),
+        ("doc_objectpool_storage.doc", "_1234567892"),
+        ("pdf_attached_docx.pdf", "report.docx"),
+        ("pdf_annot_docx.pdf", "report.docx"),
+        ("pdf_portfolio.pdf", "report.docx"),
+        ("pdf_attached_pdf.pdf", "report.pdf"),
+        ("pdf_attached_deep.pdf", "report.docx"),
+        ("pdf_owner_aes256_attached.pdf", "report.docx"),
+        ("xlsx_velvet_agile.xlsx", ""),
+        ("xlsx_velvet_standard.xlsx", ""),
+        ("prefix1_docx.docx", ""),
+        ("prefixgif_docx.docx", ""),
+        ("prefix64k_docx.docx", ""),
+        ("prefix64k_adjusted_docx.docx", ""),
+        ("prefix1_pdf.pdf", ""),
+        ("prefixgif_pdf.pdf", ""),
+        ("prefix64k_pdf.pdf", ""),
+        ("pdf_owner_rc4_40.pdf", ""),
+        ("pdf_owner_rc4_128.pdf", ""),
+        ("pdf_owner_aes128.pdf", ""),
+        ("pdf_owner_aes128_objstm.pdf", ""),
+        ("pdf_owner_aes256.pdf", ""),
+    ];
+    for (name, inner) in hidden {
+        let labeled = fixtures.join(format!("lab_{name}"));
+        for multipart in [false, true] {
+            let (answer, code) = send(&labeled, multipart);
+            assert_eq!(code, "403", "{name} (multipart {multipart}): {answer}");
+            let json: serde_json::Value = serde_json::from_str(&answer).unwrap_or_else(|e| panic!("{name}: {e}: {answer}"));
+            let files = json["files"].as_array().cloned().unwrap_or_default();
+            assert!(
+                files.iter().any(|f| f["name"].as_str().is_some_and(|n| n.ends_with(inner) && (inner.is_empty() || n.contains('\u{25b8}')))),
+                "{name}: the block names {inner:?}: {answer}"
+            );
+        }
+        let unlabeled = fixtures.join(format!("unl_{name}"));
+        let (reply, code) = send(&unlabeled, false);
+        assert_eq!(code, "200", "{}: {reply}", unlabeled.display());
+        let sha: String = Sha256::digest(std::fs::read(&unlabeled).unwrap()).iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(reply, format!("stored {sha}"), "{name}: byte-exact at the origin");
+    }
+    // A real password hides everything: blocked as encrypted where labeled files may not go.
+    for name in ["lab_pdf_userpw_aes256.pdf", "lab_xlsx_password_agile.xlsx"] {
+        let (answer, code) = send(&fixtures.join(name), false);
+        assert_eq!(code, "403", "{name}: {answer}");
+        assert!(answer.contains("encrypted"), "{name}: {answer}");
+    }
+    // Over plain HTTP with an origin that counts what reaches it: nothing of a blocked file arrives.
+    let (plain_origin, count) = common::origin();
+    for name in ["lab_prefix64k_docx.docx", "lab_pdf_owner_aes256.pdf", "lab_xlsx_velvet_agile.xlsx", "lab_docx_oleobject_native.docx"] {
+        let (page, code) = curl(proxy, &["-T", fixtures.join(name).to_str().unwrap(), &format!("http://{plain_origin}/upload")]);
+        assert_eq!(code, "403", "{name}: {page}");
+    }
+    assert_eq!(count.load(std::sync::atomic::Ordering::SeqCst), 0, "the origin never sees a blocked upload");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -598,3 +598,24 @@ pub fn tnef_attribute(out: &mut Vec<u8>, level: u8, id: u32, data: &[u8]) {
     let sum: u32 = data.iter().map(|&b| b as u32).sum();
     out.extend_from_slice(&((sum & 0xffff) as u16).to_le_bytes());
 }
+
+/// The Python interpreter of the test venv (pikepdf, msoffcrypto-tool, olefile), made by
+/// `scripts/python.sh` on first use.
+pub fn test_python() -> std::path::PathBuf {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/python.sh");
+    let out = std::process::Command::new("bash").arg(script).output().expect("bash runs scripts/python.sh");
+    assert!(out.status.success(), "scripts/python.sh failed: {}", String::from_utf8_lossy(&out.stderr));
+    std::path::PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
+}
+
+/// Builds the files-hidden-in-files fixtures (embeddings, prefixes, PDF attachments, no-secret
+/// encryption) around corpus files into `dir`: `crates/unpack/tests/make_hidden.py`.
+pub fn make_hidden_fixtures(dir: &std::path::Path) {
+    let status = std::process::Command::new(test_python())
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/../unpack/tests/make_hidden.py"))
+        .arg(dir)
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/corpus/files"))
+        .status()
+        .expect("the venv's python runs");
+    assert!(status.success(), "make_hidden.py failed");
+}
