@@ -32,3 +32,16 @@ for f in "$built"/*; do
   { printf "$pick"; cat "$f"; } > "$here/corpus/archives/$name"
 done
 rm -rf "$built"
+# Files hidden in documents (embeddings, attachments, prefixes, no-secret encryption), behind the
+# byte that makes the embedded target keep their signature (0 compound file, 1 PDF, 2 ZIP, 3 as is).
+mkdir -p "$here/corpus/embedded"
+built="$(mktemp -d)"
+"$("$here/../scripts/python.sh")" "$here/../crates/unpack/tests/make_hidden.py" "$built" "$shared"
+for f in "$built"/*; do
+  name="$(basename "$f")"
+  case "$name" in
+    *prefix*) pick='\x03' ;; *.doc|*velvet*|*password*) pick='\x00' ;; *.pdf) pick='\x01' ;; *) pick='\x02' ;;
+  esac
+  { printf "$pick"; cat "$f"; } > "$here/corpus/embedded/$name"
+done
+rm -rf "$built"
