@@ -231,3 +231,51 @@ fn agile(xml: &[u8], password: &[u8]) -> Result<PackageKey, NotOpened> {
     }
     Ok(PackageKey::Agile { key: key[..kd.key_bits / 8].to_vec(), salt: kd.salt, hash: kd_hash, block: kd.block })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn agile_info(spin: &str) -> Vec<u8> {
+        let mut info = vec![4, 0, 4, 0, 0x40, 0, 0, 0];
+        info.extend_from_slice(
+            format!(
+                r#"<?xml version="1.0" encoding="UTF-8" standalone="yes"?>
+<encryption xmlns="http://schemas.microsoft.com/office/2006/encryption" xmlns:p="http://schemas.microsoft.com/office/2006/keyEncryptor/password">
+<keyData saltSize="16" blockSize="16" keyBits="256" hashSize="64" cipherAlgorithm="AES" cipherChaining="ChainingModeCBC" hashAlgorithm="SHA512" saltValue="AAAAAAAAAAAAAAAAAAAAAA=="/>
+<keyEncryptors><keyEncryptor uri="http://schemas.microsoft.com/office/2006/keyEncryptor/password">
+<p:encryptedKey spinCount="{spin}" saltSize="16" blockSize="16" keyBits="256" hashSize="64" cipherAlgorithm="AES" cipherChaining="ChainingModeCBC" hashAlgorithm="SHA512" saltValue="AAAAAAAAAAAAAAAAAAAAAA==" encryptedVerifierHashInput="AAAAAAAAAAAAAAAAAAAAAA==" encryptedVerifierHashValue="AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=" encryptedKeyValue="AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="/>
+</keyEncryptor></keyEncryptors></encryption>"#
+            )
+            .as_bytes(),
+        );
+        info
+    }
+
+    #[test]
+    fn a_spin_count_past_the_bound_is_refused_before_any_work() {
+        let started = std::time::Instant::now();
+        match unlock(&agile_info("4000000000"), DEFAULT_PASSWORD) {
+            Err(NotOpened::Unsupported(why)) => assert!(why.contains("spin count"), "{why}"),
+            other => panic!("{:?}", other.err()),
+        }
+        // Refused from the description alone: no key derivation ran (4e9 rounds would take hours).
+        assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    }
+
+    #[test]
+    fn a_wrong_verifier_is_a_real_password() {
+        // Zero ciphertexts do not verify: the password is not the default one.
+        assert!(matches!(unlock(&agile_info("10"), DEFAULT_PASSWORD), Err(NotOpened::RealPassword)));
+    }
+
+    #[test]
+    fn unknown_versions_and_short_streams_are_unsupported() {
+        assert!(matches!(unlock(&[], DEFAULT_PASSWORD), Err(NotOpened::Unsupported(_))));
+        assert!(matches!(unlock(&[3, 0, 3, 0], DEFAULT_PASSWORD), Err(NotOpened::Unsupported(_))));
+        assert!(matches!(unlock(&[4, 0, 2, 0, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff], DEFAULT_PASSWORD), Err(NotOpened::Unsupported(_))));
+        let key = PackageKey::Standard { key: vec![0; 16] };
+        assert!(decrypt_package(&key, &[1, 0, 0, 0, 0, 0, 0, 0], 1 << 20).is_err(), "a declared size past the stream");
+        assert!(decrypt_package(&key, &[0xff; 40], 1 << 20).is_err(), "a declared size past the limit");
+    }
+}

@@ -265,11 +265,11 @@ impl Doc<'_> {
         let companion = self.sections.get(1).filter(|s| !s.revision_start).map(|s| s.trailer.clone());
         let root = dict_get(&trailer, b"Root").cloned().or_else(|| companion.as_ref().and_then(|c| dict_get(c, b"Root").cloned()));
         let Some(root) = root else { return Ok(Vec::new()) };
-        let Some(Obj::Dict(catalog)) = self.deref(&root, 0)? else { return Ok(Vec::new()) };
+        let Some(Obj::Dict(catalog)) = self.lenient_deref(&root, 0)? else { return Ok(Vec::new()) };
 
         let mut specs: Vec<Obj> = Vec::new();
         if let Some(names) = dict_get(&catalog, b"Names").cloned() {
-            if let Some(Obj::Dict(names)) = self.deref(&names, 0)? {
+            if let Some(Obj::Dict(names)) = self.lenient_deref(&names, 0)? {
                 if let Some(tree) = dict_get(&names, b"EmbeddedFiles").cloned() {
                     self.name_tree_values(&tree, &mut specs, max_count)?;
                 }
@@ -286,7 +286,7 @@ impl Doc<'_> {
         let mut seen_streams: Vec<u32> = Vec::new();
         let mut total = 0u64;
         for spec in specs {
-            let Some(Obj::Dict(spec)) = self.deref(&spec, 0)? else { continue };
+            let Some(Obj::Dict(spec)) = self.lenient_deref(&spec, 0)? else { continue };
             let name = [b"UF".as_slice(), b"F", b"Unix", b"DOS", b"Mac"]
                 .iter()
                 .find_map(|k| match dict_get(&spec, k) {
@@ -297,7 +297,7 @@ impl Doc<'_> {
                 .filter(|n| !n.is_empty())
                 .unwrap_or_else(|| "(attachment)".into());
             let Some(ef) = dict_get(&spec, b"EF").cloned() else { continue };
-            let Some(Obj::Dict(ef)) = self.deref(&ef, 0)? else { continue };
+            let Some(Obj::Dict(ef)) = self.lenient_deref(&ef, 0)? else { continue };
             let Some(&Obj::Ref(n, _)) = dict_get(&ef, b"UF").or_else(|| dict_get(&ef, b"F")) else { continue };
             if seen_streams.contains(&n) {
                 continue;
@@ -329,13 +329,21 @@ impl Doc<'_> {
     /// and count; loops end at the object budget.
     fn name_tree_values(&mut self, node: &Obj, out: &mut Vec<Obj>, max_count: usize) -> Result<(), ExtractError> {
         let mut stack = vec![(node.clone(), 0u32)];
+        let mut seen: Vec<u32> = Vec::new();
         while let Some((node, depth)) = stack.pop() {
             if depth > 32 {
                 return Err(malformed("name tree deeper than 32 levels"));
             }
-            let Some(Obj::Dict(node)) = self.deref(&node, 0)? else { continue };
+            // A node reached twice (a loop, or kids shared) is read once.
+            if let Obj::Ref(n, _) = node {
+                if seen.contains(&n) {
+                    continue;
+                }
+                seen.push(n);
+            }
+            let Some(Obj::Dict(node)) = self.lenient_deref(&node, 0)? else { continue };
             if let Some(names) = dict_get(&node, b"Names").cloned() {
-                if let Some(Obj::Array(pairs)) = self.deref(&names, 0)? {
+                if let Some(Obj::Array(pairs)) = self.lenient_deref(&names, 0)? {
                     for pair in pairs.chunks(2) {
                         if let [_, value] = pair {
                             out.push(value.clone());
@@ -347,7 +355,7 @@ impl Doc<'_> {
                 return Err(ExtractError::limit("max_members", max_count as u64));
             }
             if let Some(kids) = dict_get(&node, b"Kids").cloned() {
-                if let Some(Obj::Array(kids)) = self.deref(&kids, 0)? {
+                if let Some(Obj::Array(kids)) = self.lenient_deref(&kids, 0)? {
                     stack.extend(kids.into_iter().rev().map(|k| (k, depth + 1)));
                 }
             }
@@ -356,7 +364,7 @@ impl Doc<'_> {
     }
 
     fn array_items(&mut self, array: &Obj, out: &mut Vec<Obj>) -> Result<(), ExtractError> {
-        if let Some(Obj::Array(items)) = self.deref(array, 0)? {
+        if let Some(Obj::Array(items)) = self.lenient_deref(array, 0)? {
             out.extend(items);
         }
         Ok(())
@@ -365,13 +373,19 @@ impl Doc<'_> {
     /// File specifications of `/FileAttachment` annotations and `/AF` entries on every page.
     fn page_attachments(&mut self, pages: &Obj, out: &mut Vec<Obj>, max_count: usize) -> Result<(), ExtractError> {
         let mut stack = vec![(pages.clone(), 0u32)];
+        let mut seen = std::collections::HashSet::new();
         while let Some((node, depth)) = stack.pop() {
             if depth > 64 {
                 return Err(malformed("page tree deeper than 64 levels"));
             }
-            let Some(Obj::Dict(node)) = self.deref(&node, 0)? else { continue };
+            if let Obj::Ref(n, _) = node {
+                if !seen.insert(n) {
+                    continue;
+                }
+            }
+            let Some(Obj::Dict(node)) = self.lenient_deref(&node, 0)? else { continue };
             if let Some(kids) = dict_get(&node, b"Kids").cloned() {
-                if let Some(Obj::Array(kids)) = self.deref(&kids, 0)? {
+                if let Some(Obj::Array(kids)) = self.lenient_deref(&kids, 0)? {
                     stack.extend(kids.into_iter().rev().map(|k| (k, depth + 1)));
                 }
                 continue;
@@ -380,10 +394,10 @@ impl Doc<'_> {
                 self.array_items(&af, out)?;
             }
             let Some(annots) = dict_get(&node, b"Annots").cloned() else { continue };
-            let Some(Obj::Array(annots)) = self.deref(&annots, 0)? else { continue };
+            let Some(Obj::Array(annots)) = self.lenient_deref(&annots, 0)? else { continue };
             for annot in annots {
                 // Most annotations are links and widgets: a direct dictionary or one object each.
-                let Some(Obj::Dict(annot)) = self.deref(&annot, 0)? else { continue };
+                let Some(Obj::Dict(annot)) = self.lenient_deref(&annot, 0)? else { continue };
                 if dict_get(&annot, b"Subtype").and_then(Obj::as_name) == Some(b"FileAttachment") {
                     if let Some(fs) = dict_get(&annot, b"FS") {
                         out.push(fs.clone());
@@ -395,6 +409,15 @@ impl Doc<'_> {
             }
         }
         Ok(())
+    }
+
+    /// `deref` for the attachment walk: an unreadable object is skipped (real files carry damaged
+    /// annotations and page nodes that readers skip too); limits still stop the walk.
+    fn lenient_deref(&mut self, obj: &Obj, from: usize) -> Result<Option<Obj>, ExtractError> {
+        match self.deref(obj, from) {
+            Err(ExtractError::Malformed { .. }) => Ok(None),
+            other => other,
+        }
     }
 
     /// Sets up decryption when the newest trailer's encryption dictionary opens with the empty

@@ -259,3 +259,56 @@ fn a_transaction_budget_is_shared_by_its_files() {
     // Alone, the second one fits.
     assert!(limits_reached(&inspect_slice(&member(2), &Limits::default(), &bounds)).is_empty());
 }
+
+/// A PDF whose catalog's name tree lists `count` attachments, each `data` (Flate unless `filter`
+/// names another filter, given raw), with a page tree of one page whose kids loop back.
+fn pdf_with_attachments(count: u32, data: &[u8], filter: Option<&str>) -> Vec<u8> {
+    let mut pdf = Pdf::new();
+    let mut names = String::new();
+    for i in 0..count {
+        let spec = 100 + 2 * i;
+        let stream = spec + 1;
+        names.push_str(&format!("(f{i}) {spec} 0 R "));
+        pdf.obj(spec, &format!("<< /Type /Filespec /UF (file{i}.docx) /EF << /F {stream} 0 R >> >>"));
+        match filter {
+            Some(f) => pdf.stream(stream, &format!("/Type /EmbeddedFile /Filter /{f} "), data, false),
+            None => pdf.stream(stream, "/Type /EmbeddedFile ", data, true),
+        };
+    }
+    // The name tree's second kid is the tree itself; the page tree's kid is the pages node.
+    pdf.obj(4, &format!("<< /Names [{names}] >>"));
+    pdf.obj(3, "<< /Kids [4 0 R 3 0 R] >>");
+    pdf.obj(2, "<< /Type /Pages /Kids [2 0 R] /Count 1 >>");
+    pdf.obj(1, "<< /Type /Catalog /Pages 2 0 R /Names << /EmbeddedFiles 3 0 R >> >>");
+    pdf.classic_xref("/Root 1 0 R");
+    pdf.bytes()
+}
+
+#[test]
+fn pdf_attachments_loops_floods_and_sizes_end_at_limits() {
+    let docx = labeled_docx();
+    // Loops in the name tree and the page tree end: the attachment is read once.
+    let i = inspect_slice(&pdf_with_attachments(1, &docx, None), &Limits::default(), &UnpackLimits::default());
+    assert_eq!(i.inner.len(), 1, "{:#?}", i.inner);
+    assert_eq!(i.inner[0].path, ["file0.docx"]);
+    assert_eq!(i.all_labels().next().map(|l| l.id.as_str()), Some(GUID_A));
+
+    // More attachments than max_members: the container reaches the limit.
+    let bounds = UnpackLimits { max_members: 16, ..UnpackLimits::default() };
+    let i = inspect_slice(&pdf_with_attachments(40, &docx, None), &Limits::default(), &bounds);
+    assert_eq!(limits_reached(&i), ["max_members"], "{:?}", i.container);
+
+    // An attachment larger than max_inner_bytes is that attachment's limit, not a pass.
+    let big = filler(3 * MIB, 7);
+    let bounds = UnpackLimits { max_inner_bytes: MIB as u64, ..UnpackLimits::default() };
+    let i = inspect_slice(&pdf_with_attachments(1, &big, None), &Limits::default(), &bounds);
+    assert_eq!(limits_reached(&i), ["max_inner_bytes"], "{:#?}", i.inner);
+
+    // A filter the reader does not decode makes the attachment malformed (policy decides).
+    let i = inspect_slice(&pdf_with_attachments(1, &docx, Some("LZWDecode")), &Limits::default(), &UnpackLimits::default());
+    assert!(matches!(i.inner[0].error, Some(Problem::Malformed(_))), "{:#?}", i.inner);
+    // ASCIIHex is decoded.
+    let hex: String = docx.iter().map(|b| format!("{b:02x}")).collect();
+    let i = inspect_slice(&pdf_with_attachments(1, hex.as_bytes(), Some("ASCIIHexDecode")), &Limits::default(), &UnpackLimits::default());
+    assert_eq!(i.all_labels().next().map(|l| l.id.as_str()), Some(GUID_A), "{:#?}", i.inner);
+}
