@@ -316,9 +316,20 @@ fn unrecognised_start(input: &mut dyn Input, limits: &Limits) -> Result<Extracti
         }
     }
     if let Some(at) = pdf::header_behind_prefix(input, limits)? {
-        let mut ex = pdf::extract(input, limits, at)?;
-        ex.findings.insert(0, format!("pdf: the document starts at offset {at}, after data that is no part of it"));
-        return Ok(ex);
+        match pdf::extract(input, limits, at) {
+            Ok(mut ex) => {
+                let note = if at == 0 {
+                    "pdf: no %PDF- header, read from its end as pdf.js reads it".to_string()
+                } else {
+                    format!("pdf: the document starts at offset {at}, after data that is no part of it")
+                };
+                ex.findings.insert(0, note);
+                return Ok(ex);
+            }
+            // A guess from the end that does not hold together: the file stays unknown.
+            Err(ExtractError::Malformed { .. }) if at == 0 => {}
+            Err(e) => return Err(e),
+        }
     }
     Ok(Extraction::new(FileKind::Unknown))
 }

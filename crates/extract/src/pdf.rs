@@ -149,6 +149,7 @@ pub(crate) fn header_behind_prefix(input: &mut dyn Input, limits: &Limits) -> Re
     if memchr::memmem::rfind(&tail, b"startxref").is_none() {
         return Ok(None);
     }
+    let eof_marker = memchr::memmem::rfind(&tail, b"%%EOF").is_some();
     const STEP: u64 = 1 << 20;
     let end = len.min(limits.max_pdf_reconstruct_bytes);
     let mut at = 0u64;
@@ -159,6 +160,11 @@ pub(crate) fn header_behind_prefix(input: &mut dyn Input, limits: &Limits) -> Re
             return Ok(Some(at + p as u64));
         }
         at += STEP;
+    }
+    // No header at all, but a PDF's end and objects from the start: pdf.js opens that too.
+    let head = input.read_upto(0, 64 * 1024)?;
+    if eof_marker && memchr::memmem::find(&head, b" obj").is_some() {
+        return Ok(Some(0));
     }
     Ok(None)
 }

@@ -228,3 +228,23 @@ fn a_prefixed_package_is_found_inside_archives_and_compressed_streams() {
     let found = inspect_all_ways(&gz);
     assert_eq!(labels(&found), [DOCX_LABEL], "{:#?}", found.inner);
 }
+
+#[test]
+fn a_pdf_without_its_header_is_still_read_from_its_end() {
+    // pdf.js opens a document whose `%PDF-` line was cut off; so must the extractor.
+    let pdf = std::fs::read(format!("{CORPUS}/lab_openchain_simpleqa.pdf")).unwrap();
+    let cut = &pdf[9..];
+    assert!(memchr_free(cut, b"%PDF-"), "the header is gone");
+    let found = inspect_all_ways(cut);
+    let outer = found.outer.as_ref().unwrap();
+    assert_eq!(outer.kind, FileKind::Pdf);
+    assert_eq!(labels(&found), [PDF_LABEL]);
+    assert!(outer.findings.iter().any(|f| f.contains("no %PDF- header")), "{:?}", outer.findings);
+    // Text that merely ends like a PDF is not one.
+    let text = b"notes 1 obj\nstartxref\n%%EOF\n".repeat(3);
+    assert_eq!(extract_with(&text, &Limits::default()).unwrap().kind, FileKind::Unknown);
+}
+
+fn memchr_free(hay: &[u8], needle: &[u8]) -> bool {
+    !hay.windows(needle.len()).any(|w| w == needle)
+}
