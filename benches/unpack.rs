@@ -1,7 +1,8 @@
 //! Files inside files: what a container costs beyond the file it carries. A labeled corpus docx
 //! bare, in a stored zip (read in place: a window onto the archive), in a deflated zip (one
 //! inflate of the member); a 100 MiB zip of 1,000 stored unlabeled members (each member's first
-//! bytes are checked, none is read further).
+//! bytes are checked, none is read further); files hidden in documents (embeddings, attachments,
+//! prefixes, owner-password PDFs, VelvetSweatshop workbooks) beside the bare files.
 //!
 //! `cargo bench -p labelgate-benches --bench unpack`
 
@@ -60,5 +61,50 @@ fn containers(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, containers);
+/// Files hidden in documents (crates/unpack/tests/make_hidden.py): what seeing through an
+/// embedding, a prefix or a password that is no secret costs beside the bare file.
+fn hidden(c: &mut Criterion) {
+    let limits = Limits::default();
+    let bounds = UnpackLimits { hash_flagged: false, ..UnpackLimits::default() };
+    let dir = std::env::temp_dir().join(format!("labelgate-bench-hidden-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    labelgate_testkit::make_hidden_fixtures(&dir);
+    let corpus = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus/files");
+    let read = |p: PathBuf| std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        ("pdf bare", read(corpus.join("lab_openchain_simpleqa.pdf"))),
+        ("pdf owner password RC4-40", read(dir.join("lab_pdf_owner_rc4_40.pdf"))),
+        ("pdf owner password AES-128", read(dir.join("lab_pdf_owner_aes128.pdf"))),
+        ("pdf owner password AES-256", read(dir.join("lab_pdf_owner_aes256.pdf"))),
+        ("pdf with an attached docx", read(dir.join("lab_pdf_attached_docx.pdf"))),
+        ("xlsx bare", read(corpus.join("lab_gc_cloud-guardrails-crosswalk.xlsx"))),
+        ("xlsx VelvetSweatshop standard", read(dir.join("lab_xlsx_velvet_standard.xlsx"))),
+        ("xlsx VelvetSweatshop agile", read(dir.join("lab_xlsx_velvet_agile.xlsx"))),
+        ("docx bare", labeled_docx()),
+        ("docx behind 64 KiB of noise", read(dir.join("lab_prefix64k_docx.docx"))),
+        ("docx with an OLE-packaged docx", read(dir.join("lab_docx_oleobject_native.docx"))),
+    ];
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut group = c.benchmark_group("hidden");
+    group.warm_up_time(Duration::from_millis(500)).measurement_time(Duration::from_secs(2)).sample_size(20);
+    for (name, bytes) in &cases {
+        assert!(inspect_slice(bytes, &limits, &bounds).all_labels().count() >= 1, "{name}");
+        // Each iteration reads the file as new: keys derived from a password are not carried over.
+        group.bench_function(format!("extract: {name}"), |b| {
+            b.iter(|| {
+                labelgate_extract::forget_derived_keys();
+                labelgate_extract::extract_with(black_box(bytes), &limits)
+            })
+        });
+        group.bench_function(format!("inspect: {name}"), |b| {
+            b.iter(|| {
+                labelgate_extract::forget_derived_keys();
+                inspect_slice(black_box(bytes), &limits, &bounds)
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, containers, hidden);
 criterion_main!(benches);

@@ -114,10 +114,14 @@ fn standard(info: &[u8], password: &[u8]) -> Result<PackageKey, NotOpened> {
     let mut verifier_hash = v.get(40..72).ok_or_else(|| unsupported("short verifier"))?.to_vec();
 
     let sha1 = HashAlg::Sha1;
-    let mut h = sha1.hash(&[salt, password]);
-    for i in 0..50_000u32 {
-        h = sha1.hash(&[&i.to_le_bytes(), &h]);
-    }
+    let memo_key = [b"standard".as_slice(), salt, password].concat();
+    let h = crate::crypto::memoized(&memo_key, || {
+        let mut h = sha1.hash(&[salt, password]);
+        for i in 0..50_000u32 {
+            h = sha1.hash(&[&i.to_le_bytes(), &h]);
+        }
+        h
+    });
     let h = sha1.hash(&[&h, &0u32.to_le_bytes()]);
     let derive = |fill: u8| {
         let mut buf = [fill; 64];
@@ -209,10 +213,14 @@ fn agile(xml: &[u8], password: &[u8]) -> Result<PackageKey, NotOpened> {
         return Err(unsupported(&format!("spin count {} above the bound of {MAX_SPIN_COUNT}", ek.spin)));
     }
 
-    let mut h = ek_hash.hash(&[&ek.salt, password]);
-    for i in 0..ek.spin {
-        h = ek_hash.hash(&[&i.to_le_bytes(), &h]);
-    }
+    let memo_key = [b"agile".as_slice(), format!("{ek_hash:?}/{}/{}", ek.spin, ek.salt.len()).as_bytes(), &ek.salt, password].concat();
+    let h = crate::crypto::memoized(&memo_key, || {
+        let mut h = ek_hash.hash(&[&ek.salt, password]);
+        for i in 0..ek.spin {
+            h = ek_hash.hash(&[&i.to_le_bytes(), &h]);
+        }
+        h
+    });
     let derive = |block_key: &[u8]| fit(&ek_hash.hash(&[&h, block_key]), ek.key_bits / 8, 0x36);
     let iv = fit(&ek.salt, ek.block, 0x36);
     let decrypt = |block_key: &[u8], data: &[u8]| aes_cbc_decrypt(&derive(block_key), &iv, &data[..data.len() / 16 * 16]);

@@ -169,6 +169,11 @@ fn crypt_filter(encrypt: &Dict, which: &[u8]) -> Method {
 
 /// ISO 32000-2 Algorithm 2.B: the revision 6 password hash.
 fn hash_2b(password: &[u8], salt: &[u8], udata: &[u8]) -> Vec<u8> {
+    let key = [b"2.B".as_slice(), &(password.len() as u32).to_le_bytes(), password, salt, udata].concat();
+    crate::crypto::memoized(&key, || hash_2b_rounds(password, salt, udata))
+}
+
+fn hash_2b_rounds(password: &[u8], salt: &[u8], udata: &[u8]) -> Vec<u8> {
     let mut k = sha256(&[password, salt, udata]).to_vec();
     let mut round = 0u32;
     loop {

@@ -480,8 +480,9 @@ impl Walker<'_> {
         self.count_examined()?;
         match body {
             Body::Input(input) => {
+                // The sniff looks at the end too (a ZIP end record, a PDF's `startxref`).
                 let kind = labelgate_extract::sniff_kind_input(input, self.limits).map_err(|e| Problem::from_extract(&e))?;
-                if kind.is_none() && zip_end_record_in_tail(input).is_none() && embedded_7z_at(input).is_none() {
+                if kind.is_none() && embedded_7z_at(input).is_none() {
                     return Ok(());
                 }
                 // A file read in place counts like one decompressed: overlapping stored members
