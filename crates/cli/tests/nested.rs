@@ -216,7 +216,9 @@ fn hidden_files_through_intercepted_https_on_the_default_config() {
             let json: serde_json::Value = serde_json::from_str(&answer).unwrap_or_else(|e| panic!("{name}: {e}: {answer}"));
             let files = json["files"].as_array().cloned().unwrap_or_default();
             assert!(
-                files.iter().any(|f| f["name"].as_str().is_some_and(|n| n.ends_with(inner) && (inner.is_empty() || n.contains('\u{25b8}')))),
+                files
+                    .iter()
+                    .any(|f| f["name"].as_str().is_some_and(|n| n.ends_with(inner) && (inner.is_empty() || n.contains('\u{25b8}')))),
                 "{name}: the block names {inner:?}: {answer}"
             );
         }
@@ -239,5 +241,59 @@ fn hidden_files_through_intercepted_https_on_the_default_config() {
         assert_eq!(code, "403", "{name}: {page}");
     }
     assert_eq!(count.load(std::sync::atomic::Ordering::SeqCst), 0, "the origin never sees a blocked upload");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn inspect_json_names_embedded_attached_and_decrypted_files() {
+    let dir = std::env::temp_dir().join(format!("labelgate-hidden-cli-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    labelgate_testkit::make_hidden_fixtures(&dir);
+    let inspect = |name: &str| -> serde_json::Value {
+        let out = Command::new(env!("CARGO_BIN_EXE_labelgate")).args(["inspect", "--json"]).arg(dir.join(name)).output().unwrap();
+        assert!(out.status.success(), "{name}: {}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let labeled_inner = |json: &serde_json::Value| -> Vec<(Vec<String>, String)> {
+        json["inner"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|f| f["labels"].as_array().is_some_and(|l| !l.is_empty()))
+            .map(|f| {
+                let path = f["path"].as_array().unwrap().iter().map(|p| p.as_str().unwrap().to_string()).collect();
+                (path, f["labels"][0]["id"].as_str().unwrap().to_string())
+            })
+            .collect()
+    };
+    let ole = inspect("lab_docx_oleobject_native.docx");
+    assert_eq!(ole["kind"], "docx");
+    assert_eq!(
+        labeled_inner(&ole),
+        [(
+            vec![
+                dir.join("lab_docx_oleobject_native.docx").display().to_string(),
+                "word/embeddings/oleObject1.bin".into(),
+                "report.docx".into()
+            ],
+            "f42aa342-8706-4288-bd11-ebb85995028c".to_string()
+        )]
+    );
+    let attached = inspect("lab_pdf_portfolio.pdf");
+    assert_eq!(labeled_inner(&attached)[0].0[1], "report.docx");
+    // The file's own label, read through the encryption or the prefix, with a finding that says so.
+    for (name, label, says) in [
+        ("lab_pdf_owner_aes256.pdf", "1f8e20e6-048a-4bad-a26b-318dd1cd4d47", "empty user password"),
+        ("lab_xlsx_velvet_agile.xlsx", "3d0ca00b-3f0e-465a-aac7-1a6a22fcea40", "VelvetSweatshop"),
+        ("lab_prefix64k_docx.docx", "f42aa342-8706-4288-bd11-ebb85995028c", "precede the archive"),
+    ] {
+        let json = inspect(name);
+        assert_eq!(json["labels"][0]["id"], label, "{name}: {json}");
+        let findings = json["findings"].to_string();
+        assert!(findings.contains(says), "{name}: {findings}");
+        assert!(json["flags"].as_array().is_none_or(|f| !f.iter().any(|x| x == "encrypted")), "{name}: {json}");
+    }
+    let locked = inspect("lab_pdf_userpw_aes256.pdf");
+    assert!(locked["flags"].as_array().unwrap().iter().any(|f| f == "encrypted"), "{locked}");
     let _ = std::fs::remove_dir_all(&dir);
 }

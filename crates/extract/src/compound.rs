@@ -52,7 +52,10 @@ pub(crate) fn extract_storage(cfb: &mut Cfb<'_>, storage: usize, limits: &Limits
             match default_password_package(cfb, storage, limits)? {
                 Opened::Package(package) => {
                     // The package Excel opens without asking: its labels are this file's.
-                    ex.finding(format!("cfb: encrypted with Excel's default password {}; read as Excel opens it", office_crypt::DEFAULT_PASSWORD));
+                    ex.finding(format!(
+                        "cfb: encrypted with Excel's default password {}; read as Excel opens it",
+                        office_crypt::DEFAULT_PASSWORD
+                    ));
                     match crate::extract_with(&package, limits) {
                         Ok(inner) => {
                             records.extend(inner.records);

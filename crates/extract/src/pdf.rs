@@ -454,10 +454,7 @@ impl Doc<'_> {
         };
         match crate::pdf_crypt::open_with_empty_password(&dict, &id0) {
             Outcome::Open(crypt) => {
-                ex.finding(format!(
-                    "pdf: encrypted ({}) with an empty user password, opened as every reader opens it",
-                    crypt.description
-                ));
+                ex.finding(format!("pdf: encrypted ({}) with an empty user password, opened as every reader opens it", crypt.description));
                 self.crypt = Some(crypt);
             }
             Outcome::NeedsPassword(why) | Outcome::Unsupported(why) => {
@@ -1221,11 +1218,7 @@ fn apply_predictor(data: Vec<u8>, params: &Dict) -> Result<Vec<u8>, ExtractError
 /// ASCIIHexDecode: hex digit pairs, white space ignored, `>` ends; an odd last digit is
 /// followed by 0.
 fn ascii_hex(data: &[u8]) -> Vec<u8> {
-    let digits: Vec<u8> = data
-        .iter()
-        .take_while(|&&b| b != b'>')
-        .filter_map(|&b| (b as char).to_digit(16).map(|d| d as u8))
-        .collect();
+    let digits: Vec<u8> = data.iter().take_while(|&&b| b != b'>').filter_map(|&b| (b as char).to_digit(16).map(|d| d as u8)).collect();
     digits.chunks(2).map(|p| (p[0] << 4) | p.get(1).copied().unwrap_or(0)).collect()
 }
 

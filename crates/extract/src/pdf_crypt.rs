@@ -81,14 +81,7 @@ pub(crate) fn open_with_empty_password(encrypt: &Dict, id0: &[u8]) -> Outcome {
                 return Outcome::Unsupported(format!("RC4 key of {bits} bits or short /O, /U"));
             }
             let n = (bits / 8) as usize;
-            let mut h = md5(&[
-                &PAD,
-                &o[..32],
-                &p.to_le_bytes(),
-                id0,
-                if r >= 4 && !encrypt_metadata { &[0xFF; 4] } else { &[] },
-            ])
-            .to_vec();
+            let mut h = md5(&[&PAD, &o[..32], &p.to_le_bytes(), id0, if r >= 4 && !encrypt_metadata { &[0xFF; 4] } else { &[] }]).to_vec();
             if r >= 3 {
                 for _ in 0..50 {
                     h = md5(&[&h[..n]]).to_vec();

@@ -353,7 +353,9 @@ impl Walker<'_> {
             FileKind::EncryptedOoxml if !ex.flags.contains(&Flag::Encrypted) => {
                 // Opened with Excel's default password: the files inside the package are read
                 // like those of any package.
-                if let Some(package) = labelgate_extract::default_password_package_of(input, self.limits).map_err(|e| Problem::from_extract(&e))? {
+                if let Some(package) =
+                    labelgate_extract::default_password_package_of(input, self.limits).map_err(|e| Problem::from_extract(&e))?
+                {
                     let mut child = path.to_vec();
                     child.push("(decrypted package)".into());
                     let len = package.len() as u64;

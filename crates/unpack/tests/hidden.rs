@@ -172,9 +172,10 @@ fn decryption_gives_back_exactly_what_was_encrypted() {
     // read the same as in the clear.
     let workbook = std::fs::read(format!("{CORPUS}/lab_gc_cloud-guardrails-crosswalk.xlsx")).unwrap();
     for name in ["lab_xlsx_velvet_agile.xlsx", "lab_xlsx_velvet_standard.xlsx"] {
-        let package = labelgate_extract::default_password_package_of(&mut labelgate_extract::SliceInput::new(&read(name)), &Limits::default())
-            .unwrap()
-            .unwrap_or_else(|| panic!("{name} opens with VelvetSweatshop"));
+        let package =
+            labelgate_extract::default_password_package_of(&mut labelgate_extract::SliceInput::new(&read(name)), &Limits::default())
+                .unwrap()
+                .unwrap_or_else(|| panic!("{name} opens with VelvetSweatshop"));
         assert!(package == workbook, "{name}: the decrypted package is the original workbook byte for byte");
     }
     let clear = extract_with(&std::fs::read(format!("{CORPUS}/lab_openchain_simpleqa.pdf")).unwrap(), &Limits::default()).unwrap();
