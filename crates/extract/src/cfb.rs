@@ -318,6 +318,30 @@ pub(crate) fn eq_name(a: &str, b: &str) -> bool {
 }
 
 impl Cfb<'_> {
+    /// The last `n` bytes of a stream (all of it if it is shorter): where a ZIP's end record or
+    /// a PDF's `startxref` sits. Reads only the sectors that hold them.
+    pub(crate) fn read_stream_tail(&mut self, index: usize, n: usize) -> Result<Vec<u8>, ExtractError> {
+        let entry = self.entries.get(index).cloned().ok_or_else(|| malformed("no such directory entry"))?;
+        if entry.size < self.mini_cutoff && entry.kind != 5 {
+            let all = self.read_mini(entry.start, entry.size as usize)?;
+            return Ok(all[all.len().saturating_sub(n)..].to_vec());
+        }
+        let want = entry.size.div_ceil(self.sector_size);
+        let chain = self.chain(entry.start, Some(want))?;
+        if (chain.len() as u64) < want {
+            return Err(malformed(format!("stream {:?} is shorter than its declared size", entry.name)));
+        }
+        let from = entry.size.saturating_sub(n as u64);
+        let first = (from / self.sector_size) as usize;
+        let mut out = Vec::with_capacity(n + self.sector_size as usize);
+        for &s in &chain[first..] {
+            out.extend_from_slice(&self.sector(s)?);
+        }
+        out.truncate((entry.size - first as u64 * self.sector_size) as usize);
+        let skip = (from - first as u64 * self.sector_size) as usize;
+        Ok(out.split_off(skip.min(out.len())))
+    }
+
     /// The first `n` bytes of a stream (fewer if it is shorter).
     pub(crate) fn read_stream_prefix(&mut self, index: usize, n: usize) -> Result<Vec<u8>, ExtractError> {
         let entry = self.entries.get(index).cloned().ok_or_else(|| malformed("no such directory entry"))?;

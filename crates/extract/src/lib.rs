@@ -301,10 +301,18 @@ fn run(input: &mut dyn Input, limits: &Limits) -> Result<Extraction, ExtractErro
 /// ZIP readers (and Office's repair) find a package from its end record, PDF readers from
 /// `startxref` at the end, whatever precedes it (a self-extractor stub, an image header, junk).
 fn unrecognised_start(input: &mut dyn Input, limits: &Limits) -> Result<Extraction, ExtractError> {
-    if zip::zip_end_record_in_tail(input).is_some() {
+    if let Some(end_record) = zip::zip_end_record_in_tail(input) {
         let mut ex = Extraction::new(FileKind::Zip);
-        // A guess from the end: an archive that does not hold together leaves the file unknown.
-        if let Ok(archive) = zip::open(input, limits, &mut ex) {
+        // A guess from the end: an archive that does not hold together leaves the file unknown,
+        // unless local file headers precede the end record too (a damaged archive behind a
+        // prefix is as malformed as one without).
+        let opened = zip::open(input, limits, &mut ex);
+        if let Err(ExtractError::Malformed { reason, .. }) = &opened {
+            if zip::local_header_before(input, end_record)? {
+                return Err(ExtractError::malformed("zip", format!("archive behind a prefix: {reason}")));
+            }
+        }
+        if let Ok(archive) = opened {
             if !archive.entries.is_empty() {
                 let start = archive.entries.iter().map(|e| e.local_offset).min().unwrap_or(0);
                 let note = format!("zip: the archive starts at offset {start}, after data that is no part of it");
@@ -321,6 +329,13 @@ fn unrecognised_start(input: &mut dyn Input, limits: &Limits) -> Result<Extracti
                 result.flags.extend(ex.flags);
                 return Ok(result);
             }
+        }
+    }
+    if zip::zip_end_record_in_tail(input).is_none() {
+        if let Some(at) = zip::plausible_local_header(input, 64 * 1024 * 1024)? {
+            // Archive members without an end: unreadable here, recoverable by `zip -FF` or
+            // Office's repair. Malformed, as the same archive without a prefix is.
+            return Err(ExtractError::malformed("zip", format!("local file headers from offset {at} but no end-of-central-directory record")));
         }
     }
     if let Some(at) = pdf::header_behind_prefix(input, limits)? {

@@ -221,7 +221,16 @@ pub fn cfb_streams(
                 }
                 2 => {
                     let head = cfb.read_stream_prefix(child, head_len)?;
-                    if wanted(&head) {
+                    // A start that matches nothing may still end as a ZIP or a PDF (a package
+                    // behind an image header or junk), as unzip and PDF readers see it.
+                    let mut ends_as_file = || -> Result<bool, ExtractError> {
+                        if entry.size <= head.len() as u64 {
+                            return Ok(crate::zip::has_end_record(&head) || crate::pdf::ends_like_pdf(&head));
+                        }
+                        let tail = cfb.read_stream_tail(child, 64 * 1024 + 22)?;
+                        Ok(crate::zip::has_end_record(&tail) || crate::pdf::ends_like_pdf(&tail))
+                    };
+                    if wanted(&head) || ends_as_file()? {
                         let data = cfb.read_stream_capped(child, max_bytes, "max_inner_bytes");
                         // Streams may share sectors: what is held in all is bounded, not each.
                         held = held.saturating_add(data.as_ref().map_or(0, |d| d.len() as u64));

@@ -5,11 +5,18 @@
 /// The file a `\x01Ole10Native` stream carries: its name (when the Packager header names one)
 /// and where its bytes lie in `data`. A stream that is not in the Packager's format is an OLE1
 /// object's native data as it stands: everything after the size field.
+///
+/// The size fields are hints, not bounds: a stream whose total size field lies (0, too small) or
+/// whose Packager header does not parse, or names an empty file, is taken whole after the size
+/// field, so that nothing it holds goes unread (a file behind the header is then found from its
+/// end, as ZIP and PDF readers find it).
 pub(crate) fn ole10_native(data: &[u8]) -> (Option<String>, std::ops::Range<usize>) {
-    let declared = data.get(..4).map_or(0, |s| u32::from_le_bytes([s[0], s[1], s[2], s[3]]) as usize);
-    let body_end = 4usize.saturating_add(declared).min(data.len());
-    let fallback = (None, 4.min(data.len())..body_end);
-    packager(data, body_end).unwrap_or(fallback)
+    let whole = 4.min(data.len())..data.len();
+    match packager(data, data.len()) {
+        Some((name, range)) if !range.is_empty() => (name, range),
+        Some((name, _)) => (name, whole),
+        None => (None, whole),
+    }
 }
 
 fn packager(data: &[u8], end: usize) -> Option<(Option<String>, std::ops::Range<usize>)> {
@@ -96,5 +103,14 @@ mod tests {
         assert!(range.end <= stream.len());
         let (_, range) = ole10_native(&[0xff, 0xff, 0xff, 0xff, 1]);
         assert_eq!(range, 4..5);
+        // A total size of 0 and a payload size of 0 do not hide what follows.
+        let mut zeroed = package("a", "b.docx", b"PK\x03\x04data");
+        zeroed[..4].copy_from_slice(&[0; 4]);
+        let (name, range) = ole10_native(&zeroed);
+        assert_eq!((name.as_deref(), &zeroed[range]), (Some("b.docx"), &b"PK\x03\x04data"[..]));
+        let mut empty = package("a", "b.docx", b"");
+        empty.extend_from_slice(b"PK\x03\x04after");
+        let (_, range) = ole10_native(&empty);
+        assert_eq!(range, 4..empty.len(), "an empty payload: the whole stream");
     }
 }

@@ -102,7 +102,10 @@ struct ObjectStream {
 struct RawStream {
     data: Vec<u8>,
     filters: Vec<Vec<u8>>,
-    params: Option<Dict>,
+    /// Each filter's decode parameters.
+    params: Vec<Option<Dict>>,
+    /// The length came from `/Length` (not from finding `endstream`).
+    declared_length: bool,
 }
 
 struct Section {
@@ -229,6 +232,11 @@ pub fn pdf_attachments(
     doc.attachments(max_bytes, max_attachments, max_total_bytes)
 }
 
+/// Whether the end of some data (its last 4 KiB are looked at) is a PDF's: `startxref`.
+pub(crate) fn ends_like_pdf(tail: &[u8]) -> bool {
+    memchr::memmem::rfind(&tail[tail.len().saturating_sub(4096)..], b"startxref").is_some()
+}
+
 pub(crate) fn extract(input: &mut dyn Input, limits: &Limits, header_offset: u64) -> Result<Extraction, ExtractError> {
     let mut ex = Extraction::new(FileKind::Pdf);
     let mut doc = open(input, limits, header_offset, &mut ex)?;
@@ -288,9 +296,8 @@ impl Doc<'_> {
             self.page_attachments(&pages, &mut specs, max_count)?;
         }
 
-        let mut out = Vec::new();
-        let mut seen_streams: Vec<u32> = Vec::new();
-        let mut total = 0u64;
+        // The files the specifications name, in order, each stream once.
+        let mut named: Vec<(String, u32)> = Vec::new();
         for spec in specs {
             let Some(Obj::Dict(spec)) = self.lenient_deref(&spec, 0)? else { continue };
             let name = [b"UF".as_slice(), b"F", b"Unix", b"DOS", b"Mac"]
@@ -304,20 +311,22 @@ impl Doc<'_> {
                 .unwrap_or_else(|| "(attachment)".into());
             let Some(ef) = dict_get(&spec, b"EF").cloned() else { continue };
             let Some(Obj::Dict(ef)) = self.lenient_deref(&ef, 0)? else { continue };
-            let Some(&Obj::Ref(n, _)) = dict_get(&ef, b"UF").or_else(|| dict_get(&ef, b"F")) else { continue };
-            if seen_streams.contains(&n) {
-                continue;
+            // Any platform's entry is a file a reader (qpdf, pdf.js) hands out.
+            for key in [b"UF".as_slice(), b"F", b"Unix", b"DOS", b"Mac"] {
+                if let Some(&Obj::Ref(n, _)) = dict_get(&ef, key) {
+                    if !named.iter().any(|(_, m)| *m == n) {
+                        named.push((name.clone(), n));
+                    }
+                }
             }
-            seen_streams.push(n);
-            if out.len() >= max_count {
+            if named.len() > max_count {
                 return Err(ExtractError::limit("max_members", max_count as u64));
             }
-            let data = match self.resolve_stream_from(n, 0) {
-                Ok(Some(stream)) => self.stream_data_capped(&stream, max_bytes),
-                Ok(None) => Err(malformed(format!("attachment {name}: object {n} is no stream"))),
-                Err(e @ ExtractError::Malformed { .. }) => Err(e),
-                Err(e) => return Err(e),
-            };
+        }
+
+        let mut out = Vec::new();
+        let mut total = 0u64;
+        let mut push = |out: &mut Vec<PdfAttachment>, name: String, data: Result<Vec<u8>, ExtractError>| {
             let data = data.map_err(|e| match e {
                 ExtractError::LimitExceeded { limit: "max_part_bytes", .. } => ExtractError::limit("max_inner_bytes", max_bytes),
                 other => other,
@@ -326,9 +335,95 @@ impl Doc<'_> {
             if total > max_total {
                 return Err(ExtractError::limit("max_expanded_bytes", max_total));
             }
+            if out.len() >= max_count {
+                return Err(ExtractError::limit("max_members", max_count as u64));
+            }
             out.push(PdfAttachment { name, data });
+            Ok(())
+        };
+        for (name, n) in &named {
+            let data = match self.resolve_stream_from(*n, 0) {
+                Ok(Some(stream)) => self.stream_data_capped(&stream, max_bytes),
+                Ok(None) => Err(malformed(format!("attachment {name}: object {n} is no stream"))),
+                Err(e @ ExtractError::Malformed { .. }) => Err(e),
+                Err(e) => return Err(e),
+            };
+            push(&mut out, name.clone(), data)?;
+        }
+
+        // Embedded-file streams wherever else they sit (rich media, screen renditions, launch
+        // actions, form XObjects' associated files, page-piece data, an earlier revision): a
+        // stream's dictionary is never compressed or encrypted, so its type is in plain sight.
+        for (offset, n) in self.typed_embedded_files()? {
+            if named.iter().any(|(_, m)| *m == n) {
+                continue;
+            }
+            let stream = match self.parse_indirect_at(offset) {
+                Ok((num, generation, Obj::Dict(dict), Some(data_start))) => StreamRef { dict, data_start, num, generation },
+                Ok(_) | Err(ExtractError::Malformed { .. }) => continue,
+                Err(e) => return Err(e),
+            };
+            let data = self.stream_data_capped(&stream, max_bytes);
+            push(&mut out, format!("(embedded file, object {n})"), data)?;
         }
         Ok(out)
+    }
+
+    /// Objects whose dictionary says `/Type /EmbeddedFile`, found by scanning the file (at most
+    /// `max_pdf_reconstruct_bytes` of it): (offset of `n g obj`, n), one per object number,
+    /// the last definition in the file first.
+    fn typed_embedded_files(&mut self) -> Result<Vec<(u64, u32)>, ExtractError> {
+        const STEP: u64 = 1 << 20;
+        const BACK: u64 = 4096;
+        let len = self.input.len().min(self.limits.max_pdf_reconstruct_bytes);
+        let mut hits = Vec::new();
+        let mut at = 0u64;
+        while at < len {
+            let window = self.input.read_upto(at, (STEP + 16).min(len - at) as usize)?;
+            for p in memchr::memmem::find_iter(&window, b"/EmbeddedFile") {
+                // `/EmbeddedFiles` is the name tree's key, not a type.
+                if window.get(p + 13).is_none_or(|&b| b.is_ascii_alphanumeric() || b == b'#') || (p as u64) >= STEP {
+                    continue;
+                }
+                hits.push(at + p as u64);
+            }
+            at += STEP;
+        }
+        let mut found: Vec<(u64, u32)> = Vec::new();
+        for hit in hits.into_iter().rev() {
+            if found.len() > 4 * self.limits.max_pdf_objects {
+                return Err(ExtractError::limit("max_pdf_objects", self.limits.max_pdf_objects as u64));
+            }
+            let from = hit.saturating_sub(BACK);
+            let before = self.input.read_at(from, (hit - from) as usize, "pdf")?.into_owned();
+            let Some(obj_at) = memchr::memmem::rfind(&before, b"obj") else { continue };
+            // Back over "n g " before "obj".
+            let mut i = obj_at;
+            let mut fields = 0;
+            while fields < 2 {
+                while i > 0 && crate::pdf_syntax::is_ws(before[i - 1]) {
+                    i -= 1;
+                }
+                let end = i;
+                while i > 0 && before[i - 1].is_ascii_digit() {
+                    i -= 1;
+                }
+                if i == end {
+                    break;
+                }
+                fields += 1;
+            }
+            if fields < 2 {
+                continue;
+            }
+            let mut p = Parser::new(&before[i..], 2);
+            let Ok(n) = p.parse_u64() else { continue };
+            let Ok(n) = u32::try_from(n) else { continue };
+            if !found.iter().any(|(_, m)| *m == n) {
+                found.push((from + i as u64, n));
+            }
+        }
+        Ok(found)
     }
 
     /// The values of a name tree (`/Names` pairs at the leaves, `/Kids` above), bounded in depth
@@ -337,8 +432,8 @@ impl Doc<'_> {
         let mut stack = vec![(node.clone(), 0u32)];
         let mut seen: Vec<u32> = Vec::new();
         while let Some((node, depth)) = stack.pop() {
-            if depth > 32 {
-                return Err(malformed("name tree deeper than 32 levels"));
+            if depth > 256 {
+                return Err(ExtractError::limit("max_pdf_depth", 256));
             }
             // A node reached twice (a loop, or kids shared) is read once.
             if let Obj::Ref(n, _) = node {
@@ -381,8 +476,8 @@ impl Doc<'_> {
         let mut stack = vec![(pages.clone(), 0u32)];
         let mut seen = std::collections::HashSet::new();
         while let Some((node, depth)) = stack.pop() {
-            if depth > 64 {
-                return Err(malformed("page tree deeper than 64 levels"));
+            if depth > 256 {
+                return Err(ExtractError::limit("max_pdf_depth", 256));
             }
             if let Obj::Ref(n, _) = node {
                 if !seen.insert(n) {
@@ -404,10 +499,12 @@ impl Doc<'_> {
             for annot in annots {
                 // Most annotations are links and widgets: a direct dictionary or one object each.
                 let Some(Obj::Dict(annot)) = self.lenient_deref(&annot, 0)? else { continue };
-                if dict_get(&annot, b"Subtype").and_then(Obj::as_name) == Some(b"FileAttachment") {
-                    if let Some(fs) = dict_get(&annot, b"FS") {
-                        out.push(fs.clone());
-                    }
+                // A file attachment's /FS; associated files on any annotation.
+                if let Some(fs) = dict_get(&annot, b"FS") {
+                    out.push(fs.clone());
+                }
+                if let Some(af) = dict_get(&annot, b"AF").cloned() {
+                    self.array_items(&af, out)?;
                 }
                 if out.len() > max_count.saturating_mul(4) {
                     return Err(ExtractError::limit("max_members", max_count as u64));
@@ -656,7 +753,8 @@ impl Doc<'_> {
 
     /// An xref stream's rows, set up for on-demand decoding.
     fn stream_rows(&mut self, dict: &Dict, data_start: u64) -> Result<Rows, ExtractError> {
-        let RawStream { data: raw, filters, params } = self.stream_raw(dict, data_start, self.limits.max_part_bytes)?;
+        let RawStream { data: raw, filters, params, .. } = self.stream_raw(dict, data_start, self.limits.max_part_bytes)?;
+        let params = params.into_iter().next().flatten();
         let predictor = params.filter(|p| dict_get(p, b"Predictor").and_then(Obj::as_int).unwrap_or(1) >= 10).map(|p| {
             let columns = dict_get(&p, b"Columns").and_then(Obj::as_int).unwrap_or(1).clamp(1, 1 << 20) as usize;
             (p, columns)
@@ -687,27 +785,67 @@ impl Doc<'_> {
         let avail = self.input.len().saturating_sub(data_start);
         let length = match declared {
             Some(l) if l >= 0 && (l as u64) <= avail => l as u64,
-            _ => {
-                let window = self.input.read_upto(data_start, (cap + 16).min(avail) as usize)?;
-                memchr::memmem::find(&window, b"endstream").ok_or_else(|| malformed("stream without endstream"))? as u64
-            }
+            _ => self.length_to_endstream(data_start, cap)?,
         };
         if length > cap + 64 * 1024 {
             return Err(ExtractError::limit("max_part_bytes", cap));
         }
         let raw = self.input.read_at(data_start, length as usize, "pdf")?.into_owned();
-        let filters: Vec<Vec<u8>> = match dict_get(dict, b"Filter") {
-            None => Vec::new(),
-            Some(Obj::Name(n)) => vec![n.clone()],
-            Some(Obj::Array(a)) => a.iter().filter_map(|f| f.as_name().map(<[u8]>::to_vec)).collect(),
+        // Filters and their parameters may be indirect objects, as readers accept.
+        let filter = match dict_get(dict, b"Filter").cloned() {
+            Some(f) => self.deref(&f, 0)?,
+            None => None,
+        };
+        let filters: Vec<Vec<u8>> = match filter {
+            None | Some(Obj::Null) => Vec::new(),
+            Some(Obj::Name(n)) => vec![n],
+            Some(Obj::Array(a)) => {
+                let mut names = Vec::new();
+                for f in a {
+                    match self.deref(&f, 0)? {
+                        Some(Obj::Name(n)) => names.push(n),
+                        _ => return Err(malformed("bad /Filter")),
+                    }
+                }
+                names
+            }
             Some(_) => return Err(malformed("bad /Filter")),
         };
-        let params = match dict_get(dict, b"DecodeParms") {
-            Some(Obj::Dict(d)) => Some(d.clone()),
-            Some(Obj::Array(a)) => a.first().and_then(|p| p.as_dict().cloned()),
-            _ => None,
+        let parms = match dict_get(dict, b"DecodeParms").or_else(|| dict_get(dict, b"DP")).cloned() {
+            Some(p) => self.deref(&p, 0)?,
+            None => None,
         };
-        Ok(RawStream { data: raw, filters, params })
+        let mut params = Vec::with_capacity(filters.len());
+        match parms {
+            Some(Obj::Array(a)) => {
+                for p in a.into_iter().take(filters.len()) {
+                    params.push(match self.deref(&p, 0)? {
+                        Some(Obj::Dict(d)) => Some(d),
+                        _ => None,
+                    });
+                }
+            }
+            Some(Obj::Dict(d)) => params.push(Some(d)),
+            _ => {}
+        }
+        params.resize(filters.len(), None);
+        Ok(RawStream { data: raw, filters, params, declared_length: declared.is_some_and(|l| l as u64 == length) })
+    }
+
+    /// A stream's length found from its `endstream` keyword (a missing or wrong `/Length`).
+    fn length_to_endstream(&mut self, data_start: u64, cap: u64) -> Result<u64, ExtractError> {
+        let avail = self.input.len().saturating_sub(data_start);
+        let window = self.input.read_upto(data_start, (cap + 16 + 64 * 1024).min(avail) as usize)?;
+        let at = memchr::memmem::find(&window, b"endstream").ok_or_else(|| malformed("stream without endstream"))?;
+        // The end-of-line before the keyword is not data.
+        let mut end = at;
+        if end > 0 && window[end - 1] == b'\n' {
+            end -= 1;
+        }
+        if end > 0 && window[end - 1] == b'\r' {
+            end -= 1;
+        }
+        Ok(end as u64)
     }
 
     /// Decoded stream data (FlateDecode with PNG/TIFF predictors; unfiltered), capped.
@@ -717,20 +855,43 @@ impl Doc<'_> {
 
     /// Decoded stream data (decrypted first, when the file is), at most `cap` bytes.
     fn stream_data_capped(&mut self, stream: &StreamRef, cap: u64) -> Result<Vec<u8>, ExtractError> {
-        let dict = &stream.dict;
-        let RawStream { data: raw, filters, params } = self.stream_raw(dict, stream.data_start, cap)?;
+        let raw = self.stream_raw(&stream.dict, stream.data_start, cap)?;
+        let declared_length = raw.declared_length;
+        match self.decode(stream, raw, cap) {
+            // A wrong `/Length` cuts the data: readers (qpdf, Acrobat) recover it from `endstream`.
+            Err(ExtractError::Malformed { .. }) if declared_length => {
+                let length = self.length_to_endstream(stream.data_start, cap)?;
+                let data = self.input.read_at(stream.data_start, length as usize, "pdf")?.into_owned();
+                let mut raw = self.stream_raw(&stream.dict, stream.data_start, cap)?;
+                raw.data = data;
+                self.decode(stream, raw, cap)
+            }
+            other => other,
+        }
+    }
+
+    /// Decrypts (when the file is) and decodes a stream's raw data, at most `cap` bytes.
+    fn decode(&mut self, stream: &StreamRef, raw: RawStream, cap: u64) -> Result<Vec<u8>, ExtractError> {
+        let RawStream { data: raw, filters, params, .. } = raw;
         let mut data = match &self.crypt {
-            Some(crypt) if self.stream_is_encrypted(dict, &filters) => crypt.stream(stream.num, stream.generation, &raw),
+            Some(crypt) if self.stream_is_encrypted(&stream.dict, &filters) => crypt.stream(stream.num, stream.generation, &raw),
             _ => raw,
         };
-        for f in &filters {
+        for (f, p) in filters.iter().zip(&params) {
             match f.as_slice() {
                 b"FlateDecode" | b"Fl" => {
                     data = crate::inflate::inflate(&data, true, cap, data.len() * 4).map_err(|e| match e {
                         crate::inflate::InflateError::TooLarge => ExtractError::limit("max_part_bytes", cap),
                         crate::inflate::InflateError::Corrupt => malformed("stream does not inflate"),
                     })?;
-                    if let Some(p) = &params {
+                    if let Some(p) = p {
+                        data = apply_predictor(data, p)?;
+                    }
+                }
+                b"LZWDecode" | b"LZW" => {
+                    let early = p.as_ref().and_then(|p| dict_get(p, b"EarlyChange")).and_then(Obj::as_int).unwrap_or(1) != 0;
+                    data = lzw(&data, early, cap)?;
+                    if let Some(p) = p {
                         data = apply_predictor(data, p)?;
                     }
                 }
@@ -1165,15 +1326,16 @@ fn trim_to_xml(data: &[u8]) -> &[u8] {
 /// PNG (10-15) and TIFF (2) predictors for xref and object streams.
 fn apply_predictor(data: Vec<u8>, params: &Dict) -> Result<Vec<u8>, ExtractError> {
     let predictor = dict_get(params, b"Predictor").and_then(Obj::as_int).unwrap_or(1);
-    if predictor < 10 {
-        if predictor == 1 {
-            return Ok(data);
-        }
-        return Err(malformed(format!("unsupported predictor {predictor}")));
-    }
     let colors = dict_get(params, b"Colors").and_then(Obj::as_int).unwrap_or(1).clamp(1, 32) as usize;
     let bpc = dict_get(params, b"BitsPerComponent").and_then(Obj::as_int).unwrap_or(8).clamp(1, 16) as usize;
     let columns = dict_get(params, b"Columns").and_then(Obj::as_int).unwrap_or(1).clamp(1, 1 << 20) as usize;
+    if predictor < 10 {
+        return match predictor {
+            1 => Ok(data),
+            2 if bpc == 8 => Ok(tiff_predictor(data, colors, columns)),
+            _ => Err(malformed(format!("unsupported predictor {predictor} with {bpc} bits per component"))),
+        };
+    }
     let bpp = (colors * bpc).div_ceil(8).max(1);
     let row_len = (colors * bpc * columns).div_ceil(8);
     let mut out = Vec::with_capacity(data.len());
@@ -1211,6 +1373,92 @@ fn apply_predictor(data: Vec<u8>, params: &Dict) -> Result<Vec<u8>, ExtractError
         }
         out.extend_from_slice(&row);
         prev = row;
+    }
+    Ok(out)
+}
+
+/// TIFF predictor 2 for 8-bit components: each byte adds the same component of the pixel before.
+fn tiff_predictor(mut data: Vec<u8>, colors: usize, columns: usize) -> Vec<u8> {
+    let row = (colors * columns).max(1);
+    for line in data.chunks_mut(row) {
+        for i in colors..line.len() {
+            line[i] = line[i].wrapping_add(line[i - colors]);
+        }
+    }
+    data
+}
+
+/// LZWDecode (ISO 32000-1 §7.4.4): 9- to 12-bit codes, 256 clears, 257 ends; `early` is
+/// `/EarlyChange 1` (the default: code width grows one code early). At most `cap` bytes out.
+fn lzw(data: &[u8], early: bool, cap: u64) -> Result<Vec<u8>, ExtractError> {
+    let mut out: Vec<u8> = Vec::new();
+    // The table as (prefix code, last byte, length) entries; strings are rebuilt backwards.
+    let mut table: Vec<(u16, u8, u32)> = (0..=255u16).map(|b| (u16::MAX, b as u8, 1)).collect();
+    table.push((u16::MAX, 0, 0));
+    table.push((u16::MAX, 0, 0));
+    let mut width = 9u32;
+    let mut prev: Option<u16> = None;
+    let (mut acc, mut bits) = (0u32, 0u32);
+    let emit = |code: u16, table: &[(u16, u8, u32)], out: &mut Vec<u8>| -> Option<u8> {
+        let len = table.get(code as usize)?.2 as usize;
+        let start = out.len();
+        out.resize(start + len, 0);
+        let mut c = code;
+        for i in (0..len).rev() {
+            let (p, b, _) = table[c as usize];
+            out[start + i] = b;
+            c = p;
+        }
+        out.get(start).copied()
+    };
+    for &byte in data {
+        acc = (acc << 8) | byte as u32;
+        bits += 8;
+        while bits >= width {
+            let code = ((acc >> (bits - width)) & ((1 << width) - 1)) as u16;
+            bits -= width;
+            match code {
+                256 => {
+                    table.truncate(258);
+                    width = 9;
+                    prev = None;
+                    continue;
+                }
+                257 => return Ok(out),
+                _ => {}
+            }
+            if (code as usize) < table.len() {
+                let first = emit(code, &table, &mut out).ok_or_else(|| malformed("bad LZW code"))?;
+                if let Some(p) = prev {
+                    let len = table[p as usize].2 + 1;
+                    table.push((p, first, len));
+                }
+            } else if code as usize == table.len() {
+                // The code being defined: the previous string plus its own first byte.
+                let p = prev.ok_or_else(|| malformed("bad LZW code"))?;
+                let start = out.len();
+                emit(p, &table, &mut out).ok_or_else(|| malformed("bad LZW code"))?;
+                let first = out[start];
+                out.push(first);
+                let len = table[p as usize].2 + 1;
+                table.push((p, first, len));
+            } else {
+                return Err(malformed("bad LZW code"));
+            }
+            prev = Some(code);
+            if out.len() as u64 > cap {
+                return Err(ExtractError::limit("max_part_bytes", cap));
+            }
+            let next = table.len() as u32 + u32::from(early);
+            if next >= (1 << width) && width < 12 {
+                width += 1;
+            }
+            if table.len() >= 4096 {
+                // A full table waits for a clear code; no more entries are added.
+                table.truncate(4096);
+            }
+        }
+        acc &= (1 << bits) - 1;
     }
     Ok(out)
 }
@@ -1298,5 +1546,10 @@ mod filter_tests {
         assert!(ascii85(b"9j{o^").is_none());
         assert_eq!(run_length(&[2, b'a', b'b', b'c', 254, b'x', 128], 100).unwrap(), b"abcxxx");
         assert!(run_length(&[129, b'x', 129, b'x'], 200).is_err());
+        // ISO 32000-1 §7.4.4.2's example: "-----A---B" with EarlyChange 1.
+        assert_eq!(lzw(&[0x80, 0x0B, 0x60, 0x50, 0x22, 0x0C, 0x0C, 0x85, 0x01], true, 100).unwrap(), b"-----A---B");
+        assert!(lzw(&[0xff; 8], true, 100).is_err(), "a code past the table");
+        // TIFF predictor 2, two 8-bit colours.
+        assert_eq!(tiff_predictor(vec![10, 20, 1, 2, 3, 4], 2, 3), [10, 20, 11, 22, 14, 26]);
     }
 }

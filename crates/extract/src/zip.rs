@@ -97,8 +97,12 @@ pub(crate) fn open(input: &mut dyn Input, limits: &Limits, ex: &mut Extraction) 
             (Some(&p), _) => {
                 if exact.len() > 1 {
                     ex.ambiguous("zip: more than one end-of-central-directory record");
+                    // An empty record hiding at the end of another's comment is a decoy: the
+                    // one that lists entries is the archive 7-Zip reads.
+                    exact.iter().copied().find(|&q| u16le(&tail, q + 10) > 0).unwrap_or(p)
+                } else {
+                    p
                 }
-                p
             }
             (None, Some(p)) => {
                 ex.finding("zip: data after the end-of-central-directory record");
@@ -222,6 +226,31 @@ pub(crate) fn open(input: &mut dyn Input, limits: &Limits, ex: &mut Extraction) 
     }
     if at != cd.len() {
         ex.ambiguous("zip: the central directory holds bytes that are not entries");
+    }
+    // A directory found where it says it is, but local headers that are not where it says:
+    // offsets counted from the archive's start behind a prefix whose directory offset alone was
+    // corrected. 7-Zip reads it (a "headers error"): so must this reader.
+    // (Or a directory offset that was wrong, so the correction above was too.)
+    if let Some(first) = entries.iter().map(|e| e.local_offset).min() {
+        if input.read_upto(first, 4)?.as_ref() != LFH_SIG {
+            if let Some(found) = first_local_header(input, cd_start)? {
+                let shift = found as i64 - first as i64;
+                let moved = |e: &Entry| e.local_offset.checked_add_signed(shift);
+                let mut fits = shift != 0;
+                for e in entries.iter().take(3) {
+                    fits &= match moved(e) {
+                        Some(at) => input.read_upto(at, 4)?.as_ref() == LFH_SIG,
+                        None => false,
+                    };
+                }
+                if fits {
+                    ex.ambiguous(format!("zip: local headers lie {shift} bytes from where the central directory puts them"));
+                    for e in &mut entries {
+                        e.local_offset = moved(e).unwrap_or(e.local_offset);
+                    }
+                }
+            }
+        }
     }
     if total_entries != 0xFFFF && entries.len() as u64 != total_entries {
         ex.ambiguous(format!("zip: the end record counts {total_entries} entries, the central directory holds {}", entries.len()));
@@ -578,4 +607,61 @@ pub fn zip_end_record_in_tail(input: &mut dyn Input) -> Option<u64> {
             p + 22 + comment <= tail.len() && cd_size <= tail_start + p as u64 && (entries > 0 || cd_size == 0)
         })
         .map(|p| tail_start + p as u64)
+}
+
+/// Whether the last 64 KiB + 22 bytes of some data (`tail`, which may be only the end of it)
+/// hold a ZIP end record: one with entries whose comment fits.
+pub(crate) fn has_end_record(tail: &[u8]) -> bool {
+    memchr::memmem::find_iter(tail, EOCD_SIG).any(|p| {
+        tail.get(p..p + 22).is_some_and(|r| p + 22 + u16le(r, 20) as usize <= tail.len() && u16le(r, 10) > 0)
+    })
+}
+
+/// Where the first local file header signature lies before `end` (scanned in 1 MiB windows).
+fn first_local_header(input: &mut dyn Input, end: u64) -> Result<Option<u64>, ExtractError> {
+    const STEP: u64 = 1 << 20;
+    let mut at = 0u64;
+    while at < end {
+        let window = input.read_upto(at, (STEP + 3).min(end - at) as usize)?;
+        if let Some(p) = memchr::memmem::find(&window, LFH_SIG) {
+            return Ok(Some(at + p as u64));
+        }
+        at += STEP;
+    }
+    Ok(None)
+}
+
+/// Whether a local file header signature lies before `end`.
+pub(crate) fn local_header_before(input: &mut dyn Input, end: u64) -> Result<bool, ExtractError> {
+    Ok(first_local_header(input, end)?.is_some())
+}
+
+/// Where, in the first `scan` bytes, a local file header lies whose fields are those of a real
+/// one (version, flags, method, a printable name): the start of a ZIP that has lost (or never
+/// had) its central directory, which `zip -FF` and Office's repair still recover.
+pub(crate) fn plausible_local_header(input: &mut dyn Input, scan: u64) -> Result<Option<u64>, ExtractError> {
+    const STEP: u64 = 1 << 20;
+    let end = input.len().min(scan);
+    let mut at = 0u64;
+    while at < end {
+        let window = input.read_upto(at, (STEP + 1024 + 30).min(input.len() - at) as usize)?.into_owned();
+        for p in memchr::memmem::find_iter(&window, LFH_SIG) {
+            if p as u64 >= STEP {
+                break;
+            }
+            let Some(h) = window.get(p..p + 30) else { continue };
+            let version = h[4];
+            let flags = u16le(h, 6);
+            let method = u16le(h, 8);
+            let name_len = u16le(h, 26) as usize;
+            let plausible_fields =
+                version <= 63 && flags & !0x284F == 0 && matches!(method, 0 | 8 | 9 | 12 | 14 | 93 | 95 | 98 | 99) && (1..=1024).contains(&name_len);
+            let printable = window.get(p + 30..p + 30 + name_len).is_some_and(|n| n.iter().all(|&b| b >= 0x20 && b != 0x7f));
+            if plausible_fields && printable {
+                return Ok(Some(at + p as u64));
+            }
+        }
+        at += STEP;
+    }
+    Ok(None)
 }
