@@ -85,6 +85,15 @@ fn hidden(c: &mut Criterion) {
         ("docx with an OLE-packaged docx", read(dir.join("lab_docx_oleobject_native.docx"))),
     ];
     let _ = std::fs::remove_dir_all(&dir);
+    // Inner files of a large PDF: its structure is walked and the whole file is scanned once for
+    // embedded-file streams outside it.
+    let large = labelgate_testkit::large_pdf(3000, 34 * 1024);
+    let mut group = c.benchmark_group("hidden-large");
+    group.warm_up_time(Duration::from_millis(500)).measurement_time(Duration::from_secs(3)).sample_size(10);
+    group.throughput(Throughput::Bytes(large.len() as u64));
+    group.bench_function("extract: 100 MiB PDF, 3000 pages", |b| b.iter(|| labelgate_extract::extract_with(black_box(&large), &limits)));
+    group.bench_function("inspect: 100 MiB PDF, 3000 pages", |b| b.iter(|| inspect_slice(black_box(&large), &limits, &bounds)));
+    group.finish();
     let mut group = c.benchmark_group("hidden");
     group.warm_up_time(Duration::from_millis(500)).measurement_time(Duration::from_secs(2)).sample_size(20);
     for (name, bytes) in &cases {

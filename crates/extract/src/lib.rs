@@ -335,7 +335,10 @@ fn unrecognised_start(input: &mut dyn Input, limits: &Limits) -> Result<Extracti
         if let Some(at) = zip::plausible_local_header(input, 64 * 1024 * 1024)? {
             // Archive members without an end: unreadable here, recoverable by `zip -FF` or
             // Office's repair. Malformed, as the same archive without a prefix is.
-            return Err(ExtractError::malformed("zip", format!("local file headers from offset {at} but no end-of-central-directory record")));
+            return Err(ExtractError::malformed(
+                "zip",
+                format!("local file headers from offset {at} but no end-of-central-directory record"),
+            ));
         }
     }
     if let Some(at) = pdf::header_behind_prefix(input, limits)? {

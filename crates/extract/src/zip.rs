@@ -612,9 +612,8 @@ pub fn zip_end_record_in_tail(input: &mut dyn Input) -> Option<u64> {
 /// Whether the last 64 KiB + 22 bytes of some data (`tail`, which may be only the end of it)
 /// hold a ZIP end record: one with entries whose comment fits.
 pub(crate) fn has_end_record(tail: &[u8]) -> bool {
-    memchr::memmem::find_iter(tail, EOCD_SIG).any(|p| {
-        tail.get(p..p + 22).is_some_and(|r| p + 22 + u16le(r, 20) as usize <= tail.len() && u16le(r, 10) > 0)
-    })
+    memchr::memmem::find_iter(tail, EOCD_SIG)
+        .any(|p| tail.get(p..p + 22).is_some_and(|r| p + 22 + u16le(r, 20) as usize <= tail.len() && u16le(r, 10) > 0))
 }
 
 /// Where the first local file header signature lies before `end` (scanned in 1 MiB windows).
@@ -654,8 +653,10 @@ pub(crate) fn plausible_local_header(input: &mut dyn Input, scan: u64) -> Result
             let flags = u16le(h, 6);
             let method = u16le(h, 8);
             let name_len = u16le(h, 26) as usize;
-            let plausible_fields =
-                version <= 63 && flags & !0x284F == 0 && matches!(method, 0 | 8 | 9 | 12 | 14 | 93 | 95 | 98 | 99) && (1..=1024).contains(&name_len);
+            let plausible_fields = version <= 63
+                && flags & !0x284F == 0
+                && matches!(method, 0 | 8 | 9 | 12 | 14 | 93 | 95 | 98 | 99)
+                && (1..=1024).contains(&name_len);
             let printable = window.get(p + 30..p + 30 + name_len).is_some_and(|n| n.iter().all(|&b| b >= 0x20 && b != 0x7f));
             if plausible_fields && printable {
                 return Ok(Some(at + p as u64));

@@ -249,3 +249,55 @@ fn a_pdf_without_its_header_is_still_read_from_its_end() {
 fn memchr_free(hay: &[u8], needle: &[u8]) -> bool {
     !hay.windows(needle.len()).any(|w| w == needle)
 }
+
+/// Red-team variants that evaded the first version (make_hidden.py, section "red-team
+/// regressions"): (fixture, where the labeled docx is found; empty for the file's own label).
+const RED_TEAM: &[(&str, &[&str])] = &[
+    ("ev_P24_ef_unix_key.pdf", &["report.docx"]),
+    ("ev_P25_ef_dos_key.pdf", &["report.docx"]),
+    ("ev_P52_ef_mac_key.pdf", &["report.docx"]),
+    ("ev_Pdepth_040_nametree_kids.pdf", &["a.docx"]),
+    ("ev_X31_zip_comment_fake_eocd.docx", &[]),
+    ("ev_X14_prefix_cd_adjusted_only.docx", &[]),
+    ("ev_X13_prefix_bad_cd_offset.docx", &[]),
+    ("ev_O02_ole10_size0.docx", &["word/embeddings/oleObject1.bin", "r.docx"]),
+    ("ev_O29_doc_objectpool_ole10_odd.doc", &["ObjectPool/_1234567891/r.docx"]),
+    ("ev_O59_rawnative_size0.docx", &["word/embeddings/oleObject1.bin", "\u{1}Ole10Native"]),
+    ("ev_O72_package_stream_gif_prefixed_docx.docx", &["word/embeddings/oleObject1.bin", "Package"]),
+    ("ev_X42_doc_objectpool_package_gif_docx.doc", &["ObjectPool/_7/Package"]),
+    ("ev_X53_doc_root_stream_gif_docx.doc", &["Foo"]),
+    ("ev_P20_af_xobject.pdf", &["(embedded file, object 51)"]),
+    ("ev_P21_af_link_annot.pdf", &["r.docx"]),
+    ("ev_P53_richmedia_assets.pdf", &["(embedded file, object 16)"]),
+    ("ev_P31_launch_action_filespec.pdf", &["(embedded file, object 5)"]),
+    ("ev_P32_pieceinfo_stream.pdf", &["(embedded file, object 4)"]),
+    ("ev_Q07_stale_revision_attachment_removed.pdf", &["(embedded file, object 58)"]),
+    ("ev_P09_lzw.pdf", &["report.docx"]),
+    ("ev_P08_flate_tiff_pred2.pdf", &["report.docx"]),
+    ("ev_P45_indirect_filter_name.pdf", &["r.docx"]),
+    ("ev_Q14_ef_wrong_length.pdf", &["r.docx"]),
+];
+
+#[test]
+fn red_team_variants_are_found_and_their_twins_read_cleanly() {
+    for &(name, below) in RED_TEAM {
+        let found = inspect_all_ways(&read(&format!("lab_{name}")));
+        assert_eq!(labels(&found), [DOCX_LABEL], "{name}: {:#?}", found.inner);
+        assert_eq!(problems(&found), Vec::<String>::new(), "{name}");
+        let outer = found.outer.as_ref().unwrap();
+        if below.is_empty() {
+            assert!(outer.labels.iter().any(|l| l.id == DOCX_LABEL), "{name}: the file's own label");
+        } else {
+            assert!(
+                found.inner.iter().any(|f| f.path == below && f.labels.iter().any(|l| l.id == DOCX_LABEL)),
+                "{name}: {:#?}",
+                found.inner
+            );
+        }
+        // The twins are odd files (some are `ambiguous`) but carry nothing and fail nothing.
+        let clean = inspect_all_ways(&read(&format!("unl_{name}")));
+        assert_eq!(labels(&clean), Vec::<String>::new(), "unl_{name}");
+        assert_eq!(problems(&clean), Vec::<String>::new(), "unl_{name}");
+        assert!(!clean.outer.as_ref().unwrap().flags.contains(&Flag::Encrypted), "unl_{name}");
+    }
+}

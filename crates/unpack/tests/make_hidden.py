@@ -11,12 +11,17 @@ Usage: make_hidden.py OUTDIR CORPUSDIR
 
 For every construction NAME it writes lab_NAME (hiding a labeled file) and unl_NAME (the same
 construction around an unlabeled file of the same kind); the host file is always unlabeled.
-lab_pdf_userpw_aes256.pdf and lab_xlsx_password_agile.xlsx have no unl_ twin. Outputs are
+lab_pdf_userpw_aes256.pdf and lab_xlsx_password_agile.xlsx have no unl_ twin. The ev_ pairs
+(lab_ev_ID_WHAT, unl_ev_ID_WHAT) keep the evasions of a red-team pass as regressions: odd /EF
+keys, deep name trees, lying ZIP directories, zeroed Ole10Native sizes, prefixed ZIPs in
+compound-file streams, embedded files reached only through /AF, RichMedia, a Launch action, an
+orphan stream or an earlier revision, and attachment filters and lengths that once read as
+damage; each hides the labeled or the unlabeled docx. Outputs are
 byte-identical from run to run, except the AES-256 PDFs: qpdf draws their file key and salts
 from the OS's random source whatever its --static-* test flags say.
 """
 import contextlib, datetime, hashlib, io, os, posixpath, random, re, shutil, struct, subprocess
-import sys, tempfile, uuid, zipfile
+import sys, tempfile, uuid, zipfile, zlib
 
 import msoffcrypto
 import olefile
@@ -249,16 +254,17 @@ def compobj(clsid, user_type, clipboard, progid):
 OBJINFO = struct.pack("<HHH", 0x0000, 0x0003, 0x0000)  # [MS-DOC] ODT: embedded, metafile picture
 
 
-def ole10native(label, data):
-    """The \\x01Ole10Native stream Word writes for an embedded file ("Package" object)."""
+def ole10native(label, data, size=None, tail=True):
+    """The \\x01Ole10Native stream Word writes for an embedded file ("Package" object); size
+    overrides the leading total-size field, tail=False leaves out the unicode tail."""
     src = "C:\\Users\\alice\\Documents\\" + label
     tmp = "C:\\Users\\alice\\AppData\\Local\\Temp\\" + label
     z = lambda s: s.encode("latin-1") + b"\0"
     body = (struct.pack("<H", 2) + z(label) + z(src) + struct.pack("<HH", 0, 3)
             + struct.pack("<I", len(z(tmp))) + z(tmp) + struct.pack("<I", len(data)) + data)
-    for s in (tmp, label, src):  # the unicode tail: length in characters, then UTF-16LE
+    for s in (tmp, label, src) if tail else ():  # the unicode tail: length in characters, then UTF-16LE
         body += struct.pack("<I", len(s)) + s.encode("utf-16-le")
-    return struct.pack("<I", len(body)) + body
+    return struct.pack("<I", len(body) if size is None else size) + body
 
 
 def package_object(label, data):
@@ -564,8 +570,300 @@ def build(tag, docx, xlsx, pdf, doc):
     w("xlsx_velvet_standard.xlsx", standard_encrypt(xlsx, "VelvetSweatshop", f"{tag}-velvet-standard"))
 
 
+# ---------------------------------------------------------------------------------------------
+# Red-team evasions kept as regressions: ev_<ID>_<what>, ID as the red-team pass named it. Each
+# carries the docx (labeled or not) in an unlabeled host; PDFs are saved with their streams as
+# written (no re-encoding), so that the odd filter, key or length reaches the scanner.
+
+CLSID_PBRUSH = uuid.UUID("0003000A-0000-0000-C000-000000000046").bytes_le  # OLE1 "PBrush"
+NOISE_200K = random.Random(200).randbytes(200_000)
+Name, Dictionary, Array, String = pikepdf.Name, pikepdf.Dictionary, pikepdf.Array, pikepdf.String
+
+
+def ole1_object(native, clsid, progid):
+    """An OLE1 object storage around a \\x01Ole10Native stream given as bytes (package_object
+    is ole1_object(ole10native(label, data), CLSID_PACKAGE, "Package"))."""
+    return Storage({"\x01Ole10Native": native, "\x01CompObj": compobj(clsid, "OLE Package", None, progid),
+                    "\x03ObjInfo": OBJINFO}, clsid)
+
+
+def ole_docx(host, ole):
+    return embed_part(host, "word/embeddings/oleObject1.bin", ole, "word/document.xml", REL + "oleObject", CT_OLE)
+
+
+def doc_root_stream(host, name, data):
+    """A Word 97 document with one more stream at its root."""
+    root = cfb_read(host)
+    root.entries[name] = data
+    return cfb_write(root)
+
+
+def zip_comment_fake_eocd(data):
+    """The archive's comment is an empty end-of-central-directory record (X31)."""
+    cmt = b"PK\x05\x06" + b"\0" * 18
+    data = bytearray(data)
+    struct.pack_into("<H", data, data.rindex(b"PK\x05\x06") + 20, len(cmt))
+    return bytes(data) + cmt
+
+
+def prefixed_cd_offset(data, prefix, cd_off=None):
+    """prefix + data with the EOCD's central-directory offset moved past the prefix (X14, the
+    local-header offsets left as they were), or set to cd_off, matching nothing (X13)."""
+    data = bytearray(prefix + data)
+    eocd = data.rindex(b"PK\x05\x06")
+    (old,) = struct.unpack_from("<I", data, eocd + 16)
+    struct.pack_into("<I", data, eocd + 16, old + len(prefix) if cd_off is None else cd_off)
+    return bytes(data)
+
+
+def pdf_raw(host, edit):
+    """host edited by edit(pdf) and saved with every stream kept as written."""
+    with pikepdf.open(io.BytesIO(host)) as pdf:
+        edit(pdf)
+        buf = io.BytesIO()
+        pdf.save(buf, deterministic_id=True, stream_decode_level=pikepdf.StreamDecodeLevel.none,
+                 compress_streams=False)
+        return buf.getvalue()
+
+
+def ef_stream(pdf, raw, filt=None, parms=None):
+    s = pikepdf.Stream(pdf, b"")
+    s.write(raw, filter=filt, decode_parms=parms, type_check=False)
+    s.Type = Name.EmbeddedFile
+    return s
+
+
+def ef_filespec(pdf, name, stream, key="/F"):
+    return pdf.make_indirect(Dictionary(Type=Name.Filespec, F=String(name), UF=String(name),
+                                        EF=Dictionary({key: stream})))
+
+
+def flate_filespec(pdf, name, data):
+    return ef_filespec(pdf, name, ef_stream(pdf, zlib.compress(data), Name.FlateDecode))
+
+
+def set_embedded(pdf, name, fs):
+    pdf.Root.Names = Dictionary(EmbeddedFiles=Dictionary(Names=Array([String(name), fs])))
+
+
+def attach_raw(name, data, filt=None, parms=None, key="/F"):
+    """data (already encoded for filt) attached in the EmbeddedFiles name tree."""
+    return lambda pdf: set_embedded(pdf, name, ef_filespec(pdf, name, ef_stream(pdf, data, filt, parms), key))
+
+
+def kids_chain(name, data, depth):
+    """The EmbeddedFiles name tree as a chain of depth /Kids nodes above its one leaf."""
+    def edit(pdf):
+        node = pdf.make_indirect(Dictionary(Names=Array([String(name), flate_filespec(pdf, name, data)]),
+                                            Limits=Array([String(name), String(name)])))
+        for _ in range(depth):
+            node = pdf.make_indirect(Dictionary(Kids=Array([node]), Limits=Array([String(name), String(name)])))
+        pdf.Root.Names = Dictionary(EmbeddedFiles=node)
+    return edit
+
+
+def af_form_xobject(name, data):
+    """An associated file (/AF) of a Form XObject in the first page's resources (P20)."""
+    def edit(pdf):
+        fs = flate_filespec(pdf, name, data)
+        fs.AFRelationship = Name.Supplement
+        fx = pikepdf.Stream(pdf, b"0 0 m")
+        fx.Type, fx.Subtype, fx.BBox, fx.AF = Name.XObject, Name.Form, [0, 0, 1, 1], Array([fs])
+        page = pdf.pages[0].obj
+        if "/Resources" not in page:
+            page.Resources = Dictionary()
+        if "/XObject" not in page.Resources:
+            page.Resources.XObject = Dictionary()
+        page.Resources.XObject.Fx9 = fx
+    return edit
+
+
+def page_annot(**fields):
+    def edit(pdf):
+        pdf.pages[0].obj.Annots = Array([pdf.make_indirect(Dictionary(Type=Name.Annot, **fields))])
+    return edit
+
+
+def af_link(name, data):  # P21: an associated file of a Link annotation
+    def edit(pdf):
+        page_annot(Subtype=Name.Link, Rect=[0, 0, 1, 1], AF=Array([flate_filespec(pdf, name, data)]))(pdf)
+    return edit
+
+
+def richmedia(name, data):  # P53
+    def edit(pdf):
+        content = Dictionary(Assets=Dictionary(Names=Array([String(name), flate_filespec(pdf, name, data)])),
+                             Configurations=Array([]))
+        page_annot(Subtype=Name.RichMedia, Rect=[0, 0, 50, 50], RichMediaContent=content)(pdf)
+    return edit
+
+
+def launch_action(name, data):  # P31
+    def edit(pdf):
+        pdf.Root.OpenAction = Dictionary(S=Name.Launch, F=flate_filespec(pdf, name, data))
+    return edit
+
+
+def pieceinfo_stream(data):  # P32: an /EmbeddedFile stream no file specification names
+    def edit(pdf):
+        s = pdf.make_indirect(ef_stream(pdf, zlib.compress(data), Name.FlateDecode))
+        pdf.Root.PieceInfo = Dictionary(X=Dictionary(Private=s))
+    return edit
+
+
+def indirect_filter(name, data):  # P45: /Filter is a reference to a name object
+    def edit(pdf):
+        s = ef_stream(pdf, zlib.compress(data))
+        s.Filter = pdf.make_indirect(Name.FlateDecode)
+        set_embedded(pdf, name, ef_filespec(pdf, name, s))
+    return edit
+
+
+def lzw_encode(data):
+    """PDF LZWDecode (MSB first, EarlyChange 1), clearing the table when it is full."""
+    acc = nbits = 0
+    res = bytearray()
+
+    def emit(code, width):
+        nonlocal acc, nbits
+        acc, nbits = (acc << width) | code, nbits + width
+        while nbits >= 8:
+            nbits -= 8
+            res.append((acc >> nbits) & 0xFF)
+        acc &= (1 << nbits) - 1
+
+    table, nxt, width = {bytes([i]): i for i in range(256)}, 258, 9
+    emit(256, width)
+    w = b""
+    for c in data:
+        wc = w + bytes([c])
+        if wc in table:
+            w = wc
+            continue
+        emit(table[w], width)
+        table[wc], nxt = nxt, nxt + 1
+        if nxt + 1 > (1 << width) and width < 12:
+            width += 1
+        if nxt >= 4095:
+            emit(256, width)
+            table, nxt, width = {bytes([i]): i for i in range(256)}, 258, 9
+        w = bytes([c])
+    if w:
+        emit(table[w], width)
+    emit(257, width)
+    if nbits:
+        res.append((acc << (8 - nbits)) & 0xFF)
+    return bytes(res)
+
+
+def tiff_predict(data, cols):
+    """TIFF predictor 2 (one 8-bit colour): each byte less its left neighbour, rows of cols; the
+    last row is padded with NULs, which decoding gives back after the file."""
+    out = bytearray()
+    for i in range(0, len(data), cols):
+        r = data[i:i + cols].ljust(cols, b"\0")
+        out += bytes([r[0]]) + bytes((r[j] - r[j - 1]) & 0xFF for j in range(1, cols))
+    return bytes(out)
+
+
+def pdf_incremental_attach(base, name, data):
+    """base with an incremental update (classic xref section) that attaches data."""
+    with pikepdf.open(io.BytesIO(base)) as pdf:
+        (root, gen), size = pdf.Root.objgen, int(pdf.trailer.Size)
+        catalog = pdf.Root.unparse(resolved=True).rstrip()
+    assert catalog.endswith(b">>") and b"/Names" not in catalog
+    comp = zlib.compress(data)
+    n = name.encode()
+    objs = {size: (0, b"<< /Type /Filespec /F (%s) /UF (%s) /EF << /F %d 0 R >> >>" % (n, n, size + 1)),
+            size + 1: (0, b"<< /Type /EmbeddedFile /Filter /FlateDecode /Length %d >>\nstream\n" % len(comp)
+                       + comp + b"\nendstream"),
+            root: (gen, catalog[:-2] + b" /Names << /EmbeddedFiles << /Names [ (%s) %d 0 R ] >> >> >>" % (n, size))}
+    return pdf_update(base, objs, root, gen, size + 2)
+
+
+def pdf_update(base, objs, root, gen, size):
+    """base + an incremental update rewriting objs ({number: (generation, body)})."""
+    out = bytearray(base if base.endswith(b"\n") else base + b"\n")
+    prev = int(re.findall(rb"startxref\s+(\d+)", base)[-1])
+    offsets = {}
+    for num in sorted(objs):
+        offsets[num] = len(out)
+        out += b"%d %d obj\n" % (num, objs[num][0]) + objs[num][1] + b"\nendobj\n"
+    xref = len(out)
+    out += b"xref\n" + b"".join(b"%d 1\n%010d %05d n \n" % (n, offsets[n], objs[n][0]) for n in sorted(objs))
+    out += b"trailer\n<< /Size %d /Root %d %d R /Prev %d >>\nstartxref\n%d\n%%%%EOF\n" % (size, root, gen, prev, xref)
+    return bytes(out)
+
+
+def pdf_attach_then_remove(base, name, data):
+    """Q07: one update attaches data, the next puts the catalog back as it was."""
+    once = pdf_incremental_attach(base, name, data)
+    with pikepdf.open(io.BytesIO(base)) as pdf:
+        (root, gen), size = pdf.Root.objgen, int(pdf.trailer.Size)
+        catalog = pdf.Root.unparse(resolved=True)
+    return pdf_update(once, {root: (gen, catalog)}, root, gen, size + 2)
+
+
+def wrong_ef_length(pdf_bytes):
+    """Q14: the attachment stream says /Length 10 (its data and endstream stay)."""
+    i = pdf_bytes.index(b"/Type /EmbeddedFile")
+    j, k = pdf_bytes.rindex(b"<<", 0, i), pdf_bytes.index(b"stream", i)
+    return pdf_bytes[:j] + re.sub(rb"/Length \d+", b"/Length 10", pdf_bytes[j:k]) + pdf_bytes[k:]
+
+
+def build_evasions(tag, docx):
+    u_docx, u_pdf, u_doc = src(U_DOCX), src(U_PDF), src(U_DOC)
+    w = lambda name, data: write(f"{tag}_ev_{name}", data)
+    pdf = lambda edit: pdf_raw(u_pdf, edit)
+    name = "report.docx"
+
+    # /EF with only a platform key; a name tree 40 /Kids deep.
+    for ident, key in (("P24_ef_unix_key", "/Unix"), ("P25_ef_dos_key", "/DOS"), ("P52_ef_mac_key", "/Mac")):
+        w(f"{ident}.pdf", pdf(attach_raw(name, zlib.compress(docx), Name.FlateDecode, key=key)))
+    w("Pdepth_040_nametree_kids.pdf", pdf(kids_chain("a.docx", docx, 40)))
+
+    # ZIP directories that lie: a fake empty EOCD as the comment; a 200 KB prefix with only the
+    # central directory's offset corrected; a 200 KB prefix with an offset that matches nothing.
+    w("X31_zip_comment_fake_eocd.docx", zip_comment_fake_eocd(docx))
+    w("X14_prefix_cd_adjusted_only.docx", prefixed_cd_offset(docx, NOISE_200K))
+    w("X13_prefix_bad_cd_offset.docx", prefixed_cd_offset(docx, NOISE_200K, 12345))
+
+    # Ole10Native size fields of 0: the total (docx; .doc ObjectPool without the unicode tail),
+    # and the raw OLE1 native data of a non-Package class.
+    sized0 = lambda tail: ole1_object(ole10native("r.docx", docx, size=0, tail=tail), CLSID_PACKAGE, "Package")
+    w("O02_ole10_size0.docx", ole_docx(u_docx, cfb_write(sized0(True))))
+    w("O29_doc_objectpool_ole10_odd.doc", objectpool_doc(u_doc, "_1234567891", sized0(False)))
+    raw0 = ole1_object(struct.pack("<I", 0) + docx, CLSID_PBRUSH, "PBrush")
+    w("O59_rawnative_size0.docx", ole_docx(u_docx, cfb_write(raw0)))
+
+    # A GIF before the ZIP in a compound-file stream: Package in an oleObject, Package in a .doc
+    # ObjectPool object, a stream at the root of a .doc.
+    w("O72_package_stream_gif_prefixed_docx.docx",
+      ole_docx(u_docx, cfb_write(Storage({"Package": GIF_1X1 + docx}, CLSID_WORD12))))
+    w("X42_doc_objectpool_package_gif_docx.doc",
+      objectpool_doc(u_doc, "_7", Storage({"Package": GIF_1X1 + docx}, CLSID_WORD12)))
+    w("X53_doc_root_stream_gif_docx.doc", doc_root_stream(u_doc, "Foo", GIF_1X1 + docx))
+
+    # Embedded files reached other than through the EmbeddedFiles tree or a FileAttachment.
+    w("P20_af_xobject.pdf", pdf(af_form_xobject("r.docx", docx)))
+    w("P21_af_link_annot.pdf", pdf(af_link("r.docx", docx)))
+    w("P53_richmedia_assets.pdf", pdf(richmedia("r.docx", docx)))
+    w("P31_launch_action_filespec.pdf", pdf(launch_action("r.docx", docx)))
+    w("P32_pieceinfo_stream.pdf", pdf(pieceinfo_stream(docx)))
+    w("Q07_stale_revision_attachment_removed.pdf", pdf_attach_then_remove(u_pdf, "r.docx", docx))
+
+    # Attachment streams whose filters or lengths once read as damage (false positives).
+    w("P09_lzw.pdf", pdf(attach_raw(name, lzw_encode(docx), Name.LZWDecode)))
+    w("P08_flate_tiff_pred2.pdf", pdf(attach_raw(name, zlib.compress(tiff_predict(docx, 7)), Name.FlateDecode,
+                                                 Dictionary(Predictor=2, Columns=7))))
+    w("P45_indirect_filter_name.pdf", pdf(indirect_filter("r.docx", docx)))
+    w("Q14_ef_wrong_length.pdf", wrong_ef_length(pdf(attach_raw("r.docx", zlib.compress(docx), Name.FlateDecode))))
+
+
 build("lab", src(L_DOCX), src(L_XLSX), src(L_PDF), src(L_DOC))
 build("unl", src(U_DOCX), src(U_XLSX), src(U_PDF), src(U_DOC))
 # Really protected: no label can be read without the password.
 write("lab_pdf_userpw_aes256.pdf", qpdf_encrypt(src(L_PDF), "user-secret", "owner-secret", "256"))
 write("lab_xlsx_password_agile.xlsx", agile_encrypt(src(L_XLSX), "user-secret", "lab-password-agile"))
+build_evasions("lab", src(L_DOCX))
+build_evasions("unl", src(U_DOCX))
