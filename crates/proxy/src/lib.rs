@@ -20,6 +20,9 @@ mod server;
 mod spool;
 mod stream;
 mod tls;
+mod tunnel;
+mod upload;
+mod upstream;
 
 pub use tls::{upstream_client_config, CertAuthority, TlsError};
 

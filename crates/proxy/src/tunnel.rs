@@ -1,0 +1,81 @@
+//! CONNECT: a tunnel to an origin. With interception, TLS is terminated with a per-host
+//! certificate from the local CA and the requests inside are relayed (and inspected) like plain
+//! ones; bypassed hosts, or a proxy without interception, get a blind relay under the same
+//! address rules.
+
+use crate::auth::User;
+use crate::net::host_matches;
+use crate::server::{relay, simple, Body, State, Target};
+use crate::upstream::connect;
+use http::{header, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Empty};
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// CONNECT: with interception, TLS is terminated with a minted leaf and the requests inside are
+/// relayed (and inspected) like plain ones; without it, a blind tunnel.
+pub(crate) fn tunnel(state: Arc<State>, peer: SocketAddr, req: Request<Incoming>, user: Option<User>) -> Response<Body> {
+    let Some(authority) = req.uri().authority().cloned() else {
+        return simple(StatusCode::BAD_REQUEST, "CONNECT needs host:port");
+    };
+    let bypass = state.config.bypass.iter().any(|g| host_matches(g, authority.host()));
+    let port = authority.port_u16().unwrap_or(443);
+    tokio::spawn(async move {
+        let Ok(upgraded) = hyper::upgrade::on(req).await else { return };
+        match state.tls.clone().filter(|_| !bypass) {
+            Some(tls) => {
+                let config = tls.ca.server_config(authority.host());
+                let acceptor = tokio_rustls::TlsAcceptor::from(config);
+                let Ok(stream) = acceptor.accept(TokioIo::new(upgraded)).await else { return };
+                // The browser chooses: h2 when it offers it, HTTP/1.1 (with upgrades) otherwise.
+                let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
+                let service =
+                    hyper::service::service_fn(move |req| intercepted(Arc::clone(&state), peer, req, authority.clone(), user.clone()));
+                if h2 {
+                    let _ = hyper::server::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
+                        .timer(TokioTimer::new())
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                } else {
+                    // A small read buffer per connection keeps memory flat under many uploads.
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .timer(TokioTimer::new())
+                        .header_read_timeout(Duration::from_secs(30))
+                        .max_buf_size(64 * 1024)
+                        .serve_connection(TokioIo::new(stream), service)
+                        .with_upgrades()
+                        .await;
+                }
+            }
+            None => {
+                // Bypassed (or no interception): a blind relay, still under the address rules.
+                let Ok(mut server) = connect(&state, authority.host(), port).await else { return };
+                let _ = tokio::io::copy_bidirectional(&mut TokioIo::new(upgraded), &mut server).await;
+            }
+        }
+    });
+    Response::new(Empty::new().map_err(|never| match never {}).boxed())
+}
+
+/// A request inside an intercepted tunnel: origin-form, for the CONNECT authority.
+async fn intercepted(
+    state: Arc<State>,
+    peer: SocketAddr,
+    req: Request<Incoming>,
+    authority: http::uri::Authority,
+    user: Option<User>,
+) -> Result<Response<Body>, Infallible> {
+    let host_header = req.headers().get(header::HOST).and_then(|h| h.to_str().ok()).map(str::to_string);
+    let named = host_header.or_else(|| req.uri().authority().map(|a| a.as_str().to_string()));
+    if let Some(named) = named {
+        let strip = |s: &str| s.trim().trim_end_matches(":443").to_ascii_lowercase();
+        if strip(&named) != strip(authority.as_str()) {
+            return Ok(simple(StatusCode::MISDIRECTED_REQUEST, "the Host header does not match the CONNECT target"));
+        }
+    }
+    Ok(relay(state, peer, req, Target { authority, https: true }, user).await)
+}

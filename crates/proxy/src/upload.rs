@@ -1,0 +1,374 @@
+//! One upload, phase by phase, over a per-transaction context ([`Upload`]):
+//!
+//! `admit` → `receive` → `inspect` → `decide` → `record` → `block` | `release`
+//!
+//! - **admit**: the transaction's context; in `stream` mode the upstream request starts now.
+//! - **receive**: the body is held (memory, then the spool) up to `max_body`, streamed on at the
+//!   same time in `stream` mode; past the limit (or without spool room) the intake ends
+//!   [`Intake::Oversize`].
+//! - **inspect**: every file the held body carries (content codings, multipart parts, files
+//!   inside files) is read.
+//! - **decide**: the policy's verdict over those files, counted in the metrics.
+//! - **record**: one audit record.
+//! - **block**: a 403 with the block page (the streamed request, if any, is aborted);
+//!   **release**: the held bytes go to the origin exactly as they came (then, for an oversize
+//!   body the policy allows, the rest as it arrives).
+//!
+//! Hold and stream are the two states of [`Outflow`]; complete and oversize are the two of
+//! [`Intake`]: each phase matches on them instead of testing flags.
+
+use crate::audit::{now_rfc3339, AuditFile, AuditLabel, AuditRecord};
+use crate::auth::User;
+use crate::block::{self, BlockedFile};
+use crate::inspect::{self, Inspected};
+use crate::server::{full, simple, Body, BoxError, State, Target};
+use crate::spool::{Spool, SpoolError};
+use crate::upstream::{forward, hyper_io_error};
+use crate::InspectionMode;
+use bytes::Bytes;
+use http::{header, HeaderValue, Request, Response, StatusCode};
+use http_body_util::{BodyExt, StreamBody};
+use hyper::body::{Frame, Incoming};
+use labelgate_policy::{Action, Direction, FileFacts, ResolvedPolicy, Transaction, UnscannableReason, Verdict};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Where the body goes while it is received.
+enum Outflow {
+    /// Nothing reaches the origin before the verdict.
+    Hold,
+    /// The upstream request runs already and receives the body as it arrives, minus a withheld
+    /// tail that waits for the verdict.
+    Stream { out: crate::stream::Outflow, response: tokio::task::JoinHandle<Response<Body>> },
+}
+
+/// How the body's intake ended.
+enum Intake {
+    /// The whole body is held.
+    Complete,
+    /// Past `max_body` (or no spool room): only its start is held; `pending` is the chunk that
+    /// did not fit (in hold mode), the rest is still in the request body.
+    Oversize { pending: Option<Bytes> },
+}
+
+/// One upload transaction: who sends what where, and what has been received so far.
+struct Upload {
+    state: Arc<State>,
+    peer: SocketAddr,
+    target: Target,
+    user: Option<User>,
+    parts: http::request::Parts,
+    body: Incoming,
+    started: Instant,
+    outflow: Outflow,
+    spool: Spool,
+}
+
+/// The verdict with what it was reached on.
+struct Decision {
+    policy: Arc<ResolvedPolicy>,
+    verdict: Verdict,
+    facts: Vec<FileFacts>,
+    url: String,
+}
+
+/// Runs one upload through its phases.
+pub(crate) async fn run(state: Arc<State>, peer: SocketAddr, req: Request<Incoming>, target: Target, user: Option<User>) -> Response<Body> {
+    let mut upload = Upload::admit(state, peer, req, target, user);
+    let intake = match upload.receive().await {
+        Ok(intake) => intake,
+        Err(response) => return response,
+    };
+    let files = upload.inspect(&intake).await;
+    let decision = upload.decide(&files);
+    upload.record(&files, &decision);
+    match decision.verdict.action {
+        Action::Block => upload.block(&decision),
+        _ => upload.release(intake).await,
+    }
+}
+
+impl Upload {
+    /// admit: the context, and in `stream` mode the upstream request, started now.
+    fn admit(state: Arc<State>, peer: SocketAddr, req: Request<Incoming>, target: Target, user: Option<User>) -> Upload {
+        let (parts, body) = req.into_parts();
+        let outflow = match state.inspection.mode {
+            InspectionMode::Hold => Outflow::Hold,
+            InspectionMode::Stream => {
+                let (out, response) = start_streaming(&state, &target, &parts);
+                Outflow::Stream { out, response }
+            }
+        };
+        // In memory up to the memory limit, then spooled to a private file.
+        let mut spool = Spool::new(&state.spool);
+        if let Some(expected) = parts.headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok())
+        {
+            spool.expect(expected.min(state.inspection.max_body));
+        }
+        Upload { state, peer, target, user, parts, body, started: Instant::now(), outflow, spool }
+    }
+
+    /// receive: holds the body up to `max_body` (streaming it on in `stream` mode). A stalled or
+    /// interrupted upload ends the transaction here (an outflow dropped with it aborts the
+    /// upstream request).
+    async fn receive(&mut self) -> Result<Intake, Response<Body>> {
+        let max = self.state.inspection.max_body;
+        let idle = Duration::from_secs(self.state.config.body_idle_timeout_secs);
+        // A body that trickles in just under the idle timeout still has to finish in time.
+        let deadline = self.started + Duration::from_secs(self.state.config.upload_timeout_secs);
+        loop {
+            let wait = idle.min(deadline.saturating_duration_since(Instant::now()));
+            let frame = match tokio::time::timeout(wait, self.body.frame()).await {
+                Ok(Some(frame)) => frame,
+                Ok(None) => return Ok(Intake::Complete),
+                Err(_) => return Err(simple(StatusCode::REQUEST_TIMEOUT, "the upload stalled")),
+            };
+            // The client went away mid-upload: nothing to forward, nothing to record.
+            let Ok(frame) = frame else { return Err(simple(StatusCode::BAD_REQUEST, "the upload was interrupted")) };
+            let Ok(data) = frame.into_data() else { continue };
+            if let Outflow::Stream { out, .. } = &mut self.outflow {
+                out.push(data.clone()).await;
+            }
+            if self.spool.len() + data.len() as u64 > max {
+                // (Streaming has already queued this chunk.)
+                let pending = match self.outflow {
+                    Outflow::Hold => Some(data),
+                    Outflow::Stream { .. } => None,
+                };
+                return Ok(Intake::Oversize { pending });
+            }
+            if let Err(e) = self.spool.push(data) {
+                if let SpoolError::Io(e) = e {
+                    eprintln!("labelgate: cannot spool an upload: {e}");
+                }
+                // Out of spool space or disk: decided like a body too large to inspect.
+                return Ok(Intake::Oversize { pending: None });
+            }
+        }
+    }
+
+    /// inspect: every file the held body carries; an oversize body is one unscannable file.
+    async fn inspect(&mut self, intake: &Intake) -> Vec<Inspected> {
+        match intake {
+            Intake::Oversize { .. } => vec![Inspected {
+                facts: FileFacts { name: None, kind: "unknown".into(), labels: vec![], unscannable: Some(UnscannableReason::Oversize) },
+                path: Vec::new(),
+                size: self.spool.len(),
+                sha256: None,
+            }],
+            Intake::Complete => {
+                let path = self.parts.uri.path().to_string();
+                inspect::files_held(
+                    &self.parts.headers,
+                    &path,
+                    &mut self.spool,
+                    &self.state.spool,
+                    inspect::Reading {
+                        max: self.state.inspection.max_body,
+                        hash_all: self.state.inspection.hash_all,
+                        unpack: self.state.inspection.unpack_limits(),
+                        budget: Arc::new(labelgate_unpack::Budget::new()),
+                    },
+                )
+                .await
+            }
+        }
+    }
+
+    /// decide: the policy in force judges the transaction; the metrics count it.
+    fn decide(&self, files: &[Inspected]) -> Decision {
+        let facts: Vec<FileFacts> = files.iter().map(|f| f.facts.clone()).collect();
+        let authority = &self.target.authority;
+        let host = authority.host().to_ascii_lowercase();
+        let scheme = if self.target.https { "https" } else { "http" };
+        let url = format!("{scheme}://{}{}", authority.as_str().to_ascii_lowercase(), self.parts.uri.path());
+        let groups: Vec<String> = self.user.as_ref().map(|u| u.groups.clone()).unwrap_or_default();
+        let policy = (self.state.policy)();
+        let verdict = policy.evaluate(&Transaction {
+            direction: Direction::Upload,
+            method: self.parts.method.as_str(),
+            host: &host,
+            url: &url,
+            user: self.user.as_ref().map(|u| u.name.as_str()),
+            groups: &groups,
+            files: &facts,
+        });
+        if let Some(m) = &self.state.metrics {
+            m.transactions.with_label_values(&[verdict.action.as_str(), verdict.rule.as_deref().unwrap_or("")]).inc();
+            m.bytes_inspected.inc_by(self.spool.len());
+            m.inspection_seconds.observe(self.started.elapsed().as_secs_f64());
+            let catalog = policy.catalog();
+            for f in &facts {
+                for l in &f.labels {
+                    let known = catalog.lookup(l.tenant.as_deref(), &l.id).is_some();
+                    m.labels_seen.with_label_values(&[if known { l.id.as_str() } else { "unknown" }]).inc();
+                }
+                if let Some(u) = f.unscannable {
+                    m.unscannable.with_label_values(&[u.as_str()]).inc();
+                }
+            }
+        }
+        Decision { policy, verdict, facts, url }
+    }
+
+    /// record: one audit record (label names from the catalog; the query only when configured).
+    fn record(&self, files: &[Inspected], decision: &Decision) {
+        let Decision { policy, verdict, url, .. } = decision;
+        let shown_url = match (self.state.config.audit_query, self.parts.uri.query()) {
+            (true, Some(q)) => format!("{url}?{q}"),
+            _ => url.clone(),
+        };
+        let catalog = policy.catalog();
+        self.state.audit.write(&AuditRecord {
+            time: now_rfc3339(),
+            client: self.peer.to_string(),
+            user: self.user.as_ref().map(|u| u.name.clone()),
+            method: self.parts.method.to_string(),
+            url: shown_url,
+            app: verdict.cloud_app.clone(),
+            files: files
+                .iter()
+                .map(|f| AuditFile {
+                    name: f.facts.name.clone(),
+                    path: f.path.clone(),
+                    size: f.size,
+                    kind: f.facts.kind.clone(),
+                    labels: f
+                        .facts
+                        .labels
+                        .iter()
+                        .map(|l| AuditLabel {
+                            id: l.id.clone(),
+                            name: catalog.lookup(l.tenant.as_deref(), &l.id).map(|k| k.display_name.clone()),
+                            tenant: l.tenant.clone(),
+                        })
+                        .collect(),
+                    sha256: f.sha256.clone(),
+                    unscannable: f.facts.unscannable.map(|u| u.as_str().to_string()),
+                })
+                .collect(),
+            action: verdict.action.as_str().to_string(),
+            rule: verdict.rule.clone(),
+            reason: verdict.reason.clone(),
+            inspect_us: self.started.elapsed().as_micros() as u64,
+        });
+    }
+
+    /// block: the block page (JSON for API clients), and a streamed request aborted so the origin
+    /// never completes it.
+    fn block(self, decision: &Decision) -> Response<Body> {
+        let catalog = decision.policy.catalog();
+        let blocked: Vec<BlockedFile> = decision
+            .facts
+            .iter()
+            .filter(|f| f.unscannable.is_some() || !f.labels.is_empty())
+            .map(|f| BlockedFile {
+                name: f.name.clone(),
+                labels: f
+                    .labels
+                    .iter()
+                    .map(|l| catalog.lookup(l.tenant.as_deref(), &l.id).map_or_else(|| l.id.clone(), |k| k.display_name.clone()))
+                    .collect(),
+            })
+            .collect();
+        let (content_type, page) = if block::wants_json(&self.parts.headers) {
+            ("application/json", block::json(&decision.verdict, &decision.url, &blocked))
+        } else {
+            ("text/html; charset=utf-8", block::html(&decision.verdict, &decision.url, &blocked))
+        };
+        let mut r = Response::new(full(page));
+        *r.status_mut() = StatusCode::FORBIDDEN;
+        r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+        r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        if let Outflow::Stream { out, .. } = self.outflow {
+            out.abort();
+        }
+        r
+    }
+
+    /// release: the allowed body goes to the origin exactly as it came.
+    async fn release(self, intake: Intake) -> Response<Body> {
+        let Upload { state, target, parts, mut body, mut spool, outflow, .. } = self;
+        let oversize = matches!(intake, Intake::Oversize { .. });
+        match outflow {
+            Outflow::Stream { mut out, response } => {
+                out.release().await;
+                if oversize {
+                    // Allowed although too large to inspect: the rest passes straight through.
+                    let idle = Duration::from_secs(state.config.body_idle_timeout_secs);
+                    loop {
+                        match tokio::time::timeout(idle, body.frame()).await {
+                            Ok(Some(Ok(f))) => {
+                                if let Ok(data) = f.into_data() {
+                                    out.pass(data).await;
+                                }
+                            }
+                            Ok(None) => break,
+                            Ok(Some(Err(_))) | Err(_) => {
+                                out.abort();
+                                return simple(StatusCode::BAD_REQUEST, "the upload was interrupted");
+                            }
+                        }
+                    }
+                }
+                out.finish();
+                response.await.unwrap_or_else(|_| simple(StatusCode::BAD_GATEWAY, "the upstream request failed"))
+            }
+            Outflow::Hold => {
+                let held_file = match spool.reader() {
+                    Ok(f) => f,
+                    Err(e) => return simple(StatusCode::INTERNAL_SERVER_ERROR, &format!("cannot read the held upload: {e}")),
+                };
+                let mut replay = None;
+                let forwarded: Body = match (intake, spool.memory(), held_file) {
+                    // Held in memory and complete: forwarded as the chunks it arrived in.
+                    (Intake::Complete, Some(held), None) => {
+                        let forwarded = held.body().map_err(|never| match never {}).boxed();
+                        replay = Some(held);
+                        forwarded
+                    }
+                    // Spooled: the held bytes.
+                    (Intake::Complete, memory, file) => StreamBody::new(held_stream(memory, file)).boxed(),
+                    // Allowed although too large to inspect: the held bytes, then the rest as it comes.
+                    (Intake::Oversize { pending }, memory, file) => {
+                        let tail = futures_util::stream::iter(pending.map(|b| Ok(Frame::data(b))));
+                        let rest =
+                            futures_util::StreamExt::map(http_body_util::BodyStream::new(body), |f| f.map_err(|e| Box::new(e) as BoxError));
+                        let held = futures_util::StreamExt::chain(held_stream(memory, file), tail);
+                        StreamBody::new(futures_util::StreamExt::chain(held, rest)).boxed()
+                    }
+                };
+                forward(&state, &target, parts, forwarded, replay).await
+            }
+        }
+    }
+}
+
+/// The held bytes (memory part, then the spooled file) as body frames.
+fn held_stream(
+    memory: Option<crate::spool::Held>,
+    file: Option<std::fs::File>,
+) -> impl futures_util::Stream<Item = Result<Frame<Bytes>, BoxError>> {
+    futures_util::StreamExt::map(crate::spool::stream(memory, file), |r| r.map(Frame::data).map_err(hyper_io_error))
+}
+
+/// Starts a `stream`-mode upload: the upstream request runs in its own task and takes the body
+/// from the returned outflow.
+fn start_streaming(
+    state: &Arc<State>,
+    target: &Target,
+    parts: &http::request::Parts,
+) -> (crate::stream::Outflow, tokio::task::JoinHandle<Response<Body>>) {
+    let (outflow, stream) = crate::stream::channel(state.inspection.stream_holdback);
+    let mut request = Request::new(StreamBody::new(stream).boxed());
+    *request.method_mut() = parts.method.clone();
+    *request.uri_mut() = parts.uri.clone();
+    *request.version_mut() = parts.version;
+    *request.headers_mut() = parts.headers.clone();
+    let (fwd_parts, fwd_body) = request.into_parts();
+    let state = Arc::clone(state);
+    let target = Target { authority: target.authority.clone(), https: target.https };
+    let response = tokio::spawn(async move { forward(&state, &target, fwd_parts, fwd_body, None).await });
+    (outflow, response)
+}
