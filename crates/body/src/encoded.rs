@@ -1,0 +1,176 @@
+//! Strings that encode a file: base64 (RFC 4648 §4), base64url (§5), padded or not, with line
+//! breaks or spaces, and `data:` URLs (RFC 2397, base64 or percent-encoded).
+
+use crate::{BodyError, Limits};
+use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
+use base64::Engine;
+
+const LENIENT: GeneralPurposeConfig =
+    GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent).with_decode_allow_trailing_bits(true);
+const STANDARD: GeneralPurpose = GeneralPurpose::new(&base64::alphabet::STANDARD, LENIENT);
+const URL_SAFE: GeneralPurpose = GeneralPurpose::new(&base64::alphabet::URL_SAFE, LENIENT);
+
+/// Base64 characters decoded for the sniff: 4 KiB of output.
+const HEAD_CHARS: usize = 4096 / 3 * 4 + 4;
+/// Base64 characters decoded from the end: 64 KiB + 22 of output (a ZIP end record's reach).
+const TAIL_CHARS: usize = (64 * 1024 + 22) / 3 * 4 + 8;
+
+/// The payload of a `data:` URL and whether it is base64.
+fn data_url(value: &[u8]) -> Option<(&[u8], bool)> {
+    let rest = value.strip_prefix(b"data:").or_else(|| value.strip_prefix(b"DATA:"))?;
+    let comma = memchr::memchr(b',', &rest[..rest.len().min(1024)])?;
+    let meta = &rest[..comma];
+    let base64 = meta.len() >= 7 && meta[meta.len() - 7..].eq_ignore_ascii_case(b";base64");
+    Some((&rest[comma + 1..], base64))
+}
+
+/// Whether a value is shaped like an encoded file: a `data:` URL, or base64/base64url text
+/// (white space allowed) long enough.
+pub fn looks_encoded(value: &[u8], min_len: usize) -> bool {
+    if value.len() < min_len {
+        return false;
+    }
+    if data_url(value).is_some() {
+        return true;
+    }
+    let sample = &value[..value.len().min(HEAD_CHARS)];
+    sample.iter().all(|&b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'-' | b'_' | b'=' | b'\r' | b'\n' | b' ' | b'\t'))
+}
+
+/// The base64 alphabet characters of `text` (white space dropped), or `None` when something
+/// else is in it; and whether the URL-safe alphabet is used.
+fn clean(text: &[u8]) -> Option<(Vec<u8>, bool)> {
+    let mut out = Vec::with_capacity(text.len());
+    let mut url = false;
+    let mut standard = false;
+    for &b in text {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' => out.push(b),
+            b'+' | b'/' => {
+                standard = true;
+                out.push(b)
+            }
+            b'-' | b'_' => {
+                url = true;
+                out.push(b)
+            }
+            b'=' | b'\r' | b'\n' | b' ' | b'\t' => {}
+            _ => return None,
+        }
+    }
+    if url && standard {
+        return None;
+    }
+    Some((out, url))
+}
+
+fn decode_clean(chars: &[u8], url: bool) -> Option<Vec<u8>> {
+    let engine = if url { &URL_SAFE } else { &STANDARD };
+    // A trailing single character is no whole byte: dropped, as lenient decoders do.
+    let usable = if chars.len() % 4 == 1 { &chars[..chars.len() - 1] } else { chars };
+    engine.decode(usable).ok()
+}
+
+/// Decodes an encoded string whole (a `data:` URL, base64 or base64url); `None` when it is none.
+pub fn decode_encoded(value: &[u8]) -> Option<Vec<u8>> {
+    if let Some((payload, base64)) = data_url(value) {
+        if !base64 {
+            return Some(percent_encoding::percent_decode(payload).collect());
+        }
+        let (chars, url) = clean(payload)?;
+        return decode_clean(&chars, url);
+    }
+    let (chars, url) = clean(value)?;
+    decode_clean(&chars, url)
+}
+
+/// The decoded bytes of a value that encodes a file the engine reads, decoded whole only then.
+pub(crate) fn candidate_data(value: &[u8], limits: &Limits) -> Option<Result<Vec<u8>, BodyError>> {
+    let (payload, base64) = match data_url(value) {
+        Some(p) => p,
+        None => (value, true),
+    };
+    if !base64 {
+        let bytes: Vec<u8> = percent_encoding::percent_decode(payload).collect();
+        return interesting(&bytes, &bytes).then_some(Ok(bytes));
+    }
+    let (chars, url) = clean(payload)?;
+    let head = decode_clean(&chars[..chars.len().min(HEAD_CHARS) / 4 * 4], url)?;
+    let tail = if chars.len() > HEAD_CHARS {
+        // Aligned to the 4-character groups counted from the start.
+        let from = chars.len().saturating_sub(TAIL_CHARS) / 4 * 4;
+        decode_clean(&chars[from..], url).unwrap_or_default()
+    } else {
+        Vec::new()
+    };
+    if !interesting(&head, &tail) {
+        return None;
+    }
+    let decoded_len = chars.len() as u64 / 4 * 3;
+    if decoded_len > limits.max_decoded_bytes + 3 {
+        return Some(Err(BodyError::Limit { limit: "max_inner_bytes", max: limits.max_decoded_bytes }));
+    }
+    Some(decode_clean(&chars, url).ok_or_else(|| BodyError::Corrupt("base64 does not decode".into())))
+}
+
+/// Whether decoded bytes are something the engine reads: by their start, or by an end that is a
+/// ZIP package's or a PDF's.
+fn interesting(head: &[u8], tail: &[u8]) -> bool {
+    if labelgate_extract::sniff_kind(head).is_some() {
+        return true;
+    }
+    let end = if tail.is_empty() { head } else { tail };
+    let mut input = labelgate_extract::SliceInput::new(end);
+    labelgate_extract::zip_end_record_in_tail(&mut input).is_some() || memchr::memmem::rfind(&end[end.len().saturating_sub(4096)..], b"startxref").is_some()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use base64::engine::general_purpose::{STANDARD as B64, URL_SAFE_NO_PAD};
+
+    fn docx() -> Vec<u8> {
+        labelgate_testkit::zip(&labelgate_testkit::docx(Some(labelgate_testkit::custom_xml(&[])), None))
+    }
+
+    #[test]
+    fn every_spelling_of_a_file_decodes_to_it() {
+        let file = docx();
+        let limits = Limits::default();
+        let wrapped: Vec<u8> = B64.encode(&file).into_bytes().chunks(76).flat_map(|l| [l, b"\r\n"].concat()).collect();
+        for text in [
+            B64.encode(&file).into_bytes(),
+            URL_SAFE_NO_PAD.encode(&file).into_bytes(),
+            wrapped,
+            format!("data:application/vnd.openxmlformats-officedocument.wordprocessingml.document;base64,{}", B64.encode(&file)).into_bytes(),
+        ] {
+            assert_eq!(candidate_data(&text, &limits).unwrap().unwrap(), file);
+            assert_eq!(decode_encoded(&text).unwrap(), file);
+        }
+    }
+
+    #[test]
+    fn text_that_is_no_file_is_no_candidate() {
+        let limits = Limits::default();
+        let prose = B64.encode("hello world, this is only text ".repeat(40));
+        assert!(candidate_data(prose.as_bytes(), &limits).is_none());
+        assert!(candidate_data(b"not base64 at all { }", &limits).is_none());
+        let mixed = format!("{}-_{}", "ab+/".repeat(100), "cd".repeat(10));
+        assert!(candidate_data(mixed.as_bytes(), &limits).is_none(), "two alphabets at once");
+    }
+
+    #[test]
+    fn a_package_behind_a_prefix_is_found_from_its_end() {
+        let mut file = b"GIF89a".repeat(2000);
+        file.extend(docx());
+        let text = B64.encode(&file);
+        assert_eq!(candidate_data(text.as_bytes(), &Limits::default()).unwrap().unwrap(), file);
+    }
+
+    #[test]
+    fn too_large_a_candidate_is_a_limit() {
+        let limits = Limits { max_decoded_bytes: 100, ..Limits::default() };
+        let text = B64.encode(docx());
+        assert!(matches!(candidate_data(text.as_bytes(), &limits), Some(Err(BodyError::Limit { .. }))));
+    }
+}

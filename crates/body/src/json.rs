@@ -1,0 +1,231 @@
+//! JSON bodies walked as a stream (RFC 8259): every string value, unescaped (`\/`, `\n`,
+//! `\uXXXX` and surrogate pairs), named by its path (`$.message.attachments[0].contentBytes`);
+//! a string that is JSON itself is walked too (four levels). Strings are kept whole only while
+//! they may be a candidate; nesting is bounded.
+
+use crate::{candidate, BodyError, Candidate, Limits};
+use std::io::BufRead;
+
+/// How deep JSON held in JSON strings is walked.
+const MAX_EMBEDDED: usize = 4;
+
+enum Frame {
+    Object { key: Option<String> },
+    Array { index: usize },
+}
+
+/// The candidates of a JSON body. A syntax error ends the walk: what was found before it is
+/// returned with the error.
+pub fn json_candidates(reader: &mut dyn BufRead, limits: &Limits) -> (Vec<Candidate>, Option<BodyError>) {
+    let mut out = Vec::new();
+    let error = walk(reader, "$", limits, 0, &mut out).err();
+    (out, error)
+}
+
+fn path_of(root: &str, stack: &[Frame]) -> String {
+    let mut path = root.to_string();
+    for f in stack {
+        match f {
+            Frame::Object { key: Some(k) } => {
+                if !k.is_empty() && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                    path.push('.');
+                    path.push_str(k);
+                } else {
+                    path.push_str(&format!("[{k:?}]"));
+                }
+            }
+            Frame::Object { key: None } => path.push_str(".?"),
+            Frame::Array { index } => path.push_str(&format!("[{index}]")),
+        }
+    }
+    path
+}
+
+fn next_byte(reader: &mut dyn BufRead) -> Result<Option<u8>, BodyError> {
+    let buf = reader.fill_buf()?;
+    let Some(&b) = buf.first() else { return Ok(None) };
+    reader.consume(1);
+    Ok(Some(b))
+}
+
+fn syntax(what: &str) -> BodyError {
+    BodyError::Corrupt(format!("JSON: {what}"))
+}
+
+/// Reads a string's bytes after its opening quote, unescaped, keeping at most `keep` bytes (the
+/// rest is read and dropped). Returns the bytes and whether all were kept.
+fn string(reader: &mut dyn BufRead, keep: usize) -> Result<(Vec<u8>, bool), BodyError> {
+    let mut out = Vec::new();
+    let mut whole = true;
+    let mut push = |out: &mut Vec<u8>, bytes: &[u8]| {
+        if out.len() + bytes.len() <= keep {
+            out.extend_from_slice(bytes);
+        } else {
+            whole = false;
+        }
+    };
+    loop {
+        // Plain runs are copied a buffer at a time.
+        let buf = reader.fill_buf()?;
+        if buf.is_empty() {
+            return Err(syntax("a string does not end"));
+        }
+        let stop = buf.iter().position(|&b| b == b'"' || b == b'\\').unwrap_or(buf.len());
+        let run = buf[..stop].to_vec();
+        reader.consume(stop);
+        push(&mut out, &run);
+        match next_byte(reader)? {
+            Some(b'"') => return Ok((out, whole)),
+            Some(b'\\') => {}
+            None => return Err(syntax("a string does not end")),
+            Some(_) => {}
+        }
+        let escaped = next_byte(reader)?.ok_or_else(|| syntax("an escape does not end"))?;
+        let byte = match escaped {
+            b'"' => b'"',
+            b'\\' => b'\\',
+            b'/' => b'/',
+            b'b' => 8,
+            b'f' => 12,
+            b'n' => b'\n',
+            b'r' => b'\r',
+            b't' => b'\t',
+            b'u' => {
+                let mut unit = hex4(reader)?;
+                if (0xD800..0xDC00).contains(&unit) {
+                    // A surrogate pair: the low half follows as another \u escape.
+                    let (Some(b'\\'), Some(b'u')) = (next_byte(reader)?, next_byte(reader)?) else {
+                        return Err(syntax("a lone surrogate"));
+                    };
+                    let low = hex4(reader)?;
+                    unit = 0x10000 + ((unit - 0xD800) << 10) + (low.wrapping_sub(0xDC00) & 0x3FF);
+                }
+                let c = char::from_u32(unit).unwrap_or('\u{FFFD}');
+                let mut utf8 = [0u8; 4];
+                push(&mut out, c.encode_utf8(&mut utf8).as_bytes());
+                continue;
+            }
+            _ => return Err(syntax("a bad escape")),
+        };
+        push(&mut out, &[byte]);
+    }
+}
+
+fn hex4(reader: &mut dyn BufRead) -> Result<u32, BodyError> {
+    let mut v = 0u32;
+    for _ in 0..4 {
+        let b = next_byte(reader)?.ok_or_else(|| syntax("a \\u escape does not end"))?;
+        v = v * 16 + (b as char).to_digit(16).ok_or_else(|| syntax("a bad \\u escape"))?;
+    }
+    Ok(v)
+}
+
+fn walk(reader: &mut dyn BufRead, root: &str, limits: &Limits, embedded: usize, out: &mut Vec<Candidate>) -> Result<(), BodyError> {
+    // Base64 of the largest decodable candidate, plus room for a data: URL's header.
+    let keep = (limits.max_decoded_bytes as usize / 3 * 4).saturating_add(4096);
+    let mut stack: Vec<Frame> = Vec::new();
+    let mut expect_key = false;
+    loop {
+        let Some(b) = next_byte(reader)? else { return Ok(()) };
+        match b {
+            b' ' | b'\t' | b'\r' | b'\n' | b':' => {}
+            b'{' | b'[' => {
+                if stack.len() >= limits.max_depth {
+                    return Err(BodyError::Limit { limit: "max_json_depth", max: limits.max_depth as u64 });
+                }
+                stack.push(if b == b'{' { Frame::Object { key: None } } else { Frame::Array { index: 0 } });
+                expect_key = b == b'{';
+            }
+            b'}' | b']' => {
+                stack.pop();
+                expect_key = false;
+            }
+            b',' => match stack.last_mut() {
+                Some(Frame::Array { index }) => *index += 1,
+                Some(Frame::Object { key }) => {
+                    *key = None;
+                    expect_key = true;
+                }
+                None => {}
+            },
+            b'"' => {
+                if expect_key {
+                    let (key, _) = string(reader, 1024)?;
+                    if let Some(Frame::Object { key: slot }) = stack.last_mut() {
+                        *slot = Some(String::from_utf8_lossy(&key).into_owned());
+                    }
+                    expect_key = false;
+                    continue;
+                }
+                let (value, whole) = string(reader, keep)?;
+                if value.len() < limits.min_encoded_len {
+                    continue;
+                }
+                if out.len() >= limits.max_candidates {
+                    return Err(BodyError::Limit { limit: "max_candidates", max: limits.max_candidates as u64 });
+                }
+                let path = path_of(root, &stack);
+                let first = value.iter().find(|b| !b.is_ascii_whitespace()).copied();
+                if embedded < MAX_EMBEDDED && matches!(first, Some(b'{' | b'[')) {
+                    // JSON sent as a string: its strings are walked too.
+                    let mut inner = std::io::Cursor::new(&value[..]);
+                    let _ = walk(&mut inner, &path, limits, embedded + 1, out);
+                    continue;
+                }
+                if !whole {
+                    if let Some(c) = candidate(&path, &value, limits) {
+                        out.push(Candidate { name: c.name, data: Err(BodyError::Limit { limit: "max_inner_bytes", max: limits.max_decoded_bytes }) });
+                    }
+                    continue;
+                }
+                if let Some(c) = candidate(&path, &value, limits) {
+                    out.push(c);
+                }
+            }
+            // Numbers and literals: their characters carry nothing.
+            _ => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use base64::engine::general_purpose::STANDARD as B64;
+    use base64::Engine;
+
+    fn docx() -> Vec<u8> {
+        labelgate_testkit::zip(&labelgate_testkit::docx(Some(labelgate_testkit::custom_xml(&[])), None))
+    }
+
+    fn walk_str(json: &str) -> Vec<(String, Vec<u8>)> {
+        let (found, error) = json_candidates(&mut std::io::Cursor::new(json.as_bytes()), &Limits::default());
+        assert!(error.is_none(), "{error:?}");
+        found.into_iter().map(|c| (c.name, c.data.unwrap())).collect()
+    }
+
+    #[test]
+    fn strings_anywhere_are_found_with_their_paths() {
+        let file = docx();
+        let b64 = B64.encode(&file);
+        let escaped = b64.replace('/', "\\/");
+        let json = format!(
+            r#"{{"message":{{"subject":"q3","attachments":[{{"name":"a"}},{{"@odata.type":"file","contentBytes":"{escaped}"}}]}},"n":[1,2.5e3,true,null]}}"#
+        );
+        assert_eq!(walk_str(&json), [("$.message.attachments[1].contentBytes".to_string(), file.clone())]);
+        // A data: URL with \n line breaks, JSON inside a string, a key that needs quoting.
+        let wrapped = b64.as_bytes().chunks(76).map(|c| std::str::from_utf8(c).unwrap()).collect::<Vec<_>>().join("\\n");
+        let inner = format!(r#"{{\"file_data\":\"data:application/octet-stream;base64,{wrapped}\"}}"#);
+        let json = format!(r#"[{{"a b":"{inner}"}}]"#);
+        assert_eq!(walk_str(&json), [(r#"$[0]["a b"].file_data"#.to_string(), file)]);
+    }
+
+    #[test]
+    fn malformed_and_deep_json_end_with_an_error() {
+        let (_, e) = json_candidates(&mut std::io::Cursor::new(b"{\"a\": \"unterminated".to_vec()), &Limits::default());
+        assert!(e.is_some());
+        let deep = "[".repeat(10_000);
+        let (_, e) = json_candidates(&mut std::io::Cursor::new(deep.into_bytes()), &Limits::default());
+        assert!(matches!(e, Some(BodyError::Limit { limit: "max_json_depth", .. })));
+    }
+}
