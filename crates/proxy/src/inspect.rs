@@ -40,6 +40,11 @@ impl Reading {
         Limits { max_buffered_bytes: self.max, ..Limits::default() }
     }
 
+    /// The bounds of the walks for files encoded in a body.
+    pub(crate) fn body_limits(&self) -> labelgate_body::Limits {
+        labelgate_body::Limits { max_decoded_bytes: self.unpack.max_inner_bytes, ..labelgate_body::Limits::default() }
+    }
+
     fn wants_hash(&self, facts: &FileFacts) -> bool {
         self.hash_all || !facts.labels.is_empty() || facts.unscannable.is_some()
     }
@@ -210,12 +215,11 @@ fn one(name: Option<String>, held: &Held, reading: &Reading) -> Vec<Inspected> {
 }
 
 fn malformed(name: Option<String>, size: u64) -> Inspected {
-    Inspected {
-        facts: FileFacts { name, kind: "unknown".into(), labels: Vec::new(), unscannable: Some(UnscannableReason::Malformed) },
-        path: Vec::new(),
-        size,
-        sha256: None,
-    }
+    unscannable(name, size, UnscannableReason::Malformed)
+}
+
+fn unscannable(name: Option<String>, size: u64, reason: UnscannableReason) -> Inspected {
+    Inspected { facts: FileFacts { name, kind: "unknown".into(), labels: Vec::new(), unscannable: Some(reason) }, path: Vec::new(), size, sha256: None }
 }
 
 /// Reads a file held on disk, and every file in it, off the async workers (it may read a few
@@ -274,8 +278,12 @@ pub(crate) async fn files_held(
         (None, Ok(Some(f))) => Some(f),
         (None, _) => return vec![malformed(None, size)],
     };
-    let encoding = headers.get(http::header::CONTENT_ENCODING).and_then(|v| v.to_str().ok()).unwrap_or("").trim().to_ascii_lowercase();
-    if !matches!(encoding.as_str(), "" | "identity") {
+    // Every content coding, in every Content-Encoding field, undone in reverse order.
+    let codings = match labelgate_body::coding::parse_codings(headers.get_all(http::header::CONTENT_ENCODING).iter().map(|v| v.as_bytes())) {
+        Ok(c) => c,
+        Err(_) => return vec![unscannable(None, size, UnscannableReason::Unsupported)],
+    };
+    if !codings.is_empty() {
         // An encoded body is decoded into a second spool (memory up to the limit, then disk),
         // never into an unbounded buffer, and inspected from there.
         let encoded: Box<dyn Read + Send> = match (memory, file) {
@@ -284,7 +292,7 @@ pub(crate) async fn files_held(
             (None, None) => return vec![malformed(None, size)],
         };
         let spool_area = Arc::clone(area);
-        let decoded = tokio::task::spawn_blocking(move || decode_to_spool(&encoding, encoded, &spool_area, max)).await;
+        let decoded = tokio::task::spawn_blocking(move || decode_to_spool(&codings, encoded, &spool_area, max)).await;
         return match decoded {
             Ok(Ok(mut plain)) => {
                 let mut identity = headers.clone();
@@ -296,16 +304,257 @@ pub(crate) async fn files_held(
         };
     }
     let content_type = headers.get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
-    if content_type.trim_start().to_ascii_lowercase().starts_with("multipart/form-data") {
-        let Ok(boundary) = multer::parse_boundary(content_type) else { return vec![malformed(None, size)] };
-        return multipart_files(crate::spool::stream(memory, file), boundary, area, reading.clone()).await;
-    }
     // A raw upload: one file, named after the last path segment.
     let name = path.rsplit('/').next().filter(|s| !s.is_empty()).map(str::to_string);
-    match (memory, file) {
-        (Some(held), _) => one_held(name, held, reading.clone()).await,
-        (None, Some(f)) => one_from_disk(name, f, size, reading.clone()).await,
-        (None, None) => vec![malformed(name, size)],
+    Box::pin(one_body(name, memory, file, size, content_type, area, reading, 0)).await
+}
+
+/// The `boundary` parameter of a `multipart/*` media type (any subtype: form-data, mixed,
+/// related, alternative…).
+fn multipart_boundary(content_type: &str) -> Option<String> {
+    let lower = content_type.trim_start().to_ascii_lowercase();
+    if !lower.starts_with("multipart/") {
+        return None;
+    }
+    content_type.split(';').skip(1).find_map(|param| {
+        let (k, v) = param.split_once('=')?;
+        k.trim().eq_ignore_ascii_case("boundary").then(|| v.trim().trim_matches('"').to_string()).filter(|b| !b.is_empty())
+    })
+}
+
+/// How deep multipart bodies inside multipart parts are opened.
+const MAX_MULTIPART_DEPTH: u32 = 8;
+
+/// One body (an upload, a multipart part): a multipart body part by part, otherwise one file
+/// held in memory or on disk and — when its bytes are text (JSON, a form, base64) — every file
+/// encoded in it.
+#[allow(clippy::too_many_arguments)]
+async fn one_body(
+    name: Option<String>,
+    memory: Option<Held>,
+    file: Option<std::fs::File>,
+    size: u64,
+    content_type: &str,
+    area: &Arc<SpoolArea>,
+    reading: &Reading,
+    depth: u32,
+) -> Vec<Inspected> {
+    if let Some(boundary) = multipart_boundary(content_type) {
+        if depth >= MAX_MULTIPART_DEPTH {
+            return vec![unscannable(name, size, UnscannableReason::NestedLimit)];
+        }
+        return multipart_body(name, memory, file, size, boundary, area, reading, depth).await;
+    }
+    let mut files = match (&memory, &file) {
+        (Some(held), _) => one_held(name.clone(), held.clone(), reading.clone()).await,
+        (None, Some(f)) => match f.try_clone() {
+            Ok(f) => one_from_disk(name.clone(), f, size, reading.clone()).await,
+            Err(_) => vec![malformed(name.clone(), size)],
+        },
+        (None, None) => vec![malformed(name.clone(), size)],
+    };
+    let raw_kind_known = files.first().is_some_and(|f| f.facts.kind != "unknown");
+    if raw_kind_known {
+        return files;
+    }
+    let source: Box<dyn Read + Send> = match (memory, file) {
+        (Some(held), _) => Box::new(ChunksReader { held, next: 0, at: 0 }),
+        (None, Some(mut f)) => {
+            // The clone read above shares this file's offset.
+            use std::io::Seek;
+            if f.seek(std::io::SeekFrom::Start(0)).is_err() {
+                return files;
+            }
+            Box::new(f)
+        }
+        (None, None) => return files,
+    };
+    let form = content_type.trim_start().to_ascii_lowercase().starts_with("application/x-www-form-urlencoded");
+    let limits = reading.body_limits();
+    let found = tokio::task::spawn_blocking(move || encoded_files(source, form, &limits)).await.unwrap_or_default();
+    files.extend(inspect_candidates(name.as_deref(), found, reading).await);
+    files
+}
+
+/// The files encoded in a text body: JSON strings (when it starts like JSON), form values (when
+/// it is declared or shaped as a form), or the body as one encoded string.
+fn encoded_files(source: Box<dyn Read + Send>, declared_form: bool, limits: &labelgate_body::Limits) -> Vec<labelgate_body::Candidate> {
+    let mut reader = std::io::BufReader::with_capacity(64 * 1024, source);
+    let first = {
+        use std::io::BufRead;
+        let head = reader.fill_buf().unwrap_or(&[]);
+        head.iter().find(|b| !b.is_ascii_whitespace()).copied()
+    };
+    if matches!(first, Some(b'{' | b'[')) {
+        let (found, _) = labelgate_body::json_candidates(&mut reader, limits);
+        return found;
+    }
+    // Forms and plain text are read whole (bounded by max_body, as the body is).
+    let mut text = Vec::new();
+    if reader.read_to_end(&mut text).is_err() {
+        return Vec::new();
+    }
+    let form_shaped = !text.is_empty() && text[..text.len().min(4096)].iter().all(|&b| b.is_ascii_graphic()) && memchr::memchr(b'=', &text).is_some();
+    let mut found = Vec::new();
+    if declared_form || form_shaped {
+        found = labelgate_body::form_candidates(&text, limits);
+    }
+    if found.is_empty() {
+        found = labelgate_body::text_candidates(&text, limits);
+    }
+    found
+}
+
+/// Inspects candidate files found encoded in a body (named by where they were found).
+pub(crate) async fn inspect_candidates(outer: Option<&str>, found: Vec<labelgate_body::Candidate>, reading: &Reading) -> Vec<Inspected> {
+    let mut out = Vec::new();
+    for candidate in found {
+        let name = Some(match outer {
+            Some(o) => format!("{o} \u{25b8} {}", candidate.name),
+            None => candidate.name.clone(),
+        });
+        match candidate.data {
+            Ok(data) => out.extend(one_held(name, Held::from_vec(data), reading.clone()).await),
+            Err(labelgate_body::BodyError::Limit { .. }) => out.push(unscannable(name, 0, UnscannableReason::NestedLimit)),
+            Err(_) => out.push(malformed(name, 0)),
+        }
+    }
+    out
+}
+
+/// A multipart body: its parts, and what lies outside them (a preamble before the first
+/// delimiter, an epilogue after the close delimiter — bytes no part accounts for, which a
+/// receiving application may still read).
+#[allow(clippy::too_many_arguments)]
+async fn multipart_body(
+    name: Option<String>,
+    memory: Option<Held>,
+    file: Option<std::fs::File>,
+    size: u64,
+    boundary: String,
+    area: &Arc<SpoolArea>,
+    reading: &Reading,
+    depth: u32,
+) -> Vec<Inspected> {
+    let outside = {
+        let source: Option<Box<dyn Read + Send>> = match (&memory, &file) {
+            (Some(held), _) => Some(Box::new(ChunksReader { held: held.clone(), next: 0, at: 0 })),
+            (None, Some(f)) => f.try_clone().ok().map(|mut f| {
+                use std::io::Seek;
+                let _ = f.seek(std::io::SeekFrom::Start(0));
+                Box::new(f) as Box<dyn Read + Send>
+            }),
+            (None, None) => None,
+        };
+        let delimiter = boundary.clone();
+        let cap = reading.unpack.max_inner_bytes;
+        match source {
+            Some(source) => tokio::task::spawn_blocking(move || outside_parts(source, delimiter.as_bytes(), cap)).await.unwrap_or_default(),
+            None => Default::default(),
+        }
+    };
+    if let Some(f) = &file {
+        // The scan above read through a clone that shares this file's offset.
+        use std::io::Seek;
+        let _ = f.try_clone().map(|mut f| f.seek(std::io::SeekFrom::Start(0)));
+    }
+    let mut out = multipart_files(crate::spool::stream(memory, file), boundary, area, reading.clone(), depth).await;
+    if out.is_empty() {
+        // A multipart body with no part at all is still a body: its bytes as one file.
+        out.push(Inspected {
+            facts: FileFacts { name: name.clone(), kind: "unknown".into(), labels: Vec::new(), unscannable: None },
+            path: Vec::new(),
+            size,
+            sha256: None,
+        });
+    }
+    for (label, bytes) in [("(preamble)", outside.0), ("(epilogue)", outside.1)] {
+        let trimmed_len = bytes.trim_ascii().len();
+        if trimmed_len == 0 {
+            continue;
+        }
+        let shown = Some(match &name {
+            Some(n) => format!("{n} \u{25b8} {label}"),
+            None => label.to_string(),
+        });
+        let len = bytes.len() as u64;
+        let mut found = Box::pin(one_body(shown, Some(Held::from_vec(bytes)), None, len, "", area, reading, depth + 1)).await;
+        if found.first().is_some_and(|f| f.facts.kind == "unknown" && f.facts.labels.is_empty() && f.facts.unscannable.is_none()) {
+            found.remove(0);
+        }
+        out.extend(found);
+    }
+    out
+}
+
+/// The bytes before the first delimiter and after the last close delimiter of a multipart body
+/// (each at most `cap`), read in one pass with only a delimiter's length carried between reads.
+fn outside_parts(mut source: Box<dyn Read + Send>, boundary: &[u8], cap: u64) -> (Vec<u8>, Vec<u8>) {
+    let delimiter = [b"--".as_slice(), boundary].concat();
+    let close = [delimiter.as_slice(), b"--"].concat();
+    let cap = cap as usize;
+    let (mut preamble, mut epilogue) = (Vec::new(), Vec::new());
+    let (mut in_preamble, mut after_close) = (true, false);
+    let mut tail: Vec<u8> = Vec::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = match source.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        let chunk = &buf[..n];
+        let joined = [tail.as_slice(), chunk].concat();
+        if in_preamble {
+            match memchr::memmem::find(&joined, &delimiter) {
+                Some(at) if at >= tail.len() => preamble.extend_from_slice(&chunk[..(at - tail.len()).min(cap.saturating_sub(preamble.len()))]),
+                // Part of the delimiter was already taken as preamble.
+                Some(at) => preamble.truncate(preamble.len().saturating_sub(tail.len() - at)),
+                None => preamble.extend_from_slice(&chunk[..chunk.len().min(cap.saturating_sub(preamble.len()))]),
+            }
+            in_preamble = memchr::memmem::find(&joined, &delimiter).is_none();
+        }
+        match memchr::memmem::rfind(&joined, &close) {
+            // A close delimiter that ends in this read: what follows it is the epilogue so far.
+            Some(at) if at + close.len() > tail.len() => {
+                after_close = true;
+                epilogue.clear();
+                let rest = &joined[at + close.len()..];
+                epilogue.extend_from_slice(&rest[..rest.len().min(cap)]);
+            }
+            _ if after_close => epilogue.extend_from_slice(&chunk[..chunk.len().min(cap.saturating_sub(epilogue.len()))]),
+            _ => {}
+        }
+        let keep = joined.len().min(close.len());
+        tail = joined[joined.len() - keep..].to_vec();
+    }
+    if in_preamble {
+        // No delimiter at all: no parts, so nothing lies outside them (the parser reports it).
+        return (Vec::new(), Vec::new());
+    }
+    (preamble, epilogue)
+}
+
+#[cfg(test)]
+mod outside_tests {
+    use super::*;
+
+    #[test]
+    fn preamble_and_epilogue_are_found_across_reads() {
+        let body = b"PRE-DATA\r\n--b0undary\r\nContent-Disposition: form-data; name=a\r\n\r\nx\r\n--b0undary--\r\nEPI-DATA".to_vec();
+        struct Trickle(Vec<u8>, usize);
+        impl Read for Trickle {
+            fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+                let n = 3.min(self.0.len() - self.1).min(buf.len());
+                buf[..n].copy_from_slice(&self.0[self.1..self.1 + n]);
+                self.1 += n;
+                Ok(n)
+            }
+        }
+        for source in [Box::new(std::io::Cursor::new(body.clone())) as Box<dyn Read + Send>, Box::new(Trickle(body.clone(), 0))] {
+            let (pre, epi) = outside_parts(source, b"b0undary", 1 << 20);
+            assert_eq!(pre, b"PRE-DATA\r\n");
+            assert_eq!(epi, b"\r\nEPI-DATA");
+        }
     }
 }
 
@@ -316,23 +565,31 @@ async fn multipart_files(
     boundary: String,
     area: &Arc<SpoolArea>,
     reading: Reading,
+    depth: u32,
 ) -> Vec<Inspected> {
     let mut multipart = multer::Multipart::new(body, boundary);
     let mut out = Vec::new();
     loop {
         match multipart.next_field().await {
             Ok(Some(mut field)) => {
-                let name = field.file_name().map(str::to_string);
-                let is_file = name.is_some() || field.content_type().is_some();
+                // Every part is read, file or not: a text field may carry a file encoded.
+                let out_name_is_file = field.file_name().is_some();
+                let name = field.file_name().or(field.name()).map(str::to_string);
+                let part_type = field.content_type().map(|m| m.to_string()).unwrap_or_default();
+                let transfer = field
+                    .headers()
+                    .get("content-transfer-encoding")
+                    .and_then(|v| v.to_str().ok())
+                    .map(|v| v.trim().to_ascii_lowercase())
+                    .unwrap_or_default();
                 let mut part = Spool::new(area);
                 let mut failed = false;
                 loop {
                     match field.chunk().await {
                         Ok(Some(c)) => {
-                            if is_file && part.push(c).is_err() {
+                            if !failed && part.push(c).is_err() {
                                 out.push(oversize(part.len()));
                                 failed = true;
-                                break;
                             }
                         }
                         Ok(None) => break,
@@ -342,16 +599,47 @@ async fn multipart_files(
                         }
                     }
                 }
-                if !is_file || failed {
+                if failed {
                     continue;
                 }
-                match part.memory() {
-                    Some(held) => out.extend(one_held(name, held, reading.clone()).await),
-                    None => match part.reader() {
-                        Ok(Some(f)) => out.extend(one_from_disk(name, f, part.len(), reading.clone()).await),
-                        _ => out.push(malformed(name, part.len())),
-                    },
+                let (memory, file) = match (part.memory(), part.reader()) {
+                    (Some(held), _) => (Some(held), None),
+                    (None, Ok(Some(f))) => (None, Some(f)),
+                    _ => {
+                        out.push(malformed(name, part.len()));
+                        continue;
+                    }
+                };
+                // A part with a transfer encoding is inspected as it decodes.
+                let (memory, file, size) = match transfer.as_str() {
+                    "base64" | "quoted-printable" => {
+                        let mut raw = Vec::new();
+                        let read = match (memory, file) {
+                            (Some(held), _) => ChunksReader { held, next: 0, at: 0 }.read_to_end(&mut raw),
+                            (None, Some(mut f)) => f.read_to_end(&mut raw),
+                            (None, None) => Ok(0),
+                        };
+                        if read.is_err() {
+                            out.push(malformed(name, part.len()));
+                            continue;
+                        }
+                        let decoded = if transfer == "base64" {
+                            labelgate_body::decode_encoded(&raw).unwrap_or_default()
+                        } else {
+                            quoted_printable(&raw)
+                        };
+                        let len = decoded.len() as u64;
+                        (Some(Held::from_vec(decoded)), None, len)
+                    }
+                    _ => (memory, file, part.len()),
+                };
+                let text_field = field_is_text(&part_type, &out_name_is_file);
+                let mut found = Box::pin(one_body(name, memory, file, size, &part_type, area, &reading, depth + 1)).await;
+                // A text field that is plain text is no file of the upload: only what it carries is.
+                if text_field && found.first().is_some_and(|f| f.facts.kind == "unknown" && f.facts.labels.is_empty() && f.facts.unscannable.is_none()) {
+                    found.remove(0);
                 }
+                out.extend(found);
             }
             Ok(None) => break,
             Err(_) => {
@@ -397,12 +685,13 @@ enum DecodeFailure {
 }
 
 /// Decodes a content-coded body into a new spool, at most `max` decoded bytes.
-fn decode_to_spool(encoding: &str, encoded: impl Read, area: &Arc<SpoolArea>, max: u64) -> Result<Spool, DecodeFailure> {
-    let mut reader: Box<dyn Read> = match encoding {
-        "gzip" | "x-gzip" => Box::new(flate2::read::GzDecoder::new(encoded)),
-        "deflate" => Box::new(flate2::read::ZlibDecoder::new(encoded)),
-        _ => return Err(DecodeFailure::Broken),
-    };
+fn decode_to_spool(
+    codings: &[labelgate_body::coding::Coding],
+    encoded: Box<dyn Read + Send>,
+    area: &Arc<SpoolArea>,
+    max: u64,
+) -> Result<Spool, DecodeFailure> {
+    let mut reader = labelgate_body::coding::decoder(codings, encoded).map_err(|_| DecodeFailure::Broken)?;
     let mut out = Spool::new(area);
     let mut buf = vec![0u8; 64 * 1024];
     loop {
@@ -415,4 +704,81 @@ fn decode_to_spool(encoding: &str, encoded: impl Read, area: &Arc<SpoolArea>, ma
         }
         out.push(Bytes::copy_from_slice(&buf[..n])).map_err(|_| DecodeFailure::TooLarge)?;
     }
+}
+
+/// Quoted-printable (RFC 2045 §6.7): `=XX` escapes and soft line breaks undone.
+fn quoted_printable(data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(data.len());
+    let mut i = 0;
+    while i < data.len() {
+        if data[i] == b'=' {
+            let hex = |b: u8| (b as char).to_digit(16);
+            match (data.get(i + 1).copied(), data.get(i + 2).copied()) {
+                (Some(b'\r'), Some(b'\n')) => i += 3,
+                (Some(b'\n'), _) => i += 2,
+                (Some(a), Some(b)) if hex(a).is_some() && hex(b).is_some() => {
+                    out.push((hex(a).unwrap_or(0) * 16 + hex(b).unwrap_or(0)) as u8);
+                    i += 3;
+                }
+                _ => {
+                    out.push(b'=');
+                    i += 1;
+                }
+            }
+        } else {
+            out.push(data[i]);
+            i += 1;
+        }
+    }
+    out
+}
+
+/// A form field that is text (no file name, no content type, or a `text/*` one).
+fn field_is_text(content_type: &str, has_file_name: &bool) -> bool {
+    !*has_file_name && (content_type.is_empty() || content_type.to_ascii_lowercase().starts_with("text/"))
+}
+
+/// Whether the request line or a header field may carry an encoded file (long values only; the
+/// sniff decodes a value's first bytes): such a request is inspected even without a body.
+pub(crate) fn request_line_may_carry(uri: &http::Uri, headers: &http::HeaderMap, min_len: usize) -> bool {
+    uri.query().is_some_and(|q| q.len() >= min_len) || headers.values().any(|v| v.len() >= min_len)
+}
+
+/// Whether a long query-string or header value encodes a file the engine reads (decoding only
+/// as far as the sniff needs, unless it does).
+pub(crate) fn request_line_carries(uri: &http::Uri, headers: &http::HeaderMap, max_inner_bytes: u64) -> bool {
+    let limits = labelgate_body::Limits { max_decoded_bytes: max_inner_bytes, ..labelgate_body::Limits::default() };
+    let query = uri.query().is_some_and(|q| q.len() >= limits.min_encoded_len && !labelgate_body::form_candidates(q.as_bytes(), &limits).is_empty());
+    query
+        || headers.iter().any(|(name, value)| {
+            let raw = value.as_bytes();
+            let token = raw.rsplit(|&b| b == b' ').next().unwrap_or(raw);
+            value.len() >= limits.min_encoded_len && labelgate_body::candidate(name.as_str(), token, &limits).is_some()
+        })
+}
+
+/// Files encoded in the request line and header fields: long query-string values (percent- and
+/// base64url-decoded) and long header values, named `(query) ▸ field` and `(header) ▸ name`.
+pub(crate) async fn request_line_files(uri: &http::Uri, headers: &http::HeaderMap, reading: &Reading) -> Vec<Inspected> {
+    let limits = reading.body_limits();
+    let mut found = Vec::new();
+    if let Some(query) = uri.query().filter(|q| q.len() >= limits.min_encoded_len) {
+        found.extend(labelgate_body::form_candidates(query.as_bytes(), &limits).into_iter().map(|c| ("(query)", c)));
+    }
+    for (name, value) in headers {
+        if value.len() < limits.min_encoded_len || found.len() >= limits.max_candidates {
+            continue;
+        }
+        // `Bearer …`, `Basic …` and cookie pairs: the encoded part is the last token.
+        let raw = value.as_bytes();
+        let token = raw.rsplit(|&b| b == b' ').next().unwrap_or(raw);
+        if let Some(c) = labelgate_body::candidate(name.as_str(), token, &limits) {
+            found.push(("(header)", c));
+        }
+    }
+    let mut out = Vec::new();
+    for (origin, candidate) in found {
+        out.extend(inspect_candidates(Some(origin), vec![candidate], reading).await);
+    }
+    out
 }

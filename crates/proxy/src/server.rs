@@ -279,10 +279,30 @@ pub(crate) async fn relay(
     if req.headers().contains_key(header::UPGRADE) && req.method() == Method::GET {
         return crate::upstream::upgrade_relay(&state, &target, req).await;
     }
-    let inspect = matches!(*req.method(), Method::POST | Method::PUT | Method::PATCH);
+    // A transfer coding other than chunked would reach the origin coded while the proxy read
+    // it decoded (hyper only undoes chunked): refused, never forwarded uninspected.
+    if let Some(coding) = transfer_codings(req.headers()).into_iter().find(|c| c != "chunked") {
+        return simple(StatusCode::NOT_IMPLEMENTED, &format!("transfer coding {coding:?} is not supported; send the body with chunked or a Content-Length"));
+    }
+    // Every request that carries a body is an upload, whatever its method (any token, any case):
+    // a body with no declared length is no body (RFC 9112 §6.3) and hyper frames it so.
+    // So is a request whose query string or header fields are long enough to carry a file.
+    let inspect = !http_body::Body::is_end_stream(req.body())
+        || (crate::inspect::request_line_may_carry(req.uri(), req.headers(), 256)
+            && crate::inspect::request_line_carries(req.uri(), req.headers(), state.inspection.unpack_limits().max_inner_bytes));
     if !inspect {
         let (parts, body) = req.into_parts();
         return crate::upstream::forward(&state, &target, parts, body.map_err(|e| Box::new(e) as BoxError).boxed(), None).await;
     }
     crate::upload::run(state, peer, req, target, user).await
+}
+
+/// The transfer codings a request lists, across all its `Transfer-Encoding` fields, lower-cased.
+fn transfer_codings(headers: &http::HeaderMap) -> Vec<String> {
+    headers
+        .get_all(header::TRANSFER_ENCODING)
+        .iter()
+        .flat_map(|v| String::from_utf8_lossy(v.as_bytes()).split(',').map(|c| c.trim().to_ascii_lowercase()).collect::<Vec<_>>())
+        .filter(|c| !c.is_empty())
+        .collect()
 }

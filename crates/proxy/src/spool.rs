@@ -42,6 +42,12 @@ pub(crate) struct Held {
 }
 
 impl Held {
+    /// Bytes decoded from a body (a candidate file found encoded in it), held as one chunk.
+    pub(crate) fn from_vec(data: Vec<u8>) -> Held {
+        let len = data.len() as u64;
+        Held { chunks: Arc::new(vec![Bytes::from(data)]), len }
+    }
+
     pub(crate) fn chunks(&self) -> &[Bytes] {
         &self.chunks
     }
