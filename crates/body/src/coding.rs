@@ -105,7 +105,8 @@ impl Read for ZstdFrames<'_> {
             }
             let chained: Source<'_> = Box::new(io::Cursor::new(probe[..got].to_vec()).chain(source));
             self.decoder = Some(
-                ruzstd::decoding::StreamingDecoder::new(chained).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("zstd: {e}")))?,
+                ruzstd::decoding::StreamingDecoder::new(chained)
+                    .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("zstd: {e}")))?,
             );
         }
     }

@@ -121,7 +121,8 @@ fn interesting(head: &[u8], tail: &[u8]) -> bool {
     }
     let end = if tail.is_empty() { head } else { tail };
     let mut input = labelgate_extract::SliceInput::new(end);
-    labelgate_extract::zip_end_record_in_tail(&mut input).is_some() || memchr::memmem::rfind(&end[end.len().saturating_sub(4096)..], b"startxref").is_some()
+    labelgate_extract::zip_end_record_in_tail(&mut input).is_some()
+        || memchr::memmem::rfind(&end[end.len().saturating_sub(4096)..], b"startxref").is_some()
 }
 
 #[cfg(test)]
@@ -142,7 +143,8 @@ mod tests {
             B64.encode(&file).into_bytes(),
             URL_SAFE_NO_PAD.encode(&file).into_bytes(),
             wrapped,
-            format!("data:application/vnd.openxmlformats-officedocument.wordprocessingml.document;base64,{}", B64.encode(&file)).into_bytes(),
+            format!("data:application/vnd.openxmlformats-officedocument.wordprocessingml.document;base64,{}", B64.encode(&file))
+                .into_bytes(),
         ] {
             assert_eq!(candidate_data(&text, &limits).unwrap().unwrap(), file);
             assert_eq!(decode_encoded(&text).unwrap(), file);

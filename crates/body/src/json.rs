@@ -70,15 +70,19 @@ fn string(reader: &mut dyn BufRead, keep: usize) -> Result<(Vec<u8>, bool), Body
         if buf.is_empty() {
             return Err(syntax("a string does not end"));
         }
-        let stop = buf.iter().position(|&b| b == b'"' || b == b'\\').unwrap_or(buf.len());
+        let special = buf.iter().position(|&b| b == b'"' || b == b'\\');
+        let stop = special.unwrap_or(buf.len());
         let run = buf[..stop].to_vec();
         reader.consume(stop);
         push(&mut out, &run);
+        if special.is_none() {
+            // The string goes on in the next buffer.
+            continue;
+        }
         match next_byte(reader)? {
             Some(b'"') => return Ok((out, whole)),
-            Some(b'\\') => {}
-            None => return Err(syntax("a string does not end")),
             Some(_) => {}
+            None => return Err(syntax("a string does not end")),
         }
         let escaped = next_byte(reader)?.ok_or_else(|| syntax("an escape does not end"))?;
         let byte = match escaped {
@@ -174,7 +178,10 @@ fn walk(reader: &mut dyn BufRead, root: &str, limits: &Limits, embedded: usize, 
                 }
                 if !whole {
                     if let Some(c) = candidate(&path, &value, limits) {
-                        out.push(Candidate { name: c.name, data: Err(BodyError::Limit { limit: "max_inner_bytes", max: limits.max_decoded_bytes }) });
+                        out.push(Candidate {
+                            name: c.name,
+                            data: Err(BodyError::Limit { limit: "max_inner_bytes", max: limits.max_decoded_bytes }),
+                        });
                     }
                     continue;
                 }
@@ -218,6 +225,28 @@ mod tests {
         let inner = format!(r#"{{\"file_data\":\"data:application/octet-stream;base64,{wrapped}\"}}"#);
         let json = format!(r#"[{{"a b":"{inner}"}}]"#);
         assert_eq!(walk_str(&json), [(r#"$[0]["a b"].file_data"#.to_string(), file)]);
+    }
+
+    /// Three bytes at a time: strings and escapes that span reads.
+    struct Trickle(Vec<u8>, usize);
+    impl std::io::Read for Trickle {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            let n = 3.min(self.0.len() - self.1).min(buf.len());
+            buf[..n].copy_from_slice(&self.0[self.1..self.1 + n]);
+            self.1 += n;
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn strings_split_across_reads_are_whole() {
+        let file = docx();
+        let json = format!(r#"{{"a": "x\"y", "f": "{}"}}"#, B64.encode(&file).replace('/', "\\/"));
+        let mut reader = std::io::BufReader::with_capacity(7, Trickle(json.into_bytes(), 0));
+        let (found, error) = json_candidates(&mut reader, &Limits::default());
+        assert!(error.is_none(), "{error:?}");
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].data.as_ref().unwrap(), &file);
     }
 
     #[test]

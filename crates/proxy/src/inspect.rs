@@ -219,7 +219,12 @@ fn malformed(name: Option<String>, size: u64) -> Inspected {
 }
 
 fn unscannable(name: Option<String>, size: u64, reason: UnscannableReason) -> Inspected {
-    Inspected { facts: FileFacts { name, kind: "unknown".into(), labels: Vec::new(), unscannable: Some(reason) }, path: Vec::new(), size, sha256: None }
+    Inspected {
+        facts: FileFacts { name, kind: "unknown".into(), labels: Vec::new(), unscannable: Some(reason) },
+        path: Vec::new(),
+        size,
+        sha256: None,
+    }
 }
 
 /// Reads a file held on disk, and every file in it, off the async workers (it may read a few
@@ -279,7 +284,8 @@ pub(crate) async fn files_held(
         (None, _) => return vec![malformed(None, size)],
     };
     // Every content coding, in every Content-Encoding field, undone in reverse order.
-    let codings = match labelgate_body::coding::parse_codings(headers.get_all(http::header::CONTENT_ENCODING).iter().map(|v| v.as_bytes())) {
+    let codings = match labelgate_body::coding::parse_codings(headers.get_all(http::header::CONTENT_ENCODING).iter().map(|v| v.as_bytes()))
+    {
         Ok(c) => c,
         Err(_) => return vec![unscannable(None, size, UnscannableReason::Unsupported)],
     };
@@ -394,7 +400,8 @@ fn encoded_files(source: Box<dyn Read + Send>, declared_form: bool, limits: &lab
     if reader.read_to_end(&mut text).is_err() {
         return Vec::new();
     }
-    let form_shaped = !text.is_empty() && text[..text.len().min(4096)].iter().all(|&b| b.is_ascii_graphic()) && memchr::memchr(b'=', &text).is_some();
+    let form_shaped =
+        !text.is_empty() && text[..text.len().min(4096)].iter().all(|&b| b.is_ascii_graphic()) && memchr::memchr(b'=', &text).is_some();
     let mut found = Vec::new();
     if declared_form || form_shaped {
         found = labelgate_body::form_candidates(&text, limits);
@@ -506,7 +513,9 @@ fn outside_parts(mut source: Box<dyn Read + Send>, boundary: &[u8], cap: u64) ->
         let joined = [tail.as_slice(), chunk].concat();
         if in_preamble {
             match memchr::memmem::find(&joined, &delimiter) {
-                Some(at) if at >= tail.len() => preamble.extend_from_slice(&chunk[..(at - tail.len()).min(cap.saturating_sub(preamble.len()))]),
+                Some(at) if at >= tail.len() => {
+                    preamble.extend_from_slice(&chunk[..(at - tail.len()).min(cap.saturating_sub(preamble.len()))])
+                }
                 // Part of the delimiter was already taken as preamble.
                 Some(at) => preamble.truncate(preamble.len().saturating_sub(tail.len() - at)),
                 None => preamble.extend_from_slice(&chunk[..chunk.len().min(cap.saturating_sub(preamble.len()))]),
@@ -636,7 +645,11 @@ async fn multipart_files(
                 let text_field = field_is_text(&part_type, &out_name_is_file);
                 let mut found = Box::pin(one_body(name, memory, file, size, &part_type, area, &reading, depth + 1)).await;
                 // A text field that is plain text is no file of the upload: only what it carries is.
-                if text_field && found.first().is_some_and(|f| f.facts.kind == "unknown" && f.facts.labels.is_empty() && f.facts.unscannable.is_none()) {
+                if text_field
+                    && found
+                        .first()
+                        .is_some_and(|f| f.facts.kind == "unknown" && f.facts.labels.is_empty() && f.facts.unscannable.is_none())
+                {
                     found.remove(0);
                 }
                 out.extend(found);
@@ -748,7 +761,9 @@ pub(crate) fn request_line_may_carry(uri: &http::Uri, headers: &http::HeaderMap,
 /// as far as the sniff needs, unless it does).
 pub(crate) fn request_line_carries(uri: &http::Uri, headers: &http::HeaderMap, max_inner_bytes: u64) -> bool {
     let limits = labelgate_body::Limits { max_decoded_bytes: max_inner_bytes, ..labelgate_body::Limits::default() };
-    let query = uri.query().is_some_and(|q| q.len() >= limits.min_encoded_len && !labelgate_body::form_candidates(q.as_bytes(), &limits).is_empty());
+    let query = uri
+        .query()
+        .is_some_and(|q| q.len() >= limits.min_encoded_len && !labelgate_body::form_candidates(q.as_bytes(), &limits).is_empty());
     query
         || headers.iter().any(|(name, value)| {
             let raw = value.as_bytes();
@@ -781,4 +796,20 @@ pub(crate) async fn request_line_files(uri: &http::Uri, headers: &http::HeaderMa
         out.extend(inspect_candidates(Some(origin), vec![candidate], reading).await);
     }
     out
+}
+
+#[cfg(test)]
+mod encoded_tests {
+    use super::*;
+
+    #[test]
+    fn a_json_body_yields_its_base64_file() {
+        let docx = labelgate_testkit::zip(&labelgate_testkit::docx(Some(labelgate_testkit::custom_xml(&[])), None));
+        use base64::Engine;
+        let json = format!(r#"{{"name": "q3.docx", "contentBytes": "{}"}}"#, base64::engine::general_purpose::STANDARD.encode(&docx));
+        let held = Held::from_vec(json.into_bytes());
+        let found = encoded_files(Box::new(ChunksReader { held, next: 0, at: 0 }), false, &labelgate_body::Limits::default());
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].data.as_ref().unwrap(), &docx);
+    }
 }

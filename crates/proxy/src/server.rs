@@ -282,7 +282,10 @@ pub(crate) async fn relay(
     // A transfer coding other than chunked would reach the origin coded while the proxy read
     // it decoded (hyper only undoes chunked): refused, never forwarded uninspected.
     if let Some(coding) = transfer_codings(req.headers()).into_iter().find(|c| c != "chunked") {
-        return simple(StatusCode::NOT_IMPLEMENTED, &format!("transfer coding {coding:?} is not supported; send the body with chunked or a Content-Length"));
+        return simple(
+            StatusCode::NOT_IMPLEMENTED,
+            &format!("transfer coding {coding:?} is not supported; send the body with chunked or a Content-Length"),
+        );
     }
     // Every request that carries a body is an upload, whatever its method (any token, any case):
     // a body with no declared length is no body (RFC 9112 §6.3) and hyper frames it so.

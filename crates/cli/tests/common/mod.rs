@@ -143,7 +143,8 @@ pub fn https_origin_with_pages(dir: &std::path::Path, pages: Vec<(String, String
                 }
                 let head = String::from_utf8_lossy(&head).to_ascii_lowercase();
                 let path = head.split_whitespace().nth(1).unwrap_or("/").to_string();
-                if head.starts_with("get ") {
+                // A GET with a body is an upload like any other here (the proxy inspects it).
+                if head.starts_with("get ") && !head.contains("content-length:") {
                     let (status, page) = match pages.iter().find(|(p, _)| p.to_ascii_lowercase() == path) {
                         Some((_, html)) => ("200 OK", html.clone()),
                         None => ("404 Not Found", "not found".to_string()),
