@@ -813,3 +813,15 @@ mod encoded_tests {
         assert_eq!(found[0].data.as_ref().unwrap(), &docx);
     }
 }
+
+/// Every file one message carries (a WebSocket message: binary as a file, text as a body whose
+/// JSON, form values or base64 may encode files).
+pub(crate) async fn message_files(name: &str, payload: Vec<u8>, area: &Arc<SpoolArea>, reading: &Reading) -> Vec<Inspected> {
+    let size = payload.len() as u64;
+    let mut found = Box::pin(one_body(Some(name.to_string()), Some(Held::from_vec(payload)), None, size, "", area, reading, 0)).await;
+    // A message that is plain text is no file: only what it carries is.
+    if found.first().is_some_and(|f| f.facts.kind == "unknown" && f.facts.labels.is_empty() && f.facts.unscannable.is_none()) {
+        found.remove(0);
+    }
+    found
+}

@@ -23,6 +23,7 @@ mod tls;
 mod tunnel;
 mod upload;
 mod upstream;
+mod websocket;
 
 pub use tls::{upstream_client_config, CertAuthority, TlsError};
 

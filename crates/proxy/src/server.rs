@@ -276,6 +276,9 @@ pub(crate) async fn relay(
     target: Target,
     user: Option<User>,
 ) -> Response<Body> {
+    if crate::websocket::is_websocket(&req) {
+        return crate::websocket::relay(state, peer, target, user, req).await;
+    }
     if req.headers().contains_key(header::UPGRADE) && req.method() == Method::GET {
         return crate::upstream::upgrade_relay(&state, &target, req).await;
     }

@@ -66,11 +66,100 @@ struct Upload {
 }
 
 /// The verdict with what it was reached on.
-struct Decision {
-    policy: Arc<ResolvedPolicy>,
-    verdict: Verdict,
-    facts: Vec<FileFacts>,
-    url: String,
+pub(crate) struct Decision {
+    pub(crate) policy: Arc<ResolvedPolicy>,
+    pub(crate) verdict: Verdict,
+    pub(crate) facts: Vec<FileFacts>,
+    pub(crate) url: String,
+}
+
+/// Who sends where: what the decide and record phases need besides the files.
+pub(crate) struct Who<'a> {
+    pub(crate) state: &'a State,
+    pub(crate) peer: SocketAddr,
+    pub(crate) target: &'a Target,
+    pub(crate) user: Option<&'a User>,
+}
+
+/// The decide phase, for an upload or a WebSocket message: the policy in force judges the
+/// transaction; the metrics count it.
+pub(crate) fn decide(who: &Who<'_>, method: &http::Method, uri: &http::Uri, files: &[Inspected], bytes: u64, started: Instant) -> Decision {
+    let facts: Vec<FileFacts> = files.iter().map(|f| f.facts.clone()).collect();
+    let authority = &who.target.authority;
+    let host = authority.host().to_ascii_lowercase();
+    let scheme = if who.target.https { "https" } else { "http" };
+    let url = format!("{scheme}://{}{}", authority.as_str().to_ascii_lowercase(), uri.path());
+    let groups: Vec<String> = who.user.map(|u| u.groups.clone()).unwrap_or_default();
+    let policy = (who.state.policy)();
+    let verdict = policy.evaluate(&Transaction {
+        direction: Direction::Upload,
+        method: method.as_str(),
+        host: &host,
+        url: &url,
+        user: who.user.map(|u| u.name.as_str()),
+        groups: &groups,
+        files: &facts,
+    });
+    if let Some(m) = &who.state.metrics {
+        m.transactions.with_label_values(&[verdict.action.as_str(), verdict.rule.as_deref().unwrap_or("")]).inc();
+        m.bytes_inspected.inc_by(bytes);
+        m.inspection_seconds.observe(started.elapsed().as_secs_f64());
+        let catalog = policy.catalog();
+        for f in &facts {
+            for l in &f.labels {
+                let known = catalog.lookup(l.tenant.as_deref(), &l.id).is_some();
+                m.labels_seen.with_label_values(&[if known { l.id.as_str() } else { "unknown" }]).inc();
+            }
+            if let Some(u) = f.unscannable {
+                m.unscannable.with_label_values(&[u.as_str()]).inc();
+            }
+        }
+    }
+    Decision { policy, verdict, facts, url }
+}
+
+/// The record phase: one audit record (label names from the catalog; the query only when
+/// configured).
+pub(crate) fn record(who: &Who<'_>, method: &str, uri: &http::Uri, files: &[Inspected], decision: &Decision, started: Instant) {
+    let Decision { policy, verdict, url, .. } = decision;
+    let shown_url = match (who.state.config.audit_query, uri.query()) {
+        (true, Some(q)) => format!("{url}?{q}"),
+        _ => url.clone(),
+    };
+    let catalog = policy.catalog();
+    who.state.audit.write(&AuditRecord {
+        time: now_rfc3339(),
+        client: who.peer.to_string(),
+        user: who.user.map(|u| u.name.clone()),
+        method: method.to_string(),
+        url: shown_url,
+        app: verdict.cloud_app.clone(),
+        files: files
+            .iter()
+            .map(|f| AuditFile {
+                name: f.facts.name.clone(),
+                path: f.path.clone(),
+                size: f.size,
+                kind: f.facts.kind.clone(),
+                labels: f
+                    .facts
+                    .labels
+                    .iter()
+                    .map(|l| AuditLabel {
+                        id: l.id.clone(),
+                        name: catalog.lookup(l.tenant.as_deref(), &l.id).map(|k| k.display_name.clone()),
+                        tenant: l.tenant.clone(),
+                    })
+                    .collect(),
+                sha256: f.sha256.clone(),
+                unscannable: f.facts.unscannable.map(|u| u.as_str().to_string()),
+            })
+            .collect(),
+        action: verdict.action.as_str().to_string(),
+        rule: verdict.rule.clone(),
+        reason: verdict.reason.clone(),
+        inspect_us: started.elapsed().as_micros() as u64,
+    });
 }
 
 /// Runs one upload through its phases.
@@ -194,81 +283,14 @@ impl Upload {
 
     /// decide: the policy in force judges the transaction; the metrics count it.
     fn decide(&self, files: &[Inspected]) -> Decision {
-        let facts: Vec<FileFacts> = files.iter().map(|f| f.facts.clone()).collect();
-        let authority = &self.target.authority;
-        let host = authority.host().to_ascii_lowercase();
-        let scheme = if self.target.https { "https" } else { "http" };
-        let url = format!("{scheme}://{}{}", authority.as_str().to_ascii_lowercase(), self.parts.uri.path());
-        let groups: Vec<String> = self.user.as_ref().map(|u| u.groups.clone()).unwrap_or_default();
-        let policy = (self.state.policy)();
-        let verdict = policy.evaluate(&Transaction {
-            direction: Direction::Upload,
-            method: self.parts.method.as_str(),
-            host: &host,
-            url: &url,
-            user: self.user.as_ref().map(|u| u.name.as_str()),
-            groups: &groups,
-            files: &facts,
-        });
-        if let Some(m) = &self.state.metrics {
-            m.transactions.with_label_values(&[verdict.action.as_str(), verdict.rule.as_deref().unwrap_or("")]).inc();
-            m.bytes_inspected.inc_by(self.spool.len());
-            m.inspection_seconds.observe(self.started.elapsed().as_secs_f64());
-            let catalog = policy.catalog();
-            for f in &facts {
-                for l in &f.labels {
-                    let known = catalog.lookup(l.tenant.as_deref(), &l.id).is_some();
-                    m.labels_seen.with_label_values(&[if known { l.id.as_str() } else { "unknown" }]).inc();
-                }
-                if let Some(u) = f.unscannable {
-                    m.unscannable.with_label_values(&[u.as_str()]).inc();
-                }
-            }
-        }
-        Decision { policy, verdict, facts, url }
+        let who = Who { state: &self.state, peer: self.peer, target: &self.target, user: self.user.as_ref() };
+        decide(&who, &self.parts.method, &self.parts.uri, files, self.spool.len(), self.started)
     }
 
     /// record: one audit record (label names from the catalog; the query only when configured).
     fn record(&self, files: &[Inspected], decision: &Decision) {
-        let Decision { policy, verdict, url, .. } = decision;
-        let shown_url = match (self.state.config.audit_query, self.parts.uri.query()) {
-            (true, Some(q)) => format!("{url}?{q}"),
-            _ => url.clone(),
-        };
-        let catalog = policy.catalog();
-        self.state.audit.write(&AuditRecord {
-            time: now_rfc3339(),
-            client: self.peer.to_string(),
-            user: self.user.as_ref().map(|u| u.name.clone()),
-            method: self.parts.method.to_string(),
-            url: shown_url,
-            app: verdict.cloud_app.clone(),
-            files: files
-                .iter()
-                .map(|f| AuditFile {
-                    name: f.facts.name.clone(),
-                    path: f.path.clone(),
-                    size: f.size,
-                    kind: f.facts.kind.clone(),
-                    labels: f
-                        .facts
-                        .labels
-                        .iter()
-                        .map(|l| AuditLabel {
-                            id: l.id.clone(),
-                            name: catalog.lookup(l.tenant.as_deref(), &l.id).map(|k| k.display_name.clone()),
-                            tenant: l.tenant.clone(),
-                        })
-                        .collect(),
-                    sha256: f.sha256.clone(),
-                    unscannable: f.facts.unscannable.map(|u| u.as_str().to_string()),
-                })
-                .collect(),
-            action: verdict.action.as_str().to_string(),
-            rule: verdict.rule.clone(),
-            reason: verdict.reason.clone(),
-            inspect_us: self.started.elapsed().as_micros() as u64,
-        });
+        let who = Who { state: &self.state, peer: self.peer, target: &self.target, user: self.user.as_ref() };
+        record(&who, self.parts.method.as_str(), &self.parts.uri, files, decision, self.started);
     }
 
     /// block: the block page (JSON for API clients), and a streamed request aborted so the origin
