@@ -57,12 +57,13 @@ fn syntax(what: &str) -> BodyError {
 fn string(reader: &mut dyn BufRead, keep: usize) -> Result<(Vec<u8>, bool), BodyError> {
     let mut out = Vec::new();
     let mut whole = true;
+    // Kept up to exactly `keep` bytes, however the reads cut the string.
     let mut push = |out: &mut Vec<u8>, bytes: &[u8]| {
-        if out.len() + bytes.len() <= keep {
-            out.extend_from_slice(bytes);
-        } else {
+        let room = keep.saturating_sub(out.len());
+        if bytes.len() > room {
             whole = false;
         }
+        out.extend_from_slice(&bytes[..bytes.len().min(room)]);
     };
     loop {
         // Plain runs are copied a buffer at a time.
