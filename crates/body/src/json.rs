@@ -242,12 +242,16 @@ mod tests {
     #[test]
     fn strings_split_across_reads_are_whole() {
         let file = docx();
-        let json = format!(r#"{{"a": "x\"y", "f": "{}"}}"#, B64.encode(&file).replace('/', "\\/"));
+        // A key longer than what is kept of keys: cut at the same place however it is read.
+        let key = "k".repeat(3000);
+        let json = format!(r#"{{"a": "x\"y", "{key}": "{}"}}"#, B64.encode(&file).replace('/', "\\/"));
+        let (whole, _) = json_candidates(&mut std::io::Cursor::new(json.clone().into_bytes()), &Limits::default());
         let mut reader = std::io::BufReader::with_capacity(7, Trickle(json.into_bytes(), 0));
         let (found, error) = json_candidates(&mut reader, &Limits::default());
         assert!(error.is_none(), "{error:?}");
         assert_eq!(found.len(), 1);
         assert_eq!(found[0].data.as_ref().unwrap(), &file);
+        assert_eq!(found[0].name, whole[0].name);
     }
 
     #[test]
