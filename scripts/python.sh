@@ -25,7 +25,9 @@ msoffcrypto-tool==6.1.0
 olefile==0.47
 cryptography==46.0.3
 websockets==17.4
-websocket-client==1.9.2"
+websocket-client==1.9.2
+boto3==1.44.8
+moto[server]==5.2.5"
 
 ready() { [ -x "$py" ] && [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$requirements" ]; }
 
@@ -44,7 +46,7 @@ if ! ready; then
     # shellcheck disable=SC2086  # one requirement a word
     "$py" -m pip install --quiet --disable-pip-version-check --no-input $requirements >&2 \
       || { rm -rf "$venv"; die "pip install into $venv failed"; }
-    "$py" -c 'import pikepdf, msoffcrypto, olefile, cryptography, websockets, websocket' >&2 \
+    "$py" -c 'import pikepdf, msoffcrypto, olefile, cryptography, websockets, websocket, boto3, moto' >&2 \
       || { rm -rf "$venv"; die "the venv at $venv cannot import its packages"; }
     # Written last, so that a half-built venv is never taken as ready.
     printf '%s' "$requirements" >"$stamp"
