@@ -24,6 +24,17 @@ fn data_url(value: &[u8]) -> Option<(&[u8], bool)> {
     Some((&rest[comma + 1..], base64))
 }
 
+/// A cheap first look at a long string: could it be an encoded file at all (a `data:` URL, or
+/// base64 characters in its first 64 bytes, or JSON that may hold one)? Prose fails at once.
+pub(crate) fn may_encode(value: &[u8]) -> bool {
+    let start = value.iter().position(|b| !b.is_ascii_whitespace()).unwrap_or(0);
+    let head = &value[start..value.len().min(start + 64)];
+    head.starts_with(b"data:")
+        || head.starts_with(b"DATA:")
+        || matches!(head.first(), Some(b'{' | b'['))
+        || head.iter().all(|&b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'-' | b'_' | b'=' | b'\r' | b'\n'))
+}
+
 /// Whether a value is shaped like an encoded file: a `data:` URL, or base64/base64url text
 /// (white space allowed) long enough.
 pub fn looks_encoded(value: &[u8], min_len: usize) -> bool {

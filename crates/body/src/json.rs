@@ -52,10 +52,10 @@ fn syntax(what: &str) -> BodyError {
     BodyError::Corrupt(format!("JSON: {what}"))
 }
 
-/// Reads a string's bytes after its opening quote, unescaped, keeping at most `keep` bytes (the
-/// rest is read and dropped). Returns the bytes and whether all were kept.
-fn string(reader: &mut dyn BufRead, keep: usize) -> Result<(Vec<u8>, bool), BodyError> {
-    let mut out = Vec::new();
+/// Reads a string's bytes after its opening quote into `out` (cleared first), unescaped, keeping
+/// at most `keep` bytes (the rest is read and dropped). Returns whether all were kept.
+fn string(reader: &mut dyn BufRead, keep: usize, out: &mut Vec<u8>) -> Result<bool, BodyError> {
+    out.clear();
     let mut whole = true;
     // Kept up to exactly `keep` bytes, however the reads cut the string.
     let mut push = |out: &mut Vec<u8>, bytes: &[u8]| {
@@ -71,17 +71,16 @@ fn string(reader: &mut dyn BufRead, keep: usize) -> Result<(Vec<u8>, bool), Body
         if buf.is_empty() {
             return Err(syntax("a string does not end"));
         }
-        let special = buf.iter().position(|&b| b == b'"' || b == b'\\');
+        let special = memchr::memchr2(b'"', b'\\', buf);
         let stop = special.unwrap_or(buf.len());
-        let run = buf[..stop].to_vec();
+        push(out, &buf[..stop]);
         reader.consume(stop);
-        push(&mut out, &run);
         if special.is_none() {
             // The string goes on in the next buffer.
             continue;
         }
         match next_byte(reader)? {
-            Some(b'"') => return Ok((out, whole)),
+            Some(b'"') => return Ok(whole),
             Some(_) => {}
             None => return Err(syntax("a string does not end")),
         }
@@ -107,12 +106,12 @@ fn string(reader: &mut dyn BufRead, keep: usize) -> Result<(Vec<u8>, bool), Body
                 }
                 let c = char::from_u32(unit).unwrap_or('\u{FFFD}');
                 let mut utf8 = [0u8; 4];
-                push(&mut out, c.encode_utf8(&mut utf8).as_bytes());
+                push(out, c.encode_utf8(&mut utf8).as_bytes());
                 continue;
             }
             _ => return Err(syntax("a bad escape")),
         };
-        push(&mut out, &[byte]);
+        push(out, &[byte]);
     }
 }
 
@@ -125,15 +124,46 @@ fn hex4(reader: &mut dyn BufRead) -> Result<u32, BodyError> {
     Ok(v)
 }
 
+/// Bytes that change the walk's state; everything else (white space, `:`, numbers, literals) is
+/// skipped in bulk.
+const STRUCTURAL: [bool; 256] = {
+    let mut t = [false; 256];
+    t[b'"' as usize] = true;
+    t[b'{' as usize] = true;
+    t[b'[' as usize] = true;
+    t[b'}' as usize] = true;
+    t[b']' as usize] = true;
+    t[b',' as usize] = true;
+    t
+};
+
 fn walk(reader: &mut dyn BufRead, root: &str, limits: &Limits, embedded: usize, out: &mut Vec<Candidate>) -> Result<(), BodyError> {
     // Base64 of the largest decodable candidate, plus room for a data: URL's header.
     let keep = (limits.max_decoded_bytes as usize / 3 * 4).saturating_add(4096);
     let mut stack: Vec<Frame> = Vec::new();
     let mut expect_key = false;
+    // One buffer for every string: most are short and are dropped at once.
+    let mut value: Vec<u8> = Vec::new();
     loop {
-        let Some(b) = next_byte(reader)? else { return Ok(()) };
+        let b = {
+            let buf = reader.fill_buf()?;
+            if buf.is_empty() {
+                return Ok(());
+            }
+            match buf.iter().position(|&b| STRUCTURAL[b as usize]) {
+                Some(at) => {
+                    let b = buf[at];
+                    reader.consume(at + 1);
+                    b
+                }
+                None => {
+                    let n = buf.len();
+                    reader.consume(n);
+                    continue;
+                }
+            }
+        };
         match b {
-            b' ' | b'\t' | b'\r' | b'\n' | b':' => {}
             b'{' | b'[' => {
                 if stack.len() >= limits.max_depth {
                     return Err(BodyError::Limit { limit: "max_json_depth", max: limits.max_depth as u64 });
@@ -153,17 +183,18 @@ fn walk(reader: &mut dyn BufRead, root: &str, limits: &Limits, embedded: usize, 
                 }
                 None => {}
             },
-            b'"' => {
+            _ => {
+                // A string.
                 if expect_key {
-                    let (key, _) = string(reader, 1024)?;
+                    string(reader, 1024, &mut value)?;
                     if let Some(Frame::Object { key: slot }) = stack.last_mut() {
-                        *slot = Some(String::from_utf8_lossy(&key).into_owned());
+                        *slot = Some(String::from_utf8_lossy(&value).into_owned());
                     }
                     expect_key = false;
                     continue;
                 }
-                let (value, whole) = string(reader, keep)?;
-                if value.len() < limits.min_encoded_len {
+                let whole = string(reader, keep, &mut value)?;
+                if value.len() < limits.min_encoded_len || !crate::encoded::may_encode(&value) {
                     continue;
                 }
                 if out.len() >= limits.max_candidates {
@@ -173,16 +204,14 @@ fn walk(reader: &mut dyn BufRead, root: &str, limits: &Limits, embedded: usize, 
                 let first = value.iter().find(|b| !b.is_ascii_whitespace()).copied();
                 if embedded < MAX_EMBEDDED && matches!(first, Some(b'{' | b'[')) {
                     // JSON sent as a string: its strings are walked too.
-                    let mut inner = std::io::Cursor::new(&value[..]);
+                    let inner_text = std::mem::take(&mut value);
+                    let mut inner = std::io::Cursor::new(&inner_text[..]);
                     let _ = walk(&mut inner, &path, limits, embedded + 1, out);
                     continue;
                 }
                 if !whole {
                     if let Some(c) = candidate(&path, &value, limits) {
-                        out.push(Candidate {
-                            name: c.name,
-                            data: Err(BodyError::Limit { limit: "max_inner_bytes", max: limits.max_decoded_bytes }),
-                        });
+                        out.push(Candidate { name: c.name, data: Err(BodyError::Limit { limit: "max_inner_bytes", max: limits.max_decoded_bytes }) });
                     }
                     continue;
                 }
@@ -190,8 +219,6 @@ fn walk(reader: &mut dyn BufRead, root: &str, limits: &Limits, embedded: usize, 
                     out.push(c);
                 }
             }
-            // Numbers and literals: their characters carry nothing.
-            _ => {}
         }
     }
 }
