@@ -61,7 +61,9 @@ fn bodies(c: &mut Criterion) {
     let mut group = c.benchmark_group("body");
     group.warm_up_time(Duration::from_millis(500)).measurement_time(Duration::from_secs(3)).sample_size(20);
     group.throughput(Throughput::Bytes(one_mib.len() as u64));
-    group.bench_function("1 MiB JSON with a base64 docx", |b| b.iter(|| inspect_body(black_box(one_mib.as_bytes()), &limits, &bounds, &walk)));
+    group.bench_function("1 MiB JSON with a base64 docx", |b| {
+        b.iter(|| inspect_body(black_box(one_mib.as_bytes()), &limits, &bounds, &walk))
+    });
     group.throughput(Throughput::Bytes(ten.len() as u64));
     group.bench_function("10 MiB JSON, no file", |b| b.iter(|| inspect_body(black_box(ten.as_bytes()), &limits, &bounds, &walk)));
     group.bench_function("10 MiB raw body", |b| b.iter(|| inspect_slice(black_box(&raw), &limits, &bounds)));

@@ -211,7 +211,10 @@ fn walk(reader: &mut dyn BufRead, root: &str, limits: &Limits, embedded: usize, 
                 }
                 if !whole {
                     if let Some(c) = candidate(&path, &value, limits) {
-                        out.push(Candidate { name: c.name, data: Err(BodyError::Limit { limit: "max_inner_bytes", max: limits.max_decoded_bytes }) });
+                        out.push(Candidate {
+                            name: c.name,
+                            data: Err(BodyError::Limit { limit: "max_inner_bytes", max: limits.max_decoded_bytes }),
+                        });
                     }
                     continue;
                 }

@@ -53,7 +53,8 @@ fn boto3_put_object_with_aws_chunked_is_inspected() {
     assert_eq!(blocked["status"], 403, "{blocked}");
     let stored = put("minutes.docx", "unl_gc_pco-summary-word.docx");
     assert_eq!(stored["ok"], true, "{stored}");
-    let sha: String = Sha256::digest(std::fs::read(corpus("unl_gc_pco-summary-word.docx")).unwrap()).iter().map(|b| format!("{b:02x}")).collect();
+    let sha: String =
+        Sha256::digest(std::fs::read(corpus("unl_gc_pco-summary-word.docx")).unwrap()).iter().map(|b| format!("{b:02x}")).collect();
     assert_eq!(stored["stored_sha256"], sha, "stored byte-exact: {stored}");
     let _ = std::fs::remove_dir_all(&dir);
 }

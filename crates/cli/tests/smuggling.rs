@@ -104,7 +104,11 @@ fn smuggling_shapes_are_refused_or_reach_the_origin_well_framed() {
         std::thread::sleep(Duration::from_millis(500));
         let got = seen.lock().unwrap().clone();
         match status.as_str() {
-            "400" | "501" => assert!(got.is_empty(), "{name}: refused, yet the origin saw {:?}", got.iter().map(|r| String::from_utf8_lossy(r).into_owned()).collect::<Vec<_>>()),
+            "400" | "501" => assert!(
+                got.is_empty(),
+                "{name}: refused, yet the origin saw {:?}",
+                got.iter().map(|r| String::from_utf8_lossy(r).into_owned()).collect::<Vec<_>>()
+            ),
             "200" => {
                 assert_eq!(got.len(), 1, "{name}: one request at the origin");
                 if let Err(why) = one_well_framed(&got[0]) {

@@ -56,7 +56,8 @@ fn websocket_messages_are_inspected_before_they_are_relayed() {
         let allowed = send(mode, "unl_gc_pco-summary-word.docx");
         assert!(allowed["close_code"].is_null(), "{mode}: {allowed}");
         if mode == "binary" {
-            let sha: String = Sha256::digest(std::fs::read(corpus("unl_gc_pco-summary-word.docx")).unwrap()).iter().map(|b| format!("{b:02x}")).collect();
+            let sha: String =
+                Sha256::digest(std::fs::read(corpus("unl_gc_pco-summary-word.docx")).unwrap()).iter().map(|b| format!("{b:02x}")).collect();
             assert_eq!(allowed["reply"], format!("stored {sha}"), "byte-exact at the origin");
         } else {
             assert!(allowed["reply"].as_str().is_some_and(|r| r.starts_with("stored ")), "{mode}: {allowed}");

@@ -29,12 +29,21 @@ const PROTOCOL_ERROR: u16 = 1002;
 
 /// Whether a request is a WebSocket handshake.
 pub(crate) fn is_websocket(req: &Request<Incoming>) -> bool {
-    req.headers().get(header::UPGRADE).and_then(|v| v.to_str().ok()).is_some_and(|v| v.split(',').any(|p| p.trim().eq_ignore_ascii_case("websocket")))
+    req.headers()
+        .get(header::UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|p| p.trim().eq_ignore_ascii_case("websocket")))
 }
 
 /// Relays a WebSocket handshake to the origin and, once both sides have switched, inspects the
 /// client's messages.
-pub(crate) async fn relay(state: Arc<State>, peer: SocketAddr, target: Target, user: Option<User>, mut req: Request<Incoming>) -> Response<Body> {
+pub(crate) async fn relay(
+    state: Arc<State>,
+    peer: SocketAddr,
+    target: Target,
+    user: Option<User>,
+    mut req: Request<Incoming>,
+) -> Response<Body> {
     let client_side = hyper::upgrade::on(&mut req);
     let (mut parts, _) = req.into_parts();
     // No extension is negotiated: frames stay plain, so what is inspected is what is sent.
@@ -267,7 +276,12 @@ impl Connection {
 
 fn oversized(size: u64) -> Inspected {
     Inspected {
-        facts: FileFacts { name: Some("(websocket message)".into()), kind: "unknown".into(), labels: Vec::new(), unscannable: Some(UnscannableReason::Oversize) },
+        facts: FileFacts {
+            name: Some("(websocket message)".into()),
+            kind: "unknown".into(),
+            labels: Vec::new(),
+            unscannable: Some(UnscannableReason::Oversize),
+        },
         path: Vec::new(),
         size,
         sha256: None,
