@@ -535,10 +535,44 @@ async fn websocket_upgrades_pass_through() {
     let resp = sender.send_request(req).await.unwrap();
     assert_eq!(resp.status(), StatusCode::SWITCHING_PROTOCOLS);
     let mut io = TokioIo::new(hyper::upgrade::on(resp).await.unwrap());
-    io.write_all(b"ping through labelgate").await.unwrap();
-    let mut buf = [0u8; 22];
+    // One masked text frame, as a client sends it: inspected (plain text carries no file), then
+    // relayed byte for byte; the echo origin sends the same bytes back.
+    let payload = b"ping through labelgate";
+    let key = [1u8, 2, 3, 4];
+    let mut frame = vec![0x81, 0x80 | payload.len() as u8];
+    frame.extend_from_slice(&key);
+    frame.extend(payload.iter().enumerate().map(|(i, b)| b ^ key[i % 4]));
+    io.write_all(&frame).await.unwrap();
+    let mut buf = vec![0u8; frame.len()];
     io.read_exact(&mut buf).await.unwrap();
-    assert_eq!(&buf, b"ping through labelgate");
+    assert_eq!(buf, frame);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn websocket_frames_that_cannot_be_relayed_faithfully_close_with_1002() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let origin = echo_origin().await;
+    let (proxy_addr, _) = proxy(1 << 20, "block").await;
+    let stream = TcpStream::connect(proxy_addr).await.unwrap();
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.unwrap();
+    tokio::spawn(conn.with_upgrades());
+    let req = Request::get(format!("http://{origin}/ws"))
+        .header("host", origin.to_string())
+        .header("upgrade", "websocket")
+        .header("connection", "Upgrade")
+        .header("sec-websocket-version", "13")
+        .header("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==")
+        .header("sec-websocket-extensions", "permessage-deflate")
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let resp = sender.send_request(req).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::SWITCHING_PROTOCOLS);
+    let mut io = TokioIo::new(hyper::upgrade::on(resp).await.unwrap());
+    // A compressed frame (RSV1) although no extension was negotiated: refused.
+    io.write_all(&[0xC1, 0x80 | 2, 0, 0, 0, 0, 0x4b, 0x4c]).await.unwrap();
+    let mut close = [0u8; 4];
+    io.read_exact(&mut close).await.unwrap();
+    assert_eq!(close, [0x88, 2, 0x03, 0xEA], "close 1002");
 }
 
 /// What a watching origin saw of one request.
