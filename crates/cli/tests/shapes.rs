@@ -164,6 +164,22 @@ fn files_in_every_body_shape_and_method_are_inspected() {
             assert_eq!(reply, format!("stored {}", sha(&unl.body)), "{}: byte-exact at the origin", unl.name);
         }
     }
+    // Over plain HTTP too, to an origin that counts what reaches it: no labeled body arrives.
+    let (plain, count) = common::origin();
+    let plain_url = format!("http://{plain}/upload");
+    let mut allowed = 0;
+    for (lab, unl) in shapes(&labeled).into_iter().zip(shapes(&unlabeled)) {
+        let lab_path = dir.join("lab.body");
+        let unl_path = dir.join("unl.body");
+        std::fs::write(&lab_path, &lab.body).unwrap();
+        std::fs::write(&unl_path, &unl.body).unwrap();
+        let (answer, code) = send(proxy, &ca, &plain_url, "POST", &lab.args, &lab_path, false);
+        assert_eq!(code, "403", "{} over plain HTTP: {answer}", lab.name);
+        let (reply, code) = send(proxy, &ca, &plain_url, "POST", &unl.args, &unl_path, false);
+        assert_eq!((code.as_str(), reply), ("200", format!("stored {}", sha(&unl.body))), "{} over plain HTTP", unl.name);
+        allowed += 1;
+    }
+    assert_eq!(count.load(std::sync::atomic::Ordering::SeqCst), allowed, "only the unlabeled bodies reached the origin");
     // Any method carries a body, in any case, over HTTP/1.1 and h2.
     let lab_path = dir.join("lab.docx");
     let unl_path = dir.join("unl.docx");
