@@ -10,8 +10,14 @@ use std::io::BufRead;
 const MAX_EMBEDDED: usize = 4;
 
 enum Frame {
-    Object { key: Option<String> },
-    Array { index: usize },
+    /// The current member's key (its allocation reused from member to member).
+    Object {
+        key: String,
+        has_key: bool,
+    },
+    Array {
+        index: usize,
+    },
 }
 
 /// The candidates of a JSON body. A syntax error ends the walk: what was found before it is
@@ -26,7 +32,7 @@ fn path_of(root: &str, stack: &[Frame]) -> String {
     let mut path = root.to_string();
     for f in stack {
         match f {
-            Frame::Object { key: Some(k) } => {
+            Frame::Object { key: k, has_key: true } => {
                 if !k.is_empty() && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
                     path.push('.');
                     path.push_str(k);
@@ -34,7 +40,7 @@ fn path_of(root: &str, stack: &[Frame]) -> String {
                     path.push_str(&format!("[{k:?}]"));
                 }
             }
-            Frame::Object { key: None } => path.push_str(".?"),
+            Frame::Object { has_key: false, .. } => path.push_str(".?"),
             Frame::Array { index } => path.push_str(&format!("[{index}]")),
         }
     }
@@ -168,7 +174,7 @@ fn walk(reader: &mut dyn BufRead, root: &str, limits: &Limits, embedded: usize, 
                 if stack.len() >= limits.max_depth {
                     return Err(BodyError::Limit { limit: "max_json_depth", max: limits.max_depth as u64 });
                 }
-                stack.push(if b == b'{' { Frame::Object { key: None } } else { Frame::Array { index: 0 } });
+                stack.push(if b == b'{' { Frame::Object { key: String::new(), has_key: false } } else { Frame::Array { index: 0 } });
                 expect_key = b == b'{';
             }
             b'}' | b']' => {
@@ -177,8 +183,8 @@ fn walk(reader: &mut dyn BufRead, root: &str, limits: &Limits, embedded: usize, 
             }
             b',' => match stack.last_mut() {
                 Some(Frame::Array { index }) => *index += 1,
-                Some(Frame::Object { key }) => {
-                    *key = None;
+                Some(Frame::Object { has_key, .. }) => {
+                    *has_key = false;
                     expect_key = true;
                 }
                 None => {}
@@ -187,11 +193,23 @@ fn walk(reader: &mut dyn BufRead, root: &str, limits: &Limits, embedded: usize, 
                 // A string.
                 if expect_key {
                     string(reader, 1024, &mut value)?;
-                    if let Some(Frame::Object { key: slot }) = stack.last_mut() {
-                        *slot = Some(String::from_utf8_lossy(&value).into_owned());
+                    if let Some(Frame::Object { key, has_key }) = stack.last_mut() {
+                        key.clear();
+                        key.push_str(&String::from_utf8_lossy(&value));
+                        *has_key = true;
                     }
                     expect_key = false;
                     continue;
+                }
+                // Most values are short and end in this buffer: skipped without a copy.
+                {
+                    let buf = reader.fill_buf()?;
+                    if let Some(end) = memchr::memchr2(b'"', b'\\', buf) {
+                        if buf[end] == b'"' && end < limits.min_encoded_len {
+                            reader.consume(end + 1);
+                            continue;
+                        }
+                    }
                 }
                 let whole = string(reader, keep, &mut value)?;
                 if value.len() < limits.min_encoded_len || !crate::encoded::may_encode(&value) {

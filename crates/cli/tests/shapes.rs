@@ -25,6 +25,23 @@ fn gzip(data: &[u8]) -> Vec<u8> {
     e.finish().unwrap()
 }
 
+/// `data` through a compressor's command line (installed by scripts/test.sh).
+fn by_tool(tool: &str, args: &[&str], data: &[u8]) -> Vec<u8> {
+    let mut child = std::process::Command::new(tool)
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{tool}: {e} (scripts/test.sh installs it)"));
+    let mut stdin = child.stdin.take().unwrap();
+    let input = data.to_vec();
+    let writer = std::thread::spawn(move || stdin.write_all(&input));
+    let out = child.wait_with_output().unwrap();
+    writer.join().unwrap().unwrap();
+    assert!(out.status.success(), "{tool} failed");
+    out.stdout
+}
+
 /// A body shape: its extra curl arguments (headers, method) and its bytes, built around `file`.
 struct Shape {
     name: &'static str,
@@ -122,6 +139,24 @@ fn shapes(file: &[u8]) -> Vec<Shape> {
                 b"",
                 b"",
             ),
+        },
+        Shape { name: "br (the brotli command line)", args: h("Content-Encoding: br"), body: by_tool("brotli", &["-c"], file) },
+        Shape {
+            name: "zstd, two frames (the zstd command line)",
+            args: h("Content-Encoding: zstd"),
+            body: {
+                let half = file.len() / 2;
+                [by_tool("zstd", &["-q", "-c"], &file[..half]), by_tool("zstd", &["-q", "-c"], &file[half..])].concat()
+            },
+        },
+        Shape {
+            name: "raw deflate, then gzip, in one field",
+            args: h("Content-Encoding: deflate, gzip"),
+            body: {
+                let mut raw = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::fast());
+                raw.write_all(file).unwrap();
+                gzip(&raw.finish().unwrap())
+            },
         },
         Shape {
             name: "gzip under two Content-Encoding fields",
