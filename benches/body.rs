@@ -64,6 +64,11 @@ fn bodies(c: &mut Criterion) {
     group.bench_function("1 MiB JSON with a base64 docx", |b| {
         b.iter(|| inspect_body(black_box(one_mib.as_bytes()), &limits, &bounds, &walk))
     });
+    // Its parts: the body read as a file, and the walk (with the decode of the candidate).
+    group.bench_function("1 MiB JSON: the body as a file", |b| b.iter(|| inspect_slice(black_box(one_mib.as_bytes()), &limits, &bounds)));
+    group.bench_function("1 MiB JSON: the walk", |b| {
+        b.iter(|| labelgate_body::json_candidates(&mut std::io::Cursor::new(black_box(one_mib.as_bytes())), &walk).0.len())
+    });
     group.throughput(Throughput::Bytes(ten.len() as u64));
     group.bench_function("10 MiB JSON, no file", |b| b.iter(|| inspect_body(black_box(ten.as_bytes()), &limits, &bounds, &walk)));
     group.bench_function("10 MiB raw body", |b| b.iter(|| inspect_slice(black_box(&raw), &limits, &bounds)));

@@ -48,9 +48,34 @@ pub fn looks_encoded(value: &[u8], min_len: usize) -> bool {
     sample.iter().all(|&b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'-' | b'_' | b'=' | b'\r' | b'\n' | b' ' | b'\t'))
 }
 
-/// The base64 alphabet characters of `text` (white space dropped), or `None` when something
-/// else is in it; and whether the URL-safe alphabet is used.
-fn clean(text: &[u8]) -> Option<(Vec<u8>, bool)> {
+/// Characters of either base64 alphabet (without padding or white space).
+const ALPHABET: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut c = 0;
+    while c < 256 {
+        let b = c as u8;
+        t[c] = b.is_ascii_alphanumeric() || b == b'+' || b == b'/' || b == b'-' || b == b'_';
+        c += 1;
+    }
+    t
+};
+
+/// The base64 alphabet characters of `text` (white space and padding dropped), or `None` when
+/// something else is in it; and whether the URL-safe alphabet is used. Text that is all alphabet
+/// (the usual case) is borrowed, not copied.
+fn clean(text: &[u8]) -> Option<(std::borrow::Cow<'_, [u8]>, bool)> {
+    let body = text.strip_suffix(b"==").or_else(|| text.strip_suffix(b"=")).unwrap_or(text);
+    if body.iter().all(|&b| ALPHABET[b as usize]) {
+        let url = memchr::memchr2(b'-', b'_', body).is_some();
+        if url && memchr::memchr2(b'+', b'/', body).is_some() {
+            return None;
+        }
+        return Some((std::borrow::Cow::Borrowed(body), url));
+    }
+    clean_copy(text).map(|(v, url)| (std::borrow::Cow::Owned(v), url))
+}
+
+fn clean_copy(text: &[u8]) -> Option<(Vec<u8>, bool)> {
     let mut out = Vec::with_capacity(text.len());
     let mut url = false;
     let mut standard = false;
