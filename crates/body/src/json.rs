@@ -205,7 +205,8 @@ fn walk(reader: &mut dyn BufRead, root: &str, limits: &Limits, embedded: usize, 
                 {
                     let buf = reader.fill_buf()?;
                     if let Some(end) = memchr::memchr2(b'"', b'\\', buf) {
-                        if buf[end] == b'"' && end < limits.min_encoded_len {
+                        // Short, or plainly no encoded file (prose fails in its first bytes).
+                        if buf[end] == b'"' && (end < limits.min_encoded_len || !crate::encoded::may_encode(&buf[..end])) {
                             reader.consume(end + 1);
                             continue;
                         }

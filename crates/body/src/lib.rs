@@ -79,13 +79,61 @@ pub fn candidate(name: &str, value: &[u8], limits: &Limits) -> Option<Candidate>
     encoded::candidate_data(value, limits).map(|data| Candidate { name: name.to_string(), data })
 }
 
-/// The candidates of a body that is text as a whole (`text/plain`, an unknown type): the body
-/// itself as one encoded string, and JSON or a form when it is shaped like one.
+/// The candidates of a body that is text as a whole (`text/plain`, XML, HTML, an unknown type):
+/// the body itself as one encoded string, or else every long run of base64 characters in it (an
+/// element's content in a SOAP or EWS request, a blob pasted into prose), named by its offset.
 pub fn text_candidates(body: &[u8], limits: &Limits) -> Vec<Candidate> {
     let trimmed = body.trim_ascii();
-    let mut out = Vec::new();
     if let Some(c) = candidate("(body)", trimmed, limits) {
-        out.push(c);
+        return vec![c];
+    }
+    sweep_candidates(body, limits)
+}
+
+/// Every run of base64 or base64url characters (line breaks allowed inside) at least
+/// `min_encoded_len` long that encodes a file the engine reads; named `(text at offset N)`.
+pub fn sweep_candidates(text: &[u8], limits: &Limits) -> Vec<Candidate> {
+    let is_char = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'-' | b'_' | b'=');
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < text.len() && out.len() < limits.max_candidates {
+        if !is_char(text[i]) {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        // A run goes on across CR/LF (wrapped base64) but not across other characters.
+        while i < text.len()
+            && (is_char(text[i]) || ((text[i] == b'\r' || text[i] == b'\n') && text.get(i + 1).is_some_and(|&b| is_char(b) || b == b'\n')))
+        {
+            i += 1;
+        }
+        let run = &text[start..i];
+        if run.len() >= limits.min_encoded_len {
+            if let Some(c) = candidate(&format!("(text at offset {start})"), run, limits) {
+                out.push(c);
+            }
+        }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use base64::Engine;
+
+    #[test]
+    fn base64_inside_xml_or_prose_is_found() {
+        let file = labelgate_testkit::zip(&labelgate_testkit::docx(Some(labelgate_testkit::custom_xml(&[])), None));
+        let b64 = base64::engine::general_purpose::STANDARD.encode(&file);
+        let wrapped: String = b64.as_bytes().chunks(76).map(|c| std::str::from_utf8(c).unwrap()).collect::<Vec<_>>().join("\r\n");
+        let soap = format!("<?xml version=\"1.0\"?><soap:Envelope><t:FileAttachment><t:Name>q3.docx</t:Name><t:Content>{wrapped}</t:Content></t:FileAttachment></soap:Envelope>");
+        let found = text_candidates(soap.as_bytes(), &Limits::default());
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(found[0].data.as_ref().unwrap(), &file);
+        let prose = format!("Hi Bob, here it is: {b64} -- cheers");
+        assert_eq!(text_candidates(prose.as_bytes(), &Limits::default())[0].data.as_ref().unwrap(), &file);
+        assert!(text_candidates(b"plain words only, nothing encoded here at all".repeat(20).as_slice(), &Limits::default()).is_empty());
+    }
 }

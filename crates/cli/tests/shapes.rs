@@ -91,6 +91,19 @@ fn shapes(file: &[u8]) -> Vec<Shape> {
         },
         Shape { name: "text/plain base64", args: h("Content-Type: text/plain"), body: wrapped.clone().into_bytes() },
         Shape {
+            name: "XML element content (EWS CreateAttachment)",
+            args: h("Content-Type: text/xml; charset=utf-8"),
+            body: format!(
+                r#"<?xml version="1.0" encoding="utf-8"?><soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/" xmlns:t="http://schemas.microsoft.com/exchange/services/2006/types"><soap:Body><CreateAttachment><Attachments><t:FileAttachment><t:Name>q3.docx</t:Name><t:Content>{wrapped}</t:Content></t:FileAttachment></Attachments></CreateAttachment></soap:Body></soap:Envelope>"#
+            )
+            .into_bytes(),
+        },
+        Shape {
+            name: "JSON with an escape a strict parser refuses, before the file",
+            args: h("Content-Type: application/json"),
+            body: format!(r#"{{"note":"bad \q escape","raw":"{}"}}"#, URL_SAFE_NO_PAD.encode(file)).into_bytes(),
+        },
+        Shape {
             name: "form-urlencoded, percent-encoded",
             args: h("Content-Type: application/x-www-form-urlencoded"),
             body: format!("title=q3&doc={pct}").into_bytes(),

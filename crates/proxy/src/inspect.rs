@@ -363,28 +363,35 @@ async fn one_body(
     if raw_kind_known {
         return files;
     }
-    let source: Box<dyn Read + Send> = match (memory, file) {
-        (Some(held), _) => Box::new(ChunksReader { held, next: 0, at: 0 }),
-        (None, Some(mut f)) => {
-            // The clone read above shares this file's offset.
-            use std::io::Seek;
-            if f.seek(std::io::SeekFrom::Start(0)).is_err() {
-                return files;
+    // The body from its start, as many times as the walk needs it.
+    let open = move || -> Option<Box<dyn Read + Send>> {
+        match (&memory, &file) {
+            (Some(held), _) => Some(Box::new(ChunksReader { held: held.clone(), next: 0, at: 0 })),
+            (None, Some(f)) => {
+                // Clones share the file's offset: back to the start each time.
+                use std::io::Seek;
+                let mut f = f.try_clone().ok()?;
+                f.seek(std::io::SeekFrom::Start(0)).ok()?;
+                Some(Box::new(f))
             }
-            Box::new(f)
+            (None, None) => None,
         }
-        (None, None) => return files,
     };
     let form = content_type.trim_start().to_ascii_lowercase().starts_with("application/x-www-form-urlencoded");
     let limits = reading.body_limits();
-    let found = tokio::task::spawn_blocking(move || encoded_files(source, form, &limits)).await.unwrap_or_default();
+    let found = tokio::task::spawn_blocking(move || encoded_files(&open, form, &limits)).await.unwrap_or_default();
     files.extend(inspect_candidates(name.as_deref(), found, reading).await);
     files
 }
 
 /// The files encoded in a text body: JSON strings (when it starts like JSON), form values (when
 /// it is declared or shaped as a form), or the body as one encoded string.
-fn encoded_files(source: Box<dyn Read + Send>, declared_form: bool, limits: &labelgate_body::Limits) -> Vec<labelgate_body::Candidate> {
+fn encoded_files(
+    open: &dyn Fn() -> Option<Box<dyn Read + Send>>,
+    declared_form: bool,
+    limits: &labelgate_body::Limits,
+) -> Vec<labelgate_body::Candidate> {
+    let Some(source) = open() else { return Vec::new() };
     let mut reader = std::io::BufReader::with_capacity(64 * 1024, source);
     let first = {
         use std::io::BufRead;
@@ -392,8 +399,13 @@ fn encoded_files(source: Box<dyn Read + Send>, declared_form: bool, limits: &lab
         head.iter().find(|b| !b.is_ascii_whitespace()).copied()
     };
     if matches!(first, Some(b'{' | b'[')) {
-        let (found, _) = labelgate_body::json_candidates(&mut reader, limits);
-        return found;
+        let (found, error) = labelgate_body::json_candidates(&mut reader, limits);
+        if error.is_none() || !found.is_empty() {
+            return found;
+        }
+        // Not JSON after all (or broken where a lenient parser would go on): read as text.
+        let Some(again) = open() else { return found };
+        reader = std::io::BufReader::with_capacity(64 * 1024, again);
     }
     // Forms and plain text are read whole (bounded by max_body, as the body is).
     let mut text = Vec::new();
