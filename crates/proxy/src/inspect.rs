@@ -820,7 +820,8 @@ mod encoded_tests {
         use base64::Engine;
         let json = format!(r#"{{"name": "q3.docx", "contentBytes": "{}"}}"#, base64::engine::general_purpose::STANDARD.encode(&docx));
         let held = Held::from_vec(json.into_bytes());
-        let found = encoded_files(Box::new(ChunksReader { held, next: 0, at: 0 }), false, &labelgate_body::Limits::default());
+        let open = || Some(Box::new(ChunksReader { held: held.clone(), next: 0, at: 0 }) as Box<dyn Read + Send>);
+        let found = encoded_files(&open, false, &labelgate_body::Limits::default());
         assert_eq!(found.len(), 1);
         assert_eq!(found[0].data.as_ref().unwrap(), &docx);
     }
