@@ -143,106 +143,139 @@ const STRUCTURAL: [bool; 256] = {
     t
 };
 
+/// The walk's position in the document: open containers and whether a key comes next.
+struct State {
+    stack: Vec<Frame>,
+    expect_key: bool,
+}
+
+impl State {
+    /// A structural byte other than a quote.
+    fn structure(&mut self, b: u8, limits: &Limits) -> Result<(), BodyError> {
+        match b {
+            b'{' | b'[' => {
+                if self.stack.len() >= limits.max_depth {
+                    return Err(BodyError::Limit { limit: "max_json_depth", max: limits.max_depth as u64 });
+                }
+                self.stack.push(if b == b'{' { Frame::Object { key: String::new(), has_key: false } } else { Frame::Array { index: 0 } });
+                self.expect_key = b == b'{';
+            }
+            b'}' | b']' => {
+                self.stack.pop();
+                self.expect_key = false;
+            }
+            _ => match self.stack.last_mut() {
+                Some(Frame::Array { index }) => *index += 1,
+                Some(Frame::Object { has_key, .. }) => {
+                    *has_key = false;
+                    self.expect_key = true;
+                }
+                None => {}
+            },
+        }
+        Ok(())
+    }
+
+    fn set_key(&mut self, raw: &[u8]) {
+        if let Some(Frame::Object { key, has_key }) = self.stack.last_mut() {
+            key.clear();
+            key.push_str(&String::from_utf8_lossy(raw));
+            *has_key = true;
+        }
+        self.expect_key = false;
+    }
+}
+
 fn walk(reader: &mut dyn BufRead, root: &str, limits: &Limits, embedded: usize, out: &mut Vec<Candidate>) -> Result<(), BodyError> {
     // Base64 of the largest decodable candidate, plus room for a data: URL's header.
     let keep = (limits.max_decoded_bytes as usize / 3 * 4).saturating_add(4096);
-    let mut stack: Vec<Frame> = Vec::new();
-    let mut expect_key = false;
-    // One buffer for every string: most are short and are dropped at once.
+    let mut state = State { stack: Vec::new(), expect_key: false };
+    // One buffer for the strings that must be gathered (long ones, ones across reads).
     let mut value: Vec<u8> = Vec::new();
     loop {
-        let b = {
+        // A whole buffer is handled at once: structure, and strings that end inside it.
+        let (used, string_at_end) = {
             let buf = reader.fill_buf()?;
             if buf.is_empty() {
                 return Ok(());
             }
-            match buf.iter().position(|&b| STRUCTURAL[b as usize]) {
-                Some(at) => {
-                    let b = buf[at];
-                    reader.consume(at + 1);
-                    b
-                }
-                None => {
-                    let n = buf.len();
-                    reader.consume(n);
+            let mut i = 0;
+            let mut string_at_end = false;
+            while i < buf.len() {
+                let Some(k) = buf[i..].iter().position(|&b| STRUCTURAL[b as usize]) else {
+                    i = buf.len();
+                    break;
+                };
+                i += k;
+                let b = buf[i];
+                i += 1;
+                if b != b'"' {
+                    state.structure(b, limits)?;
                     continue;
                 }
-            }
-        };
-        match b {
-            b'{' | b'[' => {
-                if stack.len() >= limits.max_depth {
-                    return Err(BodyError::Limit { limit: "max_json_depth", max: limits.max_depth as u64 });
-                }
-                stack.push(if b == b'{' { Frame::Object { key: String::new(), has_key: false } } else { Frame::Array { index: 0 } });
-                expect_key = b == b'{';
-            }
-            b'}' | b']' => {
-                stack.pop();
-                expect_key = false;
-            }
-            b',' => match stack.last_mut() {
-                Some(Frame::Array { index }) => *index += 1,
-                Some(Frame::Object { has_key, .. }) => {
-                    *has_key = false;
-                    expect_key = true;
-                }
-                None => {}
-            },
-            _ => {
-                // A string.
-                if expect_key {
-                    string(reader, 1024, &mut value)?;
-                    if let Some(Frame::Object { key, has_key }) = stack.last_mut() {
-                        key.clear();
-                        key.push_str(&String::from_utf8_lossy(&value));
-                        *has_key = true;
-                    }
-                    expect_key = false;
-                    continue;
-                }
-                // Most values are short and end in this buffer: skipped without a copy.
-                {
-                    let buf = reader.fill_buf()?;
-                    if let Some(end) = memchr::memchr2(b'"', b'\\', buf) {
-                        // Short, or plainly no encoded file (prose fails in its first bytes).
-                        if buf[end] == b'"' && (end < limits.min_encoded_len || !crate::encoded::may_encode(&buf[..end])) {
-                            reader.consume(end + 1);
-                            continue;
+                match memchr::memchr2(b'"', b'\\', &buf[i..]) {
+                    Some(k) if buf[i + k] == b'"' => {
+                        let text = &buf[i..i + k];
+                        i += k + 1;
+                        if state.expect_key {
+                            state.set_key(&text[..text.len().min(1024)]);
+                        } else if text.len() >= limits.min_encoded_len && crate::encoded::may_encode(text) {
+                            value.clear();
+                            value.extend_from_slice(text);
+                            value_found(&mut value, true, root, &state, limits, embedded, out)?;
                         }
                     }
-                }
-                let whole = string(reader, keep, &mut value)?;
-                if value.len() < limits.min_encoded_len || !crate::encoded::may_encode(&value) {
-                    continue;
-                }
-                if out.len() >= limits.max_candidates {
-                    return Err(BodyError::Limit { limit: "max_candidates", max: limits.max_candidates as u64 });
-                }
-                let path = path_of(root, &stack);
-                let first = value.iter().find(|b| !b.is_ascii_whitespace()).copied();
-                if embedded < MAX_EMBEDDED && matches!(first, Some(b'{' | b'[')) {
-                    // JSON sent as a string: its strings are walked too.
-                    let inner_text = std::mem::take(&mut value);
-                    let mut inner = std::io::Cursor::new(&inner_text[..]);
-                    let _ = walk(&mut inner, &path, limits, embedded + 1, out);
-                    continue;
-                }
-                if !whole {
-                    if let Some(c) = candidate(&path, &value, limits) {
-                        out.push(Candidate {
-                            name: c.name,
-                            data: Err(BodyError::Limit { limit: "max_inner_bytes", max: limits.max_decoded_bytes }),
-                        });
+                    // An escape, or the string goes on past this buffer: read by `string`.
+                    _ => {
+                        string_at_end = true;
+                        break;
                     }
-                    continue;
                 }
-                if let Some(c) = candidate(&path, &value, limits) {
-                    out.push(c);
+            }
+            (i, string_at_end)
+        };
+        reader.consume(used);
+        if string_at_end {
+            if state.expect_key {
+                string(reader, 1024, &mut value)?;
+                state.set_key(&value.clone());
+            } else {
+                let whole = string(reader, keep, &mut value)?;
+                if value.len() >= limits.min_encoded_len && crate::encoded::may_encode(&value) {
+                    value_found(&mut value, whole, root, &state, limits, embedded, out)?;
                 }
             }
         }
     }
+}
+
+/// A long string value that may encode a file (or hold JSON): checked, and kept when it does.
+fn value_found(
+    value: &mut Vec<u8>,
+    whole: bool,
+    root: &str,
+    state: &State,
+    limits: &Limits,
+    embedded: usize,
+    out: &mut Vec<Candidate>,
+) -> Result<(), BodyError> {
+    if out.len() >= limits.max_candidates {
+        return Err(BodyError::Limit { limit: "max_candidates", max: limits.max_candidates as u64 });
+    }
+    let path = path_of(root, &state.stack);
+    let first = value.iter().find(|b| !b.is_ascii_whitespace()).copied();
+    if embedded < MAX_EMBEDDED && matches!(first, Some(b'{' | b'[')) {
+        // JSON sent as a string: its strings are walked too.
+        let inner_text = std::mem::take(value);
+        let mut inner = std::io::Cursor::new(&inner_text[..]);
+        let _ = walk(&mut inner, &path, limits, embedded + 1, out);
+        return Ok(());
+    }
+    if let Some(c) = candidate(&path, value, limits) {
+        let data = if whole { c.data } else { Err(BodyError::Limit { limit: "max_inner_bytes", max: limits.max_decoded_bytes }) };
+        out.push(Candidate { name: c.name, data });
+    }
+    Ok(())
 }
 
 #[cfg(test)]
