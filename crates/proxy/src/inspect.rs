@@ -364,7 +364,7 @@ async fn one_body(
         return files;
     }
     // The body from its start, as many times as the walk needs it.
-    let open = move || -> Option<Box<dyn Read + Send>> {
+    let open = move || -> Option<Box<dyn std::io::BufRead + Send>> {
         match (&memory, &file) {
             (Some(held), _) => Some(Box::new(ChunksReader { held: held.clone(), next: 0, at: 0 })),
             (None, Some(f)) => {
@@ -372,7 +372,7 @@ async fn one_body(
                 use std::io::Seek;
                 let mut f = f.try_clone().ok()?;
                 f.seek(std::io::SeekFrom::Start(0)).ok()?;
-                Some(Box::new(f))
+                Some(Box::new(std::io::BufReader::with_capacity(64 * 1024, f)))
             }
             (None, None) => None,
         }
@@ -387,12 +387,11 @@ async fn one_body(
 /// The files encoded in a text body: JSON strings (when it starts like JSON), form values (when
 /// it is declared or shaped as a form), or the body as one encoded string.
 fn encoded_files(
-    open: &dyn Fn() -> Option<Box<dyn Read + Send>>,
+    open: &dyn Fn() -> Option<Box<dyn std::io::BufRead + Send>>,
     declared_form: bool,
     limits: &labelgate_body::Limits,
 ) -> Vec<labelgate_body::Candidate> {
-    let Some(source) = open() else { return Vec::new() };
-    let mut reader = std::io::BufReader::with_capacity(64 * 1024, source);
+    let Some(mut reader) = open() else { return Vec::new() };
     let first = {
         use std::io::BufRead;
         let head = reader.fill_buf().unwrap_or(&[]);
@@ -405,9 +404,21 @@ fn encoded_files(
         }
         // Not JSON after all (or broken where a lenient parser would go on): read as text.
         let Some(again) = open() else { return found };
-        reader = std::io::BufReader::with_capacity(64 * 1024, again);
+        reader = again;
     }
-    // Forms and plain text are read whole (bounded by max_body, as the body is).
+    // Forms and text are read whole (bounded by max_body, as the body is); a body whose start is
+    // not text (media, archives, anything binary) is not: no form or base64 run is in it.
+    let looks_text = {
+        use std::io::BufRead;
+        let head = reader.fill_buf().unwrap_or(&[]);
+        let head = &head[..head.len().min(4096)];
+        !head.is_empty()
+            && memchr::memchr(0, head).is_none()
+            && head.iter().filter(|&&b| b < 0x20 && !b.is_ascii_whitespace()).count() * 100 <= head.len()
+    };
+    if !looks_text {
+        return Vec::new();
+    }
     let mut text = Vec::new();
     if reader.read_to_end(&mut text).is_err() {
         return Vec::new();
@@ -683,6 +694,24 @@ struct ChunksReader {
     at: usize,
 }
 
+/// The held chunks are the buffer: a walk reads them in place, never copied into another one.
+impl std::io::BufRead for ChunksReader {
+    fn fill_buf(&mut self) -> std::io::Result<&[u8]> {
+        while let Some(chunk) = self.held.chunks().get(self.next) {
+            if self.at < chunk.len() {
+                return Ok(&self.held.chunks()[self.next][self.at..]);
+            }
+            self.next += 1;
+            self.at = 0;
+        }
+        Ok(&[])
+    }
+
+    fn consume(&mut self, amount: usize) {
+        self.at += amount;
+    }
+}
+
 impl Read for ChunksReader {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         while let Some(chunk) = self.held.chunks().get(self.next) {
@@ -820,7 +849,7 @@ mod encoded_tests {
         use base64::Engine;
         let json = format!(r#"{{"name": "q3.docx", "contentBytes": "{}"}}"#, base64::engine::general_purpose::STANDARD.encode(&docx));
         let held = Held::from_vec(json.into_bytes());
-        let open = || Some(Box::new(ChunksReader { held: held.clone(), next: 0, at: 0 }) as Box<dyn Read + Send>);
+        let open = || Some(Box::new(ChunksReader { held: held.clone(), next: 0, at: 0 }) as Box<dyn std::io::BufRead + Send>);
         let found = encoded_files(&open, false, &labelgate_body::Limits::default());
         assert_eq!(found.len(), 1);
         assert_eq!(found[0].data.as_ref().unwrap(), &docx);
