@@ -71,6 +71,7 @@ fn bodies(c: &mut Criterion) {
     });
     group.throughput(Throughput::Bytes(ten.len() as u64));
     group.bench_function("10 MiB JSON, no file", |b| b.iter(|| inspect_body(black_box(ten.as_bytes()), &limits, &bounds, &walk)));
+    group.bench_function("10 MiB JSON: the body as a file", |b| b.iter(|| inspect_slice(black_box(ten.as_bytes()), &limits, &bounds)));
     group.bench_function("10 MiB raw body", |b| b.iter(|| inspect_slice(black_box(&raw), &limits, &bounds)));
     group.finish();
 }
