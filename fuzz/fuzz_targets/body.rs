@@ -1,6 +1,6 @@
-//! Fuzz target for the body walkers (labelgate-body): JSON strings, form values, text bodies and
-//! content codings. The first byte picks the walker. Every walk must end (bounded), never panic,
-//! and agree whatever the read sizes are.
+//! Fuzz target for the body walkers (labelgate-body): JSON strings, form values, text bodies,
+//! content codings, multipart preambles/epilogues and quoted-printable. The first byte picks the
+//! walker. Every walk must end (bounded), never panic, and agree whatever the read sizes are.
 #![no_main]
 use labelgate_body::{coding, form_candidates, json_candidates, text_candidates, Limits};
 use libfuzzer_sys::fuzz_target;
@@ -23,7 +23,7 @@ fuzz_target!(|data: &[u8]| {
     let summary = |found: &[labelgate_body::Candidate]| -> Vec<(String, Result<Vec<u8>, String>)> {
         found.iter().map(|c| (c.name.clone(), c.data.as_ref().map(|d| d.clone()).map_err(|e| e.to_string()))).collect()
     };
-    match pick % 4 {
+    match pick % 5 {
         0 => {
             let (whole, e1) = json_candidates(&mut std::io::Cursor::new(rest), &limits);
             let step = (pick as usize % 7) + 1;
@@ -39,6 +39,13 @@ fuzz_target!(|data: &[u8]| {
         2 => {
             let _ = text_candidates(rest, &limits);
             let _ = labelgate_body::decode_encoded(rest);
+        }
+        4 => {
+            // Multipart outside its parts (a boundary from the first bytes) and quoted-printable.
+            let (boundary, body) = rest.split_at(rest.len().min(1 + (pick as usize % 12)));
+            let (pre, epi) = labelgate_body::multipart::outside_parts(Box::new(std::io::Cursor::new(body.to_vec())), boundary, 1 << 20);
+            assert!(pre.len() <= body.len() && epi.len() <= body.len());
+            let _ = labelgate_body::multipart::quoted_printable(body);
         }
         _ => {
             // A coding list from the first bytes, then the rest decoded (bounded output).

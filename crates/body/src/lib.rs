@@ -16,6 +16,7 @@ pub mod coding;
 mod encoded;
 mod form;
 mod json;
+pub mod multipart;
 
 pub use encoded::{decode_encoded, looks_encoded};
 pub use form::form_candidates;
