@@ -253,11 +253,13 @@ fn a_small_file_in_a_query_string_or_a_header_is_inspected() {
     let xlsx = std::fs::read(corpus("lab_markitdown_test_labelinfo-only.xlsx")).unwrap();
     let encoded = URL_SAFE_NO_PAD.encode(&xlsx);
     let cacert = ["--cacert", ca.to_str().unwrap()];
-    let (answer, code) = curl(proxy, &[&cacert[..], &[&format!("https://{origin}/view?doc={encoded}")]].concat());
-    assert_eq!(code, "403", "query: {answer}");
     let header = format!("X-Attachment: {encoded}");
-    let (answer, code) = curl(proxy, &[&cacert[..], &["-H", &header, &format!("https://{origin}/view")]].concat());
-    assert_eq!(code, "403", "header: {answer}");
+    for version in ["--http1.1", "--http2"] {
+        let (answer, code) = curl(proxy, &[&cacert[..], &[version, &format!("https://{origin}/view?doc={encoded}")]].concat());
+        assert_eq!(code, "403", "query ({version}): {answer}");
+        let (answer, code) = curl(proxy, &[&cacert[..], &[version, "-H", &header, &format!("https://{origin}/view")]].concat());
+        assert_eq!(code, "403", "header ({version}): {answer}");
+    }
     // Long values that carry no file pass (a JWT-like cookie, a long query).
     let jwt = URL_SAFE_NO_PAD.encode("{\"sub\":\"alice\",\"scope\":\"files.read\"}".repeat(20));
     let (_, code) = curl(
