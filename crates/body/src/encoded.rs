@@ -29,10 +29,16 @@ fn data_url(value: &[u8]) -> Option<(&[u8], bool)> {
 pub(crate) fn may_encode(value: &[u8]) -> bool {
     let start = value.iter().position(|b| !b.is_ascii_whitespace()).unwrap_or(0);
     let head = &value[start..value.len().min(start + 64)];
+    let tail = &value[value.len().saturating_sub(64)..];
+    let encoded = |s: &[u8]| {
+        s.iter().all(|&b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'-' | b'_' | b'=' | b'\r' | b'\n' | b' ' | b'\t'))
+    };
     head.starts_with(b"data:")
         || head.starts_with(b"DATA:")
         || matches!(head.first(), Some(b'{' | b'['))
-        || head.iter().all(|&b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'-' | b'_' | b'=' | b'\r' | b'\n'))
+        || encoded(head)
+        // A label before a long run (`base64:…`, `q3.docx;base64,…`): the run ends the value.
+        || (encoded(tail) && tail.iter().filter(|b| b.is_ascii_alphanumeric()).count() > 48)
 }
 
 /// Whether a value is shaped like an encoded file: a `data:` URL, or base64/base64url text
@@ -122,6 +128,78 @@ pub fn decode_encoded(value: &[u8]) -> Option<Vec<u8>> {
 
 /// The decoded bytes of a value that encodes a file the engine reads, decoded whole only then.
 pub(crate) fn candidate_data(value: &[u8], limits: &Limits) -> Option<Result<Vec<u8>, BodyError>> {
+    layered(value, limits, 0)
+}
+
+/// How many encodings deep a value is undone (base64 of base64, hex of base64, base64 of a zlib
+/// stream…).
+const MAX_LAYERS: usize = 3;
+
+fn is_hex(value: &[u8]) -> bool {
+    value.len() >= 2 && value.len() % 2 == 0 && value.iter().all(u8::is_ascii_hexdigit)
+}
+
+fn hex_decode(value: &[u8]) -> Vec<u8> {
+    value
+        .chunks_exact(2)
+        .map(|p| ((p[0] as char).to_digit(16).unwrap_or(0) * 16 + (p[1] as char).to_digit(16).unwrap_or(0)) as u8)
+        .collect()
+}
+
+/// Bytes that are one more layer: encoded text again, or a zlib / raw deflate stream whose
+/// inflated start is something the engine reads.
+fn next_layer(decoded: &[u8], limits: &Limits, depth: usize) -> Option<Result<Vec<u8>, BodyError>> {
+    if depth + 1 >= MAX_LAYERS {
+        return None;
+    }
+    let text = decoded.trim_ascii();
+    if text.len() >= 64 && (is_hex(text) || looks_encoded(text, 64)) {
+        return layered(text, limits, depth + 1);
+    }
+    let zlib = decoded.len() >= 2 && decoded[0] & 0x0f == 8 && (u16::from(decoded[0]) << 8 | u16::from(decoded[1])) % 31 == 0;
+    let inflate = |data: &[u8], cap: u64| -> Option<Vec<u8>> {
+        let mut out = Vec::new();
+        let reader: Box<dyn std::io::Read + '_> =
+            if zlib { Box::new(flate2::read::ZlibDecoder::new(data)) } else { Box::new(flate2::read::DeflateDecoder::new(data)) };
+        std::io::Read::read_to_end(&mut std::io::Read::take(reader, cap), &mut out).ok()?;
+        Some(out)
+    };
+    // The inflated start decides; only then is the whole stream inflated.
+    let head = inflate(&decoded[..decoded.len().min(8192)], 4096).or_else(|| {
+        // A short stream inflates whole within its first 8 KiB; a cut one errs: retry as a prefix.
+        let mut d = flate2::Decompress::new(zlib);
+        let mut out = Vec::with_capacity(4096);
+        d.decompress_vec(&decoded[..decoded.len().min(8192)], &mut out, flate2::FlushDecompress::Sync).ok()?;
+        Some(out)
+    })?;
+    if labelgate_extract::sniff_kind(&head).is_none() {
+        return None;
+    }
+    Some(
+        inflate(decoded, limits.max_decoded_bytes + 1)
+            .filter(|all| all.len() as u64 <= limits.max_decoded_bytes)
+            .ok_or(BodyError::Limit { limit: "max_inner_bytes", max: limits.max_decoded_bytes }),
+    )
+}
+
+fn layered(value: &[u8], limits: &Limits, depth: usize) -> Option<Result<Vec<u8>, BodyError>> {
+    let trimmed = value.trim_ascii();
+    if is_hex(trimmed) && trimmed.len() >= 64 {
+        // Hex: the first 4 KiB decide, as for base64.
+        let head = hex_decode(&trimmed[..trimmed.len().min(8192)]);
+        let tail = if trimmed.len() > 8192 { hex_decode(&trimmed[trimmed.len().saturating_sub(131_116) / 2 * 2..]) } else { Vec::new() };
+        if interesting(&head, &tail) {
+            if trimmed.len() as u64 / 2 > limits.max_decoded_bytes {
+                return Some(Err(BodyError::Limit { limit: "max_inner_bytes", max: limits.max_decoded_bytes }));
+            }
+            return Some(Ok(hex_decode(trimmed)));
+        }
+        if depth + 1 < MAX_LAYERS {
+            let all = hex_decode(&trimmed[..trimmed.len().min(limits.max_decoded_bytes as usize * 2)]);
+            return next_layer(&all, limits, depth);
+        }
+        return None;
+    }
     let (payload, base64) = match data_url(value) {
         Some(p) => p,
         None => (value, true),
@@ -140,6 +218,16 @@ pub(crate) fn candidate_data(value: &[u8], limits: &Limits) -> Option<Result<Vec
         Vec::new()
     };
     if !interesting(&head, &tail) {
+        // Perhaps one more layer (base64 of base64, of hex, of a zlib stream).
+        if depth + 1 < MAX_LAYERS && (looks_encoded(&head, 64) || is_hex(head.trim_ascii()) || head.len() >= 2) {
+            let max_chars = limits.max_decoded_bytes as usize / 3 * 4;
+            let cap = if chars.len() > max_chars { max_chars / 4 * 4 } else { chars.len() };
+            let quick = next_layer(&head, limits, depth).is_some() || looks_encoded(&head, 64) || is_hex(head.trim_ascii());
+            if quick {
+                let all = decode_clean(&chars[..cap], url)?;
+                return next_layer(&all, limits, depth);
+            }
+        }
         return None;
     }
     let decoded_len = chars.len() as u64 / 4 * 3;

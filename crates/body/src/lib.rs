@@ -77,7 +77,12 @@ pub fn candidate(name: &str, value: &[u8], limits: &Limits) -> Option<Candidate>
     if value.len() < limits.min_encoded_len {
         return None;
     }
-    encoded::candidate_data(value, limits).map(|data| Candidate { name: name.to_string(), data })
+    if let Some(data) = encoded::candidate_data(value, limits) {
+        return Some(Candidate { name: name.to_string(), data });
+    }
+    // A run inside the value (`base64:…`, `q3.docx;base64,…`, a sentence around it).
+    let runs = sweep_candidates(value, &Limits { max_candidates: 1, ..limits.clone() });
+    runs.into_iter().next().map(|c| Candidate { name: name.to_string(), data: c.data })
 }
 
 /// The candidates of a body that is text as a whole (`text/plain`, XML, HTML, an unknown type):
@@ -111,8 +116,9 @@ pub fn sweep_candidates(text: &[u8], limits: &Limits) -> Vec<Candidate> {
         }
         let run = &text[start..i];
         if run.len() >= limits.min_encoded_len {
-            if let Some(c) = candidate(&format!("(text at offset {start})"), run, limits) {
-                out.push(c);
+            // The run as a whole (no sweep of the sweep).
+            if let Some(data) = encoded::candidate_data(run, limits) {
+                out.push(Candidate { name: format!("(text at offset {start})"), data });
             }
         }
     }
@@ -123,6 +129,45 @@ pub fn sweep_candidates(text: &[u8], limits: &Limits) -> Vec<Candidate> {
 mod tests {
     use super::*;
     use base64::Engine;
+
+    #[test]
+    fn hex_double_base64_compressed_and_prefixed_values_are_found() {
+        let file = labelgate_testkit::zip(&labelgate_testkit::docx(Some(labelgate_testkit::custom_xml(&[])), None));
+        let b64 = |d: &[u8]| base64::engine::general_purpose::STANDARD.encode(d);
+        let hex: String = file.iter().map(|b| format!("{b:02x}")).collect();
+        let zlib = {
+            use std::io::Write;
+            let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+            z.write_all(&file).unwrap();
+            z.finish().unwrap()
+        };
+        let raw = {
+            use std::io::Write;
+            let mut z = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::default());
+            z.write_all(&file).unwrap();
+            z.finish().unwrap()
+        };
+        let limits = Limits::default();
+        for (what, value) in [
+            ("hex", hex.clone()),
+            ("upper-case hex", hex.to_uppercase()),
+            ("base64 of base64", b64(b64(&file).as_bytes())),
+            ("base64 of hex", b64(hex.as_bytes())),
+            ("base64 of zlib", b64(&zlib)),
+            ("base64 of raw deflate", b64(&raw)),
+            ("a label before the run", format!("base64:{}", b64(&file))),
+            ("a file name before the run", format!("q3.docx;base64,{}", b64(&file))),
+            (
+                "spaces every 4 characters",
+                b64(&file).as_bytes().chunks(4).map(|c| std::str::from_utf8(c).unwrap()).collect::<Vec<_>>().join(" "),
+            ),
+        ] {
+            let found = candidate("v", value.as_bytes(), &limits).unwrap_or_else(|| panic!("{what}: not found"));
+            assert_eq!(found.data.unwrap(), file, "{what}");
+        }
+        let png_like = b64(&[&[0x89u8, b'P', b'N', b'G'][..], &[7u8; 3000][..]].concat());
+        assert!(candidate("v", png_like.as_bytes(), &limits).is_none(), "an image is no candidate");
+    }
 
     #[test]
     fn base64_inside_xml_or_prose_is_found() {
