@@ -172,9 +172,7 @@ fn next_layer(decoded: &[u8], limits: &Limits, depth: usize) -> Option<Result<Ve
         d.decompress_vec(&decoded[..decoded.len().min(8192)], &mut out, flate2::FlushDecompress::Sync).ok()?;
         Some(out)
     })?;
-    if labelgate_extract::sniff_kind(&head).is_none() {
-        return None;
-    }
+    labelgate_extract::sniff_kind(&head)?;
     Some(
         inflate(decoded, limits.max_decoded_bytes + 1)
             .filter(|all| all.len() as u64 <= limits.max_decoded_bytes)

@@ -63,6 +63,64 @@ impl Default for Limits {
     }
 }
 
+/// Text in UTF-16 or UTF-32 (by its byte order mark, the `charset` given, or the NUL pattern
+/// of ASCII in it), as UTF-8; `None` for anything else (UTF-8 and ASCII are read as they are).
+pub fn wide_text_as_utf8(bytes: &[u8], charset: Option<&str>) -> Option<Vec<u8>> {
+    let charset = charset.map(|c| c.trim().trim_matches('"').to_ascii_lowercase());
+    let head = &bytes[..bytes.len().min(64)];
+    let nul_at = |parity: usize| head.len() >= 8 && head.iter().skip(parity).step_by(2).take(16).all(|&b| b == 0);
+    let utf32 = |little: bool, data: &[u8]| -> Vec<u8> {
+        data.chunks_exact(4)
+            .filter_map(|c| {
+                char::from_u32(if little {
+                    u32::from_le_bytes([c[0], c[1], c[2], c[3]])
+                } else {
+                    u32::from_be_bytes([c[0], c[1], c[2], c[3]])
+                })
+            })
+            .collect::<String>()
+            .into_bytes()
+    };
+    let utf16 = |little: bool, data: &[u8]| -> Vec<u8> {
+        let units = data.chunks_exact(2).map(|c| if little { u16::from_le_bytes([c[0], c[1]]) } else { u16::from_be_bytes([c[0], c[1]]) });
+        char::decode_utf16(units).map(|r| r.unwrap_or('\u{FFFD}')).collect::<String>().into_bytes()
+    };
+    if bytes.starts_with(&[0xFF, 0xFE, 0, 0]) {
+        return Some(utf32(true, &bytes[4..]));
+    }
+    if bytes.starts_with(&[0, 0, 0xFE, 0xFF]) {
+        return Some(utf32(false, &bytes[4..]));
+    }
+    if bytes.starts_with(&[0xFF, 0xFE]) {
+        return Some(utf16(true, &bytes[2..]));
+    }
+    if bytes.starts_with(&[0xFE, 0xFF]) {
+        return Some(utf16(false, &bytes[2..]));
+    }
+    match charset.as_deref() {
+        Some("utf-32" | "utf-32le") => return Some(utf32(true, bytes)),
+        Some("utf-32be") => return Some(utf32(false, bytes)),
+        Some("utf-16" | "utf-16le") => return Some(utf16(true, bytes)),
+        Some("utf-16be") => return Some(utf16(false, bytes)),
+        _ => {}
+    }
+    // ASCII in UTF-32 has three NULs in every four bytes; in UTF-16 one in every two.
+    let quad = |lead: usize| head.len() >= 16 && head.chunks_exact(4).take(8).all(|c| (0..4).filter(|&i| i != lead).all(|i| c[i] == 0));
+    if quad(0) {
+        return Some(utf32(true, bytes));
+    }
+    if quad(3) {
+        return Some(utf32(false, bytes));
+    }
+    if nul_at(1) {
+        return Some(utf16(true, bytes));
+    }
+    if nul_at(0) {
+        return Some(utf16(false, bytes));
+    }
+    None
+}
+
 /// A file found encoded in a body.
 #[derive(Debug)]
 pub struct Candidate {
@@ -167,6 +225,25 @@ mod tests {
         }
         let png_like = b64(&[&[0x89u8, b'P', b'N', b'G'][..], &[7u8; 3000][..]].concat());
         assert!(candidate("v", png_like.as_bytes(), &limits).is_none(), "an image is no candidate");
+    }
+
+    #[test]
+    fn wide_text_is_read_as_utf8() {
+        let text = r#"{"f":"UEsDBA=="}"#;
+        let le: Vec<u8> = text.encode_utf16().flat_map(u16::to_le_bytes).collect();
+        let be: Vec<u8> = text.encode_utf16().flat_map(u16::to_be_bytes).collect();
+        let u32le: Vec<u8> = text.chars().flat_map(|c| (c as u32).to_le_bytes()).collect();
+        let u32be: Vec<u8> = text.chars().flat_map(|c| (c as u32).to_be_bytes()).collect();
+        for (what, bytes, charset) in [
+            ("utf-16le with BOM", [&[0xFF, 0xFE][..], &le].concat(), None),
+            ("utf-16be without BOM", be.clone(), None),
+            ("utf-16le by charset", le.clone(), Some("UTF-16LE")),
+            ("utf-32le with BOM", [&[0xFF, 0xFE, 0, 0][..], &u32le].concat(), None),
+            ("utf-32be without BOM", u32be, None),
+        ] {
+            assert_eq!(wide_text_as_utf8(&bytes, charset).as_deref(), Some(text.as_bytes()), "{what}");
+        }
+        assert!(wide_text_as_utf8(text.as_bytes(), None).is_none(), "UTF-8 stays as it is");
     }
 
     #[test]

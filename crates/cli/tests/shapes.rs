@@ -91,6 +91,22 @@ fn shapes(file: &[u8]) -> Vec<Shape> {
         },
         Shape { name: "text/plain base64", args: h("Content-Type: text/plain"), body: wrapped.clone().into_bytes() },
         Shape {
+            name: "JSON in UTF-16 with a byte order mark",
+            args: h("Content-Type: application/json"),
+            body: [&[0xFF, 0xFE][..], &format!(r#"{{"f":"{b64}"}}"#).encode_utf16().flat_map(u16::to_le_bytes).collect::<Vec<u8>>()].concat(),
+        },
+        Shape {
+            name: "JSON in UTF-16BE named by its charset",
+            args: h("Content-Type: application/json; charset=utf-16be"),
+            body: format!(r#"{{"f":"{b64}"}}"#).encode_utf16().flat_map(u16::to_be_bytes).collect(),
+        },
+        Shape { name: "JSON hex string", args: h("Content-Type: application/json"), body: format!(r#"{{"hex":"{}"}}"#, file.iter().map(|b| format!("{b:02x}")).collect::<String>()).into_bytes() },
+        Shape {
+            name: "JSON base64 of base64",
+            args: h("Content-Type: application/json"),
+            body: format!(r#"{{"f":"{}"}}"#, B64.encode(b64.as_bytes())).into_bytes(),
+        },
+        Shape {
             name: "XML element content (EWS CreateAttachment)",
             args: h("Content-Type: text/xml; charset=utf-8"),
             body: format!(

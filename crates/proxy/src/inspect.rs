@@ -378,8 +378,12 @@ async fn one_body(
         }
     };
     let form = content_type.trim_start().to_ascii_lowercase().starts_with("application/x-www-form-urlencoded");
+    let charset = content_type
+        .split(';')
+        .skip(1)
+        .find_map(|p| p.split_once('=').filter(|(k, _)| k.trim().eq_ignore_ascii_case("charset")).map(|(_, v)| v.trim().to_string()));
     let limits = reading.body_limits();
-    let found = tokio::task::spawn_blocking(move || encoded_files(&open, form, &limits)).await.unwrap_or_default();
+    let found = tokio::task::spawn_blocking(move || encoded_files(&open, form, charset.as_deref(), &limits)).await.unwrap_or_default();
     files.extend(inspect_candidates(name.as_deref(), found, reading).await);
     files
 }
@@ -389,9 +393,24 @@ async fn one_body(
 fn encoded_files(
     open: &dyn Fn() -> Option<Box<dyn std::io::BufRead + Send>>,
     declared_form: bool,
+    charset: Option<&str>,
     limits: &labelgate_body::Limits,
 ) -> Vec<labelgate_body::Candidate> {
     let Some(mut reader) = open() else { return Vec::new() };
+    // UTF-16 and UTF-32 text (by BOM, charset or its NUL pattern) is read as UTF-8.
+    let wide = {
+        use std::io::BufRead;
+        let head = reader.fill_buf().unwrap_or(&[]);
+        labelgate_body::wide_text_as_utf8(&head[..head.len().min(64)], charset).is_some()
+    };
+    if wide {
+        let mut raw = Vec::new();
+        if reader.read_to_end(&mut raw).is_err() {
+            return Vec::new();
+        }
+        let Some(utf8) = labelgate_body::wide_text_as_utf8(&raw, charset) else { return Vec::new() };
+        reader = Box::new(std::io::Cursor::new(utf8));
+    }
     let first = {
         use std::io::BufRead;
         let head = reader.fill_buf().unwrap_or(&[]);
@@ -403,7 +422,15 @@ fn encoded_files(
             return found;
         }
         // Not JSON after all (or broken where a lenient parser would go on): read as text.
-        let Some(again) = open() else { return found };
+        let Some(mut again) = open() else { return found };
+        if wide {
+            let mut raw = Vec::new();
+            if again.read_to_end(&mut raw).is_err() {
+                return found;
+            }
+            let Some(utf8) = labelgate_body::wide_text_as_utf8(&raw, charset) else { return found };
+            again = Box::new(std::io::Cursor::new(utf8));
+        }
         reader = again;
     }
     // Forms and text are read whole (bounded by max_body, as the body is); a body whose start is
@@ -766,7 +793,7 @@ mod encoded_tests {
         let json = format!(r#"{{"name": "q3.docx", "contentBytes": "{}"}}"#, base64::engine::general_purpose::STANDARD.encode(&docx));
         let held = Held::from_vec(json.into_bytes());
         let open = || Some(Box::new(ChunksReader { held: held.clone(), next: 0, at: 0 }) as Box<dyn std::io::BufRead + Send>);
-        let found = encoded_files(&open, false, &labelgate_body::Limits::default());
+        let found = encoded_files(&open, false, None, &labelgate_body::Limits::default());
         assert_eq!(found.len(), 1);
         assert_eq!(found[0].data.as_ref().unwrap(), &docx);
     }
