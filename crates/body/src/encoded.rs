@@ -235,6 +235,11 @@ fn layered(value: &[u8], limits: &Limits, depth: usize) -> Option<Result<Vec<u8>
     Some(decode_clean(&chars, url).ok_or_else(|| BodyError::Corrupt("base64 does not decode".into())))
 }
 
+/// Whether bytes (an array of numbers, say) are a file the engine reads.
+pub(crate) fn is_file(bytes: &[u8]) -> bool {
+    interesting(&bytes[..bytes.len().min(4096)], &bytes[bytes.len().saturating_sub(64 * 1024 + 22)..])
+}
+
 /// Whether decoded bytes are something the engine reads: by their start, or by an end that is a
 /// ZIP package's or a PDF's.
 fn interesting(head: &[u8], tail: &[u8]) -> bool {

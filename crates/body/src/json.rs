@@ -11,13 +11,10 @@ const MAX_EMBEDDED: usize = 4;
 
 enum Frame {
     /// The current member's key (its allocation reused from member to member).
-    Object {
-        key: String,
-        has_key: bool,
-    },
-    Array {
-        index: usize,
-    },
+    Object { key: String, has_key: bool },
+    /// `bytes`: the elements so far while every one is an integer 0–255 (how JavaScript
+    /// serialises a `Uint8Array` or a Node `Buffer`'s data).
+    Array { index: usize, bytes: Vec<u8>, numeric: bool },
 }
 
 /// The candidates of a JSON body. A syntax error ends the walk: what was found before it is
@@ -41,7 +38,7 @@ fn path_of(root: &str, stack: &[Frame]) -> String {
                 }
             }
             Frame::Object { has_key: false, .. } => path.push_str(".?"),
-            Frame::Array { index } => path.push_str(&format!("[{index}]")),
+            Frame::Array { index, .. } => path.push_str(&format!("[{index}]")),
         }
     }
     path
@@ -147,25 +144,82 @@ const STRUCTURAL: [bool; 256] = {
 struct State {
     stack: Vec<Frame>,
     expect_key: bool,
+    /// The text of a numeric array's element cut by the end of a buffer.
+    element: Vec<u8>,
 }
 
 impl State {
+    /// Ends the current element of a numeric array with the text before a structural byte `b`.
+    fn element_ends(&mut self, text: &[u8], b: u8, limits: &Limits) {
+        let carried = std::mem::take(&mut self.element);
+        let Some(Frame::Array { bytes, numeric, .. }) = self.stack.last_mut() else { return };
+        if !*numeric {
+            return;
+        }
+        if matches!(b, b'{' | b'[' | b'"') {
+            *numeric = false;
+            bytes.clear();
+            return;
+        }
+        let whole = [carried.as_slice(), text].concat();
+        let token = whole.trim_ascii();
+        if token.is_empty() && b == b']' && bytes.is_empty() {
+            return;
+        }
+        let value = (1..=3).contains(&token.len()) && token.iter().all(u8::is_ascii_digit);
+        match std::str::from_utf8(token).ok().filter(|_| value).and_then(|t| t.parse::<u8>().ok()) {
+            Some(v) if (bytes.len() as u64) < limits.max_decoded_bytes => bytes.push(v),
+            _ => {
+                *numeric = false;
+                bytes.clear();
+            }
+        }
+    }
+
+    /// Keeps the start of a numeric array's element that the buffer cut.
+    fn element_continues(&mut self, text: &[u8]) {
+        if let Some(Frame::Array { numeric: true, bytes, .. }) = self.stack.last_mut() {
+            if self.element.len() + text.len() > 16 {
+                // No byte is written in more than a few characters.
+                bytes.clear();
+                if let Some(Frame::Array { numeric, .. }) = self.stack.last_mut() {
+                    *numeric = false;
+                }
+                self.element.clear();
+            } else {
+                self.element.extend_from_slice(text);
+            }
+        }
+    }
+
     /// A structural byte other than a quote.
-    fn structure(&mut self, b: u8, limits: &Limits) -> Result<(), BodyError> {
+    fn structure(&mut self, b: u8, limits: &Limits, root: &str, out: &mut Vec<Candidate>) -> Result<(), BodyError> {
         match b {
             b'{' | b'[' => {
                 if self.stack.len() >= limits.max_depth {
                     return Err(BodyError::Limit { limit: "max_json_depth", max: limits.max_depth as u64 });
                 }
-                self.stack.push(if b == b'{' { Frame::Object { key: String::new(), has_key: false } } else { Frame::Array { index: 0 } });
+                self.stack.push(if b == b'{' {
+                    Frame::Object { key: String::new(), has_key: false }
+                } else {
+                    Frame::Array { index: 0, bytes: Vec::new(), numeric: true }
+                });
                 self.expect_key = b == b'{';
             }
             b'}' | b']' => {
-                self.stack.pop();
+                let closed = self.stack.pop();
+                if let Some(Frame::Array { bytes, numeric: true, .. }) = closed {
+                    if bytes.len() >= limits.min_encoded_len && crate::encoded::is_file(&bytes) {
+                        if out.len() >= limits.max_candidates {
+                            return Err(BodyError::Limit { limit: "max_candidates", max: limits.max_candidates as u64 });
+                        }
+                        out.push(Candidate { name: path_of(root, &self.stack), data: Ok(bytes) });
+                    }
+                }
                 self.expect_key = false;
             }
             _ => match self.stack.last_mut() {
-                Some(Frame::Array { index }) => *index += 1,
+                Some(Frame::Array { index, .. }) => *index += 1,
                 Some(Frame::Object { has_key, .. }) => {
                     *has_key = false;
                     self.expect_key = true;
@@ -189,7 +243,7 @@ impl State {
 fn walk(reader: &mut dyn BufRead, root: &str, limits: &Limits, embedded: usize, out: &mut Vec<Candidate>) -> Result<(), BodyError> {
     // Base64 of the largest decodable candidate, plus room for a data: URL's header.
     let keep = (limits.max_decoded_bytes as usize / 3 * 4).saturating_add(4096);
-    let mut state = State { stack: Vec::new(), expect_key: false };
+    let mut state = State { stack: Vec::new(), expect_key: false, element: Vec::new() };
     // One buffer for the strings that must be gathered (long ones, ones across reads).
     let mut value: Vec<u8> = Vec::new();
     loop {
@@ -203,14 +257,15 @@ fn walk(reader: &mut dyn BufRead, root: &str, limits: &Limits, embedded: usize, 
             let mut string_at_end = false;
             while i < buf.len() {
                 let Some(k) = buf[i..].iter().position(|&b| STRUCTURAL[b as usize]) else {
+                    state.element_continues(&buf[i..]);
                     i = buf.len();
                     break;
                 };
-                i += k;
-                let b = buf[i];
-                i += 1;
+                let b = buf[i + k];
+                state.element_ends(&buf[i..i + k], b, limits);
+                i += k + 1;
                 if b != b'"' {
-                    state.structure(b, limits)?;
+                    state.structure(b, limits, root, out)?;
                     continue;
                 }
                 match memchr::memchr2(b'"', b'\\', &buf[i..]) {
@@ -334,6 +389,28 @@ mod tests {
         assert_eq!(found.len(), 1);
         assert_eq!(found[0].data.as_ref().unwrap(), &file);
         assert_eq!(found[0].name, whole[0].name);
+    }
+
+    #[test]
+    fn arrays_of_bytes_are_files() {
+        let file = docx();
+        let numbers = file.iter().map(|b| b.to_string()).collect::<Vec<_>>().join(", ");
+        let json = format!(r#"{{"type":"Buffer","data":[{numbers}],"other":[1,2,300],"mixed":[1,"a",2]}}"#);
+        let (whole, error) = json_candidates(&mut std::io::Cursor::new(json.clone().into_bytes()), &Limits::default());
+        assert!(error.is_none(), "{error:?}");
+        assert_eq!(whole.len(), 1);
+        assert_eq!(whole[0].name, "$.data");
+        assert_eq!(whole[0].data.as_ref().unwrap(), &file);
+        // Read three bytes at a time: elements cut by buffer ends are joined.
+        let mut reader = std::io::BufReader::with_capacity(5, Trickle(json.into_bytes(), 0));
+        let (pieces, _) = json_candidates(&mut reader, &Limits::default());
+        assert_eq!(pieces.len(), 1);
+        assert_eq!(pieces[0].data.as_ref().unwrap(), &file);
+        // A top-level array; numbers that are no bytes are no file.
+        let top = format!("[{numbers}]");
+        assert_eq!(json_candidates(&mut std::io::Cursor::new(top.into_bytes()), &Limits::default()).0[0].name, "$");
+        let big = format!("[{}, 256]", numbers);
+        assert!(json_candidates(&mut std::io::Cursor::new(big.into_bytes()), &Limits::default()).0.is_empty());
     }
 
     #[test]

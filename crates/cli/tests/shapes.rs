@@ -100,6 +100,11 @@ fn shapes(file: &[u8]) -> Vec<Shape> {
             args: h("Content-Type: application/json; charset=utf-16be"),
             body: format!(r#"{{"f":"{b64}"}}"#).encode_utf16().flat_map(u16::to_be_bytes).collect(),
         },
+        Shape {
+            name: "JSON byte array (a Node Buffer's toJSON)",
+            args: h("Content-Type: application/json"),
+            body: format!(r#"{{"type":"Buffer","data":[{}]}}"#, file.iter().map(|b| b.to_string()).collect::<Vec<_>>().join(",")).into_bytes(),
+        },
         Shape { name: "JSON hex string", args: h("Content-Type: application/json"), body: format!(r#"{{"hex":"{}"}}"#, file.iter().map(|b| format!("{b:02x}")).collect::<String>()).into_bytes() },
         Shape {
             name: "JSON base64 of base64",
