@@ -121,6 +121,70 @@ pub fn wide_text_as_utf8(bytes: &[u8], charset: Option<&str>) -> Option<Vec<u8>>
     None
 }
 
+/// The longest block of consecutive lines of a run that are standard base64 only: (its offset,
+/// its characters), when at least `min_len` long.
+fn base64_lines(run: &[u8], min_len: usize) -> Option<(usize, Vec<u8>)> {
+    let pure = |l: &[u8]| !l.is_empty() && l.iter().all(|&b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'='));
+    let mut best: Option<(usize, Vec<u8>)> = None;
+    let mut current: Option<(usize, Vec<u8>)> = None;
+    let mut at = 0;
+    for line in run.split(|&b| b == b'\n') {
+        let trimmed = line.strip_suffix(b"\r").unwrap_or(line);
+        if pure(trimmed) {
+            current.get_or_insert_with(|| (at, Vec::new())).1.extend_from_slice(trimmed);
+        } else if let Some(done) = current.take() {
+            if best.as_ref().is_none_or(|b| done.1.len() > b.1.len()) {
+                best = Some(done);
+            }
+        }
+        at += line.len() + 1;
+    }
+    if let Some(done) = current {
+        if best.as_ref().is_none_or(|b| done.1.len() > b.1.len()) {
+            best = Some(done);
+        }
+    }
+    best.filter(|(_, block)| block.len() >= min_len)
+}
+
+/// Character references and the predefined entities of XML (`&#43;`, `&#x2F;`, `&amp;`) undone,
+/// for text that is XML: base64 written with them decodes as the application reads it.
+pub fn xml_unescaped(text: &[u8]) -> std::borrow::Cow<'_, [u8]> {
+    if memchr::memchr(b'&', text).is_none() {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = Vec::with_capacity(text.len());
+    let mut i = 0;
+    while i < text.len() {
+        if text[i] == b'&' {
+            if let Some(end) = text[i..text.len().min(i + 12)].iter().position(|&b| b == b';') {
+                let entity = &text[i + 1..i + end];
+                let c = match entity {
+                    b"amp" => Some('&'),
+                    b"lt" => Some('<'),
+                    b"gt" => Some('>'),
+                    b"quot" => Some('"'),
+                    b"apos" => Some('\''),
+                    [b'#', b'x' | b'X', hex @ ..] => {
+                        std::str::from_utf8(hex).ok().and_then(|h| u32::from_str_radix(h, 16).ok()).and_then(char::from_u32)
+                    }
+                    [b'#', dec @ ..] => std::str::from_utf8(dec).ok().and_then(|d| d.parse::<u32>().ok()).and_then(char::from_u32),
+                    _ => None,
+                };
+                if let Some(c) = c {
+                    let mut utf8 = [0u8; 4];
+                    out.extend_from_slice(c.encode_utf8(&mut utf8).as_bytes());
+                    i += end + 1;
+                    continue;
+                }
+            }
+        }
+        out.push(text[i]);
+        i += 1;
+    }
+    std::borrow::Cow::Owned(out)
+}
+
 /// A file found encoded in a body.
 #[derive(Debug)]
 pub struct Candidate {
@@ -151,6 +215,9 @@ pub fn text_candidates(body: &[u8], limits: &Limits) -> Vec<Candidate> {
     if let Some(c) = candidate("(body)", trimmed, limits) {
         return vec![c];
     }
+    if trimmed.first() == Some(&b'<') {
+        return sweep_candidates(&xml_unescaped(body), limits);
+    }
     sweep_candidates(body, limits)
 }
 
@@ -174,9 +241,14 @@ pub fn sweep_candidates(text: &[u8], limits: &Limits) -> Vec<Candidate> {
         }
         let run = &text[start..i];
         if run.len() >= limits.min_encoded_len {
-            // The run as a whole (no sweep of the sweep).
+            // The run as a whole (no sweep of the sweep), else its block of whole base64 lines
+            // (armour such as `-----BEGIN …-----` glued to its first or last line).
             if let Some(data) = encoded::candidate_data(run, limits) {
                 out.push(Candidate { name: format!("(text at offset {start})"), data });
+            } else if let Some((at, block)) = base64_lines(run, limits.min_encoded_len) {
+                if let Some(data) = encoded::candidate_data(&block, limits) {
+                    out.push(Candidate { name: format!("(text at offset {})", start + at), data });
+                }
             }
         }
     }
@@ -255,6 +327,10 @@ mod tests {
         let found = text_candidates(soap.as_bytes(), &Limits::default());
         assert_eq!(found.len(), 1, "{found:?}");
         assert_eq!(found[0].data.as_ref().unwrap(), &file);
+        let pem: String = format!("-----BEGIN FILE-----\n{wrapped}\n-----END FILE-----\n").replace("\r", "");
+        assert_eq!(text_candidates(pem.as_bytes(), &Limits::default())[0].data.as_ref().unwrap(), &file, "PEM armour");
+        let entities = format!("<a v=\"{}\"/>", b64.replace('+', "&#43;").replace('/', "&#x2F;"));
+        assert_eq!(text_candidates(entities.as_bytes(), &Limits::default())[0].data.as_ref().unwrap(), &file, "XML references");
         let prose = format!("Hi Bob, here it is: {b64} -- cheers");
         assert_eq!(text_candidates(prose.as_bytes(), &Limits::default())[0].data.as_ref().unwrap(), &file);
         assert!(text_candidates(b"plain words only, nothing encoded here at all".repeat(20).as_slice(), &Limits::default()).is_empty());
