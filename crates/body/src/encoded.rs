@@ -148,6 +148,12 @@ fn hex_decode(value: &[u8]) -> Vec<u8> {
 
 /// Bytes that are one more layer: encoded text again, or a zlib / raw deflate stream whose
 /// inflated start is something the engine reads.
+/// A body (or value) that is a compressed stream without a coding declared for it — zlib, raw
+/// deflate or brotli — whose decompressed start is something the engine reads: decompressed.
+pub fn decompressed_file(bytes: &[u8], limits: &Limits) -> Option<Result<Vec<u8>, BodyError>> {
+    next_layer(bytes, limits, 0)
+}
+
 fn next_layer(decoded: &[u8], limits: &Limits, depth: usize) -> Option<Result<Vec<u8>, BodyError>> {
     if depth + 1 >= MAX_LAYERS {
         return None;
@@ -164,6 +170,21 @@ fn next_layer(decoded: &[u8], limits: &Limits, depth: usize) -> Option<Result<Ve
         std::io::Read::read_to_end(&mut std::io::Read::take(reader, cap), &mut out).ok()?;
         Some(out)
     };
+    // Brotli has no signature: its start is tried too, as a reader would.
+    if !zlib {
+        let mut head = Vec::with_capacity(4096);
+        let mut br = brotli_decompressor::Decompressor::new(&decoded[..decoded.len().min(8192)], 4096);
+        let _ = std::io::Read::read_to_end(&mut std::io::Read::take(&mut br, 4096), &mut head);
+        if !head.is_empty() && labelgate_extract::sniff_kind(&head).is_some() {
+            let mut all = Vec::new();
+            let whole = brotli_decompressor::Decompressor::new(decoded, 64 * 1024);
+            return Some(match std::io::Read::read_to_end(&mut std::io::Read::take(whole, limits.max_decoded_bytes + 1), &mut all) {
+                Ok(_) if all.len() as u64 <= limits.max_decoded_bytes => Ok(all),
+                Ok(_) => Err(BodyError::Limit { limit: "max_inner_bytes", max: limits.max_decoded_bytes }),
+                Err(e) => Err(BodyError::Corrupt(format!("brotli: {e}"))),
+            });
+        }
+    }
     // The inflated start decides; only then is the whole stream inflated.
     let head = inflate(&decoded[..decoded.len().min(8192)], 4096).or_else(|| {
         // A short stream inflates whole within its first 8 KiB; a cut one errs: retry as a prefix.

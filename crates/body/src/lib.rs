@@ -18,7 +18,7 @@ mod form;
 mod json;
 pub mod multipart;
 
-pub use encoded::{decode_encoded, looks_encoded};
+pub use encoded::{decode_encoded, decompressed_file, looks_encoded};
 pub use form::form_candidates;
 pub use json::json_candidates;
 
@@ -260,6 +260,30 @@ mod tests {
     use super::*;
     use base64::Engine;
 
+    /// Brotli from the `brotli` command line (no encoder crate is a dependency).
+    fn by_brotli(data: &[u8]) -> Vec<u8> {
+        use std::io::Write;
+        let mut child = std::process::Command::new("brotli")
+            .arg("-c")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("the brotli command line (scripts/test.sh installs it)");
+        child.stdin.take().unwrap().write_all(data).unwrap();
+        child.wait_with_output().unwrap().stdout
+    }
+
+    #[test]
+    fn compressed_bodies_without_a_declared_coding_are_found() {
+        let file = labelgate_testkit::zip(&labelgate_testkit::docx(Some(labelgate_testkit::custom_xml(&[])), None));
+        let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+        std::io::Write::write_all(&mut z, &file).unwrap();
+        for (what, body) in [("zlib", z.finish().unwrap()), ("brotli", by_brotli(&file))] {
+            assert_eq!(decompressed_file(&body, &Limits::default()).unwrap().unwrap(), file, "{what}");
+        }
+        assert!(decompressed_file(&labelgate_testkit::filler(20_000, 3), &Limits::default()).is_none());
+    }
+
     #[test]
     fn hex_double_base64_compressed_and_prefixed_values_are_found() {
         let file = labelgate_testkit::zip(&labelgate_testkit::docx(Some(labelgate_testkit::custom_xml(&[])), None));
@@ -285,6 +309,7 @@ mod tests {
             ("base64 of hex", b64(hex.as_bytes())),
             ("base64 of zlib", b64(&zlib)),
             ("base64 of raw deflate", b64(&raw)),
+            ("base64 of brotli", b64(&by_brotli(&file))),
             ("a label before the run", format!("base64:{}", b64(&file))),
             ("a file name before the run", format!("q3.docx;base64,{}", b64(&file))),
             (

@@ -105,6 +105,29 @@ fn shapes(file: &[u8]) -> Vec<Shape> {
             args: h("Content-Type: application/json"),
             body: format!(r#"{{"type":"Buffer","data":[{}]}}"#, file.iter().map(|b| b.to_string()).collect::<Vec<_>>().join(",")).into_bytes(),
         },
+        Shape {
+            name: "a zlib stream sent without a declared coding",
+            args: h("Content-Type: application/octet-stream"),
+            body: {
+                let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::fast());
+                z.write_all(file).unwrap();
+                z.finish().unwrap()
+            },
+        },
+        Shape {
+            name: "multipart part with its own Content-Encoding: deflate",
+            args: form_data("form-data"),
+            body: {
+                let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::fast());
+                z.write_all(file).unwrap();
+                let deflated = z.finish().unwrap();
+                multipart(
+                    &[("Content-Disposition: form-data; name=\"f\"; filename=\"q3.bin\"\r\nContent-Type: application/octet-stream\r\nContent-Encoding: deflate", &deflated)],
+                    b"",
+                    b"",
+                )
+            },
+        },
         Shape { name: "JSON hex string", args: h("Content-Type: application/json"), body: format!(r#"{{"hex":"{}"}}"#, file.iter().map(|b| format!("{b:02x}")).collect::<String>()).into_bytes() },
         Shape {
             name: "JSON base64 of base64",
@@ -310,4 +333,29 @@ fn transfer_codings_other_than_chunked_are_refused() {
     let _ = s.read_to_string(&mut reply);
     assert!(reply.starts_with("HTTP/1.1 501"), "{reply}");
     assert_eq!(count.load(std::sync::atomic::Ordering::SeqCst), 0, "never forwarded");
+}
+
+#[test]
+fn a_body_that_decodes_past_max_body_is_still_read_from_its_start() {
+    // A small gzip body that inflates past max_body (a docx, then zeros): what was decoded is
+    // inspected, and the upload is refused rather than passed as `oversize`.
+    let dir = std::env::temp_dir().join(format!("labelgate-shapes-bomb-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let shipped = include_str!("../../../config/labelgate.toml");
+    let config = dir.join("small.toml");
+    std::fs::write(&config, shipped.replace("max_body = 268435456", "max_body = 1048576")).unwrap();
+    let (_serve, proxy, _admin) = serve_with(&["--config", config.to_str().unwrap(), "--state-dir", dir.join("state").to_str().unwrap()]);
+    let (origin, count) = common::origin();
+    let mut bomb_plain = std::fs::read(corpus(LABELED)).unwrap();
+    bomb_plain.extend(std::iter::repeat_n(0u8, 3 << 20));
+    let body = dir.join("bomb.gz");
+    std::fs::write(&body, gzip(&bomb_plain)).unwrap();
+    let (answer, code) = curl(
+        proxy,
+        &["-H", "Content-Encoding: gzip", "--data-binary", &format!("@{}", body.display()), &format!("http://{origin}/upload")],
+    );
+    assert_eq!(code, "403", "{answer}");
+    assert_eq!(count.load(std::sync::atomic::Ordering::SeqCst), 0);
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -305,7 +305,16 @@ pub(crate) async fn files_held(
                 identity.remove(http::header::CONTENT_ENCODING);
                 Box::pin(files_held(&identity, path, &mut plain, area, reading.clone())).await
             }
-            Ok(Err(DecodeFailure::TooLarge)) => vec![oversize(size)],
+            // Decoded past max_body (a small body that inflates a lot): what was decoded is still
+            // inspected — a file at its start is read — and the body is also `oversize`.
+            Ok(Err(DecodeFailure::TooLarge(Some(mut start)))) => {
+                let mut identity = headers.clone();
+                identity.remove(http::header::CONTENT_ENCODING);
+                let mut files = Box::pin(files_held(&identity, path, &mut start, area, reading.clone())).await;
+                files.push(oversize(size));
+                files
+            }
+            Ok(Err(DecodeFailure::TooLarge(None))) => vec![oversize(size)],
             Ok(Err(DecodeFailure::Broken)) | Err(_) => vec![malformed(None, size)],
         };
     }
@@ -444,7 +453,23 @@ fn encoded_files(
             && head.iter().filter(|&&b| b < 0x20 && !b.is_ascii_whitespace()).count() * 100 <= head.len()
     };
     if !looks_text {
-        return Vec::new();
+        // A compressed stream sent without a declared coding (zlib, raw deflate, brotli): its
+        // decompressed start decides whether the whole is decompressed.
+        let head_decides = {
+            use std::io::BufRead;
+            let head = reader.fill_buf().unwrap_or(&[]);
+            labelgate_body::decompressed_file(&head[..head.len().min(8192)], limits).is_some()
+        };
+        if !head_decides {
+            return Vec::new();
+        }
+        let mut all = Vec::new();
+        if reader.take(limits.max_decoded_bytes.saturating_mul(4)).read_to_end(&mut all).is_err() {
+            return Vec::new();
+        }
+        return labelgate_body::decompressed_file(&all, limits)
+            .map(|data| vec![labelgate_body::Candidate { name: "(decompressed body)".into(), data }])
+            .unwrap_or_default();
     }
     let mut text = Vec::new();
     if reader.read_to_end(&mut text).is_err() {
@@ -566,6 +591,9 @@ async fn multipart_files(
                 let out_name_is_file = field.file_name().is_some();
                 let name = field.file_name().or(field.name()).map(str::to_string);
                 let part_type = field.content_type().map(|m| m.to_string()).unwrap_or_default();
+                let part_codings = labelgate_body::coding::parse_codings(
+                    field.headers().get_all(http::header::CONTENT_ENCODING).iter().map(|v| v.as_bytes()),
+                );
                 let transfer = field
                     .headers()
                     .get("content-transfer-encoding")
@@ -622,6 +650,35 @@ async fn multipart_files(
                         (Some(Held::from_vec(decoded)), None, len)
                     }
                     _ => (memory, file, part.len()),
+                };
+                // A part with its own content coding is inspected as it decodes (bounded by max_body).
+                let (memory, file, size) = match part_codings {
+                    Ok(codings) if !codings.is_empty() => {
+                        let source: Box<dyn Read + Send> = match (memory, file) {
+                            (Some(held), _) => Box::new(ChunksReader { held, next: 0, at: 0 }),
+                            (None, Some(f)) => Box::new(std::io::BufReader::new(f)),
+                            (None, None) => Box::new(std::io::empty()),
+                        };
+                        let mut decoded = Vec::new();
+                        let read = labelgate_body::coding::decoder(&codings, source)
+                            .map_err(|e| std::io::Error::other(e.to_string()))
+                            .and_then(|d| d.take(reading.max + 1).read_to_end(&mut decoded));
+                        if read.is_err() {
+                            out.push(malformed(name, size));
+                            continue;
+                        }
+                        if decoded.len() as u64 > reading.max {
+                            out.push(oversize(size));
+                            continue;
+                        }
+                        let len = decoded.len() as u64;
+                        (Some(Held::from_vec(decoded)), None, len)
+                    }
+                    Ok(_) => (memory, file, size),
+                    Err(_) => {
+                        out.push(unscannable(name, size, UnscannableReason::Unsupported));
+                        continue;
+                    }
                 };
                 let text_field = field_is_text(&part_type, &out_name_is_file);
                 let mut found = Box::pin(one_body(name, memory, file, size, &part_type, area, &reading, depth + 1)).await;
@@ -690,8 +747,8 @@ impl Read for ChunksReader {
 
 /// Why an encoded body could not be decoded for inspection.
 enum DecodeFailure {
-    /// It decodes to more than `max_body` (or the spool is full).
-    TooLarge,
+    /// It decodes to more than `max_body` (or the spool is full): what was decoded until then.
+    TooLarge(Option<Spool>),
     /// The coding is unknown or the data is corrupt.
     Broken,
 }
@@ -712,9 +769,11 @@ fn decode_to_spool(
             return Ok(out);
         }
         if out.len() + n as u64 > max {
-            return Err(DecodeFailure::TooLarge);
+            return Err(DecodeFailure::TooLarge(Some(out)));
         }
-        out.push(Bytes::copy_from_slice(&buf[..n])).map_err(|_| DecodeFailure::TooLarge)?;
+        if out.push(Bytes::copy_from_slice(&buf[..n])).is_err() {
+            return Err(DecodeFailure::TooLarge(None));
+        }
     }
 }
 
