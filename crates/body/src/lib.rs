@@ -212,11 +212,12 @@ pub fn candidate(name: &str, value: &[u8], limits: &Limits) -> Option<Candidate>
 /// element's content in a SOAP or EWS request, a blob pasted into prose), named by its offset.
 pub fn text_candidates(body: &[u8], limits: &Limits) -> Vec<Candidate> {
     let trimmed = body.trim_ascii();
-    if let Some(c) = candidate("(body)", trimmed, limits) {
-        return vec![c];
-    }
+    // XML: its character references undone first, then swept (element content, attributes).
     if trimmed.first() == Some(&b'<') {
         return sweep_candidates(&xml_unescaped(body), limits);
+    }
+    if let Some(c) = candidate("(body)", trimmed, limits) {
+        return vec![c];
     }
     sweep_candidates(body, limits)
 }
@@ -354,7 +355,7 @@ mod tests {
         assert_eq!(found[0].data.as_ref().unwrap(), &file);
         let pem: String = format!("-----BEGIN FILE-----\n{wrapped}\n-----END FILE-----\n").replace("\r", "");
         assert_eq!(text_candidates(pem.as_bytes(), &Limits::default())[0].data.as_ref().unwrap(), &file, "PEM armour");
-        let entities = format!("<a v=\"{}\"/>", b64.replace('+', "&#43;").replace('/', "&#x2F;"));
+        let entities = format!("<a v=\"{}\" w=\"{}\"/>", b64.replace('+', "&#43;").replace('/', "&#x2F;"), "QUJD&#43;".repeat(80));
         assert_eq!(text_candidates(entities.as_bytes(), &Limits::default())[0].data.as_ref().unwrap(), &file, "XML references");
         let prose = format!("Hi Bob, here it is: {b64} -- cheers");
         assert_eq!(text_candidates(prose.as_bytes(), &Limits::default())[0].data.as_ref().unwrap(), &file);
