@@ -30,8 +30,26 @@ pub(crate) fn may_encode(value: &[u8]) -> bool {
     let start = value.iter().position(|b| !b.is_ascii_whitespace()).unwrap_or(0);
     let head = &value[start..value.len().min(start + 64)];
     let tail = &value[value.len().saturating_sub(64)..];
+    // One pass, failing at the first sign of prose: base64 characters, with spaces only between
+    // groups of four (the first token of a sample may be cut, so it is not counted).
     let encoded = |s: &[u8]| {
-        s.iter().all(|&b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'-' | b'_' | b'=' | b'\r' | b'\n' | b' ' | b'\t'))
+        let mut run = 0usize;
+        let mut first = true;
+        for &b in s {
+            match b {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'+' | b'/' | b'-' | b'_' | b'=' => run += 1,
+                b'\r' | b'\n' => {}
+                b' ' | b'\t' => {
+                    if !first && (run == 0 || run % 4 != 0) {
+                        return false;
+                    }
+                    first = false;
+                    run = 0;
+                }
+                _ => return false,
+            }
+        }
+        true
     };
     head.starts_with(b"data:")
         || head.starts_with(b"DATA:")
