@@ -250,11 +250,8 @@ pub fn extract_reader<R: Read + Seek>(reader: R, limits: &Limits) -> Result<Extr
 pub fn sniff_kind_input(input: &mut dyn Input, limits: &Limits) -> Result<Option<FileKind>, ExtractError> {
     let head = input.read_upto(0, SNIFF_BYTES)?.into_owned();
     let kind = sniff_kind(&head);
-    if kind.is_none() && head.len() == SNIFF_BYTES && eml::sniff_undecided(&head) {
-        let longer = input.read_upto(0, limits.max_header_bytes as usize)?;
-        if eml::sniff(&longer) {
-            return Ok(Some(FileKind::Eml));
-        }
+    if kind.is_none() && long_header_block(input, limits, &head)? {
+        return Ok(Some(FileKind::Eml));
     }
     if kind.is_none() {
         // A package or PDF behind a prefix is found from its end, as its readers find it.
@@ -268,26 +265,42 @@ pub fn sniff_kind_input(input: &mut dyn Input, limits: &Limits) -> Result<Option
     Ok(kind)
 }
 
+/// Whether a file whose first [`SNIFF_BYTES`] leave an e-mail header block open is an e-mail
+/// once more of it (at most `max_header_bytes`) is read.
+fn long_header_block(input: &mut dyn Input, limits: &Limits, head: &[u8]) -> Result<bool, ExtractError> {
+    if head.len() < SNIFF_BYTES || !eml::sniff_undecided(head) {
+        return Ok(false);
+    }
+    Ok(eml::sniff(&input.read_upto(0, limits.max_header_bytes as usize)?))
+}
+
+/// The labels of a ZIP archive (`ex` holds the ZIP layer's findings and flags, which come
+/// first): an OPC package's, or none for a plain archive.
+fn package(input: &mut dyn Input, archive: &zip::Archive, mut ex: Extraction, limits: &Limits) -> Result<Extraction, ExtractError> {
+    if !ooxml::is_opc(archive) {
+        return Ok(ex);
+    }
+    let mut result = ooxml::extract(input, archive, limits)?;
+    for f in std::mem::take(&mut ex.findings).into_iter().rev() {
+        result.findings.insert(0, f);
+    }
+    result.flags.extend(ex.flags);
+    Ok(result)
+}
+
 fn run(input: &mut dyn Input, limits: &Limits) -> Result<Extraction, ExtractError> {
     let head = input.read_upto(0, SNIFF_BYTES)?.into_owned();
     let mut container = sniff(&head);
-    if container == Container::Unknown && sniff_kind_input(input, limits)? == Some(FileKind::Eml) {
+    // Only the e-mail question is asked again here: the end of an unknown file is looked at by
+    // `unrecognised_start`, once.
+    if container == Container::Unknown && long_header_block(input, limits, &head)? {
         container = Container::Eml;
     }
     match container {
         Container::Zip => {
             let mut ex = Extraction::new(FileKind::Zip);
             let archive = zip::open(input, limits, &mut ex)?;
-            if !ooxml::is_opc(&archive) {
-                return Ok(ex);
-            }
-            let mut result = ooxml::extract(input, &archive, limits)?;
-            // Container findings (ambiguity in the ZIP layer) come first.
-            for f in ex.findings.into_iter().rev() {
-                result.findings.insert(0, f);
-            }
-            result.flags.extend(ex.flags);
-            Ok(result)
+            package(input, &archive, ex, limits)
         }
         Container::Pdf { header_offset } => pdf::extract(input, limits, header_offset),
         Container::Cfb => compound::extract(input, limits),
@@ -319,15 +332,7 @@ fn unrecognised_start(input: &mut dyn Input, limits: &Limits) -> Result<Extracti
                 if !ex.findings.iter().any(|f| f.contains("precede the archive")) {
                     ex.finding(note);
                 }
-                if !ooxml::is_opc(&archive) {
-                    return Ok(ex);
-                }
-                let mut result = ooxml::extract(input, &archive, limits)?;
-                for f in ex.findings.into_iter().rev() {
-                    result.findings.insert(0, f);
-                }
-                result.flags.extend(ex.flags);
-                return Ok(result);
+                return package(input, &archive, ex, limits);
             }
         }
     }

@@ -397,25 +397,7 @@ impl Doc<'_> {
             let from = hit.saturating_sub(BACK);
             let before = self.input.read_at(from, (hit - from) as usize, "pdf")?.into_owned();
             let Some(obj_at) = memchr::memmem::rfind(&before, b"obj") else { continue };
-            // Back over "n g " before "obj".
-            let mut i = obj_at;
-            let mut fields = 0;
-            while fields < 2 {
-                while i > 0 && crate::pdf_syntax::is_ws(before[i - 1]) {
-                    i -= 1;
-                }
-                let end = i;
-                while i > 0 && before[i - 1].is_ascii_digit() {
-                    i -= 1;
-                }
-                if i == end {
-                    break;
-                }
-                fields += 1;
-            }
-            if fields < 2 {
-                continue;
-            }
+            let Some(i) = object_number_start(&before[..obj_at]) else { continue };
             let mut p = Parser::new(&before[i..], 2);
             let Ok(n) = p.parse_u64() else { continue };
             let Ok(n) = u32::try_from(n) else { continue };
@@ -1260,24 +1242,9 @@ impl Doc<'_> {
         let mut trailer: Option<Dict> = None;
         let mut xref_stream_dict: Option<Dict> = None;
         for pos in memchr::memmem::find_iter(&data, b"obj") {
-            // Walk back over "n g " before "obj".
             let before = &data[..pos];
-            let mut i = before.len();
-            let mut fields = 0;
-            while fields < 2 {
-                while i > 0 && crate::pdf_syntax::is_ws(before[i - 1]) {
-                    i -= 1;
-                }
-                let end = i;
-                while i > 0 && before[i - 1].is_ascii_digit() {
-                    i -= 1;
-                }
-                if i == end {
-                    break;
-                }
-                fields += 1;
-            }
-            if fields < 2 || (i > 0 && !crate::pdf_syntax::is_ws(before[i - 1]) && !matches!(before[i - 1], b'>' | b')' | b']')) {
+            let Some(i) = object_number_start(before) else { continue };
+            if i > 0 && !crate::pdf_syntax::is_ws(before[i - 1]) && !matches!(before[i - 1], b'>' | b')' | b']') {
                 continue;
             }
             let mut p = Parser::new(&data[i..], self.limits.max_pdf_depth);
@@ -1310,6 +1277,25 @@ impl Doc<'_> {
         self.sections.push(Section { table: Table::Scanned(map), trailer, revision_start: true });
         Ok(())
     }
+}
+
+/// Where the `n g ` of an object header starts, walking back from the end of `before` (which ends
+/// where `obj` starts): `None` unless two numbers precede it.
+fn object_number_start(before: &[u8]) -> Option<usize> {
+    let mut i = before.len();
+    for _ in 0..2 {
+        while i > 0 && crate::pdf_syntax::is_ws(before[i - 1]) {
+            i -= 1;
+        }
+        let end = i;
+        while i > 0 && before[i - 1].is_ascii_digit() {
+            i -= 1;
+        }
+        if i == end {
+            return None;
+        }
+    }
+    Some(i)
 }
 
 /// XMP packets may carry junk before `<?xpacket` or `<x:xmpmeta`.
