@@ -7,7 +7,7 @@ use std::io::Read;
 
 /// The bytes before the first delimiter and after the last close delimiter of a multipart body
 /// (each at most `cap`), read in one pass with only a delimiter's length carried between reads.
-pub fn outside_parts(mut source: Box<dyn Read + Send>, boundary: &[u8], cap: u64) -> (Vec<u8>, Vec<u8>) {
+pub fn outside_parts(mut source: impl Read, boundary: &[u8], cap: u64) -> (Vec<u8>, Vec<u8>) {
     let delimiter = [b"--".as_slice(), boundary].concat();
     let close = [delimiter.as_slice(), b"--"].concat();
     let cap = cap as usize;

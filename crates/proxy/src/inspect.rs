@@ -36,6 +36,16 @@ pub(crate) struct Reading {
 }
 
 impl Reading {
+    /// How a transaction's files are read under `config`, with a fresh expansion budget.
+    pub(crate) fn new(config: &crate::InspectionConfig) -> Reading {
+        Reading {
+            max: config.max_body,
+            hash_all: config.hash_all,
+            unpack: config.unpack_limits(),
+            budget: Arc::new(labelgate_unpack::Budget::new()),
+        }
+    }
+
     fn limits(&self) -> Limits {
         Limits { max_buffered_bytes: self.max, ..Limits::default() }
     }
@@ -373,19 +383,7 @@ async fn one_body(
         return files;
     }
     // The body from its start, as many times as the walk needs it.
-    let open = move || -> Option<Box<dyn std::io::BufRead + Send>> {
-        match (&memory, &file) {
-            (Some(held), _) => Some(Box::new(ChunksReader { held: held.clone(), next: 0, at: 0 })),
-            (None, Some(f)) => {
-                // Clones share the file's offset: back to the start each time.
-                use std::io::Seek;
-                let mut f = f.try_clone().ok()?;
-                f.seek(std::io::SeekFrom::Start(0)).ok()?;
-                Some(Box::new(std::io::BufReader::with_capacity(64 * 1024, f)))
-            }
-            (None, None) => None,
-        }
-    };
+    let open = move || from_start(&memory, &file);
     let form = content_type.trim_start().to_ascii_lowercase().starts_with("application/x-www-form-urlencoded");
     let charset = content_type
         .split(';')
@@ -405,21 +403,23 @@ fn encoded_files(
     charset: Option<&str>,
     limits: &labelgate_body::Limits,
 ) -> Vec<labelgate_body::Candidate> {
-    let Some(mut reader) = open() else { return Vec::new() };
-    // UTF-16 and UTF-32 text (by BOM, charset or its NUL pattern) is read as UTF-8.
-    let wide = {
-        use std::io::BufRead;
-        let head = reader.fill_buf().unwrap_or(&[]);
-        labelgate_body::wide_text_as_utf8(&head[..head.len().min(64)], charset).is_some()
-    };
-    if wide {
-        let mut raw = Vec::new();
-        if reader.read_to_end(&mut raw).is_err() {
-            return Vec::new();
+    // The body from its start, UTF-16 and UTF-32 text (by BOM, charset or its NUL pattern) read
+    // as UTF-8.
+    let open_text = || -> Option<Box<dyn std::io::BufRead + Send>> {
+        let mut reader = open()?;
+        let wide = {
+            use std::io::BufRead;
+            let head = reader.fill_buf().ok()?;
+            labelgate_body::wide_text_as_utf8(&head[..head.len().min(64)], charset).is_some()
+        };
+        if !wide {
+            return Some(reader);
         }
-        let Some(utf8) = labelgate_body::wide_text_as_utf8(&raw, charset) else { return Vec::new() };
-        reader = Box::new(std::io::Cursor::new(utf8));
-    }
+        let mut raw = Vec::new();
+        reader.read_to_end(&mut raw).ok()?;
+        Some(Box::new(std::io::Cursor::new(labelgate_body::wide_text_as_utf8(&raw, charset)?)))
+    };
+    let Some(mut reader) = open_text() else { return Vec::new() };
     let first = {
         use std::io::BufRead;
         let head = reader.fill_buf().unwrap_or(&[]);
@@ -431,15 +431,7 @@ fn encoded_files(
             return found;
         }
         // Not JSON after all (or broken where a lenient parser would go on): read as text.
-        let Some(mut again) = open() else { return found };
-        if wide {
-            let mut raw = Vec::new();
-            if again.read_to_end(&mut raw).is_err() {
-                return found;
-            }
-            let Some(utf8) = labelgate_body::wide_text_as_utf8(&raw, charset) else { return found };
-            again = Box::new(std::io::Cursor::new(utf8));
-        }
+        let Some(again) = open_text() else { return found };
         reader = again;
     }
     // Forms and text are read whole (bounded by max_body, as the body is); a body whose start is
@@ -519,15 +511,7 @@ async fn multipart_body(
     depth: u32,
 ) -> Vec<Inspected> {
     let outside = {
-        let source: Option<Box<dyn Read + Send>> = match (&memory, &file) {
-            (Some(held), _) => Some(Box::new(ChunksReader { held: held.clone(), next: 0, at: 0 })),
-            (None, Some(f)) => f.try_clone().ok().map(|mut f| {
-                use std::io::Seek;
-                let _ = f.seek(std::io::SeekFrom::Start(0));
-                Box::new(f) as Box<dyn Read + Send>
-            }),
-            (None, None) => None,
-        };
+        let source = from_start(&memory, &file);
         let delimiter = boundary.clone();
         let cap = reading.unpack.max_inner_bytes;
         match source {
@@ -702,6 +686,21 @@ async fn multipart_files(
     out
 }
 
+/// A held body (in memory, or spooled) from its start, as many times as a walk needs it.
+fn from_start(memory: &Option<Held>, file: &Option<std::fs::File>) -> Option<Box<dyn std::io::BufRead + Send>> {
+    match (memory, file) {
+        (Some(held), _) => Some(Box::new(ChunksReader { held: held.clone(), next: 0, at: 0 })),
+        (None, Some(f)) => {
+            // Clones share the file's offset: back to the start each time.
+            use std::io::Seek;
+            let mut f = f.try_clone().ok()?;
+            f.seek(std::io::SeekFrom::Start(0)).ok()?;
+            Some(Box::new(std::io::BufReader::with_capacity(64 * 1024, f)))
+        }
+        (None, None) => None,
+    }
+}
+
 /// Reads a held body's chunks in order (the input of a decoder).
 struct ChunksReader {
     held: Held,
@@ -788,6 +787,13 @@ pub(crate) fn request_line_may_carry(uri: &http::Uri, headers: &http::HeaderMap,
     uri.query().is_some_and(|q| q.len() >= min_len) || headers.values().any(|v| v.len() >= min_len)
 }
 
+/// The part of a header value that may be encoded: the last space-separated token (`Bearer …`,
+/// `Basic …`, cookie pairs).
+fn encoded_token(value: &http::HeaderValue) -> &[u8] {
+    let raw = value.as_bytes();
+    raw.rsplit(|&b| b == b' ').next().unwrap_or(raw)
+}
+
 /// Whether a long query-string or header value encodes a file the engine reads (decoding only
 /// as far as the sniff needs, unless it does).
 pub(crate) fn request_line_carries(uri: &http::Uri, headers: &http::HeaderMap, max_inner_bytes: u64) -> bool {
@@ -797,9 +803,7 @@ pub(crate) fn request_line_carries(uri: &http::Uri, headers: &http::HeaderMap, m
         .is_some_and(|q| q.len() >= limits.min_encoded_len && !labelgate_body::form_candidates(q.as_bytes(), &limits).is_empty());
     query
         || headers.iter().any(|(name, value)| {
-            let raw = value.as_bytes();
-            let token = raw.rsplit(|&b| b == b' ').next().unwrap_or(raw);
-            value.len() >= limits.min_encoded_len && labelgate_body::candidate(name.as_str(), token, &limits).is_some()
+            value.len() >= limits.min_encoded_len && labelgate_body::candidate(name.as_str(), encoded_token(value), &limits).is_some()
         })
 }
 
@@ -815,10 +819,7 @@ pub(crate) async fn request_line_files(uri: &http::Uri, headers: &http::HeaderMa
         if value.len() < limits.min_encoded_len || found.len() >= limits.max_candidates {
             continue;
         }
-        // `Bearer …`, `Basic …` and cookie pairs: the encoded part is the last token.
-        let raw = value.as_bytes();
-        let token = raw.rsplit(|&b| b == b' ').next().unwrap_or(raw);
-        if let Some(c) = labelgate_body::candidate(name.as_str(), token, &limits) {
+        if let Some(c) = labelgate_body::candidate(name.as_str(), encoded_token(value), &limits) {
             found.push(("(header)", c));
         }
     }

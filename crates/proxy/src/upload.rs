@@ -239,22 +239,14 @@ impl Upload {
 
     /// inspect: every file the held body carries; an oversize body is one unscannable file.
     async fn inspect(&mut self, intake: &Intake) -> Vec<Inspected> {
-        let mut files = self.inspect_body(intake).await;
-        let reading = self.reading();
+        // One reading, so one expansion budget, for everything the transaction carries.
+        let reading = inspect::Reading::new(&self.state.inspection);
+        let mut files = self.inspect_body(intake, &reading).await;
         files.extend(inspect::request_line_files(&self.parts.uri, &self.parts.headers, &reading).await);
         files
     }
 
-    fn reading(&self) -> inspect::Reading {
-        inspect::Reading {
-            max: self.state.inspection.max_body,
-            hash_all: self.state.inspection.hash_all,
-            unpack: self.state.inspection.unpack_limits(),
-            budget: Arc::new(labelgate_unpack::Budget::new()),
-        }
-    }
-
-    async fn inspect_body(&mut self, intake: &Intake) -> Vec<Inspected> {
+    async fn inspect_body(&mut self, intake: &Intake, reading: &inspect::Reading) -> Vec<Inspected> {
         match intake {
             Intake::Oversize { .. } => vec![Inspected {
                 facts: FileFacts { name: None, kind: "unknown".into(), labels: vec![], unscannable: Some(UnscannableReason::Oversize) },
@@ -264,19 +256,7 @@ impl Upload {
             }],
             Intake::Complete => {
                 let path = self.parts.uri.path().to_string();
-                inspect::files_held(
-                    &self.parts.headers,
-                    &path,
-                    &mut self.spool,
-                    &self.state.spool,
-                    inspect::Reading {
-                        max: self.state.inspection.max_body,
-                        hash_all: self.state.inspection.hash_all,
-                        unpack: self.state.inspection.unpack_limits(),
-                        budget: Arc::new(labelgate_unpack::Budget::new()),
-                    },
-                )
-                .await
+                inspect::files_held(&self.parts.headers, &path, &mut self.spool, &self.state.spool, reading.clone()).await
             }
         }
     }

@@ -236,7 +236,13 @@ impl Connection {
             }
             let size = message.len() as u64;
             let name = if opcode == 2 { "(websocket binary message)" } else { "(websocket text message)" };
-            let files = inspect::message_files(name, std::mem::take(&mut message), &self.state.spool, &self.reading()).await;
+            let files = inspect::message_files(
+                name,
+                std::mem::take(&mut message),
+                &self.state.spool,
+                &inspect::Reading::new(&self.state.inspection),
+            )
+            .await;
             let carried = !files.is_empty();
             let action = if carried { self.judge(&files, size, started) } else { Action::Allow };
             if action == Action::Block {
@@ -249,15 +255,6 @@ impl Connection {
         }
         let _ = origin_write.shutdown().await;
         let _ = client_write.lock().await.shutdown().await;
-    }
-
-    fn reading(&self) -> inspect::Reading {
-        inspect::Reading {
-            max: self.state.inspection.max_body,
-            hash_all: self.state.inspection.hash_all,
-            unpack: self.state.inspection.unpack_limits(),
-            budget: Arc::new(labelgate_unpack::Budget::new()),
-        }
     }
 
     /// Decides on the files a message carries and audits it.
