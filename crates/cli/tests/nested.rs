@@ -13,6 +13,15 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 static ORIGIN_HITS: AtomicUsize = AtomicUsize::new(0);
 
+/// Uploads `file` through the proxy with curl, raw (`-T`) or as a multipart form, asking for a
+/// JSON answer: (body, status).
+fn upload(proxy: std::net::SocketAddr, ca_pem: &Path, url: &str, file: &Path, multipart: bool) -> (String, String) {
+    let cacert = ["--cacert", ca_pem.to_str().unwrap()];
+    let form = format!("file=@{}", file.display());
+    let body: [&str; 2] = if multipart { ["-F", &form] } else { ["-T", file.to_str().unwrap()] };
+    curl(proxy, &[&cacert[..], &body[..], &["-H", "Accept: application/json", url]].concat())
+}
+
 fn make_fixtures(dir: &Path) {
     let status = Command::new("python3")
         .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/../unpack/tests/make_containers.py"))
@@ -35,12 +44,7 @@ fn archives_and_mail_through_intercepted_https_on_the_default_config() {
     make_fixtures(&fixtures);
     let (_serve, proxy, admin, ca_pem, origin) = serve_intercepting(&dir);
     let url = format!("https://{origin}/upload");
-    let send = |file: &Path, multipart: bool| -> (String, String) {
-        let cacert = ["--cacert", ca_pem.to_str().unwrap()];
-        let form = format!("file=@{}", file.display());
-        let body: [&str; 2] = if multipart { ["-F", &form] } else { ["-T", file.to_str().unwrap()] };
-        curl(proxy, &[&cacert[..], &body[..], &["-H", "Accept: application/json", &url]].concat())
-    };
+    let send = |file: &Path, multipart: bool| upload(proxy, &ca_pem, &url, file, multipart);
 
     let containers = [
         "lab_stored.zip",
@@ -172,12 +176,7 @@ fn hidden_files_through_intercepted_https_on_the_default_config() {
     labelgate_testkit::make_hidden_fixtures(&fixtures);
     let (_serve, proxy, _admin, ca_pem, origin) = serve_intercepting(&dir);
     let url = format!("https://{origin}/upload");
-    let send = |file: &Path, multipart: bool| -> (String, String) {
-        let cacert = ["--cacert", ca_pem.to_str().unwrap()];
-        let form = format!("file=@{}", file.display());
-        let body: [&str; 2] = if multipart { ["-F", &form] } else { ["-T", file.to_str().unwrap()] };
-        curl(proxy, &[&cacert[..], &body[..], &["-H", "Accept: application/json", &url]].concat())
-    };
+    let send = |file: &Path, multipart: bool| upload(proxy, &ca_pem, &url, file, multipart);
     let hidden = [
         ("docx_embedded_xlsx.docx", "Microsoft_Excel_Worksheet.xlsx"),
         ("pptx_embedded_docx.pptx", "Microsoft_Word_Document.docx"),

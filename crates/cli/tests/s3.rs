@@ -6,16 +6,7 @@
 mod common;
 use common::*;
 use sha2::{Digest, Sha256};
-use std::io::BufRead;
-use std::process::{Command, Stdio};
-
-struct Kill(std::process::Child);
-impl Drop for Kill {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use std::process::Command;
 
 #[test]
 fn boto3_put_object_with_aws_chunked_is_inspected() {
@@ -24,19 +15,8 @@ fn boto3_put_object_with_aws_chunked_is_inspected() {
     std::fs::create_dir_all(&dir).unwrap();
     let python = labelgate_testkit::test_python();
     let peer = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/s3_peer.py");
-    let mut origin = Command::new(&python).args([peer, "origin"]).arg(&dir).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
-    let mut line = String::new();
-    std::io::BufReader::new(origin.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    let _origin = Kill(origin);
-    let port: u16 = line.trim().parse().unwrap_or_else(|_| panic!("moto port: {line:?}"));
-
-    let state = dir.join("state");
-    let export = Command::new(env!("CARGO_BIN_EXE_labelgate")).args(["ca", "export", "--state-dir"]).arg(&state).output().unwrap();
-    assert!(export.status.success());
-    let ca = dir.join("labelgate-ca.pem");
-    std::fs::write(&ca, &export.stdout).unwrap();
-    let origin_ca = dir.join("origin-ca.pem");
-    let (_serve, proxy, _admin) = serve_with(&["--state-dir", state.to_str().unwrap(), "--upstream-ca", origin_ca.to_str().unwrap()]);
+    let (_origin, port) = python_origin(peer, &dir);
+    let (_serve, proxy, _admin, ca) = serve_trusting(&dir, &dir.join("origin-ca.pem"));
 
     let put = |key: &str, file: &str| -> serde_json::Value {
         let out = Command::new(&python)

@@ -516,25 +516,32 @@ async fn echo_origin() -> SocketAddr {
     addr
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn websocket_upgrades_pass_through() {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+/// A WebSocket handshake (with `extra` headers) through a proxy to the echo origin: the upgraded
+/// connection.
+async fn websocket_through_proxy(extra: &[(&str, &str)]) -> TokioIo<hyper::upgrade::Upgraded> {
     let origin = echo_origin().await;
     let (proxy_addr, _) = proxy(1 << 20, "block").await;
     let stream = TcpStream::connect(proxy_addr).await.unwrap();
     let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.unwrap();
     tokio::spawn(conn.with_upgrades());
-    let req = Request::get(format!("http://{origin}/ws"))
+    let mut req = Request::get(format!("http://{origin}/ws"))
         .header("host", origin.to_string())
         .header("upgrade", "websocket")
         .header("connection", "Upgrade")
         .header("sec-websocket-version", "13")
-        .header("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==")
-        .body(Full::new(Bytes::new()))
-        .unwrap();
-    let resp = sender.send_request(req).await.unwrap();
+        .header("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==");
+    for (name, value) in extra {
+        req = req.header(*name, *value);
+    }
+    let resp = sender.send_request(req.body(Full::new(Bytes::new())).unwrap()).await.unwrap();
     assert_eq!(resp.status(), StatusCode::SWITCHING_PROTOCOLS);
-    let mut io = TokioIo::new(hyper::upgrade::on(resp).await.unwrap());
+    TokioIo::new(hyper::upgrade::on(resp).await.unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn websocket_upgrades_pass_through() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut io = websocket_through_proxy(&[]).await;
     // One masked text frame, as a client sends it: inspected (plain text carries no file), then
     // relayed byte for byte; the echo origin sends the same bytes back.
     let payload = b"ping through labelgate";
@@ -551,23 +558,7 @@ async fn websocket_upgrades_pass_through() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn websocket_frames_that_cannot_be_relayed_faithfully_close_with_1002() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let origin = echo_origin().await;
-    let (proxy_addr, _) = proxy(1 << 20, "block").await;
-    let stream = TcpStream::connect(proxy_addr).await.unwrap();
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.unwrap();
-    tokio::spawn(conn.with_upgrades());
-    let req = Request::get(format!("http://{origin}/ws"))
-        .header("host", origin.to_string())
-        .header("upgrade", "websocket")
-        .header("connection", "Upgrade")
-        .header("sec-websocket-version", "13")
-        .header("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==")
-        .header("sec-websocket-extensions", "permessage-deflate")
-        .body(Full::new(Bytes::new()))
-        .unwrap();
-    let resp = sender.send_request(req).await.unwrap();
-    assert_eq!(resp.status(), StatusCode::SWITCHING_PROTOCOLS);
-    let mut io = TokioIo::new(hyper::upgrade::on(resp).await.unwrap());
+    let mut io = websocket_through_proxy(&[("sec-websocket-extensions", "permessage-deflate")]).await;
     // A compressed frame (RSV1) although no extension was negotiated: refused.
     io.write_all(&[0xC1, 0x80 | 2, 0, 0, 0, 0, 0x4b, 0x4c]).await.unwrap();
     let mut close = [0u8; 4];

@@ -1,8 +1,10 @@
 //! Containers built around real corpus files by well-kept writers (Python's zipfile, tarfile,
 //! gzip, bz2, lzma, email; the 7-Zip command line), read through every entry point.
 
+mod common;
+use common::{inspect_all_ways_in, labels, problems};
 use labelgate_extract::{FileKind, Limits};
-use labelgate_unpack::{inspect_reader, inspect_segments, inspect_slice, Inspection, Problem, UnpackLimits};
+use labelgate_unpack::{inspect_slice, Inspection, Problem, UnpackLimits};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
@@ -36,39 +38,9 @@ fn read(name: &str) -> Vec<u8> {
     std::fs::read(fixtures().join(name)).unwrap_or_else(|e| panic!("{name}: {e}"))
 }
 
-fn labels(i: &Inspection) -> Vec<String> {
-    let mut v: Vec<String> = i.all_labels().map(|l| l.id.clone()).collect();
-    v.sort();
-    v.dedup();
-    v
-}
-
-fn problems(i: &Inspection) -> Vec<String> {
-    let mut out: Vec<String> = i.inner.iter().filter_map(|f| f.error.as_ref().map(|e| format!("{:?}: {e}", f.path))).collect();
-    if let Some(p) = &i.container {
-        out.push(format!("container: {p}"));
-    }
-    if let Err(e) = &i.outer {
-        out.push(format!("outer: {e}"));
-    }
-    out
-}
-
-/// The same answer from a slice, pieces of 7 KiB, and a file on disk.
+/// The same answer from a slice, pieces of 7 KiB, and a reader.
 fn inspect_all_ways(bytes: &[u8]) -> Inspection {
-    let limits = Limits::default();
-    let bounds = UnpackLimits::default();
-    let a = inspect_slice(bytes, &limits, &bounds);
-    let pieces: Vec<&[u8]> = bytes.chunks(7 * 1024).collect();
-    let b = inspect_segments(&pieces, &limits, &bounds);
-    let c = inspect_reader(std::io::Cursor::new(bytes), &limits, &bounds);
-    for other in [&b, &c] {
-        assert_eq!(labels(&a), labels(other));
-        assert_eq!(problems(&a), problems(other));
-        let paths = |i: &Inspection| i.inner.iter().map(|f| (f.path.clone(), f.kind)).collect::<Vec<_>>();
-        assert_eq!(paths(&a), paths(other));
-    }
-    a
+    inspect_all_ways_in(bytes, 7 * 1024)
 }
 
 const CONTAINERS: &[(&str, FileKind)] = &[

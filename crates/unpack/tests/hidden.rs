@@ -6,8 +6,10 @@
 //! VelvetSweatshop workbooks. Each is read through every entry point; each unlabeled twin is
 //! clean.
 
+mod common;
+use common::{inspect_all_ways_in, labels, problems};
 use labelgate_extract::{extract_reader, extract_segments, extract_with, FileKind, Flag, Inspector, Limits};
-use labelgate_unpack::{inspect_reader, inspect_segments, inspect_slice, Inspection, UnpackLimits};
+use labelgate_unpack::Inspection;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
@@ -31,39 +33,9 @@ fn read(name: &str) -> Vec<u8> {
     std::fs::read(fixtures().join(name)).unwrap_or_else(|e| panic!("{name}: {e}"))
 }
 
-fn labels(i: &Inspection) -> Vec<String> {
-    let mut v: Vec<String> = i.all_labels().map(|l| l.id.clone()).collect();
-    v.sort();
-    v.dedup();
-    v
-}
-
-fn problems(i: &Inspection) -> Vec<String> {
-    let mut out: Vec<String> = i.inner.iter().filter_map(|f| f.error.as_ref().map(|e| format!("{:?}: {e}", f.path))).collect();
-    if let Some(p) = &i.container {
-        out.push(format!("container: {p}"));
-    }
-    if let Err(e) = &i.outer {
-        out.push(format!("outer: {e}"));
-    }
-    out
-}
-
 /// The same answer from a slice, pieces of 5 KiB, and a reader.
 fn inspect_all_ways(bytes: &[u8]) -> Inspection {
-    let limits = Limits::default();
-    let bounds = UnpackLimits::default();
-    let a = inspect_slice(bytes, &limits, &bounds);
-    let pieces: Vec<&[u8]> = bytes.chunks(5 * 1024).collect();
-    let b = inspect_segments(&pieces, &limits, &bounds);
-    let c = inspect_reader(std::io::Cursor::new(bytes), &limits, &bounds);
-    for other in [&b, &c] {
-        assert_eq!(labels(&a), labels(other));
-        assert_eq!(problems(&a), problems(other));
-        let paths = |i: &Inspection| i.inner.iter().map(|f| (f.path.clone(), f.kind)).collect::<Vec<_>>();
-        assert_eq!(paths(&a), paths(other));
-    }
-    a
+    inspect_all_ways_in(bytes, 5 * 1024)
 }
 
 /// Files hidden inside a host that is itself unlabeled: (fixture, the host's kind, the label,

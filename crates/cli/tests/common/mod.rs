@@ -185,11 +185,43 @@ pub fn https_origin_with_pages(dir: &std::path::Path, pages: Vec<(String, String
 /// for the client: (serve, proxy, admin, CA PEM path for `curl --cacert`, origin).
 pub fn serve_intercepting(dir: &std::path::Path) -> (Serve, SocketAddr, SocketAddr, PathBuf, SocketAddr) {
     let (origin, origin_ca) = https_origin(dir);
+    let (serve, proxy, admin, ca_pem) = serve_trusting(dir, &origin_ca);
+    (serve, proxy, admin, ca_pem, origin)
+}
+
+/// `labelgate serve` with its state in `dir/state`, trusting `origin_ca` toward origins, with its
+/// own CA exported for clients: (serve, proxy, admin, CA PEM path).
+pub fn serve_trusting(dir: &std::path::Path, origin_ca: &std::path::Path) -> (Serve, SocketAddr, SocketAddr, PathBuf) {
     let state = dir.join("state");
     let export = Command::new(env!("CARGO_BIN_EXE_labelgate")).args(["ca", "export", "--state-dir"]).arg(&state).output().unwrap();
     assert!(export.status.success());
     let ca_pem = dir.join("labelgate-ca.pem");
     std::fs::write(&ca_pem, &export.stdout).unwrap();
     let (serve, proxy, admin) = serve_with(&["--state-dir", state.to_str().unwrap(), "--upstream-ca", origin_ca.to_str().unwrap()]);
-    (serve, proxy, admin, ca_pem, origin)
+    (serve, proxy, admin, ca_pem)
+}
+
+/// A peer process (a Python origin) stopped when the test ends, however it ends.
+pub struct Kill(pub Child);
+impl Drop for Kill {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts a Python peer (`python script origin dir`) that prints its port on its first line.
+pub fn python_origin(script: &str, dir: &std::path::Path) -> (Kill, u16) {
+    use std::io::BufRead;
+    let mut child = Command::new(labelgate_testkit::test_python())
+        .args([script, "origin"])
+        .arg(dir)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let port = line.trim().parse().unwrap_or_else(|_| panic!("{script}: no port, got {line:?}"));
+    (Kill(child), port)
 }
