@@ -1,0 +1,196 @@
+//! The small grammars of the upload protocols: `Content-Range`, query strings, tus metadata,
+//! Graph item paths, and the two S3 XML documents. Each is bounded: numbers past
+//! [`crate::MAX_OFFSET`] and documents past [`MAX_PARTS`] parts are refused, not trusted.
+
+use base64::Engine;
+use quick_xml::events::Event;
+
+/// Most parts an S3 multipart upload has (S3's own limit).
+pub const MAX_PARTS: u32 = 10_000;
+
+/// A parsed `Content-Range` header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ContentRange {
+    /// `bytes first-last/total` (`total` unknown for `*`).
+    Bytes {
+        /// First byte (inclusive).
+        first: u64,
+        /// Last byte (inclusive).
+        last: u64,
+        /// The file's size, when given.
+        total: Option<u64>,
+    },
+    /// `bytes */total`: no bytes, only the size (a status query or a finalising request).
+    Unsatisfied {
+        /// The file's size.
+        total: u64,
+    },
+}
+
+/// A decimal number no larger than [`crate::MAX_OFFSET`].
+pub(crate) fn number(text: &str) -> Option<u64> {
+    let text = text.trim();
+    if text.is_empty() || text.len() > 16 || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    text.parse::<u64>().ok().filter(|n| *n <= crate::MAX_OFFSET)
+}
+
+/// Parses `Content-Range` (RFC 9110 §14.4); `None` for anything malformed or inconsistent.
+pub fn content_range(value: &str) -> Option<ContentRange> {
+    let value = value.trim();
+    let (unit, rest) = value.split_once(' ')?;
+    if !unit.eq_ignore_ascii_case("bytes") {
+        return None;
+    }
+    let (range, total) = rest.trim().split_once('/')?;
+    let total = match total.trim() {
+        "*" => None,
+        t => Some(number(t)?),
+    };
+    if range.trim() == "*" {
+        return Some(ContentRange::Unsatisfied { total: total? });
+    }
+    let (first, last) = range.trim().split_once('-')?;
+    let (first, last) = (number(first)?, number(last)?);
+    if first > last || total.is_some_and(|t| last >= t) {
+        return None;
+    }
+    Some(ContentRange::Bytes { first, last, total })
+}
+
+/// A query string's parameters, percent-decoded on request.
+pub(crate) struct Query<'a>(&'a str);
+
+impl<'a> Query<'a> {
+    pub(crate) fn new(query: &'a str) -> Query<'a> {
+        Query(query)
+    }
+
+    fn pairs(&self) -> impl Iterator<Item = (&'a str, &'a str)> {
+        self.0.split('&').filter(|p| !p.is_empty()).map(|p| p.split_once('=').unwrap_or((p, "")))
+    }
+
+    /// The first value of `name` (names compared exactly, as S3 and Google do).
+    pub(crate) fn get(&self, name: &str) -> Option<String> {
+        self.pairs().find(|(k, _)| *k == name).map(|(_, v)| percent_encoding::percent_decode_str(&v.replace('+', " ")).decode_utf8_lossy().into_owned())
+    }
+
+    pub(crate) fn has(&self, name: &str) -> bool {
+        self.pairs().any(|(k, _)| k == name)
+    }
+}
+
+/// The `filename` (or `name`) of tus `Upload-Metadata` (`key base64,key base64`).
+pub(crate) fn tus_filename(metadata: &str) -> Option<String> {
+    metadata.split(',').take(256).find_map(|pair| {
+        let mut it = pair.trim().splitn(2, ' ');
+        let key = it.next()?;
+        if !(key == "filename" || key == "name") {
+            return None;
+        }
+        let value = base64::engine::general_purpose::STANDARD.decode(it.next()?.trim()).ok()?;
+        String::from_utf8(value).ok().filter(|s| !s.is_empty() && s.len() <= 1024)
+    })
+}
+
+/// The item name of a Graph drive path (`…/root:/folder/name.docx:/createUploadSession`).
+pub(crate) fn graph_item_name(path: &str) -> Option<String> {
+    let (_, item) = path.split_once(":/")?;
+    let item = item.rsplit_once(':').map_or(item, |(i, _)| i);
+    let name = item.rsplit('/').find(|s| !s.is_empty())?;
+    Some(percent_encoding::percent_decode_str(name).decode_utf8_lossy().into_owned())
+}
+
+/// The text of the first element named `name` (local name) of an XML document, at most
+/// `max_len` bytes of it.
+fn first_element_text(xml: &[u8], name: &[u8], max_len: usize) -> Option<String> {
+    let mut reader = quick_xml::Reader::from_reader(xml);
+    let mut inside = false;
+    let mut events = 0usize;
+    loop {
+        events += 1;
+        if events > 100_000 {
+            return None;
+        }
+        match reader.read_event() {
+            Ok(Event::Start(e)) if e.local_name().as_ref() == name => inside = true,
+            Ok(Event::Text(t)) if inside => {
+                let text = t.decode().ok()?.trim().to_string();
+                return (!text.is_empty() && text.len() <= max_len).then_some(text);
+            }
+            Ok(Event::End(_)) if inside => return None,
+            Ok(Event::Eof) | Err(_) => return None,
+            _ => {}
+        }
+    }
+}
+
+/// The `UploadId` of an S3 `InitiateMultipartUploadResult`.
+pub(crate) fn s3_upload_id(xml: &[u8]) -> Option<String> {
+    first_element_text(xml, b"UploadId", 1024)
+}
+
+/// Why a CompleteMultipartUpload document could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PartListError {
+    /// Not well-formed XML, or a part without a valid number.
+    #[error("the part list is not a well-formed CompleteMultipartUpload document")]
+    Malformed,
+    /// More than [`MAX_PARTS`] parts.
+    #[error("the part list names more than {MAX_PARTS} parts")]
+    TooMany,
+}
+
+/// The parts a CompleteMultipartUpload document lists, in its order: (part number, ETag
+/// without quotes, lower-case).
+pub fn complete_multipart_parts(xml: &[u8]) -> Result<Vec<(u32, Option<String>)>, PartListError> {
+    let mut reader = quick_xml::Reader::from_reader(xml);
+    let mut parts = Vec::new();
+    let mut current: Option<(Option<u32>, Option<String>)> = None;
+    let mut field: Option<Vec<u8>> = None;
+    let mut saw_root = false;
+    loop {
+        match reader.read_event() {
+            Ok(Event::Start(e)) => {
+                let name = e.local_name().as_ref().to_vec();
+                match name.as_slice() {
+                    b"CompleteMultipartUpload" => saw_root = true,
+                    b"Part" => {
+                        if parts.len() as u32 >= MAX_PARTS {
+                            return Err(PartListError::TooMany);
+                        }
+                        current = Some((None, None));
+                    }
+                    _ => field = Some(name),
+                }
+            }
+            Ok(Event::Text(t)) => {
+                if let (Some(part), Some(f)) = (current.as_mut(), field.as_deref()) {
+                    let text = t.decode().map_err(|_| PartListError::Malformed)?.trim().to_string();
+                    match f {
+                        b"PartNumber" => part.0 = Some(text.parse::<u32>().ok().filter(|n| (1..=MAX_PARTS).contains(n)).ok_or(PartListError::Malformed)?),
+                        // Entity references (`&quot;` around the value) split the text: the pieces are joined.
+                        b"ETag" => part.1.get_or_insert_with(String::new).push_str(&text.to_ascii_lowercase()),
+                        _ => {}
+                    }
+                }
+            }
+            Ok(Event::End(e)) => {
+                if e.local_name().as_ref() == b"Part" {
+                    let (number, etag) = current.take().ok_or(PartListError::Malformed)?;
+                    let etag = etag.map(|e| e.trim_matches('"').to_string()).filter(|e| !e.is_empty());
+                    parts.push((number.ok_or(PartListError::Malformed)?, etag));
+                }
+                field = None;
+            }
+            Ok(Event::Eof) => break,
+            Err(_) => return Err(PartListError::Malformed),
+            _ => {}
+        }
+    }
+    if !saw_root || parts.is_empty() {
+        return Err(PartListError::Malformed);
+    }
+    Ok(parts)
+}
