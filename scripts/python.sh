@@ -27,7 +27,10 @@ cryptography==46.0.3
 websockets==17.4
 websocket-client==1.9.2
 boto3==1.44.8
-moto[server]==5.2.5"
+moto[server]==5.2.5
+tuspy==1.1.0
+google-resumable-media==2.11.0
+requests==2.34.2"
 
 ready() { [ -x "$py" ] && [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$requirements" ]; }
 

@@ -222,7 +222,8 @@ pub fn recognise(head: &RequestHead<'_>) -> Option<Recognised> {
             Method::POST => {
                 if let Some(concat) = header("upload-concat") {
                     if let Some(urls) = concat.strip_prefix("final;") {
-                        let keys = urls.split_ascii_whitespace().filter_map(|u| key_of_url(u, head.authority)).take(MAX_PARTS as usize).collect();
+                        let keys =
+                            urls.split_ascii_whitespace().filter_map(|u| key_of_url(u, head.authority)).take(MAX_PARTS as usize).collect();
                         return Some(Recognised::Concat(keys));
                     }
                 }

@@ -73,7 +73,9 @@ impl<'a> Query<'a> {
 
     /// The first value of `name` (names compared exactly, as S3 and Google do).
     pub(crate) fn get(&self, name: &str) -> Option<String> {
-        self.pairs().find(|(k, _)| *k == name).map(|(_, v)| percent_encoding::percent_decode_str(&v.replace('+', " ")).decode_utf8_lossy().into_owned())
+        self.pairs()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| percent_encoding::percent_decode_str(&v.replace('+', " ")).decode_utf8_lossy().into_owned())
     }
 
     pub(crate) fn has(&self, name: &str) -> bool {
@@ -169,7 +171,9 @@ pub fn complete_multipart_parts(xml: &[u8]) -> Result<Vec<(u32, Option<String>)>
                 if let (Some(part), Some(f)) = (current.as_mut(), field.as_deref()) {
                     let text = t.decode().map_err(|_| PartListError::Malformed)?.trim().to_string();
                     match f {
-                        b"PartNumber" => part.0 = Some(text.parse::<u32>().ok().filter(|n| (1..=MAX_PARTS).contains(n)).ok_or(PartListError::Malformed)?),
+                        b"PartNumber" => {
+                            part.0 = Some(text.parse::<u32>().ok().filter(|n| (1..=MAX_PARTS).contains(n)).ok_or(PartListError::Malformed)?)
+                        }
                         // Entity references (`&quot;` around the value) split the text: the pieces are joined.
                         b"ETag" => part.1.get_or_insert_with(String::new).push_str(&text.to_ascii_lowercase()),
                         _ => {}

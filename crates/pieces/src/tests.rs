@@ -17,7 +17,16 @@ fn content_range_grammar() {
     assert_eq!(content_range("bytes 0-99/300"), Some(ContentRange::Bytes { first: 0, last: 99, total: Some(300) }));
     assert_eq!(content_range("Bytes 5-5/*"), Some(ContentRange::Bytes { first: 5, last: 5, total: None }));
     assert_eq!(content_range("bytes */300"), Some(ContentRange::Unsatisfied { total: 300 }));
-    for bad in ["bytes 9-1/300", "bytes 0-300/300", "items 0-1/2", "bytes -1-2/3", "bytes 0-99", "bytes */*", "bytes 0-99999999999999999999/*", "bytes +1-2/3"] {
+    for bad in [
+        "bytes 9-1/300",
+        "bytes 0-300/300",
+        "items 0-1/2",
+        "bytes -1-2/3",
+        "bytes 0-99",
+        "bytes */*",
+        "bytes 0-99999999999999999999/*",
+        "bytes +1-2/3",
+    ] {
         assert_eq!(content_range(bad), None, "{bad}");
     }
 }
@@ -45,7 +54,11 @@ fn coverage_merges_in_any_order() {
 fn every_protocol_is_recognised() {
     let none = HeaderMap::new();
     // Google resumable: the start, the answer, and a piece under the same key.
-    let Some(Recognised::Start(start)) = recognise(&head(&Method::POST, "/upload/drive/v3/files", Some("uploadType=resumable"), &none, true)) else { panic!() };
+    let Some(Recognised::Start(start)) =
+        recognise(&head(&Method::POST, "/upload/drive/v3/files", Some("uploadType=resumable"), &none, true))
+    else {
+        panic!()
+    };
     assert_eq!(start.protocol, Protocol::GoogleResumable);
     let answer = headers(&[("location", "https://up.example/upload/drive/v3/files?uploadType=resumable&upload_id=ABC")]);
     let key = start.session(200, &answer, b"").unwrap();
@@ -60,9 +73,19 @@ fn every_protocol_is_recognised() {
     assert_eq!(start.session(404, &answer, b""), None);
 
     // Graph: the uploadUrl of the JSON answer, on another host.
-    let Some(Recognised::Start(start)) = recognise(&head(&Method::POST, "/v1.0/me/drive/root:/Q3%20plan.docx:/createUploadSession", None, &none, false)) else { panic!() };
+    let Some(Recognised::Start(start)) =
+        recognise(&head(&Method::POST, "/v1.0/me/drive/root:/Q3%20plan.docx:/createUploadSession", None, &none, false))
+    else {
+        panic!()
+    };
     assert_eq!(start.name.as_deref(), Some("Q3 plan.docx"));
-    let key = start.session(200, &none, br#"{"uploadUrl":"https://tenant.sharepoint.com/_api/up?guid=1&tempauth=x","expirationDateTime":"2026-12-01T00:00:00Z"}"#).unwrap();
+    let key = start
+        .session(
+            200,
+            &none,
+            br#"{"uploadUrl":"https://tenant.sharepoint.com/_api/up?guid=1&tempauth=x","expirationDateTime":"2026-12-01T00:00:00Z"}"#,
+        )
+        .unwrap();
     assert_eq!(key.as_str(), "tenant.sharepoint.com/_api/up?guid=1&tempauth=x");
     assert_eq!(key.host(), "tenant.sharepoint.com");
 
@@ -81,24 +104,44 @@ fn every_protocol_is_recognised() {
     assert_eq!(recognise(&head(&Method::DELETE, "/files/abc", None, &patch, false)), Some(Recognised::Abort(key)));
 
     // S3.
-    let Some(Recognised::Start(start)) = recognise(&head(&Method::POST, "/bucket/q3.docx", Some("uploads"), &none, false)) else { panic!() };
+    let Some(Recognised::Start(start)) = recognise(&head(&Method::POST, "/bucket/q3.docx", Some("uploads"), &none, false)) else {
+        panic!()
+    };
     let key = start
         .session(200, &none, b"<?xml version=\"1.0\"?><InitiateMultipartUploadResult xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"><Bucket>bucket</Bucket><Key>q3.docx</Key><UploadId>u-1</UploadId></InitiateMultipartUploadResult>")
         .unwrap();
-    let Some(Recognised::Part(part)) = recognise(&head(&Method::PUT, "/bucket/q3.docx", Some("partNumber=2&uploadId=u-1"), &none, true)) else { panic!() };
+    let Some(Recognised::Part(part)) = recognise(&head(&Method::PUT, "/bucket/q3.docx", Some("partNumber=2&uploadId=u-1"), &none, true))
+    else {
+        panic!()
+    };
     assert_eq!((part.key.clone(), part.number, part.copy), (key.clone(), 2, false));
     let copy = headers(&[("x-amz-copy-source", "/other/object")]);
-    let Some(Recognised::Part(part)) = recognise(&head(&Method::PUT, "/bucket/q3.docx", Some("partNumber=1&uploadId=u-1"), &copy, false)) else { panic!() };
+    let Some(Recognised::Part(part)) = recognise(&head(&Method::PUT, "/bucket/q3.docx", Some("partNumber=1&uploadId=u-1"), &copy, false))
+    else {
+        panic!()
+    };
     assert!(part.copy);
-    assert_eq!(recognise(&head(&Method::POST, "/bucket/q3.docx", Some("uploadId=u-1"), &none, true)), Some(Recognised::Complete(key.clone())));
+    assert_eq!(
+        recognise(&head(&Method::POST, "/bucket/q3.docx", Some("uploadId=u-1"), &none, true)),
+        Some(Recognised::Complete(key.clone()))
+    );
     assert_eq!(recognise(&head(&Method::PUT, "/bucket/q3.docx", Some("partNumber=0&uploadId=u-1"), &none, true)), None);
 
     // X-Goog-Upload-Protocol.
-    let goog = headers(&[("x-goog-upload-protocol", "resumable"), ("x-goog-upload-command", "start"), ("x-goog-upload-header-content-length", "20")]);
+    let goog = headers(&[
+        ("x-goog-upload-protocol", "resumable"),
+        ("x-goog-upload-command", "start"),
+        ("x-goog-upload-header-content-length", "20"),
+    ]);
     let Some(Recognised::Start(start)) = recognise(&head(&Method::POST, "/upload", None, &goog, true)) else { panic!() };
-    let key = start.session(200, &headers(&[("x-goog-upload-url", "https://up.example/upload?upload_id=Z&upload_protocol=resumable")]), b"").unwrap();
+    let key = start
+        .session(200, &headers(&[("x-goog-upload-url", "https://up.example/upload?upload_id=Z&upload_protocol=resumable")]), b"")
+        .unwrap();
     let fin = headers(&[("x-goog-upload-command", "upload, finalize"), ("x-goog-upload-offset", "10")]);
-    let Some(Recognised::Piece(p)) = recognise(&head(&Method::POST, "/upload", Some("upload_id=Z&upload_protocol=resumable"), &fin, true)) else { panic!() };
+    let Some(Recognised::Piece(p)) = recognise(&head(&Method::POST, "/upload", Some("upload_id=Z&upload_protocol=resumable"), &fin, true))
+    else {
+        panic!()
+    };
     assert_eq!((p.key, p.offset, p.finalize), (key, 10, true));
 
     // Generic Content-Range; a status query without a body is nothing to hold.
@@ -116,7 +159,10 @@ fn every_protocol_is_recognised() {
 fn part_lists_are_read_in_their_order_and_bounded() {
     let xml = br#"<CompleteMultipartUpload xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Part><ETag>&quot;AB12&quot;</ETag><PartNumber>2</PartNumber></Part><Part><PartNumber>1</PartNumber><ETag>"cd"</ETag></Part></CompleteMultipartUpload>"#;
     assert_eq!(complete_multipart_parts(xml).unwrap(), vec![(2, Some("ab12".into())), (1, Some("cd".into()))]);
-    assert_eq!(complete_multipart_parts(b"<CompleteMultipartUpload><Part><PartNumber>x</PartNumber></Part></CompleteMultipartUpload>"), Err(PartListError::Malformed));
+    assert_eq!(
+        complete_multipart_parts(b"<CompleteMultipartUpload><Part><PartNumber>x</PartNumber></Part></CompleteMultipartUpload>"),
+        Err(PartListError::Malformed)
+    );
     assert_eq!(complete_multipart_parts(b"<CompleteMultipartUpload></CompleteMultipartUpload>"), Err(PartListError::Malformed));
     assert_eq!(complete_multipart_parts(b"not xml <"), Err(PartListError::Malformed));
     let many = format!("<CompleteMultipartUpload>{}</CompleteMultipartUpload>", "<Part><PartNumber>1</PartNumber></Part>".repeat(10_001));

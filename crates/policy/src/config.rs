@@ -23,6 +23,9 @@ pub struct UnscannableConfig {
     pub nested_limit: Option<Action>,
     /// Containers the engine recognises but cannot open (RAR, unusual compression).
     pub unsupported: Option<Action>,
+    /// Files sent in pieces that could not be reassembled (a gap, a start never seen, a piece
+    /// that could not be kept).
+    pub incomplete: Option<Action>,
 }
 
 /// Which tenants a rule's labels must belong to.

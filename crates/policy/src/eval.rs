@@ -184,6 +184,7 @@ pub(crate) struct PartialUnscannable {
     ambiguous: Option<Action>,
     nested_limit: Option<Action>,
     unsupported: Option<Action>,
+    incomplete: Option<Action>,
 }
 
 impl From<&UnscannableConfig> for PartialUnscannable {
@@ -195,6 +196,7 @@ impl From<&UnscannableConfig> for PartialUnscannable {
             ambiguous: c.ambiguous,
             nested_limit: c.nested_limit,
             unsupported: c.unsupported,
+            incomplete: c.incomplete,
         }
     }
 }
@@ -208,12 +210,13 @@ impl PartialUnscannable {
             UnscannableReason::Ambiguous => self.ambiguous,
             UnscannableReason::NestedLimit => self.nested_limit,
             UnscannableReason::Unsupported => self.unsupported,
+            UnscannableReason::Incomplete => self.incomplete,
         }
     }
 }
 
 /// Global decisions for unscannable files, with the product defaults filled in: encrypted and
-/// oversize files and unsupported containers are allowed; malformed, ambiguous and nested-limit
+/// oversize files, unsupported containers and incomplete split uploads are allowed; malformed, ambiguous and nested-limit
 /// ones blocked.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Unscannable(PartialUnscannable);
@@ -227,6 +230,7 @@ impl Unscannable {
             ambiguous: Some(c.ambiguous.unwrap_or(Action::Block)),
             nested_limit: Some(c.nested_limit.unwrap_or(Action::Block)),
             unsupported: Some(c.unsupported.unwrap_or(Action::Allow)),
+            incomplete: Some(c.incomplete.unwrap_or(Action::Allow)),
         })
     }
     fn get(&self, reason: UnscannableReason) -> Action {

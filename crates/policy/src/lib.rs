@@ -68,6 +68,9 @@ pub enum UnscannableReason {
     NestedLimit,
     /// A container the engine recognises but cannot open.
     Unsupported,
+    /// A file sent in pieces (a resumable or multipart upload session) that the proxy could not
+    /// reassemble: a gap, a start it never saw, a piece it could not keep.
+    Incomplete,
 }
 
 impl UnscannableReason {
@@ -80,6 +83,7 @@ impl UnscannableReason {
             UnscannableReason::Ambiguous => "ambiguous",
             UnscannableReason::NestedLimit => "nested_limit",
             UnscannableReason::Unsupported => "unsupported",
+            UnscannableReason::Incomplete => "incomplete",
         }
     }
 }

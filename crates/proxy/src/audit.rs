@@ -66,6 +66,23 @@ pub struct AuditRecord {
     pub reason: String,
     /// Inspection time in microseconds.
     pub inspect_us: u64,
+    /// For a file sent in pieces: the upload session it was reassembled from.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub session: Option<AuditSession>,
+}
+
+/// The upload session of a file sent in pieces (one record per session).
+#[derive(Debug, Clone, Serialize)]
+pub struct AuditSession {
+    /// The protocol (`google_resumable`, `graph_upload_session`, `tus`, `s3_multipart`, …).
+    pub protocol: String,
+    /// Requests that carried pieces of the file.
+    pub pieces: u64,
+    /// Bytes of the file held when it was decided.
+    pub bytes: u64,
+    /// Why the file could not be reassembled, when it could not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub incomplete: Option<String>,
 }
 
 /// Where audit records go.

@@ -252,7 +252,7 @@ async fn one_from_disk(name: Option<String>, file: std::fs::File, size: u64, rea
     result.unwrap_or_else(|_| vec![malformed(None, size)])
 }
 
-fn hash_file(file: &mut std::fs::File) -> std::io::Result<String> {
+pub(crate) fn hash_file(file: &mut std::fs::File) -> std::io::Result<String> {
     use std::io::Seek;
     file.seek(std::io::SeekFrom::Start(0))?;
     let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
@@ -347,6 +347,31 @@ fn multipart_boundary(content_type: &str) -> Option<String> {
     })
 }
 
+/// What a held body decodes to under its `Content-Encoding`: `Ok(None)` when it has none, a
+/// new spool when it has one, `Err` when it cannot be decoded within `max` bytes.
+pub(crate) async fn decoded_body(
+    headers: &http::HeaderMap,
+    body: &mut Spool,
+    area: &Arc<SpoolArea>,
+    max: u64,
+) -> Result<Option<Spool>, ()> {
+    let codings = labelgate_body::coding::parse_codings(headers.get_all(http::header::CONTENT_ENCODING).iter().map(|v| v.as_bytes()))
+        .map_err(|_| ())?;
+    if codings.is_empty() {
+        return Ok(None);
+    }
+    let encoded: Box<dyn Read + Send> = match (body.memory(), body.reader()) {
+        (Some(held), _) => Box::new(ChunksReader { held, next: 0, at: 0 }),
+        (None, Ok(Some(f))) => Box::new(std::io::BufReader::new(f)),
+        _ => return Err(()),
+    };
+    let area = Arc::clone(area);
+    match tokio::task::spawn_blocking(move || decode_to_spool(&codings, encoded, &area, max)).await {
+        Ok(Ok(plain)) => Ok(Some(plain)),
+        _ => Err(()),
+    }
+}
+
 /// How deep multipart bodies inside multipart parts are opened.
 const MAX_MULTIPART_DEPTH: u32 = 8;
 
@@ -354,7 +379,7 @@ const MAX_MULTIPART_DEPTH: u32 = 8;
 /// held in memory or on disk and — when its bytes are text (JSON, a form, base64) — every file
 /// encoded in it.
 #[allow(clippy::too_many_arguments)]
-async fn one_body(
+pub(crate) async fn one_body(
     name: Option<String>,
     memory: Option<Held>,
     file: Option<std::fs::File>,

@@ -17,6 +17,7 @@ mod metrics;
 mod net;
 mod pool;
 mod server;
+mod sessions;
 mod spool;
 mod stream;
 mod tls;
@@ -27,7 +28,7 @@ mod websocket;
 
 pub use tls::{upstream_client_config, CertAuthority, TlsError};
 
-pub use audit::{AuditFile, AuditLabel, AuditRecord, AuditSink};
+pub use audit::{AuditFile, AuditLabel, AuditRecord, AuditSession, AuditSink};
 pub use auth::{hash_line, User, Users};
 pub use inspect::{file_facts, inner_facts, inspection_facts, FileRecord};
 pub use metrics::ProxyMetrics;
@@ -190,6 +191,15 @@ pub struct InspectionConfig {
     /// Decompressed bytes per compressed byte of one stream, judged past 1 MiB (default 250).
     #[serde(default = "default_max_ratio")]
     pub max_ratio: u64,
+    /// Upload sessions (files sent in pieces) tracked at once (default 1024); a piece of a
+    /// session that finds no room is `incomplete`.
+    #[serde(default = "default_max_upload_sessions")]
+    pub max_upload_sessions: usize,
+    /// Seconds an upload session may wait for its next piece (default 3600); after that its
+    /// pieces are dropped, it is recorded `incomplete`, and a later piece is one of a session
+    /// whose start was never seen.
+    #[serde(default = "default_upload_session_timeout")]
+    pub upload_session_timeout_secs: u64,
 }
 
 impl InspectionConfig {
@@ -258,6 +268,14 @@ fn default_spool_quota() -> u64 {
     8 * 1024 * 1024 * 1024
 }
 
+fn default_max_upload_sessions() -> usize {
+    1024
+}
+
+fn default_upload_session_timeout() -> u64 {
+    3600
+}
+
 fn default_max_body() -> u64 {
     256 * 1024 * 1024
 }
@@ -278,6 +296,8 @@ impl Default for InspectionConfig {
             max_expanded_bytes: default_max_expanded_bytes(),
             max_members: default_max_members(),
             max_ratio: default_max_ratio(),
+            max_upload_sessions: default_max_upload_sessions(),
+            upload_session_timeout_secs: default_upload_session_timeout(),
         }
     }
 }

@@ -28,6 +28,8 @@ pub struct ProxyMetrics {
     pub upstream_errors: IntCounter,
     /// Audit records that could not be written.
     pub audit_failures: IntGauge,
+    /// Upload sessions (files sent in pieces) in progress.
+    pub upload_sessions: IntGauge,
 }
 
 impl ProxyMetrics {
@@ -60,6 +62,7 @@ impl ProxyMetrics {
             active_connections: IntGauge::new("labelgate_active_connections", "Client connections open")?,
             upstream_errors: IntCounter::new("labelgate_upstream_errors_total", "Origins that could not be reached or failed")?,
             audit_failures: IntGauge::new("labelgate_audit_failures", "Audit records that could not be written since start")?,
+            upload_sessions: IntGauge::new("labelgate_upload_sessions", "Upload sessions (files sent in pieces) being reassembled")?,
         };
         registry.register(Box::new(m.transactions.clone()))?;
         registry.register(Box::new(m.labels_seen.clone()))?;
@@ -72,6 +75,7 @@ impl ProxyMetrics {
         registry.register(Box::new(m.upstream_reused.clone()))?;
         registry.register(Box::new(m.upstream_errors.clone()))?;
         registry.register(Box::new(m.audit_failures.clone()))?;
+        registry.register(Box::new(m.upload_sessions.clone()))?;
         Ok(m)
     }
 }

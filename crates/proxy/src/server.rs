@@ -45,6 +45,8 @@ pub(crate) struct State {
     pub(crate) upstream_h1: Option<Arc<rustls::ClientConfig>>,
     pub(crate) users: Option<Arc<Users>>,
     pub(crate) spool: Arc<SpoolArea>,
+    /// Files sent in pieces, being reassembled.
+    pub(crate) sessions: crate::sessions::Sessions,
 }
 
 /// What TLS interception needs: the local CA and the verified client config towards origins.
@@ -90,7 +92,10 @@ impl Proxy {
         let dir =
             inspection.spool_dir.clone().unwrap_or_else(|| std::env::temp_dir().join(format!("labelgate-spool-{}", std::process::id())));
         let spool = SpoolArea::prepare(dir, inspection.memory_limit, inspection.memory_budget, inspection.spool_quota)?;
+        let sessions =
+            crate::sessions::Sessions::new(inspection.max_upload_sessions, Duration::from_secs(inspection.upload_session_timeout_secs));
         let state = State {
+            sessions,
             config,
             inspection,
             policy,
@@ -145,6 +150,18 @@ impl Proxy {
         tokio::pin!(shutdown);
         let limit = Arc::new(tokio::sync::Semaphore::new(self.state.config.max_connections.max(1)));
         let (draining_tx, draining_rx) = tokio::sync::watch::channel(false);
+        // Upload sessions idle past their timeout are dropped (and recorded) even when no
+        // further request comes.
+        let sweeper = {
+            let state = Arc::clone(&self.state);
+            tokio::spawn(async move {
+                let mut every = tokio::time::interval(Duration::from_secs(5));
+                loop {
+                    every.tick().await;
+                    crate::sessions::sweep(&state);
+                }
+            })
+        };
         loop {
             tokio::select! {
                 _ = &mut shutdown => break,
@@ -201,6 +218,7 @@ impl Proxy {
         }
         // Drain: no new connections; transactions in flight finish (up to drain_timeout).
         drop(self.listener);
+        sweeper.abort();
         let _ = draining_tx.send(true);
         let total = self.state.config.max_connections.max(1) as u32;
         let drained = tokio::time::timeout(Duration::from_secs(self.state.config.drain_timeout_secs), limit.acquire_many(total)).await;
@@ -289,6 +307,11 @@ pub(crate) async fn relay(
             StatusCode::NOT_IMPLEMENTED,
             &format!("transfer coding {coding:?} is not supported; send the body with chunked or a Content-Length"),
         );
+    }
+    // A request of a resumable or multipart upload session: its piece joins the session's file,
+    // decided whole when the file is complete.
+    if let Some(recognised) = crate::sessions::recognise(&req, &target) {
+        return crate::sessions::run(state, peer, req, target, user, recognised).await;
     }
     // Every request that carries a body is an upload, whatever its method (any token, any case):
     // a body with no declared length is no body (RFC 9112 §6.3) and hyper frames it so.

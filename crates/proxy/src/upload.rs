@@ -17,7 +17,7 @@
 //! Hold and stream are the two states of [`Outflow`]; complete and oversize are the two of
 //! [`Intake`]: each phase matches on them instead of testing flags.
 
-use crate::audit::{now_rfc3339, AuditFile, AuditLabel, AuditRecord};
+use crate::audit::{now_rfc3339, AuditFile, AuditLabel, AuditRecord, AuditSession};
 use crate::auth::User;
 use crate::block::{self, BlockedFile};
 use crate::inspect::{self, Inspected};
@@ -44,7 +44,7 @@ enum Outflow {
 }
 
 /// How the body's intake ended.
-enum Intake {
+pub(crate) enum Intake {
     /// The whole body is held.
     Complete,
     /// Past `max_body` (or no spool room): only its start is held; `pending` is the chunk that
@@ -53,19 +53,20 @@ enum Intake {
 }
 
 /// One upload transaction: who sends what where, and what has been received so far.
-struct Upload {
-    state: Arc<State>,
-    peer: SocketAddr,
-    target: Target,
-    user: Option<User>,
-    parts: http::request::Parts,
+pub(crate) struct Upload {
+    pub(crate) state: Arc<State>,
+    pub(crate) peer: SocketAddr,
+    pub(crate) target: Target,
+    pub(crate) user: Option<User>,
+    pub(crate) parts: http::request::Parts,
     body: Incoming,
-    started: Instant,
+    pub(crate) started: Instant,
     outflow: Outflow,
-    spool: Spool,
+    pub(crate) spool: Spool,
 }
 
 /// The verdict with what it was reached on.
+#[derive(Clone)]
 pub(crate) struct Decision {
     pub(crate) policy: Arc<ResolvedPolicy>,
     pub(crate) verdict: Verdict,
@@ -120,7 +121,15 @@ pub(crate) fn decide(who: &Who<'_>, method: &http::Method, uri: &http::Uri, file
 
 /// The record phase: one audit record (label names from the catalog; the query only when
 /// configured).
-pub(crate) fn record(who: &Who<'_>, method: &str, uri: &http::Uri, files: &[Inspected], decision: &Decision, started: Instant) {
+pub(crate) fn record(
+    who: &Who<'_>,
+    method: &str,
+    uri: &http::Uri,
+    files: &[Inspected],
+    decision: &Decision,
+    started: Instant,
+    session: Option<AuditSession>,
+) {
     let Decision { policy, verdict, url, .. } = decision;
     let shown_url = match (who.state.config.audit_query, uri.query()) {
         (true, Some(q)) => format!("{url}?{q}"),
@@ -159,12 +168,14 @@ pub(crate) fn record(who: &Who<'_>, method: &str, uri: &http::Uri, files: &[Insp
         rule: verdict.rule.clone(),
         reason: verdict.reason.clone(),
         inspect_us: started.elapsed().as_micros() as u64,
+        session,
     });
 }
 
 /// Runs one upload through its phases.
 pub(crate) async fn run(state: Arc<State>, peer: SocketAddr, req: Request<Incoming>, target: Target, user: Option<User>) -> Response<Body> {
-    let mut upload = Upload::admit(state, peer, req, target, user);
+    let mode = state.inspection.mode;
+    let mut upload = Upload::admit(state, peer, req, target, user, mode);
     let intake = match upload.receive().await {
         Ok(intake) => intake,
         Err(response) => return response,
@@ -180,9 +191,16 @@ pub(crate) async fn run(state: Arc<State>, peer: SocketAddr, req: Request<Incomi
 
 impl Upload {
     /// admit: the context, and in `stream` mode the upstream request, started now.
-    fn admit(state: Arc<State>, peer: SocketAddr, req: Request<Incoming>, target: Target, user: Option<User>) -> Upload {
+    pub(crate) fn admit(
+        state: Arc<State>,
+        peer: SocketAddr,
+        req: Request<Incoming>,
+        target: Target,
+        user: Option<User>,
+        mode: InspectionMode,
+    ) -> Upload {
         let (parts, body) = req.into_parts();
-        let outflow = match state.inspection.mode {
+        let outflow = match mode {
             InspectionMode::Hold => Outflow::Hold,
             InspectionMode::Stream => {
                 let (out, response) = start_streaming(&state, &target, &parts);
@@ -201,7 +219,7 @@ impl Upload {
     /// receive: holds the body up to `max_body` (streaming it on in `stream` mode). A stalled or
     /// interrupted upload ends the transaction here (an outflow dropped with it aborts the
     /// upstream request).
-    async fn receive(&mut self) -> Result<Intake, Response<Body>> {
+    pub(crate) async fn receive(&mut self) -> Result<Intake, Response<Body>> {
         let max = self.state.inspection.max_body;
         let idle = Duration::from_secs(self.state.config.body_idle_timeout_secs);
         // A body that trickles in just under the idle timeout still has to finish in time.
@@ -262,20 +280,25 @@ impl Upload {
     }
 
     /// decide: the policy in force judges the transaction; the metrics count it.
-    fn decide(&self, files: &[Inspected]) -> Decision {
+    pub(crate) fn decide(&self, files: &[Inspected]) -> Decision {
         let who = Who { state: &self.state, peer: self.peer, target: &self.target, user: self.user.as_ref() };
         decide(&who, &self.parts.method, &self.parts.uri, files, self.spool.len(), self.started)
     }
 
     /// record: one audit record (label names from the catalog; the query only when configured).
-    fn record(&self, files: &[Inspected], decision: &Decision) {
+    pub(crate) fn record(&self, files: &[Inspected], decision: &Decision) {
+        self.record_session(files, decision, None);
+    }
+
+    /// record, for the file of an upload session.
+    pub(crate) fn record_session(&self, files: &[Inspected], decision: &Decision, session: Option<AuditSession>) {
         let who = Who { state: &self.state, peer: self.peer, target: &self.target, user: self.user.as_ref() };
-        record(&who, self.parts.method.as_str(), &self.parts.uri, files, decision, self.started);
+        record(&who, self.parts.method.as_str(), &self.parts.uri, files, decision, self.started, session);
     }
 
     /// block: the block page (JSON for API clients), and a streamed request aborted so the origin
     /// never completes it.
-    fn block(self, decision: &Decision) -> Response<Body> {
+    pub(crate) fn block(self, decision: &Decision) -> Response<Body> {
         let catalog = decision.policy.catalog();
         let blocked: Vec<BlockedFile> = decision
             .facts
@@ -306,7 +329,7 @@ impl Upload {
     }
 
     /// release: the allowed body goes to the origin exactly as it came.
-    async fn release(self, intake: Intake) -> Response<Body> {
+    pub(crate) async fn release(self, intake: Intake) -> Response<Body> {
         let Upload { state, target, parts, mut body, mut spool, outflow, .. } = self;
         let oversize = matches!(intake, Intake::Oversize { .. });
         match outflow {

@@ -261,7 +261,7 @@ impl Connection {
     fn judge(&self, files: &[Inspected], size: u64, started: Instant) -> Action {
         let who = Who { state: &self.state, peer: self.peer, target: &self.target, user: self.user.as_ref() };
         let decision = decide(&who, &self.method, &self.uri, files, size, started);
-        record(&who, "WEBSOCKET", &self.uri, files, &decision, started);
+        record(&who, "WEBSOCKET", &self.uri, files, &decision, started, None);
         decision.verdict.action
     }
 

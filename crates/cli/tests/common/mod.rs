@@ -51,11 +51,32 @@ pub fn origin() -> (SocketAddr, Arc<AtomicUsize>) {
     (addr, count)
 }
 
-pub struct Serve(pub Child);
+pub struct Serve(pub Child, pub Arc<std::sync::Mutex<Vec<String>>>);
 impl Drop for Serve {
     fn drop(&mut self) {
         let _ = self.0.kill();
         let _ = self.0.wait();
+    }
+}
+
+impl Serve {
+    /// The audit records written so far (serve's standard output), parsed.
+    #[allow(dead_code)]
+    pub fn audit(&self) -> Vec<serde_json::Value> {
+        self.1.lock().unwrap().iter().filter_map(|l| serde_json::from_str(l).ok()).collect()
+    }
+
+    /// Waits (up to 10 s) for the audit records to satisfy `done`, and returns them.
+    #[allow(dead_code)]
+    pub fn audit_until(&self, done: impl Fn(&[serde_json::Value]) -> bool) -> Vec<serde_json::Value> {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let records = self.audit();
+            if done(&records) || std::time::Instant::now() > deadline {
+                return records;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
     }
 }
 
@@ -72,10 +93,18 @@ pub fn serve_with(extra: &[&str]) -> (Serve, SocketAddr, SocketAddr) {
         .args(["serve", "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"])
         .args(extra)
         .current_dir(&dir)
-        .stdout(Stdio::null())
+        .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    let audit = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let stdout = BufReader::new(child.stdout.take().unwrap());
+    let lines = Arc::clone(&audit);
+    std::thread::spawn(move || {
+        for line in stdout.lines().map_while(Result::ok) {
+            lines.lock().unwrap().push(line);
+        }
+    });
     let mut stderr = BufReader::new(child.stderr.take().unwrap());
     let mut line = String::new();
     let (mut proxy, mut admin) = (None, None);
@@ -90,7 +119,7 @@ pub fn serve_with(extra: &[&str]) -> (Serve, SocketAddr, SocketAddr) {
         }
     }
     std::thread::spawn(move || for _ in stderr.lines() {});
-    (Serve(child), proxy.unwrap(), admin.unwrap())
+    (Serve(child, audit), proxy.unwrap(), admin.unwrap())
 }
 
 pub fn get(url: &str) -> (String, String) {
