@@ -1,0 +1,342 @@
+//! One file sent in pieces is inspected as one file: resumable and multipart upload sessions
+//! through `labelgate serve` on its shipped policy, against an origin that speaks the protocols
+//! as their services do (crates/cli/tests/pieces_peer.py). Real clients (google-resumable-media,
+//! tuspy) and curl for the orderings a client library never produces: out of order, overlapping,
+//! retried, from two client addresses, with a gap, after expiry, conflicting.
+//!
+//! The labeled corpus docx is blocked at the request that completes it (or earlier) and the
+//! origin never assembles it; its unlabeled twin is assembled byte-exact.
+
+mod common;
+use common::*;
+use sha2::{Digest, Sha256};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const LABELED: &str = "lab_caf_identity-baseline-discipline-template.docx";
+const UNLABELED: &str = "unl_gc_pco-summary-word.docx";
+
+fn peer() -> &'static str {
+    concat!(env!("CARGO_MANIFEST_DIR"), "/tests/pieces_peer.py")
+}
+
+fn sha(bytes: &[u8]) -> String {
+    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("labelgate-pieces-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// `labelgate serve` on the shipped config with `edit` applied, its state in `dir`.
+fn serve_config(dir: &Path, edit: impl Fn(String) -> String) -> (Serve, SocketAddr) {
+    let config = dir.join("labelgate.toml");
+    std::fs::write(&config, edit(include_str!("../../../config/labelgate.toml").to_string())).unwrap();
+    let (serve, proxy, _admin) = serve_with(&["--config", config.to_str().unwrap(), "--state-dir", dir.join("state").to_str().unwrap()]);
+    (serve, proxy)
+}
+
+/// The files the origin assembled: (name, sha256).
+fn assembled(origin: u16) -> Vec<(String, String)> {
+    let (body, code) = get(&format!("http://127.0.0.1:{origin}/_done"));
+    assert_eq!(code, "200");
+    let list: serde_json::Value = serde_json::from_str(&body).unwrap();
+    list.as_array()
+        .unwrap()
+        .iter()
+        .map(|f| (f["name"].as_str().unwrap_or("").to_string(), f["sha256"].as_str().unwrap_or("").to_string()))
+        .collect()
+}
+
+/// An answer: status, header fields (lower-case names), body.
+struct Answer {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: String,
+}
+
+impl Answer {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    }
+}
+
+/// One request through the proxy with curl: `headers`, and `body` as the exact bytes.
+fn send(proxy: SocketAddr, dir: &Path, method: &str, url: &str, headers: &[String], body: Option<&[u8]>, from: &str) -> Answer {
+    let mut cmd = Command::new("curl");
+    cmd.args(["-s", "-S", "-i", "--interface", from, "-x", &format!("http://{proxy}"), "-X", method, "-H", "Expect:"]);
+    for h in headers {
+        cmd.args(["-H", h]);
+    }
+    if let Some(body) = body {
+        let file = dir.join(format!("body-{}", std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos()));
+        std::fs::write(&file, body).unwrap();
+        cmd.args(["--data-binary", &format!("@{}", file.display())]);
+    }
+    let out = cmd.arg(url).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (head, body) = text
+        .split_once("\r\n\r\n")
+        .unwrap_or_else(|| panic!("no answer to {method} {url}: {text} {}", String::from_utf8_lossy(&out.stderr)));
+    let mut lines = head.lines();
+    let status = lines.next().and_then(|l| l.split_whitespace().nth(1)).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let headers = lines.filter_map(|l| l.split_once(':')).map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string())).collect();
+    Answer { status, headers, body: body.to_string() }
+}
+
+/// A `Content-Range` piece of `file`: bytes `a..b`.
+fn piece(proxy: SocketAddr, dir: &Path, url: &str, file: &[u8], a: usize, b: usize, from: &str) -> Answer {
+    let range = format!("Content-Range: bytes {a}-{}/{}", b - 1, file.len());
+    send(proxy, dir, "PUT", url, &[range, "Content-Type: application/octet-stream".into()], Some(&file[a..b]), from)
+}
+
+/// The audit records of upload sessions.
+fn session_records(serve: &Serve) -> Vec<serde_json::Value> {
+    serve.audit().into_iter().filter(|r| r.get("session").is_some()).collect()
+}
+
+#[test]
+fn google_resumable_media_and_tuspy_uploads_are_decided_whole() {
+    let dir = scratch("clients");
+    let python = labelgate_testkit::test_python();
+    let (_origin, port) = python_origin(peer(), &dir);
+    let (serve, proxy) = serve_config(&dir, |c| c);
+    // About 700 KB each: google-resumable-media sends 256 KiB chunks (its minimum), tuspy 100 KB.
+    let pad = |src: &str, dst: &str| {
+        let out = Command::new(&python).args([peer(), "pad"]).arg(corpus(src)).arg(dir.join(dst)).arg("700000").output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        std::fs::read(dir.join(dst)).unwrap()
+    };
+    let labeled = pad(LABELED, "q3-plan.docx");
+    let unlabeled = pad(UNLABELED, "minutes.docx");
+    let upload = |client: &str, file: &str, chunk: &str| -> serde_json::Value {
+        let out = Command::new(&python)
+            .args([peer(), client, &proxy.port().to_string(), &port.to_string()])
+            .arg(dir.join(file))
+            .arg(chunk)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        serde_json::from_str(text.trim())
+            .unwrap_or_else(|e| panic!("{client} {file}: {e}: {text} {}", String::from_utf8_lossy(&out.stderr)))
+    };
+    for (client, chunk) in [("google", "262144"), ("tus", "100000")] {
+        let blocked = upload(client, "q3-plan.docx", chunk);
+        assert_eq!((blocked["ok"].as_bool(), blocked["status"].as_u64()), (Some(false), Some(403)), "{client}: {blocked}");
+        let stored = upload(client, "minutes.docx", chunk);
+        assert_eq!(stored["ok"], true, "{client}: {stored}");
+    }
+    let done = assembled(port);
+    let shas: Vec<&str> = done.iter().map(|(_, s)| s.as_str()).collect();
+    assert_eq!(shas, [sha(&unlabeled), sha(&unlabeled)], "the unlabeled file assembled byte-exact by both, the labeled one never");
+    // One record per session, with the assembled file's hash and the session's protocol.
+    let records = session_records(&serve);
+    for protocol in ["google_resumable", "tus"] {
+        let of: Vec<_> = records.iter().filter(|r| r["session"]["protocol"] == protocol).collect();
+        assert_eq!(of.len(), 2, "{protocol}: {records:?}");
+        assert_eq!(of[0]["action"], "block");
+        assert_eq!(of[0]["files"][0]["sha256"], sha(&labeled).as_str());
+        assert_eq!(of[0]["files"][0]["labels"][0]["id"], "f42aa342-8706-4288-bd11-ebb85995028c");
+        assert!(of[0]["session"]["pieces"].as_u64().unwrap() >= 3, "{:?}", of[0]);
+        assert_eq!(of[1]["action"], "allow");
+        assert_eq!(of[1]["files"][0]["sha256"], sha(&unlabeled).as_str());
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn content_range_pieces_in_any_order_from_any_client_are_one_file() {
+    let dir = scratch("orders");
+    let (_origin, port) = python_origin(peer(), &dir);
+    let (serve, proxy) = serve_config(&dir, |c| c);
+    let labeled = std::fs::read(corpus(LABELED)).unwrap();
+    let unlabeled = std::fs::read(corpus(UNLABELED)).unwrap();
+    let n = |f: &[u8]| f.len();
+    // (name, the pieces as byte ranges in the order sent, the client address of each)
+    type Plan = (&'static str, fn(usize) -> Vec<(usize, usize)>, [&'static str; 4]);
+    let plans: [Plan; 5] = [
+        ("in-order", |n| vec![(0, n / 3), (n / 3, 2 * n / 3), (2 * n / 3, n)], ["127.0.0.1"; 4]),
+        // The session starts with its first byte; the rest may come in any order.
+        ("out-of-order", |n| vec![(0, 1000), (2 * n / 3, n), (1000, 2 * n / 3)], ["127.0.0.1"; 4]),
+        ("overlapping", |n| vec![(0, n / 2), (n / 3, 3 * n / 4), (n / 2, n)], ["127.0.0.1"; 4]),
+        ("retried", |n| vec![(0, n / 2), (0, n / 2), (n / 2, n)], ["127.0.0.1"; 4]),
+        ("two-clients", |n| vec![(0, n / 2), (n / 2, n - 10), (n - 10, n)], ["127.0.0.1", "127.0.0.2", "127.0.0.3", "127.0.0.1"]),
+    ];
+    for (name, plan, from) in plans {
+        for (twin, file) in [("labeled", &labeled), ("unlabeled", &unlabeled)] {
+            let url = format!("http://127.0.0.1:{port}/dav/{name}-{twin}.docx");
+            let pieces = plan(n(file));
+            let answers: Vec<u16> =
+                pieces.iter().zip(from).map(|(&(a, b), from)| piece(proxy, &dir, &url, file, a, b, from).status).collect();
+            let last = *answers.last().unwrap();
+            let before = &answers[..answers.len() - 1];
+            match twin {
+                "labeled" => {
+                    assert_eq!(last, 403, "{name}: the completing piece is blocked: {answers:?}");
+                    assert!(before.iter().all(|s| *s == 202), "{name}: {answers:?}");
+                    // Every later request of the blocked session is refused too.
+                    assert_eq!(piece(proxy, &dir, &url, file, 0, 100, "127.0.0.1").status, 403, "{name}");
+                }
+                _ => {
+                    assert_eq!(last, 201, "{name}: {answers:?}");
+                    assert!(before.iter().all(|s| *s == 202), "{name}: {answers:?}");
+                }
+            }
+        }
+    }
+    let done = assembled(port);
+    for (name, _, _) in plans {
+        let labeled_name = format!("{name}-labeled.docx");
+        let unlabeled_name = format!("{name}-unlabeled.docx");
+        assert!(!done.iter().any(|(n, _)| *n == labeled_name), "{name}: the labeled file was never assembled: {done:?}");
+        assert_eq!(done.iter().filter(|(n, s)| *n == unlabeled_name && *s == sha(&unlabeled)).count(), 1, "{name}: {done:?}");
+    }
+    let records = session_records(&serve);
+    assert_eq!(records.len(), 10, "one record per session: {records:#?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_session_that_cannot_be_reassembled_is_incomplete_for_policy() {
+    let dir = scratch("incomplete");
+    let (_origin, port) = python_origin(peer(), &dir);
+    let (serve, proxy) = serve_config(&dir, |c| c.replace("upload_session_timeout_secs = 3600", "upload_session_timeout_secs = 1"));
+    let file = std::fs::read(corpus(UNLABELED)).unwrap();
+    let n = file.len();
+    let url = |name: &str| format!("http://127.0.0.1:{port}/dav/{name}.docx");
+
+    // A start never seen: the first piece the proxy sees begins mid-file.
+    assert_eq!(piece(proxy, &dir, &url("midway"), &file, n / 2, n, "127.0.0.1").status, 403);
+    // Bytes that disagree with the same bytes sent before.
+    assert_eq!(piece(proxy, &dir, &url("conflict"), &file, 0, n / 2, "127.0.0.1").status, 202);
+    let mut changed = file.clone();
+    changed[n / 4] ^= 0xff;
+    assert_eq!(piece(proxy, &dir, &url("conflict"), &changed, n / 4, n, "127.0.0.1").status, 403);
+    // X-Goog-Upload-Protocol finalised with bytes missing.
+    let start = send(
+        proxy,
+        &dir,
+        "POST",
+        &format!("http://127.0.0.1:{port}/xgoog"),
+        &["X-Goog-Upload-Protocol: resumable".into(), "X-Goog-Upload-Command: start".into()],
+        None,
+        "127.0.0.1",
+    );
+    let session = start.header("x-goog-upload-url").unwrap_or_else(|| panic!("{}", start.body)).to_string();
+    let first = send(
+        proxy,
+        &dir,
+        "POST",
+        &session,
+        &["X-Goog-Upload-Command: upload".into(), "X-Goog-Upload-Offset: 0".into()],
+        Some(&file[..1000]),
+        "127.0.0.1",
+    );
+    assert_eq!(first.status, 200, "{}", first.body);
+    let finalize = send(
+        proxy,
+        &dir,
+        "POST",
+        &session,
+        &["X-Goog-Upload-Command: upload, finalize".into(), format!("X-Goog-Upload-Offset: {}", n / 2)],
+        Some(&file[n / 2..]),
+        "127.0.0.1",
+    );
+    assert_eq!(finalize.status, 403, "finalised with a gap: {}", finalize.body);
+
+    // A gap: both pieces pass (the origin cannot assemble the file either); the session expires
+    // unfinished and is recorded incomplete.
+    assert_eq!(piece(proxy, &dir, &url("gap"), &file, 0, n / 3, "127.0.0.1").status, 202);
+    assert_eq!(piece(proxy, &dir, &url("gap"), &file, 2 * n / 3, n, "127.0.0.1").status, 202);
+    // After expiry: the session's next piece is one whose start was never seen.
+    assert_eq!(piece(proxy, &dir, &url("expiry"), &file, 0, n / 2, "127.0.0.1").status, 202);
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    assert_eq!(piece(proxy, &dir, &url("expiry"), &file, n / 2, n, "127.0.0.1").status, 403, "after expiry");
+
+    let records = serve.audit_until(|r| r.iter().filter(|r| r.get("session").is_some()).count() >= 6);
+    let reasons: Vec<(String, String)> = records
+        .iter()
+        .filter_map(|r| Some((r.get("session")?["incomplete"].as_str()?.to_string(), r["action"].as_str()?.to_string())))
+        .collect();
+    let find = |needle: &str| reasons.iter().filter(|(why, _)| why.contains(needle)).count();
+    assert!(find("start was never seen") >= 2, "{reasons:#?}");
+    assert_eq!(find("differ from the same bytes"), 1, "{reasons:#?}");
+    assert_eq!(find("finalised with bytes missing"), 1, "{reasons:#?}");
+    assert_eq!(find("expired before its file was complete"), 2, "the gap and the expired session: {reasons:#?}");
+    assert!(records.iter().filter(|r| r.get("session").is_some()).all(|r| r["files"][0]["unscannable"] == "incomplete"), "{records:#?}");
+    assert!(assembled(port).is_empty(), "nothing was assembled at the origin");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn tus_creation_with_upload_and_concatenation_are_decided_whole() {
+    let dir = scratch("tus");
+    let (_origin, port) = python_origin(peer(), &dir);
+    let (_serve, proxy) = serve_config(&dir, |c| c);
+    let tus = |extra: &[String]| -> Vec<String> {
+        let mut h = vec!["Tus-Resumable: 1.0.0".to_string(), "Content-Type: application/offset+octet-stream".to_string()];
+        h.extend_from_slice(extra);
+        h
+    };
+    for (twin, name) in [("labeled", LABELED), ("unlabeled", UNLABELED)] {
+        let file = std::fs::read(corpus(name)).unwrap();
+        let n = file.len();
+        // creation-with-upload: the creation POST carries the first half.
+        let created = send(
+            proxy,
+            &dir,
+            "POST",
+            &format!("http://127.0.0.1:{port}/files/"),
+            &tus(&[format!("Upload-Length: {n}")]),
+            Some(&file[..n / 2]),
+            "127.0.0.1",
+        );
+        assert_eq!(created.status, 201, "{twin}: {}", created.body);
+        let at = created.header("location").unwrap().to_string();
+        let rest = send(proxy, &dir, "PATCH", &at, &tus(&[format!("Upload-Offset: {}", n / 2)]), Some(&file[n / 2..]), "127.0.0.1");
+        // concatenation: two partial uploads, then the final one.
+        let mut partials = Vec::new();
+        for (a, b) in [(0, n / 3), (n / 3, n)] {
+            let p = send(
+                proxy,
+                &dir,
+                "POST",
+                &format!("http://127.0.0.1:{port}/files/"),
+                &tus(&[format!("Upload-Length: {}", b - a), "Upload-Concat: partial".into()]),
+                None,
+                "127.0.0.1",
+            );
+            let at = p.header("location").unwrap().to_string();
+            let patched = send(proxy, &dir, "PATCH", &at, &tus(&["Upload-Offset: 0".into()]), Some(&file[a..b]), "127.0.0.1");
+            assert_eq!(patched.status, 204, "{twin}: a partial upload's own completion is no file: {}", patched.body);
+            partials.push(at);
+        }
+        let fin = send(
+            proxy,
+            &dir,
+            "POST",
+            &format!("http://127.0.0.1:{port}/files/"),
+            &tus(&[format!("Upload-Concat: final;{}", partials.join(" "))]),
+            None,
+            "127.0.0.1",
+        );
+        match twin {
+            "labeled" => {
+                assert_eq!(rest.status, 403, "{}", rest.body);
+                assert_eq!(fin.status, 403, "{}", fin.body);
+            }
+            _ => {
+                assert_eq!(rest.status, 204, "{}", rest.body);
+                assert_eq!(fin.status, 201, "{}", fin.body);
+            }
+        }
+    }
+    let unlabeled = sha(&std::fs::read(corpus(UNLABELED)).unwrap());
+    let done: Vec<String> = assembled(port).into_iter().map(|(_, s)| s).collect();
+    assert_eq!(done, [unlabeled.clone(), unlabeled], "the unlabeled file twice (PATCH, concatenation), the labeled one never");
+    let _ = std::fs::remove_dir_all(&dir);
+}
