@@ -340,3 +340,95 @@ fn tus_creation_with_upload_and_concatenation_are_decided_whole() {
     assert_eq!(done, [unlabeled.clone(), unlabeled], "the unlabeled file twice (PATCH, concatenation), the labeled one never");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_graph_upload_session_by_curl_is_decided_whole() {
+    // OneDrive large-file upload against labelgate-fakegraph: a token from the identity
+    // platform, createUploadSession on graph (127.0.0.1), fragments to its uploadUrl on another
+    // host (localhost), all through the proxy.
+    use labelgate_fakegraph::{App, AppSecret, FakeGraph, Tenant, World};
+    let dir = scratch("graph");
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let tenant = "8f0e3a9d-1b2c-4d5e-8f90-a1b2c3d4e5f6";
+    let world = World {
+        tenants: vec![Tenant {
+            id: tenant.into(),
+            apps: vec![App {
+                client_id: "app-1".into(),
+                secrets: vec![AppSecret { value: "s3cret".into(), expired: false }],
+                ..App::default()
+            }],
+            ..Tenant::default()
+        }],
+        token_lifetime_secs: 3599,
+        page_size: 100,
+        faults: vec![],
+    };
+    let fake = runtime.block_on(FakeGraph::start(world)).unwrap();
+    let (serve, proxy) = serve_config(&dir, |c| c);
+    let token_answer = send(
+        proxy,
+        &dir,
+        "POST",
+        &format!("{}/{tenant}/oauth2/v2.0/token", fake.url()),
+        &["Content-Type: application/x-www-form-urlencoded".into()],
+        Some(b"grant_type=client_credentials&client_id=app-1&client_secret=s3cret&scope=https%3A%2F%2Fgraph.microsoft.com%2F.default"),
+        "127.0.0.1",
+    );
+    let token: serde_json::Value = serde_json::from_str(&token_answer.body).unwrap_or_else(|e| panic!("{e}: {}", token_answer.body));
+    let bearer = format!("Authorization: Bearer {}", token["access_token"].as_str().unwrap());
+    let fragment = 20_000usize;
+    for (twin, name, expected) in [("labeled", LABELED, 403), ("unlabeled", UNLABELED, 201)] {
+        let file = std::fs::read(corpus(name)).unwrap();
+        let created = send(
+            proxy,
+            &dir,
+            "POST",
+            &format!("{}/v1.0/me/drive/root:/Reports/{twin}.docx:/createUploadSession", fake.url()),
+            &[bearer.clone(), "Content-Type: application/json".into()],
+            Some(br#"{"item": {"@microsoft.graph.conflictBehavior": "replace"}}"#),
+            "127.0.0.1",
+        );
+        assert_eq!(created.status, 200, "{}", created.body);
+        let session: serde_json::Value = serde_json::from_str(&created.body).unwrap();
+        let upload_url = session["uploadUrl"].as_str().unwrap().to_string();
+        assert!(upload_url.starts_with("http://localhost:"), "{upload_url}");
+        let mut statuses = Vec::new();
+        let mut a = 0;
+        while a < file.len() {
+            let b = (a + fragment).min(file.len());
+            statuses.push(piece(proxy, &dir, &upload_url, &file, a, b, "127.0.0.1").status);
+            a = b;
+        }
+        assert!(statuses.len() >= 3, "{statuses:?}");
+        assert!(statuses[..statuses.len() - 1].iter().all(|s| *s == 202), "{twin}: {statuses:?}");
+        assert_eq!(*statuses.last().unwrap(), expected, "{twin}: {statuses:?}");
+        let item = send(
+            proxy,
+            &dir,
+            "GET",
+            &format!("{}/v1.0/me/drive/root:/Reports/{twin}.docx", fake.url()),
+            &[bearer.clone()],
+            None,
+            "127.0.0.1",
+        );
+        if expected == 201 {
+            let item: serde_json::Value = serde_json::from_str(&item.body).unwrap();
+            assert_eq!(item["file"]["hashes"]["sha256Hash"].as_str().unwrap().to_ascii_lowercase(), sha(&file), "assembled byte-exact");
+        } else {
+            assert_eq!(item.status, 404, "the labeled file never became an item: {}", item.body);
+        }
+    }
+    let records = session_records(&serve);
+    let graph: Vec<_> = records.iter().filter(|r| r["session"]["protocol"] == "graph_upload_session").collect();
+    assert_eq!(graph.len(), 2, "{records:#?}");
+    assert_eq!(
+        (graph[0]["action"].as_str(), graph[0]["files"][0]["name"].as_str()),
+        (Some("block"), Some("labeled.docx")),
+        "{:?}",
+        graph[0]
+    );
+    assert_eq!(graph[1]["action"], "allow");
+    drop(fake);
+    let _ = std::fs::remove_dir_all(&dir);
+}

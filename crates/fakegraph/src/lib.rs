@@ -4,7 +4,8 @@
 //! the real error bodies, the beta and v1.0 label lists with `@odata.nextLink` paging and the
 //! Graph error envelope, the legacy endpoint answering 404, and scripted faults (bad secret,
 //! unknown app, unknown/blocked tenant, 403, 429 with Retry-After, 5xx, slow answers, malformed
-//! JSON, expired tokens, resets, empty tenants). A `/_fake/` control plane replaces the world,
+//! JSON, expired tokens, resets, empty tenants), and OneDrive large-file upload sessions
+//! (`createUploadSession`, fragment `PUT`s: drive.rs). A `/_fake/` control plane replaces the world,
 //! installs faults and reads the request log. It is its own crate: nothing of it is linked into
 //! labelgate.
 //!
@@ -288,7 +289,10 @@ struct Inner {
     generation: u64,
 }
 
+mod drive;
+
 struct Shared {
+    drive: Mutex<drive::Drive>,
     inner: Mutex<Inner>,
     key: ring::hmac::Key,
     base: String,
@@ -319,8 +323,12 @@ impl FakeGraph {
         let addr = listener.local_addr()?;
         let rng = ring::rand::SystemRandom::new();
         let key = ring::hmac::Key::generate(ring::hmac::HMAC_SHA256, &rng).map_err(|_| std::io::Error::other("no randomness"))?;
-        let shared =
-            Arc::new(Shared { inner: Mutex::new(Inner { world, log: Vec::new(), generation: 1 }), key, base: format!("http://{addr}") });
+        let shared = Arc::new(Shared {
+            drive: Mutex::default(),
+            inner: Mutex::new(Inner { world, log: Vec::new(), generation: 1 }),
+            key,
+            base: format!("http://{addr}"),
+        });
         let serving = Arc::clone(&shared);
         let task = tokio::spawn(async move {
             loop {
@@ -441,6 +449,8 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Answer, R
         Ok(control(&shared, &method, &path, &body))
     } else if method == Method::POST && path.ends_with("/oauth2/v2.0/token") {
         token(&shared, &path, &headers, &body, &mut entry).await
+    } else if let Some(answer) = drive::route(&shared, &method, &path, query.as_deref(), &headers, &body) {
+        Ok(answer)
     } else if method == Method::GET {
         graph(&shared, &path, query.as_deref(), &headers, &mut entry).await
     } else {
