@@ -408,7 +408,7 @@ fn a_graph_upload_session_by_curl_is_decided_whole() {
             &dir,
             "GET",
             &format!("{}/v1.0/me/drive/root:/Reports/{twin}.docx", fake.url()),
-            &[bearer.clone()],
+            std::slice::from_ref(&bearer),
             None,
             "127.0.0.1",
         );
