@@ -248,6 +248,27 @@ fn a_session_that_cannot_be_reassembled_is_incomplete_for_policy() {
     );
     assert_eq!(finalize.status, 403, "finalised with a gap: {}", finalize.body);
 
+    // A tus PATCH whose creation (the request that says the file's size) was never seen.
+    let orphan = send(
+        proxy,
+        &dir,
+        "PATCH",
+        &format!("http://127.0.0.1:{port}/files/elsewhere"),
+        &["Tus-Resumable: 1.0.0".into(), "Upload-Offset: 0".into(), "Content-Type: application/offset+octet-stream".into()],
+        Some(&file),
+        "127.0.0.1",
+    );
+    assert_eq!(orphan.status, 403, "{}", orphan.body);
+    // A whole encrypted archive sent as the "first piece" of a file that never completes: what
+    // only a whole file shows (here: encrypted) is decided at once, as it would be uploaded whole.
+    let mut encrypted_entry = labelgate_testkit::Entry::new("q3.docx", &file);
+    encrypted_entry.encrypted = true;
+    let encrypted = labelgate_testkit::zip(&[encrypted_entry]);
+    let inflated = format!("Content-Range: bytes 0-{}/{}", encrypted.len() - 1, encrypted.len() * 2);
+    let early = send(proxy, &dir, "PUT", &url("encrypted"), &[inflated], Some(&encrypted), "127.0.0.1");
+    assert_eq!(early.status, 403, "{}", early.body);
+    assert!(early.body.contains("encrypted"), "{}", early.body);
+
     // A gap: both pieces pass (the origin cannot assemble the file either); the session expires
     // unfinished and is recorded incomplete.
     assert_eq!(piece(proxy, &dir, &url("gap"), &file, 0, n / 3, "127.0.0.1").status, 202);
@@ -257,17 +278,20 @@ fn a_session_that_cannot_be_reassembled_is_incomplete_for_policy() {
     std::thread::sleep(std::time::Duration::from_millis(2500));
     assert_eq!(piece(proxy, &dir, &url("expiry"), &file, n / 2, n, "127.0.0.1").status, 403, "after expiry");
 
-    let records = serve.audit_until(|r| r.iter().filter(|r| r.get("session").is_some()).count() >= 6);
+    let records = serve.audit_until(|r| r.iter().filter(|r| r.get("session").is_some()).count() >= 8);
     let reasons: Vec<(String, String)> = records
         .iter()
         .filter_map(|r| Some((r.get("session")?["incomplete"].as_str()?.to_string(), r["action"].as_str()?.to_string())))
         .collect();
     let find = |needle: &str| reasons.iter().filter(|(why, _)| why.contains(needle)).count();
-    assert!(find("start was never seen") >= 2, "{reasons:#?}");
+    assert!(find("start was never seen") >= 3, "the midway piece, the orphan PATCH, the piece after expiry: {reasons:#?}");
     assert_eq!(find("differ from the same bytes"), 1, "{reasons:#?}");
     assert_eq!(find("finalised with bytes missing"), 1, "{reasons:#?}");
     assert_eq!(find("expired before its file was complete"), 2, "the gap and the expired session: {reasons:#?}");
-    assert!(records.iter().filter(|r| r.get("session").is_some()).all(|r| r["files"][0]["unscannable"] == "incomplete"), "{records:#?}");
+    let unscannable: Vec<&str> =
+        records.iter().filter(|r| r.get("session").is_some()).filter_map(|r| r["files"][0]["unscannable"].as_str()).collect();
+    assert_eq!(unscannable.iter().filter(|u| **u == "incomplete").count(), 7, "{records:#?}");
+    assert_eq!(unscannable.iter().filter(|u| **u == "encrypted").count(), 1, "{records:#?}");
     assert!(assembled(port).is_empty(), "nothing was assembled at the origin");
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -546,18 +546,32 @@ async fn inspect_assembled(upload: &Upload, name: Option<String>, file: &std::fs
     files
 }
 
-/// read alone: the files a piece carries on its own that have labels (a piece is no file: a
-/// truncated container in it is nothing).
-async fn labeled_alone(upload: &Upload, content: &Content) -> Vec<Inspected> {
+/// read alone: what a piece carries on its own that only a whole file could show — labels, and
+/// a container it found whole but could not see into (encrypted, unsupported, past the nesting
+/// limits, ambiguous). A piece is no file: a truncated container in it (`malformed`) is nothing.
+async fn read_alone(upload: &Upload, content: &Content) -> Vec<Inspected> {
     let reading = inspect::Reading::new(&upload.state.inspection);
     let file = content.file.as_ref().and_then(|f| f.try_clone().ok());
     let content_type = upload.parts.headers.get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
     let files = inspect::one_body(None, content.memory.clone(), file, content.len, content_type, &upload.state.spool, &reading, 0).await;
+    let whole_file_fact = |r: Option<UnscannableReason>| {
+        matches!(
+            r,
+            Some(
+                UnscannableReason::Encrypted
+                    | UnscannableReason::Unsupported
+                    | UnscannableReason::NestedLimit
+                    | UnscannableReason::Ambiguous
+            )
+        )
+    };
     files
         .into_iter()
-        .filter(|f| !f.facts.labels.is_empty())
+        .filter(|f| !f.facts.labels.is_empty() || whole_file_fact(f.facts.unscannable))
         .map(|mut f| {
-            f.facts.unscannable = None;
+            if !whole_file_fact(f.facts.unscannable) {
+                f.facts.unscannable = None;
+            }
             f
         })
         .collect()
@@ -595,15 +609,20 @@ async fn arrive(
     };
     // read alone (not a whole file sent as its only piece: that is inspected as the file).
     let whole = matches!(&arrival, Arrival::Bytes(p) if p.offset == 0 && content.as_ref().is_some_and(|c| p.total == Some(c.len)));
-    let labeled = match &content {
-        Some(c) if !whole => labeled_alone(&upload, c).await,
+    let alone = match &content {
+        Some(c) if !whole => read_alone(&upload, c).await,
         _ => Vec::new(),
     };
 
     let session = state.sessions.get_or_insert(&key, || {
         let mut s = Session::new(protocol);
-        // The first piece seen starts the session only if it holds the file's first byte.
-        if !matches!(&arrival, Arrival::Bytes(p) if p.offset == 0) {
+        // The first piece seen starts the session only if it holds the file's first byte (and,
+        // for tus, says the file's size: without the creation request nothing else will).
+        let starts = match &arrival {
+            Arrival::Bytes(p) => p.offset == 0 && (p.protocol != Protocol::Tus || p.total.is_some()),
+            Arrival::Part(_) => false,
+        };
+        if !starts {
             s.fail(match arrival {
                 Arrival::Part(_) => "the multipart upload's start was never seen",
                 Arrival::Bytes(_) => "the upload session's start was never seen",
@@ -617,10 +636,10 @@ async fn arrive(
     let outcome = {
         let mut session = session.lock().await;
         session.touch(&upload);
-        if !labeled.is_empty() && matches!(session.stage, Stage::Open) {
-            let decision = upload.decide(&labeled);
+        if !alone.is_empty() && matches!(session.stage, Stage::Open) {
+            let decision = upload.decide(&alone);
             if decision.verdict.action == Action::Block {
-                upload.record_session(&labeled, &decision, Some(session.audit(session.held(), None)));
+                upload.record_session(&alone, &decision, Some(session.audit(session.held(), None)));
                 session.stage = Stage::Blocked(decision.clone());
                 session.store = None;
             }
@@ -1019,11 +1038,11 @@ async fn start_session(
             Intake::Oversize { .. } => None,
         };
         if let Some(c) = &content {
-            let labeled = labeled_alone(&upload, c).await;
-            if !labeled.is_empty() {
-                let decision = upload.decide(&labeled);
+            let alone = read_alone(&upload, c).await;
+            if !alone.is_empty() {
+                let decision = upload.decide(&alone);
                 if decision.verdict.action == Action::Block {
-                    upload.record(&labeled, &decision);
+                    upload.record(&alone, &decision);
                     return upload.block(&decision);
                 }
             }

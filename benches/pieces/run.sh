@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Split uploads, end to end: labelgate's CPU (from /proc) for a file sent as one PUT and as
+# Content-Range fragments of one upload session, through `labelgate serve` (release, plain HTTP
+# proxy, shipped config) to the pieces test origin. Target: fragments ≤ 1.1× the CPU of one
+# request.
+#
+# Usage: benches/pieces/run.sh [SIZE_BYTES] [FRAGMENT_BYTES] [ROUNDS]   (default 100 MiB, 320 KiB, 3)
+set -euo pipefail
+root="$(cd "$(dirname "$0")/../.." && pwd)"
+size="${1:-104857600}"; fragment="${2:-327680}"; rounds="${3:-3}"
+py="$("$root/scripts/python.sh")"
+work="$(mktemp -d)"; trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
+cargo build --release -q -p labelgate --manifest-path "$root/Cargo.toml"
+bin="${CARGO_TARGET_DIR:-$root/target}/release/labelgate"
+"$py" "$root/crates/cli/tests/pieces_peer.py" pad "$root/../shared/corpus/files/unl_gc_pco-summary-word.docx" "$work/file.docx" "$size"
+"$py" "$root/crates/cli/tests/pieces_peer.py" origin "$work" > "$work/origin.port" &
+"$bin" serve --listen 127.0.0.1:0 --admin-listen 127.0.0.1:0 --state-dir "$work/state" > "$work/audit.log" 2> "$work/serve.err" &
+serve=$!
+for _ in $(seq 100); do grep -q "proxy listening" "$work/serve.err" 2>/dev/null && [ -s "$work/origin.port" ] && break; sleep 0.1; done
+proxy="$(sed -n 's/.*proxy listening on 127.0.0.1:\([0-9]*\).*/\1/p' "$work/serve.err")"
+origin="$(cat "$work/origin.port")"
+ticks() { awk '{print $14 + $15}' "/proc/$serve/stat"; }
+hz="$(getconf CLK_TCK)"
+echo "file $(stat -c %s "$work/file.docx") bytes, fragments of $fragment bytes, $rounds rounds"
+for round in $(seq "$rounds"); do
+  for mode in whole pieces; do
+    before="$(ticks)"
+    out="$("$py" "$root/benches/pieces/drive.py" "$proxy" "$origin" "$work/file.docx" "$fragment" "$mode")"
+    after="$(ticks)"
+    echo "round $round $mode: labelgate CPU $(( (after - before) * 1000 / hz )) ms; $out"
+  done
+done
+echo "session records (inspect_us of the completing request, pieces, bytes):"
+grep '"session"' "$work/audit.log" | "$py" -c 'import sys, json
+for l in sys.stdin:
+    r = json.loads(l); print(" ", r["action"], r["inspect_us"], "us", r["session"])'
