@@ -191,11 +191,11 @@ fn next_layer(decoded: &[u8], limits: &Limits, depth: usize) -> Option<Result<Ve
     // Brotli has no signature: its start is tried too, as a reader would.
     if !zlib {
         let mut head = Vec::with_capacity(4096);
-        let mut br = brotli_decompressor::Decompressor::new(&decoded[..decoded.len().min(8192)], 4096);
+        let mut br = crate::brotli::decoder(&decoded[..decoded.len().min(8192)], 4096);
         let _ = std::io::Read::read_to_end(&mut std::io::Read::take(&mut br, 4096), &mut head);
         if !head.is_empty() && labelgate_extract::sniff_kind(&head).is_some() {
             let mut all = Vec::new();
-            let whole = brotli_decompressor::Decompressor::new(decoded, 64 * 1024);
+            let whole = crate::brotli::decoder(decoded, 64 * 1024);
             return Some(match std::io::Read::read_to_end(&mut std::io::Read::take(whole, limits.max_decoded_bytes + 1), &mut all) {
                 Ok(_) if all.len() as u64 <= limits.max_decoded_bytes => Ok(all),
                 Ok(_) => Err(BodyError::Limit { limit: "max_inner_bytes", max: limits.max_decoded_bytes }),

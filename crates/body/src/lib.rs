@@ -12,6 +12,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod brotli;
 pub mod coding;
 mod encoded;
 mod form;

@@ -78,7 +78,10 @@ class Handler(BaseHTTPRequestHandler):
         return f"http://{self.headers.get('Host')}"
 
     def put_range(self, s, data):
-        cr = self.headers.get("Content-Range", "")
+        cr = self.headers.get("Content-Range")
+        if cr is None:  # the whole file in one request
+            s["data"], s["have"], s["total"] = bytearray(data), {(0, len(data))}, len(data)
+            return True
         unit, _, spec = cr.partition(" ")
         rng, _, total = spec.partition("/")
         if total != "*":

@@ -449,6 +449,13 @@ impl Store {
         let source = content.handle().map_err(|_| StoreError::NoRoom)?;
         let dest = self.file.as_file().try_clone().map_err(|_| StoreError::NoRoom)?;
         let len = content.len;
+        // The common piece: in memory, new bytes, small: its chunks written where they go, on
+        // this worker (page-cache writes of a few hundred KiB cost less than a thread hop).
+        if overlaps.is_empty() && content.file.is_none() && len <= INLINE_WRITE {
+            copy(&source, len, &dest, offset, false).map_err(|_| StoreError::NoRoom)?;
+            self.coverage.insert(offset, end);
+            return Ok(());
+        }
         let written = tokio::task::spawn_blocking(move || -> Result<(), StoreError> {
             let mut a = vec![0u8; 64 * 1024];
             let mut b = vec![0u8; 64 * 1024];
@@ -464,7 +471,7 @@ impl Store {
                     at += n as u64;
                 }
             }
-            copy(&source, len, &dest, offset).map(|_| ()).map_err(|_| StoreError::NoRoom)
+            copy(&source, len, &dest, offset, false).map(|_| ()).map_err(|_| StoreError::NoRoom)
         })
         .await
         .unwrap_or(Err(StoreError::NoRoom));
@@ -483,12 +490,12 @@ impl Store {
         let source = content.handle().map_err(|_| StoreError::NoRoom)?;
         let dest = self.file.as_file().try_clone().map_err(|_| StoreError::NoRoom)?;
         let len = content.len;
-        let md5 = tokio::task::spawn_blocking(move || copy(&source, len, &dest, at))
+        let md5 = tokio::task::spawn_blocking(move || copy(&source, len, &dest, at, true))
             .await
             .map_err(|_| StoreError::NoRoom)?
             .map_err(|_| StoreError::NoRoom)?;
         self.appended += len;
-        self.parts.entry(number).or_default().push(PartCopy { at, len, md5 });
+        self.parts.entry(number).or_default().push(PartCopy { at, len, md5: md5.unwrap_or_default() });
         Ok(())
     }
 }
@@ -499,21 +506,45 @@ impl Drop for Store {
     }
 }
 
-/// Copies `len` bytes of `source` into `dest` at `at`; the MD5 of what was copied (an S3
-/// part's ETag).
-fn copy(source: &ContentHandle, len: u64, dest: &std::fs::File, at: u64) -> std::io::Result<String> {
+/// Pieces at most this large, held in memory, are written on the async worker.
+const INLINE_WRITE: u64 = 1 << 20;
+
+/// Copies `len` bytes of `source` into `dest` at `at`; with `md5`, the MD5 of what was copied
+/// (an S3 part's ETag).
+fn copy(source: &ContentHandle, len: u64, dest: &std::fs::File, at: u64, md5: bool) -> std::io::Result<Option<String>> {
     use md5::Digest;
-    let mut md5 = md5::Md5::new();
+    let mut hash = md5.then(md5::Md5::new);
+    if source.file.is_none() {
+        // Held chunks are written as they are: no copy buffer.
+        let mut done = 0u64;
+        for c in source.memory.iter().flat_map(|m| m.chunks().iter()) {
+            let n = (c.len() as u64).min(len - done) as usize;
+            if let Some(h) = hash.as_mut() {
+                h.update(&c[..n]);
+            }
+            dest.write_all_at(&c[..n], at + done)?;
+            done += n as u64;
+            if done == len {
+                break;
+            }
+        }
+        if done < len {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        return Ok(hash.map(|h| h.finalize().iter().map(|b| format!("{b:02x}")).collect()));
+    }
     let mut buf = vec![0u8; 256 * 1024];
     let mut done = 0u64;
     while done < len {
         let n = ((len - done) as usize).min(buf.len());
         source.read_at(done, &mut buf[..n])?;
-        md5.update(&buf[..n]);
+        if let Some(h) = hash.as_mut() {
+            h.update(&buf[..n]);
+        }
         dest.write_all_at(&buf[..n], at + done)?;
         done += n as u64;
     }
-    Ok(md5.finalize().iter().map(|b| format!("{b:02x}")).collect())
+    Ok(hash.map(|h| h.finalize().iter().map(|b| format!("{b:02x}")).collect()))
 }
 
 /// A file assembled for inspection, charged to the spool quota while it lives.
