@@ -23,7 +23,7 @@ ticks() { awk '{print $14 + $15}' "/proc/$serve/stat"; }
 hz="$(getconf CLK_TCK)"
 echo "file $(stat -c %s "$work/file.docx") bytes, fragments of $fragment bytes, $rounds rounds"
 for round in $(seq "$rounds"); do
-  for mode in whole pieces; do
+  for mode in whole pieces separate; do
     before="$(ticks)"
     out="$("$py" "$root/benches/pieces/drive.py" "$proxy" "$origin" "$work/file.docx" "$fragment" "$mode")"
     after="$(ticks)"

@@ -456,3 +456,29 @@ fn a_graph_upload_session_by_curl_is_decided_whole() {
     drop(fake);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn the_same_url_uploaded_again_is_a_new_file_but_a_blocked_one_stays_blocked() {
+    let dir = scratch("again");
+    let (_origin, port) = python_origin(peer(), &dir);
+    let (_serve, proxy) = serve_config(&dir, |c| c);
+    let unlabeled = std::fs::read(corpus(UNLABELED)).unwrap();
+    let labeled = std::fs::read(corpus(LABELED)).unwrap();
+    let url = format!("http://127.0.0.1:{port}/dav/again.docx");
+    let n = unlabeled.len();
+    // Twice the unlabeled file, in two pieces each: both complete.
+    for _ in 0..2 {
+        assert_eq!(piece(proxy, &dir, &url, &unlabeled, 0, n / 2, "127.0.0.1").status, 202);
+        assert_eq!(piece(proxy, &dir, &url, &unlabeled, n / 2, n, "127.0.0.1").status, 201);
+    }
+    // Then the labeled file to the same URL: blocked at completion; and starting over does not
+    // open a new session, since the origin still holds the blocked file's first piece.
+    let m = labeled.len();
+    assert_eq!(piece(proxy, &dir, &url, &labeled, 0, m / 2, "127.0.0.1").status, 202);
+    assert_eq!(piece(proxy, &dir, &url, &labeled, m / 2, m, "127.0.0.1").status, 403);
+    assert_eq!(piece(proxy, &dir, &url, &labeled, 0, 10, "127.0.0.1").status, 403);
+    assert_eq!(piece(proxy, &dir, &url, &labeled, m / 2, m, "127.0.0.1").status, 403);
+    let done = assembled(port);
+    assert_eq!(done.len(), 2, "{done:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

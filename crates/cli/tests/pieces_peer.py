@@ -213,8 +213,10 @@ class Handler(BaseHTTPRequestHandler):
         if "upload_id" in q:
             s = SESSIONS.get("g" + q["upload_id"][0])
         else:
-            s = SESSIONS.setdefault(url.path, {"name": url.path.rsplit("/", 1)[-1], "total": None, "data": bytearray(),
-                                               "have": set(), "done": False})
+            s = SESSIONS.get(url.path)
+            # A path uploaded again from its first byte is a new file.
+            if s is None or (s["done"] and (self.headers.get("Content-Range") or "bytes 0-").startswith("bytes 0-")):
+                s = SESSIONS[url.path] = {"name": url.path.rsplit("/", 1)[-1], "total": None, "data": bytearray(), "have": set(), "done": False}
         if s is None:
             return self.reply(404)
         if s["done"]:

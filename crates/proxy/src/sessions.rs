@@ -408,6 +408,10 @@ struct Store {
     coverage: Coverage,
     parts: BTreeMap<u32, Vec<PartCopy>>,
     appended: u64,
+    /// SHA-256 of the file's bytes `0..hashed`, fed by pieces as they extend it (in order, the
+    /// usual case, no byte is read back to hash the file).
+    hash: ring::digest::Context,
+    hashed: u64,
 }
 
 /// Why a piece could not join its session.
@@ -419,7 +423,51 @@ enum StoreError {
 impl Store {
     fn new(area: &Arc<SpoolArea>) -> Result<Store, StoreError> {
         let file = tempfile::Builder::new().prefix("upload-session-").tempfile_in(&area.dir).map_err(|_| StoreError::NoRoom)?;
-        Ok(Store { area: Arc::clone(area), file, charged: 0, coverage: Coverage::new(), parts: BTreeMap::new(), appended: 0 })
+        Ok(Store {
+            area: Arc::clone(area),
+            file,
+            charged: 0,
+            coverage: Coverage::new(),
+            parts: BTreeMap::new(),
+            appended: 0,
+            hash: ring::digest::Context::new(&ring::digest::SHA256),
+            hashed: 0,
+        })
+    }
+
+    /// The hex SHA-256 of bytes `0..total`: what the pieces did not feed in order is read back.
+    async fn digest(&mut self, total: u64) -> Option<String> {
+        let mut hash = self.hash.clone();
+        let from = self.hashed.min(total);
+        if from < total {
+            let file = self.file.as_file().try_clone().ok()?;
+            hash = tokio::task::spawn_blocking(move || -> Option<ring::digest::Context> {
+                let mut buf = vec![0u8; 256 * 1024];
+                let mut at = from;
+                while at < total {
+                    let n = ((total - at) as usize).min(buf.len());
+                    file.read_exact_at(&mut buf[..n], at).ok()?;
+                    hash.update(&buf[..n]);
+                    at += n as u64;
+                }
+                Some(hash)
+            })
+            .await
+            .ok()??;
+        }
+        Some(hash.finish().as_ref().iter().map(|b| format!("{b:02x}")).collect())
+    }
+
+    /// Feeds a piece that extends the hashed prefix.
+    fn feed(&mut self, offset: u64, content: &Content) {
+        if offset != self.hashed {
+            return;
+        }
+        let Some(held) = &content.memory else { return };
+        for c in held.chunks() {
+            self.hash.update(c);
+        }
+        self.hashed += content.len;
     }
 
     /// Charges the file's length up to `end` to the spool quota.
@@ -454,6 +502,7 @@ impl Store {
         if overlaps.is_empty() && content.file.is_none() && len <= INLINE_WRITE {
             copy(&source, len, &dest, offset, false).map_err(|_| StoreError::NoRoom)?;
             self.coverage.insert(offset, end);
+            self.feed(offset, content);
             return Ok(());
         }
         let written = tokio::task::spawn_blocking(move || -> Result<(), StoreError> {
@@ -477,6 +526,7 @@ impl Store {
         .unwrap_or(Err(StoreError::NoRoom));
         written?;
         self.coverage.insert(offset, end);
+        self.feed(offset, content);
         Ok(())
     }
 
@@ -563,12 +613,14 @@ impl Drop for Assembled {
 }
 
 /// Inspects a session's assembled file: every file in it, the file itself always hashed.
-async fn inspect_assembled(upload: &Upload, name: Option<String>, file: &std::fs::File, len: u64) -> Vec<Inspected> {
+async fn inspect_assembled(upload: &Upload, name: Option<String>, file: &std::fs::File, len: u64, sha256: Option<String>) -> Vec<Inspected> {
     let reading = inspect::Reading::new(&upload.state.inspection);
     let Ok(handle) = file.try_clone() else { return Vec::new() };
     let mut files = inspect::one_body(name, None, Some(handle), len, "", &upload.state.spool, &reading, 0).await;
     if let Some(top) = files.iter_mut().find(|f| f.path.is_empty()) {
-        if top.sha256.is_none() {
+        if sha256.is_some() {
+            top.sha256 = sha256;
+        } else if top.sha256.is_none() {
             if let Ok(mut f) = file.try_clone() {
                 top.sha256 = tokio::task::spawn_blocking(move || inspect::hash_file(&mut f).ok()).await.ok().flatten();
             }
@@ -728,7 +780,15 @@ fn decided(session: &mut Session, upload: &Upload) -> Option<Outcome> {
 /// file inspected.
 async fn place_bytes(session: &mut Session, upload: &Upload, content: Option<Content>, piece: Piece) -> Outcome {
     if matches!(session.stage, Stage::Done) {
-        session.fail("a piece arrived after the file was complete");
+        if piece.offset == 0 {
+            // A new file to the same URL (a WebDAV-style path uploaded again): a new session.
+            // (Never after a block: the origin still holds the blocked file's other pieces.)
+            session.stage = Stage::Open;
+            session.total = None;
+            session.pieces = 1;
+        } else {
+            session.fail("a piece arrived after the file was complete");
+        }
     }
     if let Some(outcome) = decided(session, upload) {
         return outcome;
@@ -801,12 +861,13 @@ async fn place_bytes(session: &mut Session, upload: &Upload, content: Option<Con
             return decided(session, upload).unwrap_or(Outcome::Release);
         }
     };
-    decide_file(session, upload, &file, total).await
+    let sha256 = store.digest(total).await;
+    decide_file(session, upload, &file, total, sha256).await
 }
 
 /// inspect, decide, record: the session's whole file.
-async fn decide_file(session: &mut Session, upload: &Upload, file: &std::fs::File, len: u64) -> Outcome {
-    let files = inspect_assembled(upload, session.name.clone(), file, len).await;
+async fn decide_file(session: &mut Session, upload: &Upload, file: &std::fs::File, len: u64, sha256: Option<String>) -> Outcome {
+    let files = inspect_assembled(upload, session.name.clone(), file, len, sha256).await;
     let decision = upload.decide(&files);
     upload.record_session(&files, &decision, Some(session.audit(len, None)));
     if decision.verdict.action == Action::Block {
@@ -916,7 +977,7 @@ async fn assemble_parts(session: &mut Session, upload: &Upload, list: &[(u32, Op
         Ok(assembled) => {
             let (file, len) = (assembled.file.try_clone(), assembled.len);
             match file {
-                Ok(f) => decide_file(session, upload, &f, len).await,
+                Ok(f) => decide_file(session, upload, &f, len, None).await,
                 Err(_) => Outcome::Release,
             }
         }
@@ -1010,7 +1071,7 @@ async fn concatenate(
         Some(o) => o,
         None => match assemble_segments(&state.spool, segments).await {
             Ok(assembled) => match assembled.file.try_clone() {
-                Ok(f) => decide_file(&mut whole, &upload, &f, assembled.len).await,
+                Ok(f) => decide_file(&mut whole, &upload, &f, assembled.len, None).await,
                 Err(_) => Outcome::Release,
             },
             Err(()) => {
