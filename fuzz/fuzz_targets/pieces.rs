@@ -1,9 +1,9 @@
 //! Fuzz target for the upload-session grammars (labelgate-pieces): `Content-Range`, request
 //! heads of every protocol, the answers that name a session (JSON `uploadUrl`, S3 `UploadId`,
-//! `Location`), CompleteMultipartUpload documents, and the coverage of pieces. The first byte
+//! `Location`), CompleteMultipartUpload and Azure BlockList documents, and the coverage of pieces. The first byte
 //! picks the grammar. Nothing may panic; coverage must stay sorted, disjoint and exact.
 #![no_main]
-use labelgate_pieces::{complete_multipart_parts, content_range, recognise, Coverage, Recognised, RequestHead, MAX_PARTS};
+use labelgate_pieces::{azure_block_list, complete_multipart_parts, content_range, recognise, Coverage, Recognised, RequestHead, MAX_PARTS};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -40,6 +40,9 @@ fuzz_target!(|data: &[u8]| {
         2 => {
             if let Ok(parts) = complete_multipart_parts(rest) {
                 assert!(!parts.is_empty() && parts.len() <= MAX_PARTS as usize);
+            }
+            if let Ok(blocks) = azure_block_list(rest) {
+                assert!(blocks.iter().all(|b| !b.id.is_empty()));
             }
         }
         _ => {

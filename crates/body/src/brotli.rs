@@ -6,8 +6,8 @@
 //! positions it has written (a distance past them is a dictionary reference or an error).
 
 use brotli_decompressor::{Allocator, SliceWrapper, SliceWrapperMut, StandardAlloc};
-use std::sync::Mutex;
 use std::io::Read;
+use std::sync::Mutex;
 
 /// Buffers kept per thread, and the largest kept.
 const KEEP: usize = 4;
@@ -87,12 +87,5 @@ impl Allocator<u8> for PoolAlloc {
 pub(crate) fn decoder<R: Read>(input: R, buffer_size: usize) -> impl Read {
     let mut alloc = PoolAlloc;
     let buffer = alloc.alloc_cell(buffer_size.max(4096));
-    brotli_decompressor::reader::DecompressorCustomAlloc::new(
-        input,
-        buffer,
-        alloc,
-        StandardAlloc::default(),
-        StandardAlloc::default(),
-    )
+    brotli_decompressor::reader::DecompressorCustomAlloc::new(input, buffer, alloc, StandardAlloc::default(), StandardAlloc::default())
 }
-

@@ -482,3 +482,65 @@ fn the_same_url_uploaded_again_is_a_new_file_but_a_blocked_one_stays_blocked() {
     assert_eq!(done.len(), 2, "{done:?}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn azure_block_blobs_are_decided_at_put_block_list() {
+    // Blocks uploaded in any order (as the Azure SDKs do in parallel), one of them twice; the
+    // blob is the list's order, decided when Put Block List commits it.
+    let dir = scratch("azure");
+    let (_origin, port) = python_origin(peer(), &dir);
+    let (serve, proxy) = serve_config(&dir, |c| c);
+    for (twin, name, expected) in [("labeled", LABELED, 403), ("unlabeled", UNLABELED, 201)] {
+        let file = std::fs::read(corpus(name)).unwrap();
+        let n = file.len();
+        let url = format!("http://127.0.0.1:{port}/blob/{twin}.docx");
+        let cuts = [(0, n / 3), (n / 3, 2 * n / 3), (2 * n / 3, n)];
+        let ids = ["QUFBQQ==", "QkJC+w==", "Q0NDQw=="];
+        for i in [2, 0, 1, 1] {
+            let (a, b) = cuts[i];
+            let id = ids[i].replace('+', "%2B").replace('=', "%3D");
+            let block = send(
+                proxy,
+                &dir,
+                "PUT",
+                &format!("{url}?comp=block&blockid={id}"),
+                &["x-ms-version: 2021-08-06".into()],
+                Some(&file[a..b]),
+                "127.0.0.1",
+            );
+            assert_eq!(block.status, 201, "{twin}: {}", block.body);
+        }
+        let list = format!(
+            "<?xml version=\"1.0\" encoding=\"utf-8\"?><BlockList>{}</BlockList>",
+            ids.iter().map(|i| format!("<Latest>{i}</Latest>")).collect::<String>()
+        );
+        let commit = send(
+            proxy,
+            &dir,
+            "PUT",
+            &format!("{url}?comp=blocklist"),
+            &["Content-Type: application/xml".into()],
+            Some(list.as_bytes()),
+            "127.0.0.1",
+        );
+        assert_eq!(commit.status, expected, "{twin}: {}", commit.body);
+    }
+    // A list that names a block committed before (never sent through the proxy): incomplete.
+    let list = "<BlockList><Committed>T0xE</Committed></BlockList>";
+    let commit =
+        send(proxy, &dir, "PUT", &format!("http://127.0.0.1:{port}/blob/old.docx?comp=blocklist"), &[], Some(list.as_bytes()), "127.0.0.1");
+    assert_eq!(commit.status, 403, "{}", commit.body);
+    let done: Vec<String> = assembled(port).into_iter().map(|(n, s)| format!("{n} {s}")).collect();
+    assert_eq!(done, [format!("unlabeled.docx {}", sha(&std::fs::read(corpus(UNLABELED)).unwrap()))]);
+    let records = session_records(&serve);
+    let azure: Vec<_> = records.iter().filter(|r| r["session"]["protocol"] == "azure_block_blob").collect();
+    assert_eq!(azure.len(), 3, "{records:#?}");
+    assert_eq!(
+        (azure[0]["action"].as_str(), azure[0]["files"][0]["name"].as_str()),
+        (Some("block"), Some("labeled.docx")),
+        "{:?}",
+        azure[0]
+    );
+    assert_eq!(azure[2]["files"][0]["unscannable"], "incomplete");
+    let _ = std::fs::remove_dir_all(&dir);
+}

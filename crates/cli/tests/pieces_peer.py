@@ -10,6 +10,7 @@ their services do, and real client libraries that upload through labelgate.
       tus 1.0            OPTIONS/POST/HEAD/PATCH/DELETE /files/ (creation, creation-with-upload,
                          concatenation, termination)
       Content-Range      PUT /dav/NAME Content-Range: bytes a-b/N         -> 202 | 201 JSON
+      Azure block blob   PUT /blob/NAME?comp=block&blockid=ID -> 201; PUT ?comp=blocklist (XML) -> 201
       GET /_done         JSON list of the files the origin assembled: {"name", "size", "sha256"}
   pieces_peer.py pad SRC DST SIZE  copies the docx SRC to DST with a stored member of random
                                    bytes so that it is about SIZE bytes (its labels untouched)
@@ -26,6 +27,7 @@ from urllib.parse import urlsplit, parse_qs
 LOCK = threading.Lock()
 SESSIONS = {}   # key -> {"name", "total", "data": bytearray, "have": set of (a, b), "done", "partial"}
 DONE = []
+BLOCKS = {}     # blob path -> {block id: bytes}
 NEXT = [0]
 
 
@@ -210,6 +212,19 @@ class Handler(BaseHTTPRequestHandler):
         q = parse_qs(url.query)
         if data is None:
             data = self.body()
+        if q.get("comp") == ["block"]:
+            BLOCKS.setdefault(url.path, {})[q["blockid"][0]] = data
+            return self.reply(201)
+        if q.get("comp") == ["blocklist"]:
+            import xml.etree.ElementTree as ET
+            blocks = BLOCKS.get(url.path, {})
+            ids = [e.text for e in ET.fromstring(data)]
+            if any(i not in blocks for i in ids):
+                return self.reply(400, {"error": "InvalidBlockList"})
+            whole = b"".join(blocks[i] for i in ids)
+            finish({"name": url.path.rsplit("/", 1)[-1], "total": len(whole), "data": whole, "have": set(), "done": False})
+            BLOCKS.pop(url.path, None)
+            return self.reply(201)
         if "upload_id" in q:
             s = SESSIONS.get("g" + q["upload_id"][0])
         else:

@@ -9,6 +9,7 @@
 //! | Graph / OneDrive / SharePoint | `POST …/createUploadSession` (answer: JSON `uploadUrl`) | `PUT` + `Content-Range` | as Google |
 //! | tus 1.0 | `POST` + `Tus-Resumable` (answer: `Location`) | `PATCH` + `Upload-Offset` | the offset reaches `Upload-Length`; `Upload-Concat: final` |
 //! | S3 multipart | `POST ?uploads` (answer: XML `UploadId`) | `PUT ?partNumber&uploadId` | `POST ?uploadId` (CompleteMultipartUpload) |
+//! | Azure block blob | the blob URL itself | `PUT ?comp=block&blockid` | `PUT ?comp=blocklist` (Put Block List) |
 //! | any other | — | `PUT`/`PATCH`/`POST` + `Content-Range` | as Google |
 //!
 //! Pure: no I/O, no clock. What is untrusted here (header values, answer bodies, the
@@ -30,7 +31,7 @@ mod coverage;
 mod parse;
 
 pub use coverage::Coverage;
-pub use parse::{complete_multipart_parts, content_range, ContentRange, PartListError, MAX_PARTS};
+pub use parse::{azure_block_list, complete_multipart_parts, content_range, ContentRange, ListedPart, PartListError, MAX_PARTS};
 
 use http::{HeaderMap, Method};
 
@@ -50,6 +51,8 @@ pub enum Protocol {
     Tus,
     /// Amazon S3 multipart upload (and S3-compatible stores).
     S3Multipart,
+    /// Azure Blob Storage block blobs (Put Block, Put Block List).
+    AzureBlocks,
     /// Any other `Content-Range` upload to one URL.
     ContentRange,
 }
@@ -63,6 +66,7 @@ impl Protocol {
             Protocol::GraphSession => "graph_upload_session",
             Protocol::Tus => "tus",
             Protocol::S3Multipart => "s3_multipart",
+            Protocol::AzureBlocks => "azure_block_blob",
             Protocol::ContentRange => "content_range",
         }
     }
@@ -155,15 +159,27 @@ pub struct Piece {
     pub finalize: bool,
 }
 
-/// An S3 part upload.
+/// A part kept by name until a list puts the parts in order: an S3 part, an Azure block.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Part {
-    /// The session (`uploadId`).
+    /// The protocol.
+    pub protocol: Protocol,
+    /// The session (S3: the `uploadId`; Azure: the blob).
     pub key: SessionKey,
-    /// `partNumber` (1–10000).
-    pub number: u32,
-    /// `UploadPartCopy`: the part's bytes come from another object, never through the proxy.
+    /// The part's name: S3's `partNumber` (1–10000) in decimal, Azure's `blockid` (base64).
+    pub id: String,
+    /// `UploadPartCopy`, `Put Block From URL`: the bytes come from elsewhere, never through the
+    /// proxy.
     pub copy: bool,
+}
+
+/// How a completing request lists the parts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PartList {
+    /// S3 `CompleteMultipartUpload`.
+    S3,
+    /// Azure `BlockList`.
+    AzureBlockList,
 }
 
 /// What a request is to an upload session.
@@ -175,8 +191,8 @@ pub enum Recognised {
     Piece(Piece),
     /// An S3 part.
     Part(Part),
-    /// S3 CompleteMultipartUpload: the body lists the parts.
-    Complete(SessionKey),
+    /// S3 CompleteMultipartUpload, Azure Put Block List: the body lists the parts.
+    Complete(SessionKey, PartList),
     /// tus `Upload-Concat: final`: the file is the concatenation of these sessions.
     Concat(Vec<SessionKey>),
     /// The session is abandoned (S3 AbortMultipartUpload, tus termination).
@@ -204,12 +220,35 @@ pub fn recognise(head: &RequestHead<'_>) -> Option<Recognised> {
         return match *method {
             Method::PUT => {
                 let number = query.get("partNumber")?.parse::<u32>().ok().filter(|n| (1..=MAX_PARTS).contains(n))?;
-                Some(Recognised::Part(Part { key, number, copy: head.headers.contains_key("x-amz-copy-source") }))
+                Some(Recognised::Part(Part {
+                    protocol: Protocol::S3Multipart,
+                    key,
+                    id: number.to_string(),
+                    copy: head.headers.contains_key("x-amz-copy-source"),
+                }))
             }
-            Method::POST => Some(Recognised::Complete(key)),
+            Method::POST => Some(Recognised::Complete(key, PartList::S3)),
             Method::DELETE => Some(Recognised::Abort(key)),
             _ => None,
         };
+    }
+    // Azure block blobs: blocks by id, then the list that commits them.
+    if *method == Method::PUT {
+        match query.get("comp").as_deref() {
+            Some("block") => {
+                let id = query.get("blockid").filter(|id| !id.is_empty() && id.len() <= 1024)?;
+                let key = SessionKey(format!("{}{}", host_key(head.authority), head.path));
+                let copy = head.headers.contains_key("x-ms-copy-source");
+                return Some(Recognised::Part(Part { protocol: Protocol::AzureBlocks, key, id, copy }));
+            }
+            Some("blocklist") => {
+                return Some(Recognised::Complete(
+                    SessionKey(format!("{}{}", host_key(head.authority), head.path)),
+                    PartList::AzureBlockList,
+                ));
+            }
+            _ => {}
+        }
     }
     if *method == Method::POST && query.has("uploads") {
         return Some(Recognised::Start(start(Protocol::S3Multipart, None, last_segment(head.path), Answer::S3UploadId)));

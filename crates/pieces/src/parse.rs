@@ -71,11 +71,10 @@ impl<'a> Query<'a> {
         self.0.split('&').filter(|p| !p.is_empty()).map(|p| p.split_once('=').unwrap_or((p, "")))
     }
 
-    /// The first value of `name` (names compared exactly, as S3 and Google do).
+    /// The first value of `name` (names compared exactly, as S3 and Google do), percent-decoded
+    /// as RFC 3986 reads it: a `+` stays a `+` (Azure block ids are base64).
     pub(crate) fn get(&self, name: &str) -> Option<String> {
-        self.pairs()
-            .find(|(k, _)| *k == name)
-            .map(|(_, v)| percent_encoding::percent_decode_str(&v.replace('+', " ")).decode_utf8_lossy().into_owned())
+        self.pairs().find(|(k, _)| *k == name).map(|(_, v)| percent_encoding::percent_decode_str(v).decode_utf8_lossy().into_owned())
     }
 
     pub(crate) fn has(&self, name: &str) -> bool {
@@ -144,9 +143,65 @@ pub enum PartListError {
     TooMany,
 }
 
-/// The parts a CompleteMultipartUpload document lists, in its order: (part number, ETag
-/// without quotes, lower-case).
-pub fn complete_multipart_parts(xml: &[u8]) -> Result<Vec<(u32, Option<String>)>, PartListError> {
+/// One part a completing request lists.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListedPart {
+    /// The part's name (S3: the part number in decimal; Azure: the block id).
+    pub id: String,
+    /// S3: the ETag named (without quotes, lower-case).
+    pub etag: Option<String>,
+    /// Azure `<Committed>`: a block of the blob's current content, committed before.
+    pub committed: bool,
+}
+
+/// The blocks an Azure `BlockList` document lists, in its order.
+pub fn azure_block_list(xml: &[u8]) -> Result<Vec<ListedPart>, PartListError> {
+    let mut reader = quick_xml::Reader::from_reader(xml);
+    let mut parts = Vec::new();
+    let mut current: Option<(bool, String)> = None;
+    let mut saw_root = false;
+    loop {
+        match reader.read_event() {
+            Ok(Event::Start(e)) => match e.local_name().as_ref() {
+                b"BlockList" => saw_root = true,
+                b"Committed" | b"Uncommitted" | b"Latest" => {
+                    if parts.len() as u32 >= MAX_BLOCKS {
+                        return Err(PartListError::TooMany);
+                    }
+                    current = Some((e.local_name().as_ref() == b"Committed", String::new()));
+                }
+                _ => return Err(PartListError::Malformed),
+            },
+            Ok(Event::Text(t)) => {
+                if let Some((_, id)) = current.as_mut() {
+                    id.push_str(t.decode().map_err(|_| PartListError::Malformed)?.trim());
+                }
+            }
+            Ok(Event::End(e)) => {
+                if matches!(e.local_name().as_ref(), b"Committed" | b"Uncommitted" | b"Latest") {
+                    let (committed, id) = current.take().ok_or(PartListError::Malformed)?;
+                    if id.is_empty() {
+                        return Err(PartListError::Malformed);
+                    }
+                    parts.push(ListedPart { id, etag: None, committed });
+                }
+            }
+            Ok(Event::Eof) => break,
+            Err(_) => return Err(PartListError::Malformed),
+            _ => {}
+        }
+    }
+    if !saw_root {
+        return Err(PartListError::Malformed);
+    }
+    Ok(parts)
+}
+
+/// Most blocks an Azure block blob has.
+const MAX_BLOCKS: u32 = 50_000;
+
+/// The parts a CompleteMultipartUpload document lists, in its order.
+pub fn complete_multipart_parts(xml: &[u8]) -> Result<Vec<ListedPart>, PartListError> {
     let mut reader = quick_xml::Reader::from_reader(xml);
     let mut parts = Vec::new();
     let mut current: Option<(Option<u32>, Option<String>)> = None;
@@ -184,7 +239,7 @@ pub fn complete_multipart_parts(xml: &[u8]) -> Result<Vec<(u32, Option<String>)>
                 if e.local_name().as_ref() == b"Part" {
                     let (number, etag) = current.take().ok_or(PartListError::Malformed)?;
                     let etag = etag.map(|e| e.trim_matches('"').to_string()).filter(|e| !e.is_empty());
-                    parts.push((number.ok_or(PartListError::Malformed)?, etag));
+                    parts.push(ListedPart { id: number.ok_or(PartListError::Malformed)?.to_string(), etag, committed: false });
                 }
                 field = None;
             }

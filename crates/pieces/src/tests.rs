@@ -114,7 +114,7 @@ fn every_protocol_is_recognised() {
     else {
         panic!()
     };
-    assert_eq!((part.key.clone(), part.number, part.copy), (key.clone(), 2, false));
+    assert_eq!((part.key.clone(), part.id.as_str(), part.copy), (key.clone(), "2", false));
     let copy = headers(&[("x-amz-copy-source", "/other/object")]);
     let Some(Recognised::Part(part)) = recognise(&head(&Method::PUT, "/bucket/q3.docx", Some("partNumber=1&uploadId=u-1"), &copy, false))
     else {
@@ -123,7 +123,21 @@ fn every_protocol_is_recognised() {
     assert!(part.copy);
     assert_eq!(
         recognise(&head(&Method::POST, "/bucket/q3.docx", Some("uploadId=u-1"), &none, true)),
-        Some(Recognised::Complete(key.clone()))
+        Some(Recognised::Complete(key.clone(), PartList::S3))
+    );
+    // Azure block blobs: a block id is base64 (a `+` in the query is a `+`).
+    let Some(Recognised::Part(block)) =
+        recognise(&head(&Method::PUT, "/container/q3.docx", Some("comp=block&blockid=QUFB+w%3D%3D"), &none, true))
+    else {
+        panic!()
+    };
+    assert_eq!(
+        (block.protocol, block.id.as_str(), block.key.as_str()),
+        (Protocol::AzureBlocks, "QUFB+w==", "up.example/container/q3.docx")
+    );
+    assert_eq!(
+        recognise(&head(&Method::PUT, "/container/q3.docx", Some("comp=blocklist"), &none, true)),
+        Some(Recognised::Complete(block.key.clone(), PartList::AzureBlockList))
     );
     assert_eq!(recognise(&head(&Method::PUT, "/bucket/q3.docx", Some("partNumber=0&uploadId=u-1"), &none, true)), None);
 
@@ -158,7 +172,16 @@ fn every_protocol_is_recognised() {
 #[test]
 fn part_lists_are_read_in_their_order_and_bounded() {
     let xml = br#"<CompleteMultipartUpload xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Part><ETag>&quot;AB12&quot;</ETag><PartNumber>2</PartNumber></Part><Part><PartNumber>1</PartNumber><ETag>"cd"</ETag></Part></CompleteMultipartUpload>"#;
-    assert_eq!(complete_multipart_parts(xml).unwrap(), vec![(2, Some("ab12".into())), (1, Some("cd".into()))]);
+    let listed = |id: &str, etag: Option<&str>| ListedPart { id: id.into(), etag: etag.map(str::to_string), committed: false };
+    assert_eq!(complete_multipart_parts(xml).unwrap(), vec![listed("2", Some("ab12")), listed("1", Some("cd"))]);
+    let azure = b"<?xml version=\"1.0\" encoding=\"utf-8\"?><BlockList><Latest>QUFB+w==</Latest><Committed>QkJC</Committed><Uncommitted>Q0ND</Uncommitted></BlockList>";
+    let blocks = azure_block_list(azure).unwrap();
+    assert_eq!(
+        blocks.iter().map(|b| (b.id.as_str(), b.committed)).collect::<Vec<_>>(),
+        [("QUFB+w==", false), ("QkJC", true), ("Q0ND", false)]
+    );
+    assert_eq!(azure_block_list(b"<BlockList><Latest></Latest></BlockList>"), Err(PartListError::Malformed));
+    assert_eq!(azure_block_list(b"<Other/>"), Err(PartListError::Malformed));
     assert_eq!(
         complete_multipart_parts(b"<CompleteMultipartUpload><Part><PartNumber>x</PartNumber></Part></CompleteMultipartUpload>"),
         Err(PartListError::Malformed)

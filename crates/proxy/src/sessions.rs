@@ -37,7 +37,7 @@ use crate::InspectionMode;
 use http::{Request, Response, StatusCode};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
-use labelgate_pieces::{Coverage, Part, Piece, Protocol, Recognised, SessionKey, Start};
+use labelgate_pieces::{Coverage, ListedPart, Part, PartList, Piece, Protocol, Recognised, SessionKey, Start};
 use labelgate_policy::{Action, FileFacts, UnscannableReason};
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
@@ -298,7 +298,7 @@ pub(crate) async fn run(
             let key = part.key.clone();
             arrive(state, peer, req, target, user, key, Arrival::Part(part)).await
         }
-        Recognised::Complete(key) => complete_multipart(state, peer, req, target, user, key).await,
+        Recognised::Complete(key, list) => complete_parts(state, peer, req, target, user, key, list).await,
         Recognised::Concat(keys) => concatenate(state, peer, req, target, user, keys).await,
         Recognised::Abort(key) => {
             let (parts, body) = req.into_parts();
@@ -406,7 +406,7 @@ struct Store {
     file: tempfile::NamedTempFile,
     charged: u64,
     coverage: Coverage,
-    parts: BTreeMap<u32, Vec<PartCopy>>,
+    parts: BTreeMap<String, Vec<PartCopy>>,
     appended: u64,
     /// SHA-256 of the file's bytes `0..hashed`, fed by pieces as they extend it (in order, the
     /// usual case, no byte is read back to hash the file).
@@ -531,7 +531,7 @@ impl Store {
     }
 
     /// Keeps one more copy of S3 part `number`, after the others.
-    async fn append_part(&mut self, number: u32, content: &Content, max: u64) -> Result<(), StoreError> {
+    async fn append_part(&mut self, id: &str, content: &Content, max: u64) -> Result<(), StoreError> {
         let at = self.appended;
         if self.part_bytes() + content.len > max {
             return Err(StoreError::NoRoom);
@@ -545,7 +545,7 @@ impl Store {
             .map_err(|_| StoreError::NoRoom)?
             .map_err(|_| StoreError::NoRoom)?;
         self.appended += len;
-        self.parts.entry(number).or_default().push(PartCopy { at, len, md5: md5.unwrap_or_default() });
+        self.parts.entry(id.to_string()).or_default().push(PartCopy { at, len, md5: md5.unwrap_or_default() });
         Ok(())
     }
 }
@@ -613,7 +613,13 @@ impl Drop for Assembled {
 }
 
 /// Inspects a session's assembled file: every file in it, the file itself always hashed.
-async fn inspect_assembled(upload: &Upload, name: Option<String>, file: &std::fs::File, len: u64, sha256: Option<String>) -> Vec<Inspected> {
+async fn inspect_assembled(
+    upload: &Upload,
+    name: Option<String>,
+    file: &std::fs::File,
+    len: u64,
+    sha256: Option<String>,
+) -> Vec<Inspected> {
     let reading = inspect::Reading::new(&upload.state.inspection);
     let Ok(handle) = file.try_clone() else { return Vec::new() };
     let mut files = inspect::one_body(name, None, Some(handle), len, "", &upload.state.spool, &reading, 0).await;
@@ -672,7 +678,7 @@ async fn arrive(
 ) -> Response<Body> {
     let protocol = match &arrival {
         Arrival::Bytes(p) => p.protocol,
-        Arrival::Part(_) => Protocol::S3Multipart,
+        Arrival::Part(p) => p.protocol,
     };
     let mut upload = Upload::admit(Arc::clone(&state), peer, req, target, user, InspectionMode::Hold);
     // admit: a session already blocked refuses at once, before its body is read.
@@ -703,7 +709,8 @@ async fn arrive(
         // for tus, says the file's size: without the creation request nothing else will).
         let starts = match &arrival {
             Arrival::Bytes(p) => p.offset == 0 && (p.protocol != Protocol::Tus || p.total.is_some()),
-            Arrival::Part(_) => false,
+            // An S3 upload starts with the request that names it; an Azure blob with any block.
+            Arrival::Part(p) => p.protocol == Protocol::AzureBlocks,
         };
         if !starts {
             s.fail(match arrival {
@@ -884,7 +891,14 @@ async fn place_part(session: &mut Session, upload: &Upload, content: Option<Cont
         session.fail("a part copied from another object (UploadPartCopy) never passed through the proxy");
     }
     if matches!(session.stage, Stage::Done) {
-        session.fail("a part arrived after the upload was complete");
+        if part.protocol == Protocol::AzureBlocks {
+            // A new version of the blob: its blocks are a new session.
+            session.stage = Stage::Open;
+            session.store = None;
+            session.pieces = 1;
+        } else {
+            session.fail("a part arrived after the upload was complete");
+        }
     }
     if let Some(outcome) = decided(session, upload) {
         return outcome;
@@ -898,7 +912,7 @@ async fn place_part(session: &mut Session, upload: &Upload, content: Option<Cont
     }
     let max = upload.state.inspection.max_body;
     let kept = match session.store.as_mut() {
-        Some(store) => store.append_part(part.number, &content, max).await.is_ok(),
+        Some(store) => store.append_part(&part.id, &content, max).await.is_ok(),
         None => false,
     };
     if !kept {
@@ -908,14 +922,16 @@ async fn place_part(session: &mut Session, upload: &Upload, content: Option<Cont
     Outcome::Release
 }
 
-/// S3 CompleteMultipartUpload: the file is the parts its document lists, in that order.
-async fn complete_multipart(
+/// S3 CompleteMultipartUpload, Azure Put Block List: the file is the parts the document lists,
+/// in that order.
+async fn complete_parts(
     state: Arc<State>,
     peer: SocketAddr,
     req: Request<Incoming>,
     target: Target,
     user: Option<User>,
     key: SessionKey,
+    format: PartList,
 ) -> Response<Body> {
     let mut upload = Upload::admit(Arc::clone(&state), peer, req, target, user, InspectionMode::Hold);
     let intake = match upload.receive().await {
@@ -926,9 +942,16 @@ async fn complete_multipart(
         (Intake::Complete, true) => upload.spool.memory().map(|h| h.chunks().concat()),
         _ => None,
     };
+    let protocol = match format {
+        PartList::S3 => Protocol::S3Multipart,
+        PartList::AzureBlockList => Protocol::AzureBlocks,
+    };
     let session = state.sessions.get_or_insert(&key, || {
-        let mut s = Session::new(Protocol::S3Multipart);
-        s.fail("the multipart upload's start was never seen");
+        let mut s = Session::new(protocol);
+        s.fail(match format {
+            PartList::S3 => "the multipart upload's start was never seen",
+            PartList::AzureBlockList => "a listed block never passed through the proxy",
+        });
         s
     });
     let outcome = {
@@ -937,11 +960,14 @@ async fn complete_multipart(
         match decided(&mut session, &upload) {
             Some(o) => o,
             None => {
-                let list = document.as_deref().map(labelgate_pieces::complete_multipart_parts);
+                let list = document.as_deref().map(|d| match format {
+                    PartList::S3 => labelgate_pieces::complete_multipart_parts(d),
+                    PartList::AzureBlockList => labelgate_pieces::azure_block_list(d),
+                });
                 match list {
                     Some(Ok(list)) => assemble_parts(&mut session, &upload, &list).await,
                     _ => {
-                        session.fail("the CompleteMultipartUpload document could not be read");
+                        session.fail("the part list (CompleteMultipartUpload, BlockList) could not be read");
                         decided(&mut session, &upload).unwrap_or(Outcome::Release)
                     }
                 }
@@ -952,18 +978,22 @@ async fn complete_multipart(
 }
 
 /// assemble: the listed parts, each the copy its ETag names (or the only one), in order.
-async fn assemble_parts(session: &mut Session, upload: &Upload, list: &[(u32, Option<String>)]) -> Outcome {
+async fn assemble_parts(session: &mut Session, upload: &Upload, list: &[ListedPart]) -> Outcome {
     let mut segments = Vec::new();
     let Some(store) = session.store.as_ref() else {
         session.fail("a listed part never passed through the proxy");
         return decided(session, upload).unwrap_or(Outcome::Release);
     };
-    for (number, etag) in list {
-        let copies = store.parts.get(number).map(Vec::as_slice).unwrap_or(&[]);
-        let chosen = match (copies, etag) {
+    for part in list {
+        let copies = store.parts.get(&part.id).map(Vec::as_slice).unwrap_or(&[]);
+        let chosen = match (copies, &part.etag) {
+            // A block committed before: its bytes are not what this session holds.
+            _ if part.committed => None,
             ([], _) => None,
             ([only], _) => Some(only),
             (many, Some(etag)) => many.iter().rev().find(|c| &c.md5 == etag),
+            // Azure's list names a block id, and the block last uploaded under it is the one.
+            (many, None) if session.protocol == Protocol::AzureBlocks => many.last(),
             (_, None) => None,
         };
         let Some(copy) = chosen else {
