@@ -200,6 +200,11 @@ pub struct InspectionConfig {
     /// whose start was never seen.
     #[serde(default = "default_upload_session_timeout")]
     pub upload_session_timeout_secs: u64,
+    /// Seconds a piece carrying a file's last bytes is held while bytes before them are still
+    /// missing (default 30): pieces sent in parallel fill the gap meanwhile; past it, the
+    /// session is `incomplete`.
+    #[serde(default = "default_upload_gap_wait")]
+    pub upload_gap_wait_secs: u64,
 }
 
 impl InspectionConfig {
@@ -276,6 +281,10 @@ fn default_upload_session_timeout() -> u64 {
     3600
 }
 
+fn default_upload_gap_wait() -> u64 {
+    30
+}
+
 fn default_max_body() -> u64 {
     256 * 1024 * 1024
 }
@@ -298,6 +307,7 @@ impl Default for InspectionConfig {
             max_ratio: default_max_ratio(),
             max_upload_sessions: default_max_upload_sessions(),
             upload_session_timeout_secs: default_upload_session_timeout(),
+            upload_gap_wait_secs: default_upload_gap_wait(),
         }
     }
 }

@@ -73,6 +73,8 @@ struct Session {
     last_seen: Instant,
     /// Who sent the last piece: the record of a session that expires unfinished names them.
     last: Option<Sender>,
+    /// Woken whenever a piece joins or the session is decided: a held piece waits on it.
+    changed: Arc<tokio::sync::Notify>,
 }
 
 struct Sender {
@@ -99,6 +101,8 @@ enum Stage {
 enum Outcome {
     Block(Decision),
     Release,
+    /// The file's last bytes while bytes before them are missing: held until they come.
+    Wait,
     /// Released; when the origin accepts it the session is done.
     Complete,
 }
@@ -183,6 +187,7 @@ impl Session {
             pieces: 0,
             last_seen: Instant::now(),
             last: None,
+            changed: Arc::new(tokio::sync::Notify::new()),
         }
     }
 
@@ -734,12 +739,52 @@ async fn arrive(
                 session.store = None;
             }
         }
-        match arrival {
+        let outcome = match arrival {
             Arrival::Bytes(piece) => place_bytes(&mut session, &upload, content, piece).await,
             Arrival::Part(part) => place_part(&mut session, &upload, content, part).await,
-        }
+        };
+        session.changed.notify_waiters();
+        outcome
+    };
+    let outcome = match outcome {
+        Outcome::Wait => wait_for_gap(&session, &upload).await,
+        o => o,
     };
     finish(state, &session, upload, intake, outcome).await
+}
+
+/// A held last piece waits for the bytes missing before it: the piece that brings them decides
+/// the file (this one then shares its verdict); if they do not come within
+/// `upload_gap_wait_secs`, the session is `incomplete`. (Forwarded at once, the last piece
+/// could let the origin complete the file with bytes that reached it some other way — another
+/// replica, or the same URL spelled differently.)
+async fn wait_for_gap(session: &Arc<tokio::sync::Mutex<Session>>, upload: &Upload) -> Outcome {
+    let deadline = Instant::now() + Duration::from_secs(upload.state.inspection.upload_gap_wait_secs);
+    loop {
+        let changed = Arc::clone(&session.lock().await.changed);
+        let notified = changed.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        {
+            let mut s = session.lock().await;
+            match &s.stage {
+                Stage::Blocked(d) => return Outcome::Block(d.clone()),
+                Stage::Incomplete { .. } => return decided(&mut s, upload).unwrap_or(Outcome::Release),
+                Stage::Done => return Outcome::Release,
+                Stage::Open => {
+                    if s.total.zip(s.store.as_ref()).is_some_and(|(t, store)| store.coverage.is_complete(t)) {
+                        return Outcome::Release;
+                    }
+                }
+            }
+            if Instant::now() >= deadline {
+                s.fail("the file's last bytes came while bytes before them were missing, and those never came");
+                s.changed.notify_waiters();
+                return decided(&mut s, upload).unwrap_or(Outcome::Release);
+            }
+        }
+        let _ = tokio::time::timeout_at(deadline.into(), notified).await;
+    }
 }
 
 /// block | release, and a completed session marked done once the origin accepts the file.
@@ -752,7 +797,7 @@ async fn finish(
 ) -> Response<Body> {
     match outcome {
         Outcome::Block(d) => upload.block(&d),
-        Outcome::Release => upload.release(intake).await,
+        Outcome::Release | Outcome::Wait => upload.release(intake).await,
         Outcome::Complete => {
             let response = upload.release(intake).await;
             if response.status().is_success() {
@@ -761,6 +806,7 @@ async fn finish(
                     s.stage = Stage::Done;
                     s.store = None;
                 }
+                s.changed.notify_waiters();
             }
             if let Some(m) = &state.metrics {
                 m.upload_sessions.set(state.sessions.len() as i64);
@@ -857,6 +903,10 @@ async fn place_bytes(session: &mut Session, upload: &Upload, content: Option<Con
         return decided(session, upload).unwrap_or(Outcome::Release);
     }
     let completes = if session.protocol.completes_on_finalize() { piece.finalize } else { complete };
+    let last_bytes = session.total.is_some_and(|t| offset + len == t);
+    if last_bytes && !complete && !session.protocol.completes_on_finalize() {
+        return Outcome::Wait;
+    }
     if !completes || session.partial {
         return Outcome::Release;
     }
@@ -1120,7 +1170,7 @@ async fn concatenate(
     drop(guards);
     match outcome {
         Outcome::Block(d) => upload.block(&d),
-        Outcome::Release => upload.release(intake).await,
+        Outcome::Release | Outcome::Wait => upload.release(intake).await,
         Outcome::Complete => {
             let response = upload.release(intake).await;
             if response.status().is_success() {
