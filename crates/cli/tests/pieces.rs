@@ -565,3 +565,30 @@ fn azure_block_blobs_are_decided_at_put_block_list() {
     assert_eq!(azure[2]["files"][0]["unscannable"], "incomplete");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_google_upload_of_unknown_size_is_decided_at_its_empty_finalising_request() {
+    // Google resumable with the size unknown while uploading: every chunk says `bytes a-b/*`,
+    // and an empty `PUT` with `Content-Range: bytes */N` finalises the file. That request is held
+    // and decides; a status query (`bytes */*`) passes.
+    let dir = scratch("unknown-size");
+    let (_origin, port) = python_origin(peer(), &dir);
+    let (_serve, proxy) = serve_config(&dir, |c| c);
+    for (twin, name, expected) in [("labeled", LABELED, 403), ("unlabeled", UNLABELED, 200)] {
+        let file = std::fs::read(corpus(name)).unwrap();
+        let n = file.len();
+        let start = send(proxy, &dir, "POST", &format!("http://127.0.0.1:{port}/upload/drive/v3/files?uploadType=resumable"), &["Content-Type: application/json".into()], Some(format!("{{\"name\": \"{twin}.docx\"}}").as_bytes()), "127.0.0.1");
+        let session = start.header("location").unwrap_or_else(|| panic!("{}", start.body)).to_string();
+        for (a, b) in [(0, n / 2), (n / 2, n)] {
+            let chunk = send(proxy, &dir, "PUT", &session, &[format!("Content-Range: bytes {a}-{}/*", b - 1)], Some(&file[a..b]), "127.0.0.1");
+            assert_eq!(chunk.status, 308, "{twin}: {}", chunk.body);
+        }
+        let query = send(proxy, &dir, "PUT", &session, &["Content-Range: bytes */*".into()], None, "127.0.0.1");
+        assert_eq!(query.status, 308, "{twin}: a status query passes");
+        let finalize = send(proxy, &dir, "PUT", &session, &[format!("Content-Range: bytes */{n}")], None, "127.0.0.1");
+        assert_eq!(finalize.status, expected, "{twin}: {}", finalize.body);
+    }
+    let done: Vec<String> = assembled(port).into_iter().map(|(_, s)| s).collect();
+    assert_eq!(done, [sha(&std::fs::read(corpus(UNLABELED)).unwrap())]);
+    let _ = std::fs::remove_dir_all(&dir);
+}

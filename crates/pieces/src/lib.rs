@@ -322,11 +322,21 @@ pub fn recognise(head: &RequestHead<'_>) -> Option<Recognised> {
 
     // Any piece with a Content-Range (Google and Graph sessions, and others like them).
     if let Some(range) = header("content-range") {
-        if !head.has_body || !(*method == Method::PUT || *method == Method::PATCH || *method == Method::POST) {
+        if !(*method == Method::PUT || *method == Method::PATCH || *method == Method::POST) {
             return None;
         }
         let protocol = if query.get("upload_id").is_some() { Protocol::GoogleResumable } else { Protocol::ContentRange };
         let key = url_key(head.authority, head.path, head.query);
+        if !head.has_body {
+            // `bytes */N` without bytes: a status query, or (Google) the request that finalises
+            // a file whose size was not known before: an empty piece at the file's end.
+            return match content_range(range) {
+                Some(ContentRange::Unsatisfied { total }) => {
+                    Some(Recognised::Piece(Piece { protocol, key, offset: total, end: Some(total), total: Some(total), finalize: false }))
+                }
+                _ => None,
+            };
+        }
         return Some(match content_range(range) {
             Some(ContentRange::Bytes { first, last, total }) => {
                 Recognised::Piece(Piece { protocol, key, offset: first, end: Some(last + 1), total, finalize: false })

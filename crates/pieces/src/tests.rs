@@ -162,7 +162,10 @@ fn every_protocol_is_recognised() {
     let Some(Recognised::Piece(p)) = recognise(&head(&Method::PATCH, "/dav/file", Some("v=1"), &piece_headers, true)) else { panic!() };
     assert_eq!((p.protocol, p.key.as_str()), (Protocol::ContentRange, "up.example/dav/file?v=1"));
     let status = headers(&[("content-range", "bytes */20")]);
-    assert_eq!(recognise(&head(&Method::PUT, "/dav/file", None, &status, false)), None);
+    let Some(Recognised::Piece(p)) = recognise(&head(&Method::PUT, "/dav/file", None, &status, false)) else { panic!() };
+    assert_eq!((p.offset, p.end, p.total), (20, Some(20), Some(20)), "a status query or a finalising request: an empty piece at the end");
+    let query = headers(&[("content-range", "bytes */*")]);
+    assert_eq!(recognise(&head(&Method::PUT, "/dav/file", None, &query, false)), None);
     let Some(Recognised::Piece(p)) = recognise(&head(&Method::PUT, "/dav/file", None, &status, true)) else { panic!() };
     assert_eq!(p.offset, u64::MAX, "bytes with no place are a piece the session cannot place");
     // Ordinary requests are nothing.

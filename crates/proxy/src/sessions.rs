@@ -833,6 +833,10 @@ fn decided(session: &mut Session, upload: &Upload) -> Option<Outcome> {
 /// file inspected.
 async fn place_bytes(session: &mut Session, upload: &Upload, content: Option<Content>, piece: Piece) -> Outcome {
     if matches!(session.stage, Stage::Done) {
+        if content.as_ref().is_some_and(|c| c.len == 0) {
+            // A status query after the file was complete (the client missed the answer).
+            return Outcome::Release;
+        }
         if piece.offset == 0 {
             // A new file to the same URL (a WebDAV-style path uploaded again): a new session.
             // (Never after a block: the origin still holds the blocked file's other pieces.)
@@ -905,7 +909,8 @@ async fn place_bytes(session: &mut Session, upload: &Upload, content: Option<Con
     let completes = if session.protocol.completes_on_finalize() { piece.finalize } else { complete };
     let last_bytes = session.total.is_some_and(|t| offset + len == t);
     if last_bytes && !complete && !session.protocol.completes_on_finalize() {
-        return Outcome::Wait;
+        // A request without bytes (`bytes */N`) is the client asking where to resume: passed.
+        return if len == 0 { Outcome::Release } else { Outcome::Wait };
     }
     if !completes || session.partial {
         return Outcome::Release;
