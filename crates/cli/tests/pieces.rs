@@ -577,10 +577,19 @@ fn a_google_upload_of_unknown_size_is_decided_at_its_empty_finalising_request() 
     for (twin, name, expected) in [("labeled", LABELED, 403), ("unlabeled", UNLABELED, 200)] {
         let file = std::fs::read(corpus(name)).unwrap();
         let n = file.len();
-        let start = send(proxy, &dir, "POST", &format!("http://127.0.0.1:{port}/upload/drive/v3/files?uploadType=resumable"), &["Content-Type: application/json".into()], Some(format!("{{\"name\": \"{twin}.docx\"}}").as_bytes()), "127.0.0.1");
+        let start = send(
+            proxy,
+            &dir,
+            "POST",
+            &format!("http://127.0.0.1:{port}/upload/drive/v3/files?uploadType=resumable"),
+            &["Content-Type: application/json".into()],
+            Some(format!("{{\"name\": \"{twin}.docx\"}}").as_bytes()),
+            "127.0.0.1",
+        );
         let session = start.header("location").unwrap_or_else(|| panic!("{}", start.body)).to_string();
         for (a, b) in [(0, n / 2), (n / 2, n)] {
-            let chunk = send(proxy, &dir, "PUT", &session, &[format!("Content-Range: bytes {a}-{}/*", b - 1)], Some(&file[a..b]), "127.0.0.1");
+            let chunk =
+                send(proxy, &dir, "PUT", &session, &[format!("Content-Range: bytes {a}-{}/*", b - 1)], Some(&file[a..b]), "127.0.0.1");
             assert_eq!(chunk.status, 308, "{twin}: {}", chunk.body);
         }
         let query = send(proxy, &dir, "PUT", &session, &["Content-Range: bytes */*".into()], None, "127.0.0.1");

@@ -135,6 +135,9 @@ pub struct Start {
     pub name: Option<String>,
     /// tus `Upload-Concat: partial`: a piece of a later concatenation, not a file of its own.
     pub partial: bool,
+    /// The request's size could not be read (or, for tus, is absent without
+    /// `Upload-Defer-Length`): the session it starts is incomplete.
+    pub unreadable: bool,
     /// Where the answer names the session.
     pub answer: Answer,
     authority: String,
@@ -199,54 +202,71 @@ pub enum Recognised {
     Abort(SessionKey),
 }
 
+/// The query parameters that name a session or a part: one that appears twice makes the request
+/// one whose place the proxy cannot know (a server reads one of them, which one is its choice).
+const SESSION_PARAMS: [&str; 7] = ["uploadId", "partNumber", "uploads", "upload_id", "uploadType", "comp", "blockid"];
+
 /// What `head` is to an upload session, if anything.
+///
+/// Fails closed: a request that carries a session's marks (its headers or query parameters) but
+/// whose numbers or lists cannot be read is a piece whose place is unknown (`offset` =
+/// `u64::MAX`), which the proxy decides as `incomplete` — never "not a piece".
 pub fn recognise(head: &RequestHead<'_>) -> Option<Recognised> {
-    let header = |name: &str| head.headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim);
+    // Header values as text, whatever bytes they hold (a value that is not visible ASCII is
+    // still present, and still says what the request is).
+    let header = |name: &str| head.headers.get(name).map(|v| String::from_utf8_lossy(v.as_bytes()).trim().to_string());
     let query = parse::Query::new(head.query.unwrap_or(""));
     let start = |protocol, total, name, answer| Start {
         protocol,
         total,
         name,
         partial: false,
+        unreadable: false,
         answer,
         authority: head.authority.to_string(),
         path: head.path.to_string(),
     };
     let method = head.method;
+    let url_key = url_key(head.authority, head.path, head.query);
+    let unplaced =
+        |protocol, key: SessionKey| Recognised::Piece(Piece { protocol, key, offset: u64::MAX, end: None, total: None, finalize: false });
+    if SESSION_PARAMS.iter().any(|p| query.repeated(p)) {
+        return Some(unplaced(Protocol::ContentRange, url_key));
+    }
 
     // S3: the query names the operation.
     if let Some(id) = query.get("uploadId") {
         let key = s3_key(head.authority, head.path, &id);
-        return match *method {
+        match *method {
             Method::PUT => {
-                let number = query.get("partNumber")?.parse::<u32>().ok().filter(|n| (1..=MAX_PARTS).contains(n))?;
-                Some(Recognised::Part(Part {
+                let Some(number) = query.get("partNumber") else { return Some(unplaced(Protocol::S3Multipart, key)) };
+                let Some(number) = parse::number(&number).filter(|n| (1..=u64::from(MAX_PARTS)).contains(n)) else {
+                    return Some(unplaced(Protocol::S3Multipart, key));
+                };
+                return Some(Recognised::Part(Part {
                     protocol: Protocol::S3Multipart,
                     key,
                     id: number.to_string(),
                     copy: head.headers.contains_key("x-amz-copy-source"),
-                }))
+                }));
             }
-            Method::POST => Some(Recognised::Complete(key, PartList::S3)),
-            Method::DELETE => Some(Recognised::Abort(key)),
-            _ => None,
-        };
+            Method::POST => return Some(Recognised::Complete(key, PartList::S3)),
+            Method::DELETE => return Some(Recognised::Abort(key)),
+            _ => {}
+        }
     }
     // Azure block blobs: blocks by id, then the list that commits them.
     if *method == Method::PUT {
-        match query.get("comp").as_deref() {
+        let blob = SessionKey(format!("{}{}", host_key(head.authority), head.path));
+        match query.get("comp").map(|c| c.to_ascii_lowercase()).as_deref() {
             Some("block") => {
-                let id = query.get("blockid").filter(|id| !id.is_empty() && id.len() <= 1024)?;
-                let key = SessionKey(format!("{}{}", host_key(head.authority), head.path));
+                let Some(id) = query.get("blockid").filter(|id| !id.is_empty() && id.len() <= 1024) else {
+                    return Some(unplaced(Protocol::AzureBlocks, blob));
+                };
                 let copy = head.headers.contains_key("x-ms-copy-source");
-                return Some(Recognised::Part(Part { protocol: Protocol::AzureBlocks, key, id, copy }));
+                return Some(Recognised::Part(Part { protocol: Protocol::AzureBlocks, key: blob, id, copy }));
             }
-            Some("blocklist") => {
-                return Some(Recognised::Complete(
-                    SessionKey(format!("{}{}", host_key(head.authority), head.path)),
-                    PartList::AzureBlockList,
-                ));
-            }
+            Some("blocklist") => return Some(Recognised::Complete(blob, PartList::AzureBlockList)),
             _ => {}
         }
     }
@@ -256,30 +276,53 @@ pub fn recognise(head: &RequestHead<'_>) -> Option<Recognised> {
 
     // tus: every request carries Tus-Resumable.
     if header("tus-resumable").is_some() {
-        let url_key = url_key(head.authority, head.path, head.query);
-        return match *method {
+        match *method {
             Method::POST => {
                 if let Some(concat) = header("upload-concat") {
-                    if let Some(urls) = concat.strip_prefix("final;") {
-                        let keys =
-                            urls.split_ascii_whitespace().filter_map(|u| key_of_url(u, head.authority)).take(MAX_PARTS as usize).collect();
+                    if concat.get(..5).is_some_and(|f| f.eq_ignore_ascii_case("final")) {
+                        // Every listed URL must name a session; one that does not parse stands
+                        // for a session the proxy never saw.
+                        let urls = concat[5..].trim_start().strip_prefix(';').unwrap_or("\u{0}");
+                        let mut keys: Vec<SessionKey> = urls
+                            .split_ascii_whitespace()
+                            .take(MAX_PARTS as usize)
+                            .map(|u| key_of_url(u, head.authority).unwrap_or_else(unknown_session))
+                            .collect();
+                        if keys.is_empty() || urls.split_ascii_whitespace().count() > MAX_PARTS as usize {
+                            keys.push(unknown_session());
+                        }
                         return Some(Recognised::Concat(keys));
                     }
                 }
-                let total = header("upload-length").and_then(parse::number);
-                let name = header("upload-metadata").and_then(parse::tus_filename);
+                let length = header("upload-length");
+                let total = length.as_deref().and_then(parse::number);
+                let name = header("upload-metadata").as_deref().and_then(parse::tus_filename);
                 let mut s = start(Protocol::Tus, total, name, Answer::Location);
                 s.partial = header("upload-concat").is_some_and(|c| c.eq_ignore_ascii_case("partial"));
-                Some(Recognised::Start(s))
+                // A size that cannot be read (or none, without Upload-Defer-Length) would leave
+                // the session without an end: it is incomplete from the start.
+                s.unreadable = (length.is_some() && total.is_none()) || (length.is_none() && header("upload-defer-length").is_none());
+                return Some(Recognised::Start(s));
             }
             Method::PATCH => {
-                let offset = header("upload-offset").and_then(parse::number)?;
-                let total = header("upload-length").and_then(parse::number);
-                Some(Recognised::Piece(Piece { protocol: Protocol::Tus, key: url_key, offset, end: None, total, finalize: false }))
+                let offset = header("upload-offset").as_deref().and_then(parse::number);
+                let length = header("upload-length");
+                let total = length.as_deref().and_then(parse::number);
+                if offset.is_none() || (length.is_some() && total.is_none()) {
+                    return Some(unplaced(Protocol::Tus, url_key));
+                }
+                return Some(Recognised::Piece(Piece {
+                    protocol: Protocol::Tus,
+                    key: url_key,
+                    offset: offset.unwrap_or(u64::MAX),
+                    end: None,
+                    total,
+                    finalize: false,
+                }));
             }
-            Method::DELETE => Some(Recognised::Abort(url_key)),
-            _ => None,
-        };
+            Method::DELETE => return Some(Recognised::Abort(url_key)),
+            _ => {}
+        }
     }
 
     // Google's X-Goog-Upload-Protocol: the command says what the request is.
@@ -287,15 +330,16 @@ pub fn recognise(head: &RequestHead<'_>) -> Option<Recognised> {
         let commands: Vec<String> = command.split(',').map(|c| c.trim().to_ascii_lowercase()).collect();
         let has = |c: &str| commands.iter().any(|x| x == c);
         if has("start") {
-            let total = header("x-goog-upload-header-content-length").and_then(parse::number);
+            let total = header("x-goog-upload-header-content-length").as_deref().and_then(parse::number);
             return Some(Recognised::Start(start(Protocol::GoogleUploadProtocol, total, None, Answer::GoogleUploadUrl)));
         }
         if has("upload") || has("finalize") {
-            let offset = header("x-goog-upload-offset").and_then(parse::number).unwrap_or(0);
-            let key = url_key(head.authority, head.path, head.query);
+            let Some(offset) = header("x-goog-upload-offset").as_deref().and_then(parse::number) else {
+                return Some(unplaced(Protocol::GoogleUploadProtocol, url_key));
+            };
             return Some(Recognised::Piece(Piece {
                 protocol: Protocol::GoogleUploadProtocol,
-                key,
+                key: url_key,
                 offset,
                 end: None,
                 total: None,
@@ -303,15 +347,15 @@ pub fn recognise(head: &RequestHead<'_>) -> Option<Recognised> {
             }));
         }
         if has("cancel") {
-            return Some(Recognised::Abort(url_key(head.authority, head.path, head.query)));
+            return Some(Recognised::Abort(url_key));
         }
-        return None;
+        // `query`, or a command this recogniser does not know: what follows decides.
     }
 
     // Google resumable: the initiating request, then pieces to the session URL.
     let resumable = query.get("uploadType").is_some_and(|t| t.eq_ignore_ascii_case("resumable"));
     if resumable && query.get("upload_id").is_none() && (*method == Method::POST || *method == Method::PUT) {
-        let total = header("x-upload-content-length").and_then(parse::number);
+        let total = header("x-upload-content-length").as_deref().and_then(parse::number);
         return Some(Recognised::Start(start(Protocol::GoogleResumable, total, None, Answer::Location)));
     }
 
@@ -322,30 +366,31 @@ pub fn recognise(head: &RequestHead<'_>) -> Option<Recognised> {
 
     // Any piece with a Content-Range (Google and Graph sessions, and others like them).
     if let Some(range) = header("content-range") {
-        if !(*method == Method::PUT || *method == Method::PATCH || *method == Method::POST) {
+        if *method == Method::GET || *method == Method::HEAD || *method == Method::OPTIONS {
             return None;
         }
         let protocol = if query.get("upload_id").is_some() { Protocol::GoogleResumable } else { Protocol::ContentRange };
-        let key = url_key(head.authority, head.path, head.query);
-        if !head.has_body {
-            // `bytes */N` without bytes: a status query, or (Google) the request that finalises
-            // a file whose size was not known before: an empty piece at the file's end.
-            return match content_range(range) {
-                Some(ContentRange::Unsatisfied { total }) => {
-                    Some(Recognised::Piece(Piece { protocol, key, offset: total, end: Some(total), total: Some(total), finalize: false }))
-                }
-                _ => None,
-            };
-        }
-        return Some(match content_range(range) {
-            Some(ContentRange::Bytes { first, last, total }) => {
-                Recognised::Piece(Piece { protocol, key, offset: first, end: Some(last + 1), total, finalize: false })
+        return Some(match content_range(&range) {
+            Some(ContentRange::Bytes { first, last, total }) if head.has_body => {
+                Recognised::Piece(Piece { protocol, key: url_key, offset: first, end: Some(last + 1), total, finalize: false })
             }
-            // `bytes */N` with a body, or no parseable range: a piece whose place is unknown.
-            _ => Recognised::Piece(Piece { protocol, key, offset: u64::MAX, end: None, total: None, finalize: false }),
+            // `bytes */N` without bytes: a status query, or (Google) the request that finalises a
+            // file whose size was not known before: an empty piece at the file's end.
+            Some(ContentRange::Unsatisfied { total }) if !head.has_body => {
+                Recognised::Piece(Piece { protocol, key: url_key, offset: total, end: Some(total), total: Some(total), finalize: false })
+            }
+            // `bytes */*` without bytes: only a status query.
+            None if !head.has_body && range.split_ascii_whitespace().collect::<String>().eq_ignore_ascii_case("bytes*/*") => return None,
+            // Anything else: a piece whose place the proxy cannot know.
+            _ => unplaced(protocol, url_key),
         });
     }
     None
+}
+
+/// A key no session has: what a concatenation lists where it lists nothing readable.
+fn unknown_session() -> SessionKey {
+    SessionKey("\u{0}unreadable".into())
 }
 
 impl Start {

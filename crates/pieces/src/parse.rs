@@ -29,11 +29,21 @@ pub enum ContentRange {
 
 /// A decimal number no larger than [`crate::MAX_OFFSET`].
 pub(crate) fn number(text: &str) -> Option<u64> {
+    // As servers read it: an optional `+` and leading zeros are accepted; anything else (signs,
+    // separators, letters) is refused, and callers treat a refused number as unreadable.
     let text = text.trim();
-    if text.is_empty() || text.len() > 16 || !text.bytes().all(|b| b.is_ascii_digit()) {
+    let digits = text.strip_prefix('+').unwrap_or(text);
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    text.parse::<u64>().ok().filter(|n| *n <= crate::MAX_OFFSET)
+    let significant = digits.trim_start_matches('0');
+    if significant.len() > 16 {
+        return None;
+    }
+    if significant.is_empty() {
+        return Some(0);
+    }
+    significant.parse::<u64>().ok().filter(|n| *n <= crate::MAX_OFFSET)
 }
 
 /// Parses `Content-Range` (RFC 9110 §14.4); `None` for anything malformed or inconsistent.
@@ -67,18 +77,27 @@ impl<'a> Query<'a> {
         Query(query)
     }
 
-    fn pairs(&self) -> impl Iterator<Item = (&'a str, &'a str)> {
-        self.0.split('&').filter(|p| !p.is_empty()).map(|p| p.split_once('=').unwrap_or((p, "")))
+    /// (name, value) pairs, both percent-decoded (a `+` stays a `+`: Azure block ids are base64).
+    fn pairs(&self) -> impl Iterator<Item = (String, String)> + '_ {
+        let decode = |s: &str| percent_encoding::percent_decode_str(s).decode_utf8_lossy().into_owned();
+        self.0.split('&').filter(|p| !p.is_empty()).map(move |p| {
+            let (k, v) = p.split_once('=').unwrap_or((p, ""));
+            (decode(k), decode(v))
+        })
     }
 
-    /// The first value of `name` (names compared exactly, as S3 and Google do), percent-decoded
-    /// as RFC 3986 reads it: a `+` stays a `+` (Azure block ids are base64).
+    /// The value of `name` (compared exactly after decoding, as S3 and Google do).
     pub(crate) fn get(&self, name: &str) -> Option<String> {
-        self.pairs().find(|(k, _)| *k == name).map(|(_, v)| percent_encoding::percent_decode_str(v).decode_utf8_lossy().into_owned())
+        self.pairs().find(|(k, _)| k == name).map(|(_, v)| v)
     }
 
     pub(crate) fn has(&self, name: &str) -> bool {
         self.pairs().any(|(k, _)| k == name)
+    }
+
+    /// Whether `name` appears more than once (which one a server reads is its own choice).
+    pub(crate) fn repeated(&self, name: &str) -> bool {
+        self.pairs().filter(|(k, _)| k == name).nth(1).is_some()
     }
 }
 
@@ -125,6 +144,16 @@ fn first_element_text(xml: &[u8], name: &[u8], max_len: usize) -> Option<String>
             _ => {}
         }
     }
+}
+
+/// The text an entity or character reference stands for; an unknown entity is refused (what a
+/// server would read there cannot be known).
+fn reference(r: &quick_xml::events::BytesRef<'_>) -> Result<String, PartListError> {
+    if let Some(c) = r.resolve_char_ref().map_err(|_| PartListError::Malformed)? {
+        return Ok(c.to_string());
+    }
+    let name = r.decode().map_err(|_| PartListError::Malformed)?;
+    quick_xml::escape::resolve_predefined_entity(&name).map(str::to_string).ok_or(PartListError::Malformed)
 }
 
 /// The `UploadId` of an S3 `InitiateMultipartUploadResult`.
@@ -177,6 +206,16 @@ pub fn azure_block_list(xml: &[u8]) -> Result<Vec<ListedPart>, PartListError> {
                     id.push_str(t.decode().map_err(|_| PartListError::Malformed)?.trim());
                 }
             }
+            Ok(Event::CData(t)) => {
+                if let Some((_, id)) = current.as_mut() {
+                    id.push_str(t.decode().map_err(|_| PartListError::Malformed)?.trim());
+                }
+            }
+            Ok(Event::GeneralRef(r)) => {
+                if let Some((_, id)) = current.as_mut() {
+                    id.push_str(&reference(&r)?);
+                }
+            }
             Ok(Event::End(e)) => {
                 if matches!(e.local_name().as_ref(), b"Committed" | b"Uncommitted" | b"Latest") {
                     let (committed, id) = current.take().ok_or(PartListError::Malformed)?;
@@ -204,7 +243,7 @@ const MAX_BLOCKS: u32 = 50_000;
 pub fn complete_multipart_parts(xml: &[u8]) -> Result<Vec<ListedPart>, PartListError> {
     let mut reader = quick_xml::Reader::from_reader(xml);
     let mut parts = Vec::new();
-    let mut current: Option<(Option<u32>, Option<String>)> = None;
+    let mut current: Option<((), Option<String>, String)> = None;
     let mut field: Option<Vec<u8>> = None;
     let mut saw_root = false;
     loop {
@@ -217,18 +256,22 @@ pub fn complete_multipart_parts(xml: &[u8]) -> Result<Vec<ListedPart>, PartListE
                         if parts.len() as u32 >= MAX_PARTS {
                             return Err(PartListError::TooMany);
                         }
-                        current = Some((None, None));
+                        current = Some(((), None, String::new()));
                     }
                     _ => field = Some(name),
                 }
             }
-            Ok(Event::Text(t)) => {
+            Ok(ev @ (Event::Text(_) | Event::CData(_) | Event::GeneralRef(_))) => {
                 if let (Some(part), Some(f)) = (current.as_mut(), field.as_deref()) {
-                    let text = t.decode().map_err(|_| PartListError::Malformed)?.trim().to_string();
+                    let text = match ev {
+                        Event::Text(t) => t.decode().map_err(|_| PartListError::Malformed)?.trim().to_string(),
+                        Event::CData(t) => t.decode().map_err(|_| PartListError::Malformed)?.trim().to_string(),
+                        Event::GeneralRef(r) => reference(&r)?,
+                        _ => String::new(),
+                    };
                     match f {
-                        b"PartNumber" => {
-                            part.0 = Some(text.parse::<u32>().ok().filter(|n| (1..=MAX_PARTS).contains(n)).ok_or(PartListError::Malformed)?)
-                        }
+                        // The number's text pieces (a reference splits it) are joined first.
+                        b"PartNumber" => part.2.push_str(&text),
                         // Entity references (`&quot;` around the value) split the text: the pieces are joined.
                         b"ETag" => part.1.get_or_insert_with(String::new).push_str(&text.to_ascii_lowercase()),
                         _ => {}
@@ -237,9 +280,11 @@ pub fn complete_multipart_parts(xml: &[u8]) -> Result<Vec<ListedPart>, PartListE
             }
             Ok(Event::End(e)) => {
                 if e.local_name().as_ref() == b"Part" {
-                    let (number, etag) = current.take().ok_or(PartListError::Malformed)?;
+                    let (_, etag, number_text) = current.take().ok_or(PartListError::Malformed)?;
+                    let part_number =
+                        number(number_text.trim()).and_then(|n| u32::try_from(n).ok()).filter(|n| (1..=MAX_PARTS).contains(n));
                     let etag = etag.map(|e| e.trim_matches('"').to_string()).filter(|e| !e.is_empty());
-                    parts.push(ListedPart { id: number.ok_or(PartListError::Malformed)?.to_string(), etag, committed: false });
+                    parts.push(ListedPart { id: part_number.ok_or(PartListError::Malformed)?.to_string(), etag, committed: false });
                 }
                 field = None;
             }

@@ -17,16 +17,9 @@ fn content_range_grammar() {
     assert_eq!(content_range("bytes 0-99/300"), Some(ContentRange::Bytes { first: 0, last: 99, total: Some(300) }));
     assert_eq!(content_range("Bytes 5-5/*"), Some(ContentRange::Bytes { first: 5, last: 5, total: None }));
     assert_eq!(content_range("bytes */300"), Some(ContentRange::Unsatisfied { total: 300 }));
-    for bad in [
-        "bytes 9-1/300",
-        "bytes 0-300/300",
-        "items 0-1/2",
-        "bytes -1-2/3",
-        "bytes 0-99",
-        "bytes */*",
-        "bytes 0-99999999999999999999/*",
-        "bytes +1-2/3",
-    ] {
+    for bad in
+        ["bytes 9-1/300", "bytes 0-300/300", "items 0-1/2", "bytes -1-2/3", "bytes 0-99", "bytes */*", "bytes 0-99999999999999999999/*"]
+    {
         assert_eq!(content_range(bad), None, "{bad}");
     }
 }
@@ -139,7 +132,40 @@ fn every_protocol_is_recognised() {
         recognise(&head(&Method::PUT, "/container/q3.docx", Some("comp=blocklist"), &none, true)),
         Some(Recognised::Complete(block.key.clone(), PartList::AzureBlockList))
     );
-    assert_eq!(recognise(&head(&Method::PUT, "/bucket/q3.docx", Some("partNumber=0&uploadId=u-1"), &none, true)), None);
+    // Marks of a session that cannot be read make a piece whose place is unknown, never "no piece".
+    for (query, extra) in [("partNumber=0&uploadId=u-1", None), ("partNumber=1&uploadId=u-1&uploadId=u-2", None)] {
+        let _: Option<()> = extra;
+        let Some(Recognised::Piece(p)) = recognise(&head(&Method::PUT, "/bucket/q3.docx", Some(query), &none, true)) else {
+            panic!("{query}")
+        };
+        assert_eq!(p.offset, u64::MAX, "{query}");
+    }
+    // A parameter name percent-encoded is the parameter, as servers decode it.
+    let Some(Recognised::Part(p)) = recognise(&head(&Method::PUT, "/bucket/q3.docx", Some("part%4Eumber=7&uploadId=u-1"), &none, true))
+    else {
+        panic!()
+    };
+    assert_eq!(p.id, "7");
+    let tus_odd = headers(&[("tus-resumable", "1.0.0"), ("upload-offset", "1_000")]);
+    let Some(Recognised::Piece(p)) = recognise(&head(&Method::PATCH, "/files/a", None, &tus_odd, true)) else { panic!() };
+    assert_eq!(p.offset, u64::MAX);
+    let tus_plus = headers(&[("tus-resumable", "1.0.0"), ("upload-offset", "+0010")]);
+    let Some(Recognised::Piece(p)) = recognise(&head(&Method::PATCH, "/files/a", None, &tus_plus, true)) else { panic!() };
+    assert_eq!(p.offset, 10, "a sign and leading zeros read as servers read them");
+    let tus_length = headers(&[("tus-resumable", "1.0.0"), ("upload-length", "7x")]);
+    let Some(Recognised::Start(s)) = recognise(&head(&Method::POST, "/files/", None, &tus_length, false)) else { panic!() };
+    assert!(s.unreadable);
+    // Another protocol's header on a Content-Range piece does not hide the piece.
+    let mixed = headers(&[("tus-resumable", "1.0.0"), ("x-goog-upload-command", "x"), ("content-range", "bytes 0-9/20")]);
+    let Some(Recognised::Piece(p)) = recognise(&head(&Method::PUT, "/dav/f", None, &mixed, true)) else { panic!() };
+    assert_eq!((p.offset, p.end), (0, Some(10)));
+    let mut odd_range = HeaderMap::new();
+    odd_range.insert("content-range", http::HeaderValue::from_bytes(b"bytes\xa00-9/20").unwrap());
+    let Some(Recognised::Piece(p)) = recognise(&head(&Method::PUT, "/dav/f", None, &odd_range, true)) else { panic!() };
+    assert_eq!(p.offset, u64::MAX);
+    let concat = headers(&[("tus-resumable", "1.0.0"), ("upload-concat", "final;/files/a /files/b?\"")]);
+    let Some(Recognised::Concat(keys)) = recognise(&head(&Method::POST, "/files/", None, &concat, false)) else { panic!() };
+    assert_eq!(keys.len(), 2);
 
     // X-Goog-Upload-Protocol.
     let goog = headers(&[
@@ -174,6 +200,13 @@ fn every_protocol_is_recognised() {
 
 #[test]
 fn part_lists_are_read_in_their_order_and_bounded() {
+    // References are read as any XML parser reads them.
+    let refs =
+        complete_multipart_parts(b"<CompleteMultipartUpload><Part><PartNumber>&#49;00</PartNumber></Part></CompleteMultipartUpload>")
+            .unwrap();
+    assert_eq!(refs[0].id, "100");
+    assert_eq!(azure_block_list(b"<BlockList><Latest>b0000&#120;</Latest></BlockList>").unwrap()[0].id, "b0000x");
+    assert_eq!(azure_block_list(b"<BlockList><Latest>a&unknown;</Latest></BlockList>"), Err(PartListError::Malformed));
     let xml = br#"<CompleteMultipartUpload xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Part><ETag>&quot;AB12&quot;</ETag><PartNumber>2</PartNumber></Part><Part><PartNumber>1</PartNumber><ETag>"cd"</ETag></Part></CompleteMultipartUpload>"#;
     let listed = |id: &str, etag: Option<&str>| ListedPart { id: id.into(), etag: etag.map(str::to_string), committed: false };
     assert_eq!(complete_multipart_parts(xml).unwrap(), vec![listed("2", Some("ab12")), listed("1", Some("cd"))]);

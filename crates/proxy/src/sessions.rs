@@ -125,8 +125,27 @@ impl Sessions {
         }
         let mut session = make();
         if table.len() >= self.max {
-            session.fail("no room for another upload session (max_upload_sessions)");
-            return Arc::new(tokio::sync::Mutex::new(session));
+            // Room is made by forgetting the settled session seen longest ago (done, blocked or
+            // decided incomplete: a later request of it is one whose start was never seen, which
+            // policy decides as it decided the session).
+            let settled = table
+                .iter()
+                .filter_map(|(k, s)| {
+                    let s = s.try_lock().ok()?;
+                    let settled = matches!(s.stage, Stage::Done | Stage::Blocked(_) | Stage::Incomplete { decision: Some(_), .. });
+                    settled.then(|| (k.clone(), s.last_seen))
+                })
+                .min_by_key(|(_, seen)| *seen)
+                .map(|(k, _)| k);
+            match settled {
+                Some(k) => {
+                    table.remove(&k);
+                }
+                None => {
+                    session.fail("no room for another upload session (max_upload_sessions)");
+                    return Arc::new(tokio::sync::Mutex::new(session));
+                }
+            }
         }
         let s = Arc::new(tokio::sync::Mutex::new(session));
         table.insert(key.clone(), Arc::clone(&s));
@@ -189,6 +208,13 @@ impl Session {
             last: None,
             changed: Arc::new(tokio::sync::Notify::new()),
         }
+    }
+
+    /// A new upload under the same key: what was held is dropped.
+    fn restart(&mut self) {
+        self.store = None;
+        self.total = None;
+        self.pieces = 1;
     }
 
     /// The session cannot be reassembled: its pieces are dropped.
@@ -642,22 +668,15 @@ async fn inspect_assembled(
 
 /// read alone: what a piece carries on its own that only a whole file could show — labels, and
 /// a container it found whole but could not see into (encrypted, unsupported, past the nesting
-/// limits, ambiguous). A piece is no file: a truncated container in it (`malformed`) is nothing.
+/// limits). A piece is no file: a truncated container in it (`malformed`, or `ambiguous` as a
+/// PDF cut short often is) is nothing.
 async fn read_alone(upload: &Upload, content: &Content) -> Vec<Inspected> {
     let reading = inspect::Reading::new(&upload.state.inspection);
     let file = content.file.as_ref().and_then(|f| f.try_clone().ok());
     let content_type = upload.parts.headers.get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
     let files = inspect::one_body(None, content.memory.clone(), file, content.len, content_type, &upload.state.spool, &reading, 0).await;
     let whole_file_fact = |r: Option<UnscannableReason>| {
-        matches!(
-            r,
-            Some(
-                UnscannableReason::Encrypted
-                    | UnscannableReason::Unsupported
-                    | UnscannableReason::NestedLimit
-                    | UnscannableReason::Ambiguous
-            )
-        )
+        matches!(r, Some(UnscannableReason::Encrypted | UnscannableReason::Unsupported | UnscannableReason::NestedLimit))
     };
     files
         .into_iter()
@@ -686,9 +705,12 @@ async fn arrive(
         Arrival::Part(p) => p.protocol,
     };
     let mut upload = Upload::admit(Arc::clone(&state), peer, req, target, user, InspectionMode::Hold);
-    // admit: a session already blocked refuses at once, before its body is read.
+    // admit: a session already blocked refuses at once, before its body is read; any other is
+    // in use from now on (a slow piece does not let it expire under it).
     if let Some(s) = state.sessions.get(&key) {
-        if let Stage::Blocked(d) = &s.lock().await.stage {
+        let mut s = s.lock().await;
+        s.last_seen = Instant::now();
+        if let Stage::Blocked(d) = &s.stage {
             let d = d.clone();
             return upload.block(&d);
         }
@@ -731,7 +753,7 @@ async fn arrive(
     let outcome = {
         let mut session = session.lock().await;
         session.touch(&upload);
-        if !alone.is_empty() && matches!(session.stage, Stage::Open) {
+        if !alone.is_empty() && matches!(session.stage, Stage::Open | Stage::Done) {
             let decision = upload.decide(&alone);
             if decision.verdict.action == Action::Block {
                 upload.record_session(&alone, &decision, Some(session.audit(session.held(), None)));
@@ -769,7 +791,7 @@ async fn wait_for_gap(session: &Arc<tokio::sync::Mutex<Session>>, upload: &Uploa
             let mut s = session.lock().await;
             match &s.stage {
                 Stage::Blocked(d) => return Outcome::Block(d.clone()),
-                Stage::Incomplete { .. } => return decided(&mut s, upload).unwrap_or(Outcome::Release),
+                Stage::Incomplete { .. } => return settled(&mut s, upload),
                 Stage::Done => return Outcome::Release,
                 Stage::Open => {
                     if s.total.zip(s.store.as_ref()).is_some_and(|(t, store)| store.coverage.is_complete(t)) {
@@ -780,7 +802,7 @@ async fn wait_for_gap(session: &Arc<tokio::sync::Mutex<Session>>, upload: &Uploa
             if Instant::now() >= deadline {
                 s.fail("the file's last bytes came while bytes before them were missing, and those never came");
                 s.changed.notify_waiters();
-                return decided(&mut s, upload).unwrap_or(Outcome::Release);
+                return settled(&mut s, upload);
             }
         }
         let _ = tokio::time::timeout_at(deadline.into(), notified).await;
@@ -814,6 +836,13 @@ async fn finish(
             response
         }
     }
+}
+
+/// The outcome of a session that has just been found incomplete (or blocked): never a release
+/// by accident.
+fn settled(session: &mut Session, upload: &Upload) -> Outcome {
+    session.fail("the session could not be reassembled");
+    decided(session, upload).unwrap_or_else(|| Outcome::Block(session.incomplete_decision(upload)))
 }
 
 /// The outcome for a session whose stage already decides it.
@@ -852,11 +881,18 @@ async fn place_bytes(session: &mut Session, upload: &Upload, content: Option<Con
     }
     let Some(content) = content else {
         session.fail("a piece too large to keep (max_body), or one whose Content-Encoding could not be decoded");
-        return decided(session, upload).unwrap_or(Outcome::Release);
+        return settled(session, upload);
     };
     let max = upload.state.inspection.max_body;
     let len = content.len;
     let offset = piece.offset;
+    // A URL that names no session of its own (a WebDAV-style path) uploaded again from its first
+    // byte, the earlier upload abandoned: a new session. (The earlier pieces at the origin cannot
+    // complete anything: the new file's last bytes wait until every byte before them came.)
+    let restarts = session.protocol == Protocol::ContentRange && offset == 0 && len > 0;
+    if restarts && piece.total.is_some_and(|t| session.total.is_some_and(|s| s != t)) {
+        session.restart();
+    }
     let why = if offset == u64::MAX {
         Some("a piece whose place in the file is not stated")
     } else if piece.end.is_some_and(|e| e != offset + len) {
@@ -878,33 +914,45 @@ async fn place_bytes(session: &mut Session, upload: &Upload, content: Option<Con
     };
     if let Some(why) = why {
         session.fail(why);
-        return decided(session, upload).unwrap_or(Outcome::Release);
+        return settled(session, upload);
     }
     if session.store.is_none() {
         match Store::new(&upload.state.spool) {
             Ok(s) => session.store = Some(s),
             Err(_) => {
                 session.fail("the spool could not keep the session's pieces");
-                return decided(session, upload).unwrap_or(Outcome::Release);
+                return settled(session, upload);
             }
         }
     }
-    let Some(store) = session.store.as_mut() else { return Outcome::Release };
-    match store.write(offset, &content).await {
+    let Some(store) = session.store.as_mut() else { return settled(session, upload) };
+    let mut written = store.write(offset, &content).await;
+    if restarts && matches!(written, Err(StoreError::Conflict)) {
+        session.restart();
+        session.total = piece.total;
+        let Ok(fresh) = Store::new(&upload.state.spool) else { return settled(session, upload) };
+        session.store = Some(fresh);
+        written = match session.store.as_mut() {
+            Some(store) => store.write(offset, &content).await,
+            None => Err(StoreError::NoRoom),
+        };
+    }
+    let Some(store) = session.store.as_mut() else { return settled(session, upload) };
+    match written {
         Ok(()) => {}
         Err(StoreError::Conflict) => {
             session.fail("a piece whose bytes differ from the same bytes sent before");
-            return decided(session, upload).unwrap_or(Outcome::Release);
+            return settled(session, upload);
         }
         Err(StoreError::NoRoom) => {
             session.fail("the spool could not keep a piece (spool_quota)");
-            return decided(session, upload).unwrap_or(Outcome::Release);
+            return settled(session, upload);
         }
     }
     let complete = session.total.is_some_and(|t| store.coverage.is_complete(t));
     if piece.finalize && !complete {
         session.fail("the upload was finalised with bytes missing");
-        return decided(session, upload).unwrap_or(Outcome::Release);
+        return settled(session, upload);
     }
     let completes = if session.protocol.completes_on_finalize() { piece.finalize } else { complete };
     let last_bytes = session.total.is_some_and(|t| offset + len == t);
@@ -920,7 +968,7 @@ async fn place_bytes(session: &mut Session, upload: &Upload, content: Option<Con
         Ok(f) => f,
         Err(_) => {
             session.fail("the spool could not keep the session's pieces");
-            return decided(session, upload).unwrap_or(Outcome::Release);
+            return settled(session, upload);
         }
     };
     let sha256 = store.digest(total).await;
@@ -960,7 +1008,7 @@ async fn place_part(session: &mut Session, upload: &Upload, content: Option<Cont
     }
     let Some(content) = content else {
         session.fail("a part too large to keep (max_body), or one whose Content-Encoding could not be decoded");
-        return decided(session, upload).unwrap_or(Outcome::Release);
+        return settled(session, upload);
     };
     if session.store.is_none() {
         session.store = Store::new(&upload.state.spool).ok();
@@ -972,7 +1020,7 @@ async fn place_part(session: &mut Session, upload: &Upload, content: Option<Cont
     };
     if !kept {
         session.fail("the spool could not keep a part (max_body or spool_quota)");
-        return decided(session, upload).unwrap_or(Outcome::Release);
+        return settled(session, upload);
     }
     Outcome::Release
 }
@@ -1023,7 +1071,7 @@ async fn complete_parts(
                     Some(Ok(list)) => assemble_parts(&mut session, &upload, &list).await,
                     _ => {
                         session.fail("the part list (CompleteMultipartUpload, BlockList) could not be read");
-                        decided(&mut session, &upload).unwrap_or(Outcome::Release)
+                        settled(&mut session, &upload)
                     }
                 }
             }
@@ -1034,48 +1082,65 @@ async fn complete_parts(
 
 /// assemble: the listed parts, each the copy its ETag names (or the only one), in order.
 async fn assemble_parts(session: &mut Session, upload: &Upload, list: &[ListedPart]) -> Outcome {
-    let mut segments = Vec::new();
+    let mut ranges = Vec::new();
     let Some(store) = session.store.as_ref() else {
         session.fail("a listed part never passed through the proxy");
-        return decided(session, upload).unwrap_or(Outcome::Release);
+        return settled(session, upload);
     };
+    let max = upload.state.inspection.max_body;
+    let mut len = 0u64;
     for part in list {
         let copies = store.parts.get(&part.id).map(Vec::as_slice).unwrap_or(&[]);
-        let chosen = match (copies, &part.etag) {
+        // An ETag that is an MD5 (S3 without KMS) names the copy; one that is not (KMS, SSE-C)
+        // cannot, and then only a part sent once is certain.
+        let md5_etag = part.etag.as_ref().filter(|e| e.len() == 32 && e.bytes().all(|b| b.is_ascii_hexdigit()));
+        let chosen = match (copies, md5_etag) {
             // A block committed before: its bytes are not what this session holds.
             _ if part.committed => None,
             ([], _) => None,
-            ([only], _) => Some(only),
             (many, Some(etag)) => many.iter().rev().find(|c| &c.md5 == etag),
+            ([only], None) => Some(only),
             // Azure's list names a block id, and the block last uploaded under it is the one.
             (many, None) if session.protocol == Protocol::AzureBlocks => many.last(),
             (_, None) => None,
         };
         let Some(copy) = chosen else {
-            session.fail("a listed part never passed through the proxy, or was sent twice and the list does not say which copy");
-            return decided(session, upload).unwrap_or(Outcome::Release);
+            session.fail("a listed part never passed through the proxy, or is not the copy the list names");
+            return settled(session, upload);
         };
-        let Ok(f) = store.file.as_file().try_clone() else { return Outcome::Release };
-        segments.push((f, copy.at, copy.len));
+        len += copy.len;
+        if len > max {
+            session.fail("the listed parts add up to more than max_body");
+            return settled(session, upload);
+        }
+        ranges.push((copy.at, copy.len));
     }
+    let Ok(file) = store.file.as_file().try_clone() else {
+        session.fail("the spool could not read the session's parts");
+        return settled(session, upload);
+    };
+    let segments = vec![(Arc::new(file), ranges)];
     match assemble_segments(&upload.state.spool, segments).await {
         Ok(assembled) => {
             let (file, len) = (assembled.file.try_clone(), assembled.len);
             match file {
                 Ok(f) => decide_file(session, upload, &f, len, None).await,
-                Err(_) => Outcome::Release,
+                Err(_) => {
+                    session.fail("the spool could not read the assembled file");
+                    settled(session, upload)
+                }
             }
         }
         Err(()) => {
             session.fail("the spool could not assemble the parts (spool_quota)");
-            decided(session, upload).unwrap_or(Outcome::Release)
+            settled(session, upload)
         }
     }
 }
 
-/// Joins `segments` (file, offset, length) into a new spool file.
-async fn assemble_segments(area: &Arc<SpoolArea>, segments: Vec<(std::fs::File, u64, u64)>) -> Result<Assembled, ()> {
-    let len: u64 = segments.iter().map(|s| s.2).sum();
+/// Joins `segments` (a file and its (offset, length) ranges, in order) into a new spool file.
+async fn assemble_segments(area: &Arc<SpoolArea>, segments: Vec<(Arc<std::fs::File>, Vec<(u64, u64)>)>) -> Result<Assembled, ()> {
+    let len: u64 = segments.iter().flat_map(|(_, r)| r.iter().map(|r| r.1)).sum();
     let before = area.used.fetch_add(len, Ordering::SeqCst);
     let charge = Some((Arc::clone(area), len));
     // An unnamed temporary file: nothing to remove, whatever happens.
@@ -1087,15 +1152,17 @@ async fn assemble_segments(area: &Arc<SpoolArea>, segments: Vec<(std::fs::File, 
     let copied = tokio::task::spawn_blocking(move || -> std::io::Result<()> {
         let mut buf = vec![0u8; 256 * 1024];
         let mut at = 0u64;
-        for (file, from, n) in segments {
-            let mut done = 0u64;
-            while done < n {
-                let k = ((n - done) as usize).min(buf.len());
-                file.read_exact_at(&mut buf[..k], from + done)?;
-                dest.write_all_at(&buf[..k], at + done)?;
-                done += k as u64;
+        for (file, ranges) in segments {
+            for (from, n) in ranges {
+                let mut done = 0u64;
+                while done < n {
+                    let k = ((n - done) as usize).min(buf.len());
+                    file.read_exact_at(&mut buf[..k], from + done)?;
+                    dest.write_all_at(&buf[..k], at + done)?;
+                    done += k as u64;
+                }
+                at += n;
             }
-            at += n;
         }
         Ok(())
     })
@@ -1123,29 +1190,41 @@ async fn concatenate(
     // The concatenation is a session of its own: its record, its decision.
     let mut whole = Session::new(Protocol::Tus);
     whole.touch(&upload);
+    // Each partial upload is locked once (a list may name one twice), in key order (two
+    // concatenations of the same partials never wait on each other).
+    let mut unique: Vec<&SessionKey> = keys.iter().collect();
+    unique.sort();
+    unique.dedup();
     let mut partials = Vec::new();
     let mut segments = Vec::new();
     let mut missing = keys.is_empty();
-    for key in &keys {
-        let Some(s) = state.sessions.get(key) else {
-            missing = true;
-            break;
-        };
-        partials.push(s);
+    for key in &unique {
+        match state.sessions.get(key) {
+            Some(s) => partials.push(((*key).clone(), s)),
+            None => missing = true,
+        }
     }
     let mut guards = Vec::new();
-    for s in &partials {
-        guards.push(s.lock().await);
+    for (key, s) in &partials {
+        guards.push((key.clone(), s.lock().await));
     }
-    for g in &guards {
+    let mut len = 0u64;
+    for (_, g) in &guards {
         whole.pieces += g.pieces;
         if let Stage::Blocked(d) = &g.stage {
             whole.stage = Stage::Blocked(d.clone());
         }
+    }
+    for key in &keys {
+        let Some((_, g)) = guards.iter().find(|(k, _)| k == key) else {
+            missing = true;
+            continue;
+        };
         let complete =
             matches!(g.stage, Stage::Open) && g.partial && g.store.as_ref().zip(g.total).is_some_and(|(s, t)| s.coverage.is_complete(t));
+        len += g.total.unwrap_or(0);
         match (complete, g.store.as_ref().and_then(|s| s.file.as_file().try_clone().ok())) {
-            (true, Some(f)) => segments.push((f, 0, g.total.unwrap_or(0))),
+            (true, Some(f)) if len <= state.inspection.max_body => segments.push((Arc::new(f), vec![(0, g.total.unwrap_or(0))])),
             _ => missing = true,
         }
     }
@@ -1157,17 +1236,20 @@ async fn concatenate(
         None => match assemble_segments(&state.spool, segments).await {
             Ok(assembled) => match assembled.file.try_clone() {
                 Ok(f) => decide_file(&mut whole, &upload, &f, assembled.len, None).await,
-                Err(_) => Outcome::Release,
+                Err(_) => {
+                    whole.fail("the spool could not read the assembled file");
+                    settled(&mut whole, &upload)
+                }
             },
             Err(()) => {
                 whole.fail("the spool could not assemble the partial uploads (spool_quota)");
-                decided(&mut whole, &upload).unwrap_or(Outcome::Release)
+                settled(&mut whole, &upload)
             }
         },
     };
     // The partial uploads share the concatenation's fate.
     if let Outcome::Block(d) = &outcome {
-        for g in guards.iter_mut() {
+        for (_, g) in guards.iter_mut() {
             g.stage = Stage::Blocked(d.clone());
             g.store = None;
         }
@@ -1179,7 +1261,7 @@ async fn concatenate(
         Outcome::Complete => {
             let response = upload.release(intake).await;
             if response.status().is_success() {
-                for s in &partials {
+                for (_, s) in &partials {
                     let mut s = s.lock().await;
                     s.stage = Stage::Done;
                     s.store = None;
@@ -1240,6 +1322,9 @@ async fn start_session(
     s.name = start.name.clone();
     s.total = start.total;
     s.partial = start.partial;
+    if start.unreadable {
+        s.fail("the upload's size could not be read");
+    }
     s.pieces += pieces;
     s.last_seen = Instant::now();
     let open = matches!(s.stage, Stage::Open);
