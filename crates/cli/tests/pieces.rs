@@ -601,3 +601,107 @@ fn a_google_upload_of_unknown_size_is_decided_at_its_empty_finalising_request() 
     assert_eq!(done, [sha(&std::fs::read(corpus(UNLABELED)).unwrap())]);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn red_team_regressions_stay_closed() {
+    // Found by a red-team pass over this feature; each once let the labeled file be assembled
+    // at the origin, or blocked an unlabeled one.
+    let dir = scratch("redteam");
+    let (_origin, port) = python_origin(peer(), &dir);
+    let (_serve, proxy) = serve_config(&dir, |c| c.replace("upload_gap_wait_secs = 30", "upload_gap_wait_secs = 1"));
+    let labeled = std::fs::read(corpus(LABELED)).unwrap();
+    let unlabeled = std::fs::read(corpus(UNLABELED)).unwrap();
+    let tus = |extra: &[String]| -> Vec<String> {
+        let mut h = vec!["Tus-Resumable: 1.0.0".to_string(), "Content-Type: application/offset+octet-stream".to_string()];
+        h.extend_from_slice(extra);
+        h
+    };
+    // tus sizes and offsets written as some servers still read them: `+N`, leading zeros.
+    let n = labeled.len();
+    let created =
+        send(proxy, &dir, "POST", &format!("http://127.0.0.1:{port}/files/"), &tus(&[format!("Upload-Length: +{n}")]), None, "127.0.0.1");
+    let at = created.header("location").unwrap().to_string();
+    let first = send(proxy, &dir, "PATCH", &at, &tus(&["Upload-Offset: 0".into()]), Some(&labeled[..n / 2]), "127.0.0.1");
+    assert_eq!(first.status, 204);
+    let rest = send(proxy, &dir, "PATCH", &at, &tus(&[format!("Upload-Offset: 000{}", n / 2)]), Some(&labeled[n / 2..]), "127.0.0.1");
+    assert_eq!(rest.status, 403, "{}", rest.body);
+    // Another protocol's header on a Content-Range piece does not hide the piece.
+    let url = format!("http://127.0.0.1:{port}/dav/mixed.docx");
+    let mark = "X-Goog-Upload-Command: x".to_string();
+    let a = send(
+        proxy,
+        &dir,
+        "PUT",
+        &url,
+        &[format!("Content-Range: bytes 0-{}/{n}", n / 2 - 1), mark.clone()],
+        Some(&labeled[..n / 2]),
+        "127.0.0.1",
+    );
+    let b = send(
+        proxy,
+        &dir,
+        "PUT",
+        &url,
+        &[format!("Content-Range: bytes {}-{}/{n}", n / 2, n - 1), mark],
+        Some(&labeled[n / 2..]),
+        "127.0.0.1",
+    );
+    assert_eq!((a.status, b.status), (202, 403));
+    // An Azure block list whose id holds a character reference names the block an XML parser
+    // reads (`b0000x`), not a decoy under `b0000`.
+    let blob = format!("http://127.0.0.1:{port}/blob/decoy.docx");
+    assert_eq!(send(proxy, &dir, "PUT", &format!("{blob}?comp=block&blockid=b0000"), &[], Some(&unlabeled), "127.0.0.1").status, 201);
+    let real = send(proxy, &dir, "PUT", &format!("{blob}?comp=block&blockid=b0000x"), &[], Some(&labeled), "127.0.0.1");
+    assert_eq!(real.status, 403, "the labeled block, read alone, is already refused: {}", real.body);
+    let list = send(
+        proxy,
+        &dir,
+        "PUT",
+        &format!("{blob}?comp=blocklist"),
+        &[],
+        Some(b"<BlockList><Latest>b0000&#120;</Latest></BlockList>"),
+        "127.0.0.1",
+    );
+    assert_eq!(list.status, 403, "{}", list.body);
+    // A concatenation that lists one partial upload twice is answered (it once deadlocked).
+    let p = send(
+        proxy,
+        &dir,
+        "POST",
+        &format!("http://127.0.0.1:{port}/files/"),
+        &tus(&["Upload-Length: 10".into(), "Upload-Concat: partial".into()]),
+        None,
+        "127.0.0.1",
+    );
+    let pa = p.header("location").unwrap().to_string();
+    assert_eq!(send(proxy, &dir, "PATCH", &pa, &tus(&["Upload-Offset: 0".into()]), Some(b"0123456789"), "127.0.0.1").status, 204);
+    let twice = send(
+        proxy,
+        &dir,
+        "POST",
+        &format!("http://127.0.0.1:{port}/files/"),
+        &tus(&[format!("Upload-Concat: final;{pa} {pa}")]),
+        None,
+        "127.0.0.1",
+    );
+    assert_eq!(twice.status, 201, "{}", twice.body);
+    // Unlabeled PDFs in pieces: a PDF cut short is not an `ambiguous` file.
+    for pdf in std::fs::read_dir(corpus(""))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|f| f.starts_with("unl_") && f.ends_with(".pdf"))
+    {
+        let file = std::fs::read(corpus(&pdf)).unwrap();
+        let url = format!("http://127.0.0.1:{port}/dav/{pdf}");
+        let mut statuses = Vec::new();
+        for a in (0..file.len()).step_by(65536) {
+            statuses.push(piece(proxy, &dir, &url, &file, a, (a + 65536).min(file.len()), "127.0.0.1").status);
+        }
+        assert_eq!(statuses.last(), Some(&201), "{pdf}: {statuses:?}");
+        assert!(statuses[..statuses.len() - 1].iter().all(|s| *s == 202), "{pdf}: {statuses:?}");
+    }
+    let done: Vec<String> = assembled(port).into_iter().map(|(_, s)| s).collect();
+    assert!(!done.contains(&sha(&labeled)), "{done:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

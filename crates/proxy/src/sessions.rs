@@ -1138,8 +1138,11 @@ async fn assemble_parts(session: &mut Session, upload: &Upload, list: &[ListedPa
     }
 }
 
-/// Joins `segments` (a file and its (offset, length) ranges, in order) into a new spool file.
-async fn assemble_segments(area: &Arc<SpoolArea>, segments: Vec<(Arc<std::fs::File>, Vec<(u64, u64)>)>) -> Result<Assembled, ()> {
+/// Ranges (offset, length) of a file, in the order they are joined.
+type Segment = (Arc<std::fs::File>, Vec<(u64, u64)>);
+
+/// Joins `segments` into a new spool file.
+async fn assemble_segments(area: &Arc<SpoolArea>, segments: Vec<Segment>) -> Result<Assembled, ()> {
     let len: u64 = segments.iter().flat_map(|(_, r)| r.iter().map(|r| r.1)).sum();
     let before = area.used.fetch_add(len, Ordering::SeqCst);
     let charge = Some((Arc::clone(area), len));
