@@ -705,3 +705,51 @@ fn red_team_regressions_stay_closed() {
     assert!(!done.contains(&sha(&labeled)), "{done:?}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_dropbox_upload_session_is_decided_at_finish() {
+    let dir = scratch("dropbox");
+    let (_origin, port) = python_origin(peer(), &dir);
+    let (serve, proxy) = serve_config(&dir, |c| c);
+    for (twin, name, expected) in [("labeled", LABELED, 403), ("unlabeled", UNLABELED, 200)] {
+        let file = std::fs::read(corpus(name)).unwrap();
+        let n = file.len();
+        let base = format!("http://127.0.0.1:{port}/2/files/upload_session");
+        let octets = "Content-Type: application/octet-stream".to_string();
+        let started = send(
+            proxy,
+            &dir,
+            "POST",
+            &format!("{base}/start"),
+            &[octets.clone(), r#"Dropbox-API-Arg: {"close": false}"#.into()],
+            Some(&file[..n / 3]),
+            "127.0.0.1",
+        );
+        assert_eq!(started.status, 200, "{twin}: {}", started.body);
+        let id = serde_json::from_str::<serde_json::Value>(&started.body).unwrap()["session_id"].as_str().unwrap().to_string();
+        let arg =
+            |offset: usize, extra: &str| format!(r#"Dropbox-API-Arg: {{"cursor": {{"session_id": "{id}", "offset": {offset}}}{extra}}}"#);
+        let appended = send(
+            proxy,
+            &dir,
+            "POST",
+            &format!("{base}/append_v2"),
+            &[octets.clone(), arg(n / 3, r#", "close": false"#)],
+            Some(&file[n / 3..2 * n / 3]),
+            "127.0.0.1",
+        );
+        assert_eq!(appended.status, 200, "{twin}: {}", appended.body);
+        let commit = format!(r#", "commit": {{"path": "/Reports/{twin}.docx", "mode": "add"}}"#);
+        let finished =
+            send(proxy, &dir, "POST", &format!("{base}/finish"), &[octets, arg(2 * n / 3, &commit)], Some(&file[2 * n / 3..]), "127.0.0.1");
+        assert_eq!(finished.status, expected, "{twin}: {}", finished.body);
+    }
+    let done: Vec<String> = assembled(port).into_iter().map(|(_, s)| s).collect();
+    assert_eq!(done, [sha(&std::fs::read(corpus(UNLABELED)).unwrap())]);
+    let records = session_records(&serve);
+    let dropbox: Vec<_> = records.iter().filter(|r| r["session"]["protocol"] == "dropbox_upload_session").collect();
+    assert_eq!(dropbox.len(), 2, "{records:#?}");
+    assert_eq!(dropbox[0]["action"], "block");
+    assert_eq!(dropbox[0]["session"]["pieces"], 3);
+    let _ = std::fs::remove_dir_all(&dir);
+}

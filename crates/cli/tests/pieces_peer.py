@@ -11,6 +11,7 @@ their services do, and real client libraries that upload through labelgate.
                          concatenation, termination)
       Content-Range      PUT /dav/NAME Content-Range: bytes a-b/N         -> 202 | 201 JSON
       Azure block blob   PUT /blob/NAME?comp=block&blockid=ID -> 201; PUT ?comp=blocklist (XML) -> 201
+      Dropbox            POST /2/files/upload_session/{start,append_v2,finish} (Dropbox-API-Arg)
       GET /_done         JSON list of the files the origin assembled: {"name", "size", "sha256"}
   pieces_peer.py pad SRC DST SIZE  copies the docx SRC to DST with a stored member of random
                                    bytes so that it is about SIZE bytes (its labels untouched)
@@ -125,6 +126,8 @@ class Handler(BaseHTTPRequestHandler):
         url = urlsplit(self.path)
         q = parse_qs(url.query)
         data = self.body()
+        if url.path.startswith("/2/files/upload_session/"):
+            return self.dropbox(url.path.rsplit("/", 1)[-1], data)
         if self.headers.get("Tus-Resumable"):
             return self.tus_create(url, data)
         cmd = (self.headers.get("X-Goog-Upload-Command") or "").lower()
@@ -138,6 +141,27 @@ class Handler(BaseHTTPRequestHandler):
                                   "data": bytearray(), "have": set(), "done": False}
             return self.reply(200, headers=[("Location", f"{self.base()}{url.path}?uploadType=resumable&upload_id={sid}")])
         self.reply(404)
+
+    def dropbox(self, op, data):
+        arg = json.loads(self.headers.get("Dropbox-API-Arg") or "{}")
+        if op == "start":
+            sid = "dbx" + new_id()
+            SESSIONS[sid] = {"name": None, "total": None, "data": bytearray(data), "have": {(0, len(data))}, "done": False}
+            return self.reply(200, {"session_id": sid})
+        cursor = arg.get("cursor", {})
+        s = SESSIONS.get(cursor.get("session_id"))
+        if s is None:
+            return self.reply(409, {"error_summary": "lookup_failed/not_found/"})
+        if cursor.get("offset") != covered(s):
+            return self.reply(409, {"error_summary": "lookup_failed/incorrect_offset/", "correct_offset": covered(s)})
+        off = cursor["offset"]
+        s["data"][off:off + len(data)] = data
+        s["have"].add((off, off + len(data)))
+        if op == "finish":
+            s["total"] = covered(s)
+            entry = finish(s, arg.get("commit", {}).get("path", "").rsplit("/", 1)[-1])
+            return self.reply(200, {"name": entry["name"], "size": entry["size"], "content_hash": entry["sha256"]})
+        self.reply(200, b"null")
 
     def xgoog(self, url, q, cmd, data):
         if "start" in cmd:

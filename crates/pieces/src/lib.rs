@@ -10,6 +10,7 @@
 //! | tus 1.0 | `POST` + `Tus-Resumable` (answer: `Location`) | `PATCH` + `Upload-Offset` | the offset reaches `Upload-Length`; `Upload-Concat: final` |
 //! | S3 multipart | `POST ?uploads` (answer: XML `UploadId`) | `PUT ?partNumber&uploadId` | `POST ?uploadId` (CompleteMultipartUpload) |
 //! | Azure block blob | the blob URL itself | `PUT ?comp=block&blockid` | `PUT ?comp=blocklist` (Put Block List) |
+//! | Dropbox | `upload_session/start` (answer: JSON `session_id`; its body is the first bytes) | `append_v2` + `Dropbox-API-Arg` cursor | `finish` |
 //! | any other | — | `PUT`/`PATCH`/`POST` + `Content-Range` | as Google |
 //!
 //! Pure: no I/O, no clock. What is untrusted here (header values, answer bodies, the
@@ -53,6 +54,8 @@ pub enum Protocol {
     S3Multipart,
     /// Azure Blob Storage block blobs (Put Block, Put Block List).
     AzureBlocks,
+    /// Dropbox upload sessions (`/2/files/upload_session/*`).
+    Dropbox,
     /// Any other `Content-Range` upload to one URL.
     ContentRange,
 }
@@ -67,6 +70,7 @@ impl Protocol {
             Protocol::Tus => "tus",
             Protocol::S3Multipart => "s3_multipart",
             Protocol::AzureBlocks => "azure_block_blob",
+            Protocol::Dropbox => "dropbox_upload_session",
             Protocol::ContentRange => "content_range",
         }
     }
@@ -74,7 +78,7 @@ impl Protocol {
     /// Whether the file is complete only when a request says so (`finalize`), rather than when
     /// its last byte arrives.
     pub fn completes_on_finalize(self) -> bool {
-        matches!(self, Protocol::GoogleUploadProtocol)
+        matches!(self, Protocol::GoogleUploadProtocol | Protocol::Dropbox)
     }
 }
 
@@ -122,6 +126,8 @@ pub enum Answer {
     JsonUploadUrl,
     /// The `UploadId` element of an S3 `InitiateMultipartUploadResult`.
     S3UploadId,
+    /// The `session_id` member of a Dropbox JSON answer.
+    DropboxSessionId,
 }
 
 /// A request that starts an upload session.
@@ -325,6 +331,46 @@ pub fn recognise(head: &RequestHead<'_>) -> Option<Recognised> {
         }
     }
 
+    // Dropbox: the operation is the path, the cursor a JSON header (or the `arg` parameter).
+    if *method == Method::POST {
+        if let Some(op) = head.path.strip_prefix("/2/files/upload_session/") {
+            let arg = header("dropbox-api-arg").or_else(|| query.get("arg"));
+            let arg: Option<serde_json::Value> = arg.as_deref().and_then(|a| serde_json::from_str(a).ok());
+            let cursor = |arg: &Option<serde_json::Value>| -> Option<(String, u64)> {
+                let arg = arg.as_ref()?;
+                // append_v2 and finish carry a cursor; the older append names the session directly.
+                let cursor = arg.get("cursor").unwrap_or(arg);
+                let id = cursor.get("session_id")?.as_str()?.to_string();
+                let offset = cursor.get("offset")?.as_u64().filter(|o| *o <= MAX_OFFSET)?;
+                Some((id, offset))
+            };
+            let unplaced_here =
+                || unplaced(Protocol::Dropbox, SessionKey(format!("{}/2/files/upload_session#?", host_key(head.authority))));
+            return match op.trim_end_matches('/') {
+                // Sessions started in a batch carry no bytes: their first append starts them here.
+                "start_batch" => None,
+                "start" => Some(Recognised::Start(start(Protocol::Dropbox, None, None, Answer::DropboxSessionId))),
+                "append" | "append_v2" | "finish" => Some(match cursor(&arg) {
+                    Some((id, offset)) => {
+                        let finalize = op.starts_with("finish");
+                        Recognised::Piece(Piece {
+                            protocol: Protocol::Dropbox,
+                            key: dropbox_key(head.authority, &id),
+                            offset,
+                            end: None,
+                            total: None,
+                            finalize,
+                        })
+                    }
+                    None => unplaced_here(),
+                }),
+                // finish_batch commits sessions without carrying bytes: not read here, so the
+                // sessions it names cannot be decided; refused as incomplete.
+                _ => Some(unplaced_here()),
+            };
+        }
+    }
+
     // Google's X-Goog-Upload-Protocol: the command says what the request is.
     if let Some(command) = header("x-goog-upload-command") {
         let commands: Vec<String> = command.split(',').map(|c| c.trim().to_ascii_lowercase()).collect();
@@ -396,7 +442,13 @@ fn unknown_session() -> SessionKey {
 impl Start {
     /// Whether the session is named in the answer's body (JSON or XML), not only its headers.
     pub fn needs_body(&self) -> bool {
-        matches!(self.answer, Answer::JsonUploadUrl | Answer::S3UploadId)
+        matches!(self.answer, Answer::JsonUploadUrl | Answer::S3UploadId | Answer::DropboxSessionId)
+    }
+
+    /// Whether the request's own body is the file's first bytes (tus creation-with-upload,
+    /// Dropbox's `start`), rather than metadata.
+    pub fn carries_first_bytes(&self) -> bool {
+        matches!(self.protocol, Protocol::Tus | Protocol::Dropbox)
     }
 
     /// The session the origin's answer names, if the answer is a success that names one.
@@ -413,8 +465,17 @@ impl Start {
                 key_of_url(value.get("uploadUrl")?.as_str()?, &self.authority)
             }
             Answer::S3UploadId => Some(s3_key(&self.authority, &self.path, &parse::s3_upload_id(body)?)),
+            Answer::DropboxSessionId => {
+                let value: serde_json::Value = serde_json::from_slice(body).ok()?;
+                Some(dropbox_key(&self.authority, value.get("session_id")?.as_str()?))
+            }
         }
     }
+}
+
+/// The key of a Dropbox upload session.
+fn dropbox_key(authority: &str, session_id: &str) -> SessionKey {
+    SessionKey(format!("{}/2/files/upload_session#{session_id}", host_key(authority)))
 }
 
 /// The key of an S3 multipart upload.

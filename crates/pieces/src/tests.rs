@@ -184,6 +184,30 @@ fn every_protocol_is_recognised() {
     };
     assert_eq!((p.key, p.offset, p.finalize), (key, 10, true));
 
+    // Dropbox: start (its answer names the session), append_v2 and finish by cursor.
+    let Some(Recognised::Start(start)) = recognise(&head(&Method::POST, "/2/files/upload_session/start", None, &none, true)) else {
+        panic!()
+    };
+    assert!(start.carries_first_bytes());
+    let key = start.session(200, &none, br#"{"session_id": "pid_upload_session:ABC"}"#).unwrap();
+    let append =
+        headers(&[("dropbox-api-arg", r#"{"cursor": {"session_id": "pid_upload_session:ABC", "offset": 4194304}, "close": false}"#)]);
+    let Some(Recognised::Piece(p)) = recognise(&head(&Method::POST, "/2/files/upload_session/append_v2", None, &append, true)) else {
+        panic!()
+    };
+    assert_eq!((p.key, p.offset, p.finalize), (key.clone(), 4194304, false));
+    let fin = headers(&[(
+        "dropbox-api-arg",
+        r#"{"cursor": {"session_id": "pid_upload_session:ABC", "offset": 8}, "commit": {"path": "/a.docx"}}"#,
+    )]);
+    let Some(Recognised::Piece(p)) = recognise(&head(&Method::POST, "/2/files/upload_session/finish", None, &fin, true)) else { panic!() };
+    assert_eq!((p.key, p.finalize), (key, true));
+    let bad = headers(&[("dropbox-api-arg", r#"{"cursor": {"session_id": 7}}"#)]);
+    let Some(Recognised::Piece(p)) = recognise(&head(&Method::POST, "/2/files/upload_session/append_v2", None, &bad, true)) else {
+        panic!()
+    };
+    assert_eq!(p.offset, u64::MAX, "a cursor that cannot be read");
+
     // Generic Content-Range; a status query without a body is nothing to hold.
     let Some(Recognised::Piece(p)) = recognise(&head(&Method::PATCH, "/dav/file", Some("v=1"), &piece_headers, true)) else { panic!() };
     assert_eq!((p.protocol, p.key.as_str()), (Protocol::ContentRange, "up.example/dav/file?v=1"));

@@ -1287,8 +1287,9 @@ async fn start_session(
 ) -> Response<Body> {
     let has_body = !http_body::Body::is_end_stream(req.body());
     let declared = req.headers().get(http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse::<u64>().ok());
-    let first_bytes = start.protocol == Protocol::Tus && has_body && !(start.total.is_some() && declared == start.total);
-    // tus creation-with-upload: the body is the file's first bytes, a piece like any other.
+    let first_bytes = start.carries_first_bytes() && has_body && !(start.total.is_some() && declared == start.total);
+    // tus creation-with-upload, Dropbox's start: the body is the file's first bytes, a piece
+    // like any other.
     let (response, content, pieces) = if first_bytes {
         let mut upload = Upload::admit(Arc::clone(&state), peer, req, target, user, InspectionMode::Hold);
         let intake = match upload.receive().await {
