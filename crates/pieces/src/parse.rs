@@ -69,35 +69,39 @@ pub fn content_range(value: &str) -> Option<ContentRange> {
     Some(ContentRange::Bytes { first, last, total })
 }
 
-/// A query string's parameters, percent-decoded on request.
-pub(crate) struct Query<'a>(&'a str);
+/// A query string's parameters, split and percent-decoded once (borrowed when nothing is
+/// escaped; a `+` stays a `+`: Azure block ids are base64).
+pub(crate) struct Query<'a> {
+    pairs: Vec<(std::borrow::Cow<'a, str>, std::borrow::Cow<'a, str>)>,
+}
 
 impl<'a> Query<'a> {
     pub(crate) fn new(query: &'a str) -> Query<'a> {
-        Query(query)
-    }
-
-    /// (name, value) pairs, both percent-decoded (a `+` stays a `+`: Azure block ids are base64).
-    fn pairs(&self) -> impl Iterator<Item = (String, String)> + '_ {
-        let decode = |s: &str| percent_encoding::percent_decode_str(s).decode_utf8_lossy().into_owned();
-        self.0.split('&').filter(|p| !p.is_empty()).map(move |p| {
-            let (k, v) = p.split_once('=').unwrap_or((p, ""));
-            (decode(k), decode(v))
-        })
+        let decode = |s: &'a str| percent_encoding::percent_decode_str(s).decode_utf8_lossy();
+        let pairs = query
+            .split('&')
+            .filter(|p| !p.is_empty())
+            .take(256)
+            .map(|p| {
+                let (k, v) = p.split_once('=').unwrap_or((p, ""));
+                (decode(k), decode(v))
+            })
+            .collect();
+        Query { pairs }
     }
 
     /// The value of `name` (compared exactly after decoding, as S3 and Google do).
     pub(crate) fn get(&self, name: &str) -> Option<String> {
-        self.pairs().find(|(k, _)| k == name).map(|(_, v)| v)
+        self.pairs.iter().find(|(k, _)| k == name).map(|(_, v)| v.to_string())
     }
 
     pub(crate) fn has(&self, name: &str) -> bool {
-        self.pairs().any(|(k, _)| k == name)
+        self.pairs.iter().any(|(k, _)| k == name)
     }
 
     /// Whether `name` appears more than once (which one a server reads is its own choice).
     pub(crate) fn repeated(&self, name: &str) -> bool {
-        self.pairs().filter(|(k, _)| k == name).nth(1).is_some()
+        self.pairs.iter().filter(|(k, _)| k == name).nth(1).is_some()
     }
 }
 
