@@ -92,9 +92,12 @@ setsid "$TOOLS/venv/bin/mitmdump" --listen-host 127.0.0.1 -p 18888 --set confdir
   --set ssl_verify_upstream_trusted_ca="$W/pki/upca.pem" -s "$ROOT/benches/peer/dlp_addon.py" -q </dev/null >/dev/null 2>&1 &
 MITM=$!; PIDS+=("$MITM")
 
-# --- labelgate: embedded default config (labeled uploads to unsanctioned apps are blocked) -----
+# --- labelgate: the shipped config (labeled uploads to unsanctioned apps are blocked), with its
+# built-in refusal of loopback destinations opened for the sink, which listens there ----------
 "$LG" ca export --state-dir "$W/lg" > "$W/lg/ca.pem" 2>/dev/null
-setsid "$LG" serve --listen 127.0.0.1:18890 --admin-listen 127.0.0.1:19180 --state-dir "$W/lg" \
+sed -e 's|^allow_destinations = \[\]|allow_destinations = ["127.0.0.0/8", "::1/128", "localhost"]|' \
+    -e 's|^connect_ports = \[443\]|connect_ports = [443, 18443]|' "$ROOT/config/labelgate.toml" > "$W/lg/labelgate.toml"
+setsid "$LG" serve --config "$W/lg/labelgate.toml" --listen 127.0.0.1:18890 --admin-listen 127.0.0.1:19180 --state-dir "$W/lg" \
   --upstream-ca "$W/pki/upca.pem" </dev/null >"$W/lg/audit.jsonl" 2>"$W/lg/stderr.log" &
 LGPID=$!; PIDS+=("$LGPID")
 

@@ -14,7 +14,9 @@ cargo build --release -q -p labelgate --manifest-path "$root/Cargo.toml"
 bin="${CARGO_TARGET_DIR:-$root/target}/release/labelgate"
 "$py" "$root/crates/cli/tests/pieces_peer.py" pad "$root/../shared/corpus/files/unl_gc_pco-summary-word.docx" "$work/file.docx" "$size"
 "$py" "$root/crates/cli/tests/pieces_peer.py" origin "$work" > "$work/origin.port" &
-"$bin" serve --listen 127.0.0.1:0 --admin-listen 127.0.0.1:0 --state-dir "$work/state" > "$work/audit.log" 2> "$work/serve.err" &
+# The shipped config, its built-in refusal of loopback destinations opened for the test origin.
+sed -e 's|^allow_destinations = \[\]|allow_destinations = ["127.0.0.0/8"]|' "$root/config/labelgate.toml" > "$work/labelgate.toml"
+"$bin" serve --config "$work/labelgate.toml" --listen 127.0.0.1:0 --admin-listen 127.0.0.1:0 --state-dir "$work/state" > "$work/audit.log" 2> "$work/serve.err" &
 serve=$!
 for _ in $(seq 100); do grep -q "proxy listening" "$work/serve.err" 2>/dev/null && [ -s "$work/origin.port" ] && break; sleep 0.1; done
 proxy="$(sed -n 's/.*proxy listening on 127.0.0.1:\([0-9]*\).*/\1/p' "$work/serve.err")"

@@ -93,14 +93,14 @@ pub struct AdminState {
     pub registry: Registry,
     /// Set once the proxy accepts connections.
     pub ready: Arc<AtomicBool>,
-    /// `host:port` browsers should use.
-    pub pac_proxy: String,
+    /// `host:port` browsers should use (reloadable).
+    pub pac_proxy: arc_swap::ArcSwap<String>,
     /// Called before each scrape to refresh gauges read from elsewhere.
     pub before_scrape: Option<Box<dyn Fn() + Send + Sync>>,
     /// The MIP accounts (`/api/v1/`); without them the API answers 404.
     pub accounts: Option<Arc<labelgate_sync::Syncer>>,
-    /// The bearer token `/api/v1/` requires.
-    pub api_token: Option<String>,
+    /// The bearer token `/api/v1/` requires (reloadable).
+    pub api_token: arc_swap::ArcSwapOption<String>,
 }
 
 /// The PAC file: local and plain host names go direct, everything else through labelgate, with
@@ -120,7 +120,8 @@ fn respond(status: StatusCode, content_type: &'static str, body: impl Into<Bytes
 
 fn route(state: &AdminState, req: &Request<Incoming>) -> Response<Full<Bytes>> {
     if req.uri().path().starts_with("/api/") {
-        let (Some(syncer), Some(token)) = (&state.accounts, &state.api_token) else {
+        let token = state.api_token.load_full();
+        let (Some(syncer), Some(token)) = (&state.accounts, token.as_deref()) else {
             return respond(StatusCode::NOT_FOUND, "text/plain", "no account API here\n");
         };
         let given = req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
@@ -157,7 +158,7 @@ fn route(state: &AdminState, req: &Request<Incoming>) -> Response<Full<Bytes>> {
                 Err(e) => respond(StatusCode::INTERNAL_SERVER_ERROR, "text/plain", format!("{e}\n")),
             }
         }
-        "/proxy.pac" => respond(StatusCode::OK, "application/x-ns-proxy-autoconfig", pac(&state.pac_proxy)),
+        "/proxy.pac" => respond(StatusCode::OK, "application/x-ns-proxy-autoconfig", pac(&state.pac_proxy.load())),
         _ => respond(StatusCode::NOT_FOUND, "text/plain", "not found\n"),
     }
 }

@@ -37,6 +37,13 @@ pub fn run(config: Option<&Path>, args: &CheckArgs) -> Result<ExitCode> {
                 loaded.file.accounts.len(),
                 warnings.len()
             );
+            // The destination rules in force, built-in defaults included.
+            let proxy = &loaded.file.proxy;
+            let list = |l: &[String]| if l.is_empty() { "none".to_string() } else { l.join(", ") };
+            println!("destinations refused by default: {}, and labelgate's own listeners", labelgate_proxy::BUILT_IN_DENIED.join(", "));
+            println!("  opened by allow_destinations: {}", list(&proxy.allow_destinations));
+            println!("  refused by deny_destinations (always wins): {}", list(&proxy.deny_destinations));
+            println!("  CONNECT ports: {}", proxy.connect_ports.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "));
             Ok(ExitCode::SUCCESS)
         }
         Err(LoadError::Invalid(diagnostics)) => {

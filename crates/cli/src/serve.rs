@@ -89,6 +89,11 @@ pub fn run(config: Option<&Path>, args: &ServeArgs) -> Result<ExitCode> {
     };
     let on_change = Arc::clone(&rebind);
     syncer.on_change(move || on_change());
+    // Filled once the listeners are up: a reload applies [proxy], [inspection] and [admin] to
+    // them, except what needs a restart.
+    let live: Arc<std::sync::Mutex<Option<Live>>> = Arc::default();
+    let live_for_reload = Arc::clone(&live);
+    let overrides = Overrides { listen: args.listen, admin_listen: args.admin_listen, state_dir: args.state_dir.clone() };
     let watched = Arc::clone(&reloader);
     let (reload_cache, reload_syncer) = (Arc::clone(&cache), Arc::clone(&syncer));
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the runtime")?;
@@ -101,7 +106,17 @@ pub fn run(config: Option<&Path>, args: &ServeArgs) -> Result<ExitCode> {
                 let _guard = handle.enter();
                 reload_syncer.reconcile(config.file.accounts.clone(), true);
                 rebind();
-                eprintln!("labelgate: configuration reloaded");
+                let applied = match live_for_reload.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
+                    Some(live) => live.apply(&config, &overrides),
+                    None => Ok(Vec::new()),
+                };
+                match applied {
+                    Ok(restart) if restart.is_empty() => eprintln!("labelgate: configuration reloaded"),
+                    Ok(restart) => {
+                        eprintln!("labelgate: configuration reloaded; changed but applied only after a restart: {}", restart.join(", "))
+                    }
+                    Err(e) => eprintln!("labelgate: configuration reloaded, but [proxy]/[inspection]/[admin] were not applied: {e}"),
+                }
             }
             ReloadOutcome::Rejected(e) => {
                 eprintln!("labelgate: configuration rejected, the previous one stays in force: {e}");
@@ -124,38 +139,45 @@ pub fn run(config: Option<&Path>, args: &ServeArgs) -> Result<ExitCode> {
     runtime.block_on(async move {
         syncer.start();
         let audit_for_metrics = Arc::clone(&audit);
+        // /readyz says 503 until the proxy listens with its policy loaded, and again from the
+        // moment a shutdown starts draining: a load balancer stops sending first.
+        let ready = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let admin_listener = tokio::net::TcpListener::bind(admin_config.listen).await.context("cannot bind the admin listener")?;
+        let admin_addr = admin_listener.local_addr()?;
         let proxy = Proxy::bind(proxy_config, inspection, source, audit)
             .await
             .context("cannot bind the proxy listener")?
             .with_interception(Interception { ca: Arc::clone(&ca), upstream })
-            .with_metrics(metrics.clone());
+            .with_metrics(metrics.clone())
+            .protect(admin_addr);
         let proxy = match users {
             Some(u) => proxy.with_users(u),
             None => proxy,
         };
         let proxy_addr = proxy.local_addr()?;
         eprintln!("labelgate: proxy listening on {proxy_addr}");
-        let admin_listener = tokio::net::TcpListener::bind(admin_config.listen).await.context("cannot bind the admin listener")?;
-        eprintln!("labelgate: admin listening on {}", admin_listener.local_addr()?);
-        let ready = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        eprintln!("labelgate: admin listening on {admin_addr}");
         let scrape_audit = Arc::clone(&audit_for_metrics);
         let admin_state = Arc::new(AdminState {
             registry,
-            ready,
-            pac_proxy: admin_config.pac_proxy.clone().unwrap_or_else(|| proxy_addr.to_string()),
+            ready: Arc::clone(&ready),
+            pac_proxy: arc_swap::ArcSwap::from_pointee(admin_config.pac_proxy.clone().unwrap_or_else(|| proxy_addr.to_string())),
             before_scrape: Some(Box::new(move || {
                 metrics.certificates_minted.set(ca.minted() as i64);
                 metrics.certificate_cache_hits.set(ca.cache_hits() as i64);
                 metrics.audit_failures.set(scrape_audit.failures() as i64);
             })),
             accounts: Some(Arc::clone(&syncer)),
-            api_token: Some(api_token),
+            api_token: arc_swap::ArcSwapOption::from_pointee(api_token),
         });
+        *live.lock().unwrap_or_else(|e| e.into_inner()) =
+            Some(Live { proxy: proxy.settings_handle(), admin: Arc::clone(&admin_state), admin_listen: admin_config.listen, proxy_addr });
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let admin_task = tokio::spawn(labelgate_admin::serve(admin_listener, admin_state, async move {
             let mut rx = stop_rx;
             let _ = rx.changed().await;
         }));
+        let ready_now = Arc::clone(&ready);
         // SIGINT or SIGTERM: stop accepting, let transactions in flight finish, then exit.
         let shutdown = async {
             let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
@@ -163,8 +185,10 @@ pub fn run(config: Option<&Path>, args: &ServeArgs) -> Result<ExitCode> {
                 _ = tokio::signal::ctrl_c() => {}
                 _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending::<()>().await } } => {}
             }
+            ready.store(false, std::sync::atomic::Ordering::SeqCst);
             eprintln!("labelgate: shutting down: draining transactions in flight");
         };
+        ready_now.store(true, std::sync::atomic::Ordering::SeqCst);
         proxy.serve_until(shutdown).await?;
         let _ = stop_tx.send(true);
         let _ = admin_task.await;
@@ -172,4 +196,48 @@ pub fn run(config: Option<&Path>, args: &ServeArgs) -> Result<ExitCode> {
         Ok::<_, anyhow::Error>(())
     })?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// What the command line fixed at start, which a reload keeps.
+struct Overrides {
+    listen: Option<std::net::SocketAddr>,
+    admin_listen: Option<std::net::SocketAddr>,
+    state_dir: std::path::PathBuf,
+}
+
+/// The running listeners a reload applies settings to.
+struct Live {
+    proxy: labelgate_proxy::SettingsHandle,
+    admin: Arc<AdminState>,
+    admin_listen: std::net::SocketAddr,
+    proxy_addr: std::net::SocketAddr,
+}
+
+impl Live {
+    /// Applies `[proxy]`, `[inspection]` and `[admin]` of a reloaded file; answers the changed
+    /// settings that only a restart applies.
+    fn apply(&self, loaded: &labelgate_config::LoadedConfig, overrides: &Overrides) -> Result<Vec<String>, String> {
+        let mut proxy = loaded.file.proxy.clone();
+        if let Some(listen) = overrides.listen {
+            proxy.listen = listen;
+        }
+        let mut inspection = loaded.file.inspection.clone();
+        inspection.spool_dir = Some(match &inspection.spool_dir {
+            Some(d) => loaded.base_dir.join(d),
+            None => overrides.state_dir.join("spool"),
+        });
+        let users = match &proxy.users_file {
+            Some(f) => Some(labelgate_proxy::Users::load(&loaded.base_dir.join(f))?),
+            None => None,
+        };
+        let admin = &loaded.file.admin;
+        let token = admin.api_token(&loaded.base_dir, &overrides.state_dir)?;
+        let mut restart: Vec<String> = self.proxy.apply(proxy, inspection, users)?.into_iter().map(str::to_string).collect();
+        if overrides.admin_listen.is_none() && admin.listen != self.admin_listen {
+            restart.push("[admin] listen".into());
+        }
+        self.admin.pac_proxy.store(Arc::new(admin.pac_proxy.clone().unwrap_or_else(|| self.proxy_addr.to_string())));
+        self.admin.api_token.store(Some(Arc::new(token)));
+        Ok(restart)
+    }
 }

@@ -193,6 +193,8 @@ refresh_interval = "30m"
         ),
     )
     .unwrap();
+    // The proxy's origin listens on loopback: opened the one way tests open it.
+    std::fs::write(&config, common::loopback_origins(&std::fs::read_to_string(&config).unwrap())).unwrap();
     let (origin, count) = origin();
     let up = format!("http://{origin}/upload");
     let finance = d.join("budget.docx");

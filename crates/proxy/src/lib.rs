@@ -12,6 +12,7 @@
 mod audit;
 mod auth;
 mod block;
+mod idle;
 mod inspect;
 mod metrics;
 mod net;
@@ -32,8 +33,9 @@ pub use audit::{AuditFile, AuditLabel, AuditRecord, AuditSession, AuditSink};
 pub use auth::{hash_line, User, Users};
 pub use inspect::{file_facts, inner_facts, inspection_facts, FileRecord};
 pub use metrics::ProxyMetrics;
-pub use net::Cidr;
-pub use server::{Interception, PolicySource, Proxy};
+pub use net::{Cidr, BUILT_IN_DENIED};
+
+pub use server::{Interception, PolicySource, Proxy, SettingsHandle};
 
 use serde::Deserialize;
 use std::net::SocketAddr;
@@ -55,9 +57,44 @@ pub struct ProxyConfig {
     #[serde(default)]
     pub bypass: Vec<String>,
     /// Destinations clients may never reach through the proxy: CIDRs (checked against the
-    /// resolved address at connect time) or host globs.
+    /// resolved address at connect time) or host globs. Always wins over `allow_destinations`.
     #[serde(default)]
     pub deny_destinations: Vec<String>,
+    /// Exceptions to the built-in refusals (loopback, link-local incl. 169.254.169.254, the
+    /// unspecified addresses, and their IPv4-mapped/compatible IPv6 forms): CIDRs or host globs.
+    /// labelgate's own listeners are refused whatever this says.
+    #[serde(default)]
+    pub allow_destinations: Vec<String>,
+    /// Ports `CONNECT` may open: numbers or `"from-to"` ranges (default `[443]`).
+    #[serde(default = "default_connect_ports")]
+    pub connect_ports: Vec<PortSpec>,
+    /// Connections one client address may hold at once (default 256), tunnels included.
+    #[serde(default = "default_max_per_client")]
+    pub max_connections_per_client: usize,
+    /// Seconds to connect to an origin (default 10).
+    #[serde(default = "default_connect_timeout")]
+    pub connect_timeout_secs: u64,
+    /// Seconds a TLS handshake may take, with the client inside a tunnel or with the origin
+    /// (default 10).
+    #[serde(default = "default_tls_timeout")]
+    pub tls_handshake_timeout_secs: u64,
+    /// Seconds an origin may take to answer once the request is sent (default 300).
+    #[serde(default = "default_response_timeout")]
+    pub response_timeout_secs: u64,
+    /// Seconds a client connection may wait for a request's head, idle between requests
+    /// included (default 30).
+    #[serde(default = "default_header_timeout")]
+    pub header_timeout_secs: u64,
+    /// Seconds a WebSocket or a blind (bypassed) tunnel may stay silent both ways (default 600).
+    #[serde(default = "default_tunnel_idle")]
+    pub tunnel_idle_timeout_secs: u64,
+    /// Bytes per second an upload body must average over every 30 s once it has started
+    /// (default 512): a trickle cannot hold a connection for the whole upload_timeout.
+    #[serde(default = "default_min_rate")]
+    pub body_min_bytes_per_sec: u64,
+    /// The window that rate is judged over, in seconds (default 30).
+    #[serde(default = "default_rate_window")]
+    pub body_rate_window_secs: u64,
     /// Users file (relative to the config file) enabling proxy Basic authentication: lines of
     /// `user:argon2-hash[:group,…]` (`labelgate passwd USER` writes one).
     #[serde(default)]
@@ -79,6 +116,78 @@ pub struct ProxyConfig {
 
 fn default_max_connections() -> usize {
     10_000
+}
+
+fn default_connect_ports() -> Vec<PortSpec> {
+    vec![PortSpec::One(443)]
+}
+
+/// A port, or a range of ports written `"from-to"`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(untagged)]
+pub enum PortSpec {
+    /// One port.
+    One(u16),
+    /// `"from-to"`, both included.
+    Range(String),
+}
+
+impl PortSpec {
+    /// The ports it names, or what is wrong with it.
+    pub fn bounds(&self) -> Result<(u16, u16), String> {
+        match self {
+            PortSpec::One(p) => Ok((*p, *p)),
+            PortSpec::Range(r) => {
+                let (a, b) = r.split_once('-').ok_or_else(|| format!("{r:?} is not a port or a \"from-to\" range"))?;
+                let (a, b) = (a.trim().parse::<u16>(), b.trim().parse::<u16>());
+                match (a, b) {
+                    (Ok(a), Ok(b)) if a <= b => Ok((a, b)),
+                    _ => Err(format!("{r:?} is not a \"from-to\" port range")),
+                }
+            }
+        }
+    }
+}
+
+impl std::fmt::Display for PortSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PortSpec::One(p) => write!(f, "{p}"),
+            PortSpec::Range(r) => f.write_str(r),
+        }
+    }
+}
+
+fn default_max_per_client() -> usize {
+    256
+}
+
+fn default_connect_timeout() -> u64 {
+    10
+}
+
+fn default_tls_timeout() -> u64 {
+    10
+}
+
+fn default_response_timeout() -> u64 {
+    300
+}
+
+fn default_header_timeout() -> u64 {
+    30
+}
+
+fn default_tunnel_idle() -> u64 {
+    600
+}
+
+fn default_min_rate() -> u64 {
+    512
+}
+
+fn default_rate_window() -> u64 {
+    30
 }
 
 fn default_body_idle() -> u64 {
@@ -106,12 +215,22 @@ impl ProxyConfig {
                 out.push((format!("[proxy] allow_clients: {e}"), true));
             }
         }
-        for d in &self.deny_destinations {
-            if d.contains('/') || d.parse::<std::net::IpAddr>().is_ok() {
-                if let Err(e) = Cidr::parse(d) {
-                    out.push((format!("[proxy] deny_destinations: {e}"), true));
+        for (key, list) in [("deny_destinations", &self.deny_destinations), ("allow_destinations", &self.allow_destinations)] {
+            for d in list {
+                if d.contains('/') || d.parse::<std::net::IpAddr>().is_ok() {
+                    if let Err(e) = Cidr::parse(d) {
+                        out.push((format!("[proxy] {key}: {e}"), true));
+                    }
                 }
             }
+        }
+        for p in &self.connect_ports {
+            if let Err(e) = p.bounds() {
+                out.push((format!("[proxy] connect_ports: {e}"), true));
+            }
+        }
+        if self.connect_ports.is_empty() {
+            out.push(("[proxy] connect_ports: empty: no CONNECT tunnel (no HTTPS) can be opened".into(), false));
         }
         if !self.listen.ip().is_loopback() && self.deny_destinations.is_empty() {
             out.push((
@@ -135,6 +254,16 @@ impl Default for ProxyConfig {
             allow_clients: default_clients(),
             bypass: Vec::new(),
             deny_destinations: Vec::new(),
+            allow_destinations: Vec::new(),
+            connect_ports: default_connect_ports(),
+            max_connections_per_client: default_max_per_client(),
+            connect_timeout_secs: default_connect_timeout(),
+            tls_handshake_timeout_secs: default_tls_timeout(),
+            response_timeout_secs: default_response_timeout(),
+            header_timeout_secs: default_header_timeout(),
+            tunnel_idle_timeout_secs: default_tunnel_idle(),
+            body_min_bytes_per_sec: default_min_rate(),
+            body_rate_window_secs: default_rate_window(),
             users_file: None,
             max_connections: default_max_connections(),
             body_idle_timeout_secs: default_body_idle(),

@@ -5,11 +5,12 @@
 use crate::audit::AuditSink;
 use crate::auth::{User, Users};
 use crate::metrics::ProxyMetrics;
-use crate::net::Cidr;
+use crate::net::{Cidr, Destinations};
 use crate::pool::Pool;
 use crate::spool::SpoolArea;
 use crate::tls::CertAuthority;
 use crate::{InspectionConfig, ProxyConfig};
+use arc_swap::ArcSwap;
 use bytes::Bytes;
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::{combinators::BoxBody, BodyExt, Full};
@@ -29,24 +30,79 @@ pub type PolicySource = Arc<dyn Fn() -> Arc<ResolvedPolicy> + Send + Sync>;
 pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
 pub(crate) type Body = BoxBody<Bytes, BoxError>;
 
-pub(crate) struct State {
+/// What a reload may change, swapped whole: each transaction reads the settings in force.
+pub(crate) struct Settings {
     pub(crate) config: ProxyConfig,
     pub(crate) inspection: InspectionConfig,
+    pub(crate) clients: Vec<Cidr>,
+    pub(crate) destinations: Destinations,
+    pub(crate) users: Option<Arc<Users>>,
+}
+
+impl Settings {
+    fn new(
+        config: ProxyConfig,
+        inspection: InspectionConfig,
+        users: Option<Arc<Users>>,
+        own: Vec<SocketAddr>,
+    ) -> std::io::Result<Settings> {
+        let clients = config.allow_clients.iter().map(|c| Cidr::parse(c)).collect::<Result<Vec<_>, _>>().map_err(std::io::Error::other)?;
+        let mut destinations = Destinations::new(&config.deny_destinations, &config.allow_destinations, &config.connect_ports)
+            .map_err(std::io::Error::other)?;
+        destinations.own = own;
+        Ok(Settings { config, inspection, clients, destinations, users })
+    }
+}
+
+pub(crate) struct State {
+    pub(crate) settings: ArcSwap<Settings>,
     pub(crate) policy: PolicySource,
     pub(crate) audit: Arc<AuditSink>,
     pub(crate) tls: Option<Interception>,
     pub(crate) metrics: Option<ProxyMetrics>,
-    pub(crate) clients: Vec<Cidr>,
-    pub(crate) deny_nets: Vec<Cidr>,
-    pub(crate) deny_hosts: Vec<String>,
     /// Idle upstream connections.
     pub(crate) pool: Arc<Pool>,
     /// `tls.upstream` offering HTTP/1.1 only (for HTTP/1.1 clients and upgrades).
     pub(crate) upstream_h1: Option<Arc<rustls::ClientConfig>>,
-    pub(crate) users: Option<Arc<Users>>,
     pub(crate) spool: Arc<SpoolArea>,
+    /// Connections held per client address.
+    pub(crate) per_client: Arc<std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>>,
     /// Files sent in pieces, being reassembled.
     pub(crate) sessions: crate::sessions::Sessions,
+}
+
+/// Applies reloaded `[proxy]` and `[inspection]` settings to a running proxy: every setting
+/// takes effect for the next transaction, except those that need a restart.
+#[derive(Clone)]
+pub struct SettingsHandle {
+    state: Arc<State>,
+}
+
+impl SettingsHandle {
+    /// Swaps in new settings; answers the names of the changed settings that only a restart
+    /// applies (`[proxy] listen`, `[inspection] spool_dir`), or why the settings are refused.
+    pub fn apply(&self, config: ProxyConfig, inspection: InspectionConfig, users: Option<Users>) -> Result<Vec<&'static str>, String> {
+        let current = self.state.settings.load_full();
+        let mut restart = Vec::new();
+        let mut config = config;
+        let mut inspection = inspection;
+        if config.listen != current.config.listen {
+            restart.push("[proxy] listen");
+            config.listen = current.config.listen;
+        }
+        if inspection.spool_dir.is_some() && inspection.spool_dir != current.inspection.spool_dir {
+            restart.push("[inspection] spool_dir");
+        }
+        inspection.spool_dir = current.inspection.spool_dir.clone();
+        let settings =
+            Settings::new(config, inspection, users.map(Arc::new), current.destinations.own.clone()).map_err(|e| e.to_string())?;
+        self.state.spool.set_limits(settings.inspection.memory_limit, settings.inspection.memory_budget, settings.inspection.spool_quota);
+        self.state
+            .sessions
+            .set_limits(settings.inspection.max_upload_sessions, Duration::from_secs(settings.inspection.upload_session_timeout_secs));
+        self.state.settings.store(Arc::new(settings));
+        Ok(restart)
+    }
 }
 
 /// What TLS interception needs: the local CA and the verified client config towards origins.
@@ -79,33 +135,22 @@ impl Proxy {
         policy: PolicySource,
         audit: Arc<AuditSink>,
     ) -> std::io::Result<Proxy> {
-        let clients = config.allow_clients.iter().map(|c| Cidr::parse(c)).collect::<Result<Vec<_>, _>>().map_err(std::io::Error::other)?;
-        let (mut deny_nets, mut deny_hosts) = (Vec::new(), Vec::new());
-        for d in &config.deny_destinations {
-            match Cidr::parse(d) {
-                Ok(c) => deny_nets.push(c),
-                Err(_) if !d.contains('/') => deny_hosts.push(d.to_ascii_lowercase()),
-                Err(e) => return Err(std::io::Error::other(e)),
-            }
-        }
         let listener = TcpListener::bind(config.listen).await?;
+        let own = vec![listener.local_addr()?];
         let dir =
             inspection.spool_dir.clone().unwrap_or_else(|| std::env::temp_dir().join(format!("labelgate-spool-{}", std::process::id())));
         let spool = SpoolArea::prepare(dir, inspection.memory_limit, inspection.memory_budget, inspection.spool_quota)?;
         let sessions =
             crate::sessions::Sessions::new(inspection.max_upload_sessions, Duration::from_secs(inspection.upload_session_timeout_secs));
+        let settings = Settings::new(config, inspection, None, own)?;
         let state = State {
             sessions,
-            config,
-            inspection,
+            settings: ArcSwap::from_pointee(settings),
+            per_client: Arc::default(),
             policy,
             audit,
             tls: None,
             metrics: None,
-            clients,
-            deny_nets,
-            deny_hosts,
-            users: None,
             spool,
             pool: Arc::new(Pool::new()),
             upstream_h1: None,
@@ -114,11 +159,29 @@ impl Proxy {
     }
 
     /// Requires proxy authentication (HTTP Basic) against `users`.
-    pub fn with_users(mut self, users: Users) -> Proxy {
-        if let Some(state) = Arc::get_mut(&mut self.state) {
-            state.users = Some(Arc::new(users));
+    pub fn with_users(self, users: Users) -> Proxy {
+        let current = self.state.settings.load_full();
+        let own = current.destinations.own.clone();
+        if let Ok(s) = Settings::new(current.config.clone(), current.inspection.clone(), Some(Arc::new(users)), own) {
+            self.state.settings.store(Arc::new(s));
         }
         self
+    }
+
+    /// Refuses `addr` (another listener of this process, e.g. the admin one) as a destination.
+    pub fn protect(self, addr: SocketAddr) -> Proxy {
+        let current = self.state.settings.load_full();
+        let mut own = current.destinations.own.clone();
+        own.push(addr);
+        if let Ok(s) = Settings::new(current.config.clone(), current.inspection.clone(), current.users.clone(), own) {
+            self.state.settings.store(Arc::new(s));
+        }
+        self
+    }
+
+    /// A handle that applies reloaded settings to the running proxy.
+    pub fn settings_handle(&self) -> SettingsHandle {
+        SettingsHandle { state: Arc::clone(&self.state) }
     }
 
     /// Records metrics.
@@ -148,7 +211,7 @@ impl Proxy {
     /// Serves until `shutdown` completes; connections in flight finish on their own tasks.
     pub async fn serve_until(self, shutdown: impl Future<Output = ()>) -> std::io::Result<()> {
         tokio::pin!(shutdown);
-        let limit = Arc::new(tokio::sync::Semaphore::new(self.state.config.max_connections.max(1)));
+        let limit = Arc::new(tokio::sync::Semaphore::new(self.state.settings.load().config.max_connections.max(1)));
         let (draining_tx, draining_rx) = tokio::sync::watch::channel(false);
         // Upload sessions idle past their timeout are dropped (and recorded) even when no
         // further request comes.
@@ -175,31 +238,28 @@ impl Proxy {
                         }
                     };
                     // Only allowed client networks (loopback by default): never an open proxy.
-                    if !self.state.clients.iter().any(|c| c.contains(peer.ip())) {
+                    if !self.state.settings.load().clients.iter().any(|c| c.contains(peer.ip())) {
                         continue;
                     }
-                    // Past the connection limit a new connection is closed at once.
-                    let Ok(permit) = Arc::clone(&limit).try_acquire_owned() else { continue };
+                    // Past the connection limits (all clients, this client) a new connection is
+                    // closed at once. The slot is held by the connection and by every tunnel or
+                    // upgraded connection it opens.
+                    let Some(slot) = Slot::take(&self.state, &limit, peer.ip()) else { continue };
                     // Small writes (TLS records, 100-continue, short responses) must not wait for
                     // Nagle and delayed ACKs: ~40 ms per exchange otherwise.
                     let _ = stream.set_nodelay(true);
                     let state = Arc::clone(&self.state);
                     let mut draining = draining_rx.clone();
+                    let header_timeout = Duration::from_secs(state.settings.load().config.header_timeout_secs.max(1));
                     tokio::spawn(async move {
-                        let _permit = permit;
-                        let gauge = state.metrics.as_ref().map(|m| m.active_connections.clone());
-                        if let Some(g) = &gauge {
-                            g.inc();
-                        }
-                        let _open = OnDrop(move || {
-                            if let Some(g) = &gauge {
-                                g.dec();
-                            }
+                        let slot = Arc::new(slot);
+                        let service = hyper::service::service_fn(move |mut req: Request<Incoming>| {
+                            req.extensions_mut().insert(Arc::clone(&slot));
+                            handle(Arc::clone(&state), peer, req)
                         });
-                        let service = hyper::service::service_fn(move |req| handle(Arc::clone(&state), peer, req));
                         let conn = hyper::server::conn::http1::Builder::new()
                             .timer(TokioTimer::new())
-                            .header_read_timeout(Duration::from_secs(30))
+                            .header_read_timeout(header_timeout)
                             .max_buf_size(64 * 1024)
                             .serve_connection(TokioIo::new(stream), service)
                             .with_upgrades();
@@ -220,8 +280,10 @@ impl Proxy {
         drop(self.listener);
         sweeper.abort();
         let _ = draining_tx.send(true);
-        let total = self.state.config.max_connections.max(1) as u32;
-        let drained = tokio::time::timeout(Duration::from_secs(self.state.config.drain_timeout_secs), limit.acquire_many(total)).await;
+        let total = self.state.settings.load().config.max_connections.max(1) as u32;
+        let drained =
+            tokio::time::timeout(Duration::from_secs(self.state.settings.load().config.drain_timeout_secs), limit.acquire_many(total))
+                .await;
         if drained.is_err() {
             eprintln!("labelgate: drain timeout: closing the connections still open");
         }
@@ -234,11 +296,66 @@ impl Proxy {
     }
 }
 
-/// Runs a closure when dropped (connection gauges survive panics and early returns).
-struct OnDrop<F: FnMut()>(F);
-impl<F: FnMut()> Drop for OnDrop<F> {
+/// A client connection's place in `max_connections`, in `max_connections_per_client` and in
+/// the active-connections gauge: held by the connection and by every tunnel or upgraded
+/// connection it opens (they carry it in their request's extensions), given back when the last
+/// of them ends, however it ends.
+pub(crate) struct Slot {
+    _permit: tokio::sync::OwnedSemaphorePermit,
+    gauge: Option<prometheus::IntGauge>,
+    client: std::net::IpAddr,
+    per_client: Arc<std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>>,
+}
+
+impl Slot {
+    fn take(state: &State, limit: &Arc<tokio::sync::Semaphore>, client: std::net::IpAddr) -> Option<Slot> {
+        let max_per_client = state.settings.load().config.max_connections_per_client.max(1);
+        {
+            let mut counts = state.per_client.lock().unwrap_or_else(|e| e.into_inner());
+            let n = counts.entry(client).or_insert(0);
+            if *n >= max_per_client {
+                return None;
+            }
+            *n += 1;
+        }
+        let slot_without_permit = |state: &State| {
+            let mut counts = state.per_client.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(n) = counts.get_mut(&client) {
+                *n -= 1;
+                if *n == 0 {
+                    counts.remove(&client);
+                }
+            }
+        };
+        let Ok(permit) = Arc::clone(limit).try_acquire_owned() else {
+            slot_without_permit(state);
+            return None;
+        };
+        let gauge = state.metrics.as_ref().map(|m| m.active_connections.clone());
+        if let Some(g) = &gauge {
+            g.inc();
+        }
+        Some(Slot { _permit: permit, gauge, client, per_client: Arc::clone(&state.per_client) })
+    }
+
+    /// The slot a request's connection holds.
+    pub(crate) fn of<B>(req: &Request<B>) -> Option<Arc<Slot>> {
+        req.extensions().get::<Arc<Slot>>().cloned()
+    }
+}
+
+impl Drop for Slot {
     fn drop(&mut self) {
-        (self.0)();
+        if let Some(g) = &self.gauge {
+            g.dec();
+        }
+        let mut counts = self.per_client.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = counts.get_mut(&self.client) {
+            *n -= 1;
+            if *n == 0 {
+                counts.remove(&self.client);
+            }
+        }
     }
 }
 
@@ -254,7 +371,7 @@ pub(crate) fn simple(status: StatusCode, text: &str) -> Response<Body> {
 }
 
 async fn handle(state: Arc<State>, peer: SocketAddr, req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
-    let user = match &state.users {
+    let user = match &state.settings.load().users {
         None => None,
         Some(users) => {
             let header = req.headers().get(header::PROXY_AUTHORIZATION).and_then(|v| v.to_str().ok());
@@ -269,7 +386,7 @@ async fn handle(state: Arc<State>, peer: SocketAddr, req: Request<Incoming>) -> 
         }
     };
     if req.method() == Method::CONNECT {
-        return Ok(crate::tunnel::tunnel(state, peer, req, user));
+        return Ok(crate::tunnel::tunnel(state, peer, req, user).await);
     }
     let uri = req.uri().clone();
     let (Some(authority), Some("http")) = (uri.authority().cloned(), uri.scheme_str()) else {
@@ -318,7 +435,11 @@ pub(crate) async fn relay(
     // So is a request whose query string or header fields are long enough to carry a file.
     let inspect = !http_body::Body::is_end_stream(req.body())
         || (crate::inspect::request_line_may_carry(req.uri(), req.headers(), 256)
-            && crate::inspect::request_line_carries(req.uri(), req.headers(), state.inspection.unpack_limits().max_inner_bytes));
+            && crate::inspect::request_line_carries(
+                req.uri(),
+                req.headers(),
+                state.settings.load().inspection.unpack_limits().max_inner_bytes,
+            ));
     if !inspect {
         let (parts, body) = req.into_parts();
         return crate::upstream::forward(&state, &target, parts, body.map_err(|e| Box::new(e) as BoxError).boxed(), None).await;

@@ -53,8 +53,8 @@ const MAX_DOCUMENT: u64 = 1 << 20;
 /// The upload sessions in progress.
 pub(crate) struct Sessions {
     table: Mutex<HashMap<SessionKey, Arc<tokio::sync::Mutex<Session>>>>,
-    max: usize,
-    idle: Duration,
+    max: std::sync::atomic::AtomicUsize,
+    idle_ms: AtomicU64,
     /// When the table was last swept, in milliseconds since `epoch`.
     swept: AtomicU64,
     epoch: Instant,
@@ -109,7 +109,23 @@ enum Outcome {
 
 impl Sessions {
     pub(crate) fn new(max: usize, idle: Duration) -> Sessions {
-        Sessions { table: Mutex::new(HashMap::new()), max, idle, swept: AtomicU64::new(0), epoch: Instant::now() }
+        Sessions {
+            table: Mutex::new(HashMap::new()),
+            max: std::sync::atomic::AtomicUsize::new(max),
+            idle_ms: AtomicU64::new(idle.as_millis() as u64),
+            swept: AtomicU64::new(0),
+            epoch: Instant::now(),
+        }
+    }
+
+    /// Reloaded bounds (sessions in progress keep their pieces).
+    pub(crate) fn set_limits(&self, max: usize, idle: Duration) {
+        self.max.store(max, Ordering::Relaxed);
+        self.idle_ms.store(idle.as_millis() as u64, Ordering::Relaxed);
+    }
+
+    fn idle(&self) -> Duration {
+        Duration::from_millis(self.idle_ms.load(Ordering::Relaxed))
     }
 
     fn get(&self, key: &SessionKey) -> Option<Arc<tokio::sync::Mutex<Session>>> {
@@ -124,7 +140,7 @@ impl Sessions {
             return Arc::clone(s);
         }
         let mut session = make();
-        if table.len() >= self.max {
+        if table.len() >= self.max.load(Ordering::Relaxed) {
             // Room is made by forgetting the settled session seen longest ago (done, blocked or
             // decided incomplete: a later request of it is one whose start was never seen, which
             // policy decides as it decided the session).
@@ -176,7 +192,7 @@ pub(crate) fn sweep(state: &State) {
         let mut gone = Vec::new();
         table.retain(|_, s| {
             // A session in use is not idle.
-            let idle = s.try_lock().is_ok_and(|s| s.last_seen.elapsed() >= sessions.idle);
+            let idle = s.try_lock().is_ok_and(|s| s.last_seen.elapsed() >= sessions.idle());
             if idle {
                 gone.push(Arc::clone(s));
             }
@@ -360,7 +376,7 @@ struct Content {
 impl Content {
     async fn of(upload: &mut Upload) -> Result<Content, ()> {
         let area = Arc::clone(&upload.state.spool);
-        let max = upload.state.inspection.max_body;
+        let max = upload.state.settings.load().inspection.max_body;
         let decoded = inspect::decoded_body(&upload.parts.headers, &mut upload.spool, &area, max).await?;
         let mut spool = match decoded {
             Some(d) => d,
@@ -508,7 +524,7 @@ impl Store {
         }
         let more = end - self.charged;
         let before = self.area.used.fetch_add(more, Ordering::SeqCst);
-        if before + more > self.area.quota {
+        if before + more > self.area.quota() {
             self.area.used.fetch_sub(more, Ordering::SeqCst);
             return Err(StoreError::NoRoom);
         }
@@ -651,7 +667,7 @@ async fn inspect_assembled(
     len: u64,
     sha256: Option<String>,
 ) -> Vec<Inspected> {
-    let reading = inspect::Reading::new(&upload.state.inspection);
+    let reading = inspect::Reading::new(&upload.state.settings.load().inspection);
     let Ok(handle) = file.try_clone() else { return Vec::new() };
     let mut files = inspect::one_body(name, None, Some(handle), len, "", &upload.state.spool, &reading, 0).await;
     if let Some(top) = files.iter_mut().find(|f| f.path.is_empty()) {
@@ -671,7 +687,7 @@ async fn inspect_assembled(
 /// limits). A piece is no file: a truncated container in it (`malformed`, or `ambiguous` as a
 /// PDF cut short often is) is nothing.
 async fn read_alone(upload: &Upload, content: &Content) -> Vec<Inspected> {
-    let reading = inspect::Reading::new(&upload.state.inspection);
+    let reading = inspect::Reading::new(&upload.state.settings.load().inspection);
     let file = content.file.as_ref().and_then(|f| f.try_clone().ok());
     let content_type = upload.parts.headers.get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
     let files = inspect::one_body(None, content.memory.clone(), file, content.len, content_type, &upload.state.spool, &reading, 0).await;
@@ -781,7 +797,7 @@ async fn arrive(
 /// could let the origin complete the file with bytes that reached it some other way — another
 /// replica, or the same URL spelled differently.)
 async fn wait_for_gap(session: &Arc<tokio::sync::Mutex<Session>>, upload: &Upload) -> Outcome {
-    let deadline = Instant::now() + Duration::from_secs(upload.state.inspection.upload_gap_wait_secs);
+    let deadline = Instant::now() + Duration::from_secs(upload.state.settings.load().inspection.upload_gap_wait_secs);
     loop {
         let changed = Arc::clone(&session.lock().await.changed);
         let notified = changed.notified();
@@ -883,7 +899,7 @@ async fn place_bytes(session: &mut Session, upload: &Upload, content: Option<Con
         session.fail("a piece too large to keep (max_body), or one whose Content-Encoding could not be decoded");
         return settled(session, upload);
     };
-    let max = upload.state.inspection.max_body;
+    let max = upload.state.settings.load().inspection.max_body;
     let len = content.len;
     let offset = piece.offset;
     // A URL that names no session of its own (a WebDAV-style path) uploaded again from its first
@@ -1013,7 +1029,7 @@ async fn place_part(session: &mut Session, upload: &Upload, content: Option<Cont
     if session.store.is_none() {
         session.store = Store::new(&upload.state.spool).ok();
     }
-    let max = upload.state.inspection.max_body;
+    let max = upload.state.settings.load().inspection.max_body;
     let kept = match session.store.as_mut() {
         Some(store) => store.append_part(&part.id, &content, max).await.is_ok(),
         None => false,
@@ -1087,7 +1103,7 @@ async fn assemble_parts(session: &mut Session, upload: &Upload, list: &[ListedPa
         session.fail("a listed part never passed through the proxy");
         return settled(session, upload);
     };
-    let max = upload.state.inspection.max_body;
+    let max = upload.state.settings.load().inspection.max_body;
     let mut len = 0u64;
     for part in list {
         let copies = store.parts.get(&part.id).map(Vec::as_slice).unwrap_or(&[]);
@@ -1148,7 +1164,7 @@ async fn assemble_segments(area: &Arc<SpoolArea>, segments: Vec<Segment>) -> Res
     let charge = Some((Arc::clone(area), len));
     // An unnamed temporary file: nothing to remove, whatever happens.
     let assembled = Assembled { file: tempfile::tempfile_in(&area.dir).map_err(|_| ())?, len, charge };
-    if before + len > area.quota {
+    if before + len > area.quota() {
         return Err(());
     }
     let dest = assembled.file.try_clone().map_err(|_| ())?;
@@ -1227,7 +1243,9 @@ async fn concatenate(
             matches!(g.stage, Stage::Open) && g.partial && g.store.as_ref().zip(g.total).is_some_and(|(s, t)| s.coverage.is_complete(t));
         len += g.total.unwrap_or(0);
         match (complete, g.store.as_ref().and_then(|s| s.file.as_file().try_clone().ok())) {
-            (true, Some(f)) if len <= state.inspection.max_body => segments.push((Arc::new(f), vec![(0, g.total.unwrap_or(0))])),
+            (true, Some(f)) if len <= state.settings.load().inspection.max_body => {
+                segments.push((Arc::new(f), vec![(0, g.total.unwrap_or(0))]))
+            }
             _ => missing = true,
         }
     }

@@ -13,10 +13,10 @@ use std::sync::Arc;
 #[derive(Debug)]
 pub(crate) struct SpoolArea {
     pub dir: PathBuf,
-    pub memory_limit: u64,
-    pub memory_budget: u64,
+    memory_limit: AtomicU64,
+    memory_budget: AtomicU64,
     pub memory_used: AtomicU64,
-    pub quota: u64,
+    quota: AtomicU64,
     pub used: AtomicU64,
 }
 
@@ -29,7 +29,36 @@ impl SpoolArea {
                 let _ = std::fs::remove_file(entry.path());
             }
         }
-        Ok(Arc::new(SpoolArea { dir, memory_limit, memory_budget, memory_used: AtomicU64::new(0), quota, used: AtomicU64::new(0) }))
+        Ok(Arc::new(SpoolArea {
+            dir,
+            memory_limit: AtomicU64::new(memory_limit),
+            memory_budget: AtomicU64::new(memory_budget),
+            memory_used: AtomicU64::new(0),
+            quota: AtomicU64::new(quota),
+            used: AtomicU64::new(0),
+        }))
+    }
+
+    /// Bytes of one body kept in memory.
+    pub(crate) fn memory_limit(&self) -> u64 {
+        self.memory_limit.load(Ordering::Relaxed)
+    }
+
+    /// Bytes all bodies may keep in memory together.
+    pub(crate) fn memory_budget(&self) -> u64 {
+        self.memory_budget.load(Ordering::Relaxed)
+    }
+
+    /// Disk all spooled bodies may use together.
+    pub(crate) fn quota(&self) -> u64 {
+        self.quota.load(Ordering::Relaxed)
+    }
+
+    /// Reloaded limits (bytes already held stay where they are).
+    pub(crate) fn set_limits(&self, memory_limit: u64, memory_budget: u64, quota: u64) {
+        self.memory_limit.store(memory_limit, Ordering::Relaxed);
+        self.memory_budget.store(memory_budget, Ordering::Relaxed);
+        self.quota.store(quota, Ordering::Relaxed);
     }
 }
 
@@ -125,11 +154,11 @@ impl Spool {
     /// it fits the per-body limit and the budget, so concurrent bodies cannot all pass the budget
     /// check and then overrun it together as their bytes arrive.
     pub(crate) fn expect(&mut self, expected: u64) {
-        if expected > self.area.memory_limit || self.len > 0 || self.in_memory > 0 {
+        if expected > self.area.memory_limit() || self.len > 0 || self.in_memory > 0 {
             return;
         }
         let before = self.area.memory_used.fetch_add(expected, Ordering::SeqCst);
-        if before + expected <= self.area.memory_budget {
+        if before + expected <= self.area.memory_budget() {
             self.in_memory = expected;
         } else {
             self.area.memory_used.fetch_sub(expected, Ordering::SeqCst);
@@ -149,7 +178,7 @@ impl Spool {
         }
         let n = chunk.len() as u64;
         self.len += n;
-        if self.file.is_none() && self.len <= self.area.memory_limit {
+        if self.file.is_none() && self.len <= self.area.memory_limit() {
             if self.len <= self.in_memory {
                 // Within what this body has already been charged.
                 self.memory.push(chunk);
@@ -158,7 +187,7 @@ impl Spool {
             let extra = self.len - self.in_memory;
             let before = self.area.memory_used.fetch_add(extra, Ordering::SeqCst);
             self.in_memory += extra;
-            if before + extra <= self.area.memory_budget {
+            if before + extra <= self.area.memory_budget() {
                 self.memory.push(chunk);
                 return Ok(());
             }
@@ -169,7 +198,7 @@ impl Spool {
         let want = chunk.len() as u64 + if self.file.is_none() { held } else { 0 };
         let before = self.area.used.fetch_add(want, Ordering::SeqCst);
         self.reserved += want;
-        if before + want > self.area.quota {
+        if before + want > self.area.quota() {
             return Err(SpoolError::Quota);
         }
         if self.file.is_none() {

@@ -5,7 +5,7 @@
 
 use crate::auth::User;
 use crate::net::host_matches;
-use crate::server::{relay, simple, Body, State, Target};
+use crate::server::{relay, simple, Body, Slot, State, Target};
 use crate::upstream::connect;
 use http::{header, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Empty};
@@ -18,23 +18,48 @@ use std::time::Duration;
 
 /// CONNECT: with interception, TLS is terminated with a minted leaf and the requests inside are
 /// relayed (and inspected) like plain ones; without it, a blind tunnel.
-pub(crate) fn tunnel(state: Arc<State>, peer: SocketAddr, req: Request<Incoming>, user: Option<User>) -> Response<Body> {
+pub(crate) async fn tunnel(state: Arc<State>, peer: SocketAddr, req: Request<Incoming>, user: Option<User>) -> Response<Body> {
     let Some(authority) = req.uri().authority().cloned() else {
         return simple(StatusCode::BAD_REQUEST, "CONNECT needs host:port");
     };
-    let bypass = state.config.bypass.iter().any(|g| host_matches(g, authority.host()));
+    let settings = state.settings.load_full();
+    let bypass = settings.config.bypass.iter().any(|g| host_matches(g, authority.host()));
     let port = authority.port_u16().unwrap_or(443);
+    // As Squid ships (`deny CONNECT !SSL_ports`): tunnels go to the HTTPS port only, unless
+    // connect_ports widens it; and never to a refused destination, checked before the tunnel
+    // opens (and again on the address each connection inside it uses).
+    if !settings.destinations.connect_port(port) {
+        return crate::upstream::error_page(
+            StatusCode::FORBIDDEN,
+            "Destination denied",
+            &format!("CONNECT to port {port} is not allowed (connect_ports)."),
+        );
+    }
+    if let Err(refused) = crate::upstream::destination(&state, authority.host(), port).await {
+        return refused;
+    }
+    let slot = Slot::of(&req);
+    let handshake = Duration::from_secs(settings.config.tls_handshake_timeout_secs.max(1));
+    let header_timeout = Duration::from_secs(settings.config.header_timeout_secs.max(1));
+    let idle = Duration::from_secs(settings.config.tunnel_idle_timeout_secs.max(1));
     tokio::spawn(async move {
+        // The tunnel holds its client connection's slot until it ends.
+        let _slot = slot.clone();
         let Ok(upgraded) = hyper::upgrade::on(req).await else { return };
         match state.tls.clone().filter(|_| !bypass) {
             Some(tls) => {
                 let config = tls.ca.server_config(authority.host());
                 let acceptor = tokio_rustls::TlsAcceptor::from(config);
-                let Ok(stream) = acceptor.accept(TokioIo::new(upgraded)).await else { return };
+                // A client that never finishes its handshake does not hold the tunnel.
+                let Ok(Ok(stream)) = tokio::time::timeout(handshake, acceptor.accept(TokioIo::new(upgraded))).await else { return };
                 // The browser chooses: h2 when it offers it, HTTP/1.1 (with upgrades) otherwise.
                 let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
-                let service =
-                    hyper::service::service_fn(move |req| intercepted(Arc::clone(&state), peer, req, authority.clone(), user.clone()));
+                let service = hyper::service::service_fn(move |mut req: Request<Incoming>| {
+                    if let Some(slot) = &slot {
+                        req.extensions_mut().insert(Arc::clone(slot));
+                    }
+                    intercepted(Arc::clone(&state), peer, req, authority.clone(), user.clone())
+                });
                 if h2 {
                     let _ = hyper::server::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
                         .timer(TokioTimer::new())
@@ -44,7 +69,7 @@ pub(crate) fn tunnel(state: Arc<State>, peer: SocketAddr, req: Request<Incoming>
                     // A small read buffer per connection keeps memory flat under many uploads.
                     let _ = hyper::server::conn::http1::Builder::new()
                         .timer(TokioTimer::new())
-                        .header_read_timeout(Duration::from_secs(30))
+                        .header_read_timeout(header_timeout)
                         .max_buf_size(64 * 1024)
                         .serve_connection(TokioIo::new(stream), service)
                         .with_upgrades()
@@ -53,8 +78,8 @@ pub(crate) fn tunnel(state: Arc<State>, peer: SocketAddr, req: Request<Incoming>
             }
             None => {
                 // Bypassed (or no interception): a blind relay, still under the address rules.
-                let Ok(mut server) = connect(&state, authority.host(), port).await else { return };
-                let _ = tokio::io::copy_bidirectional(&mut TokioIo::new(upgraded), &mut server).await;
+                let Ok(server) = connect(&state, authority.host(), port).await else { return };
+                crate::idle::relay(TokioIo::new(upgraded), server, idle).await;
             }
         }
     });

@@ -131,7 +131,7 @@ pub(crate) fn record(
     session: Option<AuditSession>,
 ) {
     let Decision { policy, verdict, url, .. } = decision;
-    let shown_url = match (who.state.config.audit_query, uri.query()) {
+    let shown_url = match (who.state.settings.load().config.audit_query, uri.query()) {
         (true, Some(q)) => format!("{url}?{q}"),
         _ => url.clone(),
     };
@@ -174,7 +174,7 @@ pub(crate) fn record(
 
 /// Runs one upload through its phases.
 pub(crate) async fn run(state: Arc<State>, peer: SocketAddr, req: Request<Incoming>, target: Target, user: Option<User>) -> Response<Body> {
-    let mode = state.inspection.mode;
+    let mode = state.settings.load().inspection.mode;
     let mut upload = Upload::admit(state, peer, req, target, user, mode);
     let intake = match upload.receive().await {
         Ok(intake) => intake,
@@ -211,7 +211,7 @@ impl Upload {
         let mut spool = Spool::new(&state.spool);
         if let Some(expected) = parts.headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok())
         {
-            spool.expect(expected.min(state.inspection.max_body));
+            spool.expect(expected.min(state.settings.load().inspection.max_body));
         }
         Upload { state, peer, target, user, parts, body, started: Instant::now(), outflow, spool }
     }
@@ -220,20 +220,41 @@ impl Upload {
     /// interrupted upload ends the transaction here (an outflow dropped with it aborts the
     /// upstream request).
     pub(crate) async fn receive(&mut self) -> Result<Intake, Response<Body>> {
-        let max = self.state.inspection.max_body;
-        let idle = Duration::from_secs(self.state.config.body_idle_timeout_secs);
+        let max = self.state.settings.load().inspection.max_body;
+        let idle = Duration::from_secs(self.state.settings.load().config.body_idle_timeout_secs);
         // A body that trickles in just under the idle timeout still has to finish in time.
-        let deadline = self.started + Duration::from_secs(self.state.config.upload_timeout_secs);
+        let deadline = self.started + Duration::from_secs(self.state.settings.load().config.upload_timeout_secs);
+        // And every window of body_rate_window_secs must bring body_min_bytes_per_sec on average:
+        // a trickle just under the idle timeout cannot hold the connection for the whole hour.
+        let (rate, window_len) = {
+            let s = self.state.settings.load();
+            (s.config.body_min_bytes_per_sec, Duration::from_secs(s.config.body_rate_window_secs.max(1)))
+        };
+        let needed = rate.saturating_mul(window_len.as_secs());
+        let mut window = (Instant::now(), 0u64);
         loop {
-            let wait = idle.min(deadline.saturating_duration_since(Instant::now()));
+            let now = Instant::now();
+            if needed > 0 && now >= window.0 + window_len {
+                if window.1 < needed {
+                    return Err(simple(StatusCode::REQUEST_TIMEOUT, "the upload is slower than body_min_bytes_per_sec"));
+                }
+                window = (now, 0);
+            }
+            let mut wait = idle.min(deadline.saturating_duration_since(now));
+            if needed > 0 {
+                wait = wait.min((window.0 + window_len).saturating_duration_since(now));
+            }
             let frame = match tokio::time::timeout(wait, self.body.frame()).await {
                 Ok(Some(frame)) => frame,
                 Ok(None) => return Ok(Intake::Complete),
+                // The rate window ended first: judged at the top of the loop.
+                Err(_) if needed > 0 && Instant::now() >= window.0 + window_len && Instant::now() < deadline => continue,
                 Err(_) => return Err(simple(StatusCode::REQUEST_TIMEOUT, "the upload stalled")),
             };
             // The client went away mid-upload: nothing to forward, nothing to record.
             let Ok(frame) = frame else { return Err(simple(StatusCode::BAD_REQUEST, "the upload was interrupted")) };
             let Ok(data) = frame.into_data() else { continue };
+            window.1 += data.len() as u64;
             if let Outflow::Stream { out, .. } = &mut self.outflow {
                 out.push(data.clone()).await;
             }
@@ -258,7 +279,7 @@ impl Upload {
     /// inspect: every file the held body carries; an oversize body is one unscannable file.
     async fn inspect(&mut self, intake: &Intake) -> Vec<Inspected> {
         // One reading, so one expansion budget, for everything the transaction carries.
-        let reading = inspect::Reading::new(&self.state.inspection);
+        let reading = inspect::Reading::new(&self.state.settings.load().inspection);
         let mut files = self.inspect_body(intake, &reading).await;
         files.extend(inspect::request_line_files(&self.parts.uri, &self.parts.headers, &reading).await);
         files
@@ -337,7 +358,7 @@ impl Upload {
                 out.release().await;
                 if oversize {
                     // Allowed although too large to inspect: the rest passes straight through.
-                    let idle = Duration::from_secs(state.config.body_idle_timeout_secs);
+                    let idle = Duration::from_secs(state.settings.load().config.body_idle_timeout_secs);
                     loop {
                         match tokio::time::timeout(idle, body.frame()).await {
                             Ok(Some(Ok(f))) => {
@@ -401,7 +422,7 @@ fn start_streaming(
     target: &Target,
     parts: &http::request::Parts,
 ) -> (crate::stream::Outflow, tokio::task::JoinHandle<Response<Body>>) {
-    let (outflow, stream) = crate::stream::channel(state.inspection.stream_holdback);
+    let (outflow, stream) = crate::stream::channel(state.settings.load().inspection.stream_holdback);
     let mut request = Request::new(StreamBody::new(stream).boxed());
     *request.method_mut() = parts.method.clone();
     *request.uri_mut() = parts.uri.clone();

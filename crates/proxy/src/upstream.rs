@@ -2,7 +2,6 @@
 //! the pool of idle ones, one request in origin-form with hop-by-hop headers removed, upgrades
 //! joined byte for byte, and the error pages a failed origin gets.
 
-use crate::net::host_matches;
 use crate::pool::{PoolKey, Sender};
 use crate::server::{full, simple, Body, BoxError, State, Target};
 use crate::spool::Held;
@@ -12,6 +11,7 @@ use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::net::TcpStream;
 
 const HOP_BY_HOP: &[&str] = &[
@@ -51,6 +51,8 @@ pub(crate) async fn forward(
 /// on `101 Switching Protocols` both sides are joined byte for byte.
 pub(crate) async fn upgrade_relay(state: &State, target: &Target, mut req: Request<Incoming>) -> Response<Body> {
     let client_side = hyper::upgrade::on(&mut req);
+    let slot = crate::server::Slot::of(&req);
+    let idle = Duration::from_secs(state.settings.load().config.tunnel_idle_timeout_secs.max(1));
     let (parts, _) = req.into_parts();
     let empty = Empty::new().map_err(|never| match never {}).boxed();
     let mut resp = match send_upstream(state, target, parts, empty, true, None).await {
@@ -64,8 +66,9 @@ pub(crate) async fn upgrade_relay(state: &State, target: &Target, mut req: Reque
     }
     let origin_side = hyper::upgrade::on(&mut resp);
     tokio::spawn(async move {
+        let _slot = slot;
         if let (Ok(client), Ok(origin)) = (client_side.await, origin_side.await) {
-            let _ = tokio::io::copy_bidirectional(&mut TokioIo::new(client), &mut TokioIo::new(origin)).await;
+            crate::idle::relay(TokioIo::new(client), TokioIo::new(origin), idle).await;
         }
     });
     let (rparts, _) = resp.into_parts();
@@ -125,11 +128,15 @@ pub(crate) async fn send_upstream(
         }
         _ => None,
     };
-    let mut sent = dispatch(target, &mut sender, parts, body).await;
+    // The origin answers within response_timeout_secs of the request going out (its body is
+    // sent meanwhile), or the request fails with 504.
+    let answer_within = Duration::from_secs(state.settings.load().config.response_timeout_secs.max(1));
+    let timed_out = || simple(StatusCode::GATEWAY_TIMEOUT, &format!("the origin {} did not answer in time", target.authority));
+    let mut sent = tokio::time::timeout(answer_within, dispatch(target, &mut sender, parts, body)).await.map_err(|_| timed_out())?;
     if let (Err(_), Some((parts, body))) = (&sent, retry) {
         // The origin closed the reused connection as the request went out: once more, fresh.
         sender = open_upstream(state, target, offer_h2, upgrade).await?;
-        sent = dispatch(target, &mut sender, parts, body).await;
+        sent = tokio::time::timeout(answer_within, dispatch(target, &mut sender, parts, body)).await.map_err(|_| timed_out())?;
     }
     if sent.is_ok() && !upgrade {
         state.pool.recycle(key, sender);
@@ -176,7 +183,12 @@ async fn open_upstream(state: &State, target: &Target, offer_h2: bool, upgrade: 
             _ => Arc::clone(&tls.upstream),
         };
         let connector = tokio_rustls::TlsConnector::from(config);
-        let stream = match connector.connect(name, stream).await {
+        let tls_within = Duration::from_secs(state.settings.load().config.tls_handshake_timeout_secs.max(1));
+        let Ok(connected) = tokio::time::timeout(tls_within, connector.connect(name, stream)).await else {
+            upstream_error(state);
+            return Err(simple(StatusCode::GATEWAY_TIMEOUT, &format!("the TLS handshake with {authority} timed out")));
+        };
+        let stream = match connected {
             Ok(s) => s,
             Err(e) => {
                 upstream_error(state);
@@ -206,40 +218,80 @@ async fn open_upstream(state: &State, target: &Target, offer_h2: bool, upgrade: 
     sender
 }
 
-/// Connects to a destination after the address rules: denied host globs, then every resolved
-/// address against the denied networks; the connection uses the very address that was checked.
-pub(crate) async fn connect(state: &State, host: &str, port: u16) -> Result<TcpStream, Response<Body>> {
+/// The addresses `host` may be reached at under the address rules (denied names, then every
+/// resolved address: `deny_destinations`, the built-in refusals `allow_destinations` opens,
+/// labelgate's own listeners), or the refusal page.
+pub(crate) async fn destination(state: &State, host: &str, port: u16) -> Result<Vec<SocketAddr>, Response<Body>> {
+    // `name.` is `name` (a fully qualified spelling): checked and resolved as one.
     let host = host.trim_start_matches('[').trim_end_matches(']');
-    if state.deny_hosts.iter().any(|g| host_matches(g, host)) {
-        return Err(error_page(StatusCode::FORBIDDEN, "Destination denied", &format!("{host} may not be reached through this proxy.")));
-    }
-    let addrs = match tokio::net::lookup_host((host, port)).await {
-        Ok(a) => a.collect::<Vec<_>>(),
-        Err(e) => {
+    let host = if host.len() > 1 { host.trim_end_matches('.') } else { host };
+    let settings = state.settings.load_full();
+    let refused = |why: crate::net::Refusal| {
+        error_page(
+            StatusCode::FORBIDDEN,
+            "Destination denied",
+            &format!("{host} may not be reached through this proxy: {}.", why.explain()),
+        )
+    };
+    settings.destinations.check_name(host).map_err(refused)?;
+    let timeout = Duration::from_secs(settings.config.connect_timeout_secs.max(1));
+    let addrs = match tokio::time::timeout(timeout, tokio::net::lookup_host((host, port))).await {
+        Ok(Ok(a)) => a.collect::<Vec<_>>(),
+        Ok(Err(e)) => {
             upstream_error(state);
             return Err(simple(StatusCode::BAD_GATEWAY, &format!("cannot resolve {host}: {e}")));
         }
+        Err(_) => {
+            upstream_error(state);
+            return Err(simple(StatusCode::GATEWAY_TIMEOUT, &format!("resolving {host} timed out")));
+        }
     };
-    let allowed: Vec<SocketAddr> = addrs.iter().copied().filter(|a| !state.deny_nets.iter().any(|n| n.contains(a.ip()))).collect();
-    if allowed.is_empty() {
-        return Err(error_page(
-            StatusCode::FORBIDDEN,
-            "Destination denied",
-            &format!("{host} resolves to a network this proxy does not reach."),
-        ));
+    let mut allowed = Vec::new();
+    let mut refusal = None;
+    for a in addrs {
+        match settings.destinations.check_address(host, a) {
+            Ok(()) => allowed.push(a),
+            Err(r) => refusal = Some(r),
+        }
     }
+    match (allowed.is_empty(), refusal) {
+        // A name that resolves to a refused address and an allowed one is refused whole: which
+        // one a client's next request lands on must not decide.
+        (_, Some(r)) => Err(refused(r)),
+        (true, None) => Err(simple(StatusCode::BAD_GATEWAY, &format!("{host} has no address"))),
+        (false, None) => Ok(allowed),
+    }
+}
+
+/// Connects to a destination after the address rules; the connection uses the very address that
+/// was checked, within `connect_timeout_secs`, and is refused if it turns out to be labelgate
+/// itself.
+pub(crate) async fn connect(state: &State, host: &str, port: u16) -> Result<TcpStream, Response<Body>> {
+    let allowed = destination(state, host, port).await?;
+    let settings = state.settings.load_full();
+    let timeout = Duration::from_secs(settings.config.connect_timeout_secs.max(1));
     let mut last = None;
     for addr in allowed {
-        match TcpStream::connect(addr).await {
-            Ok(s) => {
+        match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
+            Ok(Ok(s)) => {
+                if let (Ok(local), Ok(peer)) = (s.local_addr(), s.peer_addr()) {
+                    if let Err(why) = settings.destinations.check_connected(local, peer) {
+                        return Err(error_page(
+                            StatusCode::FORBIDDEN,
+                            "Destination denied",
+                            &format!("{host} may not be reached through this proxy: {}.", why.explain()),
+                        ));
+                    }
+                }
                 let _ = s.set_nodelay(true);
                 return Ok(s);
             }
-            Err(e) => last = Some(e),
+            Ok(Err(e)) => last = Some(e.to_string()),
+            Err(_) => last = Some("timed out".into()),
         }
     }
     upstream_error(state);
-    Err(simple(StatusCode::BAD_GATEWAY, &format!("cannot reach {host}:{port}: {}", last.map_or_else(String::new, |e| e.to_string()))))
+    Err(simple(StatusCode::BAD_GATEWAY, &format!("cannot reach {host}:{port}: {}", last.unwrap_or_default())))
 }
 
 pub(crate) fn hyper_io_error(e: std::io::Error) -> BoxError {

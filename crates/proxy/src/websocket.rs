@@ -20,7 +20,7 @@ use hyper_util::rt::TokioIo;
 use labelgate_policy::{Action, FileFacts, UnscannableReason};
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 /// Close codes this relay sends.
@@ -45,6 +45,8 @@ pub(crate) async fn relay(
     mut req: Request<Incoming>,
 ) -> Response<Body> {
     let client_side = hyper::upgrade::on(&mut req);
+    let slot = crate::server::Slot::of(&req);
+    let idle = Duration::from_secs(state.settings.load().config.tunnel_idle_timeout_secs.max(1));
     let (mut parts, _) = req.into_parts();
     // No extension is negotiated: frames stay plain, so what is inspected is what is sent.
     parts.headers.remove(header::SEC_WEBSOCKET_EXTENSIONS);
@@ -66,9 +68,13 @@ pub(crate) async fn relay(
     }
     let origin_side = hyper::upgrade::on(&mut resp);
     tokio::spawn(async move {
+        // The connection's slot is held while the WebSocket lives; silence both ways past
+        // tunnel_idle_timeout_secs ends it.
+        let _slot = slot;
         let (Ok(client), Ok(origin)) = (client_side.await, origin_side.await) else { return };
-        let (client_read, client_write) = tokio::io::split(TokioIo::new(client));
-        let (origin_read, origin_write) = tokio::io::split(TokioIo::new(origin));
+        let activity = crate::idle::Activity::new();
+        let (client_read, client_write) = tokio::io::split(activity.wrap(TokioIo::new(client)));
+        let (origin_read, origin_write) = tokio::io::split(activity.wrap(TokioIo::new(origin)));
         let client_write = Arc::new(tokio::sync::Mutex::new(client_write));
         // Origin → client: as it comes.
         let back = Arc::clone(&client_write);
@@ -87,7 +93,10 @@ pub(crate) async fn relay(
             }
         });
         let conn = Connection { state, peer, target, user, method, uri };
-        conn.upstream(client_read, client_write, origin_write).await;
+        tokio::select! {
+            _ = conn.upstream(client_read, client_write, origin_write) => {}
+            _ = activity.until_idle(idle) => {}
+        }
         downstream.abort();
     });
     let (rparts, _) = resp.into_parts();
@@ -182,7 +191,7 @@ impl Connection {
         W: AsyncWrite + Unpin,
         O: AsyncWrite + Unpin,
     {
-        let max = self.state.inspection.max_body;
+        let max = self.state.settings.load().inspection.max_body;
         let mut message: Vec<u8> = Vec::new();
         let mut frames: Vec<u8> = Vec::new();
         let mut opcode = 0u8;
@@ -240,7 +249,7 @@ impl Connection {
                 name,
                 std::mem::take(&mut message),
                 &self.state.spool,
-                &inspect::Reading::new(&self.state.inspection),
+                &inspect::Reading::new(&self.state.settings.load().inspection),
             )
             .await;
             let carried = !files.is_empty();
@@ -266,8 +275,12 @@ impl Connection {
     }
 
     async fn close<W: AsyncWrite + Unpin, O: AsyncWrite + Unpin>(&self, client: &Arc<tokio::sync::Mutex<W>>, origin: &mut O, code: u16) {
+        // The client first, holding its writer: nothing the origin sends back (an echo of the
+        // close) can reach the client ahead of the reason.
+        let mut client = client.lock().await;
+        let _ = client.write_all(&close_frame(code, false)).await;
         let _ = origin.write_all(&close_frame(code, true)).await;
-        let _ = client.lock().await.write_all(&close_frame(code, false)).await;
+        drop(client);
     }
 }
 

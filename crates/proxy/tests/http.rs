@@ -78,8 +78,15 @@ struct File {
 const BLOCK_LABELED: &str = "[[policy.rules]]\nname = \"labeled\"\naction = \"block\"\nlabeled = true\n";
 
 /// A proxy configuration on an ephemeral loopback port.
+/// The one place these tests open the built-in destination refusals: their origins listen on
+/// loopback, at ephemeral ports.
 fn loopback() -> ProxyConfig {
-    ProxyConfig { listen: "127.0.0.1:0".parse().unwrap(), ..ProxyConfig::default() }
+    ProxyConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        allow_destinations: vec!["127.0.0.0/8".into(), "::1/128".into(), "localhost".into()],
+        connect_ports: vec![labelgate_proxy::PortSpec::Range("1-65535".into())],
+        ..ProxyConfig::default()
+    }
 }
 
 async fn proxy(max_body: u64, oversize: &str) -> (SocketAddr, Buf) {
@@ -299,7 +306,7 @@ async fn client_allow_list_and_denied_destinations() {
     let (origin_addr, seen) = origin().await;
     let url = format!("http://{origin_addr}/x");
     // A proxy that serves only 10.0.0.0/8: a loopback client is not served at all.
-    let config = ProxyConfig { listen: "127.0.0.1:0".parse().unwrap(), allow_clients: vec!["10.0.0.0/8".into()], ..ProxyConfig::default() };
+    let config = ProxyConfig { allow_clients: vec!["10.0.0.0/8".into()], ..loopback() };
     let (closed, _) = proxy_with(1 << 20, "block", config).await;
     let stream = TcpStream::connect(closed).await.unwrap();
     let handshake = hyper::client::conn::http1::handshake::<_, Full<Bytes>>(TokioIo::new(stream)).await;
@@ -308,14 +315,12 @@ async fn client_allow_list_and_denied_destinations() {
         assert!(sender.send_request(Request::get(&url).body(Full::new(Bytes::new())).unwrap()).await.is_err(), "not served");
     }
     // Denied destinations, by network (checked on the resolved address) and by host name.
-    let config =
-        ProxyConfig { listen: "127.0.0.1:0".parse().unwrap(), deny_destinations: vec!["127.0.0.0/8".into()], ..ProxyConfig::default() };
+    let config = ProxyConfig { deny_destinations: vec!["127.0.0.0/8".into()], ..loopback() };
     let (denying, _) = proxy_with(1 << 20, "block", config).await;
     let (status, _, page) = send(denying, Request::get(&url).body(Full::new(Bytes::new())).unwrap()).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     assert!(page.contains("Destination denied"));
-    let config =
-        ProxyConfig { listen: "127.0.0.1:0".parse().unwrap(), deny_destinations: vec!["localhost".into()], ..ProxyConfig::default() };
+    let config = ProxyConfig { deny_destinations: vec!["localhost".into()], ..loopback() };
     let (by_name, _) = proxy_with(1 << 20, "block", config).await;
     let local = format!("http://localhost:{}/x", origin_addr.port());
     let (status, _, _) = send(
@@ -445,8 +450,7 @@ async fn stoppable(
 async fn shutdown_drains_uploads_in_flight_and_stalled_uploads_time_out() {
     let (origin_addr, _) = origin().await;
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel();
-    let config =
-        ProxyConfig { listen: "127.0.0.1:0".parse().unwrap(), body_idle_timeout_secs: 1, drain_timeout_secs: 10, ..ProxyConfig::default() };
+    let config = ProxyConfig { body_idle_timeout_secs: 1, drain_timeout_secs: 10, ..loopback() };
     let (proxy_addr, task) = stoppable(config, stop_rx).await;
     let url = format!("http://{origin_addr}/drain");
     // An upload in flight when shutdown begins still completes.
@@ -471,7 +475,7 @@ async fn shutdown_drains_uploads_in_flight_and_stalled_uploads_time_out() {
 
     // A stalled upload fails with 408 instead of holding the connection forever.
     let (_keep, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let config = ProxyConfig { listen: "127.0.0.1:0".parse().unwrap(), body_idle_timeout_secs: 1, ..ProxyConfig::default() };
+    let config = ProxyConfig { body_idle_timeout_secs: 1, ..loopback() };
     let (proxy_addr, _task) = stoppable(config, stop_rx).await;
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Frame<Bytes>, Infallible>>(4);
     let body = StreamBody::new(futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|f| (f, rx)) }));
@@ -924,8 +928,7 @@ async fn a_held_upload_is_resent_when_a_reused_connection_was_closed_under_it() 
 async fn an_upload_that_trickles_in_past_the_upload_timeout_fails_with_408() {
     let (origin_addr, seen) = origin().await;
     let (_keep, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let config =
-        ProxyConfig { listen: "127.0.0.1:0".parse().unwrap(), body_idle_timeout_secs: 1, upload_timeout_secs: 1, ..ProxyConfig::default() };
+    let config = ProxyConfig { body_idle_timeout_secs: 1, upload_timeout_secs: 1, ..loopback() };
     let (proxy_addr, _task) = stoppable(config, stop_rx).await;
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Frame<Bytes>, Infallible>>(4);
     let body = StreamBody::new(futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|f| (f, rx)) }));

@@ -86,6 +86,9 @@ async fn proxy_inspecting(
     let config = ProxyConfig {
         listen: "127.0.0.1:0".parse().unwrap(),
         bypass: bypass.iter().map(|s| s.to_string()).collect(),
+        // These tests' origins listen on loopback, at ephemeral ports.
+        allow_destinations: vec!["127.0.0.0/8".into(), "::1/128".into(), "localhost".into()],
+        connect_ports: vec![labelgate_proxy::PortSpec::Range("1-65535".into())],
         ..ProxyConfig::default()
     };
     let p = Proxy::bind(config, inspection, Arc::new(move || Arc::clone(&resolved)), Arc::new(AuditSink::new(Box::new(std::io::sink()))))

@@ -51,7 +51,7 @@ pub fn origin() -> (SocketAddr, Arc<AtomicUsize>) {
     (addr, count)
 }
 
-pub struct Serve(pub Child, pub Arc<std::sync::Mutex<Vec<String>>>);
+pub struct Serve(pub Child, pub Arc<std::sync::Mutex<Vec<String>>>, pub Arc<std::sync::Mutex<Vec<String>>>);
 impl Drop for Serve {
     fn drop(&mut self) {
         let _ = self.0.kill();
@@ -64,6 +64,21 @@ impl Serve {
     #[allow(dead_code)]
     pub fn audit(&self) -> Vec<serde_json::Value> {
         self.1.lock().unwrap().iter().filter_map(|l| serde_json::from_str(l).ok()).collect()
+    }
+
+    /// Waits (up to 10 s) for a line of serve's standard error that contains `needle`.
+    #[allow(dead_code)]
+    pub fn log_line(&self, needle: &str) -> Option<String> {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            if let Some(l) = self.2.lock().unwrap().iter().find(|l| l.contains(needle)) {
+                return Some(l.clone());
+            }
+            if std::time::Instant::now() > deadline {
+                return None;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
     }
 
     /// Waits (up to 10 s) for the audit records to satisfy `done`, and returns them.
@@ -86,12 +101,59 @@ pub fn serve() -> (Serve, SocketAddr) {
     (s, proxy)
 }
 
-/// Starts `labelgate serve` with ephemeral proxy and admin ports; returns both addresses.
+/// The one place tests open the proxy's built-in destination refusals: their origins listen on
+/// loopback, at ephemeral ports. `config` is the shipped file (or one derived from it, whose
+/// `allow_destinations = []` and `connect_ports = [443]` lines are rewritten) or a file
+/// without a `[proxy]` table (one is added).
+pub fn loopback_origins(config: &str) -> String {
+    let allow = r#"allow_destinations = ["127.0.0.0/8", "::1/128", "localhost"]"#;
+    let ports = r#"connect_ports = [443, "1024-65535"]"#;
+    if config.contains("\nallow_destinations = []") {
+        assert!(config.contains("\nconnect_ports = [443]"), "a config with allow_destinations also lists connect_ports");
+        config.replacen("\nallow_destinations = []", &format!("\n{allow}"), 1).replacen("\nconnect_ports = [443]", &format!("\n{ports}"), 1)
+    } else if !config.contains("[proxy]") {
+        format!("{config}\n[proxy]\n{allow}\n{ports}\n")
+    } else {
+        panic!("loopback_origins: a [proxy] table without the shipped allow_destinations line")
+    }
+}
+
+/// Starts `labelgate serve` with ephemeral proxy and admin ports; returns both addresses. The
+/// config (`--config` in `extra`, else the shipped one) is given `loopback_origins`, written
+/// beside the original (relative paths in it still resolve).
 pub fn serve_with(extra: &[&str]) -> (Serve, SocketAddr, SocketAddr) {
+    serve_process(extra, true)
+}
+
+/// `labelgate serve` exactly as configured: the built-in destination refusals stand.
+#[allow(dead_code)]
+pub fn serve_as_configured(extra: &[&str]) -> (Serve, SocketAddr, SocketAddr) {
+    serve_process(extra, false)
+}
+
+fn serve_process(extra: &[&str], loopback: bool) -> (Serve, SocketAddr, SocketAddr) {
     let dir = std::env::temp_dir();
+    let mut args: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+    let config = match args.iter().position(|a| a == "--config") {
+        Some(i) => PathBuf::from(&args[i + 1]),
+        None => {
+            static NEXT: AtomicUsize = AtomicUsize::new(0);
+            let shipped = dir.join(format!("labelgate-test-{}-{}.toml", std::process::id(), NEXT.fetch_add(1, Ordering::SeqCst)));
+            std::fs::write(&shipped, include_str!("../../../../config/labelgate.toml")).unwrap();
+            args.extend(["--config".to_string(), shipped.display().to_string()]);
+            shipped
+        }
+    };
+    if loopback {
+        let rewritten = config.with_extension("loopback.toml");
+        std::fs::write(&rewritten, loopback_origins(&std::fs::read_to_string(&config).unwrap())).unwrap();
+        if let Some(i) = args.iter().position(|a| a == "--config") {
+            args[i + 1] = rewritten.display().to_string();
+        }
+    }
     let mut child = Command::new(env!("CARGO_BIN_EXE_labelgate"))
         .args(["serve", "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"])
-        .args(extra)
+        .args(&args)
         .current_dir(&dir)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -118,8 +180,14 @@ pub fn serve_with(extra: &[&str]) -> (Serve, SocketAddr, SocketAddr) {
             admin = a.parse().ok();
         }
     }
-    std::thread::spawn(move || for _ in stderr.lines() {});
-    (Serve(child, audit), proxy.unwrap(), admin.unwrap())
+    let log = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let lines = Arc::clone(&log);
+    std::thread::spawn(move || {
+        for line in stderr.lines().map_while(Result::ok) {
+            lines.lock().unwrap().push(line);
+        }
+    });
+    (Serve(child, audit, log), proxy.unwrap(), admin.unwrap())
 }
 
 pub fn get(url: &str) -> (String, String) {

@@ -1,0 +1,227 @@
+//! Secure by default, through `labelgate serve` as an attacker on the same network would try it:
+//! no destination on this host (however spelled) or link-local, never the proxy's own listeners;
+//! every connection bounded (per client, TLS handshakes in tunnels, trickling bodies); a reload
+//! applies security settings live and names what needs a restart; `/readyz` says 503 while
+//! draining.
+
+mod common;
+use common::*;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("labelgate-secure-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+const SHIPPED: &str = include_str!("../../../config/labelgate.toml");
+
+/// `CONNECT host:port` with curl; the proxy's answer to the CONNECT.
+fn connect_code(proxy: SocketAddr, target: &str) -> String {
+    let out = Command::new("curl")
+        .args(["-s", "-o", "/dev/null", "-w", "%{http_connect}", "-p", "-x", &format!("http://{proxy}"), "--max-time", "5"])
+        .arg(format!("https://{target}/"))
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+#[test]
+fn this_host_link_local_and_the_proxy_itself_are_refused_by_default() {
+    let (_serve, proxy, admin) = serve_as_configured(&[]);
+    let (origin, count) = common::origin();
+    let port = origin.port();
+    for url in [
+        format!("http://127.0.0.1:{port}/"),
+        format!("http://localhost:{port}/"),
+        format!("http://localhost.:{port}/"),
+        format!("http://0.0.0.0:{port}/"),
+        format!("http://2130706433:{port}/"),
+        format!("http://0x7f.1:{port}/"),
+        format!("http://0177.0.0.1:{port}/"),
+        format!("http://[::ffff:127.0.0.1]:{port}/"),
+        format!("http://[::1]:{port}/"),
+        "http://169.254.169.254/latest/meta-data/".to_string(),
+        format!("http://127.0.0.1:{}/metrics", admin.port()),
+        format!("http://127.0.0.1:{}/api/v1/accounts", admin.port()),
+    ] {
+        let (body, code) = curl(proxy, &["--max-time", "5", &url]);
+        assert_eq!(code, "403", "{url}: {body}");
+        assert!(body.contains("may not be reached"), "{url}: {body}");
+    }
+    // CONNECT: to this host's services, to the proxy itself, and to a port other than 443.
+    assert_eq!(connect_code(proxy, "127.0.0.1:22"), "403");
+    assert_eq!(connect_code(proxy, &proxy.to_string()), "403");
+    assert_eq!(connect_code(proxy, "example.invalid:8443"), "403", "CONNECT goes to 443 only");
+    assert_eq!(count.load(Ordering::SeqCst), 0, "nothing reached the loopback origin");
+    // `labelgate check` lists the rules in force.
+    let check = Command::new(env!("CARGO_BIN_EXE_labelgate")).arg("check").output().unwrap();
+    let text = String::from_utf8_lossy(&check.stdout);
+    assert!(text.contains("169.254.0.0/16") && text.contains("labelgate's own listeners") && text.contains("CONNECT ports: 443"), "{text}");
+}
+
+#[test]
+fn allow_destinations_opens_exceptions_deny_wins_and_the_own_listeners_stay_closed() {
+    let dir = scratch("allow");
+    let config = dir.join("labelgate.toml");
+    std::fs::write(
+        &config,
+        SHIPPED
+            .replace("allow_destinations = []", r#"allow_destinations = ["127.0.0.0/8"]"#)
+            .replace("deny_destinations = []", r#"deny_destinations = ["127.0.0.2/32"]"#),
+    )
+    .unwrap();
+    let (_serve, proxy, admin) =
+        serve_as_configured(&["--config", config.to_str().unwrap(), "--state-dir", dir.join("state").to_str().unwrap()]);
+    let (origin, count) = common::origin();
+    let (_, code) = curl(proxy, &["--max-time", "5", &format!("http://127.0.0.1:{}/", origin.port())]);
+    assert_eq!(code, "200", "opened by allow_destinations");
+    let (body, code) = curl(proxy, &["--max-time", "5", &format!("http://127.0.0.2:{}/", origin.port())]);
+    assert_eq!(code, "403", "deny_destinations wins: {body}");
+    for own in [admin, proxy] {
+        let (body, code) = curl(proxy, &["--max-time", "5", &format!("http://127.0.0.1:{}/metrics", own.port())]);
+        assert_eq!(code, "403", "{own}: {body}");
+        assert!(body.contains("own listeners"), "{body}");
+    }
+    assert_eq!(count.load(Ordering::SeqCst), 1);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `labelgate_active_connections` from /metrics.
+fn active(admin: SocketAddr) -> i64 {
+    let (metrics, _) = get(&format!("http://{admin}/metrics"));
+    metrics.lines().find_map(|l| l.strip_prefix("labelgate_active_connections ")).and_then(|v| v.trim().parse().ok()).unwrap_or(-1)
+}
+
+/// Whether the proxy closes `s` (EOF or reset) within `within`.
+fn closed_within(s: &mut TcpStream, within: Duration) -> bool {
+    s.set_read_timeout(Some(within)).unwrap();
+    let mut b = [0u8; 1024];
+    loop {
+        match s.read(&mut b) {
+            Ok(0) => return true,
+            Ok(_) => continue,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock || e.kind() == std::io::ErrorKind::TimedOut => return false,
+            Err(_) => return true,
+        }
+    }
+}
+
+#[test]
+fn every_connection_is_bounded_and_counted() {
+    let dir = scratch("bounded");
+    let config = dir.join("labelgate.toml");
+    std::fs::write(
+        &config,
+        SHIPPED
+            .replace("max_connections_per_client = 256", "max_connections_per_client = 3")
+            .replace("tls_handshake_timeout_secs = 10", "tls_handshake_timeout_secs = 1")
+            .replace("body_min_bytes_per_sec = 512", "body_min_bytes_per_sec = 1000")
+            .replace("body_rate_window_secs = 30", "body_rate_window_secs = 1"),
+    )
+    .unwrap();
+    let (_serve, proxy, admin) = serve_with(&["--config", config.to_str().unwrap(), "--state-dir", dir.join("state").to_str().unwrap()]);
+    let (origin, count) = common::origin();
+
+    // One client cannot hold more than max_connections_per_client: the fourth is closed at once.
+    let mut held: Vec<TcpStream> = (0..3).map(|_| TcpStream::connect(proxy).unwrap()).collect();
+    std::thread::sleep(Duration::from_millis(200));
+    let mut fourth = TcpStream::connect(proxy).unwrap();
+    assert!(closed_within(&mut fourth, Duration::from_secs(2)), "the fourth connection of one client is closed");
+    held.clear();
+    std::thread::sleep(Duration::from_millis(300));
+    let (_, code) = curl(proxy, &["--max-time", "5", &format!("http://{origin}/")]);
+    assert_eq!(code, "200", "room again once they closed");
+
+    // A CONNECT tunnel counts while it is open, and one that never sends a ClientHello is closed
+    // after tls_handshake_timeout_secs.
+    let mut tunnel = TcpStream::connect(proxy).unwrap();
+    write!(tunnel, "CONNECT {origin} HTTP/1.1\r\nHost: {origin}\r\n\r\n").unwrap();
+    let mut head = [0u8; 12];
+    tunnel.read_exact(&mut head).unwrap();
+    assert_eq!(&head, b"HTTP/1.1 200");
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(active(admin), 1, "the open tunnel is an active connection");
+    let opened = Instant::now();
+    assert!(closed_within(&mut tunnel, Duration::from_secs(5)), "a silent tunnel is closed");
+    assert!(opened.elapsed() < Duration::from_secs(4));
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(active(admin), 0, "and given back");
+
+    // A body that trickles (10 bytes every 100 ms, 100 B/s) fails the minimum rate with 408.
+    let mut slow = TcpStream::connect(proxy).unwrap();
+    write!(slow, "POST http://{origin}/upload HTTP/1.1\r\nHost: {origin}\r\nContent-Length: 100000\r\n\r\n").unwrap();
+    let started = Instant::now();
+    let mut answer = Vec::new();
+    slow.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
+    while started.elapsed() < Duration::from_secs(8) {
+        if slow.write_all(&[b'a'; 10]).is_err() {
+            break;
+        }
+        let mut b = [0u8; 256];
+        match slow.read(&mut b) {
+            Ok(0) => break,
+            Ok(n) => {
+                answer.extend_from_slice(&b[..n]);
+                break;
+            }
+            Err(_) => {}
+        }
+    }
+    let answer = String::from_utf8_lossy(&answer).to_string();
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer:?}");
+    assert_eq!(count.load(Ordering::SeqCst), 1, "the trickle never reached the origin");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_reload_applies_security_settings_and_names_what_needs_a_restart() {
+    let dir = scratch("reload");
+    let config = dir.join("labelgate.toml");
+    let base = loopback_origins(SHIPPED);
+    std::fs::write(&config, &base).unwrap();
+    let (serve, proxy, _admin) =
+        serve_as_configured(&["--config", config.to_str().unwrap(), "--state-dir", dir.join("state").to_str().unwrap()]);
+    let (origin, _) = common::origin();
+    let url = format!("http://{origin}/");
+    assert_eq!(curl(proxy, &["--max-time", "5", &url]).1, "200");
+    // Deny the origin's address, and move the spool (which only a restart can do).
+    std::thread::sleep(Duration::from_millis(1100));
+    std::fs::write(
+        &config,
+        base.replace("deny_destinations = []", r#"deny_destinations = ["127.0.0.1/32"]"#)
+            .replace("[inspection]\n", "[inspection]\nspool_dir = \"elsewhere\"\n"),
+    )
+    .unwrap();
+    let line = serve.log_line("configuration reloaded").expect("the reload is logged");
+    assert!(line.contains("[inspection] spool_dir"), "the log names what needs a restart: {line}");
+    let (body, code) = curl(proxy, &["--max-time", "5", &url]);
+    assert_eq!(code, "403", "the new deny_destinations applies at once: {body}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn readyz_says_503_while_draining() {
+    let dir = scratch("drain");
+    let (serve, proxy, admin) = serve_with(&["--state-dir", dir.join("state").to_str().unwrap()]);
+    let (_, code) = get(&format!("http://{admin}/readyz"));
+    assert_eq!(code, "200", "ready once listening with its policy");
+    let (origin, _) = common::origin();
+    // A transaction in flight keeps the drain going.
+    let mut slow = TcpStream::connect(proxy).unwrap();
+    write!(slow, "POST http://{origin}/upload HTTP/1.1\r\nHost: {origin}\r\nContent-Length: 10\r\n\r\nabc").unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    let pid = serve.0.id().to_string();
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    assert!(serve.log_line("draining").is_some());
+    let (_, code) = get(&format!("http://{admin}/readyz"));
+    assert_eq!(code, "503", "not ready while draining");
+    let _ = slow.write_all(b"defghij");
+    let _ = std::fs::remove_dir_all(&dir);
+}
