@@ -203,6 +203,18 @@ fn a_reload_applies_security_settings_and_names_what_needs_a_restart() {
     assert!(line.contains("[inspection] spool_dir"), "the log names what needs a restart: {line}");
     let (body, code) = curl(proxy, &["--max-time", "5", &url]);
     assert_eq!(code, "403", "the new deny_destinations applies at once: {body}");
+    // max_connections too: down to 2, a third connection is closed at once.
+    std::thread::sleep(Duration::from_millis(1100));
+    std::fs::write(&config, base.replace("max_connections = 10000", "max_connections = 2")).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while serve.2.lock().unwrap().iter().filter(|l| l.contains("configuration reloaded")).count() < 2 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let _held: Vec<TcpStream> = (0..2).map(|_| TcpStream::connect(proxy).unwrap()).collect();
+    std::thread::sleep(Duration::from_millis(200));
+    let mut third = TcpStream::connect(proxy).unwrap();
+    assert!(closed_within(&mut third, Duration::from_secs(2)), "max_connections reloaded");
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -65,6 +65,9 @@ pub(crate) struct State {
     /// `tls.upstream` offering HTTP/1.1 only (for HTTP/1.1 clients and upgrades).
     pub(crate) upstream_h1: Option<Arc<rustls::ClientConfig>>,
     pub(crate) spool: Arc<SpoolArea>,
+    /// `max_connections`, as permits (resized by a reload).
+    pub(crate) limit: Arc<tokio::sync::Semaphore>,
+    pub(crate) limit_size: std::sync::atomic::AtomicUsize,
     /// Connections held per client address.
     pub(crate) per_client: Arc<std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>>,
     /// Files sent in pieces, being reassembled.
@@ -100,6 +103,20 @@ impl SettingsHandle {
         self.state
             .sessions
             .set_limits(settings.inspection.max_upload_sessions, Duration::from_secs(settings.inspection.upload_session_timeout_secs));
+        // max_connections: permits added, or taken away as they come free.
+        let new_max = settings.config.max_connections.max(1);
+        let old_max = self.state.limit_size.swap(new_max, std::sync::atomic::Ordering::SeqCst);
+        if new_max > old_max {
+            self.state.limit.add_permits(new_max - old_max);
+        } else if new_max < old_max {
+            let limit = Arc::clone(&self.state.limit);
+            let fewer = (old_max - new_max) as u32;
+            tokio::spawn(async move {
+                if let Ok(p) = limit.acquire_many_owned(fewer).await {
+                    p.forget();
+                }
+            });
+        }
         self.state.settings.store(Arc::new(settings));
         Ok(restart)
     }
@@ -143,7 +160,10 @@ impl Proxy {
         let sessions =
             crate::sessions::Sessions::new(inspection.max_upload_sessions, Duration::from_secs(inspection.upload_session_timeout_secs));
         let settings = Settings::new(config, inspection, None, own)?;
+        let max = settings.config.max_connections.max(1);
         let state = State {
+            limit: Arc::new(tokio::sync::Semaphore::new(max)),
+            limit_size: std::sync::atomic::AtomicUsize::new(max),
             sessions,
             settings: ArcSwap::from_pointee(settings),
             per_client: Arc::default(),
@@ -211,7 +231,7 @@ impl Proxy {
     /// Serves until `shutdown` completes; connections in flight finish on their own tasks.
     pub async fn serve_until(self, shutdown: impl Future<Output = ()>) -> std::io::Result<()> {
         tokio::pin!(shutdown);
-        let limit = Arc::new(tokio::sync::Semaphore::new(self.state.settings.load().config.max_connections.max(1)));
+        let limit = Arc::clone(&self.state.limit);
         let (draining_tx, draining_rx) = tokio::sync::watch::channel(false);
         // Upload sessions idle past their timeout are dropped (and recorded) even when no
         // further request comes.
@@ -280,7 +300,7 @@ impl Proxy {
         drop(self.listener);
         sweeper.abort();
         let _ = draining_tx.send(true);
-        let total = self.state.settings.load().config.max_connections.max(1) as u32;
+        let total = self.state.limit_size.load(std::sync::atomic::Ordering::SeqCst).max(1) as u32;
         let drained =
             tokio::time::timeout(Duration::from_secs(self.state.settings.load().config.drain_timeout_secs), limit.acquire_many(total))
                 .await;
