@@ -163,21 +163,32 @@ fn route(state: &AdminState, req: &Request<Incoming>) -> Response<Full<Bytes>> {
     }
 }
 
+/// Admin connections served at once; more are closed at accept.
+const MAX_CONNECTIONS: usize = 256;
+
 /// Serves the admin endpoints on `listener` until `shutdown` completes.
 pub async fn serve(listener: TcpListener, state: Arc<AdminState>, shutdown: impl Future<Output = ()>) -> std::io::Result<()> {
     tokio::pin!(shutdown);
+    // Bounded like the proxy's: a few hundred connections at once, a request head within 30 s.
+    let limit = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     loop {
         tokio::select! {
             _ = &mut shutdown => return Ok(()),
             accepted = listener.accept() => {
                 let Ok((stream, _)) = accepted else { continue };
+                let Ok(permit) = Arc::clone(&limit).try_acquire_owned() else { continue };
                 let state = Arc::clone(&state);
                 tokio::spawn(async move {
+                    let _permit = permit;
                     let service = hyper::service::service_fn(move |req| {
                         let r = route(&state, &req);
                         async move { Ok::<_, Infallible>(r) }
                     });
-                    let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .timer(hyper_util::rt::TokioTimer::new())
+                        .header_read_timeout(std::time::Duration::from_secs(30))
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
                 });
             }
         }

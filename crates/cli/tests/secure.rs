@@ -188,8 +188,11 @@ fn a_reload_applies_security_settings_and_names_what_needs_a_restart() {
     std::fs::write(&config, &base).unwrap();
     let (serve, proxy, _admin) =
         serve_as_configured(&["--config", config.to_str().unwrap(), "--state-dir", dir.join("state").to_str().unwrap()]);
-    let (origin, _) = common::origin();
-    let url = format!("http://{origin}/");
+    // A keep-alive origin: the proxy pools its connection to it, and a reload must not let a
+    // pooled connection outlive the rules it was checked under.
+    let (_origin, port) = python_origin(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/pieces_peer.py"), &dir);
+    let url = format!("http://127.0.0.1:{port}/_done");
+    assert_eq!(curl(proxy, &["--max-time", "5", &url]).1, "200");
     assert_eq!(curl(proxy, &["--max-time", "5", &url]).1, "200");
     // Deny the origin's address, and move the spool (which only a restart can do).
     std::thread::sleep(Duration::from_millis(1100));
@@ -235,5 +238,33 @@ fn readyz_says_503_while_draining() {
     let (_, code) = get(&format!("http://{admin}/readyz"));
     assert_eq!(code, "503", "not ready while draining");
     let _ = slow.write_all(b"defghij");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_client_removed_from_allow_clients_is_refused_on_its_open_connection() {
+    let dir = scratch("clients");
+    let config = dir.join("labelgate.toml");
+    let base = loopback_origins(SHIPPED);
+    std::fs::write(&config, &base).unwrap();
+    let (serve, proxy, _admin) =
+        serve_as_configured(&["--config", config.to_str().unwrap(), "--state-dir", dir.join("state").to_str().unwrap()]);
+    let (origin, _) = common::origin();
+    let request = format!("GET http://{origin}/ HTTP/1.1\r\nHost: {origin}\r\n\r\n");
+    let mut conn = TcpStream::connect(proxy).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    conn.write_all(request.as_bytes()).unwrap();
+    let mut b = [0u8; 12];
+    conn.read_exact(&mut b).unwrap();
+    assert_eq!(&b, b"HTTP/1.1 200");
+    let mut rest = [0u8; 4096];
+    let _ = conn.read(&mut rest);
+    std::thread::sleep(Duration::from_millis(1100));
+    std::fs::write(&config, base.replace(r#"allow_clients = ["127.0.0.0/8", "::1/128"]"#, r#"allow_clients = ["10.0.0.0/8"]"#)).unwrap();
+    serve.log_line("configuration reloaded").expect("reloaded");
+    conn.write_all(request.as_bytes()).unwrap();
+    let mut answer = Vec::new();
+    let _ = conn.read_to_end(&mut answer);
+    assert!(String::from_utf8_lossy(&answer).starts_with("HTTP/1.1 403"), "{}", String::from_utf8_lossy(&answer));
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -41,6 +41,12 @@ impl Cidr {
                 let mask = if self.prefix == 0 { 0 } else { u128::MAX << (128 - u32::from(self.prefix)) };
                 u128::from(n) & mask == u128::from(a) & mask
             }
+            // An IPv6 network written for IPv4 addresses (`::ffff:0:0/96`, `::/0`) holds them in
+            // their mapped form.
+            (IpAddr::V6(n), IpAddr::V4(a)) => {
+                let mask = if self.prefix == 0 { 0 } else { u128::MAX << (128 - u32::from(self.prefix)) };
+                u128::from(n) & mask == u128::from(a.to_ipv6_mapped()) & mask
+            }
             _ => false,
         }
     }
@@ -140,7 +146,9 @@ impl Destinations {
     /// The rules on an address `host` resolved to: the one that will be connected.
     pub(crate) fn check_address(&self, host: &str, addr: std::net::SocketAddr) -> Result<(), Refusal> {
         let ip = canonical(addr.ip());
-        if self.deny_nets.iter().any(|n| n.contains(ip)) {
+        // A network matches the address as written or as the IPv4 address it stands for.
+        let denied = |n: &Cidr| n.contains(ip) || n.contains(addr.ip());
+        if self.deny_nets.iter().any(denied) {
             return Err(Refusal::Denied);
         }
         // This host, however spelled: loopback, unspecified, "this network".
@@ -160,9 +168,20 @@ impl Destinations {
     /// After connecting: a connection whose two ends are one address of this host, on a
     /// listener's port, is labelgate talking to itself (reached through a name or an address
     /// of this host that no rule lists).
-    pub(crate) fn check_connected(&self, local: std::net::SocketAddr, peer: std::net::SocketAddr) -> Result<(), Refusal> {
-        if canonical(local.ip()) == canonical(peer.ip()) && self.own.iter().any(|o| o.port() == peer.port()) {
+    pub(crate) fn check_connected(&self, host: &str, local: std::net::SocketAddr, peer: std::net::SocketAddr) -> Result<(), Refusal> {
+        let ip = canonical(peer.ip());
+        if canonical(local.ip()) != ip {
+            return Ok(());
+        }
+        // Both ends on one address: the destination is this host, through one of its own
+        // addresses (a service listening on 0.0.0.0 or ::).
+        if self.own.iter().any(|o| o.port() == peer.port()) {
             return Err(Refusal::Own);
+        }
+        let opened = self.allow_nets.iter().any(|n| n.contains(ip) || n.contains(peer.ip()))
+            || self.allow_hosts.iter().any(|g| host_matches(g, host));
+        if !opened {
+            return Err(Refusal::BuiltIn);
         }
         Ok(())
     }
@@ -230,8 +249,12 @@ mod tests {
         assert_eq!(own.check_address("h", at("127.0.0.1:3128")), Err(Refusal::Own));
         assert_eq!(own.check_address("h", at("127.0.0.5:9180")), Err(Refusal::Own), "a wildcard listener on loopback");
         assert_eq!(own.check_address("h", at("10.1.1.1:9180")), Ok(()), "another host's port 9180");
-        assert_eq!(own.check_connected(at("10.0.0.5:40000"), at("10.0.0.5:9180")), Err(Refusal::Own), "this host's own address");
-        assert_eq!(own.check_connected(at("10.0.0.5:40000"), at("10.0.0.6:9180")), Ok(()));
+        assert_eq!(own.check_connected("h", at("10.0.0.5:40000"), at("10.0.0.5:9180")), Err(Refusal::Own), "this host's own address");
+        assert_eq!(own.check_connected("h", at("10.0.0.5:40000"), at("10.0.0.5:8080")), Err(Refusal::BuiltIn), "a service of this host");
+        assert_eq!(own.check_connected("h", at("10.0.0.5:40000"), at("10.0.0.6:9180")), Ok(()));
+        let v6_deny = Destinations::new(&["::ffff:127.0.0.2".into(), "64:ff9b::/96".into()], &["127.0.0.0/8".into()], &[]).unwrap();
+        assert_eq!(v6_deny.check_address("h", at("127.0.0.2:80")), Err(Refusal::Denied), "a deny in IPv6 form");
+        assert_eq!(v6_deny.check_address("h", at("[64:ff9b::7f00:3]:80")), Err(Refusal::Denied));
     }
 
     #[test]

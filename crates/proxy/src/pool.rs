@@ -43,11 +43,33 @@ pub(crate) struct Pool {
     per_origin: usize,
     total: usize,
     idle_timeout: Duration,
+    /// Bumped when the address rules change: connections opened under older rules are not
+    /// reused (each new one is checked when it opens).
+    generation: std::sync::atomic::AtomicU64,
 }
 
 impl Pool {
     pub(crate) fn new() -> Pool {
-        Pool { idle: Mutex::new(HashMap::new()), per_origin: 32, total: 1024, idle_timeout: Duration::from_secs(60) }
+        Pool {
+            idle: Mutex::new(HashMap::new()),
+            per_origin: 32,
+            total: 1024,
+            idle_timeout: Duration::from_secs(60),
+            generation: std::sync::atomic::AtomicU64::new(0),
+        }
+    }
+
+    /// The rules' generation now: what a connection opened or taken now was checked under.
+    pub(crate) fn generation(&self) -> u64 {
+        self.generation.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Forgets every idle connection, and every one in use once it is offered back.
+    pub(crate) fn clear(&self) {
+        self.generation.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        if let Ok(mut idle) = self.idle.lock() {
+            idle.clear();
+        }
     }
 
     /// An idle, still-open connection for `key`, if there is one. HTTP/2 connections stay in
@@ -69,8 +91,8 @@ impl Pool {
     }
 
     /// Offers a connection back for reuse.
-    pub(crate) fn put(&self, key: PoolKey, sender: Sender) {
-        if !sender.usable() {
+    pub(crate) fn put(&self, key: PoolKey, sender: Sender, born: u64) {
+        if !sender.usable() || born != self.generation() {
             return;
         }
         let Ok(mut idle) = self.idle.lock() else { return };
@@ -83,14 +105,14 @@ impl Pool {
 
     /// Returns an HTTP/1.1 connection once its current response has been read to the end, or an
     /// HTTP/2 connection right away.
-    pub(crate) fn recycle(self: &std::sync::Arc<Self>, key: PoolKey, sender: Sender) {
+    pub(crate) fn recycle(self: &std::sync::Arc<Self>, key: PoolKey, sender: Sender, born: u64) {
         match sender {
-            Sender::H2(s) => self.put(key, Sender::H2(s)),
+            Sender::H2(s) => self.put(key, Sender::H2(s), born),
             Sender::H1(mut s) => {
                 let pool = std::sync::Arc::clone(self);
                 tokio::spawn(async move {
                     if s.ready().await.is_ok() {
-                        pool.put(key, Sender::H1(s));
+                        pool.put(key, Sender::H1(s), born);
                     }
                 });
             }

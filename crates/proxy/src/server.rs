@@ -118,6 +118,8 @@ impl SettingsHandle {
             });
         }
         self.state.settings.store(Arc::new(settings));
+        // Pooled origin connections were checked under the old address rules.
+        self.state.pool.clear();
         Ok(restart)
     }
 }
@@ -271,7 +273,12 @@ impl Proxy {
                     let state = Arc::clone(&self.state);
                     let mut draining = draining_rx.clone();
                     let header_timeout = Duration::from_secs(state.settings.load().config.header_timeout_secs.max(1));
+                    let idle = Duration::from_secs(state.settings.load().config.tunnel_idle_timeout_secs.max(1));
                     tokio::spawn(async move {
+                        // Nothing moving either way for tunnel_idle_timeout_secs (a client that
+                        // stopped reading a response, say) ends the connection.
+                        let activity = crate::idle::Activity::new();
+                        let stream = activity.wrap(stream);
                         let slot = Arc::new(slot);
                         let service = hyper::service::service_fn(move |mut req: Request<Incoming>| {
                             req.extensions_mut().insert(Arc::clone(&slot));
@@ -286,6 +293,7 @@ impl Proxy {
                         tokio::pin!(conn);
                         tokio::select! {
                             _ = conn.as_mut() => {}
+                            _ = activity.until_idle(idle) => {}
                             _ = async { let _ = draining.wait_for(|d| *d).await.map(|_| ()); } => {
                                 // Finish the transaction in flight, then close (idle connections close now).
                                 conn.as_mut().graceful_shutdown();
@@ -390,7 +398,21 @@ pub(crate) fn simple(status: StatusCode, text: &str) -> Response<Body> {
     r
 }
 
+/// A client whose network a reload removed from `allow_clients` is refused on its open
+/// connections too, not only on new ones.
+pub(crate) fn client_refused(state: &State, peer: SocketAddr) -> Option<Response<Body>> {
+    if state.settings.load().clients.iter().any(|c| c.contains(peer.ip())) {
+        return None;
+    }
+    let mut r = simple(StatusCode::FORBIDDEN, "this client may not use the proxy");
+    r.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+    Some(r)
+}
+
 async fn handle(state: Arc<State>, peer: SocketAddr, req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
+    if let Some(refused) = client_refused(&state, peer) {
+        return Ok(refused);
+    }
     let user = match &state.settings.load().users {
         None => None,
         Some(users) => {

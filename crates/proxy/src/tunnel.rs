@@ -24,6 +24,9 @@ pub(crate) async fn tunnel(state: Arc<State>, peer: SocketAddr, req: Request<Inc
     };
     let settings = state.settings.load_full();
     let bypass = settings.config.bypass.iter().any(|g| host_matches(g, authority.host()));
+    if authority.port().is_some() && authority.port_u16().is_none() {
+        return simple(StatusCode::BAD_REQUEST, "CONNECT needs a port number below 65536");
+    }
     let port = authority.port_u16().unwrap_or(443);
     // As Squid ships (`deny CONNECT !SSL_ports`): tunnels go to the HTTPS port only, unless
     // connect_ports widens it; and never to a refused destination, checked before the tunnel
@@ -54,6 +57,10 @@ pub(crate) async fn tunnel(state: Arc<State>, peer: SocketAddr, req: Request<Inc
                 let Ok(Ok(stream)) = tokio::time::timeout(handshake, acceptor.accept(TokioIo::new(upgraded))).await else { return };
                 // The browser chooses: h2 when it offers it, HTTP/1.1 (with upgrades) otherwise.
                 let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
+                // Either way, nothing moving for tunnel_idle_timeout_secs ends the connection
+                // (h2 has no per-request head timeout to do it).
+                let activity = crate::idle::Activity::new();
+                let stream = activity.wrap(stream);
                 let service = hyper::service::service_fn(move |mut req: Request<Incoming>| {
                     if let Some(slot) = &slot {
                         req.extensions_mut().insert(Arc::clone(slot));
@@ -61,19 +68,25 @@ pub(crate) async fn tunnel(state: Arc<State>, peer: SocketAddr, req: Request<Inc
                     intercepted(Arc::clone(&state), peer, req, authority.clone(), user.clone())
                 });
                 if h2 {
-                    let _ = hyper::server::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
+                    let conn = hyper::server::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
                         .timer(TokioTimer::new())
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
+                        .serve_connection(TokioIo::new(stream), service);
+                    tokio::select! {
+                        _ = conn => {}
+                        _ = activity.until_idle(idle) => {}
+                    }
                 } else {
                     // A small read buffer per connection keeps memory flat under many uploads.
-                    let _ = hyper::server::conn::http1::Builder::new()
+                    let conn = hyper::server::conn::http1::Builder::new()
                         .timer(TokioTimer::new())
                         .header_read_timeout(header_timeout)
                         .max_buf_size(64 * 1024)
                         .serve_connection(TokioIo::new(stream), service)
-                        .with_upgrades()
-                        .await;
+                        .with_upgrades();
+                    tokio::select! {
+                        _ = conn => {}
+                        _ = activity.until_idle(idle) => {}
+                    }
                 }
             }
             None => {
@@ -101,6 +114,9 @@ async fn intercepted(
         if strip(&named) != strip(authority.as_str()) {
             return Ok(simple(StatusCode::MISDIRECTED_REQUEST, "the Host header does not match the CONNECT target"));
         }
+    }
+    if let Some(refused) = crate::server::client_refused(&state, peer) {
+        return Ok(refused);
     }
     Ok(relay(state, peer, req, Target { authority, https: true }, user).await)
 }

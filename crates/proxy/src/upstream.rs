@@ -89,6 +89,9 @@ pub(crate) async fn send_upstream(
     // HTTP/1.1). Origins then see the protocol the user's browser would have used.
     let offer_h2 = !upgrade && parts.version == http::Version::HTTP_2;
     let key = PoolKey { https: target.https, authority: target.authority.as_str().to_ascii_lowercase(), h2: offer_h2 };
+    // Under the address rules in force: a connection opened before a reload changed them is not
+    // taken (the pool was emptied) nor given back.
+    let born = state.pool.generation();
     let pooled = if upgrade { None } else { state.pool.take(&key) };
     let from_pool = pooled.is_some();
     let mut sender = match pooled {
@@ -139,7 +142,7 @@ pub(crate) async fn send_upstream(
         sent = tokio::time::timeout(answer_within, dispatch(target, &mut sender, parts, body)).await.map_err(|_| timed_out())?;
     }
     if sent.is_ok() && !upgrade {
-        state.pool.recycle(key, sender);
+        state.pool.recycle(key, sender, born);
     }
     sent.map_err(|e| simple(StatusCode::BAD_GATEWAY, &format!("the origin {} failed: {e}", target.authority)))
 }
@@ -275,7 +278,7 @@ pub(crate) async fn connect(state: &State, host: &str, port: u16) -> Result<TcpS
         match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
             Ok(Ok(s)) => {
                 if let (Ok(local), Ok(peer)) = (s.local_addr(), s.peer_addr()) {
-                    if let Err(why) = settings.destinations.check_connected(local, peer) {
+                    if let Err(why) = settings.destinations.check_connected(host, local, peer) {
                         return Err(error_page(
                             StatusCode::FORBIDDEN,
                             "Destination denied",
