@@ -268,3 +268,68 @@ fn a_client_removed_from_allow_clients_is_refused_on_its_open_connection() {
     assert!(String::from_utf8_lossy(&answer).starts_with("HTTP/1.1 403"), "{}", String::from_utf8_lossy(&answer));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn idle_connections_silent_tunnels_and_mute_origins_are_bounded() {
+    let dir = scratch("deadlines");
+    let config = dir.join("labelgate.toml");
+    std::fs::write(
+        &config,
+        SHIPPED
+            .replace("header_timeout_secs = 30", "header_timeout_secs = 1")
+            .replace("response_timeout_secs = 300", "response_timeout_secs = 1")
+            .replace("tunnel_idle_timeout_secs = 600", "tunnel_idle_timeout_secs = 1")
+            .replace("bypass = []", r#"bypass = ["127.0.0.1"]"#),
+    )
+    .unwrap();
+    let (_serve, proxy, admin) = serve_with(&["--config", config.to_str().unwrap(), "--state-dir", dir.join("state").to_str().unwrap()]);
+    // An idle keep-alive connection (no request head) is closed after header_timeout_secs.
+    let mut idle = TcpStream::connect(proxy).unwrap();
+    let started = Instant::now();
+    assert!(closed_within(&mut idle, Duration::from_secs(5)));
+    assert!(started.elapsed() < Duration::from_secs(4), "{:?}", started.elapsed());
+    // An origin that accepts and never answers: 504 after response_timeout_secs.
+    let mute = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let mute_addr = mute.local_addr().unwrap();
+    let _keep = std::thread::spawn(move || {
+        let held: Vec<TcpStream> = mute.incoming().take(2).filter_map(Result::ok).collect();
+        std::thread::sleep(Duration::from_secs(10));
+        drop(held);
+    });
+    let started = Instant::now();
+    let (_, code) = curl(proxy, &["--max-time", "8", &format!("http://{mute_addr}/")]);
+    assert_eq!(code, "504");
+    assert!(started.elapsed() < Duration::from_secs(5));
+    // A blind (bypassed) tunnel silent both ways is closed after tunnel_idle_timeout_secs, and
+    // counted while open.
+    let echo = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let echo_addr = echo.local_addr().unwrap();
+    let _echo = std::thread::spawn(move || {
+        if let Some(Ok(mut s)) = echo.incoming().next() {
+            let mut b = [0u8; 64];
+            while let Ok(n) = s.read(&mut b) {
+                if n == 0 || s.write_all(&b[..n]).is_err() {
+                    break;
+                }
+            }
+        }
+    });
+    let mut tunnel = TcpStream::connect(proxy).unwrap();
+    write!(tunnel, "CONNECT {echo_addr} HTTP/1.1\r\nHost: {echo_addr}\r\n\r\n").unwrap();
+    let mut head = [0u8; 12];
+    tunnel.read_exact(&mut head).unwrap();
+    assert_eq!(&head, b"HTTP/1.1 200");
+    let mut rest = [0u8; 64];
+    tunnel.set_read_timeout(Some(Duration::from_millis(300))).unwrap();
+    let _ = tunnel.read(&mut rest);
+    tunnel.write_all(b"ping").unwrap();
+    let mut pong = [0u8; 4];
+    tunnel.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    tunnel.read_exact(&mut pong).unwrap();
+    assert_eq!(&pong, b"ping", "the blind tunnel relays");
+    assert_eq!(active(admin), 1);
+    let started = Instant::now();
+    assert!(closed_within(&mut tunnel, Duration::from_secs(5)), "a silent blind tunnel is closed");
+    assert!(started.elapsed() < Duration::from_secs(4));
+    let _ = std::fs::remove_dir_all(&dir);
+}
