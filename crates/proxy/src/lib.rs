@@ -207,6 +207,13 @@ fn default_clients() -> Vec<String> {
 }
 
 impl ProxyConfig {
+    /// How long an HTTP connection may see no byte move either way: the tunnel idle timeout,
+    /// but never less than an origin is given to answer (plus a margin), so a request waiting
+    /// for its answer — or its 504 — is not cut first.
+    pub fn connection_idle(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.tunnel_idle_timeout_secs.max(self.response_timeout_secs + 5).max(1))
+    }
+
     /// Problems with the address rules: (message, is_error).
     pub fn problems(&self) -> Vec<(String, bool)> {
         let mut out = Vec::new();

@@ -273,7 +273,7 @@ impl Proxy {
                     let state = Arc::clone(&self.state);
                     let mut draining = draining_rx.clone();
                     let header_timeout = Duration::from_secs(state.settings.load().config.header_timeout_secs.max(1));
-                    let idle = Duration::from_secs(state.settings.load().config.tunnel_idle_timeout_secs.max(1));
+                    let idle = state.settings.load().config.connection_idle();
                     tokio::spawn(async move {
                         // Nothing moving either way for tunnel_idle_timeout_secs (a client that
                         // stopped reading a response, say) ends the connection.

@@ -44,7 +44,10 @@ pub(crate) async fn tunnel(state: Arc<State>, peer: SocketAddr, req: Request<Inc
     let slot = Slot::of(&req);
     let handshake = Duration::from_secs(settings.config.tls_handshake_timeout_secs.max(1));
     let header_timeout = Duration::from_secs(settings.config.header_timeout_secs.max(1));
+    // Blind tunnels: tunnel_idle_timeout_secs; HTTP connections inside intercepted ones also
+    // wait for an origin's answer.
     let idle = Duration::from_secs(settings.config.tunnel_idle_timeout_secs.max(1));
+    let http_idle = settings.config.connection_idle();
     tokio::spawn(async move {
         // The tunnel holds its client connection's slot until it ends.
         let _slot = slot.clone();
@@ -73,7 +76,7 @@ pub(crate) async fn tunnel(state: Arc<State>, peer: SocketAddr, req: Request<Inc
                         .serve_connection(TokioIo::new(stream), service);
                     tokio::select! {
                         _ = conn => {}
-                        _ = activity.until_idle(idle) => {}
+                        _ = activity.until_idle(http_idle) => {}
                     }
                 } else {
                     // A small read buffer per connection keeps memory flat under many uploads.
@@ -85,7 +88,7 @@ pub(crate) async fn tunnel(state: Arc<State>, peer: SocketAddr, req: Request<Inc
                         .with_upgrades();
                     tokio::select! {
                         _ = conn => {}
-                        _ = activity.until_idle(idle) => {}
+                        _ = activity.until_idle(http_idle) => {}
                     }
                 }
             }
