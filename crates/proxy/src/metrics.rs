@@ -30,6 +30,8 @@ pub struct ProxyMetrics {
     pub audit_failures: IntGauge,
     /// Upload sessions (files sent in pieces) in progress.
     pub upload_sessions: IntGauge,
+    /// Transactions refused with 503 because a shared resource was exhausted, by resource.
+    pub unavailable: IntCounterVec,
 }
 
 impl ProxyMetrics {
@@ -63,6 +65,10 @@ impl ProxyMetrics {
             upstream_errors: IntCounter::new("labelgate_upstream_errors_total", "Origins that could not be reached or failed")?,
             audit_failures: IntGauge::new("labelgate_audit_failures", "Audit records that could not be written since start")?,
             upload_sessions: IntGauge::new("labelgate_upload_sessions", "Upload sessions (files sent in pieces) being reassembled")?,
+            unavailable: IntCounterVec::new(
+                Opts::new("labelgate_unavailable_total", "Transactions refused with 503 because a shared resource was exhausted"),
+                &["resource"],
+            )?,
         };
         registry.register(Box::new(m.transactions.clone()))?;
         registry.register(Box::new(m.labels_seen.clone()))?;
@@ -76,6 +82,7 @@ impl ProxyMetrics {
         registry.register(Box::new(m.upstream_errors.clone()))?;
         registry.register(Box::new(m.audit_failures.clone()))?;
         registry.register(Box::new(m.upload_sessions.clone()))?;
+        registry.register(Box::new(m.unavailable.clone()))?;
         Ok(m)
     }
 }

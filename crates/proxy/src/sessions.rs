@@ -168,6 +168,15 @@ impl Sessions {
         s
     }
 
+    /// Whether a new session can be tracked: the table has room, or a settled session to forget.
+    fn has_room(&self) -> bool {
+        let table = self.table.lock().unwrap_or_else(|e| e.into_inner());
+        table.len() < self.max.load(Ordering::Relaxed)
+            || table.values().any(|s| {
+                s.try_lock().is_ok_and(|s| matches!(s.stage, Stage::Done | Stage::Blocked(_) | Stage::Incomplete { decision: Some(_), .. }))
+            })
+    }
+
     fn remove(&self, key: &SessionKey) {
         self.table.lock().unwrap_or_else(|e| e.into_inner()).remove(key);
     }
@@ -721,9 +730,15 @@ async fn arrive(
         Arrival::Part(p) => p.protocol,
     };
     let mut upload = Upload::admit(Arc::clone(&state), peer, req, target, user, InspectionMode::Hold);
-    // admit: a session already blocked refuses at once, before its body is read; any other is
-    // in use from now on (a slow piece does not let it expire under it).
-    if let Some(s) = state.sessions.get(&key) {
+    // admit: a new session needs room in the table; without it the piece cannot be tracked, and
+    // is refused for now (503) rather than let through or decided as incomplete.
+    let known = state.sessions.get(&key);
+    if known.is_none() && !state.sessions.has_room() {
+        return crate::upload::unavailable(&upload.who(), upload.parts.method.as_str(), &upload.parts.uri, "upload_sessions");
+    }
+    // A session already blocked refuses at once, before its body is read; any other is in use
+    // from now on (a slow piece does not let it expire under it).
+    if let Some(s) = known {
         let mut s = s.lock().await;
         s.last_seen = Instant::now();
         if let Stage::Blocked(d) = &s.stage {
@@ -1303,6 +1318,11 @@ async fn start_session(
     user: Option<User>,
     start: Start,
 ) -> Response<Body> {
+    // A session that could not be tracked would leave its pieces undecidable: refused for now.
+    if !state.sessions.has_room() {
+        let upload = Upload::admit(Arc::clone(&state), peer, req, target, user, InspectionMode::Hold);
+        return crate::upload::unavailable(&upload.who(), upload.parts.method.as_str(), &upload.parts.uri, "upload_sessions");
+    }
     let has_body = !http_body::Body::is_end_stream(req.body());
     let declared = req.headers().get(http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse::<u64>().ok());
     let first_bytes = start.carries_first_bytes() && has_body && !(start.total.is_some() && declared == start.total);

@@ -18,6 +18,10 @@ pub(crate) struct SpoolArea {
     pub memory_used: AtomicU64,
     quota: AtomicU64,
     pub used: AtomicU64,
+    /// Test-only fault injection: spool writes fail once this many bytes have been written in
+    /// all (`LABELGATE_TEST_FAULT_SPOOL_WRITE_AFTER`, read at start). Unset in production.
+    fault_after: Option<u64>,
+    written: AtomicU64,
 }
 
 impl SpoolArea {
@@ -36,7 +40,20 @@ impl SpoolArea {
             memory_used: AtomicU64::new(0),
             quota: AtomicU64::new(quota),
             used: AtomicU64::new(0),
+            fault_after: std::env::var("LABELGATE_TEST_FAULT_SPOOL_WRITE_AFTER").ok().and_then(|v| v.parse().ok()),
+            written: AtomicU64::new(0),
         }))
+    }
+
+    /// Writes `bytes` to a spool file (failing as the test fault hook says).
+    fn write(&self, file: &mut impl Write, bytes: &[u8]) -> Result<(), SpoolError> {
+        if let Some(limit) = self.fault_after {
+            let before = self.written.fetch_add(bytes.len() as u64, Ordering::SeqCst);
+            if before + bytes.len() as u64 > limit {
+                return Err(SpoolError::Io(std::io::Error::other("injected spool write failure (LABELGATE_TEST_FAULT_SPOOL_WRITE_AFTER)")));
+            }
+        }
+        file.write_all(bytes).map_err(SpoolError::Io)
     }
 
     /// Bytes of one body kept in memory.
@@ -204,14 +221,14 @@ impl Spool {
         if self.file.is_none() {
             let mut f = tempfile::Builder::new().prefix("upload-").tempfile_in(&self.area.dir).map_err(SpoolError::Io)?;
             for c in &self.memory {
-                f.write_all(c).map_err(SpoolError::Io)?;
+                self.area.write(&mut f, c)?;
             }
             self.memory = Vec::new();
             self.file = Some(f);
             self.release_memory();
         }
         if let Some(f) = self.file.as_mut() {
-            f.write_all(&chunk).map_err(SpoolError::Io)?;
+            self.area.write(f, &chunk)?;
         }
         Ok(())
     }

@@ -172,6 +172,34 @@ pub(crate) fn record(
     });
 }
 
+/// A shared resource is exhausted (`why`: `spool_quota`, `spool_write`, `upload_sessions`): the
+/// transaction cannot be inspected now, so it is refused for now — 503 with `Retry-After`,
+/// counted, and one audit record with action `unavailable` — never passed as `oversize`.
+pub(crate) fn unavailable(who: &Who<'_>, method: &str, uri: &http::Uri, why: &'static str) -> Response<Body> {
+    if let Some(m) = &who.state.metrics {
+        m.unavailable.with_label_values(&[why]).inc();
+    }
+    let scheme = if who.target.https { "https" } else { "http" };
+    who.state.audit.write(&AuditRecord {
+        time: now_rfc3339(),
+        client: who.peer.to_string(),
+        user: who.user.map(|u| u.name.clone()),
+        method: method.to_string(),
+        url: format!("{scheme}://{}{}", who.target.authority.as_str().to_ascii_lowercase(), uri.path()),
+        app: None,
+        files: Vec::new(),
+        action: "unavailable".into(),
+        rule: None,
+        reason: format!("{why}: the upload could not be held for inspection; the client is asked to retry"),
+        inspect_us: 0,
+        session: None,
+    });
+    let mut r = simple(StatusCode::SERVICE_UNAVAILABLE, "labelgate cannot inspect this upload right now; retry shortly");
+    r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+    r.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+    r
+}
+
 /// Runs one upload through its phases.
 pub(crate) async fn run(state: Arc<State>, peer: SocketAddr, req: Request<Incoming>, target: Target, user: Option<User>) -> Response<Body> {
     let mode = state.settings.load().inspection.mode;
@@ -267,11 +295,17 @@ impl Upload {
                 return Ok(Intake::Oversize { pending });
             }
             if let Err(e) = self.spool.push(data) {
-                if let SpoolError::Io(e) = e {
-                    eprintln!("labelgate: cannot spool an upload: {e}");
-                }
-                // Out of spool space or disk: decided like a body too large to inspect.
-                return Ok(Intake::Oversize { pending: None });
+                // Out of spool space or disk: the body cannot be held for inspection. Never a
+                // pass and never a dropped chunk: 503 with Retry-After (a streamed request is
+                // aborted upstream as the outflow drops), counted and recorded.
+                let why = match e {
+                    SpoolError::Io(e) => {
+                        eprintln!("labelgate: cannot spool an upload: {e}");
+                        "spool_write"
+                    }
+                    SpoolError::Quota => "spool_quota",
+                };
+                return Err(unavailable(&self.who(), self.parts.method.as_str(), &self.parts.uri, why));
             }
         }
     }
@@ -298,6 +332,11 @@ impl Upload {
                 inspect::files_held(&self.parts.headers, &path, &mut self.spool, &self.state.spool, reading.clone()).await
             }
         }
+    }
+
+    /// Who sends where.
+    pub(crate) fn who(&self) -> Who<'_> {
+        Who { state: &self.state, peer: self.peer, target: &self.target, user: self.user.as_ref() }
     }
 
     /// decide: the policy in force judges the transaction; the metrics count it.

@@ -405,7 +405,8 @@ async fn spooled_bodies_decide_the_same_and_leave_nothing_behind() {
     }
     let left: Vec<_> = std::fs::read_dir(&spool).unwrap().collect();
     assert!(left.is_empty(), "spool files are removed after use: {left:?}");
-    // A quota smaller than a body: decided as oversize (blocked here).
+    // A quota smaller than a body: the body cannot be held, so it is refused for now (503 with
+    // Retry-After, audited), never decided as oversize.
     let inspection = InspectionConfig {
         max_body: 64 << 20,
         memory_limit: 1024,
@@ -416,8 +417,9 @@ async fn spooled_bodies_decide_the_same_and_leave_nothing_behind() {
     let config = loopback();
     let (tight, audit) = proxy_spooling(inspection, "block", config, rules, None).await;
     let (status, _, _) = send(tight, Request::put(&url).body(Full::new(Bytes::from(vec![1u8; 10_000]))).unwrap()).await;
-    assert_eq!(status, StatusCode::FORBIDDEN);
-    assert!(String::from_utf8(audit.0.lock().unwrap().clone()).unwrap().contains("\"unscannable\":\"oversize\""));
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    let log = String::from_utf8(audit.0.lock().unwrap().clone()).unwrap();
+    assert!(log.contains("\"action\":\"unavailable\"") && log.contains("spool_quota"), "{log}");
     let _ = std::fs::remove_dir_all(&spool);
 }
 

@@ -122,16 +122,22 @@ pub fn loopback_origins(config: &str) -> String {
 /// config (`--config` in `extra`, else the shipped one) is given `loopback_origins`, written
 /// beside the original (relative paths in it still resolve).
 pub fn serve_with(extra: &[&str]) -> (Serve, SocketAddr, SocketAddr) {
-    serve_process(extra, true)
+    serve_process(extra, true, &[])
+}
+
+/// `serve_with`, with environment variables set for the process (test fault hooks).
+#[allow(dead_code)]
+pub fn serve_with_env(extra: &[&str], env: &[(&str, &str)]) -> (Serve, SocketAddr, SocketAddr) {
+    serve_process(extra, true, env)
 }
 
 /// `labelgate serve` exactly as configured: the built-in destination refusals stand.
 #[allow(dead_code)]
 pub fn serve_as_configured(extra: &[&str]) -> (Serve, SocketAddr, SocketAddr) {
-    serve_process(extra, false)
+    serve_process(extra, false, &[])
 }
 
-fn serve_process(extra: &[&str], loopback: bool) -> (Serve, SocketAddr, SocketAddr) {
+fn serve_process(extra: &[&str], loopback: bool, env: &[(&str, &str)]) -> (Serve, SocketAddr, SocketAddr) {
     let dir = std::env::temp_dir();
     let mut args: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
     let config = match args.iter().position(|a| a == "--config") {
@@ -154,6 +160,7 @@ fn serve_process(extra: &[&str], loopback: bool) -> (Serve, SocketAddr, SocketAd
     let mut child = Command::new(env!("CARGO_BIN_EXE_labelgate"))
         .args(["serve", "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"])
         .args(&args)
+        .envs(env.iter().copied())
         .current_dir(&dir)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -1,0 +1,113 @@
+//! Never fail open, never lose a byte: when labelgate cannot hold a body for inspection — the
+//! spool quota spent, a spool write failing (a test-only fault hook), no room for another upload
+//! session — the answer is 503 with Retry-After, counted and audited; the origin never answers a
+//! truncated body with success (hold and stream mode), and nothing passes as `oversize`.
+
+mod common;
+use common::*;
+use std::sync::atomic::Ordering;
+
+const SHIPPED: &str = include_str!("../../../config/labelgate.toml");
+
+fn scratch(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("labelgate-exhaustion-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// A 1 MiB body of bytes no engine reads (spooled past a 64 KiB memory limit).
+fn body(dir: &std::path::Path) -> std::path::PathBuf {
+    let path = dir.join("body.bin");
+    let bytes: Vec<u8> = (0..(1u32 << 20)).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+    std::fs::write(&path, bytes).unwrap();
+    path
+}
+
+/// curl with the response headers: (status, headers and body).
+fn upload(proxy: std::net::SocketAddr, file: &std::path::Path, url: &str) -> (String, String) {
+    let out = std::process::Command::new("curl")
+        .args(["-s", "-i", "-H", "Expect:", "--max-time", "20", "-x", &format!("http://{proxy}"), "-T"])
+        .arg(file)
+        .arg(url)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let status = text.split_whitespace().nth(1).unwrap_or("").to_string();
+    (status, text)
+}
+
+fn unavailable_count(admin: std::net::SocketAddr, resource: &str) -> u64 {
+    let (metrics, _) = get(&format!("http://{admin}/metrics"));
+    let key = format!("labelgate_unavailable_total{{resource=\"{resource}\"}} ");
+    metrics.lines().find_map(|l| l.strip_prefix(key.as_str())).and_then(|v| v.trim().parse().ok()).unwrap_or(0)
+}
+
+#[test]
+fn a_spool_that_cannot_hold_the_body_answers_503_and_the_origin_never_completes_it() {
+    for mode in ["hold", "stream"] {
+        for (fault, resource) in [("write", "spool_write"), ("quota", "spool_quota")] {
+            let dir = scratch(&format!("{mode}-{fault}"));
+            let config = dir.join("labelgate.toml");
+            let mut text = SHIPPED
+                .replace("memory_limit = 16777216", "memory_limit = 65536")
+                .replace(r#"mode = "hold""#, &format!(r#"mode = "{mode}""#));
+            if fault == "quota" {
+                text = text.replace("spool_quota = 8589934592", "spool_quota = 200000");
+            }
+            std::fs::write(&config, text).unwrap();
+            let env: &[(&str, &str)] = if fault == "write" { &[("LABELGATE_TEST_FAULT_SPOOL_WRITE_AFTER", "200000")] } else { &[] };
+            let (serve, proxy, admin) =
+                serve_with_env(&["--config", config.to_str().unwrap(), "--state-dir", dir.join("state").to_str().unwrap()], env);
+            let (origin, count) = common::origin();
+            let (status, answer) = upload(proxy, &body(&dir), &format!("http://{origin}/upload"));
+            assert_eq!(status, "503", "{mode}/{fault}: {answer}");
+            assert!(answer.to_ascii_lowercase().contains("retry-after: 5"), "{mode}/{fault}: {answer}");
+            std::thread::sleep(std::time::Duration::from_millis(300));
+            assert_eq!(count.load(Ordering::SeqCst), 0, "{mode}/{fault}: the origin never received the whole body");
+            assert_eq!(unavailable_count(admin, resource), 1, "{mode}/{fault}");
+            let records = serve.audit_until(|r| r.iter().any(|r| r["action"] == "unavailable"));
+            assert!(
+                records.iter().any(|r| r["action"] == "unavailable" && r["reason"].as_str().unwrap_or("").starts_with(resource)),
+                "{records:?}"
+            );
+            assert!(!records.iter().any(|r| r["action"] == "allow"), "{mode}/{fault}: never passed: {records:?}");
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+    }
+}
+
+#[test]
+fn no_room_for_another_upload_session_answers_503() {
+    let dir = scratch("sessions");
+    let config = dir.join("labelgate.toml");
+    std::fs::write(&config, SHIPPED.replace("max_upload_sessions = 1024", "max_upload_sessions = 1")).unwrap();
+    let (_serve, proxy, admin) = serve_with(&["--config", config.to_str().unwrap(), "--state-dir", dir.join("state").to_str().unwrap()]);
+    let (origin, _) = common::origin();
+    let piece = dir.join("piece.bin");
+    std::fs::write(&piece, vec![7u8; 1000]).unwrap();
+    let put = |name: &str| -> String {
+        let out = std::process::Command::new("curl")
+            .args([
+                "-s",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code}",
+                "-x",
+                &format!("http://{proxy}"),
+                "-H",
+                "Content-Range: bytes 0-999/5000",
+                "-T",
+            ])
+            .arg(&piece)
+            .arg(format!("http://{origin}/dav/{name}"))
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    assert_eq!(put("first.bin"), "200", "the one session the table holds");
+    assert_eq!(put("second.bin"), "503", "no room for a second: retry later, not incomplete");
+    assert_eq!(unavailable_count(admin, "upload_sessions"), 1);
+    let _ = std::fs::remove_dir_all(&dir);
+}
