@@ -103,6 +103,8 @@ enum Outcome {
     Release,
     /// The file's last bytes while bytes before them are missing: held until they come.
     Wait,
+    /// A shared resource is exhausted: 503, retry later.
+    Unavailable(&'static str),
     /// Released; when the origin accepts it the session is done.
     Complete,
 }
@@ -851,6 +853,7 @@ async fn finish(
     match outcome {
         Outcome::Block(d) => upload.block(&d),
         Outcome::Release | Outcome::Wait => upload.release(intake).await,
+        Outcome::Unavailable(why) => crate::upload::unavailable(&upload.who(), upload.parts.method.as_str(), &upload.parts.uri, why),
         Outcome::Complete => {
             let response = upload.release(intake).await;
             if response.status().is_success() {
@@ -950,10 +953,8 @@ async fn place_bytes(session: &mut Session, upload: &Upload, content: Option<Con
     if session.store.is_none() {
         match Store::new(&upload.state.spool) {
             Ok(s) => session.store = Some(s),
-            Err(_) => {
-                session.fail("the spool could not keep the session's pieces");
-                return settled(session, upload);
-            }
+            // No spool file now: refused for now, the session goes on.
+            Err(_) => return Outcome::Unavailable("spool_write"),
         }
     }
     let Some(store) = session.store.as_mut() else { return settled(session, upload) };
@@ -976,8 +977,9 @@ async fn place_bytes(session: &mut Session, upload: &Upload, content: Option<Con
             return settled(session, upload);
         }
         Err(StoreError::NoRoom) => {
-            session.fail("the spool could not keep a piece (spool_quota)");
-            return settled(session, upload);
+            // The spool is full for now: the piece is neither kept nor forwarded; the client
+            // retries it later, and the session goes on.
+            return Outcome::Unavailable("spool_quota");
         }
     }
     let complete = session.total.is_some_and(|t| store.coverage.is_complete(t));
@@ -1162,10 +1164,8 @@ async fn assemble_parts(session: &mut Session, upload: &Upload, list: &[ListedPa
                 }
             }
         }
-        Err(()) => {
-            session.fail("the spool could not assemble the parts (spool_quota)");
-            settled(session, upload)
-        }
+        // No room to assemble now: the completing request is refused for now (the parts stay).
+        Err(()) => Outcome::Unavailable("spool_quota"),
     }
 }
 
@@ -1277,10 +1277,7 @@ async fn concatenate(
                     settled(&mut whole, &upload)
                 }
             },
-            Err(()) => {
-                whole.fail("the spool could not assemble the partial uploads (spool_quota)");
-                settled(&mut whole, &upload)
-            }
+            Err(()) => Outcome::Unavailable("spool_quota"),
         },
     };
     // The partial uploads share the concatenation's fate.
@@ -1294,6 +1291,7 @@ async fn concatenate(
     match outcome {
         Outcome::Block(d) => upload.block(&d),
         Outcome::Release | Outcome::Wait => upload.release(intake).await,
+        Outcome::Unavailable(why) => crate::upload::unavailable(&upload.who(), upload.parts.method.as_str(), &upload.parts.uri, why),
         Outcome::Complete => {
             let response = upload.release(intake).await;
             if response.status().is_success() {

@@ -305,6 +305,13 @@ impl Upload {
                     }
                     SpoolError::Quota => "spool_quota",
                 };
+                // A streamed request is aborted now; the rest of the body is read and dropped so
+                // the client receives the answer (closing with unread bytes would reset the
+                // connection under it).
+                if let Outflow::Stream { out, .. } = std::mem::replace(&mut self.outflow, Outflow::Hold) {
+                    out.abort();
+                }
+                self.discard_rest(max).await;
                 return Err(unavailable(&self.who(), self.parts.method.as_str(), &self.parts.uri, why));
             }
         }
@@ -330,6 +337,18 @@ impl Upload {
             Intake::Complete => {
                 let path = self.parts.uri.path().to_string();
                 inspect::files_held(&self.parts.headers, &path, &mut self.spool, &self.state.spool, reading.clone()).await
+            }
+        }
+    }
+
+    /// Reads what is left of the body and drops it: up to `limit` bytes, while it keeps coming.
+    async fn discard_rest(&mut self, limit: u64) {
+        let idle = Duration::from_secs(self.state.settings.load().config.body_idle_timeout_secs.clamp(1, 10));
+        let mut read = 0u64;
+        while read <= limit {
+            match tokio::time::timeout(idle, self.body.frame()).await {
+                Ok(Some(Ok(frame))) => read += frame.data_ref().map_or(0, |d| d.len() as u64),
+                _ => break,
             }
         }
     }

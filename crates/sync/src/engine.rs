@@ -481,14 +481,15 @@ impl Syncer {
             s.last_success_unix = Some(unix(at));
             s.last_error = None;
             s.validated_once = true;
-            s.set(Status::Active, &rfc3339(at), format!("retrieved {} label(s)", fresh.len()));
             merged
         };
-        // Readers see the old catalog or the new one, never a mix.
+        // Readers see the old catalog or the new one, never a mix; and the policy is re-bound to
+        // it before the account says Active, so whoever sees Active sees the labels in force.
         self.cache.replace_account(&config.name, merged);
+        self.changed();
+        account.state().set(Status::Active, &rfc3339(at), format!("retrieved {} label(s)", fresh.len()));
         self.persist(account);
         self.observe(account);
-        self.changed();
     }
 
     fn failed(&self, account: &Account, mut f: Failure) {
