@@ -111,3 +111,36 @@ fn no_room_for_another_upload_session_answers_503() {
     assert_eq!(unavailable_count(admin, "upload_sessions"), 1);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn an_upload_that_waits_too_long_for_its_inspection_answers_503() {
+    // One inspection at a time, each made to take 6 s (test-only fault hook); the second upload,
+    // sent 1.5 s later, may wait 1 s for its turn: 503, never a pass.
+    let dir = scratch("inspections");
+    let config = dir.join("labelgate.toml");
+    std::fs::write(
+        &config,
+        SHIPPED
+            .replace("max_concurrent_inspections = 64", "max_concurrent_inspections = 1")
+            .replace("inspection_queue_secs = 10", "inspection_queue_secs = 1"),
+    )
+    .unwrap();
+    let (_serve, proxy, admin) = serve_with_env(
+        &["--config", config.to_str().unwrap(), "--state-dir", dir.join("state").to_str().unwrap()],
+        &[("LABELGATE_TEST_FAULT_INSPECTION_DELAY_MS", "6000")],
+    );
+    let (origin, count) = common::origin();
+    let small = dir.join("small.txt");
+    std::fs::write(&small, b"hello").unwrap();
+    let first = {
+        let (small, url) = (small.clone(), format!("http://{origin}/first"));
+        std::thread::spawn(move || upload(proxy, &small, &url).0)
+    };
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let (status, answer) = upload(proxy, &small, &format!("http://{origin}/second"));
+    assert_eq!(status, "503", "{answer}");
+    assert_eq!(first.join().unwrap(), "200", "the first one had its turn");
+    assert_eq!(count.load(Ordering::SeqCst), 1, "only the inspected upload reached the origin");
+    assert_eq!(unavailable_count(admin, "inspections"), 1);
+    let _ = std::fs::remove_dir_all(&dir);
+}

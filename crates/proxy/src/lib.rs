@@ -341,6 +341,13 @@ pub struct InspectionConfig {
     /// session is `incomplete`.
     #[serde(default = "default_upload_gap_wait")]
     pub upload_gap_wait_secs: u64,
+    /// Uploads inspected at once (default 64; fixed at start); more wait their turn.
+    #[serde(default = "default_max_inspections")]
+    pub max_concurrent_inspections: usize,
+    /// Seconds an upload may wait for its turn to be inspected (default 10); past it, 503 with
+    /// Retry-After (never a pass).
+    #[serde(default = "default_inspection_queue")]
+    pub inspection_queue_secs: u64,
 }
 
 impl InspectionConfig {
@@ -421,6 +428,14 @@ fn default_upload_gap_wait() -> u64 {
     30
 }
 
+fn default_max_inspections() -> usize {
+    64
+}
+
+fn default_inspection_queue() -> u64 {
+    10
+}
+
 fn default_max_body() -> u64 {
     256 * 1024 * 1024
 }
@@ -444,6 +459,8 @@ impl Default for InspectionConfig {
             max_upload_sessions: default_max_upload_sessions(),
             upload_session_timeout_secs: default_upload_session_timeout(),
             upload_gap_wait_secs: default_upload_gap_wait(),
+            max_concurrent_inspections: default_max_inspections(),
+            inspection_queue_secs: default_inspection_queue(),
         }
     }
 }

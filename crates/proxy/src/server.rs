@@ -65,6 +65,10 @@ pub(crate) struct State {
     /// `tls.upstream` offering HTTP/1.1 only (for HTTP/1.1 clients and upgrades).
     pub(crate) upstream_h1: Option<Arc<rustls::ClientConfig>>,
     pub(crate) spool: Arc<SpoolArea>,
+    /// Inspections running at once (`max_concurrent_inspections`, fixed at start).
+    pub(crate) inspections: Arc<tokio::sync::Semaphore>,
+    /// Test-only fault hook: every inspection takes this long first.
+    pub(crate) inspection_delay_ms: Option<u64>,
     /// `max_connections`, as permits (resized by a reload).
     pub(crate) limit: Arc<tokio::sync::Semaphore>,
     pub(crate) limit_size: std::sync::atomic::AtomicUsize,
@@ -95,6 +99,9 @@ impl SettingsHandle {
         }
         if inspection.spool_dir.is_some() && inspection.spool_dir != current.inspection.spool_dir {
             restart.push("[inspection] spool_dir");
+        }
+        if inspection.max_concurrent_inspections != current.inspection.max_concurrent_inspections {
+            restart.push("[inspection] max_concurrent_inspections");
         }
         inspection.spool_dir = current.inspection.spool_dir.clone();
         let settings =
@@ -163,7 +170,10 @@ impl Proxy {
             crate::sessions::Sessions::new(inspection.max_upload_sessions, Duration::from_secs(inspection.upload_session_timeout_secs));
         let settings = Settings::new(config, inspection, None, own)?;
         let max = settings.config.max_connections.max(1);
+        let inspections = settings.inspection.max_concurrent_inspections.max(1);
         let state = State {
+            inspections: Arc::new(tokio::sync::Semaphore::new(inspections)),
+            inspection_delay_ms: std::env::var("LABELGATE_TEST_FAULT_INSPECTION_DELAY_MS").ok().and_then(|v| v.parse().ok()),
             limit: Arc::new(tokio::sync::Semaphore::new(max)),
             limit_size: std::sync::atomic::AtomicUsize::new(max),
             sessions,

@@ -208,6 +208,14 @@ pub(crate) async fn run(state: Arc<State>, peer: SocketAddr, req: Request<Incomi
         Ok(intake) => intake,
         Err(response) => return response,
     };
+    // Inspections run a few at a time (they are CPU work); one that waits too long for its turn
+    // is refused for now (503), never passed uninspected.
+    let Some(_turn) = inspection_turn(&upload.state).await else {
+        if let Outflow::Stream { out, .. } = std::mem::replace(&mut upload.outflow, Outflow::Hold) {
+            out.abort();
+        }
+        return unavailable(&upload.who(), upload.parts.method.as_str(), &upload.parts.uri, "inspections");
+    };
     let files = upload.inspect(&intake).await;
     let decision = upload.decide(&files);
     upload.record(&files, &decision);
@@ -215,6 +223,17 @@ pub(crate) async fn run(state: Arc<State>, peer: SocketAddr, req: Request<Incomi
         Action::Block => upload.block(&decision),
         _ => upload.release(intake).await,
     }
+}
+
+/// A turn to inspect: waits up to `inspection_queue_secs` for one of `max_concurrent_inspections`.
+pub(crate) async fn inspection_turn(state: &State) -> Option<tokio::sync::OwnedSemaphorePermit> {
+    let wait = Duration::from_secs(state.settings.load().inspection.inspection_queue_secs);
+    let permit = tokio::time::timeout(wait, Arc::clone(&state.inspections).acquire_owned()).await.ok()?.ok()?;
+    // Test-only fault hook: an inspection that takes this long (LABELGATE_TEST_FAULT_INSPECTION_DELAY_MS).
+    if let Some(ms) = state.inspection_delay_ms {
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+    }
+    Some(permit)
 }
 
 impl Upload {
