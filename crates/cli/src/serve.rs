@@ -46,16 +46,7 @@ pub fn run(config: Option<&Path>, args: &ServeArgs) -> Result<ExitCode> {
         Ok(l) => l,
         Err(code) => return Ok(code),
     };
-    let mut proxy_config = loaded.file.proxy.clone();
-    if let Some(listen) = args.listen {
-        proxy_config.listen = listen;
-    }
-    let mut inspection = loaded.file.inspection.clone();
-    // Spool files live in the state directory unless the config says otherwise.
-    inspection.spool_dir = Some(match &inspection.spool_dir {
-        Some(d) => loaded.base_dir.join(d),
-        None => args.state_dir.join("spool"),
-    });
+    let (proxy_config, inspection) = proxy_sections(&loaded, args.listen, &args.state_dir);
     let users = match &loaded.file.proxy.users_file {
         Some(f) => Some(labelgate_proxy::Users::load(&loaded.base_dir.join(f)).map_err(anyhow::Error::msg)?),
         None => None,
@@ -217,15 +208,7 @@ impl Live {
     /// Applies `[proxy]`, `[inspection]` and `[admin]` of a reloaded file; answers the changed
     /// settings that only a restart applies.
     fn apply(&self, loaded: &labelgate_config::LoadedConfig, overrides: &Overrides) -> Result<Vec<String>, String> {
-        let mut proxy = loaded.file.proxy.clone();
-        if let Some(listen) = overrides.listen {
-            proxy.listen = listen;
-        }
-        let mut inspection = loaded.file.inspection.clone();
-        inspection.spool_dir = Some(match &inspection.spool_dir {
-            Some(d) => loaded.base_dir.join(d),
-            None => overrides.state_dir.join("spool"),
-        });
+        let (proxy, inspection) = proxy_sections(loaded, overrides.listen, &overrides.state_dir);
         let users = match &proxy.users_file {
             Some(f) => Some(labelgate_proxy::Users::load(&loaded.base_dir.join(f))?),
             None => None,
@@ -240,4 +223,23 @@ impl Live {
         self.admin.api_token.store(Some(Arc::new(token)));
         Ok(restart)
     }
+}
+
+/// `[proxy]` and `[inspection]` as the proxy runs them: the command line's `--listen` wins, and
+/// spool files live in the state directory unless the config says otherwise.
+fn proxy_sections(
+    loaded: &labelgate_config::LoadedConfig,
+    listen: Option<std::net::SocketAddr>,
+    state_dir: &std::path::Path,
+) -> (labelgate_proxy::ProxyConfig, labelgate_proxy::InspectionConfig) {
+    let mut proxy = loaded.file.proxy.clone();
+    if let Some(listen) = listen {
+        proxy.listen = listen;
+    }
+    let mut inspection = loaded.file.inspection.clone();
+    inspection.spool_dir = Some(match &inspection.spool_dir {
+        Some(d) => loaded.base_dir.join(d),
+        None => state_dir.join("spool"),
+    });
+    (proxy, inspection)
 }

@@ -903,9 +903,8 @@ async fn place_bytes(session: &mut Session, upload: &Upload, content: Option<Con
         if piece.offset == 0 {
             // A new file to the same URL (a WebDAV-style path uploaded again): a new session.
             // (Never after a block: the origin still holds the blocked file's other pieces.)
+            session.restart();
             session.stage = Stage::Open;
-            session.total = None;
-            session.pieces = 1;
         } else {
             session.fail("a piece arrived after the file was complete");
         }
@@ -1029,9 +1028,8 @@ async fn place_part(session: &mut Session, upload: &Upload, content: Option<Cont
     if matches!(session.stage, Stage::Done) {
         if part.protocol == Protocol::AzureBlocks {
             // A new version of the blob: its blocks are a new session.
+            session.restart();
             session.stage = Stage::Open;
-            session.store = None;
-            session.pieces = 1;
         } else {
             session.fail("a part arrived after the upload was complete");
         }
