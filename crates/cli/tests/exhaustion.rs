@@ -144,3 +144,53 @@ fn an_upload_that_waits_too_long_for_its_inspection_answers_503() {
     assert_eq!(unavailable_count(admin, "inspections"), 1);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_piece_that_waits_too_long_for_its_reading_answers_503() {
+    // Pieces of upload sessions take inspection turns too.
+    let dir = scratch("piece-turns");
+    let config = dir.join("labelgate.toml");
+    std::fs::write(
+        &config,
+        SHIPPED
+            .replace("max_concurrent_inspections = 64", "max_concurrent_inspections = 1")
+            .replace("inspection_queue_secs = 10", "inspection_queue_secs = 1"),
+    )
+    .unwrap();
+    let (_serve, proxy, admin) = serve_with_env(
+        &["--config", config.to_str().unwrap(), "--state-dir", dir.join("state").to_str().unwrap()],
+        &[("LABELGATE_TEST_FAULT_INSPECTION_DELAY_MS", "6000")],
+    );
+    let (origin, _) = common::origin();
+    let piece = dir.join("piece.bin");
+    std::fs::write(&piece, vec![7u8; 1000]).unwrap();
+    let put = move |name: &str| -> String {
+        let out = std::process::Command::new("curl")
+            .args([
+                "-s",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code}",
+                "-x",
+                &format!("http://{proxy}"),
+                "-H",
+                "Content-Range: bytes 0-999/5000",
+                "-T",
+            ])
+            .arg(&piece)
+            .arg(format!("http://{origin}/dav/{name}"))
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    let first = {
+        let put = put.clone();
+        std::thread::spawn(move || put("first.bin"))
+    };
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    assert_eq!(put("second.bin"), "503");
+    assert_eq!(first.join().unwrap(), "200");
+    assert_eq!(unavailable_count(admin, "inspections"), 1);
+    let _ = std::fs::remove_dir_all(&dir);
+}

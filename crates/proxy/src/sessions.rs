@@ -759,7 +759,13 @@ async fn arrive(
     // read alone (not a whole file sent as its only piece: that is inspected as the file).
     let whole = matches!(&arrival, Arrival::Bytes(p) if p.offset == 0 && content.as_ref().is_some_and(|c| p.total == Some(c.len)));
     let alone = match &content {
-        Some(c) if !whole => read_alone(&upload, c).await,
+        Some(c) if !whole => {
+            // Reading a piece is an inspection like any other: it waits its turn, or 503.
+            let Some(_turn) = crate::upload::inspection_turn(&state).await else {
+                return crate::upload::unavailable(&upload.who(), upload.parts.method.as_str(), &upload.parts.uri, "inspections");
+            };
+            read_alone(&upload, c).await
+        }
         _ => Vec::new(),
     };
 
