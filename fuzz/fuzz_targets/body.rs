@@ -45,7 +45,7 @@ fuzz_target!(|data: &[u8]| {
             let (boundary, body) = rest.split_at(rest.len().min(1 + (pick as usize % 12)));
             let (pre, epi) = labelgate_body::multipart::outside_parts(Box::new(std::io::Cursor::new(body.to_vec())), boundary, 1 << 20);
             assert!(pre.len() <= body.len() && epi.len() <= body.len());
-            let _ = labelgate_body::multipart::quoted_printable(body);
+            let _ = labelgate_unpack::quoted_printable(body);
         }
         _ => {
             // A coding list from the first bytes, then the rest decoded (bounded output).

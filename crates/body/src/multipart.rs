@@ -1,7 +1,7 @@
 //! What a multipart body holds outside its parts (a preamble before the first delimiter, an
 //! epilogue after the close delimiter: bytes no part accounts for, which a receiving application
-//! may still read), and quoted-printable, the other part transfer encoding (base64 is
-//! [`crate::decode_encoded`]).
+//! may still read). Quoted-printable, the other part transfer encoding, is
+//! `labelgate_unpack::quoted_printable`, the e-mail parser's.
 
 use std::io::Read;
 
@@ -52,33 +52,6 @@ pub fn outside_parts(mut source: impl Read, boundary: &[u8], cap: u64) -> (Vec<u
         return (Vec::new(), Vec::new());
     }
     (preamble, epilogue)
-}
-
-/// Quoted-printable (RFC 2045 §6.7): `=XX` escapes and soft line breaks undone.
-pub fn quoted_printable(data: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(data.len());
-    let mut i = 0;
-    while i < data.len() {
-        if data[i] == b'=' {
-            let hex = |b: u8| (b as char).to_digit(16);
-            match (data.get(i + 1).copied(), data.get(i + 2).copied()) {
-                (Some(b'\r'), Some(b'\n')) => i += 3,
-                (Some(b'\n'), _) => i += 2,
-                (Some(a), Some(b)) if hex(a).is_some() && hex(b).is_some() => {
-                    out.push((hex(a).unwrap_or(0) * 16 + hex(b).unwrap_or(0)) as u8);
-                    i += 3;
-                }
-                _ => {
-                    out.push(b'=');
-                    i += 1;
-                }
-            }
-        } else {
-            out.push(data[i]);
-            i += 1;
-        }
-    }
-    out
 }
 
 #[cfg(test)]

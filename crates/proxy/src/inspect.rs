@@ -653,7 +653,7 @@ async fn multipart_files(
                         let decoded = if transfer == "base64" {
                             labelgate_body::decode_encoded(&raw).unwrap_or_default()
                         } else {
-                            labelgate_body::multipart::quoted_printable(&raw)
+                            labelgate_unpack::quoted_printable(&raw)
                         };
                         let len = decoded.len() as u64;
                         (Some(Held::from_vec(decoded)), None, len)

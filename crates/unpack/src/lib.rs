@@ -36,6 +36,8 @@ mod sevenz_guard;
 mod tar;
 mod tnef;
 
+pub use mime::decode_qp as quoted_printable;
+
 use labelgate_extract::{
     extract_input, msg_attachments, sniff_kind, zip_end_record_in_tail, zip_members, EffectiveLabel, ExtractError, Extraction, FileKind,
     Flag, Input, InputReader, Limits, MsgBounds, MsgContent, ReaderInput, SegmentsInput, SliceInput, WindowInput, ZipListing, SNIFF_BYTES,

@@ -499,8 +499,8 @@ fn decode_base64(data: &[u8]) -> Vec<u8> {
     })
 }
 
-/// Quoted-printable: `=XX` escapes, soft line breaks (`=` at the end of a line).
-fn decode_qp(data: &[u8]) -> Vec<u8> {
+/// Quoted-printable (RFC 2045 §6.7): `=XX` escapes, soft line breaks (`=` at the end of a line).
+pub fn decode_qp(data: &[u8]) -> Vec<u8> {
     decode_escapes(data, b'=', true)
 }
 
