@@ -237,8 +237,9 @@ impl Session {
         }
     }
 
-    /// A new upload under the same key: what was held is dropped.
+    /// A new upload under the same key: what was held is dropped, and pieces arrive again.
     fn restart(&mut self) {
+        self.stage = Stage::Open;
         self.store = None;
         self.total = None;
         self.pieces = 1;
@@ -898,6 +899,18 @@ fn decided(session: &mut Session, upload: &Upload) -> Option<Outcome> {
     }
 }
 
+/// The content of a piece the session can take, or the outcome for a session already decided,
+/// or for a piece whose content could not be kept (`why_missing`).
+fn kept(session: &mut Session, upload: &Upload, content: Option<Content>, why_missing: &'static str) -> Result<Content, Box<Outcome>> {
+    if let Some(outcome) = decided(session, upload) {
+        return Err(Box::new(outcome));
+    }
+    content.ok_or_else(|| {
+        session.fail(why_missing);
+        Box::new(settled(session, upload))
+    })
+}
+
 /// place: bytes at an offset join the session's file; the piece that completes it has the
 /// file inspected.
 async fn place_bytes(session: &mut Session, upload: &Upload, content: Option<Content>, piece: Piece) -> Outcome {
@@ -910,18 +923,15 @@ async fn place_bytes(session: &mut Session, upload: &Upload, content: Option<Con
             // A new file to the same URL (a WebDAV-style path uploaded again): a new session.
             // (Never after a block: the origin still holds the blocked file's other pieces.)
             session.restart();
-            session.stage = Stage::Open;
         } else {
             session.fail("a piece arrived after the file was complete");
         }
     }
-    if let Some(outcome) = decided(session, upload) {
-        return outcome;
-    }
-    let Some(content) = content else {
-        session.fail("a piece too large to keep (max_body), or one whose Content-Encoding could not be decoded");
-        return settled(session, upload);
-    };
+    let content =
+        match kept(session, upload, content, "a piece too large to keep (max_body), or one whose Content-Encoding could not be decoded") {
+            Ok(c) => c,
+            Err(outcome) => return *outcome,
+        };
     let max = upload.state.settings.load().inspection.max_body;
     let len = content.len;
     let offset = piece.offset;
@@ -1035,18 +1045,15 @@ async fn place_part(session: &mut Session, upload: &Upload, content: Option<Cont
         if part.protocol == Protocol::AzureBlocks {
             // A new version of the blob: its blocks are a new session.
             session.restart();
-            session.stage = Stage::Open;
         } else {
             session.fail("a part arrived after the upload was complete");
         }
     }
-    if let Some(outcome) = decided(session, upload) {
-        return outcome;
-    }
-    let Some(content) = content else {
-        session.fail("a part too large to keep (max_body), or one whose Content-Encoding could not be decoded");
-        return settled(session, upload);
-    };
+    let content =
+        match kept(session, upload, content, "a part too large to keep (max_body), or one whose Content-Encoding could not be decoded") {
+            Ok(c) => c,
+            Err(outcome) => return *outcome,
+        };
     if session.store.is_none() {
         session.store = Store::new(&upload.state.spool).ok();
     }
