@@ -86,28 +86,8 @@ fn no_room_for_another_upload_session_answers_503() {
     let (origin, _) = common::origin();
     let piece = dir.join("piece.bin");
     std::fs::write(&piece, vec![7u8; 1000]).unwrap();
-    let put = |name: &str| -> String {
-        let out = std::process::Command::new("curl")
-            .args([
-                "-s",
-                "-o",
-                "/dev/null",
-                "-w",
-                "%{http_code}",
-                "-x",
-                &format!("http://{proxy}"),
-                "-H",
-                "Content-Range: bytes 0-999/5000",
-                "-T",
-            ])
-            .arg(&piece)
-            .arg(format!("http://{origin}/dav/{name}"))
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&out.stdout).to_string()
-    };
-    assert_eq!(put("first.bin"), "200", "the one session the table holds");
-    assert_eq!(put("second.bin"), "503", "no room for a second: retry later, not incomplete");
+    assert_eq!(put_piece(proxy, origin, &piece, "first.bin"), "200", "the one session the table holds");
+    assert_eq!(put_piece(proxy, origin, &piece, "second.bin"), "503", "no room for a second: retry later, not incomplete");
     assert_eq!(unavailable_count(admin, "upload_sessions"), 1);
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -117,18 +97,7 @@ fn an_upload_that_waits_too_long_for_its_inspection_answers_503() {
     // One inspection at a time, each made to take 6 s (test-only fault hook); the second upload,
     // sent 1.5 s later, may wait 1 s for its turn: 503, never a pass.
     let dir = scratch("inspections");
-    let config = dir.join("labelgate.toml");
-    std::fs::write(
-        &config,
-        SHIPPED
-            .replace("max_concurrent_inspections = 64", "max_concurrent_inspections = 1")
-            .replace("inspection_queue_secs = 10", "inspection_queue_secs = 1"),
-    )
-    .unwrap();
-    let (_serve, proxy, admin) = serve_with_env(
-        &["--config", config.to_str().unwrap(), "--state-dir", dir.join("state").to_str().unwrap()],
-        &[("LABELGATE_TEST_FAULT_INSPECTION_DELAY_MS", "6000")],
-    );
+    let (_serve, proxy, admin) = serve_one_inspection_at_a_time(&dir);
     let (origin, count) = common::origin();
     let small = dir.join("small.txt");
     std::fs::write(&small, b"hello").unwrap();
@@ -149,6 +118,47 @@ fn an_upload_that_waits_too_long_for_its_inspection_answers_503() {
 fn a_piece_that_waits_too_long_for_its_reading_answers_503() {
     // Pieces of upload sessions take inspection turns too.
     let dir = scratch("piece-turns");
+    let (_serve, proxy, admin) = serve_one_inspection_at_a_time(&dir);
+    let (origin, _) = common::origin();
+    let piece = dir.join("piece.bin");
+    std::fs::write(&piece, vec![7u8; 1000]).unwrap();
+    let piece_to = move |name: &str| put_piece(proxy, origin, &piece, name);
+    let first = {
+        let piece_to = piece_to.clone();
+        std::thread::spawn(move || piece_to("first.bin"))
+    };
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    assert_eq!(piece_to("second.bin"), "503");
+    assert_eq!(first.join().unwrap(), "200");
+    assert_eq!(unavailable_count(admin, "inspections"), 1);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A `Content-Range` piece (bytes 0-999 of 5000) of `piece` to `/dav/NAME`; the status.
+fn put_piece(proxy: std::net::SocketAddr, origin: std::net::SocketAddr, piece: &std::path::Path, name: &str) -> String {
+    let out = std::process::Command::new("curl")
+        .args([
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "-x",
+            &format!("http://{proxy}"),
+            "-H",
+            "Content-Range: bytes 0-999/5000",
+            "-T",
+        ])
+        .arg(piece)
+        .arg(format!("http://{origin}/dav/{name}"))
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).to_string()
+}
+
+/// `serve` inspecting one upload at a time, each made to take 6 s (test-only fault hook), and
+/// letting another wait 1 s for its turn.
+fn serve_one_inspection_at_a_time(dir: &std::path::Path) -> (Serve, std::net::SocketAddr, std::net::SocketAddr) {
     let config = dir.join("labelgate.toml");
     std::fs::write(
         &config,
@@ -157,40 +167,8 @@ fn a_piece_that_waits_too_long_for_its_reading_answers_503() {
             .replace("inspection_queue_secs = 10", "inspection_queue_secs = 1"),
     )
     .unwrap();
-    let (_serve, proxy, admin) = serve_with_env(
+    serve_with_env(
         &["--config", config.to_str().unwrap(), "--state-dir", dir.join("state").to_str().unwrap()],
         &[("LABELGATE_TEST_FAULT_INSPECTION_DELAY_MS", "6000")],
-    );
-    let (origin, _) = common::origin();
-    let piece = dir.join("piece.bin");
-    std::fs::write(&piece, vec![7u8; 1000]).unwrap();
-    let put = move |name: &str| -> String {
-        let out = std::process::Command::new("curl")
-            .args([
-                "-s",
-                "-o",
-                "/dev/null",
-                "-w",
-                "%{http_code}",
-                "-x",
-                &format!("http://{proxy}"),
-                "-H",
-                "Content-Range: bytes 0-999/5000",
-                "-T",
-            ])
-            .arg(&piece)
-            .arg(format!("http://{origin}/dav/{name}"))
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&out.stdout).to_string()
-    };
-    let first = {
-        let put = put.clone();
-        std::thread::spawn(move || put("first.bin"))
-    };
-    std::thread::sleep(std::time::Duration::from_millis(1500));
-    assert_eq!(put("second.bin"), "503");
-    assert_eq!(first.join().unwrap(), "200");
-    assert_eq!(unavailable_count(admin, "inspections"), 1);
-    let _ = std::fs::remove_dir_all(&dir);
+    )
 }
