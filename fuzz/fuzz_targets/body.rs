@@ -1,5 +1,6 @@
 //! Fuzz target for the body walkers (labelgate-body): JSON strings, form values, text bodies,
-//! content codings, multipart preambles/epilogues and quoted-printable. The first byte picks the
+//! content codings, multipart preambles/epilogues, and the transfer encodings (quoted-printable,
+//! base64) decoded whole and as they are read. The first byte picks the
 //! walker. Every walk must end (bounded), never panic, and agree whatever the read sizes are.
 #![no_main]
 use labelgate_body::{coding, form_candidates, json_candidates, text_candidates, Limits};
@@ -45,7 +46,22 @@ fuzz_target!(|data: &[u8]| {
             let (boundary, body) = rest.split_at(rest.len().min(1 + (pick as usize % 12)));
             let (pre, epi) = labelgate_body::multipart::outside_parts(Box::new(std::io::Cursor::new(body.to_vec())), boundary, 1 << 20);
             assert!(pre.len() <= body.len() && epi.len() <= body.len());
-            let _ = labelgate_unpack::quoted_printable(body);
+            // Transfer encodings decoded as they are read agree with the whole-value decoders,
+            // wherever the reads end.
+            let whole = labelgate_unpack::quoted_printable(body);
+            let mut streamed = Vec::new();
+            let step = (pick as usize % 5) + 1;
+            labelgate_unpack::transfer::QuotedPrintableReader::new(Trickle(body, step)).read_to_end(&mut streamed).unwrap();
+            assert_eq!(whole, streamed, "quoted-printable: read sizes changed the answer");
+            let mut one = Vec::new();
+            let mut other = Vec::new();
+            let a = labelgate_unpack::transfer::Base64Reader::new(body).read_to_end(&mut one);
+            let b = labelgate_unpack::transfer::Base64Reader::new(Trickle(body, step)).read_to_end(&mut other);
+            assert_eq!(a.is_ok(), b.is_ok());
+            if a.is_ok() {
+                assert_eq!(one, other, "base64: read sizes changed the answer");
+                assert!(one.len() <= body.len());
+            }
         }
         _ => {
             // A coding list from the first bytes, then the rest decoded (bounded output).

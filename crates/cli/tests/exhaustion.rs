@@ -53,13 +53,15 @@ fn a_spool_that_cannot_hold_the_body_answers_503_and_the_origin_never_completes_
                 .replace("memory_limit = 16777216", "memory_limit = 65536")
                 .replace(r#"mode = "hold""#, &format!(r#"mode = "{mode}""#));
             if fault == "quota" {
-                text = text.replace("spool_quota = 8589934592", "spool_quota = 200000");
+                // Room for one body and a half: a stalled upload holds most of it.
+                text = text.replace("spool_quota = 8589934592", "spool_quota = 1600000");
             }
             std::fs::write(&config, text).unwrap();
             let env: &[(&str, &str)] = if fault == "write" { &[("LABELGATE_TEST_FAULT_SPOOL_WRITE_AFTER", "200000")] } else { &[] };
             let (serve, proxy, admin) =
                 serve_with_env(&["--config", config.to_str().unwrap(), "--state-dir", dir.join("state").to_str().unwrap()], env);
             let (origin, count) = common::origin();
+            let _stalled = (fault == "quota").then(|| stall_upload(proxy, origin, &dir.join("state").join("spool"), 800_000));
             let (status, answer) = upload(proxy, &body(&dir), &format!("http://{origin}/upload"));
             assert_eq!(status, "503", "{mode}/{fault}: {answer}");
             assert!(answer.to_ascii_lowercase().contains("retry-after: 5"), "{mode}/{fault}: {answer}");
@@ -74,6 +76,24 @@ fn a_spool_that_cannot_hold_the_body_answers_503_and_the_origin_never_completes_
             assert!(!records.iter().any(|r| r["action"] == "allow"), "{mode}/{fault}: never passed: {records:?}");
             let _ = std::fs::remove_dir_all(&dir);
         }
+    }
+}
+
+/// An upload that sends `bytes` of a larger body and stalls, holding that much spool; returns
+/// once the spool holds it.
+fn stall_upload(proxy: std::net::SocketAddr, origin: std::net::SocketAddr, spool: &std::path::Path, bytes: usize) -> std::net::TcpStream {
+    use std::io::Write;
+    let mut stream = std::net::TcpStream::connect(proxy).unwrap();
+    write!(stream, "PUT http://{origin}/stalled HTTP/1.1\r\nHost: {origin}\r\nContent-Length: {}\r\n\r\n", bytes * 2).unwrap();
+    stream.write_all(&vec![9u8; bytes]).unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let held: u64 = std::fs::read_dir(spool).map(|d| d.flatten().filter_map(|e| e.metadata().ok()).map(|m| m.len()).sum()).unwrap_or(0);
+        if held >= bytes as u64 - 65536 {
+            return stream;
+        }
+        assert!(std::time::Instant::now() < deadline, "the stalled upload never reached the spool ({held} bytes)");
+        std::thread::sleep(std::time::Duration::from_millis(20));
     }
 }
 
@@ -171,4 +191,42 @@ fn serve_one_inspection_at_a_time(dir: &std::path::Path) -> (Serve, std::net::So
         &["--config", config.to_str().unwrap(), "--state-dir", dir.join("state").to_str().unwrap()],
         &[("LABELGATE_TEST_FAULT_INSPECTION_DELAY_MS", "6000")],
     )
+}
+
+#[test]
+fn big_bodies_are_read_whole_and_only_past_max_inspect_are_oversize_which_the_shipped_rule_blocks() {
+    // The shipped config scaled down: max_body 1 MiB, max_inspect 8 MiB. A 5 MiB docx whose
+    // label comes after its media streams past max_body and is still read whole: 403, the
+    // unlabeled twin arrives byte-exact. A 9 MiB body is oversize: the shipped rule blocks it
+    // towards an unsanctioned destination.
+    let dir = scratch("big");
+    let config = dir.join("labelgate.toml");
+    std::fs::write(
+        &config,
+        SHIPPED.replace("max_body = 268435456", "max_body = 1048576").replace("max_inspect = 4294967296", "max_inspect = 8388608"),
+    )
+    .unwrap();
+    let (serve, proxy, _admin) = serve_with(&["--config", config.to_str().unwrap(), "--state-dir", dir.join("state").to_str().unwrap()]);
+    let (origin, count) = common::origin();
+    for labeled in [true, false] {
+        let mut entries = vec![labelgate_testkit::Entry::new("word/media/video.mp4", labelgate_testkit::filler(5 << 20, 3)).stored()];
+        let custom = labeled.then(|| labelgate_testkit::custom_xml(&[(labelgate_testkit::GUID_A, labelgate_testkit::SITE_OTHER, "true")]));
+        entries.extend(labelgate_testkit::docx(custom, None));
+        let file = dir.join(format!("padded-{labeled}.docx"));
+        std::fs::write(&file, labelgate_testkit::zip(&entries)).unwrap();
+        let (status, answer) = upload(proxy, &file, &format!("http://{origin}/padded-{labeled}.docx"));
+        assert_eq!(status, if labeled { "403" } else { "200" }, "{answer}");
+    }
+    assert_eq!(count.load(Ordering::SeqCst), 1, "only the unlabeled twin arrived whole");
+    let huge = dir.join("huge.bin");
+    std::fs::write(&huge, labelgate_testkit::filler(9 << 20, 5)).unwrap();
+    let (status, answer) = upload(proxy, &huge, &format!("http://{origin}/huge.bin"));
+    assert_eq!(status, "403", "{answer}");
+    let records = serve.audit_until(|r| r.len() >= 3);
+    assert!(records[0]["files"][0]["labels"][0]["id"] == labelgate_testkit::GUID_A, "{records:?}");
+    assert!(records[1]["files"][0]["unscannable"].is_null(), "read whole: {records:?}");
+    assert_eq!(records[2]["files"][0]["unscannable"], "oversize", "{records:?}");
+    assert_eq!(records[2]["rule"], "Labeled files stay in sanctioned apps", "{records:?}");
+    assert_eq!(count.load(Ordering::SeqCst), 1);
+    let _ = std::fs::remove_dir_all(&dir);
 }

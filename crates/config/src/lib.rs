@@ -192,6 +192,12 @@ pub fn load_str(path: Option<&Path>, text: &str) -> Result<LoadedConfig, LoadErr
     for (message, is_error) in file.proxy.problems() {
         diagnostics.push(at(&(proxy_at..proxy_at), if is_error { Severity::Error } else { Severity::Warning }, message));
     }
+    // [inspection] limits, each at its key.
+    let inspection_at = table_offset(text, "[inspection]", 0);
+    for (key, message, is_error) in file.inspection.problems() {
+        let k = key_offset(text, inspection_at, key);
+        diagnostics.push(at(&(k..k), if is_error { Severity::Error } else { Severity::Warning }, message));
+    }
     // Relative paths in the file (secrets, users) are resolved against its directory.
     let base_dir = path.and_then(Path::parent).map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."));
     // MIP accounts: each problem at its key in its own [[accounts]] table.

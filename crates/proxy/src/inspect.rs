@@ -12,6 +12,26 @@ use labelgate_unpack::{InnerFile, Inspection, Problem, UnpackLimits};
 use std::io::Read;
 use std::sync::Arc;
 
+/// A shared resource (the spool) ran out while a body was being read for inspection: the
+/// transaction is refused for now (503), never decided on what could be read.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Unavailable(pub(crate) &'static str);
+
+impl From<crate::spool::SpoolError> for Unavailable {
+    fn from(e: crate::spool::SpoolError) -> Self {
+        match e {
+            crate::spool::SpoolError::Quota => Unavailable("spool_quota"),
+            crate::spool::SpoolError::Io(e) => {
+                eprintln!("labelgate: cannot spool an upload for inspection: {e}");
+                Unavailable("spool_write")
+            }
+        }
+    }
+}
+
+/// What a walk over a body found, or why it could not be read now.
+pub(crate) type Found = Result<Vec<Inspected>, Unavailable>;
+
 /// One inspected file.
 pub(crate) struct Inspected {
     pub facts: FileFacts,
@@ -28,7 +48,10 @@ pub(crate) struct Inspected {
 /// is hashed.
 #[derive(Clone)]
 pub(crate) struct Reading {
+    /// `max_body`: what one file or text is read into memory up to.
     pub max: u64,
+    /// `max_inspect` (within the spool): what a body decodes into the spool up to.
+    pub inspect_limit: u64,
     pub hash_all: bool,
     pub unpack: UnpackLimits,
     /// The transaction's expansion budget, shared by all its files (multipart parts).
@@ -40,6 +63,7 @@ impl Reading {
     pub(crate) fn new(config: &crate::InspectionConfig) -> Reading {
         Reading {
             max: config.max_body,
+            inspect_limit: config.inspect_limit(),
             hash_all: config.hash_all,
             unpack: config.unpack_limits(),
             budget: Arc::new(labelgate_unpack::Budget::new()),
@@ -266,15 +290,6 @@ pub(crate) fn hash_file(file: &mut std::fs::File) -> std::io::Result<String> {
     }
 }
 
-fn oversize(size: u64) -> Inspected {
-    Inspected {
-        facts: FileFacts { name: None, kind: "unknown".into(), labels: Vec::new(), unscannable: Some(UnscannableReason::Oversize) },
-        path: Vec::new(),
-        size,
-        sha256: None,
-    }
-}
-
 /// Every file in a held body, in memory or spooled to disk. Multipart parts larger than the
 /// memory limit are spooled on their own and read from disk.
 pub(crate) async fn files_held(
@@ -283,21 +298,20 @@ pub(crate) async fn files_held(
     body: &mut crate::spool::Spool,
     area: &std::sync::Arc<crate::spool::SpoolArea>,
     reading: Reading,
-) -> Vec<Inspected> {
-    let max = reading.max;
+) -> Found {
     let size = body.len();
     let reading = &reading;
     let memory = body.memory();
     let file = match (&memory, body.reader()) {
         (Some(_), _) => None,
         (None, Ok(Some(f))) => Some(f),
-        (None, _) => return vec![malformed(None, size)],
+        (None, _) => return Ok(vec![malformed(None, size)]),
     };
     // Every content coding, in every Content-Encoding field, undone in reverse order.
     let codings = match labelgate_body::coding::parse_codings(headers.get_all(http::header::CONTENT_ENCODING).iter().map(|v| v.as_bytes()))
     {
         Ok(c) => c,
-        Err(_) => return vec![unscannable(None, size, UnscannableReason::Unsupported)],
+        Err(_) => return Ok(vec![unscannable(None, size, UnscannableReason::Unsupported)]),
     };
     if !codings.is_empty() {
         // An encoded body is decoded into a second spool (memory up to the limit, then disk),
@@ -305,27 +319,29 @@ pub(crate) async fn files_held(
         let encoded: Box<dyn Read + Send> = match (memory, file) {
             (Some(held), _) => Box::new(ChunksReader { held, next: 0, at: 0 }),
             (None, Some(f)) => Box::new(std::io::BufReader::new(f)),
-            (None, None) => return vec![malformed(None, size)],
+            (None, None) => return Ok(vec![malformed(None, size)]),
         };
         let spool_area = Arc::clone(area);
-        let decoded = tokio::task::spawn_blocking(move || decode_to_spool(&codings, encoded, &spool_area, max)).await;
+        let limits = reading.decode_limits(size);
+        let decoded = tokio::task::spawn_blocking(move || {
+            let decoder = labelgate_body::coding::decoder(&codings, encoded).map_err(|_| DecodeFailure::Broken)?;
+            decode_into_spool(decoder, &spool_area, limits)
+        })
+        .await;
+        let mut identity = headers.clone();
+        identity.remove(http::header::CONTENT_ENCODING);
         return match decoded {
-            Ok(Ok(mut plain)) => {
-                let mut identity = headers.clone();
-                identity.remove(http::header::CONTENT_ENCODING);
-                Box::pin(files_held(&identity, path, &mut plain, area, reading.clone())).await
+            Ok(Ok(mut plain)) => Box::pin(files_held(&identity, path, &mut plain, area, reading.clone())).await,
+            // Decoded past a limit (max_inspect, or max_ratio past max_body: a bomb): what was
+            // decoded is still inspected — a file at its start is read — and the body is also
+            // unscannable for that reason.
+            Ok(Err(DecodeFailure::PastLimit(mut start, reason))) => {
+                let mut files = Box::pin(files_held(&identity, path, &mut start, area, reading.clone())).await?;
+                files.push(unscannable(None, size, reason));
+                Ok(files)
             }
-            // Decoded past max_body (a small body that inflates a lot): what was decoded is still
-            // inspected — a file at its start is read — and the body is also `oversize`.
-            Ok(Err(DecodeFailure::TooLarge(Some(mut start)))) => {
-                let mut identity = headers.clone();
-                identity.remove(http::header::CONTENT_ENCODING);
-                let mut files = Box::pin(files_held(&identity, path, &mut start, area, reading.clone())).await;
-                files.push(oversize(size));
-                files
-            }
-            Ok(Err(DecodeFailure::TooLarge(None))) => vec![oversize(size)],
-            Ok(Err(DecodeFailure::Broken)) | Err(_) => vec![malformed(None, size)],
+            Ok(Err(DecodeFailure::Unavailable(why))) => Err(why),
+            Ok(Err(DecodeFailure::Broken)) | Err(_) => Ok(vec![malformed(None, size)]),
         };
     }
     let content_type = headers.get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
@@ -347,28 +363,38 @@ fn multipart_boundary(content_type: &str) -> Option<String> {
     })
 }
 
-/// What a held body decodes to under its `Content-Encoding`: `Ok(None)` when it has none, a
-/// new spool when it has one, `Err` when it cannot be decoded within `max` bytes.
+/// What a held body decodes to under its `Content-Encoding`: `Ok(Ok(None))` when it has none, a
+/// new spool when it has one, `Ok(Err(()))` when it cannot be decoded within the limits, `Err`
+/// when the spool could not hold what it decodes to.
 pub(crate) async fn decoded_body(
     headers: &http::HeaderMap,
     body: &mut Spool,
     area: &Arc<SpoolArea>,
-    max: u64,
-) -> Result<Option<Spool>, ()> {
-    let codings = labelgate_body::coding::parse_codings(headers.get_all(http::header::CONTENT_ENCODING).iter().map(|v| v.as_bytes()))
-        .map_err(|_| ())?;
+    reading: &Reading,
+) -> Result<Result<Option<Spool>, ()>, Unavailable> {
+    let Ok(codings) = labelgate_body::coding::parse_codings(headers.get_all(http::header::CONTENT_ENCODING).iter().map(|v| v.as_bytes()))
+    else {
+        return Ok(Err(()));
+    };
     if codings.is_empty() {
-        return Ok(None);
+        return Ok(Ok(None));
     }
     let encoded: Box<dyn Read + Send> = match (body.memory(), body.reader()) {
         (Some(held), _) => Box::new(ChunksReader { held, next: 0, at: 0 }),
         (None, Ok(Some(f))) => Box::new(std::io::BufReader::new(f)),
-        _ => return Err(()),
+        _ => return Ok(Err(())),
     };
     let area = Arc::clone(area);
-    match tokio::task::spawn_blocking(move || decode_to_spool(&codings, encoded, &area, max)).await {
-        Ok(Ok(plain)) => Ok(Some(plain)),
-        _ => Err(()),
+    let limits = reading.decode_limits(body.len());
+    let decoded = tokio::task::spawn_blocking(move || {
+        let decoder = labelgate_body::coding::decoder(&codings, encoded).map_err(|_| DecodeFailure::Broken)?;
+        decode_into_spool(decoder, &area, limits)
+    })
+    .await;
+    match decoded {
+        Ok(Ok(plain)) => Ok(Ok(Some(plain))),
+        Ok(Err(DecodeFailure::Unavailable(why))) => Err(why),
+        _ => Ok(Err(())),
     }
 }
 
@@ -388,10 +414,10 @@ pub(crate) async fn one_body(
     area: &Arc<SpoolArea>,
     reading: &Reading,
     depth: u32,
-) -> Vec<Inspected> {
+) -> Found {
     if let Some(boundary) = multipart_boundary(content_type) {
         if depth >= MAX_MULTIPART_DEPTH {
-            return vec![unscannable(name, size, UnscannableReason::NestedLimit)];
+            return Ok(vec![unscannable(name, size, UnscannableReason::NestedLimit)]);
         }
         return multipart_body(name, memory, file, size, boundary, area, reading, depth).await;
     }
@@ -405,7 +431,7 @@ pub(crate) async fn one_body(
     };
     let raw_kind_known = files.first().is_some_and(|f| f.facts.kind != "unknown");
     if raw_kind_known {
-        return files;
+        return Ok(files);
     }
     // The body from its start, as many times as the walk needs it.
     let open = move || from_start(&memory, &file);
@@ -415,9 +441,15 @@ pub(crate) async fn one_body(
         .skip(1)
         .find_map(|p| p.split_once('=').filter(|(k, _)| k.trim().eq_ignore_ascii_case("charset")).map(|(_, v)| v.trim().to_string()));
     let limits = reading.body_limits();
-    let found = tokio::task::spawn_blocking(move || encoded_files(&open, form, charset.as_deref(), &limits)).await.unwrap_or_default();
+    let text_cap = reading.max;
+    let (found, whole) =
+        tokio::task::spawn_blocking(move || encoded_files(&open, form, charset.as_deref(), &limits, text_cap)).await.unwrap_or_default();
     files.extend(inspect_candidates(name.as_deref(), found, reading).await);
-    files
+    if !whole {
+        // Text past max_body is not read whole: what it may still carry is not known.
+        files.push(unscannable(name, size, UnscannableReason::Oversize));
+    }
+    Ok(files)
 }
 
 /// The files encoded in a text body: JSON strings (when it starts like JSON), form values (when
@@ -427,7 +459,8 @@ fn encoded_files(
     declared_form: bool,
     charset: Option<&str>,
     limits: &labelgate_body::Limits,
-) -> Vec<labelgate_body::Candidate> {
+    text_cap: u64,
+) -> (Vec<labelgate_body::Candidate>, bool) {
     // The body from its start, UTF-16 and UTF-32 text (by BOM, charset or its NUL pattern) read
     // as UTF-8.
     let open_text = || -> Option<Box<dyn std::io::BufRead + Send>> {
@@ -441,10 +474,10 @@ fn encoded_files(
             return Some(reader);
         }
         let mut raw = Vec::new();
-        reader.read_to_end(&mut raw).ok()?;
+        reader.take(text_cap.saturating_add(1)).read_to_end(&mut raw).ok()?;
         Some(Box::new(std::io::Cursor::new(labelgate_body::wide_text_as_utf8(&raw, charset)?)))
     };
-    let Some(mut reader) = open_text() else { return Vec::new() };
+    let Some(mut reader) = open_text() else { return (Vec::new(), true) };
     let first = {
         use std::io::BufRead;
         let head = reader.fill_buf().unwrap_or(&[]);
@@ -453,10 +486,10 @@ fn encoded_files(
     if matches!(first, Some(b'{' | b'[')) {
         let (found, error) = labelgate_body::json_candidates(&mut reader, limits);
         if error.is_none() || !found.is_empty() {
-            return found;
+            return (found, true);
         }
         // Not JSON after all (or broken where a lenient parser would go on): read as text.
-        let Some(again) = open_text() else { return found };
+        let Some(again) = open_text() else { return (found, true) };
         reader = again;
     }
     // Forms and text are read whole (bounded by max_body, as the body is); a body whose start is
@@ -478,20 +511,22 @@ fn encoded_files(
             labelgate_body::decompressed_file(&head[..head.len().min(8192)], limits).is_some()
         };
         if !head_decides {
-            return Vec::new();
+            return (Vec::new(), true);
         }
         let mut all = Vec::new();
         if reader.take(limits.max_decoded_bytes.saturating_mul(4)).read_to_end(&mut all).is_err() {
-            return Vec::new();
+            return (Vec::new(), true);
         }
-        return labelgate_body::decompressed_file(&all, limits)
+        let found = labelgate_body::decompressed_file(&all, limits)
             .map(|data| vec![labelgate_body::Candidate { name: "(decompressed body)".into(), data }])
             .unwrap_or_default();
+        return (found, true);
     }
     let mut text = Vec::new();
-    if reader.read_to_end(&mut text).is_err() {
-        return Vec::new();
+    if reader.take(text_cap.saturating_add(1)).read_to_end(&mut text).is_err() {
+        return (Vec::new(), true);
     }
+    let whole = text.len() as u64 <= text_cap;
     let form_shaped =
         !text.is_empty() && text[..text.len().min(4096)].iter().all(|&b| b.is_ascii_graphic()) && memchr::memchr(b'=', &text).is_some();
     let mut found = Vec::new();
@@ -501,7 +536,7 @@ fn encoded_files(
     if found.is_empty() {
         found = labelgate_body::text_candidates(&text, limits);
     }
-    found
+    (found, whole)
 }
 
 /// Inspects candidate files found encoded in a body (named by where they were found).
@@ -534,7 +569,7 @@ async fn multipart_body(
     area: &Arc<SpoolArea>,
     reading: &Reading,
     depth: u32,
-) -> Vec<Inspected> {
+) -> Found {
     let outside = {
         let source = from_start(&memory, &file);
         let delimiter = boundary.clone();
@@ -553,7 +588,7 @@ async fn multipart_body(
         use std::io::Seek;
         let _ = f.try_clone().map(|mut f| f.seek(std::io::SeekFrom::Start(0)));
     }
-    let mut out = multipart_files(crate::spool::stream(memory, file), boundary, area, reading.clone(), depth).await;
+    let mut out = multipart_files(crate::spool::stream(memory, file), boundary, area, reading.clone(), depth).await?;
     if out.is_empty() {
         // A multipart body with no part at all is still a body: its bytes as one file.
         out.push(Inspected {
@@ -573,24 +608,25 @@ async fn multipart_body(
             None => label.to_string(),
         });
         let len = bytes.len() as u64;
-        let mut found = Box::pin(one_body(shown, Some(Held::from_vec(bytes)), None, len, "", area, reading, depth + 1)).await;
+        let mut found = Box::pin(one_body(shown, Some(Held::from_vec(bytes)), None, len, "", area, reading, depth + 1)).await?;
         if found.first().is_some_and(|f| f.facts.kind == "unknown" && f.facts.labels.is_empty() && f.facts.unscannable.is_none()) {
             found.remove(0);
         }
         out.extend(found);
     }
-    out
+    Ok(out)
 }
 
 /// Every file part of a multipart body, whether it is held in memory or on disk. Each part is
-/// held on its own (in memory, or spooled when large) and read from there.
+/// held on its own (in memory, or spooled when large) and read from there; a part with a
+/// transfer encoding or a content coding is decoded into a spool of its own as it is read.
 async fn multipart_files(
     body: impl futures_util::Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static,
     boundary: String,
     area: &Arc<SpoolArea>,
     reading: Reading,
     depth: u32,
-) -> Vec<Inspected> {
+) -> Found {
     let mut multipart = multer::Multipart::new(body, boundary);
     let mut out = Vec::new();
     loop {
@@ -610,24 +646,16 @@ async fn multipart_files(
                     .map(|v| v.trim().to_ascii_lowercase())
                     .unwrap_or_default();
                 let mut part = Spool::new(area);
-                let mut failed = false;
                 loop {
                     match field.chunk().await {
-                        Ok(Some(c)) => {
-                            if !failed && part.push(c).is_err() {
-                                out.push(oversize(part.len()));
-                                failed = true;
-                            }
-                        }
+                        // A part the spool cannot hold: the body cannot be inspected now.
+                        Ok(Some(c)) => part.push(c)?,
                         Ok(None) => break,
                         Err(_) => {
                             out.push(malformed(name.clone(), part.len()));
-                            return out;
+                            return Ok(out);
                         }
                     }
-                }
-                if failed {
-                    continue;
                 }
                 let (memory, file) = match (part.memory(), part.reader()) {
                     (Some(held), _) => (Some(held), None),
@@ -637,60 +665,66 @@ async fn multipart_files(
                         continue;
                     }
                 };
-                // A part with a transfer encoding is inspected as it decodes.
-                let (memory, file, size) = match transfer.as_str() {
-                    "base64" | "quoted-printable" => {
-                        let mut raw = Vec::new();
-                        let read = match (memory, file) {
-                            (Some(held), _) => ChunksReader { held, next: 0, at: 0 }.read_to_end(&mut raw),
-                            (None, Some(mut f)) => f.read_to_end(&mut raw),
-                            (None, None) => Ok(0),
+                let Ok(codings) = part_codings else {
+                    out.push(unscannable(name, part.len(), UnscannableReason::Unsupported));
+                    continue;
+                };
+                let transfer_coded = matches!(transfer.as_str(), "base64" | "quoted-printable");
+                // The part as it decodes (transfer encoding, then content codings), into a spool of
+                // its own: never whole in memory, bounded as a body is.
+                let mut decoded_spool = None;
+                let (memory, file, size) = if transfer_coded || !codings.is_empty() {
+                    let source: Box<dyn Read + Send> = match (memory, file) {
+                        (Some(held), _) => Box::new(ChunksReader { held, next: 0, at: 0 }),
+                        (None, Some(f)) => Box::new(std::io::BufReader::new(f)),
+                        (None, None) => Box::new(std::io::empty()),
+                    };
+                    let source: Box<dyn Read + Send> = match transfer.as_str() {
+                        "base64" => Box::new(labelgate_unpack::transfer::Base64Reader::new(source)),
+                        "quoted-printable" => Box::new(labelgate_unpack::transfer::QuotedPrintableReader::new(source)),
+                        _ => source,
+                    };
+                    let spool_area = Arc::clone(area);
+                    let limits = reading.decode_limits(part.len());
+                    let decoded = tokio::task::spawn_blocking(move || {
+                        let decoder: Box<dyn Read + Send> = if codings.is_empty() {
+                            source
+                        } else {
+                            Box::new(labelgate_body::coding::decoder(&codings, source).map_err(|_| DecodeFailure::Broken)?)
                         };
-                        if read.is_err() {
+                        decode_into_spool(decoder, &spool_area, limits)
+                    })
+                    .await;
+                    let mut plain = match decoded {
+                        Ok(Ok(plain)) => plain,
+                        // Past a limit: its decoded start is still read, and the part is unscannable.
+                        Ok(Err(DecodeFailure::PastLimit(start, reason))) => {
+                            out.push(unscannable(name.clone(), part.len(), reason));
+                            start
+                        }
+                        Ok(Err(DecodeFailure::Unavailable(why))) => return Err(why),
+                        Ok(Err(DecodeFailure::Broken)) | Err(_) => {
                             out.push(malformed(name, part.len()));
                             continue;
                         }
-                        let decoded = if transfer == "base64" {
-                            labelgate_body::decode_encoded(&raw).unwrap_or_default()
-                        } else {
-                            labelgate_unpack::quoted_printable(&raw)
-                        };
-                        let len = decoded.len() as u64;
-                        (Some(Held::from_vec(decoded)), None, len)
-                    }
-                    _ => (memory, file, part.len()),
-                };
-                // A part with its own content coding is inspected as it decodes (bounded by max_body).
-                let (memory, file, size) = match part_codings {
-                    Ok(codings) if !codings.is_empty() => {
-                        let source: Box<dyn Read + Send> = match (memory, file) {
-                            (Some(held), _) => Box::new(ChunksReader { held, next: 0, at: 0 }),
-                            (None, Some(f)) => Box::new(std::io::BufReader::new(f)),
-                            (None, None) => Box::new(std::io::empty()),
-                        };
-                        let mut decoded = Vec::new();
-                        let read = labelgate_body::coding::decoder(&codings, source)
-                            .map_err(|e| std::io::Error::other(e.to_string()))
-                            .and_then(|d| d.take(reading.max + 1).read_to_end(&mut decoded));
-                        if read.is_err() {
+                    };
+                    let size = plain.len();
+                    let (memory, file) = match (plain.memory(), plain.reader()) {
+                        (Some(held), _) => (Some(held), None),
+                        (None, Ok(Some(f))) => (None, Some(f)),
+                        _ => {
                             out.push(malformed(name, size));
                             continue;
                         }
-                        if decoded.len() as u64 > reading.max {
-                            out.push(oversize(size));
-                            continue;
-                        }
-                        let len = decoded.len() as u64;
-                        (Some(Held::from_vec(decoded)), None, len)
-                    }
-                    Ok(_) => (memory, file, size),
-                    Err(_) => {
-                        out.push(unscannable(name, size, UnscannableReason::Unsupported));
-                        continue;
-                    }
+                    };
+                    decoded_spool = Some(plain);
+                    (memory, file, size)
+                } else {
+                    (memory, file, part.len())
                 };
                 let text_field = field_is_text(&part_type, &out_name_is_file);
-                let mut found = Box::pin(one_body(name, memory, file, size, &part_type, area, &reading, depth + 1)).await;
+                let mut found = Box::pin(one_body(name, memory, file, size, &part_type, area, &reading, depth + 1)).await?;
+                drop(decoded_spool);
                 // A text field that is plain text is no file of the upload: only what it carries is.
                 if text_field
                     && found
@@ -708,7 +742,7 @@ async fn multipart_files(
             }
         }
     }
-    out
+    Ok(out)
 }
 
 /// A held body (in memory, or spooled) from its start, as many times as a walk needs it.
@@ -771,33 +805,51 @@ impl Read for ChunksReader {
 
 /// Why an encoded body could not be decoded for inspection.
 enum DecodeFailure {
-    /// It decodes to more than `max_body` (or the spool is full): what was decoded until then.
-    TooLarge(Option<Spool>),
+    /// It decodes past a limit: what was decoded until then, and the unscannable reason
+    /// (`oversize` past `max_inspect`; `nested_limit` past `max_ratio`, a decompression bomb).
+    PastLimit(Spool, UnscannableReason),
+    /// The spool could not hold what it decodes to.
+    Unavailable(Unavailable),
     /// The coding is unknown or the data is corrupt.
     Broken,
 }
 
-/// Decodes a content-coded body into a new spool, at most `max` decoded bytes.
-fn decode_to_spool(
-    codings: &[labelgate_body::coding::Coding],
-    encoded: Box<dyn Read + Send>,
-    area: &Arc<SpoolArea>,
-    max: u64,
-) -> Result<Spool, DecodeFailure> {
-    let mut reader = labelgate_body::coding::decoder(codings, encoded).map_err(|_| DecodeFailure::Broken)?;
+/// How far an encoded body (or part) of `encoded` bytes is decoded.
+#[derive(Clone, Copy)]
+pub(crate) struct DecodeLimits {
+    encoded: u64,
+    max_body: u64,
+    inspect_limit: u64,
+    max_ratio: u64,
+}
+
+impl Reading {
+    /// The decoding limits of a body or part of `encoded` bytes.
+    pub(crate) fn decode_limits(&self, encoded: u64) -> DecodeLimits {
+        DecodeLimits { encoded, max_body: self.max, inspect_limit: self.inspect_limit, max_ratio: self.unpack.max_ratio }
+    }
+}
+
+/// Decodes into a new spool (memory, then disk): up to `max_inspect` decoded bytes, and past
+/// `max_body` only while the body inflates at most `max_ratio` times — what it decodes to is
+/// judged, however small it was sent, without a bomb filling the spool.
+fn decode_into_spool(mut reader: Box<dyn Read + Send>, area: &Arc<SpoolArea>, limits: DecodeLimits) -> Result<Spool, DecodeFailure> {
     let mut out = Spool::new(area);
     let mut buf = vec![0u8; 64 * 1024];
+    let bomb_at = limits.max_body.max(limits.encoded.saturating_mul(limits.max_ratio));
     loop {
         let n = reader.read(&mut buf).map_err(|_| DecodeFailure::Broken)?;
         if n == 0 {
             return Ok(out);
         }
-        if out.len() + n as u64 > max {
-            return Err(DecodeFailure::TooLarge(Some(out)));
+        let total = out.len() + n as u64;
+        if total > limits.inspect_limit {
+            return Err(DecodeFailure::PastLimit(out, UnscannableReason::Oversize));
         }
-        if out.push(Bytes::copy_from_slice(&buf[..n])).is_err() {
-            return Err(DecodeFailure::TooLarge(None));
+        if total > bomb_at {
+            return Err(DecodeFailure::PastLimit(out, UnscannableReason::NestedLimit));
         }
+        out.push(Bytes::copy_from_slice(&buf[..n])).map_err(|e| DecodeFailure::Unavailable(e.into()))?;
     }
 }
 
@@ -857,14 +909,14 @@ pub(crate) async fn request_line_files(uri: &http::Uri, headers: &http::HeaderMa
 
 /// Every file one message carries (a WebSocket message: binary as a file, text as a body whose
 /// JSON, form values or base64 may encode files).
-pub(crate) async fn message_files(name: &str, payload: Vec<u8>, area: &Arc<SpoolArea>, reading: &Reading) -> Vec<Inspected> {
+pub(crate) async fn message_files(name: &str, payload: Vec<u8>, area: &Arc<SpoolArea>, reading: &Reading) -> Found {
     let size = payload.len() as u64;
-    let mut found = Box::pin(one_body(Some(name.to_string()), Some(Held::from_vec(payload)), None, size, "", area, reading, 0)).await;
+    let mut found = Box::pin(one_body(Some(name.to_string()), Some(Held::from_vec(payload)), None, size, "", area, reading, 0)).await?;
     // A message that is plain text is no file: only what it carries is.
     if found.first().is_some_and(|f| f.facts.kind == "unknown" && f.facts.labels.is_empty() && f.facts.unscannable.is_none()) {
         found.remove(0);
     }
-    found
+    Ok(found)
 }
 
 #[cfg(test)]
@@ -878,7 +930,8 @@ mod encoded_tests {
         let json = format!(r#"{{"name": "q3.docx", "contentBytes": "{}"}}"#, base64::engine::general_purpose::STANDARD.encode(&docx));
         let held = Held::from_vec(json.into_bytes());
         let open = || Some(Box::new(ChunksReader { held: held.clone(), next: 0, at: 0 }) as Box<dyn std::io::BufRead + Send>);
-        let found = encoded_files(&open, false, None, &labelgate_body::Limits::default());
+        let (found, whole) = encoded_files(&open, false, None, &labelgate_body::Limits::default(), 1 << 20);
+        assert!(whole);
         assert_eq!(found.len(), 1);
         assert_eq!(found[0].data.as_ref().unwrap(), &docx);
     }

@@ -284,9 +284,15 @@ impl Default for ProxyConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct InspectionConfig {
-    /// Largest body inspected; a larger one is `oversize` for `on_unscannable` (default 256 MiB).
+    /// Largest body held whole before any of it reaches the origin in `hold` mode (default 256
+    /// MiB). Past it the body streams on while it is still spooled and inspected, its last
+    /// `stream_holdback` bytes waiting for the verdict.
     #[serde(default = "default_max_body")]
     pub max_body: u64,
+    /// Largest body (or decoded body, or file sent in pieces) inspected (default 4 GiB); a larger
+    /// one is `oversize` for `on_unscannable`. At most `spool_quota` takes effect.
+    #[serde(default = "default_max_inspect")]
+    pub max_inspect: u64,
     /// Bytes of one body held in memory before it is spooled to disk (default 16 MiB).
     #[serde(default = "default_memory_limit")]
     pub memory_limit: u64,
@@ -294,7 +300,8 @@ pub struct InspectionConfig {
     /// bodies are spooled to disk however small, so concurrency cannot exhaust RAM.
     #[serde(default = "default_memory_budget")]
     pub memory_budget: u64,
-    /// Disk all spooled bodies may use together (default 8 GiB); beyond it, `oversize`.
+    /// Disk all spooled bodies may use together (default 8 GiB). A body that finds it spent by
+    /// others is refused for now (503 with Retry-After), never passed.
     #[serde(default = "default_spool_quota")]
     pub spool_quota: u64,
     /// Where bodies are spooled (default: `<state dir>/spool` under `serve`).
@@ -351,6 +358,39 @@ pub struct InspectionConfig {
 }
 
 impl InspectionConfig {
+    /// The largest body, decoded body or pieced file that is inspected: `max_inspect`, or the
+    /// whole spool when that is smaller (a body the spool could never hold is `oversize`, not
+    /// refused for ever).
+    pub fn inspect_limit(&self) -> u64 {
+        self.max_inspect.max(self.max_body).min(self.spool_quota.max(self.memory_limit))
+    }
+
+    /// What `labelgate check` reports about these limits: (key, message, is an error).
+    pub fn problems(&self) -> Vec<(&'static str, String, bool)> {
+        let mut out = Vec::new();
+        if self.max_inspect < self.max_body {
+            out.push((
+                "max_inspect",
+                format!(
+                    "[inspection] max_inspect ({}) is smaller than max_body ({}): bodies past max_inspect are not inspected, so it must be at least max_body",
+                    self.max_inspect, self.max_body
+                ),
+                true,
+            ));
+        }
+        if self.max_inspect > self.spool_quota {
+            out.push((
+                "max_inspect",
+                format!(
+                    "[inspection] max_inspect ({}) is larger than spool_quota ({}): bodies past spool_quota cannot be held, so they are oversize",
+                    self.max_inspect, self.spool_quota
+                ),
+                false,
+            ));
+        }
+        out
+    }
+
     /// The extractor's limits for one file of an upload.
     pub fn extract_limits(&self) -> labelgate_extract::Limits {
         labelgate_extract::Limits { max_buffered_bytes: self.max_body, ..labelgate_extract::Limits::default() }
@@ -440,10 +480,15 @@ fn default_max_body() -> u64 {
     256 * 1024 * 1024
 }
 
+fn default_max_inspect() -> u64 {
+    4 * 1024 * 1024 * 1024
+}
+
 impl Default for InspectionConfig {
     fn default() -> Self {
         InspectionConfig {
             max_body: default_max_body(),
+            max_inspect: default_max_inspect(),
             memory_limit: default_memory_limit(),
             memory_budget: default_memory_budget(),
             spool_quota: default_spool_quota(),

@@ -163,8 +163,13 @@ impl Proxy {
     ) -> std::io::Result<Proxy> {
         let listener = TcpListener::bind(config.listen).await?;
         let own = vec![listener.local_addr()?];
-        let dir =
-            inspection.spool_dir.clone().unwrap_or_else(|| std::env::temp_dir().join(format!("labelgate-spool-{}", std::process::id())));
+        // Without a configured directory, one of its own per proxy: preparing it removes what is
+        // in it, so two proxies of one process must never share it.
+        static UNNAMED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let dir = inspection.spool_dir.clone().unwrap_or_else(|| {
+            let n = UNNAMED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            std::env::temp_dir().join(format!("labelgate-spool-{}-{n}", std::process::id()))
+        });
         let spool = SpoolArea::prepare(dir, inspection.memory_limit, inspection.memory_budget, inspection.spool_quota)?;
         let sessions =
             crate::sessions::Sessions::new(inspection.max_upload_sessions, Duration::from_secs(inspection.upload_session_timeout_secs));

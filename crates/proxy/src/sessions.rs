@@ -23,7 +23,7 @@
 //!   SHA-256. A block answers 403 to it and to every later request of the session, so the origin
 //!   never has the whole labeled file.
 //!
-//! Sessions are bounded: `max_upload_sessions` at once, `max_body` bytes each, the spool quota
+//! Sessions are bounded: `max_upload_sessions` at once, `max_inspect` bytes each, the spool quota
 //! shared with held bodies, and `upload_session_timeout_secs` of idleness, after which an
 //! unfinished session is recorded `incomplete` and forgotten.
 
@@ -386,21 +386,24 @@ struct Content {
 }
 
 impl Content {
-    async fn of(upload: &mut Upload) -> Result<Content, ()> {
+    /// The piece's content; `Ok(None)` when it cannot be kept (it does not decode within the
+    /// limits), `Err` when the spool cannot hold what it decodes to (503).
+    async fn of(upload: &mut Upload) -> Result<Option<Content>, inspect::Unavailable> {
         let area = Arc::clone(&upload.state.spool);
-        let max = upload.state.settings.load().inspection.max_body;
-        let decoded = inspect::decoded_body(&upload.parts.headers, &mut upload.spool, &area, max).await?;
+        let reading = inspect::Reading::new(&upload.state.settings.load().inspection);
+        let decoded = inspect::decoded_body(&upload.parts.headers, &mut upload.spool, &area, &reading).await?;
         let mut spool = match decoded {
-            Some(d) => d,
-            None => {
+            Ok(Some(d)) => d,
+            Ok(None) => {
                 let memory = upload.spool.memory();
-                let file = upload.spool.reader().map_err(|_| ())?;
-                return Ok(Content { len: upload.spool.len(), memory, file, _decoded: None });
+                let Ok(file) = upload.spool.reader() else { return Ok(None) };
+                return Ok(Some(Content { len: upload.spool.len(), memory, file, _decoded: None }));
             }
+            Err(()) => return Ok(None),
         };
         let memory = spool.memory();
-        let file = spool.reader().map_err(|_| ())?;
-        Ok(Content { len: spool.len(), memory, file, _decoded: Some(spool) })
+        let Ok(file) = spool.reader() else { return Ok(None) };
+        Ok(Some(Content { len: spool.len(), memory, file, _decoded: Some(spool) }))
     }
 
     fn handle(&self) -> Result<ContentHandle, ()> {
@@ -678,10 +681,10 @@ async fn inspect_assembled(
     file: &std::fs::File,
     len: u64,
     sha256: Option<String>,
-) -> Vec<Inspected> {
+) -> inspect::Found {
     let reading = inspect::Reading::new(&upload.state.settings.load().inspection);
-    let Ok(handle) = file.try_clone() else { return Vec::new() };
-    let mut files = inspect::one_body(name, None, Some(handle), len, "", &upload.state.spool, &reading, 0).await;
+    let Ok(handle) = file.try_clone() else { return Err(inspect::Unavailable("spool_write")) };
+    let mut files = inspect::one_body(name, None, Some(handle), len, "", &upload.state.spool, &reading, 0).await?;
     if let Some(top) = files.iter_mut().find(|f| f.path.is_empty()) {
         if sha256.is_some() {
             top.sha256 = sha256;
@@ -691,22 +694,22 @@ async fn inspect_assembled(
             }
         }
     }
-    files
+    Ok(files)
 }
 
 /// read alone: what a piece carries on its own that only a whole file could show — labels, and
 /// a container it found whole but could not see into (encrypted, unsupported, past the nesting
 /// limits). A piece is no file: a truncated container in it (`malformed`, or `ambiguous` as a
 /// PDF cut short often is) is nothing.
-async fn read_alone(upload: &Upload, content: &Content) -> Vec<Inspected> {
+async fn read_alone(upload: &Upload, content: &Content) -> inspect::Found {
     let reading = inspect::Reading::new(&upload.state.settings.load().inspection);
     let file = content.file.as_ref().and_then(|f| f.try_clone().ok());
     let content_type = upload.parts.headers.get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
-    let files = inspect::one_body(None, content.memory.clone(), file, content.len, content_type, &upload.state.spool, &reading, 0).await;
+    let files = inspect::one_body(None, content.memory.clone(), file, content.len, content_type, &upload.state.spool, &reading, 0).await?;
     let whole_file_fact = |r: Option<UnscannableReason>| {
         matches!(r, Some(UnscannableReason::Encrypted | UnscannableReason::Unsupported | UnscannableReason::NestedLimit))
     };
-    files
+    Ok(files
         .into_iter()
         .filter(|f| !f.facts.labels.is_empty() || whole_file_fact(f.facts.unscannable))
         .map(|mut f| {
@@ -715,7 +718,7 @@ async fn read_alone(upload: &Upload, content: &Content) -> Vec<Inspected> {
             }
             f
         })
-        .collect()
+        .collect())
 }
 
 /// A piece or part arrives: admit, receive, read alone, place, and the outcome.
@@ -754,7 +757,12 @@ async fn arrive(
         Err(response) => return response,
     };
     let content = match intake {
-        Intake::Complete => Content::of(&mut upload).await.ok(),
+        Intake::Complete => match Content::of(&mut upload).await {
+            Ok(c) => c,
+            Err(inspect::Unavailable(why)) => {
+                return crate::upload::unavailable(&upload.who(), upload.parts.method.as_str(), &upload.parts.uri, why)
+            }
+        },
         Intake::Oversize { .. } => None,
     };
     // read alone (not a whole file sent as its only piece: that is inspected as the file).
@@ -765,7 +773,12 @@ async fn arrive(
             let Some(_turn) = crate::upload::inspection_turn(&state).await else {
                 return crate::upload::unavailable(&upload.who(), upload.parts.method.as_str(), &upload.parts.uri, "inspections");
             };
-            read_alone(&upload, c).await
+            match read_alone(&upload, c).await {
+                Ok(files) => files,
+                Err(inspect::Unavailable(why)) => {
+                    return crate::upload::unavailable(&upload.who(), upload.parts.method.as_str(), &upload.parts.uri, why)
+                }
+            }
         }
         _ => Vec::new(),
     };
@@ -928,11 +941,12 @@ async fn place_bytes(session: &mut Session, upload: &Upload, content: Option<Con
         }
     }
     let content =
-        match kept(session, upload, content, "a piece too large to keep (max_body), or one whose Content-Encoding could not be decoded") {
+        match kept(session, upload, content, "a piece too large to keep (max_inspect), or one whose Content-Encoding could not be decoded")
+        {
             Ok(c) => c,
             Err(outcome) => return *outcome,
         };
-    let max = upload.state.settings.load().inspection.max_body;
+    let max = upload.state.settings.load().inspection.inspect_limit();
     let len = content.len;
     let offset = piece.offset;
     // A URL that names no session of its own (a WebDAV-style path) uploaded again from its first
@@ -947,7 +961,7 @@ async fn place_bytes(session: &mut Session, upload: &Upload, content: Option<Con
     } else if piece.end.is_some_and(|e| e != offset + len) {
         Some("a piece whose length disagrees with its Content-Range")
     } else if offset.saturating_add(len) > max || piece.total.or(session.total).is_some_and(|t| t > max) {
-        Some("a file larger than max_body: its pieces are not kept")
+        Some("a file larger than max_inspect: its pieces are not kept")
     } else {
         let total = if piece.finalize { Some(offset + len) } else { piece.total };
         match (session.total, total) {
@@ -1025,7 +1039,10 @@ async fn place_bytes(session: &mut Session, upload: &Upload, content: Option<Con
 
 /// inspect, decide, record: the session's whole file.
 async fn decide_file(session: &mut Session, upload: &Upload, file: &std::fs::File, len: u64, sha256: Option<String>) -> Outcome {
-    let files = inspect_assembled(upload, session.name.clone(), file, len, sha256).await;
+    let files = match inspect_assembled(upload, session.name.clone(), file, len, sha256).await {
+        Ok(files) => files,
+        Err(inspect::Unavailable(why)) => return Outcome::Unavailable(why),
+    };
     let decision = upload.decide(&files);
     upload.record_session(&files, &decision, Some(session.audit(len, None)));
     if decision.verdict.action == Action::Block {
@@ -1049,21 +1066,25 @@ async fn place_part(session: &mut Session, upload: &Upload, content: Option<Cont
             session.fail("a part arrived after the upload was complete");
         }
     }
-    let content =
-        match kept(session, upload, content, "a part too large to keep (max_body), or one whose Content-Encoding could not be decoded") {
-            Ok(c) => c,
-            Err(outcome) => return *outcome,
-        };
+    let content = match kept(
+        session,
+        upload,
+        content,
+        "a part too large to keep (max_inspect), or one whose Content-Encoding could not be decoded",
+    ) {
+        Ok(c) => c,
+        Err(outcome) => return *outcome,
+    };
     if session.store.is_none() {
         session.store = Store::new(&upload.state.spool).ok();
     }
-    let max = upload.state.settings.load().inspection.max_body;
+    let max = upload.state.settings.load().inspection.inspect_limit();
     let kept = match session.store.as_mut() {
         Some(store) => store.append_part(&part.id, &content, max).await.is_ok(),
         None => false,
     };
     if !kept {
-        session.fail("the spool could not keep a part (max_body or spool_quota)");
+        session.fail("the spool could not keep a part (max_inspect or spool_quota)");
         return settled(session, upload);
     }
     Outcome::Release
@@ -1131,7 +1152,7 @@ async fn assemble_parts(session: &mut Session, upload: &Upload, list: &[ListedPa
         session.fail("a listed part never passed through the proxy");
         return settled(session, upload);
     };
-    let max = upload.state.settings.load().inspection.max_body;
+    let max = upload.state.settings.load().inspection.inspect_limit();
     let mut len = 0u64;
     for part in list {
         let copies = store.parts.get(&part.id).map(Vec::as_slice).unwrap_or(&[]);
@@ -1154,7 +1175,7 @@ async fn assemble_parts(session: &mut Session, upload: &Upload, list: &[ListedPa
         };
         len += copy.len;
         if len > max {
-            session.fail("the listed parts add up to more than max_body");
+            session.fail("the listed parts add up to more than max_inspect");
             return settled(session, upload);
         }
         ranges.push((copy.at, copy.len));
@@ -1269,7 +1290,7 @@ async fn concatenate(
             matches!(g.stage, Stage::Open) && g.partial && g.store.as_ref().zip(g.total).is_some_and(|(s, t)| s.coverage.is_complete(t));
         len += g.total.unwrap_or(0);
         match (complete, g.store.as_ref().and_then(|s| s.file.as_file().try_clone().ok())) {
-            (true, Some(f)) if len <= state.settings.load().inspection.max_body => {
+            (true, Some(f)) if len <= state.settings.load().inspection.inspect_limit() => {
                 segments.push((Arc::new(f), vec![(0, g.total.unwrap_or(0))]))
             }
             _ => missing = true,
@@ -1344,11 +1365,21 @@ async fn start_session(
             Err(response) => return response,
         };
         let content = match intake {
-            Intake::Complete => Content::of(&mut upload).await.ok(),
+            Intake::Complete => match Content::of(&mut upload).await {
+                Ok(c) => c,
+                Err(inspect::Unavailable(why)) => {
+                    return crate::upload::unavailable(&upload.who(), upload.parts.method.as_str(), &upload.parts.uri, why)
+                }
+            },
             Intake::Oversize { .. } => None,
         };
         if let Some(c) = &content {
-            let alone = read_alone(&upload, c).await;
+            let alone = match read_alone(&upload, c).await {
+                Ok(files) => files,
+                Err(inspect::Unavailable(why)) => {
+                    return crate::upload::unavailable(&upload.who(), upload.parts.method.as_str(), &upload.parts.uri, why)
+                }
+            };
             if !alone.is_empty() {
                 let decision = upload.decide(&alone);
                 if decision.verdict.action == Action::Block {

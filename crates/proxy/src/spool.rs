@@ -251,6 +251,33 @@ impl Spool {
         self.frozen.clone()
     }
 
+    /// Bytes `start..end` of the body held so far, copied (a stream-mode tail: small).
+    pub(crate) fn copy_range(&mut self, start: u64, end: u64) -> std::io::Result<Bytes> {
+        let end = end.min(self.len);
+        if start >= end {
+            return Ok(Bytes::new());
+        }
+        let want = usize::try_from(end - start).map_err(std::io::Error::other)?;
+        let mut out = Vec::with_capacity(want);
+        if let Some(held) = self.memory() {
+            let mut at = 0u64;
+            for chunk in held.chunks() {
+                let (lo, hi) = (at, at + chunk.len() as u64);
+                if hi > start && lo < end {
+                    let from = (start.max(lo) - lo) as usize;
+                    let to = (end.min(hi) - lo) as usize;
+                    out.extend_from_slice(&chunk[from..to]);
+                }
+                at = hi;
+            }
+            return Ok(Bytes::from(out));
+        }
+        let file = self.reader()?.ok_or_else(|| std::io::Error::other("no spool file"))?;
+        out.resize(want, 0);
+        std::os::unix::fs::FileExt::read_exact_at(&file, &mut out, start)?;
+        Ok(Bytes::from(out))
+    }
+
     /// Flushes the file and gives an independent read handle to it.
     pub(crate) fn reader(&mut self) -> std::io::Result<Option<std::fs::File>> {
         match self.file.as_mut() {
@@ -269,6 +296,27 @@ impl Drop for Spool {
         self.area.used.fetch_sub(self.reserved, Ordering::SeqCst);
         self.release_memory();
     }
+}
+
+/// The first `len` bytes of a held body, in chunks (the body may still be growing behind them).
+pub(crate) fn stream_prefix(
+    memory: Option<Held>,
+    file: Option<std::fs::File>,
+    len: u64,
+) -> impl futures_util::Stream<Item = Result<Bytes, std::io::Error>> + Send {
+    use futures_util::StreamExt;
+    stream(memory, file).scan(len, |left, chunk| {
+        let item = match chunk {
+            Ok(_) if *left == 0 => None,
+            Ok(c) => {
+                let take = (c.len() as u64).min(*left) as usize;
+                *left -= take as u64;
+                Some(Ok(c.slice(..take)))
+            }
+            Err(e) => Some(Err(e)),
+        };
+        futures_util::future::ready(item)
+    })
 }
 
 /// A stream of a held body, in chunks.

@@ -3,9 +3,11 @@
 //! `admit` → `receive` → `inspect` → `decide` → `record` → `block` | `release`
 //!
 //! - **admit**: the transaction's context; in `stream` mode the upstream request starts now.
-//! - **receive**: the body is held (memory, then the spool) up to `max_body`, streamed on at the
-//!   same time in `stream` mode; past the limit (or without spool room) the intake ends
-//!   [`Intake::Oversize`].
+//! - **receive**: the body is held (memory, then the spool), streamed on at the same time in
+//!   `stream` mode — and in `hold` mode too once it grows past `max_body` ([`Upload::stream_from_here`]):
+//!   the spool keeps every byte for the inspection, only the last `stream_holdback` bytes wait
+//!   for the verdict. Past `max_inspect` the intake ends [`Intake::Oversize`]; a spool that
+//!   cannot hold the body answers 503 (never a pass, never a dropped byte).
 //! - **inspect**: every file the held body carries (content codings, multipart parts, files
 //!   inside files) is read.
 //! - **decide**: the policy's verdict over those files, counted in the metrics.
@@ -47,8 +49,8 @@ enum Outflow {
 pub(crate) enum Intake {
     /// The whole body is held.
     Complete,
-    /// Past `max_body` (or no spool room): only its start is held; `pending` is the chunk that
-    /// did not fit (in hold mode), the rest is still in the request body.
+    /// Past `max_inspect`: only its start is held; `pending` is the chunk that did not fit (in
+    /// hold mode), the rest is still in the request body.
     Oversize { pending: Option<Bytes> },
 }
 
@@ -216,11 +218,24 @@ pub(crate) async fn run(state: Arc<State>, peer: SocketAddr, req: Request<Incomi
         }
         return unavailable(&upload.who(), upload.parts.method.as_str(), &upload.parts.uri, "inspections");
     };
-    let files = upload.inspect(&intake).await;
+    let files = match upload.inspect(&intake).await {
+        Ok(files) => files,
+        // The spool could not hold what the body decodes to: refused for now, never decided on
+        // part of it (a streamed request is aborted as the outflow drops).
+        Err(inspect::Unavailable(why)) => return unavailable(&upload.who(), upload.parts.method.as_str(), &upload.parts.uri, why),
+    };
     let decision = upload.decide(&files);
     upload.record(&files, &decision);
     match decision.verdict.action {
-        Action::Block => upload.block(&decision),
+        Action::Block => {
+            if matches!(intake, Intake::Oversize { .. }) {
+                // The rest of an oversize body is still coming: read (up to max_body) and dropped,
+                // so the client gets its block page instead of a reset mid-send.
+                let bound = upload.state.settings.load().inspection.max_body;
+                upload.discard_rest(bound).await;
+            }
+            upload.block(&decision)
+        }
         _ => upload.release(intake).await,
     }
 }
@@ -267,7 +282,10 @@ impl Upload {
     /// interrupted upload ends the transaction here (an outflow dropped with it aborts the
     /// upstream request).
     pub(crate) async fn receive(&mut self) -> Result<Intake, Response<Body>> {
-        let max = self.state.settings.load().inspection.max_body;
+        let (max_body, max) = {
+            let s = self.state.settings.load();
+            (s.inspection.max_body, s.inspection.inspect_limit())
+        };
         let idle = Duration::from_secs(self.state.settings.load().config.body_idle_timeout_secs);
         // A body that trickles in just under the idle timeout still has to finish in time.
         let deadline = self.started + Duration::from_secs(self.state.settings.load().config.upload_timeout_secs);
@@ -302,6 +320,18 @@ impl Upload {
             let Ok(frame) = frame else { return Err(simple(StatusCode::BAD_REQUEST, "the upload was interrupted")) };
             let Ok(data) = frame.into_data() else { continue };
             window.1 += data.len() as u64;
+            // Past max_body a held body starts towards the origin: the spool still keeps it all
+            // for the inspection, and the tail waits for the verdict as in stream mode.
+            if matches!(self.outflow, Outflow::Hold)
+                && self.spool.len() + data.len() as u64 > max_body
+                && self.spool.len() + data.len() as u64 <= max
+            {
+                if let Err(e) = self.stream_from_here().await {
+                    eprintln!("labelgate: cannot read back a spooled upload: {e}");
+                    self.discard_rest(max).await;
+                    return Err(unavailable(&self.who(), self.parts.method.as_str(), &self.parts.uri, "spool_write"));
+                }
+            }
             if let Outflow::Stream { out, .. } = &mut self.outflow {
                 out.push(data.clone()).await;
             }
@@ -336,23 +366,46 @@ impl Upload {
         }
     }
 
-    /// inspect: every file the held body carries; an oversize body is one unscannable file.
-    async fn inspect(&mut self, intake: &Intake) -> Vec<Inspected> {
-        // One reading, so one expansion budget, for everything the transaction carries.
-        let reading = inspect::Reading::new(&self.state.settings.load().inspection);
-        let mut files = self.inspect_body(intake, &reading).await;
-        files.extend(inspect::request_line_files(&self.parts.uri, &self.parts.headers, &reading).await);
-        files
+    /// A held body grown past `max_body` goes on as a streamed one: the upstream request starts
+    /// with the bytes held so far (read back from the spool) except the last `stream_holdback`,
+    /// which join the withheld tail; every later chunk takes the stream-mode path.
+    async fn stream_from_here(&mut self) -> std::io::Result<()> {
+        let holdback = self.state.settings.load().inspection.stream_holdback;
+        let held = self.spool.len();
+        let sent_now = held.saturating_sub(holdback);
+        let memory = self.spool.memory();
+        let file = self.spool.reader()?;
+        let tail = self.spool.copy_range(sent_now, held)?;
+        let (mut out, rest) = crate::stream::channel(holdback);
+        if !tail.is_empty() {
+            out.push(tail).await;
+        }
+        let prefix = futures_util::StreamExt::map(crate::spool::stream_prefix(memory, file, sent_now), |r| {
+            r.map(Frame::data).map_err(hyper_io_error)
+        });
+        let body = futures_util::StreamExt::chain(prefix, rest);
+        let response = start_upstream(&self.state, &self.target, &self.parts, StreamBody::new(body).boxed());
+        self.outflow = Outflow::Stream { out, response };
+        Ok(())
     }
 
-    async fn inspect_body(&mut self, intake: &Intake, reading: &inspect::Reading) -> Vec<Inspected> {
+    /// inspect: every file the held body carries; an oversize body is one unscannable file.
+    async fn inspect(&mut self, intake: &Intake) -> inspect::Found {
+        // One reading, so one expansion budget, for everything the transaction carries.
+        let reading = inspect::Reading::new(&self.state.settings.load().inspection);
+        let mut files = self.inspect_body(intake, &reading).await?;
+        files.extend(inspect::request_line_files(&self.parts.uri, &self.parts.headers, &reading).await);
+        Ok(files)
+    }
+
+    async fn inspect_body(&mut self, intake: &Intake, reading: &inspect::Reading) -> inspect::Found {
         match intake {
-            Intake::Oversize { .. } => vec![Inspected {
+            Intake::Oversize { .. } => Ok(vec![Inspected {
                 facts: FileFacts { name: None, kind: "unknown".into(), labels: vec![], unscannable: Some(UnscannableReason::Oversize) },
                 path: Vec::new(),
                 size: self.spool.len(),
                 sha256: None,
-            }],
+            }]),
             Intake::Complete => {
                 let path = self.parts.uri.path().to_string();
                 inspect::files_held(&self.parts.headers, &path, &mut self.spool, &self.state.spool, reading.clone()).await
@@ -500,7 +553,17 @@ fn start_streaming(
     parts: &http::request::Parts,
 ) -> (crate::stream::Outflow, tokio::task::JoinHandle<Response<Body>>) {
     let (outflow, stream) = crate::stream::channel(state.settings.load().inspection.stream_holdback);
-    let mut request = Request::new(StreamBody::new(stream).boxed());
+    (outflow, start_upstream(state, target, parts, StreamBody::new(stream).boxed()))
+}
+
+/// The upstream request of a streamed upload, in its own task, sending `body`.
+fn start_upstream(
+    state: &Arc<State>,
+    target: &Target,
+    parts: &http::request::Parts,
+    body: Body,
+) -> tokio::task::JoinHandle<Response<Body>> {
+    let mut request = Request::new(body);
     *request.method_mut() = parts.method.clone();
     *request.uri_mut() = parts.uri.clone();
     *request.version_mut() = parts.version;
@@ -508,6 +571,5 @@ fn start_streaming(
     let (fwd_parts, fwd_body) = request.into_parts();
     let state = Arc::clone(state);
     let target = Target { authority: target.authority.clone(), https: target.https };
-    let response = tokio::spawn(async move { forward(&state, &target, fwd_parts, fwd_body, None).await });
-    (outflow, response)
+    tokio::spawn(async move { forward(&state, &target, fwd_parts, fwd_body, None).await })
 }

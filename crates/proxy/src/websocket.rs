@@ -252,6 +252,12 @@ impl Connection {
                 &inspect::Reading::new(&self.state.settings.load().inspection),
             )
             .await;
+            // (A message is held in memory: no spool is needed to read it. Should one ever be, the
+            // message is refused for now, as an upload would be: 1013 Try Again Later.)
+            let Ok(files) = files else {
+                self.close(&client_write, &mut origin_write, 1013).await;
+                break;
+            };
             let carried = !files.is_empty();
             let action = if carried { self.judge(&files, size, started) } else { Action::Allow };
             if action == Action::Block {

@@ -105,7 +105,9 @@ async fn proxy_full(
     rules: &str,
     users: Option<labelgate_proxy::Users>,
 ) -> (SocketAddr, Buf) {
-    proxy_spooling(InspectionConfig { max_body, ..InspectionConfig::default() }, oversize, config, rules, users).await
+    // These tests inspect up to max_body and no further.
+    proxy_spooling(InspectionConfig { max_body, max_inspect: max_body, ..InspectionConfig::default() }, oversize, config, rules, users)
+        .await
 }
 
 async fn proxy_spooling(
@@ -405,21 +407,49 @@ async fn spooled_bodies_decide_the_same_and_leave_nothing_behind() {
     }
     let left: Vec<_> = std::fs::read_dir(&spool).unwrap().collect();
     assert!(left.is_empty(), "spool files are removed after use: {left:?}");
-    // A quota smaller than a body: the body cannot be held, so it is refused for now (503 with
-    // Retry-After, audited), never decided as oversize.
+    // A quota that other uploads hold: the body cannot be held, so it is refused for now (503
+    // with Retry-After, audited), never decided as oversize. (A body larger than the whole quota
+    // can never be held: that one is oversize.)
     let inspection = InspectionConfig {
         max_body: 64 << 20,
         memory_limit: 1024,
-        spool_quota: 2048,
+        spool_quota: 16_000,
         spool_dir: Some(spool.clone()),
         ..InspectionConfig::default()
     };
     let config = loopback();
     let (tight, audit) = proxy_spooling(inspection, "block", config, rules, None).await;
-    let (status, _, _) = send(tight, Request::put(&url).body(Full::new(Bytes::from(vec![1u8; 10_000]))).unwrap()).await;
+    let mut stalled = TcpStream::connect(tight).await.unwrap();
+    {
+        use tokio::io::AsyncWriteExt;
+        let head = format!("PUT {url} HTTP/1.1\r\nHost: {}\r\nContent-Length: 15000\r\n\r\n", url.split('/').nth(2).unwrap());
+        stalled.write_all(head.as_bytes()).await.unwrap();
+        stalled.write_all(&[3u8; 9000]).await.unwrap();
+    }
+    let spooled = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        while std::fs::read_dir(&spool).unwrap().next().is_none() {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+    assert!(spooled.is_ok(), "the stalled upload holds spool space");
+    let (status, headers, _) = send(tight, Request::put(&url).body(Full::new(Bytes::from(vec![1u8; 10_000]))).unwrap()).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(headers["retry-after"], "5");
     let log = String::from_utf8(audit.0.lock().unwrap().clone()).unwrap();
     assert!(log.contains("\"action\":\"unavailable\"") && log.contains("spool_quota"), "{log}");
+    drop(stalled);
+    let released = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        while std::fs::read_dir(&spool).unwrap().next().is_some() {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+    assert!(released.is_ok(), "the abandoned upload gives its spool space back");
+    let (status, _, _) = send(tight, Request::put(&url).body(Full::new(Bytes::from(vec![1u8; 20_000]))).unwrap()).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "larger than the whole spool: oversize, blocked here");
+    let log = String::from_utf8(audit.0.lock().unwrap().clone()).unwrap();
+    assert!(log.lines().last().unwrap().contains("\"unscannable\":\"oversize\""), "{log}");
     let _ = std::fs::remove_dir_all(&spool);
 }
 
@@ -795,8 +825,9 @@ async fn content_coded_uploads_are_decoded_for_inspection_in_memory_and_spooled(
     }
     let origin_saw = seen.0.lock().unwrap().len();
     assert_eq!(origin_saw, 4, "only the unlabeled uploads reached the origin");
-    // A small body that inflates past max_body is oversize (its decoded start is read too), never
-    // a memory spike; corrupt data and unknown codings are malformed.
+    // A small body that inflates past max_body more than max_ratio times is a bomb, nested_limit
+    // (its decoded start is read too), never a memory spike nor a spool filled; corrupt data and
+    // unknown codings are malformed.
     let bomb = {
         use std::io::Write;
         let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
@@ -805,7 +836,7 @@ async fn content_coded_uploads_are_decoded_for_inspection_in_memory_and_spooled(
     };
     assert!(bomb.len() < 8192);
     for (coding, body, reason) in
-        [("gzip", bomb, "oversize"), ("gzip", b"not gzip at all".to_vec(), "malformed"), ("br", gzip(b"x"), "malformed")]
+        [("gzip", bomb, "nested_limit"), ("gzip", b"not gzip at all".to_vec(), "malformed"), ("br", gzip(b"x"), "malformed")]
     {
         let req = Request::put(&url).header("content-encoding", coding).body(Full::new(Bytes::from(body))).unwrap();
         let (status, _, _) = send(proxy_addr, req).await;
@@ -948,4 +979,223 @@ async fn an_upload_that_trickles_in_past_the_upload_timeout_fails_with_408() {
     assert_eq!(status, StatusCode::REQUEST_TIMEOUT);
     assert!(seen.0.lock().unwrap().is_empty(), "nothing reached the origin");
     feeder.abort();
+}
+
+/// An origin that counts the body bytes it has received so far (all requests together) and
+/// records (path, sha256) of each body it received whole.
+async fn counting_bytes_origin() -> (SocketAddr, Arc<std::sync::atomic::AtomicU64>, Seen) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let received = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let seen = Seen::default();
+    let (counter, record) = (Arc::clone(&received), seen.clone());
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else { return };
+            let (counter, record) = (Arc::clone(&counter), record.clone());
+            tokio::spawn(async move {
+                let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
+                    let (counter, record) = (Arc::clone(&counter), record.clone());
+                    async move {
+                        let path = req.uri().path().to_string();
+                        let mut body = req.into_body();
+                        let mut hasher = Sha256::new();
+                        while let Some(frame) = body.frame().await {
+                            let Ok(frame) = frame else { return Ok::<_, Infallible>(Response::new(Full::new(Bytes::new()))) };
+                            if let Ok(data) = frame.into_data() {
+                                counter.fetch_add(data.len() as u64, std::sync::atomic::Ordering::SeqCst);
+                                hasher.update(&data);
+                            }
+                        }
+                        let sha = hex(&hasher.finalize());
+                        record.0.lock().unwrap().push(("PUT".into(), path, sha.clone()));
+                        Ok::<_, Infallible>(Response::new(Full::new(Bytes::from(format!("stored {sha}")))))
+                    }
+                });
+                let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), svc).await;
+            });
+        }
+    });
+    (addr, received, seen)
+}
+
+/// A docx whose label part comes after `padding` bytes of stored media (labeled or not).
+fn padded_docx(padding: usize, labeled: bool) -> Vec<u8> {
+    let mut entries = vec![labelgate_testkit::Entry::new("word/media/video.mp4", labelgate_testkit::filler(padding, 11)).stored()];
+    let custom = labeled.then(|| labelgate_testkit::custom_xml(&[(labelgate_testkit::GUID_A, labelgate_testkit::SITE_OTHER, "true")]));
+    entries.extend(labelgate_testkit::docx(custom, None));
+    labelgate_testkit::zip(&entries)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_held_body_past_max_body_streams_on_while_it_is_inspected_whole() {
+    // Hold mode, max_body 1 MiB, max_inspect 16 MiB: a 6 MiB docx whose label sits after 6 MiB of
+    // media. The client sends 3 MiB and waits until the origin has received more than max_body
+    // (the body streams on past it), then sends the rest. Labeled: 403, and the origin never
+    // receives the whole body; unlabeled: 200, byte-exact.
+    let (origin_addr, received, seen) = counting_bytes_origin().await;
+    let spool = std::env::temp_dir().join(format!("labelgate-spool-stream-on-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&spool);
+    let inspection = InspectionConfig {
+        max_body: 1 << 20,
+        max_inspect: 16 << 20,
+        memory_limit: 256 * 1024,
+        spool_dir: Some(spool.clone()),
+        ..InspectionConfig::default()
+    };
+    let (proxy_addr, audit) = proxy_spooling(inspection, "allow", loopback(), BLOCK_LABELED, None).await;
+    for labeled in [true, false] {
+        let file = padded_docx(6 << 20, labeled);
+        let before = received.load(std::sync::atomic::Ordering::SeqCst);
+        let (tx, rx) = tokio::sync::mpsc::channel::<Result<Frame<Bytes>, Infallible>>(4);
+        let body = StreamBody::new(tokio_stream_from(rx));
+        let url = format!("http://{origin_addr}/big-{labeled}.docx");
+        let req = Request::put(&url).header("content-length", file.len().to_string()).body(body).unwrap();
+        let sending = tokio::spawn(send(proxy_addr, req));
+        let split = 3 << 20;
+        for chunk in file[..split].chunks(64 * 1024) {
+            tx.send(Ok(Frame::data(Bytes::copy_from_slice(chunk)))).await.unwrap();
+        }
+        // The origin receives bytes past max_body before the client has sent the end.
+        let waited = tokio::time::timeout(std::time::Duration::from_secs(20), async {
+            while received.load(std::sync::atomic::Ordering::SeqCst) - before <= 1 << 20 {
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+        })
+        .await;
+        assert!(waited.is_ok(), "labeled={labeled}: past max_body the body streams on before it ends");
+        for chunk in file[split..].chunks(64 * 1024) {
+            tx.send(Ok(Frame::data(Bytes::copy_from_slice(chunk)))).await.unwrap();
+        }
+        drop(tx);
+        let (status, _, reply) = sending.await.unwrap();
+        let whole = hex(&Sha256::digest(&file));
+        if labeled {
+            assert_eq!(status, StatusCode::FORBIDDEN, "the label after the media is read from the spool");
+            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+            assert!(!seen.0.lock().unwrap().iter().any(|(_, _, sha)| sha == &whole), "the origin never has the labeled file whole");
+            let got = received.load(std::sync::atomic::Ordering::SeqCst) - before;
+            assert!(got < file.len() as u64, "the withheld tail never left: {got} of {}", file.len());
+        } else {
+            assert_eq!(status, StatusCode::OK);
+            assert_eq!(reply, format!("stored {whole}"), "byte-exact");
+        }
+    }
+    let log = String::from_utf8(audit.0.lock().unwrap().clone()).unwrap();
+    let records: Vec<serde_json::Value> = log.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(records.len(), 2);
+    assert_eq!(records[0]["action"], "block");
+    assert_eq!(records[0]["files"][0]["labels"][0]["id"], labelgate_testkit::GUID_A);
+    assert!(records.iter().all(|r| r["files"][0]["unscannable"].is_null()), "fully inspected, never oversize: {records:?}");
+    assert!(std::fs::read_dir(&spool).unwrap().next().is_none(), "spool files removed");
+}
+
+/// A body stream fed from a channel.
+fn tokio_stream_from<T: Send + 'static>(rx: tokio::sync::mpsc::Receiver<T>) -> impl futures_util::Stream<Item = T> + Send {
+    futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn past_max_inspect_a_body_is_oversize_and_its_policy_decides_in_both_modes() {
+    let (origin_addr, _received, seen) = counting_bytes_origin().await;
+    let file = padded_docx(5 << 20, false);
+    for mode in ["hold", "stream"] {
+        for (action, status) in [("block", StatusCode::FORBIDDEN), ("allow", StatusCode::OK)] {
+            let inspection = InspectionConfig {
+                max_body: 1 << 20,
+                max_inspect: 2 << 20,
+                memory_limit: 256 * 1024,
+                mode: if mode == "hold" { labelgate_proxy::InspectionMode::Hold } else { labelgate_proxy::InspectionMode::Stream },
+                ..InspectionConfig::default()
+            };
+            let (proxy_addr, audit) = proxy_spooling(inspection, action, loopback(), BLOCK_LABELED, None).await;
+            let url = format!("http://{origin_addr}/{mode}-{action}");
+            let (got, _, reply) = send(proxy_addr, Request::put(&url).body(Full::new(Bytes::from(file.clone()))).unwrap()).await;
+            assert_eq!(got, status, "{mode}/{action}");
+            let whole = hex(&Sha256::digest(&file));
+            if action == "allow" {
+                assert_eq!(reply, format!("stored {whole}"), "{mode}: an allowed oversize body arrives whole");
+            } else {
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                assert!(!seen.0.lock().unwrap().iter().any(|(_, p, _)| p == &format!("/{mode}-{action}")), "{mode}: never completed");
+            }
+            let log = String::from_utf8(audit.0.lock().unwrap().clone()).unwrap();
+            let last: serde_json::Value = serde_json::from_str(log.lines().last().unwrap()).unwrap();
+            assert_eq!(last["files"][0]["unscannable"], "oversize", "{mode}/{action}: {last}");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_coded_body_or_part_is_judged_by_what_it_decodes_to_past_max_body() {
+    // max_body 1 MiB: a labeled docx padded with 3 MiB of media, gzip-coded (it barely
+    // compresses) as a body, and as a multipart part with its own Content-Encoding or a base64
+    // transfer encoding: decoded whole into the spool, the label read, 403. The unlabeled twin
+    // arrives byte-exact. The same docx padded with zeros (a 1000:1 bomb) is nested_limit.
+    let (origin_addr, seen) = origin().await;
+    let inspection = InspectionConfig { max_body: 1 << 20, memory_limit: 256 * 1024, ..InspectionConfig::default() };
+    let (proxy_addr, audit) = proxy_spooling(inspection, "allow", loopback(), BLOCK_LABELED, None).await;
+    use base64::Engine;
+    for labeled in [true, false] {
+        let docx = padded_docx(3 << 20, labeled);
+        let part = |headers: &str, data: &[u8]| {
+            let mut b = format!("--zz\r\nContent-Disposition: form-data; name=\"f\"; filename=\"a.docx\"\r\n{headers}\r\n").into_bytes();
+            b.extend_from_slice(data);
+            b.extend_from_slice(b"\r\n--zz--\r\n");
+            b
+        };
+        let mut wrapped = Vec::new();
+        for line in base64::engine::general_purpose::STANDARD.encode(&docx).as_bytes().chunks(76) {
+            wrapped.extend_from_slice(line);
+            wrapped.extend_from_slice(b"\r\n");
+        }
+        let shapes: Vec<(&str, Option<&str>, Vec<u8>)> = vec![
+            ("body gzip", Some("gzip"), gzip(&docx)),
+            ("part gzip", None, part("Content-Encoding: gzip\r\n", &gzip(&docx))),
+            ("part base64", None, part("Content-Transfer-Encoding: base64\r\n", &wrapped)),
+        ];
+        for (shape, coding, body) in shapes {
+            let mut req = Request::post(format!("http://{origin_addr}/coded"));
+            if let Some(c) = coding {
+                req = req.header("content-encoding", c);
+            } else {
+                req = req.header("content-type", "multipart/form-data; boundary=zz");
+            }
+            let (status, _, reply) = send(proxy_addr, req.body(Full::new(Bytes::from(body.clone()))).unwrap()).await;
+            if labeled {
+                assert_eq!(status, StatusCode::FORBIDDEN, "{shape}: judged by what it decodes to");
+            } else {
+                assert_eq!(
+                    reply,
+                    format!("stored {}", hex(&Sha256::digest(&body))),
+                    "{shape}: forwarded as sent: {}",
+                    String::from_utf8_lossy(&audit.0.lock().unwrap())
+                );
+                let log = String::from_utf8(audit.0.lock().unwrap().clone()).unwrap();
+                let last: serde_json::Value = serde_json::from_str(log.lines().last().unwrap()).unwrap();
+                assert!(
+                    last["files"].as_array().unwrap().iter().all(|f| f["unscannable"].is_null()),
+                    "{shape}: read whole, nothing oversize: {last}"
+                );
+            }
+        }
+    }
+    // Zeros compress 1000:1: past max_body that is a bomb, not a file to spool whole.
+    let mut zeros = vec![labelgate_testkit::Entry::new("word/media/blank.bin", vec![0u8; 3 << 20]).stored()];
+    zeros.extend(labelgate_testkit::docx(None, None));
+    let bomb = {
+        use std::io::Write;
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        e.write_all(&labelgate_testkit::zip(&zeros)).unwrap();
+        e.finish().unwrap()
+    };
+    let before = seen.0.lock().unwrap().len();
+    let req =
+        Request::post(format!("http://{origin_addr}/bomb")).header("content-encoding", "gzip").body(Full::new(Bytes::from(bomb))).unwrap();
+    let (status, _, _) = send(proxy_addr, req).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(seen.0.lock().unwrap().len(), before);
+    let log = String::from_utf8(audit.0.lock().unwrap().clone()).unwrap();
+    let last: serde_json::Value = serde_json::from_str(log.lines().last().unwrap()).unwrap();
+    assert!(last["files"].as_array().unwrap().iter().any(|f| f["unscannable"] == "nested_limit"), "{last}");
 }

@@ -35,6 +35,7 @@ mod sevenz;
 mod sevenz_guard;
 mod tar;
 mod tnef;
+pub mod transfer;
 
 pub use mime::decode_qp as quoted_printable;
 
