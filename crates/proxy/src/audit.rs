@@ -85,6 +85,11 @@ pub struct AuditSession {
     pub incomplete: Option<String>,
 }
 
+/// An audit record could not be written.
+#[derive(Debug, Clone, Copy, thiserror::Error)]
+#[error("the audit record could not be written")]
+pub struct AuditLost;
+
 /// Where audit records go.
 pub struct AuditSink {
     out: Mutex<Box<dyn Write + Send>>,
@@ -104,13 +109,13 @@ impl AuditSink {
         AuditSink { out: Mutex::new(out), failures: AtomicU64::new(0), written: AtomicU64::new(0) }
     }
 
-    /// Writes one record as a JSON line.
-    pub fn write(&self, record: &AuditRecord) {
+    /// Writes one record as a JSON line; `Err` when it was lost (counted and said already).
+    pub fn write(&self, record: &AuditRecord) -> Result<(), AuditLost> {
         let line = match serde_json::to_string(record) {
             Ok(l) => l,
             Err(e) => {
                 self.fail(&e.to_string());
-                return;
+                return Err(AuditLost);
             }
         };
         let result = match self.out.lock() {
@@ -120,8 +125,12 @@ impl AuditSink {
         match result {
             Ok(()) => {
                 self.written.fetch_add(1, Ordering::Relaxed);
+                Ok(())
             }
-            Err(e) => self.fail(&e.to_string()),
+            Err(e) => {
+                self.fail(&e.to_string());
+                Err(AuditLost)
+            }
         }
     }
 

@@ -29,7 +29,7 @@ mod websocket;
 
 pub use tls::{upstream_client_config, CertAuthority, TlsError};
 
-pub use audit::{AuditFile, AuditLabel, AuditRecord, AuditSession, AuditSink};
+pub use audit::{AuditFile, AuditLabel, AuditLost, AuditRecord, AuditSession, AuditSink};
 pub use auth::{hash_line, User, Users};
 pub use inspect::{file_facts, inner_facts, inspection_facts, FileRecord};
 pub use metrics::ProxyMetrics;
@@ -50,6 +50,11 @@ pub struct ProxyConfig {
     /// Keep the query string in audit records (default false: queries often carry tokens).
     #[serde(default)]
     pub audit_query: bool,
+    /// A transaction whose audit record cannot be written is not let through (default false:
+    /// the loss is counted and said loudly, and the upload goes on). With true, an upload the
+    /// policy allows answers 503 with Retry-After instead; a block stays a block.
+    #[serde(default)]
+    pub audit_required: bool,
     /// Client networks allowed to use the proxy (default: loopback only).
     #[serde(default = "default_clients")]
     pub allow_clients: Vec<String>,
@@ -258,6 +263,7 @@ impl Default for ProxyConfig {
         ProxyConfig {
             listen: default_listen(),
             audit_query: false,
+            audit_required: false,
             allow_clients: default_clients(),
             bypass: Vec::new(),
             deny_destinations: Vec::new(),

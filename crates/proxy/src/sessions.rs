@@ -299,7 +299,7 @@ impl Session {
             Stage::Incomplete { why, decision: None } => {
                 let why = *why;
                 let d = upload.decide(&files);
-                upload.record_session(&files, &d, Some(audit(why)));
+                let _ = upload.record_session(&files, &d, Some(audit(why)));
                 self.stage = Stage::Incomplete { why, decision: Some(d.clone()) };
                 d
             }
@@ -809,7 +809,7 @@ async fn arrive(
         if !alone.is_empty() && matches!(session.stage, Stage::Open | Stage::Done) {
             let decision = upload.decide(&alone);
             if decision.verdict.action == Action::Block {
-                upload.record_session(&alone, &decision, Some(session.audit(session.held(), None)));
+                let _ = upload.record_session(&alone, &decision, Some(session.audit(session.held(), None)));
                 session.stage = Stage::Blocked(decision.clone());
                 session.store = None;
             }
@@ -1044,11 +1044,16 @@ async fn decide_file(session: &mut Session, upload: &Upload, file: &std::fs::Fil
         Err(inspect::Unavailable(why)) => return Outcome::Unavailable(why),
     };
     let decision = upload.decide(&files);
-    upload.record_session(&files, &decision, Some(session.audit(len, None)));
+    let recorded = upload.record_session(&files, &decision, Some(session.audit(len, None)));
     if decision.verdict.action == Action::Block {
         session.stage = Stage::Blocked(decision.clone());
         session.store = None;
         return Outcome::Block(decision);
+    }
+    if !recorded.may_release() {
+        // audit_required, and the record is lost: the completing request is refused for now
+        // (the session stays whole: a retry decides again).
+        return Outcome::Unavailable("audit");
     }
     Outcome::Complete
 }
@@ -1383,7 +1388,7 @@ async fn start_session(
             if !alone.is_empty() {
                 let decision = upload.decide(&alone);
                 if decision.verdict.action == Action::Block {
-                    upload.record(&alone, &decision);
+                    let _ = upload.record(&alone, &decision);
                     return upload.block(&decision);
                 }
             }

@@ -131,14 +131,14 @@ pub(crate) fn record(
     decision: &Decision,
     started: Instant,
     session: Option<AuditSession>,
-) {
+) -> Recorded {
     let Decision { policy, verdict, url, .. } = decision;
     let shown_url = match (who.state.settings.load().config.audit_query, uri.query()) {
         (true, Some(q)) => format!("{url}?{q}"),
         _ => url.clone(),
     };
     let catalog = policy.catalog();
-    who.state.audit.write(&AuditRecord {
+    let written = who.state.audit.write(&AuditRecord {
         time: now_rfc3339(),
         client: who.peer.to_string(),
         user: who.user.map(|u| u.name.clone()),
@@ -172,6 +172,28 @@ pub(crate) fn record(
         inspect_us: started.elapsed().as_micros() as u64,
         session,
     });
+    match written {
+        Ok(()) => Recorded::Yes,
+        Err(_) if who.state.settings.load().config.audit_required => Recorded::LostRequired,
+        Err(_) => Recorded::Lost,
+    }
+}
+
+/// Whether the record phase wrote its record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Recorded {
+    Yes,
+    /// Lost, counted and said; the transaction goes on.
+    Lost,
+    /// Lost while `audit_required` is set: an allowed transaction must not go through.
+    LostRequired,
+}
+
+impl Recorded {
+    /// An allowed transaction may go through.
+    pub(crate) fn may_release(self) -> bool {
+        self != Recorded::LostRequired
+    }
 }
 
 /// A shared resource is exhausted (`why`: `spool_quota`, `spool_write`, `upload_sessions`): the
@@ -182,7 +204,7 @@ pub(crate) fn unavailable(who: &Who<'_>, method: &str, uri: &http::Uri, why: &'s
         m.unavailable.with_label_values(&[why]).inc();
     }
     let scheme = if who.target.https { "https" } else { "http" };
-    who.state.audit.write(&AuditRecord {
+    let _ = who.state.audit.write(&AuditRecord {
         time: now_rfc3339(),
         client: who.peer.to_string(),
         user: who.user.map(|u| u.name.clone()),
@@ -225,7 +247,7 @@ pub(crate) async fn run(state: Arc<State>, peer: SocketAddr, req: Request<Incomi
         Err(inspect::Unavailable(why)) => return unavailable(&upload.who(), upload.parts.method.as_str(), &upload.parts.uri, why),
     };
     let decision = upload.decide(&files);
-    upload.record(&files, &decision);
+    let recorded = upload.record(&files, &decision);
     match decision.verdict.action {
         Action::Block => {
             if matches!(intake, Intake::Oversize { .. }) {
@@ -235,6 +257,12 @@ pub(crate) async fn run(state: Arc<State>, peer: SocketAddr, req: Request<Incomi
                 upload.discard_rest(bound).await;
             }
             upload.block(&decision)
+        }
+        // audit_required, and the record is lost: not let through (a streamed request is
+        // aborted as the outflow drops).
+        _ if !recorded.may_release() => {
+            upload.discard_rest(upload.state.settings.load().inspection.max_body).await;
+            unavailable(&upload.who(), upload.parts.method.as_str(), &upload.parts.uri, "audit")
         }
         _ => upload.release(intake).await,
     }
@@ -437,14 +465,14 @@ impl Upload {
     }
 
     /// record: one audit record (label names from the catalog; the query only when configured).
-    pub(crate) fn record(&self, files: &[Inspected], decision: &Decision) {
-        self.record_session(files, decision, None);
+    pub(crate) fn record(&self, files: &[Inspected], decision: &Decision) -> Recorded {
+        self.record_session(files, decision, None)
     }
 
     /// record, for the file of an upload session.
-    pub(crate) fn record_session(&self, files: &[Inspected], decision: &Decision, session: Option<AuditSession>) {
+    pub(crate) fn record_session(&self, files: &[Inspected], decision: &Decision, session: Option<AuditSession>) -> Recorded {
         let who = Who { state: &self.state, peer: self.peer, target: &self.target, user: self.user.as_ref() };
-        record(&who, self.parts.method.as_str(), &self.parts.uri, files, decision, self.started, session);
+        record(&who, self.parts.method.as_str(), &self.parts.uri, files, decision, self.started, session)
     }
 
     /// block: the block page (JSON for API clients), and a streamed request aborted so the origin

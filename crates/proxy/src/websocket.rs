@@ -276,7 +276,11 @@ impl Connection {
     fn judge(&self, files: &[Inspected], size: u64, started: Instant) -> Action {
         let who = Who { state: &self.state, peer: self.peer, target: &self.target, user: self.user.as_ref() };
         let decision = decide(&who, &self.method, &self.uri, files, size, started);
-        record(&who, "WEBSOCKET", &self.uri, files, &decision, started, None);
+        let recorded = record(&who, "WEBSOCKET", &self.uri, files, &decision, started, None);
+        // audit_required, and the record is lost: the message does not pass.
+        if !recorded.may_release() {
+            return Action::Block;
+        }
         decision.verdict.action
     }
 

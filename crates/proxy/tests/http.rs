@@ -1199,3 +1199,46 @@ async fn a_coded_body_or_part_is_judged_by_what_it_decodes_to_past_max_body() {
     let last: serde_json::Value = serde_json::from_str(log.lines().last().unwrap()).unwrap();
     assert!(last["files"].as_array().unwrap().iter().any(|f| f["unscannable"] == "nested_limit"), "{last}");
 }
+
+/// An audit destination that has failed (a full disk, a log shipper gone).
+struct BrokenAudit;
+impl std::io::Write for BrokenAudit {
+    fn write(&mut self, _: &[u8]) -> std::io::Result<usize> {
+        Err(std::io::Error::from_raw_os_error(28)) // ENOSPC
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_audit_sink_blocks_allowed_uploads_only_when_audit_is_required() {
+    let (origin_addr, seen) = origin().await;
+    let files = corpus();
+    let (_, _, unlabeled) = files.iter().find(|f| f.0 == "unl_gc_azuregr.xlsx").unwrap();
+    let (_, _, labeled) = files.iter().find(|f| f.0 == "lab_caf_identity-baseline-discipline-template.docx").unwrap();
+    for required in [false, true] {
+        let file: File = toml::from_str(&format!("[policy]\n{BLOCK_LABELED}")).unwrap();
+        let (policy, _) = Policy::compile(&file.policy, &file.cloud_apps, &["docx", "xlsx"], &[]);
+        let resolved = Arc::new(policy.resolve(Arc::new(Catalog::default())).0);
+        let sink = Arc::new(AuditSink::new(Box::new(BrokenAudit)));
+        let config = ProxyConfig { audit_required: required, ..loopback() };
+        let p = Proxy::bind(config, InspectionConfig::default(), Arc::new(move || Arc::clone(&resolved)), Arc::clone(&sink)).await.unwrap();
+        let proxy_addr = p.local_addr().unwrap();
+        tokio::spawn(p.serve());
+        let before = seen.0.lock().unwrap().len();
+        let url = format!("http://{origin_addr}/audit-{required}");
+        let (status, headers, _) = send(proxy_addr, Request::put(&url).body(Full::new(Bytes::from(unlabeled.clone()))).unwrap()).await;
+        if required {
+            assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "no record, no pass");
+            assert_eq!(headers["retry-after"], "5");
+            assert_eq!(seen.0.lock().unwrap().len(), before, "never forwarded");
+        } else {
+            assert_eq!(status, StatusCode::OK, "the loss is loud, the upload goes on");
+            assert_eq!(seen.0.lock().unwrap().len(), before + 1);
+        }
+        let (status, _, _) = send(proxy_addr, Request::put(&url).body(Full::new(Bytes::from(labeled.clone()))).unwrap()).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "a block stays a block");
+        assert!(sink.failures() >= 2, "every lost record is counted: {}", sink.failures());
+    }
+}
