@@ -87,7 +87,10 @@ pub fn run(config: Option<&Path>, args: &ServeArgs) -> Result<ExitCode> {
     let overrides = Overrides { listen: args.listen, admin_listen: args.admin_listen, state_dir: args.state_dir.clone() };
     let watched = Arc::clone(&reloader);
     let (reload_cache, reload_syncer) = (Arc::clone(&cache), Arc::clone(&syncer));
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the runtime")?;
+    // Blocking work is inspections (bounded by max_concurrent_inspections) and a few file
+    // operations: a bounded pool keeps a burst from spawning hundreds of threads.
+    let runtime =
+        tokio::runtime::Builder::new_multi_thread().enable_all().max_blocking_threads(128).build().context("cannot start the runtime")?;
     let handle = runtime.handle().clone();
     let _watch = reloader
         .watch(Duration::from_secs(1), move |outcome| match outcome {

@@ -327,11 +327,14 @@ pub(crate) fn stream(
     use futures_util::StreamExt;
     let chunks: Vec<Bytes> = memory.map(|m| m.chunks().to_vec()).unwrap_or_default();
     let first = futures_util::stream::iter(chunks.into_iter().map(Ok));
-    let rest = futures_util::stream::unfold(file.map(tokio::fs::File::from_std), |f| async move {
-        use tokio::io::AsyncReadExt;
+    // Spool files were just written and sit in the page cache: read inline, as they are written,
+    // not through tokio::fs (a blocking-pool thread per concurrent reader: hundreds of threads,
+    // each with its own allocator cache, under a burst of uploads).
+    let rest = futures_util::stream::unfold(file, |f| async move {
+        use std::io::Read;
         let mut f = f?;
         let mut buf = vec![0u8; 64 * 1024];
-        match f.read(&mut buf).await {
+        match f.read(&mut buf) {
             Ok(0) => None,
             Ok(n) => {
                 buf.truncate(n);

@@ -11,7 +11,7 @@ use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::net::TcpStream;
 
 const HOP_BY_HOP: &[&str] = &[
@@ -131,20 +131,89 @@ pub(crate) async fn send_upstream(
         }
         _ => None,
     };
-    // The origin answers within response_timeout_secs of the request going out (its body is
-    // sent meanwhile), or the request fails with 504.
+    // The origin answers within response_timeout_secs of the request body's end, and takes
+    // each part of a body within it too (a long upload streaming on is not cut short, an
+    // origin that stops reading is), or the request fails with 504.
     let answer_within = Duration::from_secs(state.settings.load().config.response_timeout_secs.max(1));
     let timed_out = || simple(StatusCode::GATEWAY_TIMEOUT, &format!("the origin {} did not answer in time", target.authority));
-    let mut sent = tokio::time::timeout(answer_within, dispatch(target, &mut sender, parts, body)).await.map_err(|_| timed_out())?;
+    let (body, progress) = Progress::watch(body);
+    let mut sent = progress.answered_within(answer_within, dispatch(target, &mut sender, parts, body)).await.ok_or_else(timed_out)?;
     if let (Err(_), Some((parts, body))) = (&sent, retry) {
         // The origin closed the reused connection as the request went out: once more, fresh.
         sender = open_upstream(state, target, offer_h2, upgrade).await?;
-        sent = tokio::time::timeout(answer_within, dispatch(target, &mut sender, parts, body)).await.map_err(|_| timed_out())?;
+        let (body, progress) = Progress::watch(body);
+        sent = progress.answered_within(answer_within, dispatch(target, &mut sender, parts, body)).await.ok_or_else(timed_out)?;
     }
     if sent.is_ok() && !upgrade {
         state.pool.recycle(key, sender, born);
     }
     sent.map_err(|e| simple(StatusCode::BAD_GATEWAY, &format!("the origin {} failed: {e}", target.authority)))
+}
+
+/// When a request body last moved towards the origin (a part taken, or its end).
+#[derive(Clone)]
+struct Progress {
+    since: Instant,
+    last_ms: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl Progress {
+    /// `body`, noting each part the origin connection takes and the end.
+    fn watch(body: Body) -> (Body, Progress) {
+        let progress = Progress { since: Instant::now(), last_ms: Arc::new(std::sync::atomic::AtomicU64::new(0)) };
+        (ProgressBody { inner: body, progress: progress.clone() }.boxed(), progress)
+    }
+
+    fn touch(&self) {
+        self.last_ms.store(self.since.elapsed().as_millis() as u64, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    fn idle(&self) -> Duration {
+        self.since.elapsed().saturating_sub(Duration::from_millis(self.last_ms.load(std::sync::atomic::Ordering::Relaxed)))
+    }
+
+    /// `exchange`'s result, unless the body stood still (or the answer did not come after it)
+    /// for `within`: `None` then.
+    async fn answered_within<T>(&self, within: Duration, exchange: impl std::future::Future<Output = T>) -> Option<T> {
+        let mut exchange = std::pin::pin!(exchange);
+        loop {
+            match tokio::time::timeout(within.saturating_sub(self.idle()), &mut exchange).await {
+                Ok(answer) => return Some(answer),
+                Err(_) if self.idle() >= within => return None,
+                Err(_) => continue,
+            }
+        }
+    }
+}
+
+/// A request body that reports its progress.
+struct ProgressBody {
+    inner: Body,
+    progress: Progress,
+}
+
+impl http_body::Body for ProgressBody {
+    type Data = bytes::Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<bytes::Bytes>, BoxError>>> {
+        let polled = std::pin::Pin::new(&mut self.inner).poll_frame(cx);
+        if polled.is_ready() {
+            self.progress.touch();
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
 }
 
 /// Sends one request on an open connection, in the form its HTTP version wants.

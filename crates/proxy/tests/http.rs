@@ -1242,3 +1242,28 @@ async fn a_failing_audit_sink_blocks_allowed_uploads_only_when_audit_is_required
         assert!(sink.failures() >= 2, "every lost record is counted: {}", sink.failures());
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_upload_that_keeps_moving_is_not_cut_by_the_response_timeout() {
+    // response_timeout_secs = 1; a streamed upload that takes 3 s, a part every 250 ms, reaches
+    // the origin whole: the origin's answer is timed from the body's end, not from its start.
+    let (origin_addr, seen) = origin().await;
+    let inspection = InspectionConfig { mode: labelgate_proxy::InspectionMode::Stream, ..InspectionConfig::default() };
+    let config = ProxyConfig { response_timeout_secs: 1, ..loopback() };
+    let (proxy_addr, _) = proxy_spooling(inspection, "allow", config, BLOCK_LABELED, None).await;
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Frame<Bytes>, Infallible>>(4);
+    let req = Request::put(format!("http://{origin_addr}/slow-and-steady")).body(StreamBody::new(tokio_stream_from(rx))).unwrap();
+    let sending = tokio::spawn(send(proxy_addr, req));
+    let mut all = Vec::new();
+    for i in 0..12u8 {
+        let part = vec![i; 100_000];
+        all.extend_from_slice(&part);
+        tx.send(Ok(Frame::data(Bytes::from(part)))).await.unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+    drop(tx);
+    let (status, _, reply) = sending.await.unwrap();
+    assert_eq!(status, StatusCode::OK, "{reply}");
+    assert_eq!(reply, format!("stored {}", hex(&Sha256::digest(&all))));
+    assert_eq!(seen.0.lock().unwrap().len(), 1);
+}
