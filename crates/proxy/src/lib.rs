@@ -439,7 +439,8 @@ fn default_max_ratio() -> u64 {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum InspectionMode {
-    /// The whole body is held until the verdict.
+    /// The whole body is held until the verdict, up to `max_body`; past it the body streams on
+    /// as in `Stream`, still inspected whole.
     #[default]
     Hold,
     /// Bytes flow while they are inspected; the tail waits for the verdict.

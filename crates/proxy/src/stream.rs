@@ -31,7 +31,8 @@ pub(crate) struct Outflow {
 
 /// Creates the outflow and the body stream the upstream request sends.
 pub(crate) fn channel(holdback: u64) -> (Outflow, impl futures_util::Stream<Item = Item> + Send + 'static) {
-    let (tx, rx) = mpsc::channel::<Item>(8);
+    // Two chunks in flight: the client waits on the origin rather than the proxy buffering.
+    let (tx, rx) = mpsc::channel::<Item>(2);
     let (abort_tx, abort_rx) = oneshot::channel::<()>();
     let stream = futures_util::stream::unfold((rx, Some(abort_rx)), |(mut rx, mut abort)| async move {
         loop {

@@ -513,6 +513,9 @@ impl Upload {
         let oversize = matches!(intake, Intake::Oversize { .. });
         match outflow {
             Outflow::Stream { mut out, response } => {
+                // Everything held has gone out or waits in the outflow: the spool's disk is
+                // given back before the rest of a long body passes.
+                drop(spool);
                 out.release().await;
                 if oversize {
                     // Allowed although too large to inspect: the rest passes straight through.

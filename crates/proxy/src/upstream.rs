@@ -384,7 +384,9 @@ async fn handshake<I>(
 where
     I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
 {
-    match hyper::client::conn::http1::handshake(io).await {
+    // A small write queue: a body read from the spool faster than the origin takes it waits in
+    // the file, not in memory (hyper's default lets ~400 KiB queue per connection).
+    match hyper::client::conn::http1::Builder::new().max_buf_size(64 * 1024).handshake(io).await {
         Ok((sender, conn)) => {
             if upgrade {
                 tokio::spawn(async move {
