@@ -3,10 +3,12 @@
 //! client timeouts so slow attackers are cut within the run), a checking origin that hashes
 //! every byte it is sent, and failing origins; then, for the run's duration:
 //!
-//! - `connections` workers upload labeled and unlabeled docx files (1 KiB – `max_size`) over
-//!   plain HTTP/1.1 and over HTTP/2 in intercepted tunnels, each from one of 16 loopback client
-//!   addresses, now and then to an origin that resets, stalls, answers garbage or closes
-//!   mid-response;
+//! - `connections` workers upload labeled and unlabeled docx files (1 KiB – `max_size`, some
+//!   sent `Content-Encoding: deflate`) over plain HTTP/1.1 — to an unsanctioned origin and to
+//!   one the config names a sanctioned app, where a labeled file is still blocked by a campaign
+//!   rule but a body past `max_body` streams on while it is inspected — and over HTTP/2 in
+//!   intercepted tunnels, each from one of 16 loopback client addresses; now and then to an
+//!   origin that resets, stalls, answers garbage or closes mid-response;
 //! - slow attackers hold connections open on request heads, TLS handshakes and bodies;
 //! - at 30 % and 60 % the config is reloaded (SIGHUP); at 45 % stalled uploads fill the spool
 //!   for a while; at the end labelgate is sent SIGTERM while the workers keep going (the drain).
@@ -72,6 +74,8 @@ pub struct Options {
     /// `[inspection] spool_quota` of the run, and what the stalled uploads hold of it.
     pub spool_quota: u64,
     pub stall_bytes: u64,
+    /// `[inspection] max_body` of the run: small, so big uploads take the path of bodies past it.
+    pub max_body: u64,
 }
 
 impl Options {
@@ -87,6 +91,7 @@ impl Options {
             mode: "hold",
             spool_quota: 256 << 20,
             stall_bytes: 80 << 20,
+            max_body: 4 << 20,
         }
     }
 }
@@ -200,6 +205,14 @@ struct Sample {
     bytes: Bytes,
     sha: String,
     labeled: bool,
+    /// Sent with `Content-Encoding: deflate` (the bytes are the coded ones).
+    deflated: bool,
+}
+
+fn sample(plain: Vec<u8>, labeled: bool, deflated: bool) -> Sample {
+    let bytes = if deflated { labelgate_testkit::zlib(&plain) } else { plain };
+    let sha = origin::hex(ring::digest::digest(&ring::digest::SHA256, &bytes).as_ref());
+    Sample { bytes: Bytes::from(bytes), sha, labeled, deflated }
 }
 
 /// A docx of about `size` bytes: the parts Office writes (with a label or without) and stored
@@ -222,13 +235,11 @@ fn samples(max_size: usize) -> Vec<(u32, Vec<Sample>)> {
         .iter()
         .filter(|(_, s)| *s <= max_size)
         .map(|&(weight, size)| {
-            let bodies = [(false, 1u64), (false, 2), (true, 3)]
+            // Coded variants up to 1 MiB (coding 10 MiB at start costs more than it shows).
+            let bodies = [(false, 1u64, false), (false, 2, false), (true, 3, false), (false, 4, true), (true, 5, true)]
                 .iter()
-                .map(|&(labeled, seed)| {
-                    let bytes = docx_of(size, labeled, seed + size as u64);
-                    let sha = origin::hex(ring::digest::digest(&ring::digest::SHA256, &bytes).as_ref());
-                    Sample { bytes: Bytes::from(bytes), sha, labeled }
-                })
+                .filter(|(_, _, deflated)| !deflated || size <= 1 << 20)
+                .map(|&(labeled, seed, deflated)| sample(docx_of(size, labeled, seed + size as u64), labeled, deflated))
                 .collect();
             (weight, bodies)
         })
@@ -269,6 +280,7 @@ struct Tally {
 struct Run {
     proxy: SocketAddr,
     plain: SocketAddr,
+    sanctioned: SocketAddr,
     tls: SocketAddr,
     faults: Vec<(Fault, SocketAddr)>,
     client_tls: Arc<rustls::ClientConfig>,
@@ -292,7 +304,9 @@ async fn connect_from(local: IpAddr, proxy: SocketAddr) -> std::io::Result<tokio
 async fn worker(run: Arc<Run>, n: usize) -> Tally {
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15 ^ (n as u64 + 1).wrapping_mul(0x2545_f491_4f6c_dd1d));
     let mut tally = Tally::default();
+    // A third of the workers over HTTP/2, a third to the sanctioned origin.
     let h2 = n % 3 == 2;
+    let origin = if n % 3 == 1 { run.sanctioned } else { run.plain };
     let local = client_addr(n);
     let mut conn: Option<Conn> = None;
     let total_weight: u32 = run.samples.iter().map(|(w, _)| w).sum();
@@ -351,8 +365,11 @@ async fn worker(run: Arc<Run>, n: usize) -> Tally {
             }
         }
         let Some(c) = conn.as_mut() else { continue };
-        let url = if h2 { format!("https://{}/w{n}/{seq}", run.tls) } else { format!("http://{}/w{n}/{seq}", run.plain) };
-        let headers = [("x-expect-sha256", sample.sha.clone()), ("x-labeled", if sample.labeled { "1" } else { "0" }.to_string())];
+        let url = if h2 { format!("https://{}/w{n}/{seq}", run.tls) } else { format!("http://{origin}/w{n}/{seq}") };
+        let mut headers = vec![("x-expect-sha256", sample.sha.clone()), ("x-labeled", if sample.labeled { "1" } else { "0" }.to_string())];
+        if sample.deflated {
+            headers.push(("content-encoding", "deflate".to_string()));
+        }
         let started = Instant::now();
         let during_exhaustion = run.exhausted.load(Ordering::Relaxed);
         match client::upload(c, &url, sample.bytes.clone(), &headers, CLIENT_DEADLINE).await {
@@ -469,9 +486,24 @@ struct Labelgate {
     stderr: Arc<Mutex<Vec<String>>>,
 }
 
-/// The campaign's config: the shipped one, loopback origins allowed, short client timeouts.
-pub fn campaign_config(mode: &str, spool_quota: u64, note: &str) -> String {
+/// The campaign's config: the shipped one, loopback origins allowed, short client timeouts,
+/// `max_body` as given, and 127.0.0.2 a sanctioned app where labeled files are still blocked
+/// (by a rule of its own) but an unread file is not — so a body past `max_body` streams on.
+pub fn campaign_config(mode: &str, spool_quota: u64, max_body: u64, note: &str) -> String {
     let t = CLIENT_TIMEOUT_SECS;
+    let sanctioned = r#"
+[[cloud_apps]]
+name = "Campaign sanctioned origin"
+hosts = ["127.0.0.2"]
+tags = ["Sanctioned"]
+
+[[policy.rules]]
+name = "Campaign: labeled files stay out of the sanctioned origin too"
+action = "block"
+labeled = true
+cloud_apps = ["Campaign sanctioned origin"]
+direction = "upload"
+"#;
     SHIPPED_CONFIG
         .replacen("\nallow_destinations = []", "\nallow_destinations = [\"127.0.0.0/8\"]", 1)
         .replacen("\nconnect_ports = [443]", "\nconnect_ports = [443, \"1024-65535\"]", 1)
@@ -483,6 +515,8 @@ pub fn campaign_config(mode: &str, spool_quota: u64, note: &str) -> String {
         .replacen("\ndrain_timeout_secs = 30", "\ndrain_timeout_secs = 20", 1)
         .replacen("\nmode = \"hold\"", &format!("\nmode = \"{mode}\""), 1)
         .replacen("\nspool_quota = 8589934592", &format!("\nspool_quota = {spool_quota}"), 1)
+        .replacen("\nmax_body = 268435456", &format!("\nmax_body = {max_body}"), 1)
+        + sanctioned
         + &format!("\n# {note}\n")
 }
 
@@ -566,11 +600,13 @@ pub async fn run(opts: &Options) -> Result<Report, CampaignError> {
     for f in Fault::ALL {
         faults.push((f, origin::failing(f).await.map_err(io("failing origin"))?));
     }
-    let (mut lg, proxy, ca_pem) = start(&opts.labelgate, &opts.work, &campaign_config(opts.mode, opts.spool_quota, "start"), &origin_ca)?;
+    let (mut lg, proxy, ca_pem) =
+        start(&opts.labelgate, &opts.work, &campaign_config(opts.mode, opts.spool_quota, opts.max_body, "start"), &origin_ca)?;
     let ca_text = std::fs::read_to_string(&ca_pem).map_err(io("CA"))?;
     let run = Arc::new(Run {
         proxy,
         plain: checking.plain,
+        sanctioned: checking.sanctioned,
         tls: checking.tls,
         faults,
         client_tls: client::client_tls(&ca_text),
@@ -589,7 +625,7 @@ pub async fn run(opts: &Options) -> Result<Report, CampaignError> {
 
     // 30 %: a reload.
     tokio::time::sleep_until(at(0.3).into()).await;
-    std::fs::write(&lg.config, campaign_config(opts.mode, opts.spool_quota, "reload 1")).map_err(io("config"))?;
+    std::fs::write(&lg.config, campaign_config(opts.mode, opts.spool_quota, opts.max_body, "reload 1")).map_err(io("config"))?;
     signal(lg.pid, "-HUP");
     report.reloads_sent += 1;
     // 45 %: stalled uploads hold the spool for 20 % of the run.
@@ -600,7 +636,7 @@ pub async fn run(opts: &Options) -> Result<Report, CampaignError> {
     run.exhausted.store(true, Ordering::Relaxed);
     // 60 %: another reload, under the exhaustion.
     tokio::time::sleep_until(at(0.6).into()).await;
-    std::fs::write(&lg.config, campaign_config(opts.mode, opts.spool_quota, "reload 2")).map_err(io("config"))?;
+    std::fs::write(&lg.config, campaign_config(opts.mode, opts.spool_quota, opts.max_body, "reload 2")).map_err(io("config"))?;
     signal(lg.pid, "-HUP");
     report.reloads_sent += 1;
     let _ = exhaustion.await;
@@ -706,14 +742,7 @@ pub async fn peak_rss(
         1,
     );
     let (mut lg, proxy, _) = start(labelgate, work, &config, &origin_ca)?;
-    let bodies: Vec<Sample> = [false, true]
-        .iter()
-        .map(|&labeled| {
-            let bytes = docx_of(size, labeled, 77);
-            let sha = origin::hex(ring::digest::digest(&ring::digest::SHA256, &bytes).as_ref());
-            Sample { bytes: Bytes::from(bytes), sha, labeled }
-        })
-        .collect();
+    let bodies: Vec<Sample> = [false, true].iter().map(|&labeled| sample(docx_of(size, labeled, 77), labeled, false)).collect();
     let bodies = Arc::new(bodies);
     let barrier = Arc::new(tokio::sync::Barrier::new(concurrency));
     let answers = Arc::new(Mutex::new(BTreeMap::new()));

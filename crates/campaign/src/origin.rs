@@ -29,9 +29,11 @@ pub struct OriginCounts {
     pub bytes: AtomicU64,
 }
 
-/// The checking origin: its plain and TLS addresses and its counts.
+/// The checking origin: its plain addresses (127.0.0.1, and 127.0.0.2 which the campaign's
+/// config names a sanctioned app), its TLS address and its counts.
 pub struct CheckingOrigin {
     pub plain: SocketAddr,
+    pub sanctioned: SocketAddr,
     pub tls: SocketAddr,
     pub counts: Arc<OriginCounts>,
 }
@@ -40,18 +42,21 @@ pub struct CheckingOrigin {
 pub async fn checking(tls: Arc<rustls::ServerConfig>) -> std::io::Result<CheckingOrigin> {
     let counts = Arc::new(OriginCounts::default());
     let plain = TcpListener::bind("127.0.0.1:0").await?;
+    let sanctioned = TcpListener::bind("127.0.0.2:0").await?;
     let secure = TcpListener::bind("127.0.0.1:0").await?;
-    let addrs = (plain.local_addr()?, secure.local_addr()?);
-    let c = Arc::clone(&counts);
-    tokio::spawn(async move {
-        while let Ok((stream, _)) = plain.accept().await {
-            let c = Arc::clone(&c);
-            tokio::spawn(async move {
-                let svc = hyper::service::service_fn(move |req| check(Arc::clone(&c), req));
-                let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), svc).await;
-            });
-        }
-    });
+    let addrs = (plain.local_addr()?, secure.local_addr()?, sanctioned.local_addr()?);
+    for listener in [plain, sanctioned] {
+        let c = Arc::clone(&counts);
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let c = Arc::clone(&c);
+                tokio::spawn(async move {
+                    let svc = hyper::service::service_fn(move |req| check(Arc::clone(&c), req));
+                    let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), svc).await;
+                });
+            }
+        });
+    }
     let c = Arc::clone(&counts);
     let acceptor = tokio_rustls::TlsAcceptor::from(tls);
     tokio::spawn(async move {
@@ -70,7 +75,7 @@ pub async fn checking(tls: Arc<rustls::ServerConfig>) -> std::io::Result<Checkin
             });
         }
     });
-    Ok(CheckingOrigin { plain: addrs.0, tls: addrs.1, counts })
+    Ok(CheckingOrigin { plain: addrs.0, tls: addrs.1, sanctioned: addrs.2, counts })
 }
 
 /// Reads the whole body, hashing it: `stored <sha256>` when it is what the client sent, 422 when

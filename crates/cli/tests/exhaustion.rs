@@ -230,3 +230,29 @@ fn big_bodies_are_read_whole_and_only_past_max_inspect_are_oversize_which_the_sh
     assert_eq!(count.load(Ordering::SeqCst), 1);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_part_the_spool_cannot_keep_answers_503_not_incomplete() {
+    // An Azure block held in memory whose copy into the session store finds the spool spent by
+    // a stalled upload: 503 (the client retries the block), never `incomplete`.
+    let dir = scratch("part-quota");
+    let config = dir.join("labelgate.toml");
+    std::fs::write(
+        &config,
+        SHIPPED.replace("memory_limit = 16777216", "memory_limit = 1200000").replace("spool_quota = 8589934592", "spool_quota = 1600000"),
+    )
+    .unwrap();
+    let (serve, proxy, admin) = serve_with(&["--config", config.to_str().unwrap(), "--state-dir", dir.join("state").to_str().unwrap()]);
+    let (origin, count) = common::origin();
+    // Past memory_limit, so on disk: 1.3 of the spool's 1.6 MB.
+    let _stalled = stall_upload(proxy, origin, &dir.join("state").join("spool"), 1_300_000);
+    let block = dir.join("block.bin");
+    std::fs::write(&block, labelgate_testkit::filler(1 << 20, 9)).unwrap();
+    let (status, answer) = upload(proxy, &block, &format!("http://{origin}/container/big.bin?comp=block&blockid=QUFB"));
+    assert_eq!(status, "503", "{answer}");
+    assert_eq!(unavailable_count(admin, "spool_quota"), 1);
+    assert_eq!(count.load(Ordering::SeqCst), 0);
+    let records = serve.audit_until(|r| r.iter().any(|r| r["action"] == "unavailable"));
+    assert!(!records.iter().any(|r| r["session"]["incomplete"].is_string()), "never incomplete: {records:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

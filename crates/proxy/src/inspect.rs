@@ -305,7 +305,9 @@ pub(crate) async fn files_held(
     let file = match (&memory, body.reader()) {
         (Some(_), _) => None,
         (None, Ok(Some(f))) => Some(f),
-        (None, _) => return Ok(vec![malformed(None, size)]),
+        // The spool file cannot be opened again (out of descriptors, an I/O error): not a
+        // malformed upload, a resource gone — refused for now.
+        (None, _) => return Err(Unavailable("spool_read")),
     };
     // Every content coding, in every Content-Encoding field, undone in reverse order.
     let codings = match labelgate_body::coding::parse_codings(headers.get_all(http::header::CONTENT_ENCODING).iter().map(|v| v.as_bytes()))
@@ -425,7 +427,7 @@ pub(crate) async fn one_body(
         (Some(held), _) => one_held(name.clone(), held.clone(), reading.clone()).await,
         (None, Some(f)) => match f.try_clone() {
             Ok(f) => one_from_disk(name.clone(), f, size, reading.clone()).await,
-            Err(_) => vec![malformed(name.clone(), size)],
+            Err(_) => return Err(Unavailable("spool_read")),
         },
         (None, None) => vec![malformed(name.clone(), size)],
     };
@@ -442,12 +444,13 @@ pub(crate) async fn one_body(
         .find_map(|p| p.split_once('=').filter(|(k, _)| k.trim().eq_ignore_ascii_case("charset")).map(|(_, v)| v.trim().to_string()));
     let limits = reading.body_limits();
     let text_cap = reading.max;
-    let (found, whole) =
+    let (found, unread) =
         tokio::task::spawn_blocking(move || encoded_files(&open, form, charset.as_deref(), &limits, text_cap)).await.unwrap_or_default();
     files.extend(inspect_candidates(name.as_deref(), found, reading).await);
-    if !whole {
-        // Text past max_body is not read whole: what it may still carry is not known.
-        files.push(unscannable(name, size, UnscannableReason::Oversize));
+    if let Some(reason) = unread {
+        // Not read whole (text past max_body, more encoded files than max_candidates): what it
+        // may still carry is not known.
+        files.push(unscannable(name, size, reason));
     }
     Ok(files)
 }
@@ -460,10 +463,13 @@ fn encoded_files(
     charset: Option<&str>,
     limits: &labelgate_body::Limits,
     text_cap: u64,
-) -> (Vec<labelgate_body::Candidate>, bool) {
+) -> (Vec<labelgate_body::Candidate>, Option<UnscannableReason>) {
+    // What could not be read whole: text past max_body is `oversize`; more encoded files than
+    // max_candidates is `nested_limit` (decoys could hide one more).
+    let capped = |found: &[labelgate_body::Candidate]| (found.len() >= limits.max_candidates).then_some(UnscannableReason::NestedLimit);
     // The body from its start, UTF-16 and UTF-32 text (by BOM, charset or its NUL pattern) read
-    // as UTF-8.
-    let open_text = || -> Option<Box<dyn std::io::BufRead + Send>> {
+    // as UTF-8; with whether it was cut at text_cap.
+    let open_text = || -> Option<(Box<dyn std::io::BufRead + Send>, bool)> {
         let mut reader = open()?;
         let wide = {
             use std::io::BufRead;
@@ -471,26 +477,39 @@ fn encoded_files(
             labelgate_body::wide_text_as_utf8(&head[..head.len().min(64)], charset).is_some()
         };
         if !wide {
-            return Some(reader);
+            return Some((reader, false));
         }
         let mut raw = Vec::new();
         reader.take(text_cap.saturating_add(1)).read_to_end(&mut raw).ok()?;
-        Some(Box::new(std::io::Cursor::new(labelgate_body::wide_text_as_utf8(&raw, charset)?)))
+        let cut = raw.len() as u64 > text_cap;
+        if cut {
+            // Cut on a whole code unit of either width.
+            raw.truncate((text_cap - text_cap % 4) as usize);
+        }
+        let text = labelgate_body::wide_text_as_utf8(&raw, charset).unwrap_or_default();
+        Some((Box::new(std::io::Cursor::new(text)), cut))
     };
-    let Some(mut reader) = open_text() else { return (Vec::new(), true) };
+    let Some((mut reader, mut cut)) = open_text() else { return (Vec::new(), None) };
     let first = {
         use std::io::BufRead;
         let head = reader.fill_buf().unwrap_or(&[]);
         head.iter().find(|b| !b.is_ascii_whitespace()).copied()
     };
+    let mut from_json = Vec::new();
     if matches!(first, Some(b'{' | b'[')) {
         let (found, error) = labelgate_body::json_candidates(&mut reader, limits);
-        if error.is_none() || !found.is_empty() {
-            return (found, true);
+        if matches!(error, Some(labelgate_body::BodyError::Limit { .. })) {
+            // A walk limit (max_candidates, nesting): decoys could hide one more.
+            return (found, Some(UnscannableReason::NestedLimit));
         }
-        // Not JSON after all (or broken where a lenient parser would go on): read as text.
-        let Some(again) = open_text() else { return (found, true) };
-        reader = again;
+        if error.is_none() {
+            let why = capped(&found).or(cut.then_some(UnscannableReason::Oversize));
+            return (found, why);
+        }
+        // Not JSON after all, or broken where a lenient parser would go on: read as text too.
+        from_json = found;
+        let Some((again, again_cut)) = open_text() else { return (from_json, None) };
+        (reader, cut) = (again, again_cut);
     }
     // Forms and text are read whole (bounded by max_body, as the body is); a body whose start is
     // not text (media, archives, anything binary) is not: no form or base64 run is in it.
@@ -511,22 +530,29 @@ fn encoded_files(
             labelgate_body::decompressed_file(&head[..head.len().min(8192)], limits).is_some()
         };
         if !head_decides {
-            return (Vec::new(), true);
+            return (from_json, None);
         }
+        let cap = limits.max_decoded_bytes.saturating_mul(4);
         let mut all = Vec::new();
-        if reader.take(limits.max_decoded_bytes.saturating_mul(4)).read_to_end(&mut all).is_err() {
-            return (Vec::new(), true);
+        if reader.take(cap.saturating_add(1)).read_to_end(&mut all).is_err() {
+            return (from_json, None);
         }
-        let found = labelgate_body::decompressed_file(&all, limits)
-            .map(|data| vec![labelgate_body::Candidate { name: "(decompressed body)".into(), data }])
-            .unwrap_or_default();
-        return (found, true);
+        let why = (all.len() as u64 > cap).then_some(UnscannableReason::Oversize);
+        let mut found = from_json;
+        found.extend(
+            labelgate_body::decompressed_file(&all[..all.len().min(cap as usize)], limits)
+                .map(|data| labelgate_body::Candidate { name: "(decompressed body)".into(), data }),
+        );
+        return (found, why);
     }
     let mut text = Vec::new();
     if reader.take(text_cap.saturating_add(1)).read_to_end(&mut text).is_err() {
-        return (Vec::new(), true);
+        return (from_json, None);
     }
-    let whole = text.len() as u64 <= text_cap;
+    if text.len() as u64 > text_cap {
+        cut = true;
+        text.truncate(text_cap as usize);
+    }
     let form_shaped =
         !text.is_empty() && text[..text.len().min(4096)].iter().all(|&b| b.is_ascii_graphic()) && memchr::memchr(b'=', &text).is_some();
     let mut found = Vec::new();
@@ -536,7 +562,9 @@ fn encoded_files(
     if found.is_empty() {
         found = labelgate_body::text_candidates(&text, limits);
     }
-    (found, whole)
+    let why = capped(&found).or(cut.then_some(UnscannableReason::Oversize));
+    found.splice(0..0, from_json);
+    (found, why)
 }
 
 /// Inspects candidate files found encoded in a body (named by where they were found).
@@ -930,8 +958,8 @@ mod encoded_tests {
         let json = format!(r#"{{"name": "q3.docx", "contentBytes": "{}"}}"#, base64::engine::general_purpose::STANDARD.encode(&docx));
         let held = Held::from_vec(json.into_bytes());
         let open = || Some(Box::new(ChunksReader { held: held.clone(), next: 0, at: 0 }) as Box<dyn std::io::BufRead + Send>);
-        let (found, whole) = encoded_files(&open, false, None, &labelgate_body::Limits::default(), 1 << 20);
-        assert!(whole);
+        let (found, unread) = encoded_files(&open, false, None, &labelgate_body::Limits::default(), 1 << 20);
+        assert!(unread.is_none());
         assert_eq!(found.len(), 1);
         assert_eq!(found[0].data.as_ref().unwrap(), &docx);
     }

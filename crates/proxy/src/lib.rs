@@ -384,6 +384,16 @@ impl InspectionConfig {
                 true,
             ));
         }
+        if self.stream_holdback == 0 || self.stream_holdback > 64 << 20 {
+            out.push((
+                "stream_holdback",
+                format!(
+                    "[inspection] stream_holdback ({}) must be between 1 and 67108864: with 0 a streamed body would reach the origin whole before its verdict",
+                    self.stream_holdback
+                ),
+                true,
+            ));
+        }
         if self.max_inspect > self.spool_quota {
             out.push((
                 "max_inspect",

@@ -289,21 +289,25 @@ impl Session {
     }
 
     /// An incomplete session's decision: made (and recorded) once, by the first request that
-    /// finds the session incomplete.
-    fn incomplete_decision(&mut self, upload: &Upload) -> Decision {
+    /// finds the session incomplete; `None` when its record is lost under `audit_required` (the
+    /// next request of the session decides again).
+    fn incomplete_decision(&mut self, upload: &Upload) -> Option<Decision> {
         let held = self.held();
         let files = self.incomplete_files();
         let audit = |why: &str| self.audit(held, Some(why));
         match &self.stage {
-            Stage::Incomplete { decision: Some(d), .. } => d.clone(),
+            Stage::Incomplete { decision: Some(d), .. } => Some(d.clone()),
             Stage::Incomplete { why, decision: None } => {
                 let why = *why;
                 let d = upload.decide(&files);
-                let _ = upload.record_session(&files, &d, Some(audit(why)));
+                let recorded = upload.record_session(&files, &d, Some(audit(why)));
+                if d.verdict.action != Action::Block && !recorded.may_release() {
+                    return None;
+                }
                 self.stage = Stage::Incomplete { why, decision: Some(d.clone()) };
-                d
+                Some(d)
             }
-            _ => upload.decide(&files),
+            _ => Some(upload.decide(&files)),
         }
     }
 
@@ -396,13 +400,13 @@ impl Content {
             Ok(Some(d)) => d,
             Ok(None) => {
                 let memory = upload.spool.memory();
-                let Ok(file) = upload.spool.reader() else { return Ok(None) };
+                let Ok(file) = upload.spool.reader() else { return Err(inspect::Unavailable("spool_read")) };
                 return Ok(Some(Content { len: upload.spool.len(), memory, file, _decoded: None }));
             }
             Err(()) => return Ok(None),
         };
         let memory = spool.memory();
-        let Ok(file) = spool.reader() else { return Ok(None) };
+        let Ok(file) = spool.reader() else { return Err(inspect::Unavailable("spool_read")) };
         Ok(Some(Content { len: spool.len(), memory, file, _decoded: Some(spool) }))
     }
 
@@ -896,7 +900,7 @@ async fn finish(
 /// by accident.
 fn settled(session: &mut Session, upload: &Upload) -> Outcome {
     session.fail("the session could not be reassembled");
-    decided(session, upload).unwrap_or_else(|| Outcome::Block(session.incomplete_decision(upload)))
+    decided(session, upload).unwrap_or_else(|| session.incomplete_decision(upload).map_or(Outcome::Unavailable("audit"), Outcome::Block))
 }
 
 /// The outcome for a session whose stage already decides it.
@@ -904,10 +908,11 @@ fn decided(session: &mut Session, upload: &Upload) -> Option<Outcome> {
     match &session.stage {
         Stage::Open => None,
         Stage::Blocked(d) => Some(Outcome::Block(d.clone())),
-        Stage::Incomplete { .. } => {
-            let d = session.incomplete_decision(upload);
-            Some(if d.verdict.action == Action::Block { Outcome::Block(d) } else { Outcome::Release })
-        }
+        Stage::Incomplete { .. } => Some(match session.incomplete_decision(upload) {
+            Some(d) if d.verdict.action == Action::Block => Outcome::Block(d),
+            Some(_) => Outcome::Release,
+            None => Outcome::Unavailable("audit"),
+        }),
         Stage::Done => None,
     }
 }
@@ -991,7 +996,7 @@ async fn place_bytes(session: &mut Session, upload: &Upload, content: Option<Con
     if restarts && matches!(written, Err(StoreError::Conflict)) {
         session.restart();
         session.total = piece.total;
-        let Ok(fresh) = Store::new(&upload.state.spool) else { return settled(session, upload) };
+        let Ok(fresh) = Store::new(&upload.state.spool) else { return Outcome::Unavailable("spool_write") };
         session.store = Some(fresh);
         written = match session.store.as_mut() {
             Some(store) => store.write(offset, &content).await,
@@ -1080,17 +1085,23 @@ async fn place_part(session: &mut Session, upload: &Upload, content: Option<Cont
         Ok(c) => c,
         Err(outcome) => return *outcome,
     };
-    if session.store.is_none() {
-        session.store = Store::new(&upload.state.spool).ok();
-    }
     let max = upload.state.settings.load().inspection.inspect_limit();
-    let kept = match session.store.as_mut() {
-        Some(store) => store.append_part(&part.id, &content, max).await.is_ok(),
-        None => false,
-    };
-    if !kept {
-        session.fail("the spool could not keep a part (max_inspect or spool_quota)");
+    if session.store.as_ref().map_or(0, Store::part_bytes) + content.len > max {
+        session.fail("the parts add up to more than max_inspect");
         return settled(session, upload);
+    }
+    if session.store.is_none() {
+        match Store::new(&upload.state.spool) {
+            Ok(s) => session.store = Some(s),
+            // No spool file now: refused for now, the session goes on.
+            Err(_) => return Outcome::Unavailable("spool_write"),
+        }
+    }
+    let Some(store) = session.store.as_mut() else { return Outcome::Unavailable("spool_write") };
+    // The spool's quota spent by other uploads, or a write failing: refused for now (the client
+    // retries the part), never decided as incomplete.
+    if store.append_part(&part.id, &content, max).await.is_err() {
+        return Outcome::Unavailable("spool_quota");
     }
     Outcome::Release
 }

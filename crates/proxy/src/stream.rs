@@ -29,25 +29,49 @@ pub(crate) struct Outflow {
     gone: bool,
 }
 
+/// Bytes sent ahead of the outflow's (a held body's start read back from the spool).
+pub(crate) type Prefix = std::pin::Pin<Box<dyn futures_util::Stream<Item = Item> + Send + Sync>>;
+
 /// Creates the outflow and the body stream the upstream request sends.
 pub(crate) fn channel(holdback: u64) -> (Outflow, impl futures_util::Stream<Item = Item> + Send + 'static) {
+    channel_after(holdback, None)
+}
+
+/// `channel`, the body stream sending `prefix` first; a block aborts the prefix too.
+pub(crate) fn channel_after(holdback: u64, prefix: Option<Prefix>) -> (Outflow, impl futures_util::Stream<Item = Item> + Send + 'static) {
+    use futures_util::StreamExt;
     // Two chunks in flight: the client waits on the origin rather than the proxy buffering.
     let (tx, rx) = mpsc::channel::<Item>(2);
     let (abort_tx, abort_rx) = oneshot::channel::<()>();
-    let stream = futures_util::stream::unfold((rx, Some(abort_rx)), |(mut rx, mut abort)| async move {
+    let stream = futures_util::stream::unfold((rx, Some(abort_rx), prefix), |(mut rx, mut abort, mut prefix)| async move {
         loop {
             match abort.as_mut() {
                 Some(signal) => tokio::select! {
                     biased;
                     fired = signal => match fired {
                         // Blocked: one error frame, then the end.
-                        Ok(()) => return Some((Err(Box::new(Blocked) as BoxError), (rx, None::<oneshot::Receiver<()>>))),
+                        Ok(()) => return Some((Err(Box::new(Blocked) as BoxError), (rx, None::<oneshot::Receiver<()>>, None))),
                         // The outflow finished normally and dropped its abort handle.
                         Err(_) => { abort = None; continue; }
                     },
-                    item = rx.recv() => return item.map(|i| (i, (rx, abort))),
+                    item = async { match prefix.as_mut() { Some(p) => p.next().await, None => None } }, if prefix.is_some() => match item {
+                        Some(i) => return Some((i, (rx, abort, prefix))),
+                        None => { prefix = None; continue; }
+                    },
+                    item = rx.recv(), if prefix.is_none() => return item.map(|i| (i, (rx, abort, None))),
                 },
-                None => return rx.recv().await.map(|i| (i, (rx, None))),
+                None => {
+                    if let Some(p) = prefix.as_mut() {
+                        match p.next().await {
+                            Some(i) => return Some((i, (rx, None, prefix))),
+                            None => {
+                                prefix = None;
+                                continue;
+                            }
+                        }
+                    }
+                    return rx.recv().await.map(|i| (i, (rx, None, None)));
+                }
             }
         }
     });

@@ -88,21 +88,7 @@ pub(crate) struct Who<'a> {
 /// transaction; the metrics count it.
 pub(crate) fn decide(who: &Who<'_>, method: &http::Method, uri: &http::Uri, files: &[Inspected], bytes: u64, started: Instant) -> Decision {
     let facts: Vec<FileFacts> = files.iter().map(|f| f.facts.clone()).collect();
-    let authority = &who.target.authority;
-    let host = authority.host().to_ascii_lowercase();
-    let scheme = if who.target.https { "https" } else { "http" };
-    let url = format!("{scheme}://{}{}", authority.as_str().to_ascii_lowercase(), uri.path());
-    let groups: Vec<String> = who.user.map(|u| u.groups.clone()).unwrap_or_default();
-    let policy = (who.state.policy)();
-    let verdict = policy.evaluate(&Transaction {
-        direction: Direction::Upload,
-        method: method.as_str(),
-        host: &host,
-        url: &url,
-        user: who.user.map(|u| u.name.as_str()),
-        groups: &groups,
-        files: &facts,
-    });
+    let (policy, verdict, url) = judge(who, method, uri, &facts);
     if let Some(m) = &who.state.metrics {
         m.transactions.with_label_values(&[verdict.action.as_str(), verdict.rule.as_deref().unwrap_or("")]).inc();
         m.bytes_inspected.inc_by(bytes);
@@ -119,6 +105,26 @@ pub(crate) fn decide(who: &Who<'_>, method: &http::Method, uri: &http::Uri, file
         }
     }
     Decision { policy, verdict, facts, url }
+}
+
+/// The policy in force over a transaction with these files: the policy, its verdict, the URL.
+fn judge(who: &Who<'_>, method: &http::Method, uri: &http::Uri, facts: &[FileFacts]) -> (Arc<ResolvedPolicy>, Verdict, String) {
+    let authority = &who.target.authority;
+    let host = authority.host().to_ascii_lowercase();
+    let scheme = if who.target.https { "https" } else { "http" };
+    let url = format!("{scheme}://{}{}", authority.as_str().to_ascii_lowercase(), uri.path());
+    let groups: Vec<String> = who.user.map(|u| u.groups.clone()).unwrap_or_default();
+    let policy = (who.state.policy)();
+    let verdict = policy.evaluate(&Transaction {
+        direction: Direction::Upload,
+        method: method.as_str(),
+        host: &host,
+        url: &url,
+        user: who.user.map(|u| u.name.as_str()),
+        groups: &groups,
+        files: facts,
+    });
+    (policy, verdict, url)
 }
 
 /// The record phase: one audit record (label names from the catalog; the query only when
@@ -325,6 +331,8 @@ impl Upload {
         };
         let needed = rate.saturating_mul(window_len.as_secs());
         let mut window = (Instant::now(), 0u64);
+        // Asked once, when a held body first passes max_body.
+        let mut may_stream_on: Option<bool> = None;
         loop {
             let now = Instant::now();
             if needed > 0 && now >= window.0 + window_len {
@@ -353,6 +361,7 @@ impl Upload {
             if matches!(self.outflow, Outflow::Hold)
                 && self.spool.len() + data.len() as u64 > max_body
                 && self.spool.len() + data.len() as u64 <= max
+                && *may_stream_on.get_or_insert_with(|| self.may_stream_on())
             {
                 if let Err(e) = self.stream_from_here().await {
                     eprintln!("labelgate: cannot read back a spooled upload: {e}");
@@ -394,6 +403,17 @@ impl Upload {
         }
     }
 
+    /// Whether a held body past `max_body` may start towards the origin before its verdict: only
+    /// where the policy lets a file it cannot read through (it allows `oversize` here — the
+    /// sanctioned apps of the shipped config). Where it would block one (where labeled files
+    /// may not go), the body stays held, on disk, up to `max_inspect`: streaming on there would
+    /// hand the origin all but the tail before the verdict — a labeled file placed first in a
+    /// multipart body would arrive complete.
+    fn may_stream_on(&self) -> bool {
+        let probe = [FileFacts { name: None, kind: "unknown".into(), labels: vec![], unscannable: Some(UnscannableReason::Oversize) }];
+        judge(&self.who(), &self.parts.method, &self.parts.uri, &probe).1.action != Action::Block
+    }
+
     /// A held body grown past `max_body` goes on as a streamed one: the upstream request starts
     /// with the bytes held so far (read back from the spool) except the last `stream_holdback`,
     /// which join the withheld tail; every later chunk takes the stream-mode path.
@@ -404,14 +424,14 @@ impl Upload {
         let memory = self.spool.memory();
         let file = self.spool.reader()?;
         let tail = self.spool.copy_range(sent_now, held)?;
-        let (mut out, rest) = crate::stream::channel(holdback);
-        if !tail.is_empty() {
-            out.push(tail).await;
-        }
         let prefix = futures_util::StreamExt::map(crate::spool::stream_prefix(memory, file, sent_now), |r| {
             r.map(Frame::data).map_err(hyper_io_error)
         });
-        let body = futures_util::StreamExt::chain(prefix, rest);
+        // A block aborts the prefix too: the origin is not sent the rest of it.
+        let (mut out, body) = crate::stream::channel_after(holdback, Some(Box::pin(prefix)));
+        if !tail.is_empty() {
+            out.push(tail).await;
+        }
         let response = start_upstream(&self.state, &self.target, &self.parts, StreamBody::new(body).boxed());
         self.outflow = Outflow::Stream { out, response };
         Ok(())
@@ -513,9 +533,8 @@ impl Upload {
         let oversize = matches!(intake, Intake::Oversize { .. });
         match outflow {
             Outflow::Stream { mut out, response } => {
-                // Everything held has gone out or waits in the outflow: the spool's disk is
-                // given back before the rest of a long body passes.
-                drop(spool);
+                // (The spool lives until the answer: a held start read back from it may still be
+                // going out, and its disk stays counted until then.)
                 out.release().await;
                 if oversize {
                     // Allowed although too large to inspect: the rest passes straight through.
@@ -536,7 +555,9 @@ impl Upload {
                     }
                 }
                 out.finish();
-                response.await.unwrap_or_else(|_| simple(StatusCode::BAD_GATEWAY, "the upstream request failed"))
+                let answer = response.await.unwrap_or_else(|_| simple(StatusCode::BAD_GATEWAY, "the upstream request failed"));
+                drop(spool);
+                answer
             }
             Outflow::Hold => {
                 let held_file = match spool.reader() {

@@ -1180,6 +1180,22 @@ async fn a_coded_body_or_part_is_judged_by_what_it_decodes_to_past_max_body() {
             }
         }
     }
+    // A labeled docx behind a stray `=` in a base64 part: refused (data after padding), never an
+    // empty part that passes.
+    let labeled = padded_docx(1000, true);
+    let mut hidden = b"=".to_vec();
+    hidden.extend_from_slice(base64::engine::general_purpose::STANDARD.encode(&labeled).as_bytes());
+    let mut body =
+        b"--zz\r\nContent-Disposition: form-data; name=\"f\"; filename=\"a.docx\"\r\nContent-Transfer-Encoding: base64\r\n\r\n".to_vec();
+    body.extend_from_slice(&hidden);
+    body.extend_from_slice(b"\r\n--zz--\r\n");
+    let req = Request::post(format!("http://{origin_addr}/hidden"))
+        .header("content-type", "multipart/form-data; boundary=zz")
+        .body(Full::new(Bytes::from(body)))
+        .unwrap();
+    let (status, _, _) = send(proxy_addr, req).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "base64 after padding is malformed, blocked");
+
     // Zeros compress 1000:1: past max_body that is a bomb, not a file to spool whole.
     let mut zeros = vec![labelgate_testkit::Entry::new("word/media/blank.bin", vec![0u8; 3 << 20]).stored()];
     zeros.extend(labelgate_testkit::docx(None, None));
@@ -1265,5 +1281,90 @@ async fn a_long_upload_that_keeps_moving_is_not_cut_by_the_response_timeout() {
     let (status, _, reply) = sending.await.unwrap();
     assert_eq!(status, StatusCode::OK, "{reply}");
     assert_eq!(reply, format!("stored {}", hex(&Sha256::digest(&all))));
+    assert_eq!(seen.0.lock().unwrap().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn text_not_read_whole_is_unscannable_never_clean() {
+    // max_body 1 MiB: a UTF-16 JSON body of 1.5 MiB carrying a labeled docx (base64) past its
+    // first MiB is cut where it is read as text: oversize, blocked here. So is a body of more
+    // encoded files than max_candidates (1000 decoys, the labeled one last): nested_limit.
+    use base64::Engine;
+    let (origin_addr, seen) = origin().await;
+    let inspection = InspectionConfig { max_body: 1 << 20, ..InspectionConfig::default() };
+    let (proxy_addr, audit) = proxy_spooling(inspection, "block", loopback(), BLOCK_LABELED, None).await;
+    let docx = base64::engine::general_purpose::STANDARD.encode(padded_docx(1000, true));
+    let json = format!(r#"{{"pad": "{}", "file": "{docx}"}}"#, "x".repeat(600_000));
+    let mut wide = vec![0xff, 0xfe];
+    for unit in json.encode_utf16() {
+        wide.extend_from_slice(&unit.to_le_bytes());
+    }
+    let req = Request::post(format!("http://{origin_addr}/wide"))
+        .header("content-type", "application/json; charset=utf-16")
+        .body(Full::new(Bytes::from(wide)))
+        .unwrap();
+    let (status, _, _) = send(proxy_addr, req).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{}", String::from_utf8_lossy(&audit.0.lock().unwrap()));
+    let last_reasons = |audit: &Buf| -> Vec<String> {
+        let log = String::from_utf8(audit.0.lock().unwrap().clone()).unwrap();
+        let last: serde_json::Value = serde_json::from_str(log.lines().last().unwrap()).unwrap();
+        last["files"].as_array().unwrap().iter().filter_map(|f| f["unscannable"].as_str().map(str::to_string)).collect()
+    };
+    assert!(last_reasons(&audit).contains(&"oversize".to_string()), "{:?}", last_reasons(&audit));
+    let decoy = base64::engine::general_purpose::STANDARD.encode(labelgate_testkit::simple_pdf("/Title (decoy)", None, false));
+    let mut many: Vec<String> = (0..1000).map(|i| format!(r#""d{i}": "{decoy}""#)).collect();
+    many.push(format!(r#""real": "{}""#, base64::engine::general_purpose::STANDARD.encode(padded_docx(1000, true))));
+    let req = Request::post(format!("http://{origin_addr}/many"))
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from(format!("{{{}}}", many.join(",")))))
+        .unwrap();
+    let (status, _, _) = send(proxy_addr, req).await;
+    let log = String::from_utf8(audit.0.lock().unwrap().clone()).unwrap();
+    let l = log.lines().last().unwrap();
+    assert_eq!(status, StatusCode::FORBIDDEN, "{} files: {}", l.matches("\"name\"").count(), &l[l.len().saturating_sub(1500)..]);
+    assert!(last_reasons(&audit).contains(&"nested_limit".to_string()), "{:?}", last_reasons(&audit));
+    assert!(seen.0.lock().unwrap().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn where_an_unread_file_would_be_blocked_a_big_body_stays_held_until_its_verdict() {
+    // Hold mode, max_body 1 MiB, oversize = block (labeled files may not go here): a 4 MiB body
+    // past max_body is not streamed on — nothing reaches the origin before the verdict, so a
+    // labeled file placed first in a multipart body never arrives; the unlabeled twin arrives
+    // whole after it.
+    let (origin_addr, received, seen) = counting_bytes_origin().await;
+    let inspection = InspectionConfig { max_body: 1 << 20, memory_limit: 256 * 1024, ..InspectionConfig::default() };
+    let (proxy_addr, _) = proxy_spooling(inspection, "block", loopback(), BLOCK_LABELED, None).await;
+    for labeled in [true, false] {
+        let docx = padded_docx(1000, labeled);
+        let mut body = b"--zz\r\nContent-Disposition: form-data; name=\"a\"; filename=\"a.docx\"\r\n\r\n".to_vec();
+        body.extend_from_slice(&docx);
+        body.extend_from_slice(b"\r\n--zz\r\nContent-Disposition: form-data; name=\"b\"; filename=\"b.mp4\"\r\n\r\n");
+        body.extend_from_slice(&labelgate_testkit::filler(4 << 20, 5));
+        body.extend_from_slice(b"\r\n--zz--\r\n");
+        let (tx, rx) = tokio::sync::mpsc::channel::<Result<Frame<Bytes>, Infallible>>(4);
+        let req = Request::post(format!("http://{origin_addr}/first-{labeled}"))
+            .header("content-type", "multipart/form-data; boundary=zz")
+            .header("content-length", body.len().to_string())
+            .body(StreamBody::new(tokio_stream_from(rx)))
+            .unwrap();
+        let before = received.load(std::sync::atomic::Ordering::SeqCst);
+        let sending = tokio::spawn(send(proxy_addr, req));
+        let last = body.len() - 1000;
+        for chunk in body[..last].chunks(64 * 1024) {
+            tx.send(Ok(Frame::data(Bytes::copy_from_slice(chunk)))).await.unwrap();
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        assert_eq!(received.load(std::sync::atomic::Ordering::SeqCst), before, "labeled={labeled}: nothing before the verdict");
+        tx.send(Ok(Frame::data(Bytes::copy_from_slice(&body[last..])))).await.unwrap();
+        drop(tx);
+        let (status, _, reply) = sending.await.unwrap();
+        if labeled {
+            assert_eq!(status, StatusCode::FORBIDDEN);
+            assert_eq!(received.load(std::sync::atomic::Ordering::SeqCst), before, "never a byte of it");
+        } else {
+            assert_eq!(reply, format!("stored {}", hex(&Sha256::digest(&body))));
+        }
+    }
     assert_eq!(seen.0.lock().unwrap().len(), 1);
 }

@@ -8,9 +8,11 @@ use std::io::Read;
 const STEP: usize = 64 * 1024;
 
 /// Base64 (standard or URL-safe alphabet) decoded as it is read: line breaks and other
-/// whitespace are skipped, the first `=` ends the data (as lenient MIME decoders do), any other
-/// byte outside the alphabet is an error. A final group of 2 or 3 characters gives its 1 or 2
-/// bytes; a single leftover character is dropped.
+/// whitespace are skipped; `=` is padding, after which only more `=` and whitespace may follow
+/// (data after padding is an error: lenient decoders disagree on it — Python's skips the `=` and
+/// decodes on — so it could hide a file from one reading and not the other); any other byte
+/// outside the alphabet is an error. A final group of 2 or 3 characters gives its 1 or 2 bytes;
+/// a single leftover character is dropped.
 pub struct Base64Reader<R> {
     inner: R,
     group: u32,
@@ -18,12 +20,14 @@ pub struct Base64Reader<R> {
     out: Vec<u8>,
     pos: usize,
     ended: bool,
+    /// Padding was seen: only padding and whitespace may follow.
+    padded: bool,
 }
 
 impl<R: Read> Base64Reader<R> {
     /// Decodes what `inner` gives.
     pub fn new(inner: R) -> Self {
-        Base64Reader { inner, group: 0, have: 0, out: Vec::with_capacity(STEP), pos: 0, ended: false }
+        Base64Reader { inner, group: 0, have: 0, out: Vec::with_capacity(STEP), pos: 0, ended: false, padded: false }
     }
 
     fn sextet(b: u8) -> Option<u32> {
@@ -60,6 +64,12 @@ impl<R: Read> Base64Reader<R> {
                 break;
             }
             for &b in &raw[..n] {
+                if self.padded {
+                    if b == b'=' || b.is_ascii_whitespace() {
+                        continue;
+                    }
+                    return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, "base64 data after its padding"));
+                }
                 if let Some(v) = Self::sextet(b) {
                     self.group = (self.group << 6) | v;
                     self.have += 1;
@@ -70,9 +80,8 @@ impl<R: Read> Base64Reader<R> {
                         self.group = 0;
                     }
                 } else if b == b'=' {
-                    self.ended = true;
+                    self.padded = true;
                     self.flush_group();
-                    break;
                 } else if !b.is_ascii_whitespace() {
                     return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, "a byte outside the base64 alphabet"));
                 }
@@ -188,6 +197,15 @@ mod tests {
         Base64Reader::new(&encoded[..]).read_to_end(&mut out).unwrap();
         assert_eq!(out, data, "unpadded");
         assert!(Base64Reader::new(&b"QUJD*"[..]).read_to_end(&mut Vec::new()).is_err());
+        // Data after padding is refused, not skipped nor decoded: a file behind a stray `=`
+        // must not pass as an empty part.
+        let mut hidden = b"=".to_vec();
+        hidden.extend_from_slice(&encoded);
+        assert!(Base64Reader::new(&hidden[..]).read_to_end(&mut Vec::new()).is_err());
+        assert!(Base64Reader::new(&b"QUI=QUJD"[..]).read_to_end(&mut Vec::new()).is_err());
+        let mut out = Vec::new();
+        Base64Reader::new(&b"QUI=\r\n=  \n"[..]).read_to_end(&mut out).unwrap();
+        assert_eq!(out, b"AB", "padding and whitespace may end it");
     }
 
     #[test]
