@@ -309,6 +309,10 @@ async fn worker(run: Arc<Run>, n: usize) -> Tally {
     let origin = if n % 3 == 1 { run.sanctioned } else { run.plain };
     let local = client_addr(n);
     let mut conn: Option<Conn> = None;
+    // When the kept-alive connection was last used: one left idle near the proxy's header
+    // timeout (while this worker waited on a failing origin) is replaced rather than raced
+    // against the proxy closing it, as browsers retire idle connections early.
+    let mut last_used = Instant::now();
     let total_weight: u32 = run.samples.iter().map(|(w, _)| w).sum();
     let mut seq = 0u64;
     while !run.stop.load(Ordering::Relaxed) {
@@ -349,6 +353,9 @@ async fn worker(run: Arc<Run>, n: usize) -> Tally {
             .map(|(_, b)| b)
             .unwrap_or(&run.samples[0].1);
         let sample = &bodies[rng.below(bodies.len() as u64) as usize];
+        if last_used.elapsed() > Duration::from_secs(CLIENT_TIMEOUT_SECS.saturating_sub(2)) {
+            conn = None;
+        }
         if conn.is_none() {
             let opened = if h2 {
                 client::h2_from(local, run.proxy, run.tls, Arc::clone(&run.client_tls)).await
@@ -372,7 +379,9 @@ async fn worker(run: Arc<Run>, n: usize) -> Tally {
         }
         let started = Instant::now();
         let during_exhaustion = run.exhausted.load(Ordering::Relaxed);
-        match client::upload(c, &url, sample.bytes.clone(), &headers, CLIENT_DEADLINE).await {
+        let answered = client::upload(c, &url, sample.bytes.clone(), &headers, CLIENT_DEADLINE).await;
+        last_used = Instant::now();
+        match answered {
             Ok(answer) => {
                 let us = started.elapsed().as_micros() as u64;
                 if answer.close {
