@@ -257,17 +257,19 @@ pub(crate) async fn run(state: Arc<State>, peer: SocketAddr, req: Request<Incomi
     match decision.verdict.action {
         Action::Block => {
             if matches!(intake, Intake::Oversize { .. }) {
-                // The rest of an oversize body is still coming: read (up to max_body) and dropped,
-                // so the client gets its block page instead of a reset mid-send.
-                let bound = upload.state.settings.load().inspection.max_body;
-                upload.discard_rest(bound).await;
+                // The rest of an oversize body is still coming: the streamed request (if any) is
+                // aborted now, and the rest read and dropped, so the client gets its block page
+                // instead of a reset mid-send.
+                upload.abort_upstream();
+                upload.discard_rest().await;
             }
             upload.block(&decision)
         }
         // audit_required, and the record is lost: not let through (a streamed request is
         // aborted as the outflow drops).
         _ if !recorded.may_release() => {
-            upload.discard_rest(upload.state.settings.load().inspection.max_body).await;
+            upload.abort_upstream();
+            upload.discard_rest().await;
             unavailable(&upload.who(), upload.parts.method.as_str(), &upload.parts.uri, "audit")
         }
         _ => upload.release(intake).await,
@@ -365,7 +367,7 @@ impl Upload {
             {
                 if let Err(e) = self.stream_from_here().await {
                     eprintln!("labelgate: cannot read back a spooled upload: {e}");
-                    self.discard_rest(max).await;
+                    self.discard_rest().await;
                     return Err(unavailable(&self.who(), self.parts.method.as_str(), &self.parts.uri, "spool_write"));
                 }
             }
@@ -394,10 +396,8 @@ impl Upload {
                 // A streamed request is aborted now; the rest of the body is read and dropped so
                 // the client receives the answer (closing with unread bytes would reset the
                 // connection under it).
-                if let Outflow::Stream { out, .. } = std::mem::replace(&mut self.outflow, Outflow::Hold) {
-                    out.abort();
-                }
-                self.discard_rest(max).await;
+                self.abort_upstream();
+                self.discard_rest().await;
                 return Err(unavailable(&self.who(), self.parts.method.as_str(), &self.parts.uri, why));
             }
         }
@@ -461,13 +461,23 @@ impl Upload {
         }
     }
 
-    /// Reads what is left of the body and drops it: up to `limit` bytes, while it keeps coming.
-    async fn discard_rest(&mut self, limit: u64) {
-        let idle = Duration::from_secs(self.state.settings.load().config.body_idle_timeout_secs.clamp(1, 10));
-        let mut read = 0u64;
-        while read <= limit {
-            match tokio::time::timeout(idle, self.body.frame()).await {
-                Ok(Some(Ok(frame))) => read += frame.data_ref().map_or(0, |d| d.len() as u64),
+    /// Aborts a streamed upstream request now (the origin never completes it).
+    fn abort_upstream(&mut self) {
+        if let Outflow::Stream { out, .. } = std::mem::replace(&mut self.outflow, Outflow::Hold) {
+            out.abort();
+        }
+    }
+
+    /// Reads what is left of the body and drops it before an early answer, so the client reads
+    /// the answer instead of a reset mid-send: a lingering close, as nginx does it — for at most
+    /// 30 s in all, and while bytes keep coming (5 s without any ends it).
+    async fn discard_rest(&mut self) {
+        let idle = Duration::from_secs(self.state.settings.load().config.body_idle_timeout_secs.clamp(1, 5));
+        let until = Instant::now() + Duration::from_secs(30);
+        loop {
+            let wait = idle.min(until.saturating_duration_since(Instant::now()));
+            match tokio::time::timeout(wait, self.body.frame()).await {
+                Ok(Some(Ok(_))) => {}
                 _ => break,
             }
         }
