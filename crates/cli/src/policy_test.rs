@@ -26,7 +26,7 @@ pub struct PolicyTestArgs {
     /// The HTTP method.
     #[arg(long, default_value = "POST")]
     method: String,
-    /// Evaluate as a file at rest (`labelgate scan`) instead of an upload.
+    /// Evaluate as a file at rest (rules with `direction = "at_rest"`) instead of an upload.
     #[arg(long)]
     at_rest: bool,
     /// Print one JSON object.

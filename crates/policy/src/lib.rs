@@ -48,7 +48,7 @@ impl Action {
 pub enum Direction {
     /// An upload seen by the proxy.
     Upload,
-    /// A file scanned at rest (`labelgate scan`).
+    /// A file at rest, not in flight (what `labelgate policy test --at-rest` evaluates).
     AtRest,
 }
 
