@@ -157,9 +157,11 @@ pub fn run(config: Option<&Path>, args: &ServeArgs) -> Result<ExitCode> {
             ready: Arc::clone(&ready),
             pac_proxy: arc_swap::ArcSwap::from_pointee(admin_config.pac_proxy.clone().unwrap_or_else(|| proxy_addr.to_string())),
             before_scrape: Some(Box::new(move || {
-                metrics.certificates_minted.set(ca.minted() as i64);
-                metrics.certificate_cache_hits.set(ca.cache_hits() as i64);
-                metrics.audit_failures.set(scrape_audit.failures() as i64);
+                // Counters kept by their owners, brought up to date at each scrape (they only grow).
+                let catch_up = |counter: &prometheus::IntCounter, now: u64| counter.inc_by(now.saturating_sub(counter.get()));
+                catch_up(&metrics.certificates_minted, ca.minted());
+                catch_up(&metrics.certificate_cache_hits, ca.cache_hits());
+                catch_up(&metrics.audit_failures, scrape_audit.failures());
             })),
             accounts: Some(Arc::clone(&syncer)),
             api_token: arc_swap::ArcSwapOption::from_pointee(api_token),

@@ -58,8 +58,8 @@ fn curl_https_through_interception_trusting_the_exported_ca() {
         .unwrap();
     assert!(!out.status.success(), "curl must not trust an unknown CA");
     let (metrics, _) = get(&format!("http://{admin}/metrics"));
-    assert!(metrics.contains("labelgate_certificates_minted 1"), "{metrics}");
-    assert!(metrics.contains("labelgate_certificate_cache_hits 2"), "three handshakes for one host: one mint, two hits\n{metrics}");
+    assert!(metrics.contains("labelgate_certificates_minted_total 1"), "{metrics}");
+    assert!(metrics.contains("labelgate_certificate_cache_hits_total 2"), "three handshakes for one host: one mint, two hits\n{metrics}");
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -84,4 +84,67 @@ fn admin_listener_serves_health_metrics_and_pac() {
     assert!(metrics.contains("labelgate_labels_seen_total{label=\"unknown\"} 1"), "label ids the catalog does not know are one series");
     assert!(metrics.contains("labelgate_inspection_seconds_count 1"));
     assert_eq!(get(&format!("http://{admin}/nope")).1, "404");
+}
+
+#[test]
+fn a_real_prometheus_scrapes_the_metrics_and_answers_queries_over_them() {
+    // Debian's Prometheus (installed by scripts/test.sh) scrapes /metrics every second on
+    // loopback; its HTTP API then answers for a counter labelgate incremented and for the
+    // inspection-latency histogram.
+    let dir = std::env::temp_dir().join(format!("labelgate-prometheus-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let (origin, _) = origin();
+    let (_serve, proxy, admin) = serve_with(&[]);
+    let labeled = corpus("lab_caf_identity-baseline-discipline-template.docx");
+    assert_eq!(curl(proxy, &["-T", labeled.to_str().unwrap(), &format!("http://{origin}/u")]).1, "403");
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    std::fs::write(
+        dir.join("prometheus.yml"),
+        format!(
+            "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: labelgate\n    static_configs:\n      - targets: ['{admin}']\n"
+        ),
+    )
+    .unwrap();
+    let prometheus = Command::new("prometheus")
+        .arg(format!("--config.file={}", dir.join("prometheus.yml").display()))
+        .arg(format!("--storage.tsdb.path={}", dir.join("tsdb").display()))
+        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("prometheus is installed by scripts/test.sh (Debian package prometheus)");
+    let _prometheus = Kill(prometheus);
+    let query = |q: &str| -> Option<String> {
+        let url = format!("http://127.0.0.1:{port}/api/v1/query?query={}", percent(q));
+        let (body, code) = get(&url);
+        if code != "200" {
+            return None;
+        }
+        let v: serde_json::Value = serde_json::from_str(&body).ok()?;
+        v["data"]["result"][0]["value"][1].as_str().map(str::to_string)
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let blocked = loop {
+        if let Some(v) = query(r#"sum(labelgate_transactions_total{job="labelgate",action="block"})"#) {
+            break v;
+        }
+        assert!(std::time::Instant::now() < deadline, "Prometheus never answered for labelgate's series");
+        std::thread::sleep(std::time::Duration::from_millis(300));
+    };
+    assert_eq!(blocked, "1", "one blocked upload, as scraped");
+    assert_eq!(query(r#"up{job="labelgate"}"#).as_deref(), Some("1"));
+    let count = query("labelgate_inspection_seconds_count").expect("the latency histogram is scraped");
+    assert_eq!(count, "1");
+    // The quantile an SRE watches: finite, within the histogram's buckets.
+    let p99: f64 = query("histogram_quantile(0.99, labelgate_inspection_seconds_bucket)").unwrap().parse().unwrap();
+    assert!(p99 > 0.0 && p99 <= 60.0, "{p99}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A PromQL query as a URL query value.
+fn percent(q: &str) -> String {
+    q.bytes()
+        .map(|b| if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") })
+        .collect()
 }
