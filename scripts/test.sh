@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
 # Runs labelgate's whole test suite on a fresh Debian machine: installs what the tests need,
-# then builds and runs every test of the workspace (unit, corpus, pitfalls, hostile-input
-# property tests, archives and e-mails built by Python and 7-Zip, CLI end-to-end tests, MIP account
-# sync against the fake Graph, doc tests).
+# then checks what reviewers check and runs every test:
+#   1. cargo fmt --check, and clippy over every target with warnings as errors;
+#   2. every test of the workspace (unit, corpus, pitfalls, hostile-input property tests,
+#      archives and e-mails built by Python and 7-Zip, end-to-end tests with curl, Chromium,
+#      Prometheus and the fake Graph, the load and fault campaign's slice, doc tests);
+#   3. every fuzz target built (cargo-fuzz, installed if missing) and run a few seconds on its
+#      seeds, as rustls smoke-runs its fuzzers (LABELGATE_FUZZ_SECS, default 5; 0 skips the runs).
 #
 # Usage: scripts/test.sh [extra cargo test args]
 set -euo pipefail
@@ -37,4 +41,32 @@ if [ ! -f ../shared/corpus/manifest.tsv ]; then
   exit 2
 fi
 
-exec cargo test --workspace --locked "$@"
+step() { printf '\n== scripts/test.sh: %s\n' "$*" >&2; }
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+step "cargo clippy --workspace --all-targets -- -D warnings"
+cargo clippy --workspace --all-targets --locked -q -- -D warnings
+step "cargo test --workspace"
+cargo test --workspace --locked "$@"
+
+step "fuzz targets: build, then ${LABELGATE_FUZZ_SECS:-5} s each on their seeds"
+command -v cargo-fuzz >/dev/null 2>&1 || cargo install cargo-fuzz --locked -q
+# The toolchain is stable: cargo-fuzz's nightly flags are allowed with RUSTC_BOOTSTRAP. No
+# sanitizer (safe Rust; the smoke run looks for panics, overflows and hangs), debug assertions on.
+export RUSTC_BOOTSTRAP=1
+(cd fuzz && cargo fuzz build -O -a -s none)
+if [ "${LABELGATE_FUZZ_SECS:-5}" != 0 ]; then
+  fuzz/seed.sh >/dev/null
+  for target in $(cd fuzz && cargo fuzz list); do
+    mkdir -p "fuzz/corpus/$target"
+    (cd fuzz && cargo fuzz run -O -a -s none "$target" "corpus/$target" -- \
+      -max_total_time="${LABELGATE_FUZZ_SECS:-5}" -rss_limit_mb=2048 -timeout=10 >"target/smoke-$target.log" 2>&1) || {
+      echo "scripts/test.sh: fuzz target $target failed; its log:" >&2
+      tail -40 "fuzz/target/smoke-$target.log" >&2
+      exit 1
+    }
+    echo "fuzz $target: $(grep -Eo 'Done [0-9]+ runs' "fuzz/target/smoke-$target.log" | tail -1)" >&2
+  done
+fi
+step "all checks passed"

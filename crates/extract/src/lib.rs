@@ -153,7 +153,9 @@ fn archive_kind(head: &[u8]) -> Option<FileKind> {
         // an uncompressed size that is unknown (all ones) or below 2^48.
         let dict = u32::from_le_bytes([head[1], head[2], head[3], head[4]]);
         let size = u64::from_le_bytes([head[5], head[6], head[7], head[8], head[9], head[10], head[11], head[12]]);
-        let shaped = dict.is_power_of_two() || (dict >> dict.trailing_zeros()) == 3;
+        // (A zero dictionary has 32 trailing zeros: a shift that overflows, found by the fuzz
+        // smoke run.)
+        let shaped = dict.is_power_of_two() || dict.checked_shr(dict.trailing_zeros()) == Some(3);
         if dict >= 4096 && shaped && (size == u64::MAX || size < 1 << 48) {
             return Some(FileKind::Lzma);
         }

@@ -147,3 +147,15 @@ proptest! {
         let _ = all_ways(&bytes);
     }
 }
+
+/// Found by the fuzz smoke run: an LZMA-alone properties byte with a zero dictionary made the
+/// sniffer shift by 32 (a panic with overflow checks on). It is no LZMA stream, and no panic.
+#[test]
+fn an_lzma_header_with_a_zero_dictionary_is_sniffed_without_a_panic() {
+    let mut head = vec![0x5d, 0, 0, 0, 0];
+    head.extend_from_slice(&[0u8; 8]);
+    head.extend_from_slice(b"ro\0\0\0\0\0\0\nT]ro");
+    assert_eq!(labelgate_extract::sniff_kind(&head), None);
+    let eml = [93u8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 114, 111, 0, 0, 0, 0, 0, 0, 10, 84, 93, 114, 111, 0, 0, 0, 0, 0, 0, 111, 0, 0, 10, 13, 10];
+    let _ = extract(&eml);
+}
