@@ -11,13 +11,11 @@ use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use labelgate_extract::Limits;
 use labelgate_unpack::{inspect_slice, UnpackLimits};
 use std::hint::black_box;
-use std::path::PathBuf;
 use std::time::Duration;
 
 fn labeled_docx() -> Vec<u8> {
-    let path =
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus/files/lab_caf_identity-baseline-discipline-template.docx");
-    std::fs::read(path).expect("the shared corpus beside the repository")
+    let path = labelgate_testkit::corpus_dir().join("files/lab_caf_identity-baseline-discipline-template.docx");
+    std::fs::read(path).expect("the corpus (labelgate_testkit::corpus_dir())")
 }
 
 /// The proxy's reading of a body: the body as a file, then its encoded files, each inspected.

@@ -11,14 +11,14 @@ use std::time::Duration;
 
 use std::path::PathBuf;
 
-/// The shared corpus directory (`../shared/corpus/files` beside the repository).
-fn corpus_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus/files")
+/// The corpus's files (`files/` of `labelgate_testkit::corpus_dir()`).
+fn corpus_files_dir() -> PathBuf {
+    labelgate_testkit::corpus_dir().join("files")
 }
 
 /// Corpus files whose names start with `prefix` and end with one of `exts`, sorted.
 fn corpus_files(prefix: &str, exts: &[&str]) -> Vec<(String, Vec<u8>)> {
-    let mut out: Vec<(String, Vec<u8>)> = std::fs::read_dir(corpus_dir())
+    let mut out: Vec<(String, Vec<u8>)> = std::fs::read_dir(corpus_files_dir())
         .map(|rd| rd.filter_map(Result::ok).map(|e| e.path()).collect::<Vec<_>>())
         .unwrap_or_default()
         .into_iter()

@@ -15,9 +15,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 fn labeled_docx() -> Vec<u8> {
-    let path =
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus/files/lab_caf_identity-baseline-discipline-template.docx");
-    std::fs::read(path).expect("the shared corpus beside the repository")
+    let path = labelgate_testkit::corpus_dir().join("files/lab_caf_identity-baseline-discipline-template.docx");
+    std::fs::read(path).expect("the corpus (labelgate_testkit::corpus_dir())")
 }
 
 fn containers(c: &mut Criterion) {
@@ -69,7 +68,7 @@ fn hidden(c: &mut Criterion) {
     let dir = std::env::temp_dir().join(format!("labelgate-bench-hidden-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     labelgate_testkit::make_hidden_fixtures(&dir);
-    let corpus = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus/files");
+    let corpus = labelgate_testkit::corpus_dir().join("files");
     let read = |p: PathBuf| std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
     let cases: Vec<(&str, Vec<u8>)> = vec![
         ("pdf bare", read(corpus.join("lab_openchain_simpleqa.pdf"))),

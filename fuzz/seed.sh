@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# Seeds each fuzz target's corpus from ../shared/corpus (real Office/Purview files) and from
+# Seeds each fuzz target's corpus from the real-world corpus (real Office/Purview files:
+# $LABELGATE_CORPUS, else what scripts/corpus.sh prints, ../shared/corpus when present) and from
 # the testkit's generated pitfall fixtures. Run from the repository root: fuzz/seed.sh
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
-shared="$here/../../shared/corpus/files"
+corpus="${LABELGATE_CORPUS:-$("$here/../scripts/corpus.sh")}"
+shared="$corpus/files"
 for t in ooxml pdf cfb eml; do mkdir -p "$here/corpus/$t"; done
 for f in "$shared"/*; do
   magic="$(head -c 8 "$f" | od -An -tx1 | tr -d ' \n')"

@@ -13,6 +13,7 @@
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 REPS=${1:-3}
+CORPUS=${LABELGATE_CORPUS:-$("$ROOT/scripts/corpus.sh")}  # ../shared/corpus, or a fetched cache
 TOOLS=${PEER_TOOLS:-/tmp/labelgate-peer-tools}
 W=$(mktemp -d /tmp/labelgate-peer.XXXXXX); chmod 755 "$W"  # squid runs as user proxy
 PIDS=()
@@ -35,7 +36,7 @@ cd "$W"; mkdir -p pki nginx/{logs,tmp} squid/{logs,run} mitm lg www
 python3 "$ROOT/benches/peer/make_docx.py" d64k.docx 65536
 python3 "$ROOT/benches/peer/make_docx.py" d1m.docx 1048576
 python3 "$ROOT/benches/peer/make_docx.py" d10m.docx 10485760
-cp "$ROOT/../shared/corpus/files/lab_caf_identity-baseline-discipline-template.docx" labeled.docx
+cp "$CORPUS/files/lab_caf_identity-baseline-discipline-template.docx" labeled.docx
 q() { "$@" >/dev/null 2>&1; }
 q openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout pki/upca.key -out pki/upca.pem -days 30 -subj "/CN=Up CA"
 q openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout pki/up.key -out pki/up.csr -subj /CN=localhost

@@ -9,10 +9,11 @@ set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 size="${1:-104857600}"; fragment="${2:-327680}"; rounds="${3:-3}"
 py="$("$root/scripts/python.sh")"
+corpus="${LABELGATE_CORPUS:-$("$root/scripts/corpus.sh")}"  # ../shared/corpus, or a fetched cache
 work="$(mktemp -d)"; trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
 cargo build --release -q -p labelgate --manifest-path "$root/Cargo.toml"
 bin="${CARGO_TARGET_DIR:-$root/target}/release/labelgate"
-"$py" "$root/crates/cli/tests/pieces_peer.py" pad "$root/../shared/corpus/files/unl_gc_pco-summary-word.docx" "$work/file.docx" "$size"
+"$py" "$root/crates/cli/tests/pieces_peer.py" pad "$corpus/files/unl_gc_pco-summary-word.docx" "$work/file.docx" "$size"
 "$py" "$root/crates/cli/tests/pieces_peer.py" origin "$work" > "$work/origin.port" &
 # The shipped config, its built-in refusal of loopback destinations opened for the test origin.
 sed -e 's|^allow_destinations = \[\]|allow_destinations = ["127.0.0.0/8"]|' "$root/config/labelgate.toml" > "$work/labelgate.toml"

@@ -42,13 +42,13 @@ pub struct AdminConfig {
 impl AdminConfig {
     /// The API token: from `api_token_env`, `api_token_file`, or `<state_dir>/admin-token`
     /// (created with 32 random bytes, mode 0600, when missing).
-    pub fn api_token(&self, base_dir: &std::path::Path, state_dir: &std::path::Path) -> Result<String, String> {
+    pub fn api_token(&self, base_dir: &std::path::Path, state_dir: &std::path::Path) -> Result<String, TokenError> {
         if let Some(var) = &self.api_token_env {
             return std::env::var(var)
                 .ok()
                 .map(|v| v.trim().to_string())
                 .filter(|v| !v.is_empty())
-                .ok_or_else(|| format!("[admin] api_token_env: {var} is not set"));
+                .ok_or_else(|| TokenError::EnvUnset(var.clone()));
         }
         let (path, generate) = match &self.api_token_file {
             Some(f) => (base_dir.join(f), false),
@@ -56,25 +56,54 @@ impl AdminConfig {
         };
         match std::fs::read_to_string(&path) {
             Ok(t) if !t.trim().is_empty() => return Ok(t.trim().to_string()),
-            Ok(_) if !generate => return Err(format!("[admin] api_token_file: {} is empty", path.display())),
-            Err(e) if !generate => return Err(format!("[admin] api_token_file: {}: {e}", path.display())),
+            Ok(_) if !generate => return Err(TokenError::FileEmpty(path.display().to_string())),
+            Err(source) if !generate => return Err(TokenError::FileUnreadable { path: path.display().to_string(), source }),
             _ => {}
         }
         let mut bytes = [0u8; 32];
-        ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes).map_err(|_| "no randomness".to_string())?;
+        ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes).map_err(|_| TokenError::Randomness)?;
         let token: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-        std::fs::create_dir_all(state_dir).map_err(|e| format!("{}: {e}", state_dir.display()))?;
+        let create = |path: &std::path::Path| {
+            let shown = path.display().to_string();
+            move |source| TokenError::Create { path: shown, source }
+        };
+        std::fs::create_dir_all(state_dir).map_err(create(state_dir))?;
         use std::io::Write;
         use std::os::unix::fs::OpenOptionsExt;
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&path)
-            .map_err(|e| format!("cannot create {}: {e}", path.display()))?;
-        f.write_all(format!("{token}\n").as_bytes()).map_err(|e| format!("{}: {e}", path.display()))?;
+        let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&path).map_err(create(&path))?;
+        f.write_all(format!("{token}\n").as_bytes()).map_err(create(&path))?;
         Ok(token)
     }
+}
+
+/// Why the admin API token cannot be had (never showing the token).
+#[derive(Debug, thiserror::Error)]
+pub enum TokenError {
+    /// `api_token_env` names a variable that is not set (or empty).
+    #[error("[admin] api_token_env: {0} is not set")]
+    EnvUnset(String),
+    /// `api_token_file` is empty.
+    #[error("[admin] api_token_file: {0} is empty")]
+    FileEmpty(String),
+    /// `api_token_file` cannot be read.
+    #[error("[admin] api_token_file: {path}: {source}")]
+    FileUnreadable {
+        /// The file.
+        path: String,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// No randomness for a new token.
+    #[error("no randomness for a new admin token")]
+    Randomness,
+    /// The generated token cannot be stored.
+    #[error("cannot create {path}: {source}")]
+    Create {
+        /// The file or directory.
+        path: String,
+        /// The OS error.
+        source: std::io::Error,
+    },
 }
 
 fn default_listen() -> SocketAddr {

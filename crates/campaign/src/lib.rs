@@ -570,7 +570,7 @@ fn start(labelgate: &Path, work: &Path, config_text: &str, origin_ca: &Path) -> 
         if stderr.read_line(&mut line).map_err(io("labelgate stderr"))? == 0 {
             return Err(CampaignError::Start("exited before listening".into()));
         }
-        if let Some(a) = line.trim().strip_prefix("labelgate: proxy listening on ") {
+        if let Some(a) = line.split_once("proxy listening on ").and_then(|(_, rest)| rest.split_whitespace().next()) {
             break a.parse().map_err(|_| CampaignError::Start(format!("unreadable address {a}")))?;
         }
     };

@@ -179,7 +179,6 @@ pub struct Catalog {
     labels: Vec<Arc<Label>>,
     by_tenant_id: GuidMap<(u128, u128), usize>,
     by_id: GuidMap<u128, usize>,
-    by_id_all: HashMap<String, Vec<usize>>,
     by_name: HashMap<(Option<String>, String), Vec<usize>>,
     tenants: Vec<String>,
     /// Index of each label's parent (same tenant first), resolved once at build.
@@ -230,7 +229,6 @@ impl Catalog {
             if let Some(id) = id {
                 catalog.by_id.entry(id).or_insert(i);
             }
-            catalog.by_id_all.entry(l.id.clone()).or_default().push(i);
         }
         catalog.parent_of = catalog
             .labels
@@ -275,11 +273,6 @@ impl Catalog {
             return Some(&self.labels[i]);
         }
         self.by_id.get(&id).map(|&i| &*self.labels[i])
-    }
-
-    /// Every label with this id (one per tenant that defines it).
-    pub fn all_with_id(&self, id: &str) -> Vec<&Label> {
-        self.by_id_all.get(&normalize_id(id)).map(|v| v.iter().map(|&i| &*self.labels[i]).collect()).unwrap_or_default()
     }
 
     /// Labels whose display name, name or `Parent \ Child` path equals `name` (case-insensitive),

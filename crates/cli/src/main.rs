@@ -54,8 +54,40 @@ struct Cli {
     /// Configuration file (default: ./config/labelgate.toml if present, else the embedded default).
     #[arg(long, global = true, value_name = "FILE")]
     config: Option<PathBuf>,
+    /// Log lines on standard error as `text` (default) or `json` (one object per line, for log
+    /// shippers); also LABELGATE_LOG_FORMAT. Which lines: LABELGATE_LOG or RUST_LOG, in
+    /// tracing's filter syntax (default `info`; e.g. `labelgate_proxy=debug,rustls=warn`).
+    #[arg(long, global = true, value_name = "FORMAT", env = "LABELGATE_LOG_FORMAT", default_value = "text")]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
+}
+
+/// How log lines are written.
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Installs the one log subscriber: every crate logs through `tracing` (rustls's `log` records
+/// are bridged in), filtered by LABELGATE_LOG / RUST_LOG, to standard error. Audit records are
+/// not logs: they go to their own sink.
+fn install_logging(format: LogFormat) {
+    use tracing_subscriber::EnvFilter;
+    let filter = std::env::var("LABELGATE_LOG")
+        .ok()
+        .and_then(|f| EnvFilter::try_new(f).ok())
+        .or_else(|| EnvFilter::try_from_default_env().ok())
+        .unwrap_or_else(|| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let installed = match format {
+        LogFormat::Text => builder.with_ansi(false).try_init(),
+        LogFormat::Json => builder.json().flatten_event(true).with_current_span(false).try_init(),
+    };
+    if let Err(e) = installed {
+        eprintln!("labelgate: cannot install the logger: {e}");
+    }
 }
 
 #[derive(Subcommand, Debug)]
@@ -92,6 +124,7 @@ enum PolicyCommand {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    install_logging(cli.log_format);
     let config = cli.config.as_deref();
     let outcome: Result<ExitCode> = match cli.command {
         Command::Inspect(args) => inspect::run(cli.config.as_deref(), &args),

@@ -36,7 +36,7 @@ pub struct ServeArgs {
 fn resolve(config: &labelgate_config::LoadedConfig, cache: &LabelCache) -> Arc<ResolvedPolicy> {
     let (policy, diagnostics) = config.resolve(cache.snapshot());
     for d in diagnostics {
-        eprintln!("{d}");
+        tracing::warn!("{d}");
     }
     Arc::new(policy)
 }
@@ -47,6 +47,7 @@ pub fn run(config: Option<&Path>, args: &ServeArgs) -> Result<ExitCode> {
         Err(code) => return Ok(code),
     };
     let (proxy_config, inspection) = proxy_sections(&loaded, args.listen, &args.state_dir);
+    let audit_file = loaded.file.proxy.audit_file.as_ref().map(|p| loaded.base_dir.join(p));
     let users = match &loaded.file.proxy.users_file {
         Some(f) => Some(labelgate_proxy::Users::load(&loaded.base_dir.join(f)).map_err(anyhow::Error::msg)?),
         None => None,
@@ -105,24 +106,33 @@ pub fn run(config: Option<&Path>, args: &ServeArgs) -> Result<ExitCode> {
                     None => Ok(Vec::new()),
                 };
                 match applied {
-                    Ok(restart) if restart.is_empty() => eprintln!("labelgate: configuration reloaded"),
+                    Ok(restart) if restart.is_empty() => tracing::info!("configuration reloaded"),
                     Ok(restart) => {
-                        eprintln!("labelgate: configuration reloaded; changed but applied only after a restart: {}", restart.join(", "))
+                        tracing::warn!(restart_needed = %restart.join(", "), "configuration reloaded; changed but applied only after a restart: {}", restart.join(", "))
                     }
-                    Err(e) => eprintln!("labelgate: configuration reloaded, but [proxy]/[inspection]/[admin] were not applied: {e}"),
+                    Err(e) => tracing::error!(error = %e, "configuration reloaded, but [proxy]/[inspection]/[admin] were not applied: {e}"),
                 }
             }
             ReloadOutcome::Rejected(e) => {
-                eprintln!("labelgate: configuration rejected, the previous one stays in force: {e}");
+                tracing::error!(error = %e, "configuration rejected, the previous one stays in force: {e}");
                 for d in watched.last_rejection() {
-                    eprintln!("{d}");
+                    tracing::error!("{d}");
                 }
             }
             ReloadOutcome::Unchanged => {}
         })
         .context("cannot watch the configuration")?;
     let source = Arc::new(move || current.read().map(|p| Arc::clone(&p)).unwrap_or_else(|e| Arc::clone(&e.into_inner())));
-    let audit = Arc::new(AuditSink::new(Box::new(std::io::stdout())));
+    // Audit records: written by a thread of their own (a queue of 4096), to standard output or
+    // [proxy] audit_file, which SIGHUP reopens (logrotate's convention).
+    let destination = match audit_file {
+        Some(path) => labelgate_proxy::AuditDestination::File(path),
+        None => labelgate_proxy::AuditDestination::Stdout,
+    };
+    let audit = Arc::new(AuditSink::spawn(destination, 4096).context("cannot open [proxy] audit_file")?);
+    if let Some(flag) = audit.reopen_flag() {
+        signal_hook::flag::register(signal_hook::consts::SIGHUP, flag).context("cannot watch SIGHUP")?;
+    }
     let metrics = ProxyMetrics::register(&registry).context("cannot register metrics")?;
     let ca = Arc::new(CertAuthority::load_or_create(&args.state_dir).context("cannot load or create the interception CA")?);
     let mut extra = Vec::new();
@@ -149,8 +159,8 @@ pub fn run(config: Option<&Path>, args: &ServeArgs) -> Result<ExitCode> {
             None => proxy,
         };
         let proxy_addr = proxy.local_addr()?;
-        eprintln!("labelgate: proxy listening on {proxy_addr}");
-        eprintln!("labelgate: admin listening on {admin_addr}");
+        tracing::info!(address = %proxy_addr, "proxy listening on {proxy_addr}");
+        tracing::info!(address = %admin_addr, "admin listening on {admin_addr}");
         let scrape_audit = Arc::clone(&audit_for_metrics);
         let admin_state = Arc::new(AdminState {
             registry,
@@ -182,13 +192,13 @@ pub fn run(config: Option<&Path>, args: &ServeArgs) -> Result<ExitCode> {
                 _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending::<()>().await } } => {}
             }
             ready.store(false, std::sync::atomic::Ordering::SeqCst);
-            eprintln!("labelgate: shutting down: draining transactions in flight");
+            tracing::info!("shutting down: draining transactions in flight");
         };
         ready_now.store(true, std::sync::atomic::Ordering::SeqCst);
         proxy.serve_until(shutdown).await?;
         let _ = stop_tx.send(true);
         let _ = admin_task.await;
-        eprintln!("labelgate: shutting down");
+        tracing::info!("shutting down");
         Ok::<_, anyhow::Error>(())
     })?;
     Ok(ExitCode::SUCCESS)
@@ -215,11 +225,11 @@ impl Live {
     fn apply(&self, loaded: &labelgate_config::LoadedConfig, overrides: &Overrides) -> Result<Vec<String>, String> {
         let (proxy, inspection) = proxy_sections(loaded, overrides.listen, &overrides.state_dir);
         let users = match &proxy.users_file {
-            Some(f) => Some(labelgate_proxy::Users::load(&loaded.base_dir.join(f))?),
+            Some(f) => Some(labelgate_proxy::Users::load(&loaded.base_dir.join(f)).map_err(|e| e.to_string())?),
             None => None,
         };
         let admin = &loaded.file.admin;
-        let token = admin.api_token(&loaded.base_dir, &overrides.state_dir)?;
+        let token = admin.api_token(&loaded.base_dir, &overrides.state_dir).map_err(|e| e.to_string())?;
         let mut restart: Vec<String> = self.proxy.apply(proxy, inspection, users)?.into_iter().map(str::to_string).collect();
         if overrides.admin_listen.is_none() && admin.listen != self.admin_listen {
             restart.push("[admin] listen".into());

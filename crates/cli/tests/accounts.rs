@@ -103,8 +103,13 @@ fn serve(dir: &Path, config: &Path, run: &str) -> Running {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let text = std::fs::read_to_string(&stderr_path).unwrap_or_default();
-        let find = |prefix: &str| text.lines().find_map(|l| l.strip_prefix(prefix)).and_then(|a| a.trim().parse().ok());
-        if let (Some(proxy), Some(admin)) = (find("labelgate: proxy listening on "), find("labelgate: admin listening on ")) {
+        let find = |needle: &str| {
+            text.lines()
+                .find_map(|l| l.split_once(needle))
+                .and_then(|(_, rest)| rest.split_whitespace().next())
+                .and_then(|a| a.parse().ok())
+        };
+        if let (Some(proxy), Some(admin)) = (find("proxy listening on "), find("admin listening on ")) {
             running.proxy = proxy;
             running.admin = admin;
             return running;
@@ -370,7 +375,7 @@ refresh_interval = "30m"
         }
         written.push_str(&String::from_utf8_lossy(&std::fs::read(&f).unwrap()));
     }
-    assert!(written.contains("labelgate: proxy listening"), "the logs were read");
+    assert!(written.contains("proxy listening on"), "the logs were read");
     for secret in [SECRET1, SECRET2, &token] {
         assert!(!written.contains(secret), "a secret leaked into logs, snapshots, audit, API answers or CSV");
     }

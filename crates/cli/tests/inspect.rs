@@ -8,7 +8,7 @@ fn bin() -> Command {
 }
 
 fn corpus(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpus/files").join(name)
+    labelgate_testkit::corpus_dir().join("files").join(name)
 }
 
 #[test]

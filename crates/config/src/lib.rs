@@ -221,8 +221,7 @@ pub fn load_str(path: Option<&Path>, text: &str) -> Result<LoadedConfig, LoadErr
         }
         if problems.is_empty() {
             if let Err(e) = account.credential(&base_dir) {
-                let key = e.split(':').next().unwrap_or("name").to_string();
-                let k = key_at(&key);
+                let k = key_at(e.key());
                 diagnostics.push(at(
                     &(k..k),
                     Severity::Warning,

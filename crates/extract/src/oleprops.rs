@@ -51,9 +51,26 @@ fn utf16le(bytes: &[u8]) -> String {
 
 /// Feeds every named user-defined property of a DocumentSummaryInformation stream to `collector`.
 /// Returns an error text when the stream is structurally broken.
-pub(crate) fn read_user_defined(stream: &[u8], collector: &mut PropertyCollector, ex: &mut Extraction) -> Result<(), String> {
+/// Why a property-set stream could not be read (the file is then flagged, never a panic).
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum PropertySetError {
+    /// A structure is missing or cut short.
+    #[error("{0}")]
+    Truncated(&'static str),
+    /// A count past the limits.
+    #[error("{what} claims {count} {unit}")]
+    Count { what: &'static str, count: usize, unit: &'static str },
+}
+
+impl From<&'static str> for PropertySetError {
+    fn from(why: &'static str) -> Self {
+        PropertySetError::Truncated(why)
+    }
+}
+
+pub(crate) fn read_user_defined(stream: &[u8], collector: &mut PropertyCollector, ex: &mut Extraction) -> Result<(), PropertySetError> {
     if u16le(stream, 0) != Some(0xFFFE) {
-        return Err("property set stream has no byte-order mark".into());
+        return Err(PropertySetError::Truncated("property set stream has no byte-order mark"));
     }
     let sets = u32le(stream, 24).ok_or("property set header truncated")?;
     for i in 0..sets.min(4) as usize {
@@ -67,13 +84,13 @@ pub(crate) fn read_user_defined(stream: &[u8], collector: &mut PropertyCollector
     Ok(())
 }
 
-fn read_section(stream: &[u8], offset: usize, collector: &mut PropertyCollector, ex: &mut Extraction) -> Result<(), String> {
+fn read_section(stream: &[u8], offset: usize, collector: &mut PropertyCollector, ex: &mut Extraction) -> Result<(), PropertySetError> {
     let section = stream.get(offset..).ok_or("section offset outside the stream")?;
     let size = u32le(section, 0).ok_or("section truncated")? as usize;
     let section = section.get(..size.min(section.len())).ok_or("section truncated")?;
     let count = u32le(section, 4).ok_or("section truncated")? as usize;
     if count > MAX_PROPERTIES {
-        return Err(format!("section claims {count} properties"));
+        return Err(PropertySetError::Count { what: "section", count, unit: "properties" });
     }
     let mut ids = Vec::with_capacity(count);
     for i in 0..count {
@@ -92,7 +109,7 @@ fn read_section(stream: &[u8], offset: usize, collector: &mut PropertyCollector,
     if let Some((_, off)) = ids.iter().find(|(pid, _)| *pid == 0) {
         let n = u32le(section, *off).ok_or("dictionary truncated")? as usize;
         if n > MAX_PROPERTIES {
-            return Err(format!("dictionary claims {n} entries"));
+            return Err(PropertySetError::Count { what: "dictionary", count: n, unit: "entries" });
         }
         let mut at = off + 4;
         for _ in 0..n {

@@ -1,14 +1,11 @@
-//! The real-world corpus (../shared/corpus): 72 files written by Office and Purview clients.
-//! Every file's effective label ids and tenants must equal the manifest exactly, through each
-//! of the three entry points, and every label exiftool reads must appear among our raw records.
+//! The real-world corpus (`labelgate_testkit::corpus_dir()`: ../shared/corpus, or the cache
+//! scripts/corpus.sh fetches): 72 files written by Office and Purview clients. Every file's
+//! effective label ids and tenants must equal the manifest exactly, through each of the three
+//! entry points, and every label exiftool reads must appear among our raw records.
 
 use labelgate_extract::{extract, extract_reader, extract_segments, FileKind, Flag, Inspector, Limits, RecordStatus};
+use labelgate_testkit::corpus_dir;
 use std::collections::BTreeSet;
-use std::path::PathBuf;
-
-fn corpus_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpus")
-}
 
 struct Row {
     file: String,

@@ -6,13 +6,12 @@ use labelgate_testkit::*;
 use labelgate_extract::{extract, extract_reader, extract_segments, extract_with, ExtractError, Inspector, Limits};
 use proptest::prelude::*;
 use std::io::Cursor;
-use std::path::PathBuf;
 use std::sync::OnceLock;
 
 fn corpus() -> &'static Vec<(String, Vec<u8>)> {
     static FILES: OnceLock<Vec<(String, Vec<u8>)>> = OnceLock::new();
     FILES.get_or_init(|| {
-        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpus/files");
+        let dir = corpus_dir().join("files");
         let mut files: Vec<(String, Vec<u8>)> = std::fs::read_dir(dir)
             .unwrap()
             .map(|e| e.unwrap().path())
@@ -156,6 +155,9 @@ fn an_lzma_header_with_a_zero_dictionary_is_sniffed_without_a_panic() {
     head.extend_from_slice(&[0u8; 8]);
     head.extend_from_slice(b"ro\0\0\0\0\0\0\nT]ro");
     assert_eq!(labelgate_extract::sniff_kind(&head), None);
-    let eml = [93u8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 114, 111, 0, 0, 0, 0, 0, 0, 10, 84, 93, 114, 111, 0, 0, 0, 0, 0, 0, 111, 0, 0, 10, 13, 10];
+    let eml = [
+        93u8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 114, 111,
+        0, 0, 0, 0, 0, 0, 10, 84, 93, 114, 111, 0, 0, 0, 0, 0, 0, 111, 0, 0, 10, 13, 10,
+    ];
     let _ = extract(&eml);
 }

@@ -162,7 +162,7 @@ pub(crate) fn compile(
                     }
                     patterns.push(p);
                 }
-                Err(why) => problems.push(Problem::error(span(host), why)),
+                Err(why) => problems.push(Problem::error(span(host), why.to_string())),
             }
         }
         if app.hosts.is_empty() {
@@ -239,7 +239,7 @@ pub(crate) fn compile(
                 .filter_map(|d| match DestPattern::parse(d.get_ref()) {
                     Ok(p) => Some(p),
                     Err(why) => {
-                        problems.push(Problem::error(span(d), why));
+                        problems.push(Problem::error(span(d), why.to_string()));
                         None
                     }
                 })

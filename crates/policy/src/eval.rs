@@ -59,12 +59,23 @@ pub(crate) enum DestPattern {
     UrlPrefix(String),
 }
 
+/// A destination or host pattern of the config that does not parse.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum PatternError {
+    /// A URL prefix with another scheme.
+    #[error("destination {0:?}: URL prefixes must start with http:// or https://")]
+    UrlScheme(String),
+    /// Neither a host name nor `*.domain`.
+    #[error("host pattern {0:?} is not a host name or *.domain")]
+    Host(String),
+}
+
 impl DestPattern {
-    pub(crate) fn parse(raw: &str) -> Result<DestPattern, String> {
+    pub(crate) fn parse(raw: &str) -> Result<DestPattern, PatternError> {
         let t = raw.trim();
         if t.contains("://") {
             if !(t.starts_with("http://") || t.starts_with("https://")) {
-                return Err(format!("destination {raw:?}: URL prefixes must start with http:// or https://"));
+                return Err(PatternError::UrlScheme(raw.to_string()));
             }
             return Ok(DestPattern::UrlPrefix(t.to_ascii_lowercase()));
         }
@@ -96,7 +107,7 @@ pub(crate) enum AppPattern {
 }
 
 impl AppPattern {
-    pub(crate) fn parse(raw: &str) -> Result<AppPattern, String> {
+    pub(crate) fn parse(raw: &str) -> Result<AppPattern, PatternError> {
         let t = raw.trim().trim_end_matches('.').to_ascii_lowercase();
         let valid = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b':' | b'_'));
         if let Some(rest) = t.strip_prefix("*.") {
@@ -106,7 +117,7 @@ impl AppPattern {
         } else if valid(&t) {
             return Ok(AppPattern::Exact(t));
         }
-        Err(format!("host pattern {raw:?} is not a host name or *.domain"))
+        Err(PatternError::Host(raw.to_string()))
     }
 
     pub(crate) fn key(&self) -> String {

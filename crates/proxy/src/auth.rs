@@ -43,9 +43,9 @@ const CACHE: usize = 10_000;
 
 impl Users {
     /// Reads a users file; errors name the file and line (never a hash).
-    pub fn load(path: &Path) -> Result<Users, String> {
-        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
-        Users::parse(&text).map_err(|(line, why)| format!("{}:{line}: {why}", path.display()))
+    pub fn load(path: &Path) -> Result<Users, UsersError> {
+        let text = std::fs::read_to_string(path).map_err(|source| UsersError::Read { path: path.display().to_string(), source })?;
+        Users::parse(&text).map_err(|(line, why)| UsersError::Line { path: path.display().to_string(), line, why })
     }
 
     /// Parses users-file text; an error gives the line.
@@ -99,10 +99,38 @@ impl Users {
     }
 }
 
+/// Why a users file cannot be used (never showing a hash).
+#[derive(Debug, thiserror::Error)]
+pub enum UsersError {
+    /// The file cannot be read.
+    #[error("{path}: cannot read: {source}")]
+    Read {
+        /// The file.
+        path: String,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// A line is not `user:argon2-hash[:groups]`.
+    #[error("{path}:{line}: {why}")]
+    Line {
+        /// The file.
+        path: String,
+        /// Its line, from 1.
+        line: usize,
+        /// What is wrong with it.
+        why: String,
+    },
+}
+
+/// The password could not be hashed.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot hash the password: {0}")]
+pub struct HashError(String);
+
 /// A users-file line for `user` with an argon2id hash of `password`.
-pub fn hash_line(user: &str, password: &str) -> Result<String, String> {
+pub fn hash_line(user: &str, password: &str) -> Result<String, HashError> {
     let salt = SaltString::generate(&mut OsRng);
-    let hash = Argon2::default().hash_password(password.as_bytes(), &salt).map_err(|e| e.to_string())?;
+    let hash = Argon2::default().hash_password(password.as_bytes(), &salt).map_err(|e| HashError(e.to_string()))?;
     Ok(format!("{user}:{hash}"))
 }
 

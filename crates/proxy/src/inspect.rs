@@ -22,7 +22,7 @@ impl From<crate::spool::SpoolError> for Unavailable {
         match e {
             crate::spool::SpoolError::Quota => Unavailable("spool_quota"),
             crate::spool::SpoolError::Io(e) => {
-                eprintln!("labelgate: cannot spool an upload for inspection: {e}");
+                tracing::error!(error = %e, "cannot spool an upload for inspection");
                 Unavailable("spool_write")
             }
         }

@@ -29,11 +29,11 @@ mod websocket;
 
 pub use tls::{upstream_client_config, CertAuthority, TlsError};
 
-pub use audit::{AuditFile, AuditLabel, AuditLost, AuditRecord, AuditSession, AuditSink};
-pub use auth::{hash_line, User, Users};
+pub use audit::{AuditDestination, AuditFile, AuditLabel, AuditLost, AuditRecord, AuditSession, AuditSink};
+pub use auth::{hash_line, HashError, User, Users, UsersError};
 pub use inspect::{file_facts, inner_facts, inspection_facts, FileRecord};
 pub use metrics::ProxyMetrics;
-pub use net::{Cidr, BUILT_IN_DENIED};
+pub use net::{Cidr, RuleError, BUILT_IN_DENIED};
 
 pub use server::{Interception, PolicySource, Proxy, SettingsHandle};
 
@@ -55,6 +55,11 @@ pub struct ProxyConfig {
     /// policy allows answers 503 with Retry-After instead; a block stays a block.
     #[serde(default)]
     pub audit_required: bool,
+    /// Where audit records go: a file (relative to the config file; appended to, created 0600,
+    /// reopened on SIGHUP after logrotate renames it) instead of standard output. A change needs
+    /// a restart.
+    #[serde(default)]
+    pub audit_file: Option<std::path::PathBuf>,
     /// Client networks allowed to use the proxy (default: loopback only).
     #[serde(default = "default_clients")]
     pub allow_clients: Vec<String>,
@@ -139,15 +144,15 @@ pub enum PortSpec {
 
 impl PortSpec {
     /// The ports it names, or what is wrong with it.
-    pub fn bounds(&self) -> Result<(u16, u16), String> {
+    pub fn bounds(&self) -> Result<(u16, u16), net::RuleError> {
         match self {
             PortSpec::One(p) => Ok((*p, *p)),
             PortSpec::Range(r) => {
-                let (a, b) = r.split_once('-').ok_or_else(|| format!("{r:?} is not a port or a \"from-to\" range"))?;
+                let (a, b) = r.split_once('-').ok_or_else(|| net::RuleError::Ports(r.clone()))?;
                 let (a, b) = (a.trim().parse::<u16>(), b.trim().parse::<u16>());
                 match (a, b) {
                     (Ok(a), Ok(b)) if a <= b => Ok((a, b)),
-                    _ => Err(format!("{r:?} is not a \"from-to\" port range")),
+                    _ => Err(net::RuleError::PortRange(r.clone())),
                 }
             }
         }
@@ -264,6 +269,7 @@ impl Default for ProxyConfig {
             listen: default_listen(),
             audit_query: false,
             audit_required: false,
+            audit_file: None,
             allow_clients: default_clients(),
             bypass: Vec::new(),
             deny_destinations: Vec::new(),

@@ -10,17 +10,39 @@ pub struct Cidr {
     prefix: u8,
 }
 
+/// A network or port rule of `[proxy]` that does not parse.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RuleError {
+    /// Not an IP address or network.
+    #[error("{0:?} is not an IP network")]
+    Network(String),
+    /// A prefix length out of range for the address family.
+    #[error("{value:?}: prefix must be 0..={max}")]
+    Prefix {
+        /// The rule as written.
+        value: String,
+        /// The family's longest prefix.
+        max: u8,
+    },
+    /// Not a port nor a `"from-to"` range.
+    #[error("{0:?} is not a port or a \"from-to\" range")]
+    Ports(String),
+    /// A `"from-to"` range whose ends are not ports in order.
+    #[error("{0:?} is not a \"from-to\" port range")]
+    PortRange(String),
+}
+
 impl Cidr {
     /// Parses `10.0.0.0/8`, `::1/128` or a bare address (a host route).
-    pub fn parse(s: &str) -> Result<Cidr, String> {
+    pub fn parse(s: &str) -> Result<Cidr, RuleError> {
         let (addr, prefix) = match s.trim().split_once('/') {
             Some((a, p)) => (a, Some(p)),
             None => (s.trim(), None),
         };
-        let net: IpAddr = addr.parse().map_err(|_| format!("{s:?} is not an IP network"))?;
+        let net: IpAddr = addr.parse().map_err(|_| RuleError::Network(s.to_string()))?;
         let max = if net.is_ipv4() { 32 } else { 128 };
         let prefix = match prefix {
-            Some(p) => p.parse::<u8>().ok().filter(|&p| p <= max).ok_or_else(|| format!("{s:?}: prefix must be 0..={max}"))?,
+            Some(p) => p.parse::<u8>().ok().filter(|&p| p <= max).ok_or_else(|| RuleError::Prefix { value: s.to_string(), max })?,
             None => max,
         };
         Ok(Cidr { net, prefix })
@@ -111,8 +133,8 @@ impl Refusal {
 
 impl Destinations {
     /// The rules of `[proxy]` (CIDRs or host globs in each list).
-    pub(crate) fn new(deny: &[String], allow: &[String], connect_ports: &[crate::PortSpec]) -> Result<Destinations, String> {
-        let split = |list: &[String]| -> Result<(Vec<Cidr>, Vec<String>), String> {
+    pub(crate) fn new(deny: &[String], allow: &[String], connect_ports: &[crate::PortSpec]) -> Result<Destinations, RuleError> {
+        let split = |list: &[String]| -> Result<(Vec<Cidr>, Vec<String>), RuleError> {
             let (mut nets, mut hosts) = (Vec::new(), Vec::new());
             for d in list {
                 match Cidr::parse(d) {

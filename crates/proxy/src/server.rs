@@ -269,7 +269,7 @@ impl Proxy {
                     let (stream, peer) = match accepted {
                         Ok(a) => a,
                         Err(e) => {
-                            eprintln!("labelgate: accept failed: {e}");
+                            tracing::warn!(error = %e, "accept failed");
                             tokio::time::sleep(Duration::from_millis(50)).await;
                             continue;
                         }
@@ -328,7 +328,7 @@ impl Proxy {
             tokio::time::timeout(Duration::from_secs(self.state.settings.load().config.drain_timeout_secs), limit.acquire_many(total))
                 .await;
         if drained.is_err() {
-            eprintln!("labelgate: drain timeout: closing the connections still open");
+            tracing::warn!("drain timeout: closing the connections still open");
         }
         Ok(())
     }

@@ -291,7 +291,7 @@ impl Session {
     /// An incomplete session's decision: made (and recorded) once, by the first request that
     /// finds the session incomplete; `None` when its record is lost under `audit_required` (the
     /// next request of the session decides again).
-    fn incomplete_decision(&mut self, upload: &Upload) -> Option<Decision> {
+    async fn incomplete_decision(&mut self, upload: &Upload) -> Option<Decision> {
         let held = self.held();
         let files = self.incomplete_files();
         let audit = |why: &str| self.audit(held, Some(why));
@@ -300,7 +300,7 @@ impl Session {
             Stage::Incomplete { why, decision: None } => {
                 let why = *why;
                 let d = upload.decide(&files);
-                let recorded = upload.record_session(&files, &d, Some(audit(why)));
+                let recorded = upload.record_session(&files, &d, Some(audit(why))).await;
                 if d.verdict.action != Action::Block && !recorded.may_release() {
                     return None;
                 }
@@ -323,7 +323,17 @@ impl Session {
         let who = Who { state, peer: last.peer, target: &last.target, user: last.user.as_ref() };
         let started = Instant::now();
         let decision = crate::upload::decide(&who, &last.method, &last.uri, &files, 0, started);
-        crate::upload::record(&who, last.method.as_str(), &last.uri, &files, &decision, started, Some(self.audit(self.held(), Some(why))));
+        // No verdict waits on this record: queued, never waited for.
+        let record = crate::upload::audit_record(
+            &who,
+            last.method.as_str(),
+            &last.uri,
+            &files,
+            &decision,
+            started,
+            Some(self.audit(self.held(), Some(why))),
+        );
+        let _ = state.audit.write(&record);
         self.store = None;
     }
 }
@@ -813,7 +823,7 @@ async fn arrive(
         if !alone.is_empty() && matches!(session.stage, Stage::Open | Stage::Done) {
             let decision = upload.decide(&alone);
             if decision.verdict.action == Action::Block {
-                let _ = upload.record_session(&alone, &decision, Some(session.audit(session.held(), None)));
+                let _ = upload.record_session(&alone, &decision, Some(session.audit(session.held(), None))).await;
                 session.stage = Stage::Blocked(decision.clone());
                 session.store = None;
             }
@@ -848,7 +858,7 @@ async fn wait_for_gap(session: &Arc<tokio::sync::Mutex<Session>>, upload: &Uploa
             let mut s = session.lock().await;
             match &s.stage {
                 Stage::Blocked(d) => return Outcome::Block(d.clone()),
-                Stage::Incomplete { .. } => return settled(&mut s, upload),
+                Stage::Incomplete { .. } => return settled(&mut s, upload).await,
                 Stage::Done => return Outcome::Release,
                 Stage::Open => {
                     if s.total.zip(s.store.as_ref()).is_some_and(|(t, store)| store.coverage.is_complete(t)) {
@@ -859,7 +869,7 @@ async fn wait_for_gap(session: &Arc<tokio::sync::Mutex<Session>>, upload: &Uploa
             if Instant::now() >= deadline {
                 s.fail("the file's last bytes came while bytes before them were missing, and those never came");
                 s.changed.notify_waiters();
-                return settled(&mut s, upload);
+                return settled(&mut s, upload).await;
             }
         }
         let _ = tokio::time::timeout_at(deadline.into(), notified).await;
@@ -898,17 +908,20 @@ async fn finish(
 
 /// The outcome of a session that has just been found incomplete (or blocked): never a release
 /// by accident.
-fn settled(session: &mut Session, upload: &Upload) -> Outcome {
+async fn settled(session: &mut Session, upload: &Upload) -> Outcome {
     session.fail("the session could not be reassembled");
-    decided(session, upload).unwrap_or_else(|| session.incomplete_decision(upload).map_or(Outcome::Unavailable("audit"), Outcome::Block))
+    match decided(session, upload).await {
+        Some(outcome) => outcome,
+        None => session.incomplete_decision(upload).await.map_or(Outcome::Unavailable("audit"), Outcome::Block),
+    }
 }
 
 /// The outcome for a session whose stage already decides it.
-fn decided(session: &mut Session, upload: &Upload) -> Option<Outcome> {
+async fn decided(session: &mut Session, upload: &Upload) -> Option<Outcome> {
     match &session.stage {
         Stage::Open => None,
         Stage::Blocked(d) => Some(Outcome::Block(d.clone())),
-        Stage::Incomplete { .. } => Some(match session.incomplete_decision(upload) {
+        Stage::Incomplete { .. } => Some(match session.incomplete_decision(upload).await {
             Some(d) if d.verdict.action == Action::Block => Outcome::Block(d),
             Some(_) => Outcome::Release,
             None => Outcome::Unavailable("audit"),
@@ -919,14 +932,22 @@ fn decided(session: &mut Session, upload: &Upload) -> Option<Outcome> {
 
 /// The content of a piece the session can take, or the outcome for a session already decided,
 /// or for a piece whose content could not be kept (`why_missing`).
-fn kept(session: &mut Session, upload: &Upload, content: Option<Content>, why_missing: &'static str) -> Result<Content, Box<Outcome>> {
-    if let Some(outcome) = decided(session, upload) {
+async fn kept(
+    session: &mut Session,
+    upload: &Upload,
+    content: Option<Content>,
+    why_missing: &'static str,
+) -> Result<Content, Box<Outcome>> {
+    if let Some(outcome) = decided(session, upload).await {
         return Err(Box::new(outcome));
     }
-    content.ok_or_else(|| {
-        session.fail(why_missing);
-        Box::new(settled(session, upload))
-    })
+    match content {
+        Some(c) => Ok(c),
+        None => {
+            session.fail(why_missing);
+            Err(Box::new(settled(session, upload).await))
+        }
+    }
 }
 
 /// place: bytes at an offset join the session's file; the piece that completes it has the
@@ -947,6 +968,7 @@ async fn place_bytes(session: &mut Session, upload: &Upload, content: Option<Con
     }
     let content =
         match kept(session, upload, content, "a piece too large to keep (max_inspect), or one whose Content-Encoding could not be decoded")
+            .await
         {
             Ok(c) => c,
             Err(outcome) => return *outcome,
@@ -982,7 +1004,7 @@ async fn place_bytes(session: &mut Session, upload: &Upload, content: Option<Con
     };
     if let Some(why) = why {
         session.fail(why);
-        return settled(session, upload);
+        return settled(session, upload).await;
     }
     if session.store.is_none() {
         match Store::new(&upload.state.spool) {
@@ -991,7 +1013,7 @@ async fn place_bytes(session: &mut Session, upload: &Upload, content: Option<Con
             Err(_) => return Outcome::Unavailable("spool_write"),
         }
     }
-    let Some(store) = session.store.as_mut() else { return settled(session, upload) };
+    let Some(store) = session.store.as_mut() else { return settled(session, upload).await };
     let mut written = store.write(offset, &content).await;
     if restarts && matches!(written, Err(StoreError::Conflict)) {
         session.restart();
@@ -1003,12 +1025,12 @@ async fn place_bytes(session: &mut Session, upload: &Upload, content: Option<Con
             None => Err(StoreError::NoRoom),
         };
     }
-    let Some(store) = session.store.as_mut() else { return settled(session, upload) };
+    let Some(store) = session.store.as_mut() else { return settled(session, upload).await };
     match written {
         Ok(()) => {}
         Err(StoreError::Conflict) => {
             session.fail("a piece whose bytes differ from the same bytes sent before");
-            return settled(session, upload);
+            return settled(session, upload).await;
         }
         Err(StoreError::NoRoom) => {
             // The spool is full for now: the piece is neither kept nor forwarded; the client
@@ -1019,7 +1041,7 @@ async fn place_bytes(session: &mut Session, upload: &Upload, content: Option<Con
     let complete = session.total.is_some_and(|t| store.coverage.is_complete(t));
     if piece.finalize && !complete {
         session.fail("the upload was finalised with bytes missing");
-        return settled(session, upload);
+        return settled(session, upload).await;
     }
     let completes = if session.protocol.completes_on_finalize() { piece.finalize } else { complete };
     let last_bytes = session.total.is_some_and(|t| offset + len == t);
@@ -1035,7 +1057,7 @@ async fn place_bytes(session: &mut Session, upload: &Upload, content: Option<Con
         Ok(f) => f,
         Err(_) => {
             session.fail("the spool could not keep the session's pieces");
-            return settled(session, upload);
+            return settled(session, upload).await;
         }
     };
     let sha256 = store.digest(total).await;
@@ -1049,7 +1071,7 @@ async fn decide_file(session: &mut Session, upload: &Upload, file: &std::fs::Fil
         Err(inspect::Unavailable(why)) => return Outcome::Unavailable(why),
     };
     let decision = upload.decide(&files);
-    let recorded = upload.record_session(&files, &decision, Some(session.audit(len, None)));
+    let recorded = upload.record_session(&files, &decision, Some(session.audit(len, None))).await;
     if decision.verdict.action == Action::Block {
         session.stage = Stage::Blocked(decision.clone());
         session.store = None;
@@ -1076,19 +1098,17 @@ async fn place_part(session: &mut Session, upload: &Upload, content: Option<Cont
             session.fail("a part arrived after the upload was complete");
         }
     }
-    let content = match kept(
-        session,
-        upload,
-        content,
-        "a part too large to keep (max_inspect), or one whose Content-Encoding could not be decoded",
-    ) {
-        Ok(c) => c,
-        Err(outcome) => return *outcome,
-    };
+    let content =
+        match kept(session, upload, content, "a part too large to keep (max_inspect), or one whose Content-Encoding could not be decoded")
+            .await
+        {
+            Ok(c) => c,
+            Err(outcome) => return *outcome,
+        };
     let max = upload.state.settings.load().inspection.inspect_limit();
     if session.store.as_ref().map_or(0, Store::part_bytes) + content.len > max {
         session.fail("the parts add up to more than max_inspect");
-        return settled(session, upload);
+        return settled(session, upload).await;
     }
     if session.store.is_none() {
         match Store::new(&upload.state.spool) {
@@ -1141,7 +1161,7 @@ async fn complete_parts(
     let outcome = {
         let mut session = session.lock().await;
         session.touch(&upload);
-        match decided(&mut session, &upload) {
+        match decided(&mut session, &upload).await {
             Some(o) => o,
             None => {
                 let list = document.as_deref().map(|d| match format {
@@ -1152,7 +1172,7 @@ async fn complete_parts(
                     Some(Ok(list)) => assemble_parts(&mut session, &upload, &list).await,
                     _ => {
                         session.fail("the part list (CompleteMultipartUpload, BlockList) could not be read");
-                        settled(&mut session, &upload)
+                        settled(&mut session, &upload).await
                     }
                 }
             }
@@ -1166,7 +1186,7 @@ async fn assemble_parts(session: &mut Session, upload: &Upload, list: &[ListedPa
     let mut ranges = Vec::new();
     let Some(store) = session.store.as_ref() else {
         session.fail("a listed part never passed through the proxy");
-        return settled(session, upload);
+        return settled(session, upload).await;
     };
     let max = upload.state.settings.load().inspection.inspect_limit();
     let mut len = 0u64;
@@ -1187,18 +1207,18 @@ async fn assemble_parts(session: &mut Session, upload: &Upload, list: &[ListedPa
         };
         let Some(copy) = chosen else {
             session.fail("a listed part never passed through the proxy, or is not the copy the list names");
-            return settled(session, upload);
+            return settled(session, upload).await;
         };
         len += copy.len;
         if len > max {
             session.fail("the listed parts add up to more than max_inspect");
-            return settled(session, upload);
+            return settled(session, upload).await;
         }
         ranges.push((copy.at, copy.len));
     }
     let Ok(file) = store.file.as_file().try_clone() else {
         session.fail("the spool could not read the session's parts");
-        return settled(session, upload);
+        return settled(session, upload).await;
     };
     let segments = vec![(Arc::new(file), ranges)];
     match assemble_segments(&upload.state.spool, segments).await {
@@ -1208,7 +1228,7 @@ async fn assemble_parts(session: &mut Session, upload: &Upload, list: &[ListedPa
                 Ok(f) => decide_file(session, upload, &f, len, None).await,
                 Err(_) => {
                     session.fail("the spool could not read the assembled file");
-                    settled(session, upload)
+                    settled(session, upload).await
                 }
             }
         }
@@ -1315,14 +1335,14 @@ async fn concatenate(
     if missing {
         whole.fail("a partial upload of the concatenation never passed through the proxy, or is not complete");
     }
-    let outcome = match decided(&mut whole, &upload) {
+    let outcome = match decided(&mut whole, &upload).await {
         Some(o) => o,
         None => match assemble_segments(&state.spool, segments).await {
             Ok(assembled) => match assembled.file.try_clone() {
                 Ok(f) => decide_file(&mut whole, &upload, &f, assembled.len, None).await,
                 Err(_) => {
                     whole.fail("the spool could not read the assembled file");
-                    settled(&mut whole, &upload)
+                    settled(&mut whole, &upload).await
                 }
             },
             Err(()) => Outcome::Unavailable("spool_quota"),
@@ -1399,7 +1419,7 @@ async fn start_session(
             if !alone.is_empty() {
                 let decision = upload.decide(&alone);
                 if decision.verdict.action == Action::Block {
-                    let _ = upload.record(&alone, &decision);
+                    let _ = upload.record(&alone, &decision).await;
                     return upload.block(&decision);
                 }
             }

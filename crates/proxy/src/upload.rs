@@ -129,7 +129,7 @@ fn judge(who: &Who<'_>, method: &http::Method, uri: &http::Uri, facts: &[FileFac
 
 /// The record phase: one audit record (label names from the catalog; the query only when
 /// configured).
-pub(crate) fn record(
+pub(crate) async fn record(
     who: &Who<'_>,
     method: &str,
     uri: &http::Uri,
@@ -138,13 +138,36 @@ pub(crate) fn record(
     started: Instant,
     session: Option<AuditSession>,
 ) -> Recorded {
+    let required = who.state.settings.load().config.audit_required;
+    let record = audit_record(who, method, uri, files, decision, started, session);
+    // With audit_required the verdict waits for its record to be written; otherwise it is
+    // queued for the writer.
+    let written = if required { who.state.audit.write_acknowledged(&record).await } else { who.state.audit.write(&record) };
+    match written {
+        Ok(()) => Recorded::Yes,
+        Err(_) if required => Recorded::LostRequired,
+        Err(_) => Recorded::Lost,
+    }
+}
+
+/// The audit record of a decided transaction (label names from the catalog; the query only when
+/// configured).
+pub(crate) fn audit_record(
+    who: &Who<'_>,
+    method: &str,
+    uri: &http::Uri,
+    files: &[Inspected],
+    decision: &Decision,
+    started: Instant,
+    session: Option<AuditSession>,
+) -> AuditRecord {
     let Decision { policy, verdict, url, .. } = decision;
     let shown_url = match (who.state.settings.load().config.audit_query, uri.query()) {
         (true, Some(q)) => format!("{url}?{q}"),
         _ => url.clone(),
     };
     let catalog = policy.catalog();
-    let written = who.state.audit.write(&AuditRecord {
+    AuditRecord {
         time: now_rfc3339(),
         client: who.peer.to_string(),
         user: who.user.map(|u| u.name.clone()),
@@ -177,11 +200,6 @@ pub(crate) fn record(
         reason: verdict.reason.clone(),
         inspect_us: started.elapsed().as_micros() as u64,
         session,
-    });
-    match written {
-        Ok(()) => Recorded::Yes,
-        Err(_) if who.state.settings.load().config.audit_required => Recorded::LostRequired,
-        Err(_) => Recorded::Lost,
     }
 }
 
@@ -253,7 +271,7 @@ pub(crate) async fn run(state: Arc<State>, peer: SocketAddr, req: Request<Incomi
         Err(inspect::Unavailable(why)) => return unavailable(&upload.who(), upload.parts.method.as_str(), &upload.parts.uri, why),
     };
     let decision = upload.decide(&files);
-    let recorded = upload.record(&files, &decision);
+    let recorded = upload.record(&files, &decision).await;
     match decision.verdict.action {
         Action::Block => {
             if matches!(intake, Intake::Oversize { .. }) {
@@ -366,7 +384,7 @@ impl Upload {
                 && *may_stream_on.get_or_insert_with(|| self.may_stream_on())
             {
                 if let Err(e) = self.stream_from_here().await {
-                    eprintln!("labelgate: cannot read back a spooled upload: {e}");
+                    tracing::error!(error = %e, "cannot read back a spooled upload");
                     self.discard_rest().await;
                     return Err(unavailable(&self.who(), self.parts.method.as_str(), &self.parts.uri, "spool_write"));
                 }
@@ -388,7 +406,7 @@ impl Upload {
                 // aborted upstream as the outflow drops), counted and recorded.
                 let why = match e {
                     SpoolError::Io(e) => {
-                        eprintln!("labelgate: cannot spool an upload: {e}");
+                        tracing::error!(error = %e, "cannot spool an upload");
                         "spool_write"
                     }
                     SpoolError::Quota => "spool_quota",
@@ -495,14 +513,14 @@ impl Upload {
     }
 
     /// record: one audit record (label names from the catalog; the query only when configured).
-    pub(crate) fn record(&self, files: &[Inspected], decision: &Decision) -> Recorded {
-        self.record_session(files, decision, None)
+    pub(crate) async fn record(&self, files: &[Inspected], decision: &Decision) -> Recorded {
+        self.record_session(files, decision, None).await
     }
 
     /// record, for the file of an upload session.
-    pub(crate) fn record_session(&self, files: &[Inspected], decision: &Decision, session: Option<AuditSession>) -> Recorded {
+    pub(crate) async fn record_session(&self, files: &[Inspected], decision: &Decision, session: Option<AuditSession>) -> Recorded {
         let who = Who { state: &self.state, peer: self.peer, target: &self.target, user: self.user.as_ref() };
-        record(&who, self.parts.method.as_str(), &self.parts.uri, files, decision, self.started, session)
+        record(&who, self.parts.method.as_str(), &self.parts.uri, files, decision, self.started, session).await
     }
 
     /// block: the block page (JSON for API clients), and a streamed request aborted so the origin

@@ -206,7 +206,7 @@ impl Connection {
                 }
                 Err(ReadError::TooLarge) => {
                     let files = vec![oversized(max)];
-                    if self.judge(&files, max, started) == Action::Block {
+                    if self.judge(&files, max, started).await == Action::Block {
                         self.close(&client_write, &mut origin_write, POLICY_VIOLATION).await;
                     } else {
                         // Allowed although too large to inspect: nothing more can be framed here.
@@ -233,7 +233,7 @@ impl Connection {
             message.extend_from_slice(&frame.payload);
             if message.len() as u64 > max {
                 let files = vec![oversized(message.len() as u64)];
-                if self.judge(&files, message.len() as u64, started) == Action::Block {
+                if self.judge(&files, message.len() as u64, started).await == Action::Block {
                     self.close(&client_write, &mut origin_write, POLICY_VIOLATION).await;
                 } else {
                     self.close(&client_write, &mut origin_write, 1009).await;
@@ -259,7 +259,7 @@ impl Connection {
                 break;
             };
             let carried = !files.is_empty();
-            let action = if carried { self.judge(&files, size, started) } else { Action::Allow };
+            let action = if carried { self.judge(&files, size, started).await } else { Action::Allow };
             if action == Action::Block {
                 self.close(&client_write, &mut origin_write, POLICY_VIOLATION).await;
                 break;
@@ -273,10 +273,10 @@ impl Connection {
     }
 
     /// Decides on the files a message carries and audits it.
-    fn judge(&self, files: &[Inspected], size: u64, started: Instant) -> Action {
+    async fn judge(&self, files: &[Inspected], size: u64, started: Instant) -> Action {
         let who = Who { state: &self.state, peer: self.peer, target: &self.target, user: self.user.as_ref() };
         let decision = decide(&who, &self.method, &self.uri, files, size, started);
-        let recorded = record(&who, "WEBSOCKET", &self.uri, files, &decision, started, None);
+        let recorded = record(&who, "WEBSOCKET", &self.uri, files, &decision, started, None).await;
         // audit_required, and the record is lost: the message does not pass.
         if !recorded.may_release() {
             return Action::Block;

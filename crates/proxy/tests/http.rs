@@ -13,7 +13,6 @@ use labelgate_proxy::{AuditSink, InspectionConfig, Proxy, ProxyConfig};
 use sha2::{Digest, Sha256};
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -153,7 +152,7 @@ where
 }
 
 fn corpus() -> Vec<(String, bool, Vec<u8>)> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpus");
+    let dir = labelgate_testkit::corpus_dir();
     let manifest = std::fs::read_to_string(dir.join("manifest.tsv")).unwrap();
     manifest
         .lines()

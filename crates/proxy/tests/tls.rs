@@ -150,7 +150,7 @@ fn pem_der(pem: &str) -> Vec<u8> {
 }
 
 fn corpus(name: &str) -> Vec<u8> {
-    std::fs::read(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpus/files").join(name)).unwrap()
+    std::fs::read(labelgate_testkit::corpus_dir().join("files").join(name)).unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

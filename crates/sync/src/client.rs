@@ -121,22 +121,33 @@ impl Answer {
     }
 }
 
+/// Why the HTTP client could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// An extra CA certificate is not usable.
+    #[error("bad CA certificate: {0}")]
+    Ca(String),
+    /// TLS or the HTTP client could not be set up.
+    #[error("cannot build the HTTP client: {0}")]
+    Build(String),
+}
+
 const USER_AGENT: &str = concat!("labelgate/", env!("CARGO_PKG_VERSION"));
 
 impl Client {
     /// A client verifying TLS against the webpki roots plus `options.extra_roots_pem`.
-    pub fn new(options: ClientOptions, clock: Arc<dyn Clock>) -> Result<Client, String> {
+    pub fn new(options: ClientOptions, clock: Arc<dyn Clock>) -> Result<Client, ClientError> {
         let mut roots = rustls::RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() };
         for pem in &options.extra_roots_pem {
             use rustls_pki_types::pem::PemObject;
             for cert in rustls_pki_types::CertificateDer::pem_slice_iter(pem.as_bytes()) {
-                let cert = cert.map_err(|e| format!("bad CA certificate: {e}"))?;
-                roots.add(cert).map_err(|e| format!("bad CA certificate: {e}"))?;
+                let cert = cert.map_err(|e| ClientError::Ca(e.to_string()))?;
+                roots.add(cert).map_err(|e| ClientError::Ca(e.to_string()))?;
             }
         }
         let tls = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
             .with_safe_default_protocol_versions()
-            .map_err(|e| e.to_string())?
+            .map_err(|e| ClientError::Build(e.to_string()))?
             .with_root_certificates(roots)
             .with_no_client_auth();
         let http = reqwest::Client::builder()
@@ -146,7 +157,7 @@ impl Client {
             .redirect(reqwest::redirect::Policy::none())
             .no_proxy()
             .build()
-            .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+            .map_err(|e| ClientError::Build(e.to_string()))?;
         Ok(Client { http, clock, options })
     }
 
@@ -225,7 +236,7 @@ impl Client {
             Credential::Certificate(c) => {
                 let jwt = c
                     .assertion(&account.client_id, &url, unix(self.clock.now()))
-                    .map_err(|m| Failure::new(Effect::ValidationFailed, ErrorKind::Configuration, m))?;
+                    .map_err(|e| Failure::new(Effect::ValidationFailed, ErrorKind::Configuration, e.to_string()))?;
                 form.push(("client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer".to_string()));
                 form.push(("client_assertion", jwt));
             }

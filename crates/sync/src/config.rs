@@ -153,25 +153,63 @@ impl AccountConfig {
     }
 
     /// Reads the credential now (relative paths against `base`).
-    pub fn credential(&self, base: &Path) -> Result<Credential, String> {
+    pub fn credential(&self, base: &Path) -> Result<Credential, CredentialError> {
         if let Some(var) = &self.client_secret_env {
             return match std::env::var(var) {
                 Ok(v) if !v.trim().is_empty() => Ok(Credential::Secret(Secret(v.trim().to_string()))),
-                _ => Err(format!("client_secret_env: environment variable {var} is not set")),
+                _ => Err(CredentialError::EnvUnset(var.clone())),
             };
         }
         if let Some(file) = &self.client_secret_file {
             let path = base.join(file);
             return match std::fs::read_to_string(&path) {
                 Ok(v) if !v.trim().is_empty() => Ok(Credential::Secret(Secret(v.trim().to_string()))),
-                Ok(_) => Err(format!("client_secret_file: {} is empty", path.display())),
-                Err(e) => Err(format!("client_secret_file: {}: {e}", path.display())),
+                Ok(_) => Err(CredentialError::FileEmpty(path.display().to_string())),
+                Err(e) => Err(CredentialError::FileUnreadable { path: path.display().to_string(), source: e }),
             };
         }
         if let (Some(cert), Some(key)) = (&self.certificate_file, &self.private_key_file) {
-            return crate::assertion::CertificateCredential::load(&base.join(cert), &base.join(key)).map(Credential::Certificate);
+            return Ok(Credential::Certificate(crate::assertion::CertificateCredential::load(&base.join(cert), &base.join(key))?));
         }
-        Err("no credential configured".to_string())
+        Err(CredentialError::Missing)
+    }
+}
+
+/// Why an account's credential could not be read. Messages name the config key and the file or
+/// variable, never the secret.
+#[derive(Debug, thiserror::Error)]
+pub enum CredentialError {
+    /// `client_secret_env` names a variable that is not set (or empty).
+    #[error("client_secret_env: environment variable {0} is not set")]
+    EnvUnset(String),
+    /// `client_secret_file` is empty.
+    #[error("client_secret_file: {0} is empty")]
+    FileEmpty(String),
+    /// `client_secret_file` cannot be read.
+    #[error("client_secret_file: {path}: {source}")]
+    FileUnreadable {
+        /// The file.
+        path: String,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The certificate or its key.
+    #[error(transparent)]
+    Certificate(#[from] crate::assertion::CertificateError),
+    /// No credential key at all.
+    #[error("no credential configured")]
+    Missing,
+}
+
+impl CredentialError {
+    /// The `[[accounts]]` key the problem is about.
+    pub fn key(&self) -> &'static str {
+        match self {
+            CredentialError::EnvUnset(_) => "client_secret_env",
+            CredentialError::FileEmpty(_) | CredentialError::FileUnreadable { .. } => "client_secret_file",
+            CredentialError::Certificate(e) => e.key(),
+            CredentialError::Missing => "name",
+        }
     }
 }
 

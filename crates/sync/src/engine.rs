@@ -214,8 +214,8 @@ pub struct Syncer {
 #[derive(Debug, thiserror::Error)]
 pub enum SyncError {
     /// The HTTP client could not be built.
-    #[error("cannot build the HTTP client: {0}")]
-    Client(String),
+    #[error(transparent)]
+    Client(#[from] crate::client::ClientError),
     /// The state directory is unusable.
     #[error("state directory {path}: {source}")]
     State {
@@ -428,8 +428,8 @@ impl Syncer {
         let config = &account.config;
         let credential = match config.credential(&self.options.base_dir) {
             Ok(c) => c,
-            Err(message) => {
-                let f = Failure::new(Effect::ValidationFailed, ErrorKind::Configuration, message);
+            Err(e) => {
+                let f = Failure::new(Effect::ValidationFailed, ErrorKind::Configuration, e.to_string());
                 return self.failed(account, f);
             }
         };
@@ -530,7 +530,7 @@ impl Syncer {
         let path = self.snapshot_path(&account.config.name);
         let state = account.state().clone();
         if let Err(e) = write_atomic(&path, &state) {
-            eprintln!("labelgate: cannot save the label snapshot of account {:?}: {e}", account.config.name);
+            tracing::warn!(account = %account.config.name, error = %e, "cannot save the label snapshot");
         }
     }
 }

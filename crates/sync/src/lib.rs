@@ -37,10 +37,10 @@ mod failure;
 mod labels;
 mod metrics;
 
-pub use assertion::CertificateCredential;
-pub use client::{Client, ClientOptions, RetryPolicy, Token, TokenCache};
+pub use assertion::{CertificateCredential, CertificateError};
+pub use client::{Client, ClientError, ClientOptions, RetryPolicy, Token, TokenCache};
 pub use clock::{rfc3339, Clock, SystemClock, VirtualClock};
-pub use config::{parse_duration, AccountConfig, Credential, LabelApi, Secret};
+pub use config::{parse_duration, AccountConfig, Credential, CredentialError, LabelApi, Secret};
 pub use engine::{stored_accounts, AccountView, Status, SyncError, SyncOptions, Syncer, Transition};
 pub use failure::{ErrorKind, LastError};
 pub use labels::normalize;

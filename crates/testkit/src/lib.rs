@@ -599,6 +599,18 @@ pub fn tnef_attribute(out: &mut Vec<u8>, level: u8, id: u32, data: &[u8]) {
     out.extend_from_slice(&((sum & 0xffff) as u16).to_le_bytes());
 }
 
+/// The real-world corpus directory (`manifest.tsv`, `exiftool_msip.json` and `files/`):
+/// `$LABELGATE_CORPUS` when set (an absolute path: `scripts/test.sh` exports what
+/// `scripts/corpus.sh` prints, `../shared/corpus` or a cache fetched from the files' public
+/// sources), else `../shared/corpus` beside the repository.
+pub fn corpus_dir() -> std::path::PathBuf {
+    match std::env::var_os("LABELGATE_CORPUS") {
+        Some(dir) if !dir.is_empty() => std::path::PathBuf::from(dir),
+        // crates/testkit → the workspace root (../..) → ../shared/corpus beside it.
+        _ => std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpus"),
+    }
+}
+
 /// The Python interpreter of the test venv (pikepdf, msoffcrypto-tool, olefile), made by
 /// `scripts/python.sh` on first use.
 pub fn test_python() -> std::path::PathBuf {
@@ -614,7 +626,7 @@ pub fn make_hidden_fixtures(dir: &std::path::Path) {
     let status = std::process::Command::new(test_python())
         .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/../unpack/tests/make_hidden.py"))
         .arg(dir)
-        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/corpus/files"))
+        .arg(corpus_dir().join("files"))
         .status()
         .expect("the venv's python runs");
     assert!(status.success(), "make_hidden.py failed");

@@ -8,7 +8,11 @@ use labelgate_unpack::{inspect_slice, Inspection, Problem, UnpackLimits};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-const CORPUS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/corpus/files");
+/// A file of the real-world corpus (`labelgate_testkit::corpus_dir()`).
+fn corpus(name: &str) -> PathBuf {
+    labelgate_testkit::corpus_dir().join("files").join(name)
+}
+
 /// The label of the labeled docx every `lab_` container carries (and the PDF's, for the 7z).
 const LABEL: &str = "f42aa342-8706-4288-bd11-ebb85995028c";
 /// sha256sum of lab_caf_identity-baseline-discipline-template.docx.
@@ -23,10 +27,10 @@ fn fixtures() -> &'static Path {
         let status = std::process::Command::new("python3")
             .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/make_containers.py"))
             .arg(&dir)
-            .arg(format!("{CORPUS}/lab_caf_identity-baseline-discipline-template.docx"))
-            .arg(format!("{CORPUS}/unl_gc_pco-summary-word.docx"))
-            .arg(format!("{CORPUS}/lab_kernel-memory_legacy-word.doc"))
-            .arg(format!("{CORPUS}/lab_azfunc_perksplus.pdf"))
+            .arg(corpus("lab_caf_identity-baseline-discipline-template.docx"))
+            .arg(corpus("unl_gc_pco-summary-word.docx"))
+            .arg(corpus("lab_kernel-memory_legacy-word.doc"))
+            .arg(corpus("lab_azfunc_perksplus.pdf"))
             .status()
             .expect("python3 runs (scripts/test.sh installs what the fixtures need)");
         assert!(status.success(), "make_containers.py failed");
@@ -175,7 +179,7 @@ fn msg_attachments_and_embedded_messages() {
     let mut strings = (name.len() as u32).to_le_bytes().to_vec();
     strings.extend(name);
     let embedded_label = utf16(&format!("MSIP_Label_{GUID_B}_Enabled=true; MSIP_Label_{GUID_B}_SiteId={SITE_MS};"));
-    let docx = std::fs::read(format!("{CORPUS}/lab_caf_identity-baseline-discipline-template.docx")).unwrap();
+    let docx = std::fs::read(corpus("lab_caf_identity-baseline-discipline-template.docx")).unwrap();
     let pdf = simple_pdf(&info_dict(&[(GUID_PDF, SITE_MS, "true")]), None, false);
     let attach0 = "/__attach_version1.0_#00000000";
     let attach1 = "/__attach_version1.0_#00000001";

@@ -13,7 +13,11 @@ use labelgate_unpack::Inspection;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-const CORPUS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/corpus/files");
+/// A file of the real-world corpus (`labelgate_testkit::corpus_dir()`).
+fn corpus(name: &str) -> PathBuf {
+    labelgate_testkit::corpus_dir().join("files").join(name)
+}
+
 const DOCX_LABEL: &str = "f42aa342-8706-4288-bd11-ebb85995028c";
 const XLSX_LABEL: &str = "3d0ca00b-3f0e-465a-aac7-1a6a22fcea40";
 const PDF_LABEL: &str = "1f8e20e6-048a-4bad-a26b-318dd1cd4d47";
@@ -142,7 +146,7 @@ fn decryption_gives_back_exactly_what_was_encrypted() {
     // Known answers from the tools that encrypted them: msoffcrypto-tool encrypted the corpus
     // workbook itself; qpdf encrypted the corpus PDF, whose label records (every attribute) must
     // read the same as in the clear.
-    let workbook = std::fs::read(format!("{CORPUS}/lab_gc_cloud-guardrails-crosswalk.xlsx")).unwrap();
+    let workbook = std::fs::read(corpus("lab_gc_cloud-guardrails-crosswalk.xlsx")).unwrap();
     for name in ["lab_xlsx_velvet_agile.xlsx", "lab_xlsx_velvet_standard.xlsx"] {
         let package =
             labelgate_extract::default_password_package_of(&mut labelgate_extract::SliceInput::new(&read(name)), &Limits::default())
@@ -150,13 +154,13 @@ fn decryption_gives_back_exactly_what_was_encrypted() {
                 .unwrap_or_else(|| panic!("{name} opens with VelvetSweatshop"));
         assert!(package == workbook, "{name}: the decrypted package is the original workbook byte for byte");
     }
-    let clear = extract_with(&std::fs::read(format!("{CORPUS}/lab_openchain_simpleqa.pdf")).unwrap(), &Limits::default()).unwrap();
+    let clear = extract_with(&std::fs::read(corpus("lab_openchain_simpleqa.pdf")).unwrap(), &Limits::default()).unwrap();
     for name in ["pdf_owner_rc4_40.pdf", "pdf_owner_rc4_128.pdf", "pdf_owner_aes128.pdf", "pdf_owner_aes256.pdf"] {
         let opened = extract_with(&read(&format!("lab_{name}")), &Limits::default()).unwrap();
         assert_eq!(opened.records, clear.records, "{name}");
         assert!(opened.findings.iter().any(|f| f.contains("empty user password")), "{name}: {:?}", opened.findings);
     }
-    let docx = std::fs::read(format!("{CORPUS}/lab_caf_identity-baseline-discipline-template.docx")).unwrap();
+    let docx = std::fs::read(corpus("lab_caf_identity-baseline-discipline-template.docx")).unwrap();
     let attached = labelgate_extract::pdf_attachments(
         &mut labelgate_extract::SliceInput::new(&read("lab_pdf_owner_aes256_attached.pdf")),
         &Limits::default(),
@@ -205,7 +209,7 @@ fn a_prefixed_package_is_found_inside_archives_and_compressed_streams() {
 #[test]
 fn a_pdf_without_its_header_is_still_read_from_its_end() {
     // pdf.js opens a document whose `%PDF-` line was cut off; so must the extractor.
-    let pdf = std::fs::read(format!("{CORPUS}/lab_openchain_simpleqa.pdf")).unwrap();
+    let pdf = std::fs::read(corpus("lab_openchain_simpleqa.pdf")).unwrap();
     let cut = &pdf[9..];
     assert!(memchr_free(cut, b"%PDF-"), "the header is gone");
     let found = inspect_all_ways(cut);

@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 pub fn corpus(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpus/files").join(name)
+    labelgate_testkit::corpus_dir().join("files").join(name)
 }
 
 /// A blocking origin: answers every request with the sha256 of its body; counts requests.
@@ -180,10 +180,10 @@ fn serve_process(extra: &[&str], loopback: bool, env: &[(&str, &str)]) -> (Serve
     while proxy.is_none() || admin.is_none() {
         line.clear();
         assert!(stderr.read_line(&mut line).unwrap() > 0, "serve exited before listening");
-        if let Some(a) = line.trim().strip_prefix("labelgate: proxy listening on ") {
+        if let Some(a) = line.split_once("proxy listening on ").and_then(|(_, rest)| rest.split_whitespace().next()) {
             proxy = a.parse().ok();
         }
-        if let Some(a) = line.trim().strip_prefix("labelgate: admin listening on ") {
+        if let Some(a) = line.split_once("admin listening on ").and_then(|(_, rest)| rest.split_whitespace().next()) {
             admin = a.parse().ok();
         }
     }
