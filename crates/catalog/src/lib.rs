@@ -544,29 +544,29 @@ fn is_guid(s: &str) -> bool {
 }
 
 /// Turns `[[labels]]` entries into labels, with (byte span, message) for each invalid one.
-pub fn labels_from_config(entries: &[LabelConfig]) -> (Vec<Label>, Vec<(std::ops::Range<usize>, String)>) {
+pub fn labels_from_config(entries: &[LabelConfig]) -> (Vec<Label>, Vec<labelgate_diagnostics::Problem>) {
     let mut labels: Vec<Label> = Vec::new();
     let mut problems = Vec::new();
     for e in entries {
         let id = normalize_id(e.id.get_ref());
         if !is_guid(&id) {
-            problems.push((e.id.span(), format!("label id {:?} is not a GUID", e.id.get_ref())));
+            problems.push(labelgate_diagnostics::Problem::error(e.id.span(), format!("label id {:?} is not a GUID", e.id.get_ref())));
             continue;
         }
         let tenant = e.tenant.as_ref().map(|t| (t.span(), normalize_id(t.get_ref())));
         if let Some((span, t)) = &tenant {
             if !is_guid(t) {
-                problems.push((span.clone(), format!("tenant {t:?} is not a GUID")));
+                problems.push(labelgate_diagnostics::Problem::error(span.clone(), format!("tenant {t:?} is not a GUID")));
             }
         }
         if labels.iter().any(|l| l.id == id && l.tenant == tenant.as_ref().map(|(_, t)| t.clone())) {
-            problems.push((e.id.span(), format!("duplicate label id {id}")));
+            problems.push(labelgate_diagnostics::Problem::error(e.id.span(), format!("duplicate label id {id}")));
             continue;
         }
         let parent = e.parent.as_ref().map(|p| (p.span(), normalize_id(p.get_ref())));
         if let Some((span, p)) = &parent {
             if !is_guid(p) {
-                problems.push((span.clone(), format!("parent {p:?} is not a GUID")));
+                problems.push(labelgate_diagnostics::Problem::error(span.clone(), format!("parent {p:?} is not a GUID")));
             }
         }
         let mut l = Label::new(&id, e.name.get_ref());

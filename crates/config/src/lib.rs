@@ -12,6 +12,7 @@ mod reload;
 pub use reload::{ReloadOutcome, ReloadStats, Reloader, WatchHandle};
 
 use labelgate_catalog::{Catalog, Label, LabelConfig};
+use labelgate_diagnostics::Step;
 use labelgate_policy::{CloudAppConfig, Policy, PolicyConfig, Problem, ResolvedPolicy, Severity};
 use serde::Deserialize;
 use std::fmt;
@@ -126,8 +127,7 @@ impl LoadedConfig {
     }
 
     fn locate(&self, p: &Problem) -> Diagnostic {
-        let (line, column) = line_col(&self.text, p.span.start);
-        Diagnostic { file: self.display_name(), line, column, severity: p.severity, message: p.message.clone() }
+        diagnostic(&self.display_name(), &self.text, p)
     }
 }
 
@@ -166,17 +166,14 @@ pub fn load_path(path: &Path) -> Result<LoadedConfig, LoadError> {
 /// Loads and validates text (`path` names it in diagnostics and anchors relative paths).
 pub fn load_str(path: Option<&Path>, text: &str) -> Result<LoadedConfig, LoadError> {
     let name = path.map_or_else(|| "<embedded default>".to_string(), |p| p.display().to_string());
-    let at = |span: &std::ops::Range<usize>, severity: Severity, message: String| {
-        let (line, column) = line_col(text, span.start);
-        Diagnostic { file: name.clone(), line, column, severity, message }
-    };
     let file: ConfigFile = toml::from_str(text).map_err(|e| {
         let span = e.span().unwrap_or(0..0);
-        LoadError::Invalid(vec![at(&span, Severity::Error, e.message().trim().to_string())])
+        LoadError::Invalid(vec![diagnostic(&name, text, &Problem::error(span, e.message().trim()))])
     })?;
-    let mut diagnostics = Vec::new();
+    // Every section reports its problems in the one type, each at a span or a key path.
+    let mut problems: Vec<Problem> = Vec::new();
     let (static_labels, label_problems) = labelgate_catalog::labels_from_config(&file.labels);
-    diagnostics.extend(label_problems.into_iter().map(|(span, m)| at(&span, Severity::Error, m)));
+    problems.extend(label_problems);
     let kinds: Vec<&str> = labelgate_extract::FileKind::ALL.iter().map(|k| k.as_str()).collect();
     // The tenants of [[accounts]] (named by GUID) count as own tenants.
     let account_tenants: Vec<String> = file
@@ -185,64 +182,51 @@ pub fn load_str(path: Option<&Path>, text: &str) -> Result<LoadedConfig, LoadErr
         .filter(|a| labelgate_catalog::parse_guid(&a.tenant_id).is_some())
         .map(|a| labelgate_catalog::normalize_id(&a.tenant_id))
         .collect();
-    let (policy, problems) = Policy::compile(&file.policy, &file.cloud_apps, &kinds, &account_tenants);
-    diagnostics.extend(problems.iter().map(|p| at(&p.span, p.severity, p.message.clone())));
-    // The proxy's address rules, located at its section header.
-    let proxy_at = text.find("[proxy]").unwrap_or(0);
-    for (message, is_error) in file.proxy.problems() {
-        diagnostics.push(at(&(proxy_at..proxy_at), if is_error { Severity::Error } else { Severity::Warning }, message));
-    }
-    // [inspection] limits, each at its key.
-    let inspection_at = table_offset(text, "[inspection]", 0);
-    for (key, message, is_error) in file.inspection.problems() {
-        let k = key_offset(text, inspection_at, key);
-        diagnostics.push(at(&(k..k), if is_error { Severity::Error } else { Severity::Warning }, message));
-    }
+    let (policy, policy_problems) = Policy::compile(&file.policy, &file.cloud_apps, &kinds, &account_tenants);
+    problems.extend(policy_problems);
+    problems.extend(file.proxy.problems());
+    problems.extend(file.inspection.problems());
     // Relative paths in the file (secrets, users) are resolved against its directory.
     let base_dir = path.and_then(Path::parent).map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."));
     // MIP accounts: each problem at its key in its own [[accounts]] table.
     let mut names = std::collections::HashSet::new();
     for (i, account) in file.accounts.iter().enumerate() {
-        let table = table_offset(text, "[[accounts]]", i);
-        let key_at = |key: &str| key_offset(text, table, key);
-        let problems = account.problems();
-        for problem in &problems {
-            let key = problem.split_whitespace().next().unwrap_or("");
-            let key = if ["tenant_id", "client_id", "authority_url", "graph_url", "scope", "refresh_interval", "name"].contains(&key) {
-                key
-            } else {
-                "name"
-            };
-            diagnostics.push(at(&(key_at(key)..key_at(key)), Severity::Error, format!("[[accounts]] {:?}: {problem}", account.name)));
+        let entry = [Step::Key("accounts".into()), Step::Index(i)];
+        let own = account.problems();
+        let valid = own.is_empty();
+        for p in own {
+            let message = format!("[[accounts]] {:?}: {}", account.name, p.message);
+            problems.push(Problem { message, ..p }.within(&entry));
         }
-        if !names.insert(account.name.to_lowercase()) {
-            let k = key_at("name");
-            diagnostics.push(at(&(k..k), Severity::Error, format!("[[accounts]] name {:?} is used twice", account.name)));
+        if !names.insert(account.name.trim().to_lowercase()) {
+            problems.push(
+                Problem::error(labelgate_diagnostics::key(&["name"]), format!("[[accounts]] name {:?} is used twice", account.name))
+                    .within(&entry),
+            );
         }
-        if problems.is_empty() {
+        if valid {
             if let Err(e) = account.credential(&base_dir) {
-                let k = key_at(e.key());
-                diagnostics.push(at(
-                    &(k..k),
-                    Severity::Warning,
-                    format!("[[accounts]] {:?}: {e} (the account will show Validation Failed)", account.name),
-                ));
+                problems.push(
+                    Problem::warning(
+                        labelgate_diagnostics::key(&[e.key()]),
+                        format!("[[accounts]] {:?}: {e} (the account will show Validation Failed)", account.name),
+                    )
+                    .within(&entry),
+                );
             }
         }
     }
     // Secret files must be readable and well-formed now, not at the first request.
     if let Some(users) = &file.proxy.users_file {
         if let Err(e) = labelgate_proxy::Users::load(&base_dir.join(users)) {
-            let key_at = text.find("users_file").unwrap_or(proxy_at);
-            diagnostics.push(at(&(key_at..key_at), Severity::Error, format!("[proxy] users_file: {e}")));
+            problems.push(Problem::error(labelgate_diagnostics::key(&["proxy", "users_file"]), format!("[proxy] users_file: {e}")));
         }
     }
-    // Label names are resolved against [[labels]] here; names only Graph knows are warnings.
     // Label names: a name several [[labels]] share is an error now; a name no [[labels]] entry
     // has may be known from Graph, so it is reported by `resolve` against the catalog in use.
     let (_, resolve_problems) = policy.resolve(Arc::new(Catalog::from_static(static_labels.clone())));
-    diagnostics
-        .extend(resolve_problems.iter().filter(|p| p.severity == Severity::Error).map(|p| at(&p.span, p.severity, p.message.clone())));
+    problems.extend(resolve_problems.into_iter().filter(|p| p.severity == Severity::Error));
+    let mut diagnostics: Vec<Diagnostic> = problems.iter().map(|p| diagnostic(&name, text, p)).collect();
     diagnostics.sort_by_key(|d| (d.line, d.column));
     if diagnostics.iter().any(|d| d.severity == Severity::Error) {
         return Err(LoadError::Invalid(diagnostics));
@@ -258,36 +242,11 @@ pub fn load_str(path: Option<&Path>, text: &str) -> Result<LoadedConfig, LoadErr
     })
 }
 
-/// Byte offset of the `index`-th `header` line (0 when absent).
-fn table_offset(text: &str, header: &str, index: usize) -> usize {
-    let mut seen = 0;
-    let mut offset = 0;
-    for line in text.split_inclusive('\n') {
-        if line.trim() == header {
-            if seen == index {
-                return offset;
-            }
-            seen += 1;
-        }
-        offset += line.len();
-    }
-    0
-}
-
-/// Byte offset of `key = ` inside the table starting at `table` (the table itself when absent).
-fn key_offset(text: &str, table: usize, key: &str) -> usize {
-    let mut offset = table;
-    for (n, line) in text[table..].split_inclusive('\n').enumerate() {
-        let t = line.trim_start();
-        if n > 0 && t.starts_with('[') {
-            break;
-        }
-        if t.strip_prefix(key).is_some_and(|r| r.trim_start().starts_with('=')) {
-            return offset + (line.len() - t.len());
-        }
-        offset += line.len();
-    }
-    table
+/// A problem as `file:line:column: severity: message`, located in `text`.
+fn diagnostic(file: &str, text: &str, p: &Problem) -> Diagnostic {
+    let span = labelgate_diagnostics::locate(text, &p.at);
+    let (line, column) = line_col(text, span.start);
+    Diagnostic { file: file.to_string(), line, column, severity: p.severity, message: p.message.clone() }
 }
 
 #[cfg(test)]
@@ -349,7 +308,7 @@ mod tests {
         let c = load_str(Some(Path::new("t.toml")), "[proxy]\nlisten = \"0.0.0.0:3128\"\nallow_clients = [\"10.0.0.0/8\"]\n")
             .expect("a warning only");
         assert!(
-            c.warnings[0].to_string().starts_with("t.toml:1:1: warning: [proxy] listen 0.0.0.0:3128 is reachable beyond loopback"),
+            c.warnings[0].to_string().starts_with("t.toml:2:1: warning: [proxy] listen 0.0.0.0:3128 is reachable beyond loopback"),
             "{}",
             c.warnings[0]
         );

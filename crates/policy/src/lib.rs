@@ -16,7 +16,6 @@ pub use eval::{FileFacts, FileLabel, ResolvedPolicy, Transaction, Verdict};
 
 use labelgate_catalog::Catalog;
 use serde::{Deserialize, Serialize};
-use std::ops::Range;
 use std::sync::Arc;
 
 /// What to do with a transaction (ordered by strictness: `Allow < Audit < Block`).
@@ -88,35 +87,7 @@ impl UnscannableReason {
     }
 }
 
-/// How serious a configuration problem is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Severity {
-    /// The configuration cannot be used.
-    Error,
-    /// Worth saying; the configuration still works.
-    Warning,
-}
-
-/// A problem found in configuration, located by byte range in the source text.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Problem {
-    /// Byte range of the offending key or value (empty when not known).
-    pub span: Range<usize>,
-    /// What is wrong, for a human.
-    pub message: String,
-    /// Error or warning.
-    pub severity: Severity,
-}
-
-impl Problem {
-    pub(crate) fn error(span: Range<usize>, message: impl Into<String>) -> Problem {
-        Problem { span, message: message.into(), severity: Severity::Error }
-    }
-    pub(crate) fn warning(span: Range<usize>, message: impl Into<String>) -> Problem {
-        Problem { span, message: message.into(), severity: Severity::Warning }
-    }
-}
+pub use labelgate_diagnostics::{Location, Problem, Severity};
 
 /// A compiled, validated policy (label names not yet resolved: see [`Policy::resolve`]).
 #[derive(Debug, Clone)]

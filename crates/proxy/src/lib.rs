@@ -37,6 +37,7 @@ pub use net::{Cidr, RuleError, BUILT_IN_DENIED};
 
 pub use server::{Interception, PolicySource, Proxy, SettingsHandle};
 
+use labelgate_diagnostics::Problem;
 use serde::Deserialize;
 use std::net::SocketAddr;
 
@@ -224,35 +225,36 @@ impl ProxyConfig {
         std::time::Duration::from_secs(self.tunnel_idle_timeout_secs.max(self.response_timeout_secs + 5).max(1))
     }
 
-    /// Problems with the address rules: (message, is_error).
-    pub fn problems(&self) -> Vec<(String, bool)> {
+    /// Problems with the address rules, each at its key.
+    pub fn problems(&self) -> Vec<Problem> {
+        let at = |k: &str| labelgate_diagnostics::key(&["proxy", k]);
         let mut out = Vec::new();
         for c in &self.allow_clients {
             if let Err(e) = Cidr::parse(c) {
-                out.push((format!("[proxy] allow_clients: {e}"), true));
+                out.push(Problem::error(at("allow_clients"), format!("[proxy] allow_clients: {e}")));
             }
         }
         for (key, list) in [("deny_destinations", &self.deny_destinations), ("allow_destinations", &self.allow_destinations)] {
             for d in list {
                 if d.contains('/') || d.parse::<std::net::IpAddr>().is_ok() {
                     if let Err(e) = Cidr::parse(d) {
-                        out.push((format!("[proxy] {key}: {e}"), true));
+                        out.push(Problem::error(at(key), format!("[proxy] {key}: {e}")));
                     }
                 }
             }
         }
         for p in &self.connect_ports {
             if let Err(e) = p.bounds() {
-                out.push((format!("[proxy] connect_ports: {e}"), true));
+                out.push(Problem::error(at("connect_ports"), format!("[proxy] connect_ports: {e}")));
             }
         }
         if self.connect_ports.is_empty() {
-            out.push(("[proxy] connect_ports: empty: no CONNECT tunnel (no HTTPS) can be opened".into(), false));
+            out.push(Problem::warning(at("connect_ports"), "[proxy] connect_ports: empty: no CONNECT tunnel (no HTTPS) can be opened"));
         }
         if !self.listen.ip().is_loopback() && self.deny_destinations.is_empty() {
-            out.push((
+            out.push(Problem::warning(
+                at("listen"),
                 format!("[proxy] listen {} is reachable beyond loopback and deny_destinations is empty: clients could reach this host's own and internal services", self.listen),
-                false,
             ));
         }
         out
@@ -377,37 +379,34 @@ impl InspectionConfig {
         self.max_inspect.max(self.max_body).min(self.spool_quota.max(self.memory_limit))
     }
 
-    /// What `labelgate check` reports about these limits: (key, message, is an error).
-    pub fn problems(&self) -> Vec<(&'static str, String, bool)> {
+    /// What `labelgate check` reports about these limits, each at its key.
+    pub fn problems(&self) -> Vec<Problem> {
         let mut out = Vec::new();
         if self.max_inspect < self.max_body {
-            out.push((
-                "max_inspect",
+            out.push(Problem::error(
+                labelgate_diagnostics::key(&["inspection", "max_inspect"]),
                 format!(
                     "[inspection] max_inspect ({}) is smaller than max_body ({}): bodies past max_inspect are not inspected, so it must be at least max_body",
                     self.max_inspect, self.max_body
-                ),
-                true,
+                )
             ));
         }
         if self.stream_holdback == 0 || self.stream_holdback > 64 << 20 {
-            out.push((
-                "stream_holdback",
+            out.push(Problem::error(
+                labelgate_diagnostics::key(&["inspection", "stream_holdback"]),
                 format!(
                     "[inspection] stream_holdback ({}) must be between 1 and 67108864: with 0 a streamed body would reach the origin whole before its verdict",
                     self.stream_holdback
-                ),
-                true,
+                )
             ));
         }
         if self.max_inspect > self.spool_quota {
-            out.push((
-                "max_inspect",
+            out.push(Problem::warning(
+                labelgate_diagnostics::key(&["inspection", "max_inspect"]),
                 format!(
                     "[inspection] max_inspect ({}) is larger than spool_quota ({}): bodies past spool_quota cannot be held, so they are oversize",
                     self.max_inspect, self.spool_quota
-                ),
-                false,
+                )
             ));
         }
         out

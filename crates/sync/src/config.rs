@@ -111,38 +111,47 @@ pub fn parse_duration(text: &str) -> Option<Duration> {
 }
 
 impl AccountConfig {
-    /// Everything wrong with this entry (messages name the key).
-    pub fn problems(&self) -> Vec<String> {
+    /// Everything wrong with this entry, each at its key (a path within the entry: the config
+    /// crate puts it under `["accounts", i]`).
+    pub fn problems(&self) -> Vec<labelgate_diagnostics::Problem> {
+        use labelgate_diagnostics::{key, Problem};
         let mut out = Vec::new();
         if self.name.trim().is_empty() {
-            out.push("name must not be empty".to_string());
+            out.push(Problem::error(key(&["name"]), "name must not be empty"));
         }
         if self.tenant_id.trim().is_empty() || self.tenant_id.contains('/') {
-            out.push(format!("tenant_id {:?} is not a tenant GUID or domain", self.tenant_id));
+            out.push(Problem::error(key(&["tenant_id"]), format!("tenant_id {:?} is not a tenant GUID or domain", self.tenant_id)));
         }
         if self.client_id.trim().is_empty() {
-            out.push("client_id must not be empty".to_string());
+            out.push(Problem::error(key(&["client_id"]), "client_id must not be empty"));
         }
         let sources = [self.client_secret_env.is_some(), self.client_secret_file.is_some(), self.certificate_file.is_some()]
             .iter()
             .filter(|b| **b)
             .count();
         if sources != 1 {
-            out.push("give exactly one of client_secret_env, client_secret_file or certificate_file (+ private_key_file)".to_string());
+            out.push(Problem::error(
+                key(&["name"]),
+                "give exactly one of client_secret_env, client_secret_file or certificate_file (+ private_key_file)",
+            ));
         }
         if self.certificate_file.is_some() != self.private_key_file.is_some() {
-            out.push("certificate_file and private_key_file go together".to_string());
+            let k = if self.certificate_file.is_some() { "certificate_file" } else { "private_key_file" };
+            out.push(Problem::error(key(&[k]), "certificate_file and private_key_file go together"));
         }
-        for (key, url) in [("authority_url", &self.authority_url), ("graph_url", &self.graph_url)] {
+        for (k, url) in [("authority_url", &self.authority_url), ("graph_url", &self.graph_url)] {
             if !(url.starts_with("https://") || url.starts_with("http://")) {
-                out.push(format!("{key} {url:?} is not an http(s) URL"));
+                out.push(Problem::error(key(&[k]), format!("{k} {url:?} is not an http(s) URL")));
             }
         }
         if !self.scope.ends_with("/.default") {
-            out.push(format!("scope {:?} must end with /.default (client credentials)", self.scope));
+            out.push(Problem::error(key(&["scope"]), format!("scope {:?} must end with /.default (client credentials)", self.scope)));
         }
         if parse_duration(&self.refresh_interval).is_none() {
-            out.push(format!("refresh_interval {:?} is not a duration like 12h, 30m or 90s", self.refresh_interval));
+            out.push(Problem::error(
+                key(&["refresh_interval"]),
+                format!("refresh_interval {:?} is not a duration like 12h, 30m or 90s", self.refresh_interval),
+            ));
         }
         out
     }
