@@ -1,7 +1,7 @@
 """mitmproxy baseline addon: answer 403 when a request body carries an MIP label.
 
 Searches the raw body for MSIP_Label_ and, for ZIP bodies (OOXML), docProps/custom.xml too,
-as ../shared/docs/peer-bench.md describes. It inspects less than labelgate (no LabelInfo.xml,
+as docs/peer-bench.md describes. It inspects less than labelgate (no LabelInfo.xml,
 no PDF object streams, no CFB), so it is a generous baseline.
 """
 import io

@@ -2,7 +2,7 @@
 # labelgate beside its peers, in one run on this machine (loopback only): direct to the origin,
 # Squid (plain and ssl-bump; inspects nothing), mitmproxy with a label-searching addon, and
 # labelgate (intercepting and inspecting every upload). The recipe follows
-# ../shared/docs/peer-bench.md. Not part of .ci/run: it installs peers and takes minutes.
+# docs/peer-bench.md. Not part of .ci/run: it installs peers and takes minutes.
 #
 #   benches/peer/run.sh [REPS]        # default 3 reps, interleaved; prints a markdown table
 #   ONLY='labelgate|direct' benches/peer/run.sh 1   # a quick look at some paths (raw results only)

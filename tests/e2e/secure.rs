@@ -4,8 +4,7 @@
 //! applies security settings live and names what needs a restart; `/readyz` says 503 while
 //! draining.
 
-mod common;
-use common::*;
+use crate::common::*;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
@@ -20,7 +19,7 @@ fn scratch(name: &str) -> PathBuf {
     dir
 }
 
-const SHIPPED: &str = include_str!("../../../config/labelgate.toml");
+const SHIPPED: &str = include_str!("../../config/labelgate.toml");
 
 /// `CONNECT host:port` with curl; the proxy's answer to the CONNECT.
 fn connect_code(proxy: SocketAddr, target: &str) -> String {
@@ -35,7 +34,7 @@ fn connect_code(proxy: SocketAddr, target: &str) -> String {
 #[test]
 fn this_host_link_local_and_the_proxy_itself_are_refused_by_default() {
     let (_serve, proxy, admin) = serve_as_configured(&[]);
-    let (origin, count) = common::origin();
+    let (origin, count) = crate::common::origin();
     let port = origin.port();
     for url in [
         format!("http://127.0.0.1:{port}/"),
@@ -79,7 +78,7 @@ fn allow_destinations_opens_exceptions_deny_wins_and_the_own_listeners_stay_clos
     .unwrap();
     let (_serve, proxy, admin) =
         serve_as_configured(&["--config", config.to_str().unwrap(), "--state-dir", dir.join("state").to_str().unwrap()]);
-    let (origin, count) = common::origin();
+    let (origin, count) = crate::common::origin();
     let (_, code) = curl(proxy, &["--max-time", "5", &format!("http://127.0.0.1:{}/", origin.port())]);
     assert_eq!(code, "200", "opened by allow_destinations");
     let (body, code) = curl(proxy, &["--max-time", "5", &format!("http://127.0.0.2:{}/", origin.port())]);
@@ -139,7 +138,7 @@ fn every_connection_is_bounded_and_counted() {
     )
     .unwrap();
     let (_serve, proxy, admin) = serve_with(&["--config", config.to_str().unwrap(), "--state-dir", dir.join("state").to_str().unwrap()]);
-    let (origin, count) = common::origin();
+    let (origin, count) = crate::common::origin();
 
     // One client cannot hold more than max_connections_per_client: the fourth is closed at once.
     let mut held: Vec<TcpStream> = (0..3).map(|_| TcpStream::connect(proxy).unwrap()).collect();
@@ -207,7 +206,7 @@ fn a_reload_applies_security_settings_and_names_what_needs_a_restart() {
         serve_as_configured(&["--config", config.to_str().unwrap(), "--state-dir", dir.join("state").to_str().unwrap()]);
     // A keep-alive origin: the proxy pools its connection to it, and a reload must not let a
     // pooled connection outlive the rules it was checked under.
-    let (_origin, port) = python_origin(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/pieces_peer.py"), &dir);
+    let (_origin, port) = python_origin(concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/e2e/pieces_peer.py"), &dir);
     let url = format!("http://127.0.0.1:{port}/_done");
     assert_eq!(curl(proxy, &["--max-time", "5", &url]).1, "200");
     assert_eq!(curl(proxy, &["--max-time", "5", &url]).1, "200");
@@ -244,7 +243,7 @@ fn readyz_says_503_while_draining() {
     let (serve, proxy, admin) = serve_with(&["--state-dir", dir.join("state").to_str().unwrap()]);
     let (_, code) = get(&format!("http://{admin}/readyz"));
     assert_eq!(code, "200", "ready once listening with its policy");
-    let (origin, _) = common::origin();
+    let (origin, _) = crate::common::origin();
     // A transaction in flight keeps the drain going.
     let mut slow = TcpStream::connect(proxy).unwrap();
     write!(slow, "POST http://{origin}/upload HTTP/1.1\r\nHost: {origin}\r\nContent-Length: 10\r\n\r\nabc").unwrap();
@@ -266,7 +265,7 @@ fn a_client_removed_from_allow_clients_is_refused_on_its_open_connection() {
     std::fs::write(&config, &base).unwrap();
     let (serve, proxy, _admin) =
         serve_as_configured(&["--config", config.to_str().unwrap(), "--state-dir", dir.join("state").to_str().unwrap()]);
-    let (origin, _) = common::origin();
+    let (origin, _) = crate::common::origin();
     let request = format!("GET http://{origin}/ HTTP/1.1\r\nHost: {origin}\r\n\r\n");
     let mut conn = TcpStream::connect(proxy).unwrap();
     conn.set_read_timeout(Some(Duration::from_secs(5))).unwrap();

@@ -3,8 +3,7 @@
 //! sees one well-framed request or none; bytes after a request without a declared length are
 //! never a body.
 
-mod common;
-use common::*;
+use crate::common::*;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};

@@ -3,11 +3,10 @@
 //! a destination that fails (`/dev/full`): allowed uploads are refused for now, blocks stay
 //! blocks.
 
-mod common;
-use common::*;
+use crate::common::*;
 use std::sync::atomic::Ordering;
 
-const SHIPPED: &str = include_str!("../../../config/labelgate.toml");
+const SHIPPED: &str = include_str!("../../config/labelgate.toml");
 
 fn lines(path: &std::path::Path) -> Vec<serde_json::Value> {
     std::fs::read_to_string(path).unwrap_or_default().lines().filter_map(|l| serde_json::from_str(l).ok()).collect()

@@ -4,8 +4,7 @@
 //! container around an unlabeled file arrives byte-exact. Containers are built by Python's own
 //! writers and 7-Zip (crates/unpack/tests/make_containers.py).
 
-mod common;
-use common::*;
+use crate::common::*;
 use sha2::{Digest, Sha256};
 use std::path::Path;
 use std::process::Command;
@@ -96,7 +95,7 @@ fn archives_and_mail_through_intercepted_https_on_the_default_config() {
     }
     // Over plain HTTP too, with an origin that counts what reaches it: nothing of a blocked
     // container arrives.
-    let (plain_origin, count) = common::origin();
+    let (plain_origin, count) = crate::common::origin();
     for name in ["lab.tar.gz", "lab_rfc822.eml", "lab.7z"] {
         let (page, code) = curl(proxy, &["-T", fixtures.join(name).to_str().unwrap(), &format!("http://{plain_origin}/upload")]);
         assert_eq!(code, "403", "{name}: {page}");
@@ -130,7 +129,7 @@ fn inspect_and_policy_test_report_the_inner_files() {
     // The config's [inspection] limits are the ones used: with max_depth = 2 the docx is out of
     // reach, the tar is where the limit is reached, and policy test blocks for nested_limit.
     let config = dir.join("shallow.toml");
-    let shipped = include_str!("../../../config/labelgate.toml");
+    let shipped = include_str!("../../config/labelgate.toml");
     std::fs::write(&config, shipped.replace("max_depth = 5 ", "max_depth = 2 ")).unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_labelgate"))
         .args(["--config", config.to_str().unwrap(), "inspect", "--json"])
@@ -234,7 +233,7 @@ fn hidden_files_through_intercepted_https_on_the_default_config() {
         assert!(answer.contains("encrypted"), "{name}: {answer}");
     }
     // Over plain HTTP with an origin that counts what reaches it: nothing of a blocked file arrives.
-    let (plain_origin, count) = common::origin();
+    let (plain_origin, count) = crate::common::origin();
     for name in ["lab_prefix64k_docx.docx", "lab_pdf_owner_aes256.pdf", "lab_xlsx_velvet_agile.xlsx", "lab_docx_oleobject_native.docx"] {
         let (page, code) = curl(proxy, &["-T", fixtures.join(name).to_str().unwrap(), &format!("http://{plain_origin}/upload")]);
         assert_eq!(code, "403", "{name}: {page}");

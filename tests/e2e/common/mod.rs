@@ -1,6 +1,5 @@
 //! Shared by the CLI end-to-end tests: origins (plain and HTTPS with a test CA), the real
 //! `labelgate serve`, and curl.
-#![allow(dead_code)]
 
 use sha2::{Digest, Sha256};
 use std::io::{BufRead, BufReader, Read, Write};
@@ -145,7 +144,7 @@ fn serve_process(extra: &[&str], loopback: bool, env: &[(&str, &str)]) -> (Serve
         None => {
             static NEXT: AtomicUsize = AtomicUsize::new(0);
             let shipped = dir.join(format!("labelgate-test-{}-{}.toml", std::process::id(), NEXT.fetch_add(1, Ordering::SeqCst)));
-            std::fs::write(&shipped, include_str!("../../../../config/labelgate.toml")).unwrap();
+            std::fs::write(&shipped, include_str!("../../../config/labelgate.toml")).unwrap();
             args.extend(["--config".to_string(), shipped.display().to_string()]);
             shipped
         }

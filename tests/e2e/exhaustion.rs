@@ -3,11 +3,10 @@
 //! session — the answer is 503 with Retry-After, counted and audited; the origin never answers a
 //! truncated body with success (hold and stream mode), and nothing passes as `oversize`.
 
-mod common;
-use common::*;
+use crate::common::*;
 use std::sync::atomic::Ordering;
 
-const SHIPPED: &str = include_str!("../../../config/labelgate.toml");
+const SHIPPED: &str = include_str!("../../config/labelgate.toml");
 
 fn scratch(name: &str) -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!("labelgate-exhaustion-{name}-{}", std::process::id()));
@@ -60,7 +59,7 @@ fn a_spool_that_cannot_hold_the_body_answers_503_and_the_origin_never_completes_
             let env: &[(&str, &str)] = if fault == "write" { &[("LABELGATE_TEST_FAULT_SPOOL_WRITE_AFTER", "200000")] } else { &[] };
             let (serve, proxy, admin) =
                 serve_with_env(&["--config", config.to_str().unwrap(), "--state-dir", dir.join("state").to_str().unwrap()], env);
-            let (origin, count) = common::origin();
+            let (origin, count) = crate::common::origin();
             let _stalled = (fault == "quota").then(|| stall_upload(proxy, origin, &dir.join("state").join("spool"), 800_000));
             let (status, answer) = upload(proxy, &body(&dir), &format!("http://{origin}/upload"));
             assert_eq!(status, "503", "{mode}/{fault}: {answer}");
@@ -103,7 +102,7 @@ fn no_room_for_another_upload_session_answers_503() {
     let config = dir.join("labelgate.toml");
     std::fs::write(&config, SHIPPED.replace("max_upload_sessions = 1024", "max_upload_sessions = 1")).unwrap();
     let (_serve, proxy, admin) = serve_with(&["--config", config.to_str().unwrap(), "--state-dir", dir.join("state").to_str().unwrap()]);
-    let (origin, _) = common::origin();
+    let (origin, _) = crate::common::origin();
     let piece = dir.join("piece.bin");
     std::fs::write(&piece, vec![7u8; 1000]).unwrap();
     assert_eq!(put_piece(proxy, origin, &piece, "first.bin"), "200", "the one session the table holds");
@@ -118,7 +117,7 @@ fn an_upload_that_waits_too_long_for_its_inspection_answers_503() {
     // sent 1.5 s later, may wait 1 s for its turn: 503, never a pass.
     let dir = scratch("inspections");
     let (_serve, proxy, admin) = serve_one_inspection_at_a_time(&dir);
-    let (origin, count) = common::origin();
+    let (origin, count) = crate::common::origin();
     let small = dir.join("small.txt");
     std::fs::write(&small, b"hello").unwrap();
     let first = {
@@ -139,7 +138,7 @@ fn a_piece_that_waits_too_long_for_its_reading_answers_503() {
     // Pieces of upload sessions take inspection turns too.
     let dir = scratch("piece-turns");
     let (_serve, proxy, admin) = serve_one_inspection_at_a_time(&dir);
-    let (origin, _) = common::origin();
+    let (origin, _) = crate::common::origin();
     let piece = dir.join("piece.bin");
     std::fs::write(&piece, vec![7u8; 1000]).unwrap();
     let piece_to = move |name: &str| put_piece(proxy, origin, &piece, name);
@@ -207,7 +206,7 @@ fn big_bodies_are_read_whole_and_only_past_max_inspect_are_oversize_which_the_sh
     )
     .unwrap();
     let (serve, proxy, _admin) = serve_with(&["--config", config.to_str().unwrap(), "--state-dir", dir.join("state").to_str().unwrap()]);
-    let (origin, count) = common::origin();
+    let (origin, count) = crate::common::origin();
     for labeled in [true, false] {
         let mut entries = vec![labelgate_testkit::Entry::new("word/media/video.mp4", labelgate_testkit::filler(5 << 20, 3)).stored()];
         let custom = labeled.then(|| labelgate_testkit::custom_xml(&[(labelgate_testkit::GUID_A, labelgate_testkit::SITE_OTHER, "true")]));
@@ -243,7 +242,7 @@ fn a_part_the_spool_cannot_keep_answers_503_not_incomplete() {
     )
     .unwrap();
     let (serve, proxy, admin) = serve_with(&["--config", config.to_str().unwrap(), "--state-dir", dir.join("state").to_str().unwrap()]);
-    let (origin, count) = common::origin();
+    let (origin, count) = crate::common::origin();
     // Past memory_limit, so on disk: 1.3 of the spool's 1.6 MB.
     let _stalled = stall_upload(proxy, origin, &dir.join("state").join("spool"), 1_300_000);
     let block = dir.join("block.bin");

@@ -4,10 +4,9 @@
 //! related multiparts, stacked content codings, any method, query strings and headers) is
 //! blocked; its unlabeled twin arrives byte-exact.
 
-mod common;
+use crate::common::*;
 use base64::engine::general_purpose::{STANDARD as B64, URL_SAFE_NO_PAD};
 use base64::Engine;
-use common::*;
 use sha2::{Digest, Sha256};
 use std::io::Write;
 use std::path::Path;
@@ -257,7 +256,7 @@ fn files_in_every_body_shape_and_method_are_inspected() {
         }
     }
     // Over plain HTTP too, to an origin that counts what reaches it: no labeled body arrives.
-    let (plain, count) = common::origin();
+    let (plain, count) = crate::common::origin();
     let plain_url = format!("http://{plain}/upload");
     let mut allowed = 0;
     for (lab, unl) in shapes(&labeled).into_iter().zip(shapes(&unlabeled)) {
@@ -319,7 +318,7 @@ fn transfer_codings_other_than_chunked_are_refused() {
     use std::io::Read;
     let (serve, proxy, _admin) = serve_with(&[]);
     let _serve = serve;
-    let (origin, count) = common::origin();
+    let (origin, count) = crate::common::origin();
     let body = gzip(b"hello");
     let mut chunked = format!("{:x}\r\n", body.len()).into_bytes();
     chunked.extend_from_slice(&body);
@@ -342,11 +341,11 @@ fn a_body_that_decodes_past_max_body_is_still_read_from_its_start() {
     let dir = std::env::temp_dir().join(format!("labelgate-shapes-bomb-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    let shipped = include_str!("../../../config/labelgate.toml");
+    let shipped = include_str!("../../config/labelgate.toml");
     let config = dir.join("small.toml");
     std::fs::write(&config, shipped.replace("max_body = 268435456", "max_body = 1048576")).unwrap();
     let (_serve, proxy, _admin) = serve_with(&["--config", config.to_str().unwrap(), "--state-dir", dir.join("state").to_str().unwrap()]);
-    let (origin, count) = common::origin();
+    let (origin, count) = crate::common::origin();
     let mut bomb_plain = std::fs::read(corpus(LABELED)).unwrap();
     bomb_plain.extend(std::iter::repeat_n(0u8, 3 << 20));
     let body = dir.join("bomb.gz");

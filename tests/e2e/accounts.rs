@@ -4,8 +4,7 @@
 //! the account API, the CSV download, `/metrics` through promtool, a restart with Graph gone,
 //! and no secret anywhere labelgate writes or answers.
 
-mod common;
-use common::{curl, origin};
+use crate::common::{curl, origin};
 use labelgate_fakegraph::{App, AppSecret, FakeGraph, FakeLabel, Tenant, World};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -199,7 +198,7 @@ refresh_interval = "30m"
     )
     .unwrap();
     // The proxy's origin listens on loopback: opened the one way tests open it.
-    std::fs::write(&config, common::loopback_origins(&std::fs::read_to_string(&config).unwrap())).unwrap();
+    std::fs::write(&config, crate::common::loopback_origins(&std::fs::read_to_string(&config).unwrap())).unwrap();
     let (origin, count) = origin();
     let up = format!("http://{origin}/upload");
     let finance = d.join("budget.docx");

@@ -5,8 +5,7 @@
 //! refused with close code 1008 and never reaches the origin; the unlabeled twin is relayed and
 //! the origin's reply names its exact bytes.
 
-mod common;
-use common::*;
+use crate::common::*;
 use sha2::{Digest, Sha256};
 use std::process::Command;
 
@@ -16,7 +15,7 @@ fn websocket_messages_are_inspected_before_they_are_relayed() {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let python = labelgate_testkit::test_python();
-    let peer = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/ws_peer.py");
+    let peer = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/e2e/ws_peer.py");
     let (_origin, port) = python_origin(peer, &dir);
     let (_serve, proxy, _admin, ca) = serve_trusting(&dir, &dir.join("origin-ca.pem"));
 

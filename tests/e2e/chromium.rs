@@ -2,8 +2,7 @@
 //! HTTPS page whose form uploads a file, with labelgate's CA trusted through its SPKI hash.
 //! A labeled file gets the block page; an unlabeled one reaches the origin's success page.
 
-mod common;
-use common::*;
+use crate::common::*;
 use std::process::Command;
 
 fn base64(bytes: &[u8]) -> String {

@@ -1,8 +1,7 @@
 //! `labelgate serve` as users run it: the real binary on the embedded default config, curl as
 //! the client (explicit proxy), a real origin on loopback.
 
-mod common;
-use common::*;
+use crate::common::*;
 use sha2::{Digest, Sha256};
 use std::process::Command;
 use std::sync::atomic::Ordering;

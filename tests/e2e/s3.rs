@@ -3,8 +3,7 @@
 //! checksum by default. The labeled corpus docx is refused (403) and never stored; the unlabeled
 //! twin is stored byte-exact.
 
-mod common;
-use common::*;
+use crate::common::*;
 use sha2::{Digest, Sha256};
 use std::process::Command;
 
@@ -14,7 +13,7 @@ fn boto3_put_object_with_aws_chunked_is_inspected() {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let python = labelgate_testkit::test_python();
-    let peer = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/s3_peer.py");
+    let peer = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/e2e/s3_peer.py");
     let (_origin, port) = python_origin(peer, &dir);
     let (_serve, proxy, _admin, ca) = serve_trusting(&dir, &dir.join("origin-ca.pem"));
 
@@ -47,8 +46,8 @@ fn boto3_multipart_uploads_are_decided_whole_at_completion() {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let python = labelgate_testkit::test_python();
-    let peer = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/s3_peer.py");
-    let pieces_peer = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/pieces_peer.py");
+    let peer = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/e2e/s3_peer.py");
+    let pieces_peer = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/e2e/pieces_peer.py");
     let (_origin, port) = python_origin(peer, &dir);
     let (serve, proxy, _admin, ca) = serve_trusting(&dir, &dir.join("origin-ca.pem"));
     let pad = |src: &str, dst: &str| {

@@ -7,8 +7,7 @@
 //! The labeled corpus docx is blocked at the request that completes it (or earlier) and the
 //! origin never assembles it; its unlabeled twin is assembled byte-exact.
 
-mod common;
-use common::*;
+use crate::common::*;
 use sha2::{Digest, Sha256};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -18,7 +17,7 @@ const LABELED: &str = "lab_caf_identity-baseline-discipline-template.docx";
 const UNLABELED: &str = "unl_gc_pco-summary-word.docx";
 
 fn peer() -> &'static str {
-    concat!(env!("CARGO_MANIFEST_DIR"), "/tests/pieces_peer.py")
+    concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/e2e/pieces_peer.py")
 }
 
 fn sha(bytes: &[u8]) -> String {
@@ -35,7 +34,7 @@ fn scratch(name: &str) -> PathBuf {
 /// `labelgate serve` on the shipped config with `edit` applied, its state in `dir`.
 fn serve_config(dir: &Path, edit: impl Fn(String) -> String) -> (Serve, SocketAddr) {
     let config = dir.join("labelgate.toml");
-    std::fs::write(&config, edit(include_str!("../../../config/labelgate.toml").to_string())).unwrap();
+    std::fs::write(&config, edit(include_str!("../../config/labelgate.toml").to_string())).unwrap();
     let (serve, proxy, _admin) = serve_with(&["--config", config.to_str().unwrap(), "--state-dir", dir.join("state").to_str().unwrap()]);
     (serve, proxy)
 }
