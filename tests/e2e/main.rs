@@ -9,6 +9,7 @@
 mod common;
 
 mod accounts;
+mod accounts_write;
 mod audit;
 mod chromium;
 mod exhaustion;

@@ -158,6 +158,43 @@ fn query_param(query: Option<&str>, key: &str) -> Option<String> {
     form_urlencoded::parse(query?.as_bytes()).find(|(k, _)| k == key).map(|(_, v)| v.into_owned())
 }
 
+/// A write the API routes to the account store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    /// `POST /api/v1/accounts`.
+    Add,
+    /// `PUT /api/v1/accounts/{name}`.
+    Edit,
+    /// `DELETE /api/v1/accounts/{name}`.
+    Delete,
+    /// `POST /api/v1/accounts/{name}/duplicate`.
+    Duplicate,
+    /// `POST /api/v1/accounts/{name}/enable`.
+    Enable,
+    /// `POST /api/v1/accounts/{name}/disable`.
+    Disable,
+}
+
+/// The write a request asks for, with the account name it names (empty for an add).
+pub fn change_of(method: &Method, path: &str) -> Option<(Op, String)> {
+    let rest = path.strip_prefix("/api/v1/accounts")?;
+    if rest.is_empty() || rest == "/" {
+        return (method == Method::POST).then(|| (Op::Add, String::new()));
+    }
+    let rest = rest.strip_prefix('/')?;
+    let (raw, tail) = rest.split_once('/').unwrap_or((rest, ""));
+    let name = percent_decode(raw)?;
+    let op = match (method.as_str(), tail) {
+        ("PUT", "") => Op::Edit,
+        ("DELETE", "") => Op::Delete,
+        ("POST", "duplicate") => Op::Duplicate,
+        ("POST", "enable") => Op::Enable,
+        ("POST", "disable") => Op::Disable,
+        _ => return None,
+    };
+    Some((op, name))
+}
+
 /// Routes one `/api/v1/` request (already authorised).
 pub fn route(syncer: &Syncer, method: &Method, path: &str, query: Option<&str>) -> Answer {
     let Some(rest) = path.strip_prefix("/api/v1/accounts") else { return problem(StatusCode::NOT_FOUND, "no such API route") };

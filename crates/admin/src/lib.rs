@@ -5,6 +5,7 @@
 #![warn(missing_docs)]
 
 pub mod api;
+pub mod write;
 
 use bytes::Bytes;
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
@@ -130,6 +131,8 @@ pub struct AdminState {
     pub accounts: Option<Arc<labelgate_sync::Syncer>>,
     /// The bearer token `/api/v1/` requires (reloadable).
     pub api_token: arc_swap::ArcSwapOption<String>,
+    /// Where account changes go (the config file); without it the API is read-only.
+    pub account_store: Option<Arc<dyn write::AccountStore>>,
 }
 
 /// The PAC file: local and plain host names go direct, everything else through labelgate, with
@@ -147,7 +150,10 @@ fn respond(status: StatusCode, content_type: &'static str, body: impl Into<Bytes
     r
 }
 
-fn route(state: &AdminState, req: &Request<Incoming>) -> Response<Full<Bytes>> {
+/// Bytes an API request body may have.
+const MAX_BODY: usize = 256 * 1024;
+
+async fn route(state: &AdminState, req: Request<Incoming>) -> Response<Full<Bytes>> {
     if req.uri().path().starts_with("/api/") {
         let token = state.api_token.load_full();
         let (Some(syncer), Some(token)) = (&state.accounts, token.as_deref()) else {
@@ -163,7 +169,39 @@ fn route(state: &AdminState, req: &Request<Incoming>) -> Response<Full<Bytes>> {
             r.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"labelgate-admin\""));
             return r;
         }
-        return api::route(syncer, req.method(), req.uri().path(), req.uri().query());
+        let writes = !matches!(*req.method(), Method::GET | Method::HEAD);
+        if let (true, Some(store)) = (writes, &state.account_store) {
+            let (parts, body) = req.into_parts();
+            let Some(op) = api::change_of(&parts.method, parts.uri.path()) else {
+                return api::route(syncer, &parts.method, parts.uri.path(), parts.uri.query());
+            };
+            let body = match http_body_util::BodyExt::collect(http_body_util::Limited::new(body, MAX_BODY)).await {
+                Ok(b) => b.to_bytes(),
+                Err(_) => {
+                    return respond(
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        "application/json",
+                        "{\"errors\": [{\"field\": null, \"message\": \"the body is too large\"}]}\n",
+                    )
+                }
+            };
+            let if_match = parts.headers.get(header::IF_MATCH).and_then(|v| v.to_str().ok());
+            let (op, name) = op;
+            let op = match op {
+                api::Op::Add => write::AccountOp::Add,
+                api::Op::Edit => write::AccountOp::Edit(&name),
+                api::Op::Delete => write::AccountOp::Delete(&name),
+                api::Op::Duplicate => write::AccountOp::Duplicate(&name),
+                api::Op::Enable => write::AccountOp::Retrieval(&name, true),
+                api::Op::Disable => write::AccountOp::Retrieval(&name, false),
+            };
+            return write::change(store.as_ref(), op, &body, if_match, "admin");
+        }
+        let mut answer = api::route(syncer, req.method(), req.uri().path(), req.uri().query());
+        if let Some(etag) = state.account_store.as_ref().and_then(|s| s.etag()).and_then(|e| HeaderValue::from_str(&e).ok()) {
+            answer.headers_mut().insert(header::ETAG, etag);
+        }
+        return answer;
     }
     if req.method() != Method::GET && req.method() != Method::HEAD {
         return respond(StatusCode::METHOD_NOT_ALLOWED, "text/plain", "GET only\n");
@@ -210,8 +248,8 @@ pub async fn serve(listener: TcpListener, state: Arc<AdminState>, shutdown: impl
                 tokio::spawn(async move {
                     let _permit = permit;
                     let service = hyper::service::service_fn(move |req| {
-                        let r = route(&state, &req);
-                        async move { Ok::<_, Infallible>(r) }
+                        let state = Arc::clone(&state);
+                        async move { Ok::<_, Infallible>(route(&state, req).await) }
                     });
                     let _ = hyper::server::conn::http1::Builder::new()
                         .timer(hyper_util::rt::TokioTimer::new())

@@ -46,6 +46,7 @@ mod inspect;
 mod passwd;
 mod policy_test;
 mod serve;
+mod store;
 
 /// labelgate: inline DLP enforcement for Microsoft Information Protection sensitivity labels.
 #[derive(Parser, Debug)]

@@ -48,6 +48,7 @@ pub fn run(config: Option<&Path>, args: &ServeArgs) -> Result<ExitCode> {
     };
     let (proxy_config, inspection) = proxy_sections(&loaded, args.listen, &args.state_dir);
     let audit_file = loaded.file.proxy.audit_file.as_ref().map(|p| loaded.base_dir.join(p));
+    let config_path = loaded.path.clone();
     let users = match &loaded.file.proxy.users_file {
         Some(f) => Some(labelgate_proxy::Users::load(&loaded.base_dir.join(f)).map_err(anyhow::Error::msg)?),
         None => None,
@@ -143,6 +144,7 @@ pub fn run(config: Option<&Path>, args: &ServeArgs) -> Result<ExitCode> {
     runtime.block_on(async move {
         syncer.start();
         let audit_for_metrics = Arc::clone(&audit);
+        let audit_for_store = Arc::clone(&audit);
         // /readyz says 503 until the proxy listens with its policy loaded, and again from the
         // moment a shutdown starts draining: a load balancer stops sending first.
         let ready = Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -175,6 +177,11 @@ pub fn run(config: Option<&Path>, args: &ServeArgs) -> Result<ExitCode> {
             })),
             accounts: Some(Arc::clone(&syncer)),
             api_token: arc_swap::ArcSwapOption::from_pointee(api_token),
+            account_store: Some(Arc::new(crate::store::ConfigStore {
+                path: config_path.clone(),
+                state_dir: args.state_dir.clone(),
+                audit: Arc::clone(&audit_for_store),
+            })),
         });
         *live.lock().unwrap_or_else(|e| e.into_inner()) =
             Some(Live { proxy: proxy.settings_handle(), admin: Arc::clone(&admin_state), admin_listen: admin_config.listen, proxy_addr });

@@ -9,6 +9,7 @@
 
 mod reload;
 
+pub mod edit;
 pub use reload::{ReloadOutcome, ReloadStats, Reloader, WatchHandle};
 
 use labelgate_catalog::{Catalog, Label, LabelConfig};
@@ -65,6 +66,8 @@ pub struct Diagnostic {
     pub severity: Severity,
     /// What is wrong.
     pub message: String,
+    /// The key it is about, when it was reported at a key.
+    pub key: Option<String>,
 }
 
 impl fmt::Display for Diagnostic {
@@ -246,7 +249,14 @@ pub fn load_str(path: Option<&Path>, text: &str) -> Result<LoadedConfig, LoadErr
 fn diagnostic(file: &str, text: &str, p: &Problem) -> Diagnostic {
     let span = labelgate_diagnostics::locate(text, &p.at);
     let (line, column) = line_col(text, span.start);
-    Diagnostic { file: file.to_string(), line, column, severity: p.severity, message: p.message.clone() }
+    let key = match &p.at {
+        labelgate_diagnostics::Location::Key(path) => path.iter().rev().find_map(|s| match s {
+            Step::Key(k) => Some(k.clone()),
+            Step::Index(_) => None,
+        }),
+        labelgate_diagnostics::Location::Span(_) => None,
+    };
+    Diagnostic { file: file.to_string(), line, column, severity: p.severity, message: p.message.clone(), key }
 }
 
 #[cfg(test)]

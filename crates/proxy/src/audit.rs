@@ -238,6 +238,19 @@ impl AuditSink {
         }
     }
 
+    /// Writes any JSON line to the trail (an admin's change to the configuration), queued like
+    /// a record.
+    pub fn write_value(&self, value: &serde_json::Value) -> Result<(), AuditLost> {
+        let line = value.to_string();
+        match &self.mode {
+            Mode::Inline(out) => self.write_inline(out, &line),
+            Mode::Thread { queue, .. } => queue.try_send(Entry { line, ack: None }).map_err(|_| {
+                fail(&self.counts, "the audit queue is full (the destination is slower than the traffic)");
+                AuditLost
+            }),
+        }
+    }
+
     /// Writes one record and waits until it is written and flushed (`audit_required`): `Err`
     /// when it was not, or the queue is full.
     pub async fn write_acknowledged(&self, record: &AuditRecord) -> Result<(), AuditLost> {

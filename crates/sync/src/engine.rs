@@ -547,6 +547,15 @@ fn snapshot_path(state_dir: &Path, name: &str) -> PathBuf {
     state_dir.join("accounts").join(format!("{file}.json"))
 }
 
+/// Moves an account's stored snapshot with a rename (its labels stay with it: the snapshot is
+/// keyed by the account's identity, not its name). No snapshot yet is fine.
+pub fn rename_snapshot(state_dir: &Path, old: &str, new: &str) -> std::io::Result<()> {
+    match std::fs::rename(snapshot_path(state_dir, old), snapshot_path(state_dir, new)) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        other => other,
+    }
+}
+
 /// The stored state of an account, when it was made with the same identity.
 fn read_snapshot(state_dir: &Path, config: &AccountConfig) -> Option<AccountState> {
     let bytes = std::fs::read(snapshot_path(state_dir, &config.name)).ok()?;

@@ -41,7 +41,7 @@ pub use assertion::{CertificateCredential, CertificateError};
 pub use client::{Client, ClientError, ClientOptions, RetryPolicy, Token, TokenCache};
 pub use clock::{rfc3339, Clock, SystemClock, VirtualClock};
 pub use config::{parse_duration, AccountConfig, Credential, CredentialError, LabelApi, Secret};
-pub use engine::{stored_accounts, AccountView, Status, SyncError, SyncOptions, Syncer, Transition};
+pub use engine::{rename_snapshot, stored_accounts, AccountView, Status, SyncError, SyncOptions, Syncer, Transition};
 pub use failure::{ErrorKind, LastError};
 pub use labels::normalize;
 pub use metrics::SyncMetrics;

@@ -1,0 +1,410 @@
+//! Account changes written back to the config file that defines them: the file is the source
+//! of truth. Each change is made with `toml_edit` (the admin's comments, ordering and formatting
+//! outside the edited table survive byte for byte), validated exactly as `labelgate check`
+//! validates the file (the same messages), then written atomically (temp file, fsync, rename)
+//! after checking the file is still the one the client saw (its SHA-256, the ETag). Secrets go
+//! to 0600 files under the state directory and are referenced from the config; they never
+//! appear in the config text or in any answer.
+
+use crate::{load_str, Diagnostic, LoadError};
+use std::path::{Path, PathBuf};
+
+/// Bytes a field may have (secrets: [`MAX_SECRET`]).
+pub const MAX_FIELD: usize = 512;
+/// Bytes a secret (client secret, certificate or key PEM) may have.
+pub const MAX_SECRET: usize = 64 * 1024;
+
+/// The `[[accounts]]` keys a change may set, and the credential.
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccountInput {
+    /// The `name` key (unchanged when absent).
+    pub name: Option<String>,
+    /// The `tenant_id` key (unchanged when absent).
+    pub tenant_id: Option<String>,
+    /// The `client_id` key (unchanged when absent).
+    pub client_id: Option<String>,
+    /// The `authority_url` key (unchanged when absent).
+    pub authority_url: Option<String>,
+    /// The `graph_url` key (unchanged when absent).
+    pub graph_url: Option<String>,
+    /// The `scope` key (unchanged when absent).
+    pub scope: Option<String>,
+    /// The `api` key (unchanged when absent).
+    pub api: Option<String>,
+    /// The `retrieval` key (unchanged when absent).
+    pub retrieval: Option<bool>,
+    /// The `refresh_interval` key (unchanged when absent).
+    pub refresh_interval: Option<String>,
+    /// A client secret (written to its own 0600 file).
+    pub client_secret: Option<String>,
+    /// A certificate (PEM) and its PKCS#8 key (PEM), written to their own 0600 files.
+    pub certificate_pem: Option<String>,
+    /// The `private_key_pem` key (unchanged when absent).
+    pub private_key_pem: Option<String>,
+}
+
+/// One change to the accounts.
+#[derive(Debug, Clone)]
+pub enum AccountChange {
+    /// A new account.
+    Add(AccountInput),
+    /// Edit (rename included, with `input.name`).
+    #[allow(missing_docs)]
+    Edit { name: String, input: AccountInput },
+    /// Remove an account.
+    #[allow(missing_docs)]
+    Delete { name: String },
+    /// A copy under `input.name`; the credential only when given.
+    #[allow(missing_docs)]
+    Duplicate { name: String, input: AccountInput },
+    /// Label retrieval on or off.
+    #[allow(missing_docs)]
+    Retrieval { name: String, on: bool },
+}
+
+/// A field and what is wrong with it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct FieldError {
+    /// The key, when the problem is about one.
+    pub field: Option<String>,
+    /// What is wrong (the same words as `labelgate check`).
+    pub message: String,
+}
+
+/// Why a change was not made.
+#[derive(Debug, thiserror::Error)]
+pub enum EditError {
+    /// No file defines the configuration (the embedded default), or it cannot be written.
+    #[error("the configuration cannot be written: {0}")]
+    ReadOnly(String),
+    /// The file changed since the client read it (its ETag).
+    #[error("the configuration changed since it was read")]
+    Stale,
+    /// No account by that name.
+    #[error("no such account")]
+    NotFound,
+    /// The change makes the configuration invalid.
+    #[error("the change is not valid")]
+    Invalid(Vec<FieldError>),
+    /// Unexpected I/O.
+    #[error("{0}")]
+    Io(String),
+}
+
+/// What a successful change did: the new ETag, the account's name before and after (a rename
+/// moves the stored snapshot), and the account as written, without secrets.
+#[derive(Debug, Clone)]
+pub struct Applied {
+    /// The file's new ETag.
+    pub etag: String,
+    /// The account before, without secrets (none for an add).
+    pub before: Option<serde_json::Value>,
+    /// The account after, without secrets (none for a delete).
+    pub after: Option<serde_json::Value>,
+    /// (old name, new name) of a rename.
+    pub renamed: Option<(String, String)>,
+}
+
+/// The ETag of a file's bytes: their SHA-256, hex, quoted.
+pub fn etag_of(bytes: &[u8]) -> String {
+    let digest = ring::digest::digest(&ring::digest::SHA256, bytes);
+    format!("\"{}\"", digest.as_ref().iter().map(|b| format!("{b:02x}")).collect::<String>())
+}
+
+/// The ETag of the config file now.
+pub fn current_etag(path: &Path) -> Result<String, EditError> {
+    std::fs::read(path).map(|b| etag_of(&b)).map_err(|e| EditError::Io(format!("{}: {e}", path.display())))
+}
+
+/// Names compare trimmed and case-insensitively.
+fn same_name(a: &str, b: &str) -> bool {
+    a.trim().to_lowercase() == b.trim().to_lowercase()
+}
+
+/// Applies `change` to the config file at `path` if its ETag is still `if_match`.
+pub fn apply(path: Option<&Path>, state_dir: &Path, if_match: &str, change: AccountChange) -> Result<Applied, EditError> {
+    let Some(path) = path else { return Err(EditError::ReadOnly("labelgate runs on its embedded default configuration".into())) };
+    let bytes = std::fs::read(path).map_err(|e| EditError::Io(format!("{}: {e}", path.display())))?;
+    if etag_of(&bytes) != if_match.trim() {
+        return Err(EditError::Stale);
+    }
+    let meta = std::fs::metadata(path).map_err(|e| EditError::Io(format!("{}: {e}", path.display())))?;
+    if meta.permissions().readonly() {
+        return Err(EditError::ReadOnly(format!("{} is read-only", path.display())));
+    }
+    let text = String::from_utf8(bytes).map_err(|_| EditError::Io(format!("{} is not UTF-8", path.display())))?;
+    let mut doc: toml_edit::DocumentMut = text.parse().map_err(|e| EditError::Io(format!("{}: {e}", path.display())))?;
+    let mut secrets: Vec<(PathBuf, String)> = Vec::new();
+    let (before, after, renamed) = {
+        let accounts = accounts_of(&mut doc)?;
+        let find = |accounts: &toml_edit::ArrayOfTables, name: &str| {
+            accounts.iter().position(|t| t.get("name").and_then(|v| v.as_str()).is_some_and(|n| same_name(n, name)))
+        };
+        match change {
+            AccountChange::Add(input) => {
+                bounded(&input)?;
+                let name = input.name.clone().unwrap_or_default();
+                if find(accounts, &name).is_some() {
+                    return Err(invalid("name", format!("an account named {:?} exists", name.trim())));
+                }
+                let mut table = toml_edit::Table::new();
+                set_fields(&mut table, &input, state_dir, &mut secrets)?;
+                let after = describe(&table);
+                accounts.push(table);
+                (None, Some(after), None)
+            }
+            AccountChange::Edit { name, input } => {
+                bounded(&input)?;
+                let i = find(accounts, &name).ok_or(EditError::NotFound)?;
+                if let Some(new) = &input.name {
+                    if !same_name(new, &name) && find(accounts, new).is_some() {
+                        return Err(invalid("name", format!("an account named {:?} exists", new.trim())));
+                    }
+                }
+                let table = accounts.get_mut(i).ok_or(EditError::NotFound)?;
+                let before = describe(table);
+                let old = table.get("name").and_then(|v| v.as_str()).unwrap_or_default().to_string();
+                set_fields(table, &input, state_dir, &mut secrets)?;
+                let new = table.get("name").and_then(|v| v.as_str()).unwrap_or_default().to_string();
+                let renamed = (old != new).then_some((old, new));
+                (Some(before), Some(describe(table)), renamed)
+            }
+            AccountChange::Delete { name } => {
+                let i = find(accounts, &name).ok_or(EditError::NotFound)?;
+                let before = accounts.get(i).map(describe);
+                accounts.remove(i);
+                (before, None, None)
+            }
+            AccountChange::Duplicate { name, input } => {
+                bounded(&input)?;
+                let i = find(accounts, &name).ok_or(EditError::NotFound)?;
+                let new_name = input.name.clone().unwrap_or_default();
+                if find(accounts, &new_name).is_some() {
+                    return Err(invalid("name", format!("an account named {:?} exists", new_name.trim())));
+                }
+                let mut copy = accounts.get(i).cloned().ok_or(EditError::NotFound)?;
+                copy.decor_mut().clear();
+                // The credential is not copied unless given.
+                for k in ["client_secret_env", "client_secret_file", "certificate_file", "private_key_file"] {
+                    copy.remove(k);
+                }
+                set_fields(&mut copy, &input, state_dir, &mut secrets)?;
+                let after = describe(&copy);
+                accounts.push(copy);
+                (None, Some(after), None)
+            }
+            AccountChange::Retrieval { name, on } => {
+                let i = find(accounts, &name).ok_or(EditError::NotFound)?;
+                let table = accounts.get_mut(i).ok_or(EditError::NotFound)?;
+                let before = describe(table);
+                table["retrieval"] = toml_edit::value(on);
+                (Some(before), Some(describe(table)), None)
+            }
+        }
+    };
+    let new_text = doc.to_string();
+    // Validated exactly as `labelgate check` validates the file.
+    if let Err(LoadError::Invalid(diagnostics)) = load_str(Some(path), &new_text) {
+        let errors: Vec<FieldError> = diagnostics
+            .iter()
+            .filter(|d| d.severity == labelgate_policy::Severity::Error)
+            .map(|d| FieldError { field: field_of(d, &new_text), message: d.message.clone() })
+            .collect();
+        if !errors.is_empty() {
+            return Err(EditError::Invalid(errors));
+        }
+    }
+    for (file, content) in &secrets {
+        write_private(file, content)?;
+    }
+    write_atomically(path, new_text.as_bytes())?;
+    Ok(Applied { etag: etag_of(new_text.as_bytes()), before, after, renamed })
+}
+
+fn invalid(field: &str, message: String) -> EditError {
+    EditError::Invalid(vec![FieldError { field: Some(field.to_string()), message }])
+}
+
+/// Every field bounded, and free of control characters.
+fn bounded(input: &AccountInput) -> Result<(), EditError> {
+    let fields = [
+        ("name", &input.name),
+        ("tenant_id", &input.tenant_id),
+        ("client_id", &input.client_id),
+        ("authority_url", &input.authority_url),
+        ("graph_url", &input.graph_url),
+        ("scope", &input.scope),
+        ("api", &input.api),
+        ("refresh_interval", &input.refresh_interval),
+    ];
+    let mut errors = Vec::new();
+    for (field, value) in fields {
+        if let Some(v) = value {
+            if v.len() > MAX_FIELD {
+                errors.push(FieldError { field: Some(field.into()), message: format!("{field} is longer than {MAX_FIELD} bytes") });
+            } else if v.chars().any(char::is_control) {
+                errors.push(FieldError { field: Some(field.into()), message: format!("{field} holds a control character") });
+            }
+        }
+    }
+    if input.name.as_deref().is_some_and(|n| n.trim().is_empty()) {
+        errors.push(FieldError { field: Some("name".into()), message: "name must not be empty".into() });
+    }
+    for (field, value) in
+        [("client_secret", &input.client_secret), ("certificate_pem", &input.certificate_pem), ("private_key_pem", &input.private_key_pem)]
+    {
+        if value.as_ref().is_some_and(|v| v.len() > MAX_SECRET || v.trim().is_empty()) {
+            errors.push(FieldError { field: Some(field.into()), message: format!("{field} must be 1 to {MAX_SECRET} bytes") });
+        }
+    }
+    if input.certificate_pem.is_some() != input.private_key_pem.is_some() {
+        errors
+            .push(FieldError { field: Some("certificate_pem".into()), message: "certificate_pem and private_key_pem go together".into() });
+    }
+    if input.client_secret.is_some() && input.certificate_pem.is_some() {
+        errors.push(FieldError { field: Some("client_secret".into()), message: "give a client secret or a certificate, not both".into() });
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(EditError::Invalid(errors))
+    }
+}
+
+/// The `[[accounts]]` array of the document (created when absent). Accounts written some other
+/// way (an inline array) are left for the admin to edit by hand.
+fn accounts_of(doc: &mut toml_edit::DocumentMut) -> Result<&mut toml_edit::ArrayOfTables, EditError> {
+    if doc.get("accounts").is_none() {
+        doc.insert("accounts", toml_edit::Item::ArrayOfTables(toml_edit::ArrayOfTables::new()));
+    }
+    match doc.get_mut("accounts") {
+        Some(toml_edit::Item::ArrayOfTables(a)) => Ok(a),
+        _ => Err(EditError::ReadOnly("accounts are not written as [[accounts]] tables; edit them by hand".into())),
+    }
+}
+
+/// Sets the given fields of an account table; a credential goes to its own files.
+fn set_fields(
+    table: &mut toml_edit::Table,
+    input: &AccountInput,
+    state_dir: &Path,
+    secrets: &mut Vec<(PathBuf, String)>,
+) -> Result<(), EditError> {
+    let strings = [
+        ("name", &input.name),
+        ("tenant_id", &input.tenant_id),
+        ("client_id", &input.client_id),
+        ("authority_url", &input.authority_url),
+        ("graph_url", &input.graph_url),
+        ("scope", &input.scope),
+        ("api", &input.api),
+        ("refresh_interval", &input.refresh_interval),
+    ];
+    for (key, value) in strings {
+        if let Some(v) = value {
+            let v = if key == "name" { v.trim() } else { v.as_str() };
+            table[key] = toml_edit::value(v);
+        }
+    }
+    if let Some(r) = input.retrieval {
+        table["retrieval"] = toml_edit::value(r);
+    }
+    let dir = state_dir.join("secrets");
+    let fresh = |ext: &str| -> Result<PathBuf, EditError> {
+        let mut bytes = [0u8; 12];
+        ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes).map_err(|_| EditError::Io("no randomness".into()))?;
+        let id: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        Ok(std::path::absolute(dir.join(format!("account-{id}.{ext}"))).unwrap_or_else(|_| dir.join(format!("account-{id}.{ext}"))))
+    };
+    let mut credential = |pairs: Vec<(&str, PathBuf, String)>| {
+        for k in ["client_secret_env", "client_secret_file", "certificate_file", "private_key_file"] {
+            table.remove(k);
+        }
+        for (key, file, content) in pairs {
+            table[key] = toml_edit::value(file.display().to_string());
+            secrets.push((file, content));
+        }
+    };
+    if let Some(secret) = &input.client_secret {
+        credential(vec![("client_secret_file", fresh("secret")?, secret.trim().to_string())]);
+    } else if let (Some(cert), Some(key)) = (&input.certificate_pem, &input.private_key_pem) {
+        credential(vec![("certificate_file", fresh("crt.pem")?, cert.clone()), ("private_key_file", fresh("key.pem")?, key.clone())]);
+    }
+    Ok(())
+}
+
+/// An account table as JSON, without secrets (credential files named only by their key).
+fn describe(table: &toml_edit::Table) -> serde_json::Value {
+    let mut out = serde_json::Map::new();
+    for (k, v) in table.iter() {
+        let shown = match k {
+            "client_secret_file" | "certificate_file" | "private_key_file" | "client_secret_env" => {
+                serde_json::Value::String("(set)".into())
+            }
+            _ => match v.as_value() {
+                Some(toml_edit::Value::String(s)) => serde_json::Value::String(s.value().clone()),
+                Some(toml_edit::Value::Boolean(b)) => serde_json::Value::Bool(*b.value()),
+                Some(other) => serde_json::Value::String(other.to_string().trim().to_string()),
+                None => continue,
+            },
+        };
+        out.insert(k.to_string(), shown);
+    }
+    serde_json::Value::Object(out)
+}
+
+/// The field a diagnostic is about: the key on its line, or the one a "missing field" names.
+fn field_of(d: &Diagnostic, text: &str) -> Option<String> {
+    if let Some(k) = &d.key {
+        return Some(k.clone());
+    }
+    if let Some(rest) = d.message.split_once("missing field `").map(|(_, r)| r) {
+        return rest.split('`').next().map(str::to_string);
+    }
+    let line = text.lines().nth(d.line.saturating_sub(1))?;
+    let (key, _) = line.split_once('=')?;
+    let key = key.trim();
+    (!key.is_empty() && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')).then(|| key.to_string())
+}
+
+/// Writes a secret to its own file, mode 0600.
+fn write_private(path: &Path, content: &str) -> Result<(), EditError> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| EditError::Io(format!("{}: {e}", dir.display())))?;
+    }
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| EditError::Io(format!("{}: {e}", path.display())))?;
+    f.write_all(content.as_bytes()).and_then(|_| f.sync_all()).map_err(|e| EditError::Io(format!("{}: {e}", path.display())))
+}
+
+/// Replaces `path` with `bytes`: a temp file beside it (same mode), fsync, rename, fsync of
+/// the directory.
+fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), EditError> {
+    use std::io::Write;
+    let io = |e: std::io::Error| EditError::Io(format!("{}: {e}", path.display()));
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let mut tmp = tempfile::Builder::new().prefix(".labelgate-config-").tempfile_in(dir).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::PermissionDenied {
+            EditError::ReadOnly(format!("{}: {e}", dir.display()))
+        } else {
+            io(e)
+        }
+    })?;
+    if let Ok(meta) = std::fs::metadata(path) {
+        let _ = std::fs::set_permissions(tmp.path(), meta.permissions());
+    }
+    tmp.write_all(bytes).map_err(io)?;
+    tmp.as_file().sync_all().map_err(io)?;
+    tmp.persist(path).map_err(|e| io(e.error))?;
+    if let Ok(d) = std::fs::File::open(dir) {
+        let _ = d.sync_all();
+    }
+    Ok(())
+}

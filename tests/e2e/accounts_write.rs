@@ -1,0 +1,169 @@
+//! MIP accounts changed through the admin API, written back to the config file: ETag and
+//! If-Match (428, 412), validation with `labelgate check`'s messages as field errors, secrets in
+//! 0600 files and nowhere else, comments kept byte for byte, a rename that keeps the stored
+//! labels, enable/disable, delete, a read-only config (409), the reload applying each change.
+
+use crate::common::*;
+
+const CONFIG: &str = "# Our labelgate — comments and order the admin chose must survive.\n\
+[policy]\n\
+default_action = \"allow\"   # allow by default\n\
+\n\
+# The Contoso tenant.\n\
+[[accounts]]\n\
+name = \"Contoso\"\n\
+tenant_id = \"contoso.onmicrosoft.com\"  # by domain\n\
+client_id = \"11111111-1111-1111-1111-111111111111\"\n\
+client_secret_env = \"CONTOSO_SECRET\"\n\
+retrieval = false\n";
+
+const SECRET: &str = "s3cr3t-Value-never-echoed-7f1c";
+
+struct Api {
+    admin: std::net::SocketAddr,
+    token: String,
+}
+
+impl Api {
+    /// (status, ETag, body)
+    fn call(&self, method: &str, path: &str, body: Option<&str>, if_match: Option<&str>) -> (u16, Option<String>, serde_json::Value) {
+        let mut cmd = std::process::Command::new("curl");
+        cmd.args(["-s", "-D", "-", "-X", method, "-H", &format!("Authorization: Bearer {}", self.token)]);
+        if let Some(e) = if_match {
+            cmd.args(["-H", &format!("If-Match: {e}")]);
+        }
+        if let Some(b) = body {
+            cmd.args(["-H", "Content-Type: application/json", "--data-binary", b]);
+        }
+        let out = cmd.arg(format!("http://{}{path}", self.admin)).output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+        let status = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+        let etag = head.lines().find_map(|l| l.strip_prefix("etag: ").or_else(|| l.strip_prefix("ETag: "))).map(|v| v.trim().to_string());
+        (status, etag, serde_json::from_str(body).unwrap_or(serde_json::Value::Null))
+    }
+
+    fn etag(&self) -> String {
+        self.call("GET", "/api/v1/accounts", None, None).1.expect("reads carry the ETag")
+    }
+
+    /// Waits until the account list satisfies `done` (the reload applies changes within ~1 s).
+    fn until(&self, what: &str, done: impl Fn(&[serde_json::Value]) -> bool) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        loop {
+            let (_, _, list) = self.call("GET", "/api/v1/accounts", None, None);
+            if list.as_array().is_some_and(|l| done(l)) {
+                return;
+            }
+            assert!(std::time::Instant::now() < deadline, "{what}: {list}");
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    }
+}
+
+fn names(list: &[serde_json::Value]) -> Vec<String> {
+    list.iter().filter_map(|a| a["name"].as_str().map(str::to_string)).collect()
+}
+
+#[test]
+fn accounts_are_added_edited_renamed_disabled_and_deleted_through_the_api_and_the_config_file_keeps_its_comments() {
+    let dir = std::env::temp_dir().join(format!("labelgate-accounts-write-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("labelgate.toml");
+    std::fs::write(&config, CONFIG).unwrap();
+    let state = dir.join("state");
+    let (serve, _proxy, admin) = serve_as_configured(&["--config", config.to_str().unwrap(), "--state-dir", state.to_str().unwrap()]);
+    let api = Api { admin, token: std::fs::read_to_string(state.join("admin-token")).unwrap().trim().to_string() };
+    let etag = api.etag();
+
+    let fabrikam = format!(
+        r#"{{"name": "Fabrikam", "tenant_id": "fabrikam.onmicrosoft.com", "client_id": "22222222-2222-2222-2222-222222222222", "retrieval": false, "client_secret": "{SECRET}"}}"#
+    );
+    // Without If-Match: 428. With a stale one: 412.
+    assert_eq!(api.call("POST", "/api/v1/accounts", Some(&fabrikam), None).0, 428);
+    assert_eq!(api.call("POST", "/api/v1/accounts", Some(&fabrikam), Some("\"0000\"")).0, 412);
+    // Invalid fields: the messages `labelgate check` gives, at their field.
+    let bad = r#"{"name": "Bad", "tenant_id": "a/b", "client_id": "c", "client_secret": "x", "refresh_interval": "soon"}"#;
+    let (status, _, answer) = api.call("POST", "/api/v1/accounts", Some(bad), Some(&etag));
+    assert_eq!(status, 400, "{answer}");
+    let fields: Vec<&str> = answer["errors"].as_array().unwrap().iter().filter_map(|e| e["field"].as_str()).collect();
+    assert!(fields.contains(&"tenant_id") && fields.contains(&"refresh_interval"), "{answer}");
+    assert!(answer.to_string().contains("is not a tenant GUID or domain"), "{answer}");
+    let dup = r#"{"name": " contoso ", "tenant_id": "t.onmicrosoft.com", "client_id": "c", "client_secret": "x"}"#;
+    let (status, _, answer) = api.call("POST", "/api/v1/accounts", Some(dup), Some(&etag));
+    assert_eq!((status, answer["errors"][0]["field"].as_str()), (400, Some("name")), "names are unique, trimmed, any case: {answer}");
+    let long = format!(r#"{{"name": "{}", "tenant_id": "t", "client_id": "c"}}"#, "n".repeat(600));
+    assert_eq!(api.call("POST", "/api/v1/accounts", Some(&long), Some(&etag)).0, 400, "fields are bounded");
+    assert_eq!(std::fs::read_to_string(&config).unwrap(), CONFIG, "nothing refused was written");
+
+    // Add: 201, a new ETag, the config appended to (everything before byte-identical), the
+    // secret in its own 0600 file and nowhere else.
+    let (status, new_etag, answer) = api.call("POST", "/api/v1/accounts", Some(&fabrikam), Some(&etag));
+    assert_eq!(status, 201, "{answer}");
+    let etag = new_etag.expect("a change answers the new ETag");
+    let text = std::fs::read_to_string(&config).unwrap();
+    assert!(text.starts_with(CONFIG), "the admin's text is kept byte for byte:\n{text}");
+    assert!(!text.contains(SECRET));
+    let secret_file =
+        text.lines().find_map(|l| l.strip_prefix("client_secret_file = \"")).map(|l| l.trim_end_matches('"').to_string()).unwrap();
+    assert_eq!(std::fs::read_to_string(&secret_file).unwrap(), SECRET);
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(std::fs::metadata(&secret_file).unwrap().permissions().mode() & 0o777, 0o600);
+    api.until("the reload adds Fabrikam", |l| names(l).contains(&"Fabrikam".to_string()));
+
+    // Rename Fabrikam (its stored snapshot moves with it), then ten toggles of Contoso: the
+    // text outside the edited tables stays byte for byte.
+    let (status, renamed_etag, answer) = api.call("PUT", "/api/v1/accounts/Fabrikam", Some(r#"{"name": "Fabrikam EU"}"#), Some(&etag));
+    assert_eq!(status, 200, "{answer}");
+    let mut etag = renamed_etag.unwrap();
+    api.until("the reload renames Fabrikam", |l| names(l) == vec!["Contoso".to_string(), "Fabrikam EU".to_string()]);
+    for i in 0..10 {
+        let path = if i % 2 == 0 { "/api/v1/accounts/Contoso/enable" } else { "/api/v1/accounts/Contoso/disable" };
+        let (status, next, answer) = api.call("POST", path, None, Some(&etag));
+        assert_eq!(status, 200, "{answer}");
+        etag = next.unwrap();
+    }
+    let text = std::fs::read_to_string(&config).unwrap();
+    let head = CONFIG.split("retrieval = false").next().unwrap();
+    assert!(text.starts_with(head), "comments and formatting outside the edited values survive ten edits:\n{text}");
+    assert!(text.contains("tenant_id = \"contoso.onmicrosoft.com\"  # by domain"));
+    assert!(text.contains("retrieval = false"), "ten toggles end disabled");
+
+    // A hand edit makes the client's ETag stale.
+    std::fs::write(&config, format!("{text}\n# edited by hand\n")).unwrap();
+    assert_eq!(api.call("DELETE", "/api/v1/accounts/Fabrikam%20EU", None, Some(&etag)).0, 412);
+    let etag = api.etag();
+    assert_eq!(api.call("DELETE", "/api/v1/accounts/Nobody", None, Some(&etag)).0, 404);
+    let (status, etag_after_delete, _) = api.call("DELETE", "/api/v1/accounts/Fabrikam%20EU", None, Some(&etag));
+    assert_eq!(status, 200);
+    api.until("the reload deletes Fabrikam EU", |l| names(l) == vec!["Contoso".to_string()]);
+
+    // A read-only config: 409 config_read_only.
+    std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o444)).unwrap();
+    let (status, _, answer) = api.call("POST", "/api/v1/accounts/Contoso/enable", None, Some(&etag_after_delete.unwrap()));
+    assert_eq!((status, answer["error"].as_str()), (409, Some("config_read_only")), "{answer}");
+    std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o644)).unwrap();
+
+    // Every change is in the audit trail, with who and what, never the secret.
+    let changes = serve.audit_until(|r| r.iter().filter(|r| r["event"] == "account_change").count() >= 13);
+    let changes: Vec<&serde_json::Value> = changes.iter().filter(|r| r["event"] == "account_change").collect();
+    assert_eq!(changes[0]["who"], "admin");
+    assert_eq!(changes[0]["what"], "add");
+    assert_eq!(changes[0]["after"]["client_secret_file"], "(set)");
+    assert_eq!(changes[1]["before"]["name"], "Fabrikam");
+    assert_eq!(changes[1]["after"]["name"], "Fabrikam EU");
+    // The secret is in its own file only: not in the config, the state, the audit, the logs.
+    let mut everywhere = std::fs::read_to_string(&config).unwrap();
+    for record in serve.audit() {
+        everywhere.push_str(&record.to_string());
+    }
+    for line in serve.2.lock().unwrap().iter() {
+        everywhere.push_str(line);
+    }
+    for f in std::fs::read_dir(&state).unwrap().flatten().filter(|e| e.path().is_file()) {
+        everywhere.push_str(&String::from_utf8_lossy(&std::fs::read(f.path()).unwrap()));
+    }
+    assert!(!everywhere.contains(SECRET), "the secret leaked");
+    let _ = std::fs::remove_dir_all(&dir);
+}
