@@ -379,3 +379,104 @@ refresh_interval = "30m"
         assert!(!written.contains(secret), "a secret leaked into logs, snapshots, audit, API answers or CSV");
     }
 }
+
+#[test]
+fn named_tokens_roles_validate_and_throttled_sign_ins() {
+    // A read token sees and validates but cannot change; the write token (`admin`, any case of
+    // the Bearer scheme) changes and is named in the trail; validate asks the fake identity
+    // platform and Graph now and answers the result (a wrong secret: AADSTS7000215); failed
+    // sign-ins are audited and, past ten a minute from one address, throttled.
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let fake = runtime.block_on(FakeGraph::start(world())).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("contoso.secret"), SECRET1).unwrap();
+    std::fs::write(d.join("wrong.secret"), "not-the-secret").unwrap();
+    std::fs::write(d.join("reader.token"), "reader-token-0123456789abcdef").unwrap();
+    let config = d.join("labelgate.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"[admin]
+listen = "127.0.0.1:0"
+
+[[admin.tokens]]
+name = "auditor"
+token_file = "reader.token"
+role = "read"
+
+[[accounts]]
+name = "Contoso"
+tenant_id = "{T1}"
+client_id = "{APP1}"
+client_secret_file = "contoso.secret"
+authority_url = "{url}"
+graph_url = "{url}"
+retrieval = false
+
+[[accounts]]
+name = "Wrong"
+tenant_id = "{T1}"
+client_id = "{APP1}"
+client_secret_file = "wrong.secret"
+authority_url = "{url}"
+graph_url = "{url}"
+retrieval = false
+"#,
+            url = fake.url()
+        ),
+    )
+    .unwrap();
+    let lg = serve(d, &config, "roles");
+    let admin_token = std::fs::read_to_string(d.join("state/admin-token")).unwrap().trim().to_string();
+    let reader = "reader-token-0123456789abcdef";
+
+    // Validate: now, with the answer; a read token may.
+    let (body, code, _) = api(lg.admin, Some(reader), "POST", "/api/v1/accounts/Contoso/validate");
+    assert_eq!(code, "200", "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["valid"], true, "{v}");
+    let (body, _, _) = api(lg.admin, Some(reader), "POST", "/api/v1/accounts/Wrong/validate");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["valid"], false, "{v}");
+    assert_eq!(v["error"]["aadsts"], 7000215, "{v}");
+    assert!(!body.contains("not-the-secret"));
+
+    // The read token cannot change anything; the write token can, under any case of "Bearer".
+    let (_, _, head) = api(lg.admin, Some(reader), "GET", "/api/v1/accounts");
+    let etag = head.lines().find_map(|l| l.strip_prefix("etag: ")).unwrap().trim().to_string();
+    let disable = |token: &str, scheme: &str| {
+        let out = Command::new("curl")
+            .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "-X", "POST"])
+            .args(["-H", &format!("Authorization: {scheme} {token}"), "-H", &format!("If-Match: {etag}")])
+            .arg(format!("http://{}/api/v1/accounts/Contoso/disable", lg.admin))
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    assert_eq!(disable(reader, "Bearer"), "403", "a read token changes nothing");
+    assert_eq!(disable(&admin_token, "bEaReR"), "200", "the scheme is case-insensitive");
+
+    // Failed sign-ins: audited; the eleventh in a minute is throttled, even with the right token.
+    for _ in 0..10 {
+        assert_eq!(api(lg.admin, Some("wrong"), "GET", "/api/v1/accounts").1, "401");
+    }
+    let (_, code, head) = api(lg.admin, Some(&admin_token), "GET", "/api/v1/accounts");
+    assert_eq!(code, "429");
+    assert!(head.to_ascii_lowercase().contains("retry-after:"), "{head}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let trail = loop {
+        let text = std::fs::read_to_string(d.join("audit-roles.jsonl")).unwrap_or_default();
+        let lines: Vec<serde_json::Value> = text.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
+        if lines.iter().filter(|l| l["event"] == "admin_sign_in_failed").count() >= 10
+            && lines.iter().any(|l| l["event"] == "account_change")
+        {
+            break lines;
+        }
+        assert!(Instant::now() < deadline, "{lines:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let change = trail.iter().find(|l| l["event"] == "account_change").unwrap();
+    assert_eq!((change["who"].as_str(), change["what"].as_str()), (Some("admin"), Some("disable")));
+    assert!(!trail.iter().any(|l| l.to_string().contains(reader) || l.to_string().contains(&admin_token)), "no token in the trail");
+}

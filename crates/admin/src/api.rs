@@ -31,13 +31,62 @@ fn problem(status: StatusCode, message: &str) -> Answer {
     json_answer(status, &json!({"error": message}))
 }
 
+/// The credentials of an `Authorization: Bearer …` value (the scheme matched
+/// case-insensitively, RFC 9110 §11.1).
+fn bearer(authorization: &str) -> Option<&str> {
+    let (scheme, rest) = authorization.trim_start().split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim())
+}
+
 /// Whether `authorization` carries the API token.
 pub fn authorized(authorization: Option<&str>, token: &str) -> bool {
-    let Some(given) = authorization.and_then(|v| v.strip_prefix("Bearer ")) else { return false };
-    // Compared in constant time over the token's digest (lengths leak nothing either).
-    let a = ring::digest::digest(&ring::digest::SHA256, given.trim().as_bytes());
+    let Some(given) = authorization.and_then(bearer) else { return false };
+    same(given, token)
+}
+
+/// Compared in constant time over the digests (lengths leak nothing either).
+fn same(given: &str, token: &str) -> bool {
+    let a = ring::digest::digest(&ring::digest::SHA256, given.as_bytes());
     let b = ring::digest::digest(&ring::digest::SHA256, token.as_bytes());
     a.as_ref().iter().zip(b.as_ref()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// The token `authorization` carries, among `tokens` (every one compared, in constant time).
+pub fn signed_in<'a>(authorization: Option<&str>, tokens: &'a [crate::NamedToken]) -> Option<&'a crate::NamedToken> {
+    let given = authorization.and_then(bearer)?;
+    tokens.iter().fold(None, |found, t| if same(given, &t.value) && found.is_none() { Some(t) } else { found })
+}
+
+/// Failed sign-ins per client address: past `LIMIT` within `WINDOW`, the address waits out
+/// the rest of the window (429 with Retry-After).
+#[derive(Default)]
+pub struct Throttle {
+    failures: std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, (std::time::Instant, u32)>>,
+}
+
+impl Throttle {
+    const LIMIT: u32 = 10;
+    const WINDOW: std::time::Duration = std::time::Duration::from_secs(60);
+
+    /// A failed sign-in from `peer`.
+    pub fn failed(&self, peer: std::net::IpAddr) {
+        let mut map = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        let now = std::time::Instant::now();
+        map.retain(|_, (since, _)| now.duration_since(*since) < Self::WINDOW);
+        if map.len() > 10_000 {
+            map.clear();
+        }
+        let entry = map.entry(peer).or_insert((now, 0));
+        entry.1 += 1;
+    }
+
+    /// How long `peer` must wait, when it failed too often.
+    pub fn blocked(&self, peer: std::net::IpAddr) -> Option<std::time::Duration> {
+        let map = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        let (since, n) = map.get(&peer)?;
+        let left = Self::WINDOW.checked_sub(since.elapsed())?;
+        (*n >= Self::LIMIT).then_some(left)
+    }
 }
 
 /// The account list entry the issue specifies, plus what helps an admin act on it.
@@ -193,6 +242,17 @@ pub fn change_of(method: &Method, path: &str) -> Option<(Op, String)> {
         _ => return None,
     };
     Some((op, name))
+}
+
+/// `POST /api/v1/accounts/{name}/validate`: a token and one label request now (no retrieval,
+/// no status change), the result in the answer.
+pub async fn validate(syncer: &Syncer, raw_name: &str) -> Answer {
+    let Some(name) = percent_decode(raw_name) else { return problem(StatusCode::BAD_REQUEST, "the account name is not valid UTF-8") };
+    match syncer.validate(&name).await {
+        None => problem(StatusCode::NOT_FOUND, "no such account"),
+        Some(Ok(labels)) => json_answer(StatusCode::OK, &json!({"account": name, "valid": true, "labels_on_first_page": labels})),
+        Some(Err(error)) => json_answer(StatusCode::OK, &json!({"account": name, "valid": false, "error": error})),
+    }
 }
 
 /// Routes one `/api/v1/` request (already authorised).

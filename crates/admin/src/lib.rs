@@ -38,9 +38,82 @@ pub struct AdminConfig {
     /// Environment variable holding the `/api/v1/` bearer token.
     #[serde(default)]
     pub api_token_env: Option<String>,
+    /// More named tokens (`[[admin.tokens]]`), each `read` or `write`; the token above is the
+    /// write token named `admin`.
+    #[serde(default)]
+    pub tokens: Vec<TokenConfig>,
+}
+
+/// One named API token.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenConfig {
+    /// Who it is (in audit records).
+    pub name: String,
+    /// File holding it (relative to the config file).
+    #[serde(default)]
+    pub token_file: Option<std::path::PathBuf>,
+    /// Environment variable holding it.
+    #[serde(default)]
+    pub token_env: Option<String>,
+    /// `read` (sees everything, changes nothing) or `write`.
+    pub role: Role,
+}
+
+/// What a token may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Sees everything, changes nothing.
+    Read,
+    /// Also changes accounts.
+    Write,
+}
+
+/// A token as the API checks it: its name, its role, and the value.
+#[derive(Clone)]
+pub struct NamedToken {
+    /// Who.
+    pub name: String,
+    /// What it may do.
+    pub role: Role,
+    /// The token (never printed).
+    pub value: String,
+}
+
+impl std::fmt::Debug for NamedToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NamedToken").field("name", &self.name).field("role", &self.role).field("value", &"[redacted]").finish()
+    }
 }
 
 impl AdminConfig {
+    /// Every API token: `admin` (write: `api_token_env`, `api_token_file` or the generated one)
+    /// and the `[[admin.tokens]]`.
+    pub fn named_tokens(&self, base_dir: &std::path::Path, state_dir: &std::path::Path) -> Result<Vec<NamedToken>, TokenError> {
+        let mut out = vec![NamedToken { name: "admin".into(), role: Role::Write, value: self.api_token(base_dir, state_dir)? }];
+        for t in &self.tokens {
+            let value = match (&t.token_env, &t.token_file) {
+                (Some(var), _) => std::env::var(var)
+                    .ok()
+                    .map(|v| v.trim().to_string())
+                    .filter(|v| !v.is_empty())
+                    .ok_or_else(|| TokenError::EnvUnset(var.clone()))?,
+                (None, Some(f)) => {
+                    let path = base_dir.join(f);
+                    match std::fs::read_to_string(&path) {
+                        Ok(v) if !v.trim().is_empty() => v.trim().to_string(),
+                        Ok(_) => return Err(TokenError::FileEmpty(path.display().to_string())),
+                        Err(source) => return Err(TokenError::FileUnreadable { path: path.display().to_string(), source }),
+                    }
+                }
+                (None, None) => return Err(TokenError::NoSource(t.name.clone())),
+            };
+            out.push(NamedToken { name: t.name.clone(), role: t.role, value });
+        }
+        Ok(out)
+    }
+
     /// The API token: from `api_token_env`, `api_token_file`, or `<state_dir>/admin-token`
     /// (created with 32 random bytes, mode 0600, when missing).
     pub fn api_token(&self, base_dir: &std::path::Path, state_dir: &std::path::Path) -> Result<String, TokenError> {
@@ -97,6 +170,9 @@ pub enum TokenError {
     /// No randomness for a new token.
     #[error("no randomness for a new admin token")]
     Randomness,
+    /// A `[[admin.tokens]]` entry with neither `token_file` nor `token_env`.
+    #[error("[[admin.tokens]] {0:?}: give token_file or token_env")]
+    NoSource(String),
     /// The generated token cannot be stored.
     #[error("cannot create {path}: {source}")]
     Create {
@@ -113,7 +189,7 @@ fn default_listen() -> SocketAddr {
 
 impl Default for AdminConfig {
     fn default() -> Self {
-        AdminConfig { listen: default_listen(), pac_proxy: None, api_token_file: None, api_token_env: None }
+        AdminConfig { listen: default_listen(), pac_proxy: None, api_token_file: None, api_token_env: None, tokens: Vec::new() }
     }
 }
 
@@ -129,8 +205,12 @@ pub struct AdminState {
     pub before_scrape: Option<Box<dyn Fn() + Send + Sync>>,
     /// The MIP accounts (`/api/v1/`); without them the API answers 404.
     pub accounts: Option<Arc<labelgate_sync::Syncer>>,
-    /// The bearer token `/api/v1/` requires (reloadable).
-    pub api_token: arc_swap::ArcSwapOption<String>,
+    /// The bearer tokens `/api/v1/` accepts (reloadable).
+    pub api_tokens: arc_swap::ArcSwap<Vec<NamedToken>>,
+    /// Failed sign-ins per client address (throttled).
+    pub failures: api::Throttle,
+    /// Where admin events go (failed sign-ins): the audit trail.
+    pub audit: Option<Box<dyn Fn(serde_json::Value) + Send + Sync>>,
     /// Where account changes go (the config file); without it the API is read-only.
     pub account_store: Option<Arc<dyn write::AccountStore>>,
 }
@@ -153,14 +233,30 @@ fn respond(status: StatusCode, content_type: &'static str, body: impl Into<Bytes
 /// Bytes an API request body may have.
 const MAX_BODY: usize = 256 * 1024;
 
-async fn route(state: &AdminState, req: Request<Incoming>) -> Response<Full<Bytes>> {
+async fn route(state: &AdminState, req: Request<Incoming>, peer: std::net::IpAddr) -> Response<Full<Bytes>> {
     if req.uri().path().starts_with("/api/") {
-        let token = state.api_token.load_full();
-        let (Some(syncer), Some(token)) = (&state.accounts, token.as_deref()) else {
+        let tokens = state.api_tokens.load_full();
+        let Some(syncer) = state.accounts.as_ref().filter(|_| !tokens.is_empty()) else {
             return respond(StatusCode::NOT_FOUND, "text/plain", "no account API here\n");
         };
+        // A client that failed to sign in too often waits (each failure is audited).
+        if let Some(wait) = state.failures.blocked(peer) {
+            let mut r =
+                respond(StatusCode::TOO_MANY_REQUESTS, "application/json", "{\"error\": \"too many failed sign-ins; retry later\"}\n");
+            if let Ok(v) = HeaderValue::from_str(&wait.as_secs().max(1).to_string()) {
+                r.headers_mut().insert(header::RETRY_AFTER, v);
+            }
+            return r;
+        }
         let given = req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
-        if !api::authorized(given, token) {
+        let signed_in = api::signed_in(given, &tokens);
+        let Some(signed_in) = signed_in else {
+            state.failures.failed(peer);
+            if let Some(audit) = &state.audit {
+                audit(
+                    serde_json::json!({"event": "admin_sign_in_failed", "client": peer.to_string(), "method": req.method().as_str(), "path": req.uri().path()}),
+                );
+            }
             let mut r = respond(
                 StatusCode::UNAUTHORIZED,
                 "application/json",
@@ -168,8 +264,20 @@ async fn route(state: &AdminState, req: Request<Incoming>) -> Response<Full<Byte
             );
             r.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"labelgate-admin\""));
             return r;
+        };
+        if *req.method() == Method::POST {
+            if let Some(name) = req.uri().path().strip_prefix("/api/v1/accounts/").and_then(|r| r.strip_suffix("/validate")) {
+                return api::validate(syncer, name).await;
+            }
         }
         let writes = !matches!(*req.method(), Method::GET | Method::HEAD);
+        if writes && signed_in.role == Role::Read && api::change_of(req.method(), req.uri().path()).is_some() {
+            return respond(
+                StatusCode::FORBIDDEN,
+                "application/json",
+                "{\"errors\": [{\"field\": null, \"message\": \"this token may read, not change\"}]}\n",
+            );
+        }
         if let (true, Some(store)) = (writes, &state.account_store) {
             let (parts, body) = req.into_parts();
             let Some(op) = api::change_of(&parts.method, parts.uri.path()) else {
@@ -195,7 +303,7 @@ async fn route(state: &AdminState, req: Request<Incoming>) -> Response<Full<Byte
                 api::Op::Enable => write::AccountOp::Retrieval(&name, true),
                 api::Op::Disable => write::AccountOp::Retrieval(&name, false),
             };
-            return write::change(store.as_ref(), op, &body, if_match, "admin");
+            return write::change(store.as_ref(), op, &body, if_match, &signed_in.name);
         }
         let mut answer = api::route(syncer, req.method(), req.uri().path(), req.uri().query());
         if let Some(etag) = state.account_store.as_ref().and_then(|s| s.etag()).and_then(|e| HeaderValue::from_str(&e).ok()) {
@@ -242,14 +350,14 @@ pub async fn serve(listener: TcpListener, state: Arc<AdminState>, shutdown: impl
         tokio::select! {
             _ = &mut shutdown => return Ok(()),
             accepted = listener.accept() => {
-                let Ok((stream, _)) = accepted else { continue };
+                let Ok((stream, peer)) = accepted else { continue };
                 let Ok(permit) = Arc::clone(&limit).try_acquire_owned() else { continue };
                 let state = Arc::clone(&state);
                 tokio::spawn(async move {
                     let _permit = permit;
                     let service = hyper::service::service_fn(move |req| {
                         let state = Arc::clone(&state);
-                        async move { Ok::<_, Infallible>(route(&state, req).await) }
+                        async move { Ok::<_, Infallible>(route(&state, req, peer.ip()).await) }
                     });
                     let _ = hyper::server::conn::http1::Builder::new()
                         .timer(hyper_util::rt::TokioTimer::new())

@@ -57,7 +57,7 @@ pub fn run(config: Option<&Path>, args: &ServeArgs) -> Result<ExitCode> {
     if let Some(listen) = args.admin_listen {
         admin_config.listen = listen;
     }
-    let api_token = admin_config.api_token(&loaded.base_dir, &args.state_dir).map_err(anyhow::Error::msg)?;
+    let api_tokens = admin_config.named_tokens(&loaded.base_dir, &args.state_dir).map_err(anyhow::Error::msg)?;
     let registry = prometheus::Registry::new();
     // The label catalog: [[labels]] from the file, then each account's last good snapshot.
     let cache = Arc::new(LabelCache::new(Catalog::from_static(loaded.static_labels.clone())));
@@ -176,7 +176,17 @@ pub fn run(config: Option<&Path>, args: &ServeArgs) -> Result<ExitCode> {
                 catch_up(&metrics.audit_failures, scrape_audit.failures());
             })),
             accounts: Some(Arc::clone(&syncer)),
-            api_token: arc_swap::ArcSwapOption::from_pointee(api_token),
+            api_tokens: arc_swap::ArcSwap::from_pointee(api_tokens),
+            failures: labelgate_admin::api::Throttle::default(),
+            audit: Some(Box::new({
+                let audit = Arc::clone(&audit_for_store);
+                move |mut event: serde_json::Value| {
+                    if let Some(o) = event.as_object_mut() {
+                        o.insert("time".into(), serde_json::Value::String(crate::store::time_now()));
+                    }
+                    let _ = audit.write_value(&event);
+                }
+            })),
             account_store: Some(Arc::new(crate::store::ConfigStore {
                 path: config_path.clone(),
                 state_dir: args.state_dir.clone(),
@@ -236,13 +246,13 @@ impl Live {
             None => None,
         };
         let admin = &loaded.file.admin;
-        let token = admin.api_token(&loaded.base_dir, &overrides.state_dir).map_err(|e| e.to_string())?;
+        let tokens = admin.named_tokens(&loaded.base_dir, &overrides.state_dir).map_err(|e| e.to_string())?;
         let mut restart: Vec<String> = self.proxy.apply(proxy, inspection, users)?.into_iter().map(str::to_string).collect();
         if overrides.admin_listen.is_none() && admin.listen != self.admin_listen {
             restart.push("[admin] listen".into());
         }
         self.admin.pac_proxy.store(Arc::new(admin.pac_proxy.clone().unwrap_or_else(|| self.proxy_addr.to_string())));
-        self.admin.api_token.store(Some(Arc::new(token)));
+        self.admin.api_tokens.store(Arc::new(tokens));
         Ok(restart)
     }
 }

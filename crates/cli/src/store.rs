@@ -73,7 +73,7 @@ impl AccountStore for ConfigStore {
     }
 }
 
-fn time_now() -> String {
+pub(crate) fn time_now() -> String {
     let now = time::OffsetDateTime::now_utc();
     now.replace_nanosecond(0).unwrap_or(now).format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
 }

@@ -322,6 +322,29 @@ impl Syncer {
         Some(account.view())
     }
 
+    /// Validates an account now: a token and one label request, no retrieval and no status
+    /// change; `None` for an unknown account, else the labels on the first page or the failure
+    /// (as the account's last error would show it).
+    pub async fn validate(&self, name: &str) -> Option<Result<usize, LastError>> {
+        let account = self.get(name)?;
+        let config = &account.config;
+        let credential = match config.credential(&self.options.base_dir) {
+            Ok(c) => c,
+            Err(e) => {
+                let mut f = Failure::new(Effect::ValidationFailed, ErrorKind::Configuration, e.to_string());
+                f.error.at = rfc3339(self.clock.now());
+                return Some(Err(f.error));
+            }
+        };
+        Some(match self.client.fetch_labels(config, &credential, &account.tokens, true).await {
+            Ok((page, _)) => Ok(page.len()),
+            Err(mut f) => {
+                f.error.at = rfc3339(self.clock.now());
+                Err(f.error)
+            }
+        })
+    }
+
     /// Asks the account's refresh loop to run now (returns false for an unknown account).
     pub fn request_refresh(&self, name: &str) -> bool {
         match self.get(name) {
