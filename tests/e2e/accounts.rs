@@ -280,7 +280,8 @@ refresh_interval = "30m"
     assert_eq!(api(lg.admin, Some(&token), "GET", "/api/v1/accounts/Nobody").1, "404");
     let (body, code, _) = api(lg.admin, Some(&token), "POST", "/api/v1/accounts/Contoso/refresh");
     assert_eq!(code, "202", "{body}");
-    assert_eq!(api(lg.admin, Some(&token), "POST", "/api/v1/accounts").1, "405");
+    assert_eq!(api(lg.admin, Some(&token), "POST", "/api/v1/accounts").1, "428", "a change needs If-Match");
+    assert_eq!(api(lg.admin, Some(&token), "PATCH", "/api/v1/accounts").1, "405");
 
     // /metrics: per-account series, valid for promtool.
     let (metrics, code, _) = api(lg.admin, None, "GET", "/metrics");
