@@ -70,10 +70,15 @@ pub fn run(config: Option<&Path>, args: &ServeArgs) -> Result<ExitCode> {
     );
     let current = Arc::new(RwLock::new(resolve(&loaded, &cache)));
     let reloader = Reloader::new(loaded);
-    // A new catalog (a retrieval, a reload) re-binds policy label names.
+    // A new catalog (a retrieval, a reload) re-binds policy label names. Re-binds run one at a
+    // time, each from the catalog as it is once its turn comes: two accounts retrieved at once
+    // must not let the one that read the older catalog store its policy last (its labels would
+    // be missing from the policy in force while the account already says Active).
     let rebind = {
         let (target, config, cache) = (Arc::clone(&current), Arc::clone(&reloader), Arc::clone(&cache));
+        let one_at_a_time = std::sync::Mutex::new(());
         Arc::new(move || {
+            let _turn = one_at_a_time.lock().unwrap_or_else(|e| e.into_inner());
             let policy = resolve(&config.current(), &cache);
             if let Ok(mut slot) = target.write() {
                 *slot = policy;
