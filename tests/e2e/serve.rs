@@ -147,3 +147,52 @@ fn percent(q: &str) -> String {
         .map(|b| if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") })
         .collect()
 }
+
+#[test]
+fn the_admin_listener_speaks_tls_when_configured_and_must_beyond_loopback() {
+    let dir = std::env::temp_dir().join(format!("labelgate-admin-tls-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let made = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=labelgate-admin",
+        ])
+        .args(["-addext", "subjectAltName=IP:127.0.0.1", "-keyout"])
+        .arg(dir.join("admin.key"))
+        .arg("-out")
+        .arg(dir.join("admin.crt"))
+        .output()
+        .unwrap();
+    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    let config = dir.join("labelgate.toml");
+    std::fs::write(&config, "[admin]\ntls_cert = \"admin.crt\"\ntls_key = \"admin.key\"\n").unwrap();
+    let (_serve, _proxy, admin) = serve_with(&["--config", config.to_str().unwrap(), "--state-dir", dir.join("state").to_str().unwrap()]);
+    let https = Command::new("curl")
+        .args(["-s", "-o", "-", "--cacert"])
+        .arg(dir.join("admin.crt"))
+        .arg(format!("https://{admin}/healthz"))
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&https.stdout), "ok\n", "{}", String::from_utf8_lossy(&https.stderr));
+    let plain =
+        Command::new("curl").args(["-s", "-o", "/dev/null", "-w", "%{http_code}", &format!("http://{admin}/healthz")]).output().unwrap();
+    assert_ne!(String::from_utf8_lossy(&plain.stdout), "200", "no clear-text answer");
+    // Beyond loopback without TLS: a `check` error, and `serve` refuses to start.
+    let open = dir.join("open.toml");
+    std::fs::write(&open, "[admin]\nlisten = \"0.0.0.0:9180\"\n").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_labelgate")).args(["check", "--config", open.to_str().unwrap()]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let said = String::from_utf8_lossy(&out.stderr).to_string() + &String::from_utf8_lossy(&out.stdout);
+    assert!(said.contains("open.toml:2:1: error: [admin] listen 0.0.0.0:9180 is reachable beyond loopback"), "{said}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -42,6 +42,13 @@ pub struct AdminConfig {
     /// write token named `admin`.
     #[serde(default)]
     pub tokens: Vec<TokenConfig>,
+    /// Serve the admin listener over TLS: a PEM certificate chain and its PEM private key
+    /// (relative to the config file). Required when `listen` is not loopback.
+    #[serde(default)]
+    pub tls_cert: Option<std::path::PathBuf>,
+    /// The key of `tls_cert`.
+    #[serde(default)]
+    pub tls_key: Option<std::path::PathBuf>,
 }
 
 /// One named API token.
@@ -88,6 +95,45 @@ impl std::fmt::Debug for NamedToken {
 }
 
 impl AdminConfig {
+    /// What `labelgate check` reports: a listener reachable beyond loopback carries bearer tokens
+    /// and account changes in clear text without TLS (an error), and half a TLS pair.
+    pub fn problems(&self) -> Vec<labelgate_diagnostics::Problem> {
+        use labelgate_diagnostics::{key, Problem};
+        let mut out = Vec::new();
+        if self.tls_cert.is_some() != self.tls_key.is_some() {
+            out.push(Problem::error(
+                key(&["admin", if self.tls_cert.is_some() { "tls_cert" } else { "tls_key" }]),
+                "[admin] tls_cert and tls_key go together",
+            ));
+        }
+        if !self.listen.ip().is_loopback() && self.tls_cert.is_none() {
+            out.push(Problem::error(
+                key(&["admin", "listen"]),
+                format!("[admin] listen {} is reachable beyond loopback: set tls_cert and tls_key (tokens and account changes must not travel in clear text)", self.listen),
+            ));
+        }
+        out
+    }
+
+    /// The TLS configuration of the listener, when `tls_cert` and `tls_key` are set.
+    pub fn tls(&self, base_dir: &std::path::Path) -> Result<Option<Arc<rustls::ServerConfig>>, TlsError> {
+        let (Some(cert), Some(key)) = (&self.tls_cert, &self.tls_key) else { return Ok(None) };
+        use rustls::pki_types::pem::PemObject;
+        let (cert, key) = (base_dir.join(cert), base_dir.join(key));
+        let chain: Vec<rustls::pki_types::CertificateDer<'static>> = rustls::pki_types::CertificateDer::pem_file_iter(&cert)
+            .and_then(|i| i.collect::<Result<Vec<_>, _>>())
+            .map_err(|e| TlsError { path: cert.display().to_string(), reason: e.to_string() })?;
+        let private = rustls::pki_types::PrivateKeyDer::from_pem_file(&key)
+            .map_err(|e| TlsError { path: key.display().to_string(), reason: e.to_string() })?;
+        let config = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .map_err(|e| TlsError { path: cert.display().to_string(), reason: e.to_string() })?
+            .with_no_client_auth()
+            .with_single_cert(chain, private)
+            .map_err(|e| TlsError { path: cert.display().to_string(), reason: e.to_string() })?;
+        Ok(Some(Arc::new(config)))
+    }
+
     /// Every API token: `admin` (write: `api_token_env`, `api_token_file` or the generated one)
     /// and the `[[admin.tokens]]`.
     pub fn named_tokens(&self, base_dir: &std::path::Path, state_dir: &std::path::Path) -> Result<Vec<NamedToken>, TokenError> {
@@ -150,6 +196,16 @@ impl AdminConfig {
     }
 }
 
+/// The admin listener's certificate or key cannot be used.
+#[derive(Debug, thiserror::Error)]
+#[error("[admin] TLS: {path}: {reason}")]
+pub struct TlsError {
+    /// The file.
+    pub path: String,
+    /// What is wrong.
+    pub reason: String,
+}
+
 /// Why the admin API token cannot be had (never showing the token).
 #[derive(Debug, thiserror::Error)]
 pub enum TokenError {
@@ -189,7 +245,15 @@ fn default_listen() -> SocketAddr {
 
 impl Default for AdminConfig {
     fn default() -> Self {
-        AdminConfig { listen: default_listen(), pac_proxy: None, api_token_file: None, api_token_env: None, tokens: Vec::new() }
+        AdminConfig {
+            listen: default_listen(),
+            pac_proxy: None,
+            api_token_file: None,
+            api_token_env: None,
+            tokens: Vec::new(),
+            tls_cert: None,
+            tls_key: None,
+        }
     }
 }
 
@@ -338,11 +402,21 @@ async fn route(state: &AdminState, req: Request<Incoming>, peer: std::net::IpAdd
     }
 }
 
+/// A connection, plain or TLS.
+trait Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Io for T {}
+
 /// Admin connections served at once; more are closed at accept.
 const MAX_CONNECTIONS: usize = 256;
 
-/// Serves the admin endpoints on `listener` until `shutdown` completes.
-pub async fn serve(listener: TcpListener, state: Arc<AdminState>, shutdown: impl Future<Output = ()>) -> std::io::Result<()> {
+/// Serves the admin endpoints on `listener` (over TLS with `tls`) until `shutdown` completes.
+pub async fn serve(
+    listener: TcpListener,
+    state: Arc<AdminState>,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<()> {
+    let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
     tokio::pin!(shutdown);
     // Bounded like the proxy's: a few hundred connections at once, a request head within 30 s.
     let limit = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
@@ -353,8 +427,16 @@ pub async fn serve(listener: TcpListener, state: Arc<AdminState>, shutdown: impl
                 let Ok((stream, peer)) = accepted else { continue };
                 let Ok(permit) = Arc::clone(&limit).try_acquire_owned() else { continue };
                 let state = Arc::clone(&state);
+                let acceptor = acceptor.clone();
                 tokio::spawn(async move {
                     let _permit = permit;
+                    let io: Box<dyn Io> = match acceptor {
+                        None => Box::new(stream),
+                        Some(acceptor) => match tokio::time::timeout(std::time::Duration::from_secs(10), acceptor.accept(stream)).await {
+                            Ok(Ok(tls)) => Box::new(tls),
+                            _ => return,
+                        },
+                    };
                     let service = hyper::service::service_fn(move |req| {
                         let state = Arc::clone(&state);
                         async move { Ok::<_, Infallible>(route(&state, req, peer.ip()).await) }
@@ -362,7 +444,7 @@ pub async fn serve(listener: TcpListener, state: Arc<AdminState>, shutdown: impl
                     let _ = hyper::server::conn::http1::Builder::new()
                         .timer(hyper_util::rt::TokioTimer::new())
                         .header_read_timeout(std::time::Duration::from_secs(30))
-                        .serve_connection(TokioIo::new(stream), service)
+                        .serve_connection(TokioIo::new(io), service)
                         .await;
                 });
             }

@@ -58,6 +58,11 @@ pub fn run(config: Option<&Path>, args: &ServeArgs) -> Result<ExitCode> {
         admin_config.listen = listen;
     }
     let api_tokens = admin_config.named_tokens(&loaded.base_dir, &args.state_dir).map_err(anyhow::Error::msg)?;
+    let admin_tls = admin_config.tls(&loaded.base_dir)?;
+    // (--admin-listen too: `check` cannot see the override.)
+    if let Some(p) = admin_config.problems().into_iter().find(|p| p.severity == labelgate_policy::Severity::Error) {
+        anyhow::bail!("{}", p.message);
+    }
     let registry = prometheus::Registry::new();
     // The label catalog: [[labels]] from the file, then each account's last good snapshot.
     let cache = Arc::new(LabelCache::new(Catalog::from_static(loaded.static_labels.clone())));
@@ -201,7 +206,7 @@ pub fn run(config: Option<&Path>, args: &ServeArgs) -> Result<ExitCode> {
         *live.lock().unwrap_or_else(|e| e.into_inner()) =
             Some(Live { proxy: proxy.settings_handle(), admin: Arc::clone(&admin_state), admin_listen: admin_config.listen, proxy_addr });
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-        let admin_task = tokio::spawn(labelgate_admin::serve(admin_listener, admin_state, async move {
+        let admin_task = tokio::spawn(labelgate_admin::serve(admin_listener, admin_state, admin_tls, async move {
             let mut rx = stop_rx;
             let _ = rx.changed().await;
         }));

@@ -189,6 +189,7 @@ pub fn load_str(path: Option<&Path>, text: &str) -> Result<LoadedConfig, LoadErr
     problems.extend(policy_problems);
     problems.extend(file.proxy.problems());
     problems.extend(file.inspection.problems());
+    problems.extend(file.admin.problems());
     // Relative paths in the file (secrets, users) are resolved against its directory.
     let base_dir = path.and_then(Path::parent).map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."));
     // MIP accounts: each problem at its key in its own [[accounts]] table.
