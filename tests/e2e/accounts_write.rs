@@ -167,3 +167,102 @@ fn accounts_are_added_edited_renamed_disabled_and_deleted_through_the_api_and_th
     assert!(!everywhere.contains(SECRET), "the secret leaked");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `labelgate accounts …` against the running instance: (exit code, stdout, stderr).
+fn cli(
+    config: &std::path::Path,
+    state: &std::path::Path,
+    admin: Option<std::net::SocketAddr>,
+    args: &[&str],
+    stdin: Option<&str>,
+) -> (i32, String, String) {
+    use std::io::Write;
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_labelgate"));
+    cmd.arg("accounts").args(args).arg("--config").arg(config).arg("--state-dir").arg(state);
+    match admin {
+        Some(a) => cmd.args(["--admin-url", &format!("http://{a}")]),
+        // Nothing listens on the discard port.
+        None => cmd.args(["--admin-url", "http://127.0.0.1:9"]),
+    };
+    let mut child =
+        cmd.stdin(std::process::Stdio::piped()).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().unwrap();
+    if let Some(s) = stdin {
+        child.stdin.as_mut().unwrap().write_all(s.as_bytes()).unwrap();
+    }
+    drop(child.stdin.take());
+    let out = child.wait_with_output().unwrap();
+    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+#[test]
+fn the_accounts_cli_manages_a_running_instance_with_exit_codes_scripts_can_rely_on() {
+    let dir = std::env::temp_dir().join(format!("labelgate-accounts-cli-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("labelgate.toml");
+    std::fs::write(&config, CONFIG).unwrap();
+    let state = dir.join("state");
+    let (serve, _proxy, admin) = serve_as_configured(&["--config", config.to_str().unwrap(), "--state-dir", state.to_str().unwrap()]);
+    let run = |args: &[&str], stdin: Option<&str>| cli(&config, &state, Some(admin), args, stdin);
+    let list = || -> Vec<String> {
+        let (code, out, err) = run(&["list", "--json"], None);
+        assert_eq!(code, 0, "{err}");
+        let v: Vec<serde_json::Value> = serde_json::from_str(&out).unwrap();
+        v.iter().filter_map(|a| a["name"].as_str().map(str::to_string)).collect()
+    };
+    let until = |what: &str, want: Vec<&str>| {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while list() != want {
+            assert!(std::time::Instant::now() < deadline, "{what}: {:?}", list());
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    };
+    // Add, the secret from standard input (never an argument).
+    let (code, _, err) = run(
+        &[
+            "add",
+            "Fabrikam",
+            "--tenant-id",
+            "fabrikam.onmicrosoft.com",
+            "--client-id",
+            "22222222-2222-2222-2222-222222222222",
+            "--retrieval",
+            "false",
+            "--client-secret-stdin",
+        ],
+        Some(SECRET),
+    );
+    assert_eq!(code, 0, "{err}");
+    until("added", vec!["Contoso", "Fabrikam"]);
+    assert!(!std::fs::read_to_string(&config).unwrap().contains(SECRET));
+    // Invalid input: exit 1 with the field named; a name taken: 1; unknown: 3; usage: 2.
+    let (code, _, err) = run(&["add", "Bad", "--tenant-id", "a/b", "--client-id", "c", "--client-secret-stdin"], Some("x"));
+    assert_eq!(code, 1);
+    assert!(err.contains("tenant_id: "), "{err}");
+    assert_eq!(run(&["delete", "Nobody"], None).0, 3);
+    assert_eq!(run(&["add"], None).0, 2);
+    // Rename, disable, show, validate (the env secret is unset: not valid, exit 1), delete.
+    assert_eq!(run(&["rename", "Fabrikam", "Fabrikam EU"], None).0, 0);
+    until("renamed", vec!["Contoso", "Fabrikam EU"]);
+    assert_eq!(run(&["enable", "Contoso"], None).0, 0);
+    let (code, out, _) = run(&["show", "Contoso"], None);
+    assert_eq!(code, 0);
+    assert!(out.contains("\"name\": \"Contoso\""), "{out}");
+    let (code, out, _) = run(&["validate", "Contoso", "--json"], None);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("\"valid\": false"), "{out}");
+    assert_eq!(run(&["delete", "Fabrikam EU"], None).0, 0);
+    until("deleted", vec!["Contoso"]);
+    // A read-only config: conflict, 4.
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o444)).unwrap();
+    assert_eq!(run(&["disable", "Contoso"], None).0, 4);
+    std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o644)).unwrap();
+    // The API unreachable: reads fall back to the stored snapshots (said on stderr); changes fail.
+    drop(serve);
+    let (code, out, err) = cli(&config, &state, None, &["list"], None);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("unreachable") && out.contains("Contoso"), "{out}{err}");
+    assert_eq!(cli(&config, &state, None, &["disable", "Contoso"], None).0, 1);
+    let _ = std::fs::remove_dir_all(&dir);
+}

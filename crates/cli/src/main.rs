@@ -107,8 +107,9 @@ enum Command {
     /// Policy tools.
     #[command(subcommand)]
     Policy(PolicyCommand),
-    /// MIP accounts as last stored by `serve` (status, labels); offline.
-    Accounts(accounts::AccountsArgs),
+    /// MIP accounts: list, show, labels, add, edit, rename, delete, duplicate, validate, refresh,
+    /// enable, disable — through the running instance's admin API.
+    Accounts(Box<accounts::AccountsArgs>),
 }
 
 #[derive(Subcommand, Debug)]
