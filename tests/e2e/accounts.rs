@@ -458,6 +458,46 @@ retrieval = false
     assert_eq!(disable(reader, "Bearer"), "403", "a read token changes nothing");
     assert_eq!(disable(&admin_token, "bEaReR"), "200", "the scheme is case-insensitive");
 
+    // A rename keeps the labels: Contoso retrieves, is disabled, renamed; "Contoso HQ" shows the
+    // stored labels at once (its snapshot moved with it).
+    let change = |method: &str, path: &str, body: Option<&str>| {
+        let (_, _, head) = api(lg.admin, Some(&admin_token), "GET", "/api/v1/accounts");
+        let etag = head.lines().find_map(|l| l.strip_prefix("etag: ")).unwrap().trim().to_string();
+        let mut cmd = Command::new("curl");
+        cmd.args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "-X", method]).args([
+            "-H",
+            &format!("Authorization: Bearer {admin_token}"),
+            "-H",
+            &format!("If-Match: {etag}"),
+        ]);
+        if let Some(b) = body {
+            cmd.args(["-H", "Content-Type: application/json", "--data-binary", b]);
+        }
+        let out = cmd.arg(format!("http://{}{path}", lg.admin)).output().unwrap();
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "200", "{method} {path}");
+    };
+    let wait_for = |what: &str, done: &dyn Fn(&[serde_json::Value]) -> bool| {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let (body, _, _) = api(lg.admin, Some(reader), "GET", "/api/v1/accounts");
+            let list: Vec<serde_json::Value> = serde_json::from_str(&body).unwrap_or_default();
+            if done(&list) {
+                return;
+            }
+            assert!(Instant::now() < deadline, "{what}: {body}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    change("POST", "/api/v1/accounts/Contoso/enable", None);
+    wait_for("Contoso retrieves", &|l| l.iter().any(|a| a["name"] == "Contoso" && a["status"] == "Active" && a["label_count"] == 2));
+    change("POST", "/api/v1/accounts/Contoso/disable", None);
+    wait_for("Contoso stops", &|l| l.iter().any(|a| a["name"] == "Contoso" && a["retrieval"] == false));
+    change("PUT", "/api/v1/accounts/Contoso", Some(r#"{"name": "Contoso HQ"}"#));
+    wait_for("renamed with its labels", &|l| l.iter().any(|a| a["name"] == "Contoso HQ" && a["label_count"] == 2));
+    let (body, code, _) = api(lg.admin, Some(reader), "GET", "/api/v1/accounts/Contoso%20HQ/labels");
+    assert_eq!(code, "200");
+    assert_eq!(serde_json::from_str::<serde_json::Value>(&body).unwrap().as_array().unwrap().len(), 2, "{body}");
+
     // Failed sign-ins: audited; the eleventh in a minute is throttled, even with the right token.
     for _ in 0..10 {
         assert_eq!(api(lg.admin, Some("wrong"), "GET", "/api/v1/accounts").1, "401");

@@ -95,6 +95,28 @@ fn accounts_are_added_edited_renamed_disabled_and_deleted_through_the_api_and_th
     assert_eq!((status, answer["errors"][0]["field"].as_str()), (400, Some("name")), "names are unique, trimmed, any case: {answer}");
     let long = format!(r#"{{"name": "{}", "tenant_id": "t", "client_id": "c"}}"#, "n".repeat(600));
     assert_eq!(api.call("POST", "/api/v1/accounts", Some(&long), Some(&etag)).0, 400, "fields are bounded");
+    // Each field, invalid, answered at that field.
+    let base = r#""tenant_id": "t.onmicrosoft.com", "client_id": "c", "client_secret": "x""#;
+    let cases = [
+        ("name", r#"{"name": "  ", "tenant_id": "t", "client_id": "c", "client_secret": "x"}"#.to_string()),
+        ("client_id", r#"{"name": "N", "tenant_id": "t.onmicrosoft.com", "client_id": " ", "client_secret": "x"}"#.to_string()),
+        ("authority_url", format!(r#"{{"name": "N", {base}, "authority_url": "ftp://x"}}"#)),
+        ("graph_url", format!(r#"{{"name": "N", {base}, "graph_url": "graph"}}"#)),
+        ("scope", format!(r#"{{"name": "N", {base}, "scope": "https://graph.microsoft.com/User.Read"}}"#)),
+        ("api", format!(r#"{{"name": "N", {base}, "api": "v2"}}"#)),
+        ("refresh_interval", format!(r#"{{"name": "N", {base}, "refresh_interval": "weekly"}}"#)),
+        ("client_secret", r#"{"name": "N", "tenant_id": "t.onmicrosoft.com", "client_id": "c", "client_secret": " "}"#.to_string()),
+        ("certificate_pem", r#"{"name": "N", "tenant_id": "t.onmicrosoft.com", "client_id": "c", "certificate_pem": "x"}"#.to_string()),
+        ("tenant_id", format!(r#"{{"name": "N", "tenant_id": "a\u0007b", "client_id": "c", "client_secret": "x"}}"#)),
+    ];
+    for (field, body) in cases {
+        let (status, _, answer) = api.call("POST", "/api/v1/accounts", Some(&body), Some(&etag));
+        assert_eq!(status, 400, "{field}: {answer}");
+        let fields: Vec<&str> = answer["errors"].as_array().unwrap().iter().filter_map(|e| e["field"].as_str()).collect();
+        assert!(fields.contains(&field), "{field}: {answer}");
+    }
+    let (status, _, answer) = api.call("POST", "/api/v1/accounts", Some(r#"{"name": "N", "retrieval": "yes"}"#), Some(&etag));
+    assert_eq!(status, 400, "a field of the wrong type: {answer}");
     assert_eq!(std::fs::read_to_string(&config).unwrap(), CONFIG, "nothing refused was written");
 
     // Add: 201, a new ETag, the config appended to (everything before byte-identical), the
@@ -111,6 +133,24 @@ fn accounts_are_added_edited_renamed_disabled_and_deleted_through_the_api_and_th
     use std::os::unix::fs::PermissionsExt;
     assert_eq!(std::fs::metadata(&secret_file).unwrap().permissions().mode() & 0o777, 0o600);
     api.until("the reload adds Fabrikam", |l| names(l).contains(&"Fabrikam".to_string()));
+
+    // Duplicate: the credential is not copied (so the copy needs one), names stay unique.
+    let (status, _, answer) = api.call("POST", "/api/v1/accounts/Fabrikam/duplicate", Some(r#"{"name": "Fabrikam Copy"}"#), Some(&etag));
+    assert_eq!(status, 400, "{answer}");
+    assert!(answer.to_string().contains("give exactly one of client_secret_env"), "{answer}");
+    let (status, _, answer) = api.call("POST", "/api/v1/accounts/Fabrikam/duplicate", Some(r#"{"name": "fabrikam"}"#), Some(&etag));
+    assert_eq!((status, answer["errors"][0]["field"].as_str()), (400, Some("name")), "{answer}");
+    let copy = r#"{"name": "Fabrikam Copy", "client_secret": "another-secret-for-the-copy"}"#;
+    let (status, next, answer) = api.call("POST", "/api/v1/accounts/Fabrikam/duplicate", Some(copy), Some(&etag));
+    assert_eq!(status, 201, "{answer}");
+    let etag = next.unwrap();
+    let text = std::fs::read_to_string(&config).unwrap();
+    assert_eq!(text.matches("tenant_id = \"fabrikam.onmicrosoft.com\"").count(), 2, "the copy keeps the keys:\n{text}");
+    assert_eq!(text.matches("client_secret_file").count(), 2, "each its own secret file");
+    api.until("the reload adds the copy", |l| names(l).contains(&"Fabrikam Copy".to_string()));
+    let (status, next, _) = api.call("DELETE", "/api/v1/accounts/Fabrikam%20Copy", None, Some(&etag));
+    assert_eq!(status, 200);
+    let etag = next.unwrap();
 
     // Rename Fabrikam (its stored snapshot moves with it), then ten toggles of Contoso: the
     // text outside the edited tables stays byte for byte.
@@ -146,13 +186,14 @@ fn accounts_are_added_edited_renamed_disabled_and_deleted_through_the_api_and_th
     std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o644)).unwrap();
 
     // Every change is in the audit trail, with who and what, never the secret.
-    let changes = serve.audit_until(|r| r.iter().filter(|r| r["event"] == "account_change").count() >= 13);
+    let changes = serve.audit_until(|r| r.iter().filter(|r| r["event"] == "account_change").count() >= 15);
     let changes: Vec<&serde_json::Value> = changes.iter().filter(|r| r["event"] == "account_change").collect();
     assert_eq!(changes[0]["who"], "admin");
     assert_eq!(changes[0]["what"], "add");
     assert_eq!(changes[0]["after"]["client_secret_file"], "(set)");
-    assert_eq!(changes[1]["before"]["name"], "Fabrikam");
-    assert_eq!(changes[1]["after"]["name"], "Fabrikam EU");
+    assert_eq!(changes[1]["what"], "duplicate");
+    assert_eq!(changes[3]["before"]["name"], "Fabrikam");
+    assert_eq!(changes[3]["after"]["name"], "Fabrikam EU");
     // The secret is in its own file only: not in the config, the state, the audit, the logs.
     let mut everywhere = std::fs::read_to_string(&config).unwrap();
     for record in serve.audit() {
@@ -251,6 +292,18 @@ fn the_accounts_cli_manages_a_running_instance_with_exit_codes_scripts_can_rely_
     let (code, out, _) = run(&["validate", "Contoso", "--json"], None);
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("\"valid\": false"), "{out}");
+    assert_eq!(run(&["edit", "Contoso", "--refresh-interval", "30m"], None).0, 0);
+    let secret_file = dir.join("copy.secret");
+    std::fs::write(&secret_file, "copy-secret-value").unwrap();
+    let (code, _, err) = run(&["duplicate", "Contoso", "Contoso 2", "--client-secret-file", secret_file.to_str().unwrap()], None);
+    assert_eq!(code, 0, "{err}");
+    until("duplicated", vec!["Contoso", "Contoso 2", "Fabrikam EU"]);
+    assert!(std::fs::read_to_string(&config).unwrap().contains("refresh_interval = \"30m\""));
+    assert_eq!(run(&["refresh", "Contoso"], None).0, 0);
+    let (code, out, _) = run(&["labels", "Contoso", "--csv"], None);
+    assert_eq!(code, 0);
+    assert!(out.starts_with("id,"), "{out}");
+    assert_eq!(run(&["delete", "Contoso 2"], None).0, 0);
     assert_eq!(run(&["delete", "Fabrikam EU"], None).0, 0);
     until("deleted", vec!["Contoso"]);
     // A read-only config: conflict, 4.
