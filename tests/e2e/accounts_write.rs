@@ -170,6 +170,11 @@ fn accounts_are_added_edited_renamed_disabled_and_deleted_through_the_api_and_th
     assert!(text.contains("tenant_id = \"contoso.onmicrosoft.com\"  # by domain"));
     assert!(text.contains("retrieval = false"), "ten toggles end disabled");
 
+    // Where the credential goes cannot change without the credential: a write token that does
+    // not know the secret cannot send it elsewhere.
+    let (status, _, answer) = api.call("PUT", "/api/v1/accounts/Contoso", Some(r#"{"authority_url": "http://evil.example"}"#), Some(&etag));
+    assert_eq!((status, answer["errors"][0]["field"].as_str()), (400, Some("authority_url")), "{answer}");
+
     // A hand edit makes the client's ETag stale.
     std::fs::write(&config, format!("{text}\n# edited by hand\n")).unwrap();
     assert_eq!(api.call("DELETE", "/api/v1/accounts/Fabrikam%20EU", None, Some(&etag)).0, 412);
@@ -178,6 +183,7 @@ fn accounts_are_added_edited_renamed_disabled_and_deleted_through_the_api_and_th
     let (status, etag_after_delete, _) = api.call("DELETE", "/api/v1/accounts/Fabrikam%20EU", None, Some(&etag));
     assert_eq!(status, 200);
     api.until("the reload deletes Fabrikam EU", |l| names(l) == vec!["Contoso".to_string()]);
+    assert!(!std::path::Path::new(&secret_file).exists(), "a deleted account's secret file goes with it");
 
     // A read-only config: 409 config_read_only.
     std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o444)).unwrap();

@@ -73,8 +73,11 @@ impl Throttle {
         let mut map = self.failures.lock().unwrap_or_else(|e| e.into_inner());
         let now = std::time::Instant::now();
         map.retain(|_, (since, _)| now.duration_since(*since) < Self::WINDOW);
-        if map.len() > 10_000 {
-            map.clear();
+        if map.len() >= 10_000 && !map.contains_key(&peer) {
+            // Full: the oldest entry goes (never every counter at once).
+            if let Some(oldest) = map.iter().min_by_key(|(_, (since, _))| *since).map(|(ip, _)| *ip) {
+                map.remove(&oldest);
+            }
         }
         let entry = map.entry(peer).or_insert((now, 0));
         entry.1 += 1;

@@ -303,7 +303,9 @@ async fn route(state: &AdminState, req: Request<Incoming>, peer: std::net::IpAdd
         let Some(syncer) = state.accounts.as_ref().filter(|_| !tokens.is_empty()) else {
             return respond(StatusCode::NOT_FOUND, "text/plain", "no account API here\n");
         };
-        // A client that failed to sign in too often waits (each failure is audited).
+        // A client that failed to sign in too often waits, whatever it sends now: guesses are
+        // not even checked (each failure is audited). (An address shared by many admins behind
+        // NAT shares this budget.)
         if let Some(wait) = state.failures.blocked(peer) {
             let mut r =
                 respond(StatusCode::TOO_MANY_REQUESTS, "application/json", "{\"error\": \"too many failed sign-ins; retry later\"}\n");
@@ -357,17 +359,29 @@ async fn route(state: &AdminState, req: Request<Incoming>, peer: std::net::IpAdd
                     )
                 }
             };
-            let if_match = parts.headers.get(header::IF_MATCH).and_then(|v| v.to_str().ok());
+            let if_match = parts.headers.get(header::IF_MATCH).and_then(|v| v.to_str().ok()).map(str::to_string);
             let (op, name) = op;
-            let op = match op {
-                api::Op::Add => write::AccountOp::Add,
-                api::Op::Edit => write::AccountOp::Edit(&name),
-                api::Op::Delete => write::AccountOp::Delete(&name),
-                api::Op::Duplicate => write::AccountOp::Duplicate(&name),
-                api::Op::Enable => write::AccountOp::Retrieval(&name, true),
-                api::Op::Disable => write::AccountOp::Retrieval(&name, false),
-            };
-            return write::change(store.as_ref(), op, &body, if_match, &signed_in.name);
+            let (store, who) = (Arc::clone(store), signed_in.name.clone());
+            // File reads, fsyncs and renames: off the async workers (the proxy shares them).
+            let answered = tokio::task::spawn_blocking(move || {
+                let op = match op {
+                    api::Op::Add => write::AccountOp::Add,
+                    api::Op::Edit => write::AccountOp::Edit(&name),
+                    api::Op::Delete => write::AccountOp::Delete(&name),
+                    api::Op::Duplicate => write::AccountOp::Duplicate(&name),
+                    api::Op::Enable => write::AccountOp::Retrieval(&name, true),
+                    api::Op::Disable => write::AccountOp::Retrieval(&name, false),
+                };
+                write::change(store.as_ref(), op, &body, if_match.as_deref(), &who)
+            })
+            .await;
+            return answered.unwrap_or_else(|_| {
+                respond(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "application/json",
+                    "{\"errors\": [{\"field\": null, \"message\": \"the change failed\"}]}\n",
+                )
+            });
         }
         let mut answer = api::route(syncer, req.method(), req.uri().path(), req.uri().query());
         if let Some(etag) = state.account_store.as_ref().and_then(|s| s.etag()).and_then(|e| HeaderValue::from_str(&e).ok()) {

@@ -201,6 +201,7 @@ pub fn run(config: Option<&Path>, args: &ServeArgs) -> Result<ExitCode> {
                 path: config_path.clone(),
                 state_dir: args.state_dir.clone(),
                 audit: Arc::clone(&audit_for_store),
+                one_at_a_time: std::sync::Mutex::new(()),
             })),
         });
         *live.lock().unwrap_or_else(|e| e.into_inner()) =

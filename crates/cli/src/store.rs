@@ -13,6 +13,9 @@ pub struct ConfigStore {
     pub path: Option<PathBuf>,
     pub state_dir: PathBuf,
     pub audit: Arc<labelgate_proxy::AuditSink>,
+    /// One change at a time: two requests that read the same ETag must not both pass its check
+    /// and the later overwrite the earlier (the second gets 412).
+    pub one_at_a_time: std::sync::Mutex<()>,
 }
 
 impl AccountStore for ConfigStore {
@@ -45,6 +48,7 @@ impl AccountStore for ConfigStore {
                 (if on { "enable" } else { "disable" }, AccountChange::Retrieval { name: name.to_string(), on })
             }
         };
+        let _turn = self.one_at_a_time.lock().unwrap_or_else(|e| e.into_inner());
         let applied = edit::apply(self.path.as_deref(), &self.state_dir, if_match, change).map_err(|e| match e {
             EditError::ReadOnly(why) => ChangeError::ReadOnly(why),
             EditError::Stale => ChangeError::Stale,

@@ -136,6 +136,8 @@ pub fn apply(path: Option<&Path>, state_dir: &Path, if_match: &str, change: Acco
     let text = String::from_utf8(bytes).map_err(|_| EditError::Io(format!("{} is not UTF-8", path.display())))?;
     let mut doc: toml_edit::DocumentMut = text.parse().map_err(|e| EditError::Io(format!("{}: {e}", path.display())))?;
     let mut secrets: Vec<(PathBuf, String)> = Vec::new();
+    // Credential files the change leaves unreferenced (removed once the config is written).
+    let mut replaced: Vec<PathBuf> = Vec::new();
     let (before, after, renamed) = {
         let accounts = accounts_of(&mut doc)?;
         let find = |accounts: &toml_edit::ArrayOfTables, name: &str| {
@@ -163,8 +165,30 @@ pub fn apply(path: Option<&Path>, state_dir: &Path, if_match: &str, change: Acco
                     }
                 }
                 let table = accounts.get_mut(i).ok_or(EditError::NotFound)?;
+                // Where the credential goes and what it is for cannot change without the
+                // credential itself: a write token that does not know the secret must not be able
+                // to send it (or a token bought with it) somewhere else.
+                let new_credential = input.client_secret.is_some() || input.certificate_pem.is_some();
+                for (key, given) in [
+                    ("authority_url", &input.authority_url),
+                    ("graph_url", &input.graph_url),
+                    ("scope", &input.scope),
+                    ("tenant_id", &input.tenant_id),
+                    ("client_id", &input.client_id),
+                ] {
+                    let current = table.get(key).and_then(|v| v.as_str()).map(str::to_string);
+                    if given.as_ref().is_some_and(|g| Some(g) != current.as_ref()) && !new_credential {
+                        return Err(invalid(
+                            key,
+                            format!("changing {key} needs the credential again (client_secret, or certificate_pem and private_key_pem)"),
+                        ));
+                    }
+                }
                 let before = describe(table);
                 let old = table.get("name").and_then(|v| v.as_str()).unwrap_or_default().to_string();
+                if new_credential {
+                    replaced.extend(credential_files(table));
+                }
                 set_fields(table, &input, state_dir, &mut secrets)?;
                 let new = table.get("name").and_then(|v| v.as_str()).unwrap_or_default().to_string();
                 let renamed = (old != new).then_some((old, new));
@@ -173,6 +197,9 @@ pub fn apply(path: Option<&Path>, state_dir: &Path, if_match: &str, change: Acco
             AccountChange::Delete { name } => {
                 let i = find(accounts, &name).ok_or(EditError::NotFound)?;
                 let before = accounts.get(i).map(describe);
+                if let Some(t) = accounts.get(i) {
+                    replaced.extend(credential_files(t));
+                }
                 accounts.remove(i);
                 (before, None, None)
             }
@@ -218,7 +245,25 @@ pub fn apply(path: Option<&Path>, state_dir: &Path, if_match: &str, change: Acco
     for (file, content) in &secrets {
         write_private(file, content)?;
     }
-    write_atomically(path, new_text.as_bytes())?;
+    // A hand edit made while this change was being validated is not overwritten.
+    if current_etag(path)? != if_match.trim() {
+        for (file, _) in &secrets {
+            let _ = std::fs::remove_file(file);
+        }
+        return Err(EditError::Stale);
+    }
+    // A symlinked config is written where it really lives.
+    let real = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+    write_atomically(&real, new_text.as_bytes())?;
+    // Credentials no longer referenced: only files this module wrote, under the state dir.
+    let ours = state_dir.join("secrets");
+    for file in replaced {
+        let mine = file.file_name().is_some_and(|n| n.to_string_lossy().starts_with("account-"));
+        let within = std::fs::canonicalize(&file).ok().zip(std::fs::canonicalize(&ours).ok()).is_some_and(|(f, d)| f.starts_with(d));
+        if mine && within {
+            let _ = std::fs::remove_file(&file);
+        }
+    }
     Ok(Applied { etag: etag_of(new_text.as_bytes()), before, after, renamed })
 }
 
@@ -332,6 +377,14 @@ fn set_fields(
         credential(vec![("certificate_file", fresh("crt.pem")?, cert.clone()), ("private_key_file", fresh("key.pem")?, key.clone())]);
     }
     Ok(())
+}
+
+/// The credential files an account table references.
+fn credential_files(table: &toml_edit::Table) -> Vec<PathBuf> {
+    ["client_secret_file", "certificate_file", "private_key_file"]
+        .iter()
+        .filter_map(|k| table.get(k)?.as_str().map(PathBuf::from))
+        .collect()
 }
 
 /// An account table as JSON, without secrets (credential files named only by their key).
