@@ -137,27 +137,49 @@ impl AdminConfig {
     /// Every API token: `admin` (write: `api_token_env`, `api_token_file` or the generated one)
     /// and the `[[admin.tokens]]`.
     pub fn named_tokens(&self, base_dir: &std::path::Path, state_dir: &std::path::Path) -> Result<Vec<NamedToken>, TokenError> {
-        let mut out = vec![NamedToken { name: "admin".into(), role: Role::Write, value: self.api_token(base_dir, state_dir)? }];
-        for t in &self.tokens {
-            let value = match (&t.token_env, &t.token_file) {
-                (Some(var), _) => std::env::var(var)
-                    .ok()
-                    .map(|v| v.trim().to_string())
-                    .filter(|v| !v.is_empty())
-                    .ok_or_else(|| TokenError::EnvUnset(var.clone()))?,
-                (None, Some(f)) => {
-                    let path = base_dir.join(f);
-                    match std::fs::read_to_string(&path) {
-                        Ok(v) if !v.trim().is_empty() => v.trim().to_string(),
-                        Ok(_) => return Err(TokenError::FileEmpty(path.display().to_string())),
-                        Err(source) => return Err(TokenError::FileUnreadable { path: path.display().to_string(), source }),
-                    }
-                }
-                (None, None) => return Err(TokenError::NoSource(t.name.clone())),
-            };
-            out.push(NamedToken { name: t.name.clone(), role: t.role, value });
+        let (tokens, mut problems) = self.named_tokens_each(base_dir, state_dir);
+        match problems.pop() {
+            Some(e) => Err(e),
+            None => Ok(tokens),
         }
-        Ok(out)
+    }
+
+    /// Every token that can be read, and why the others cannot (a reload stores the readable
+    /// ones: a token removed from the config must stop working even when another is broken).
+    pub fn named_tokens_each(&self, base_dir: &std::path::Path, state_dir: &std::path::Path) -> (Vec<NamedToken>, Vec<TokenError>) {
+        let mut tokens = Vec::new();
+        let mut problems = Vec::new();
+        match self.api_token(base_dir, state_dir) {
+            Ok(value) => tokens.push(NamedToken { name: "admin".into(), role: Role::Write, value }),
+            Err(e) => problems.push(e),
+        }
+        for t in &self.tokens {
+            match self.one_token(t, base_dir) {
+                Ok(value) => tokens.push(NamedToken { name: t.name.clone(), role: t.role, value }),
+                Err(e) => problems.push(e),
+            }
+        }
+        (tokens, problems)
+    }
+
+    /// One `[[admin.tokens]]` entry's value.
+    fn one_token(&self, t: &TokenConfig, base_dir: &std::path::Path) -> Result<String, TokenError> {
+        match (&t.token_env, &t.token_file) {
+            (Some(var), _) => std::env::var(var)
+                .ok()
+                .map(|v| v.trim().to_string())
+                .filter(|v| !v.is_empty())
+                .ok_or_else(|| TokenError::EnvUnset(var.clone())),
+            (None, Some(f)) => {
+                let path = base_dir.join(f);
+                match std::fs::read_to_string(&path) {
+                    Ok(v) if !v.trim().is_empty() => Ok(v.trim().to_string()),
+                    Ok(_) => Err(TokenError::FileEmpty(path.display().to_string())),
+                    Err(source) => Err(TokenError::FileUnreadable { path: path.display().to_string(), source }),
+                }
+            }
+            (None, None) => Err(TokenError::NoSource(t.name.clone())),
+        }
     }
 
     /// The API token: from `api_token_env`, `api_token_file`, or `<state_dir>/admin-token`

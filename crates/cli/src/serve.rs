@@ -251,19 +251,24 @@ impl Live {
     /// Applies `[proxy]`, `[inspection]` and `[admin]` of a reloaded file; answers the changed
     /// settings that only a restart applies.
     fn apply(&self, loaded: &labelgate_config::LoadedConfig, overrides: &Overrides) -> Result<Vec<String>, String> {
+        let admin = &loaded.file.admin;
+        // The tokens that can be read are stored whatever else fails: a token removed from the
+        // config stops working even when another cannot be read (said in the log).
+        let (tokens, problems) = admin.named_tokens_each(&loaded.base_dir, &overrides.state_dir);
+        for p in &problems {
+            tracing::error!(error = %p, "an admin API token cannot be read; it does not work until it can");
+        }
+        self.admin.api_tokens.store(Arc::new(tokens));
         let (proxy, inspection) = proxy_sections(loaded, overrides.listen, &overrides.state_dir);
         let users = match &proxy.users_file {
             Some(f) => Some(labelgate_proxy::Users::load(&loaded.base_dir.join(f)).map_err(|e| e.to_string())?),
             None => None,
         };
-        let admin = &loaded.file.admin;
-        let tokens = admin.named_tokens(&loaded.base_dir, &overrides.state_dir).map_err(|e| e.to_string())?;
         let mut restart: Vec<String> = self.proxy.apply(proxy, inspection, users)?.into_iter().map(str::to_string).collect();
         if overrides.admin_listen.is_none() && admin.listen != self.admin_listen {
             restart.push("[admin] listen".into());
         }
         self.admin.pac_proxy.store(Arc::new(admin.pac_proxy.clone().unwrap_or_else(|| self.proxy_addr.to_string())));
-        self.admin.api_tokens.store(Arc::new(tokens));
         Ok(restart)
     }
 }
