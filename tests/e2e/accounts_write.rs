@@ -325,3 +325,32 @@ fn the_accounts_cli_manages_a_running_instance_with_exit_codes_scripts_can_rely_
     assert_eq!(cli(&config, &state, None, &["disable", "Contoso"], None).0, 1);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn the_mip_labels_page_is_served_by_the_binary_with_a_strict_policy() {
+    // The page and its assets come from the binary (no CDN, no inline script: the CSP forbids
+    // it), and the API says who a token is.
+    let dir = std::env::temp_dir().join(format!("labelgate-ui-served-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let (_serve, _proxy, admin) = serve_with(&["--state-dir", dir.join("state").to_str().unwrap()]);
+    for (path, kind) in [("/ui/", "text/html"), ("/ui/app.js", "text/javascript"), ("/ui/app.css", "text/css")] {
+        let out = std::process::Command::new("curl")
+            .args(["-s", "-D", "-", "-o", "/dev/null", &format!("http://{admin}{path}")])
+            .output()
+            .unwrap();
+        let head = String::from_utf8_lossy(&out.stdout).to_ascii_lowercase();
+        assert!(head.starts_with("http/1.1 200"), "{path}: {head}");
+        assert!(head.contains(&format!("content-type: {kind}")), "{path}: {head}");
+        assert!(head.contains("content-security-policy: default-src 'self'; frame-ancestors 'none'; base-uri 'none'"), "{path}: {head}");
+        assert!(head.contains("x-content-type-options: nosniff"), "{path}: {head}");
+    }
+    let page = std::process::Command::new("curl").args(["-s", &format!("http://{admin}/ui/")]).output().unwrap();
+    let page = String::from_utf8_lossy(&page.stdout);
+    assert!(!page.contains("<script>") && page.contains("<script src=\"/ui/app.js\""), "no inline script");
+    let token = std::fs::read_to_string(dir.join("state/admin-token")).unwrap().trim().to_string();
+    let api = Api { admin, token };
+    let (status, _, who) = api.call("GET", "/api/v1/whoami", None, None);
+    assert_eq!((status, who["name"].as_str(), who["role"].as_str()), (200, Some("admin"), Some("write")));
+    let _ = std::fs::remove_dir_all(&dir);
+}

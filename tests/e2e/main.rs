@@ -22,4 +22,5 @@ mod secure;
 mod serve;
 mod shapes;
 mod smuggling;
+mod ui;
 mod websocket;

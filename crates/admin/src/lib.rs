@@ -316,6 +316,24 @@ fn respond(status: StatusCode, content_type: &'static str, body: impl Into<Bytes
     r
 }
 
+/// The MIP Labels page (`/ui/`), served by the binary itself: no CDN, no network at run time,
+/// no inline script (the Content-Security-Policy forbids it), nothing framed.
+fn ui(path: &str) -> Option<Response<Full<Bytes>>> {
+    let (content_type, body): (&str, &'static str) = match path {
+        "/ui" | "/ui/" | "/ui/index.html" => ("text/html; charset=utf-8", include_str!("../ui/index.html")),
+        "/ui/app.js" => ("text/javascript; charset=utf-8", include_str!("../ui/app.js")),
+        "/ui/app.css" => ("text/css; charset=utf-8", include_str!("../ui/app.css")),
+        _ => return None,
+    };
+    let mut r = respond(StatusCode::OK, content_type, body);
+    let h = r.headers_mut();
+    h.insert("content-security-policy", HeaderValue::from_static("default-src 'self'; frame-ancestors 'none'; base-uri 'none'"));
+    h.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
+    Some(r)
+}
+
 /// Bytes an API request body may have.
 const MAX_BODY: usize = 256 * 1024;
 
@@ -357,6 +375,16 @@ async fn route(state: &AdminState, req: Request<Incoming>, peer: std::net::IpAdd
             if let Some(name) = req.uri().path().strip_prefix("/api/v1/accounts/").and_then(|r| r.strip_suffix("/validate")) {
                 return api::validate(syncer, name).await;
             }
+        }
+        if req.uri().path() == "/api/v1/whoami" {
+            let role = match signed_in.role {
+                Role::Read => "read",
+                Role::Write => "write",
+            };
+            let body = serde_json::json!({"name": signed_in.name, "role": role}).to_string();
+            let mut r = respond(StatusCode::OK, "application/json", body);
+            r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            return r;
         }
         let writes = !matches!(*req.method(), Method::GET | Method::HEAD);
         if writes && signed_in.role == Role::Read && api::change_of(req.method(), req.uri().path()).is_some() {
@@ -413,6 +441,9 @@ async fn route(state: &AdminState, req: Request<Incoming>, peer: std::net::IpAdd
     }
     if req.method() != Method::GET && req.method() != Method::HEAD {
         return respond(StatusCode::METHOD_NOT_ALLOWED, "text/plain", "GET only\n");
+    }
+    if let Some(page) = ui(req.uri().path()) {
+        return page;
     }
     match req.uri().path() {
         "/healthz" => respond(StatusCode::OK, "text/plain", "ok\n"),
