@@ -50,6 +50,10 @@ impl Driver {
     }
 
     fn js(&self, script: &str) -> serde_json::Value {
+        if std::env::var_os("UI_DEBUG").is_some() {
+            let alert = Driver::call(&self.base, "GET", &format!("/session/{}/alert/text", self.session), None);
+            eprintln!("alert? {alert}");
+        }
         self.cmd("POST", "/execute/sync", Some(serde_json::json!({"script": script, "args": []})))
     }
 
@@ -59,6 +63,10 @@ impl Driver {
     }
 
     fn click(&self, css: &str) {
+        if std::env::var_os("UI_DEBUG").is_some() {
+            let text = self.js(&format!("return document.querySelector({css:?}).outerHTML;"));
+            eprintln!("click {css}: {text}");
+        }
         let e = self.element(css);
         self.cmd("POST", &format!("/element/{e}/click"), Some(serde_json::json!({})));
     }
@@ -109,7 +117,7 @@ fn world() -> World {
 }
 
 #[test]
-#[ignore = "work in progress (issue 17): the session hangs in an execute/sync after expanding an account; run with --ignored"]
+#[ignore = "work in progress (issue 17): WebDriver calls hang at a timing-dependent step (after expanding an account, or in the reload loop); UI_DEBUG=1 traces them; run with --ignored"]
 fn the_mip_labels_page_in_headless_chromium() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let fake = runtime.block_on(FakeGraph::start(world())).unwrap();
