@@ -44,6 +44,22 @@ pub struct AccountInput {
     pub private_key_pem: Option<String>,
 }
 
+impl AccountInput {
+    /// The text keys of an account, with what the change gives for each.
+    fn text_fields(&self) -> [(&'static str, &Option<String>); 8] {
+        [
+            ("name", &self.name),
+            ("tenant_id", &self.tenant_id),
+            ("client_id", &self.client_id),
+            ("authority_url", &self.authority_url),
+            ("graph_url", &self.graph_url),
+            ("scope", &self.scope),
+            ("api", &self.api),
+            ("refresh_interval", &self.refresh_interval),
+        ]
+    }
+}
+
 /// One change to the accounts.
 #[derive(Debug, Clone)]
 pub enum AccountChange {
@@ -273,16 +289,7 @@ fn invalid(field: &str, message: String) -> EditError {
 
 /// Every field bounded, and free of control characters.
 fn bounded(input: &AccountInput) -> Result<(), EditError> {
-    let fields = [
-        ("name", &input.name),
-        ("tenant_id", &input.tenant_id),
-        ("client_id", &input.client_id),
-        ("authority_url", &input.authority_url),
-        ("graph_url", &input.graph_url),
-        ("scope", &input.scope),
-        ("api", &input.api),
-        ("refresh_interval", &input.refresh_interval),
-    ];
+    let fields = input.text_fields();
     let mut errors = Vec::new();
     for (field, value) in fields {
         if let Some(v) = value {
@@ -336,16 +343,7 @@ fn set_fields(
     state_dir: &Path,
     secrets: &mut Vec<(PathBuf, String)>,
 ) -> Result<(), EditError> {
-    let strings = [
-        ("name", &input.name),
-        ("tenant_id", &input.tenant_id),
-        ("client_id", &input.client_id),
-        ("authority_url", &input.authority_url),
-        ("graph_url", &input.graph_url),
-        ("scope", &input.scope),
-        ("api", &input.api),
-        ("refresh_interval", &input.refresh_interval),
-    ];
+    let strings = input.text_fields();
     for (key, value) in strings {
         if let Some(v) = value {
             let v = if key == "name" { v.trim() } else { v.as_str() };

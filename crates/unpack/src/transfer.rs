@@ -7,6 +7,14 @@ use std::io::Read;
 /// Bytes read from the encoded source per refill.
 const STEP: usize = 64 * 1024;
 
+/// Copies decoded bytes not yet read from `out` into `buf`, from `pos` on.
+fn hand_out(out: &[u8], pos: &mut usize, buf: &mut [u8]) -> usize {
+    let n = (out.len() - *pos).min(buf.len());
+    buf[..n].copy_from_slice(&out[*pos..*pos + n]);
+    *pos += n;
+    n
+}
+
 /// Base64 (standard or URL-safe alphabet) decoded as it is read: line breaks and other
 /// whitespace are skipped; `=` is padding, after which only more `=` and whitespace may follow
 /// (data after padding is an error: lenient decoders disagree on it — Python's skips the `=` and
@@ -93,16 +101,10 @@ impl<R: Read> Base64Reader<R> {
 
 impl<R: Read> Read for Base64Reader<R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        if self.pos == self.out.len() {
-            if self.ended {
-                return Ok(0);
-            }
+        if self.pos == self.out.len() && !self.ended {
             self.refill()?;
         }
-        let n = (self.out.len() - self.pos).min(buf.len());
-        buf[..n].copy_from_slice(&self.out[self.pos..self.pos + n]);
-        self.pos += n;
-        Ok(n)
+        Ok(hand_out(&self.out, &mut self.pos, buf))
     }
 }
 
@@ -148,16 +150,10 @@ impl<R: Read> QuotedPrintableReader<R> {
 
 impl<R: Read> Read for QuotedPrintableReader<R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        if self.pos == self.out.len() {
-            if self.ended {
-                return Ok(0);
-            }
+        if self.pos == self.out.len() && !self.ended {
             self.refill()?;
         }
-        let n = (self.out.len() - self.pos).min(buf.len());
-        buf[..n].copy_from_slice(&self.out[self.pos..self.pos + n]);
-        self.pos += n;
-        Ok(n)
+        Ok(hand_out(&self.out, &mut self.pos, buf))
     }
 }
 
