@@ -19,35 +19,12 @@ retrieval = false\n";
 
 const SECRET: &str = "s3cr3t-Value-never-echoed-7f1c";
 
-struct Api {
-    admin: std::net::SocketAddr,
-    token: String,
+/// Waits until the account list satisfies `done` (the reload applies changes within ~1 s).
+trait Accounts {
+    fn until(&self, what: &str, done: impl Fn(&[serde_json::Value]) -> bool);
 }
 
-impl Api {
-    /// (status, ETag, body)
-    fn call(&self, method: &str, path: &str, body: Option<&str>, if_match: Option<&str>) -> (u16, Option<String>, serde_json::Value) {
-        let mut cmd = std::process::Command::new("curl");
-        cmd.args(["-s", "-D", "-", "-X", method, "-H", &format!("Authorization: Bearer {}", self.token)]);
-        if let Some(e) = if_match {
-            cmd.args(["-H", &format!("If-Match: {e}")]);
-        }
-        if let Some(b) = body {
-            cmd.args(["-H", "Content-Type: application/json", "--data-binary", b]);
-        }
-        let out = cmd.arg(format!("http://{}{path}", self.admin)).output().unwrap();
-        let text = String::from_utf8_lossy(&out.stdout).into_owned();
-        let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-        let status = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
-        let etag = head.lines().find_map(|l| l.strip_prefix("etag: ").or_else(|| l.strip_prefix("ETag: "))).map(|v| v.trim().to_string());
-        (status, etag, serde_json::from_str(body).unwrap_or(serde_json::Value::Null))
-    }
-
-    fn etag(&self) -> String {
-        self.call("GET", "/api/v1/accounts", None, None).1.expect("reads carry the ETag")
-    }
-
-    /// Waits until the account list satisfies `done` (the reload applies changes within ~1 s).
+impl Accounts for AdminApi {
     fn until(&self, what: &str, done: impl Fn(&[serde_json::Value]) -> bool) {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
         loop {
@@ -74,7 +51,7 @@ fn accounts_are_added_edited_renamed_disabled_and_deleted_through_the_api_and_th
     std::fs::write(&config, CONFIG).unwrap();
     let state = dir.join("state");
     let (serve, _proxy, admin) = serve_as_configured(&["--config", config.to_str().unwrap(), "--state-dir", state.to_str().unwrap()]);
-    let api = Api { admin, token: std::fs::read_to_string(state.join("admin-token")).unwrap().trim().to_string() };
+    let api = AdminApi { admin, token: std::fs::read_to_string(state.join("admin-token")).unwrap().trim().to_string() };
     let etag = api.etag();
 
     let fabrikam = format!(
@@ -349,7 +326,7 @@ fn the_mip_labels_page_is_served_by_the_binary_with_a_strict_policy() {
     let page = String::from_utf8_lossy(&page.stdout);
     assert!(!page.contains("<script>") && page.contains("<script src=\"/ui/app.js\""), "no inline script");
     let token = std::fs::read_to_string(dir.join("state/admin-token")).unwrap().trim().to_string();
-    let api = Api { admin, token };
+    let api = AdminApi { admin, token };
     let (status, _, who) = api.call("GET", "/api/v1/whoami", None, None);
     assert_eq!((status, who["name"].as_str(), who["role"].as_str()), (200, Some("admin"), Some("write")));
     let _ = std::fs::remove_dir_all(&dir);

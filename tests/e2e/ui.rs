@@ -142,6 +142,7 @@ fn the_mip_labels_page_in_headless_chromium() {
     let _driver = Kill(
         Command::new("chromedriver")
             .arg(format!("--port={port}"))
+            .args(std::env::var("UI_DRIVER_LOG").map(|l| vec!["--verbose".to_string(), format!("--log-path={l}")]).unwrap_or_default())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()

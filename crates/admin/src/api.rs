@@ -202,49 +202,12 @@ pub fn labels_csv(labels: &[Label]) -> String {
 }
 
 /// A path segment, percent-decoded (`Contoso%20EU` → `Contoso EU`; a `+` stays a `+`).
-fn percent_decode(segment: &str) -> Option<String> {
+pub(crate) fn percent_decode(segment: &str) -> Option<String> {
     percent_encoding::percent_decode_str(segment).decode_utf8().ok().map(|s| s.into_owned())
 }
 
 fn query_param(query: Option<&str>, key: &str) -> Option<String> {
     form_urlencoded::parse(query?.as_bytes()).find(|(k, _)| k == key).map(|(_, v)| v.into_owned())
-}
-
-/// A write the API routes to the account store.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Op {
-    /// `POST /api/v1/accounts`.
-    Add,
-    /// `PUT /api/v1/accounts/{name}`.
-    Edit,
-    /// `DELETE /api/v1/accounts/{name}`.
-    Delete,
-    /// `POST /api/v1/accounts/{name}/duplicate`.
-    Duplicate,
-    /// `POST /api/v1/accounts/{name}/enable`.
-    Enable,
-    /// `POST /api/v1/accounts/{name}/disable`.
-    Disable,
-}
-
-/// The write a request asks for, with the account name it names (empty for an add).
-pub fn change_of(method: &Method, path: &str) -> Option<(Op, String)> {
-    let rest = path.strip_prefix("/api/v1/accounts")?;
-    if rest.is_empty() || rest == "/" {
-        return (method == Method::POST).then(|| (Op::Add, String::new()));
-    }
-    let rest = rest.strip_prefix('/')?;
-    let (raw, tail) = rest.split_once('/').unwrap_or((rest, ""));
-    let name = percent_decode(raw)?;
-    let op = match (method.as_str(), tail) {
-        ("PUT", "") => Op::Edit,
-        ("DELETE", "") => Op::Delete,
-        ("POST", "duplicate") => Op::Duplicate,
-        ("POST", "enable") => Op::Enable,
-        ("POST", "disable") => Op::Disable,
-        _ => return None,
-    };
-    Some((op, name))
 }
 
 /// `POST /api/v1/accounts/{name}/validate`: a token and one label request now (no retrieval,

@@ -297,8 +297,9 @@ pub struct AdminState {
     pub failures: api::Throttle,
     /// Where admin events go (failed sign-ins): the audit trail.
     pub audit: Option<Box<dyn Fn(serde_json::Value) + Send + Sync>>,
-    /// Where account changes go (the config file); without it the API is read-only.
-    pub account_store: Option<Arc<dyn write::AccountStore>>,
+    /// The config file behind the API: account and cloud app changes go to it, the cloud apps
+    /// are read from it; without it the API reads accounts only.
+    pub config_store: Option<Arc<dyn write::ConfigStore>>,
 }
 
 /// The PAC file: local and plain host names go direct, everything else through labelgate, with
@@ -387,18 +388,23 @@ async fn route(state: &AdminState, req: Request<Incoming>, peer: std::net::IpAdd
             return r;
         }
         let writes = !matches!(*req.method(), Method::GET | Method::HEAD);
-        if writes && signed_in.role == Role::Read && api::change_of(req.method(), req.uri().path()).is_some() {
+        let change = if writes { write::change_of(req.method(), req.uri().path()) } else { None };
+        if change.is_some() && signed_in.role == Role::Read {
             return respond(
                 StatusCode::FORBIDDEN,
                 "application/json",
                 "{\"errors\": [{\"field\": null, \"message\": \"this token may read, not change\"}]}\n",
             );
         }
-        if let (true, Some(store)) = (writes, &state.account_store) {
+        let cloud_apps = req.uri().path().trim_end_matches('/') == "/api/v1/cloud-apps";
+        if let (Some(store), true, false) = (&state.config_store, cloud_apps, writes) {
+            let store = Arc::clone(store);
+            return tokio::task::spawn_blocking(move || write::cloud_apps(store.as_ref())).await.unwrap_or_else(|_| {
+                respond(StatusCode::INTERNAL_SERVER_ERROR, "application/json", "{\"error\": \"the cloud apps cannot be read\"}\n")
+            });
+        }
+        if let (Some(change), Some(store)) = (change, &state.config_store) {
             let (parts, body) = req.into_parts();
-            let Some(op) = api::change_of(&parts.method, parts.uri.path()) else {
-                return api::route(syncer, &parts.method, parts.uri.path(), parts.uri.query());
-            };
             let body = match http_body_util::BodyExt::collect(http_body_util::Limited::new(body, MAX_BODY)).await {
                 Ok(b) => b.to_bytes(),
                 Err(_) => {
@@ -410,21 +416,10 @@ async fn route(state: &AdminState, req: Request<Incoming>, peer: std::net::IpAdd
                 }
             };
             let if_match = parts.headers.get(header::IF_MATCH).and_then(|v| v.to_str().ok()).map(str::to_string);
-            let (op, name) = op;
             let (store, who) = (Arc::clone(store), signed_in.name.clone());
             // File reads, fsyncs and renames: off the async workers (the proxy shares them).
-            let answered = tokio::task::spawn_blocking(move || {
-                let op = match op {
-                    api::Op::Add => write::AccountOp::Add,
-                    api::Op::Edit => write::AccountOp::Edit(&name),
-                    api::Op::Delete => write::AccountOp::Delete(&name),
-                    api::Op::Duplicate => write::AccountOp::Duplicate(&name),
-                    api::Op::Enable => write::AccountOp::Retrieval(&name, true),
-                    api::Op::Disable => write::AccountOp::Retrieval(&name, false),
-                };
-                write::change(store.as_ref(), op, &body, if_match.as_deref(), &who)
-            })
-            .await;
+            let answered =
+                tokio::task::spawn_blocking(move || write::change(store.as_ref(), change, &body, if_match.as_deref(), &who)).await;
             return answered.unwrap_or_else(|_| {
                 respond(
                     StatusCode::INTERNAL_SERVER_ERROR,
@@ -434,7 +429,7 @@ async fn route(state: &AdminState, req: Request<Incoming>, peer: std::net::IpAdd
             });
         }
         let mut answer = api::route(syncer, req.method(), req.uri().path(), req.uri().query());
-        if let Some(etag) = state.account_store.as_ref().and_then(|s| s.etag()).and_then(|e| HeaderValue::from_str(&e).ok()) {
+        if let Some(etag) = state.config_store.as_ref().and_then(|s| s.etag()).and_then(|e| HeaderValue::from_str(&e).ok()) {
             answer.headers_mut().insert(header::ETAG, etag);
         }
         return answer;

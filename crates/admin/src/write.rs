@@ -1,31 +1,73 @@
-//! `/api/v1/` write side: account changes, applied by an [`AccountStore`] (the binary wires the
-//! config file behind it). Every change needs `If-Match` with the ETag of the config (the
-//! SHA-256 of its bytes): 428 without it, 412 when the file changed since (by hand too). Errors
-//! are `{"errors": [{"field": …, "message": …}]}`; a configuration that cannot be written
-//! answers 409 `config_read_only`.
+//! `/api/v1/` write side: changes to accounts and cloud apps, applied by a [`ConfigStore`] (the
+//! binary wires the config file behind it). Every change needs `If-Match` with the ETag of the
+//! config (the SHA-256 of its bytes): 428 without it, 412 when the file changed since (by hand
+//! too). Errors are `{"errors": [{"field": …, "message": …}]}`; a configuration that cannot be
+//! written answers 409 `config_read_only`.
 //!
 //! - `POST /api/v1/accounts` (add), `PUT /api/v1/accounts/{name}` (edit, rename included),
 //!   `DELETE /api/v1/accounts/{name}`, `POST /api/v1/accounts/{name}/duplicate`,
-//!   `POST /api/v1/accounts/{name}/enable` and `/disable` (label retrieval on or off).
+//!   `POST /api/v1/accounts/{name}/enable` and `/disable` (label retrieval on or off);
+//! - `GET /api/v1/cloud-apps` (apps and tags, with the rules naming each),
+//!   `POST /api/v1/cloud-apps` (add), `PUT /api/v1/cloud-apps/{name}` (edit, rename included),
+//!   `DELETE /api/v1/cloud-apps/{name}`, `POST /api/v1/cloud-apps/{name}/tags` (`{"tag": …}`),
+//!   `DELETE /api/v1/cloud-apps/{name}/tags/{tag}`, `PUT /api/v1/cloud-app-tags/{tag}`
+//!   (`{"name": …}`: renamed on every app) and `DELETE /api/v1/cloud-app-tags/{tag}` (removed
+//!   from every app). A change that would leave a rule naming an app or tag nothing defines any
+//!   more is refused (400), naming the rule.
 
 use bytes::Bytes;
 use http::{header, HeaderValue, StatusCode};
 use http_body_util::Full;
 use serde::Serialize;
 
-/// One change, as the API received it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AccountOp<'a> {
+/// One change to an account, as the API received it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AccountOp {
     /// `POST /api/v1/accounts`.
     Add,
     /// `PUT /api/v1/accounts/{name}`.
-    Edit(&'a str),
+    Edit(String),
     /// `DELETE /api/v1/accounts/{name}`.
-    Delete(&'a str),
+    Delete(String),
     /// `POST /api/v1/accounts/{name}/duplicate`.
-    Duplicate(&'a str),
+    Duplicate(String),
     /// `POST /api/v1/accounts/{name}/enable` (true) and `/disable` (false).
-    Retrieval(&'a str, bool),
+    Retrieval(String, bool),
+}
+
+/// One change to the cloud apps, as the API received it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CloudAppOp {
+    /// `POST /api/v1/cloud-apps`.
+    Add,
+    /// `PUT /api/v1/cloud-apps/{name}`.
+    Edit(String),
+    /// `DELETE /api/v1/cloud-apps/{name}`.
+    Delete(String),
+    /// `POST /api/v1/cloud-apps/{name}/tags`.
+    Tag(String),
+    /// `DELETE /api/v1/cloud-apps/{name}/tags/{tag}`.
+    Untag(String, String),
+    /// `PUT /api/v1/cloud-app-tags/{tag}`.
+    RenameTag(String),
+    /// `DELETE /api/v1/cloud-app-tags/{tag}`.
+    DeleteTag(String),
+}
+
+/// A change the API routes to the [`ConfigStore`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    /// To `[[accounts]]`.
+    Account(AccountOp),
+    /// To `[[cloud_apps]]`.
+    CloudApp(CloudAppOp),
+}
+
+impl Change {
+    /// Whether it creates an entry (201).
+    fn creates(&self) -> bool {
+        matches!(self, Change::Account(AccountOp::Add | AccountOp::Duplicate(_)) | Change::CloudApp(CloudAppOp::Add))
+    }
 }
 
 /// A field and what is wrong with it.
@@ -42,8 +84,8 @@ pub struct FieldError {
 pub enum ChangeError {
     /// 400: the body or a field is not valid.
     Invalid(Vec<FieldError>),
-    /// 404.
-    NotFound,
+    /// 404, with what was not found.
+    NotFound(String),
     /// 409 `config_read_only`.
     ReadOnly(String),
     /// 412: the ETag does not match.
@@ -52,13 +94,16 @@ pub enum ChangeError {
     Io(String),
 }
 
-/// Applies account changes to the configuration behind the admin API.
-pub trait AccountStore: Send + Sync {
+/// The configuration behind the admin API: changes applied to it, and what the API reads from
+/// the file itself (the cloud apps).
+pub trait ConfigStore: Send + Sync {
     /// The configuration's ETag now (`None` when there is no file to write).
     fn etag(&self) -> Option<String>;
-    /// Applies `op` with the JSON `body`, if the configuration is still `if_match`; on success,
-    /// the new ETag. `who` (the token's name) goes to the change's audit record.
-    fn apply(&self, op: AccountOp<'_>, body: &[u8], if_match: &str, who: &str) -> Result<String, ChangeError>;
+    /// Applies `change` with the JSON `body`, if the configuration is still `if_match`; on
+    /// success, the new ETag. `who` (the token's name) goes to the change's audit record.
+    fn apply(&self, change: Change, body: &[u8], if_match: &str, who: &str) -> Result<String, ChangeError>;
+    /// The cloud apps and tags as configured now, as JSON, with the ETag of the same bytes.
+    fn cloud_apps(&self) -> Result<(serde_json::Value, Option<String>), ChangeError>;
 }
 
 type Answer = http::Response<Full<Bytes>>;
@@ -85,13 +130,13 @@ fn one(status: StatusCode, field: Option<&str>, message: &str) -> Answer {
 }
 
 /// Runs one change and answers it.
-pub fn change(store: &dyn AccountStore, op: AccountOp<'_>, body: &[u8], if_match: Option<&str>, who: &str) -> Answer {
+pub fn change(store: &dyn ConfigStore, change: Change, body: &[u8], if_match: Option<&str>, who: &str) -> Answer {
     let Some(if_match) = if_match else {
         return one(StatusCode::PRECONDITION_REQUIRED, None, "If-Match with the ETag of the configuration is required");
     };
-    match store.apply(op, body, if_match, who) {
+    let status = if change.creates() { StatusCode::CREATED } else { StatusCode::OK };
+    match store.apply(change, body, if_match, who) {
         Ok(etag) => {
-            let status = if op == AccountOp::Add || matches!(op, AccountOp::Duplicate(_)) { StatusCode::CREATED } else { StatusCode::OK };
             let mut r = json(status, &serde_json::json!({"ok": true}));
             if let Ok(v) = HeaderValue::from_str(&etag) {
                 r.headers_mut().insert(header::ETAG, v);
@@ -99,7 +144,7 @@ pub fn change(store: &dyn AccountStore, op: AccountOp<'_>, body: &[u8], if_match
             r
         }
         Err(ChangeError::Invalid(list)) => errors(StatusCode::BAD_REQUEST, list),
-        Err(ChangeError::NotFound) => one(StatusCode::NOT_FOUND, Some("name"), "no such account"),
+        Err(ChangeError::NotFound(what)) => one(StatusCode::NOT_FOUND, Some("name"), &what),
         Err(ChangeError::ReadOnly(why)) => {
             #[derive(Serialize)]
             struct ReadOnly {
@@ -117,4 +162,64 @@ pub fn change(store: &dyn AccountStore, op: AccountOp<'_>, body: &[u8], if_match
         }
         Err(ChangeError::Io(why)) => one(StatusCode::INTERNAL_SERVER_ERROR, None, &why),
     }
+}
+
+/// `GET /api/v1/cloud-apps`: the apps and tags of the configuration file, with its ETag.
+pub fn cloud_apps(store: &dyn ConfigStore) -> Answer {
+    match store.cloud_apps() {
+        Ok((list, etag)) => {
+            let mut r = json(StatusCode::OK, &list);
+            if let Some(v) = etag.and_then(|e| HeaderValue::from_str(&e).ok()) {
+                r.headers_mut().insert(header::ETAG, v);
+            }
+            r
+        }
+        Err(ChangeError::Io(why)) | Err(ChangeError::ReadOnly(why)) => one(StatusCode::INTERNAL_SERVER_ERROR, None, &why),
+        Err(_) => one(StatusCode::INTERNAL_SERVER_ERROR, None, "the cloud apps cannot be read"),
+    }
+}
+
+/// The change a request asks for, if it is one.
+pub fn change_of(method: &http::Method, path: &str) -> Option<Change> {
+    let decode = crate::api::percent_decode;
+    if let Some(rest) = path.strip_prefix("/api/v1/accounts") {
+        if rest.is_empty() || rest == "/" {
+            return (method == http::Method::POST).then_some(Change::Account(AccountOp::Add));
+        }
+        let rest = rest.strip_prefix('/')?;
+        let (raw, tail) = rest.split_once('/').unwrap_or((rest, ""));
+        let name = decode(raw)?;
+        let op = match (method.as_str(), tail) {
+            ("PUT", "") => AccountOp::Edit(name),
+            ("DELETE", "") => AccountOp::Delete(name),
+            ("POST", "duplicate") => AccountOp::Duplicate(name),
+            ("POST", "enable") => AccountOp::Retrieval(name, true),
+            ("POST", "disable") => AccountOp::Retrieval(name, false),
+            _ => return None,
+        };
+        return Some(Change::Account(op));
+    }
+    if let Some(rest) = path.strip_prefix("/api/v1/cloud-app-tags/") {
+        let tag = decode(rest).filter(|t| !t.is_empty())?;
+        return match method.as_str() {
+            "PUT" => Some(Change::CloudApp(CloudAppOp::RenameTag(tag))),
+            "DELETE" => Some(Change::CloudApp(CloudAppOp::DeleteTag(tag))),
+            _ => None,
+        };
+    }
+    let rest = path.strip_prefix("/api/v1/cloud-apps")?;
+    if rest.is_empty() || rest == "/" {
+        return (method == http::Method::POST).then_some(Change::CloudApp(CloudAppOp::Add));
+    }
+    let rest = rest.strip_prefix('/')?;
+    let (raw, tail) = rest.split_once('/').unwrap_or((rest, ""));
+    let name = decode(raw)?;
+    let op = match (method.as_str(), tail) {
+        ("PUT", "") => CloudAppOp::Edit(name),
+        ("DELETE", "") => CloudAppOp::Delete(name),
+        ("POST", "tags") => CloudAppOp::Tag(name),
+        ("DELETE", t) => CloudAppOp::Untag(name, decode(t.strip_prefix("tags/")?)?),
+        _ => return None,
+    };
+    Some(Change::CloudApp(op))
 }

@@ -143,10 +143,14 @@ async function load() {
   if (r.status !== 200) { say("The accounts cannot be read (" + r.status + ").", true); return; }
   state.accounts = r.json;
   render();
-  for (const name of state.open) {
+  // A copy: toggleLabels adds the name back, and a Set's iterator visits what is added to it
+  // while it runs (iterating the Set itself looped forever once an account was open).
+  const open = [...state.open];
+  state.open.clear();
+  for (const name of open) {
     const a = state.accounts.find((x) => x.name === name);
     const tr = document.querySelector('tr[data-account="' + CSS.escape(name) + '"]');
-    if (a && tr) { state.open.delete(name); toggleLabels(a, tr); }
+    if (a && tr) toggleLabels(a, tr);
   }
 }
 

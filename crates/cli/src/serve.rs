@@ -197,7 +197,7 @@ pub fn run(config: Option<&Path>, args: &ServeArgs) -> Result<ExitCode> {
                     let _ = audit.write_value(&event);
                 }
             })),
-            account_store: Some(Arc::new(crate::store::ConfigStore {
+            config_store: Some(Arc::new(crate::store::FileStore {
                 path: config_path.clone(),
                 state_dir: args.state_dir.clone(),
                 audit: Arc::clone(&audit_for_store),

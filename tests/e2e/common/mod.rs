@@ -328,3 +328,33 @@ pub fn python_origin(script: &str, dir: &std::path::Path) -> (Kill, u16) {
     let port = line.trim().parse().unwrap_or_else(|_| panic!("{script}: no port, got {line:?}"));
     (Kill(child), port)
 }
+
+/// The admin API of a running `labelgate serve`, spoken with curl.
+pub struct AdminApi {
+    pub admin: std::net::SocketAddr,
+    pub token: String,
+}
+
+impl AdminApi {
+    /// (status, ETag, body)
+    pub fn call(&self, method: &str, path: &str, body: Option<&str>, if_match: Option<&str>) -> (u16, Option<String>, serde_json::Value) {
+        let mut cmd = std::process::Command::new("curl");
+        cmd.args(["-s", "-D", "-", "-X", method, "-H", &format!("Authorization: Bearer {}", self.token)]);
+        if let Some(e) = if_match {
+            cmd.args(["-H", &format!("If-Match: {e}")]);
+        }
+        if let Some(b) = body {
+            cmd.args(["-H", "Content-Type: application/json", "--data-binary", b]);
+        }
+        let out = cmd.arg(format!("http://{}{path}", self.admin)).output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+        let status = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+        let etag = head.lines().find_map(|l| l.strip_prefix("etag: ").or_else(|| l.strip_prefix("ETag: "))).map(|v| v.trim().to_string());
+        (status, etag, serde_json::from_str(body).unwrap_or(serde_json::Value::Null))
+    }
+
+    pub fn etag(&self) -> String {
+        self.call("GET", "/api/v1/accounts", None, None).1.expect("reads carry the ETag")
+    }
+}

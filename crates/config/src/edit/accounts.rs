@@ -1,12 +1,9 @@
-//! Account changes written back to the config file that defines them: the file is the source
-//! of truth. Each change is made with `toml_edit` (the admin's comments, ordering and formatting
-//! outside the edited table survive byte for byte), validated exactly as `labelgate check`
-//! validates the file (the same messages), then written atomically (temp file, fsync, rename)
-//! after checking the file is still the one the client saw (its SHA-256, the ETag). Secrets go
-//! to 0600 files under the state directory and are referenced from the config; they never
-//! appear in the config text or in any answer.
+//! Account changes: `[[accounts]]` tables added, edited, renamed, duplicated, switched on or
+//! off and deleted. Secrets go to 0600 files under the state directory and are referenced from
+//! the config; they never appear in the config text or in any answer.
 
-use crate::{load_str, Diagnostic, LoadError};
+use super::{commit, draft, invalid, same_name, validated, Applied, EditError, FieldError};
+
 use std::path::{Path, PathBuf};
 
 /// Bytes a field may have (secrets: [`MAX_SECRET`]).
@@ -79,78 +76,9 @@ pub enum AccountChange {
     Retrieval { name: String, on: bool },
 }
 
-/// A field and what is wrong with it.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct FieldError {
-    /// The key, when the problem is about one.
-    pub field: Option<String>,
-    /// What is wrong (the same words as `labelgate check`).
-    pub message: String,
-}
-
-/// Why a change was not made.
-#[derive(Debug, thiserror::Error)]
-pub enum EditError {
-    /// No file defines the configuration (the embedded default), or it cannot be written.
-    #[error("the configuration cannot be written: {0}")]
-    ReadOnly(String),
-    /// The file changed since the client read it (its ETag).
-    #[error("the configuration changed since it was read")]
-    Stale,
-    /// No account by that name.
-    #[error("no such account")]
-    NotFound,
-    /// The change makes the configuration invalid.
-    #[error("the change is not valid")]
-    Invalid(Vec<FieldError>),
-    /// Unexpected I/O.
-    #[error("{0}")]
-    Io(String),
-}
-
-/// What a successful change did: the new ETag, the account's name before and after (a rename
-/// moves the stored snapshot), and the account as written, without secrets.
-#[derive(Debug, Clone)]
-pub struct Applied {
-    /// The file's new ETag.
-    pub etag: String,
-    /// The account before, without secrets (none for an add).
-    pub before: Option<serde_json::Value>,
-    /// The account after, without secrets (none for a delete).
-    pub after: Option<serde_json::Value>,
-    /// (old name, new name) of a rename.
-    pub renamed: Option<(String, String)>,
-}
-
-/// The ETag of a file's bytes: their SHA-256, hex, quoted.
-pub fn etag_of(bytes: &[u8]) -> String {
-    let digest = ring::digest::digest(&ring::digest::SHA256, bytes);
-    format!("\"{}\"", digest.as_ref().iter().map(|b| format!("{b:02x}")).collect::<String>())
-}
-
-/// The ETag of the config file now.
-pub fn current_etag(path: &Path) -> Result<String, EditError> {
-    std::fs::read(path).map(|b| etag_of(&b)).map_err(|e| EditError::Io(format!("{}: {e}", path.display())))
-}
-
-/// Names compare trimmed and case-insensitively.
-fn same_name(a: &str, b: &str) -> bool {
-    a.trim().to_lowercase() == b.trim().to_lowercase()
-}
-
 /// Applies `change` to the config file at `path` if its ETag is still `if_match`.
 pub fn apply(path: Option<&Path>, state_dir: &Path, if_match: &str, change: AccountChange) -> Result<Applied, EditError> {
-    let Some(path) = path else { return Err(EditError::ReadOnly("labelgate runs on its embedded default configuration".into())) };
-    let bytes = std::fs::read(path).map_err(|e| EditError::Io(format!("{}: {e}", path.display())))?;
-    if etag_of(&bytes) != if_match.trim() {
-        return Err(EditError::Stale);
-    }
-    let meta = std::fs::metadata(path).map_err(|e| EditError::Io(format!("{}: {e}", path.display())))?;
-    if meta.permissions().readonly() {
-        return Err(EditError::ReadOnly(format!("{} is read-only", path.display())));
-    }
-    let text = String::from_utf8(bytes).map_err(|_| EditError::Io(format!("{} is not UTF-8", path.display())))?;
-    let mut doc: toml_edit::DocumentMut = text.parse().map_err(|e| EditError::Io(format!("{}: {e}", path.display())))?;
+    let (path, mut doc) = draft(path, if_match)?;
     let mut secrets: Vec<(PathBuf, String)> = Vec::new();
     // Credential files the change leaves unreferenced (removed once the config is written).
     let mut replaced: Vec<PathBuf> = Vec::new();
@@ -174,13 +102,13 @@ pub fn apply(path: Option<&Path>, state_dir: &Path, if_match: &str, change: Acco
             }
             AccountChange::Edit { name, input } => {
                 bounded(&input)?;
-                let i = find(accounts, &name).ok_or(EditError::NotFound)?;
+                let i = find(accounts, &name).ok_or_else(no_such_account)?;
                 if let Some(new) = &input.name {
                     if !same_name(new, &name) && find(accounts, new).is_some() {
                         return Err(invalid("name", format!("an account named {:?} exists", new.trim())));
                     }
                 }
-                let table = accounts.get_mut(i).ok_or(EditError::NotFound)?;
+                let table = accounts.get_mut(i).ok_or_else(no_such_account)?;
                 // Where the credential goes and what it is for cannot change without the
                 // credential itself: a write token that does not know the secret must not be able
                 // to send it (or a token bought with it) somewhere else.
@@ -211,7 +139,7 @@ pub fn apply(path: Option<&Path>, state_dir: &Path, if_match: &str, change: Acco
                 (Some(before), Some(describe(table)), renamed)
             }
             AccountChange::Delete { name } => {
-                let i = find(accounts, &name).ok_or(EditError::NotFound)?;
+                let i = find(accounts, &name).ok_or_else(no_such_account)?;
                 let before = accounts.get(i).map(describe);
                 if let Some(t) = accounts.get(i) {
                     replaced.extend(credential_files(t));
@@ -221,12 +149,12 @@ pub fn apply(path: Option<&Path>, state_dir: &Path, if_match: &str, change: Acco
             }
             AccountChange::Duplicate { name, input } => {
                 bounded(&input)?;
-                let i = find(accounts, &name).ok_or(EditError::NotFound)?;
+                let i = find(accounts, &name).ok_or_else(no_such_account)?;
                 let new_name = input.name.clone().unwrap_or_default();
                 if find(accounts, &new_name).is_some() {
                     return Err(invalid("name", format!("an account named {:?} exists", new_name.trim())));
                 }
-                let mut copy = accounts.get(i).cloned().ok_or(EditError::NotFound)?;
+                let mut copy = accounts.get(i).cloned().ok_or_else(no_such_account)?;
                 copy.decor_mut().clear();
                 // The credential is not copied unless given.
                 for k in ["client_secret_env", "client_secret_file", "certificate_file", "private_key_file"] {
@@ -238,39 +166,23 @@ pub fn apply(path: Option<&Path>, state_dir: &Path, if_match: &str, change: Acco
                 (None, Some(after), None)
             }
             AccountChange::Retrieval { name, on } => {
-                let i = find(accounts, &name).ok_or(EditError::NotFound)?;
-                let table = accounts.get_mut(i).ok_or(EditError::NotFound)?;
+                let i = find(accounts, &name).ok_or_else(no_such_account)?;
+                let table = accounts.get_mut(i).ok_or_else(no_such_account)?;
                 let before = describe(table);
                 table["retrieval"] = toml_edit::value(on);
                 (Some(before), Some(describe(table)), None)
             }
         }
     };
-    let new_text = doc.to_string();
-    // Validated exactly as `labelgate check` validates the file.
-    if let Err(LoadError::Invalid(diagnostics)) = load_str(Some(path), &new_text) {
-        let errors: Vec<FieldError> = diagnostics
-            .iter()
-            .filter(|d| d.severity == labelgate_policy::Severity::Error)
-            .map(|d| FieldError { field: field_of(d, &new_text), message: d.message.clone() })
-            .collect();
-        if !errors.is_empty() {
-            return Err(EditError::Invalid(errors));
-        }
-    }
+    let new_text = validated(&path, &doc, super::field_of)?;
     for (file, content) in &secrets {
         write_private(file, content)?;
     }
-    // A hand edit made while this change was being validated is not overwritten.
-    if current_etag(path)? != if_match.trim() {
+    let etag = commit(&path, if_match, &new_text).inspect_err(|_| {
         for (file, _) in &secrets {
             let _ = std::fs::remove_file(file);
         }
-        return Err(EditError::Stale);
-    }
-    // A symlinked config is written where it really lives.
-    let real = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
-    write_atomically(&real, new_text.as_bytes())?;
+    })?;
     // Credentials no longer referenced: only files this module wrote, under the state dir.
     let ours = state_dir.join("secrets");
     for file in replaced {
@@ -280,11 +192,11 @@ pub fn apply(path: Option<&Path>, state_dir: &Path, if_match: &str, change: Acco
             let _ = std::fs::remove_file(&file);
         }
     }
-    Ok(Applied { etag: etag_of(new_text.as_bytes()), before, after, renamed })
+    Ok(Applied { etag, before, after, renamed })
 }
 
-fn invalid(field: &str, message: String) -> EditError {
-    EditError::Invalid(vec![FieldError { field: Some(field.to_string()), message }])
+fn no_such_account() -> EditError {
+    EditError::NotFound("no such account".into())
 }
 
 /// Every field bounded, and free of control characters.
@@ -405,20 +317,6 @@ fn describe(table: &toml_edit::Table) -> serde_json::Value {
     serde_json::Value::Object(out)
 }
 
-/// The field a diagnostic is about: the key on its line, or the one a "missing field" names.
-fn field_of(d: &Diagnostic, text: &str) -> Option<String> {
-    if let Some(k) = &d.key {
-        return Some(k.clone());
-    }
-    if let Some(rest) = d.message.split_once("missing field `").map(|(_, r)| r) {
-        return rest.split('`').next().map(str::to_string);
-    }
-    let line = text.lines().nth(d.line.saturating_sub(1))?;
-    let (key, _) = line.split_once('=')?;
-    let key = key.trim();
-    (!key.is_empty() && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')).then(|| key.to_string())
-}
-
 /// Writes a secret to its own file, mode 0600.
 fn write_private(path: &Path, content: &str) -> Result<(), EditError> {
     use std::io::Write;
@@ -433,29 +331,4 @@ fn write_private(path: &Path, content: &str) -> Result<(), EditError> {
         .open(path)
         .map_err(|e| EditError::Io(format!("{}: {e}", path.display())))?;
     f.write_all(content.as_bytes()).and_then(|_| f.sync_all()).map_err(|e| EditError::Io(format!("{}: {e}", path.display())))
-}
-
-/// Replaces `path` with `bytes`: a temp file beside it (same mode), fsync, rename, fsync of
-/// the directory.
-fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), EditError> {
-    use std::io::Write;
-    let io = |e: std::io::Error| EditError::Io(format!("{}: {e}", path.display()));
-    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let mut tmp = tempfile::Builder::new().prefix(".labelgate-config-").tempfile_in(dir).map_err(|e| {
-        if e.kind() == std::io::ErrorKind::PermissionDenied {
-            EditError::ReadOnly(format!("{}: {e}", dir.display()))
-        } else {
-            io(e)
-        }
-    })?;
-    if let Ok(meta) = std::fs::metadata(path) {
-        let _ = std::fs::set_permissions(tmp.path(), meta.permissions());
-    }
-    tmp.write_all(bytes).map_err(io)?;
-    tmp.as_file().sync_all().map_err(io)?;
-    tmp.persist(path).map_err(|e| io(e.error))?;
-    if let Ok(d) = std::fs::File::open(dir) {
-        let _ = d.sync_all();
-    }
-    Ok(())
 }
