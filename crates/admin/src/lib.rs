@@ -317,12 +317,16 @@ fn respond(status: StatusCode, content_type: &'static str, body: impl Into<Bytes
     r
 }
 
-/// The MIP Labels page (`/ui/`), served by the binary itself: no CDN, no network at run time,
+/// The admin pages (`/ui/`: MIP Labels; `/ui/cloud-apps`: Cloud Application Tags), served by
+/// the binary itself: no CDN, no network at run time,
 /// no inline script (the Content-Security-Policy forbids it), nothing framed.
 fn ui(path: &str) -> Option<Response<Full<Bytes>>> {
     let (content_type, body): (&str, &'static str) = match path {
-        "/ui" | "/ui/" | "/ui/index.html" => ("text/html; charset=utf-8", include_str!("../ui/index.html")),
+        "/ui" | "/ui/" | "/ui/index.html" | "/ui/cloud-apps" => ("text/html; charset=utf-8", include_str!("../ui/index.html")),
         "/ui/app.js" => ("text/javascript; charset=utf-8", include_str!("../ui/app.js")),
+        "/ui/common.js" => ("text/javascript; charset=utf-8", include_str!("../ui/common.js")),
+        "/ui/accounts.js" => ("text/javascript; charset=utf-8", include_str!("../ui/accounts.js")),
+        "/ui/cloud-apps.js" => ("text/javascript; charset=utf-8", include_str!("../ui/cloud-apps.js")),
         "/ui/app.css" => ("text/css; charset=utf-8", include_str!("../ui/app.css")),
         _ => return None,
     };

@@ -94,6 +94,7 @@ pub fn apply(path: Option<&Path>, state_dir: &Path, if_match: &str, change: Acco
                 if find(accounts, &name).is_some() {
                     return Err(invalid("name", format!("an account named {:?} exists", name.trim())));
                 }
+                needs_credential(&input)?;
                 let mut table = toml_edit::Table::new();
                 set_fields(&mut table, &input, state_dir, &mut secrets)?;
                 let after = describe(&table);
@@ -160,6 +161,7 @@ pub fn apply(path: Option<&Path>, state_dir: &Path, if_match: &str, change: Acco
                 for k in ["client_secret_env", "client_secret_file", "certificate_file", "private_key_file"] {
                     copy.remove(k);
                 }
+                needs_credential(&input)?;
                 set_fields(&mut copy, &input, state_dir, &mut secrets)?;
                 let after = describe(&copy);
                 accounts.push(copy);
@@ -193,6 +195,15 @@ pub fn apply(path: Option<&Path>, state_dir: &Path, if_match: &str, change: Acco
         }
     }
     Ok(Applied { etag, before, after, renamed })
+}
+
+/// A new account (or a copy, which does not inherit one) needs its own credential: said at the
+/// field the client can fill, not at the config key it would become.
+fn needs_credential(input: &AccountInput) -> Result<(), EditError> {
+    if input.client_secret.is_none() && input.certificate_pem.is_none() {
+        return Err(invalid("client_secret", "a client secret (or certificate_pem and private_key_pem) is required".into()));
+    }
+    Ok(())
 }
 
 fn no_such_account() -> EditError {
