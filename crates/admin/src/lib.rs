@@ -322,7 +322,9 @@ fn respond(status: StatusCode, content_type: &'static str, body: impl Into<Bytes
 /// no inline script (the Content-Security-Policy forbids it), nothing framed.
 fn ui(path: &str) -> Option<Response<Full<Bytes>>> {
     let (content_type, body): (&str, &'static str) = match path {
-        "/ui" | "/ui/" | "/ui/index.html" | "/ui/cloud-apps" => ("text/html; charset=utf-8", include_str!("../ui/index.html")),
+        "/ui" | "/ui/" | "/ui/index.html" | "/ui/cloud-apps" | "/ui/cloud-apps/" => {
+            ("text/html; charset=utf-8", include_str!("../ui/index.html"))
+        }
         "/ui/app.js" => ("text/javascript; charset=utf-8", include_str!("../ui/app.js")),
         "/ui/common.js" => ("text/javascript; charset=utf-8", include_str!("../ui/common.js")),
         "/ui/accounts.js" => ("text/javascript; charset=utf-8", include_str!("../ui/accounts.js")),

@@ -376,3 +376,50 @@ fn bounded(input: &CloudAppInput) -> Result<(), EditError> {
         Err(EditError::Invalid(errors))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(text: &str) -> (tempfile::TempDir, std::path::PathBuf, String) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("labelgate.toml");
+        std::fs::write(&path, text).unwrap();
+        let etag = crate::edit::current_etag(&path).unwrap();
+        (dir, path, etag)
+    }
+
+    #[test]
+    fn the_shipped_config_lists_its_apps_tags_and_the_rule_naming_sanctioned() {
+        let list = list(crate::DEFAULT_CONFIG).unwrap();
+        assert!(list.apps.iter().any(|a| a.name == "Google Drive" && a.tags == ["Unsanctioned", "Personal storage"]));
+        let sanctioned = list.tags.iter().find(|t| t.name == "Sanctioned").unwrap();
+        assert_eq!(sanctioned.apps, ["Corporate storage"]);
+        assert_eq!(sanctioned.rules, ["Labeled files stay in sanctioned apps"]);
+    }
+
+    #[test]
+    fn a_tag_renamed_into_one_an_app_already_carries_is_kept_once() {
+        let (_dir, path, etag) =
+            file("[[cloud_apps]]\nname = \"Drive\"\nhosts = [\"drive.example.test\"]\ntags = [\"Personal storage\", \"Unsanctioned\"]\n");
+        let applied =
+            apply(Some(&path), &etag, CloudAppChange::RenameTag { tag: "personal STORAGE".into(), to: "Unsanctioned".into() }).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.contains("tags = [\"Unsanctioned\"]"), "{text}");
+        assert_eq!(applied.etag, crate::edit::current_etag(&path).unwrap());
+    }
+
+    #[test]
+    fn apps_are_found_trimmed_in_any_case_and_unknown_ones_are_not_found() {
+        let (_dir, path, etag) = file("[[cloud_apps]]\nname = \"Drive\"\nhosts = [\"drive.example.test\"]\n");
+        assert!(matches!(apply(Some(&path), &etag, CloudAppChange::Delete { name: "nope".into() }), Err(EditError::NotFound(_))));
+        let applied = apply(Some(&path), &etag, CloudAppChange::Tag { app: " DRIVE ".into(), tag: " Sanctioned ".into() }).unwrap();
+        assert!(std::fs::read_to_string(&path).unwrap().contains("tags = [\"Sanctioned\"]"));
+        assert!(
+            matches!(apply(Some(&path), &etag, CloudAppChange::Delete { name: "Drive".into() }), Err(EditError::Stale)),
+            "the old ETag is stale"
+        );
+        apply(Some(&path), &applied.etag, CloudAppChange::Delete { name: "drive".into() }).unwrap();
+        assert!(!std::fs::read_to_string(&path).unwrap().contains("Drive"));
+    }
+}
