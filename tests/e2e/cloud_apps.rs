@@ -46,20 +46,6 @@ token_file = \"auditor.token\"\n";
 
 const READ_TOKEN: &str = "auditor-token-0123456789abcdef";
 
-/// `labelgate policy test` of a labeled corpus file sent to `url`: (action, rule).
-fn policy_test(config: &std::path::Path, url: &str) -> (String, Option<String>) {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_labelgate"))
-        .arg("--config")
-        .arg(config)
-        .args(["policy", "test", "--json", "--url", url, "--file"])
-        .arg(corpus("lab_caf_identity-baseline-discipline-template.docx"))
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    (v["verdict"]["action"].as_str().unwrap_or_default().to_string(), v["verdict"]["rule"].as_str().map(str::to_string))
-}
-
 fn app<'a>(list: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
     list["apps"].as_array().and_then(|a| a.iter().find(|x| x["name"] == name)).unwrap_or(&serde_json::Value::Null)
 }
@@ -87,13 +73,23 @@ fn cloud_apps_and_tags_are_changed_through_the_api_and_a_change_that_would_orpha
     assert_eq!(unsanctioned["rules"], serde_json::json!(["Labeled files never go to unsanctioned apps"]));
 
     // Before: a labeled file to the paste site is allowed.
-    assert_eq!(policy_test(&config, "https://paste.example.test/new").0, "allow");
+    assert_eq!(policy_test_labeled(&config, "https://paste.example.test/new").0, "allow");
 
     // A read token reads but may not change; a change needs If-Match.
     let reader = AdminApi { admin, token: READ_TOKEN.into() };
     assert_eq!(reader.call("GET", "/api/v1/cloud-apps", None, None).0, 200);
     let tag = r#"{"tag": "Unsanctioned"}"#;
-    assert_eq!(reader.call("POST", "/api/v1/cloud-apps/Paste%20site/tags", Some(tag), Some(&etag)).0, 403);
+    for (method, path, body) in [
+        ("POST", "/api/v1/cloud-apps/Paste%20site/tags", Some(tag)),
+        ("POST", "/api/v1/cloud-apps", Some(r#"{"name": "X", "hosts": ["x.example.test"]}"#)),
+        ("PUT", "/api/v1/cloud-apps/Box/", Some(r#"{"hosts": ["y.example.test"]}"#)),
+        ("DELETE", "/api/v1/cloud-apps/Box", None),
+        ("DELETE", "/api/v1/cloud-apps/Box/tags/Unsanctioned", None),
+        ("PUT", "/api/v1/cloud-app-tags/Personal", Some(r#"{"name": "Private"}"#)),
+        ("DELETE", "/api/v1/cloud-app-tags/Personal/", None),
+    ] {
+        assert_eq!(reader.call(method, path, body, Some(&etag)).0, 403, "{method} {path}");
+    }
     assert_eq!(api.call("POST", "/api/v1/cloud-apps/Paste%20site/tags", Some(tag), None).0, 428);
     assert_eq!(api.call("POST", "/api/v1/cloud-apps/Paste%20site/tags", Some(tag), Some("\"stale\"")).0, 412);
     assert_eq!(std::fs::read_to_string(&config).unwrap(), CONFIG, "nothing refused was written");
@@ -109,7 +105,7 @@ fn cloud_apps_and_tags_are_changed_through_the_api_and_a_change_that_would_orpha
         "comments kept: {text}"
     );
     assert_eq!(
-        policy_test(&config, "https://eu.paste.example.test/new"),
+        policy_test_labeled(&config, "https://eu.paste.example.test/new"),
         ("block".to_string(), Some("Labeled files never go to unsanctioned apps".to_string()))
     );
     // Once more is an error at the tags field.
@@ -174,8 +170,17 @@ fn cloud_apps_and_tags_are_changed_through_the_api_and_a_change_that_would_orpha
     let (status, etag, answer) =
         api.call("PUT", "/api/v1/cloud-apps/Paste%20site", Some(r#"{"hosts": ["paste.example.test"]}"#), etag.as_deref());
     assert_eq!(status, 200, "{answer}");
-    assert_eq!(policy_test(&config, "https://paste.example.test/new").0, "allow");
-    assert_eq!(policy_test(&config, "https://we.example.test/new").0, "block");
+    // A value replaced keeps the comment written after it.
+    let (status, etag, answer) = api.call(
+        "PUT",
+        "/api/v1/cloud-apps/Corporate%20storage",
+        Some(r#"{"hosts": ["files.corp.test", "files2.corp.test"]}"#),
+        etag.as_deref(),
+    );
+    assert_eq!(status, 200, "{answer}");
+    assert!(std::fs::read_to_string(&config).unwrap().contains("hosts = [\"files.corp.test\", \"files2.corp.test\"]  # our own"));
+    assert_eq!(policy_test_labeled(&config, "https://paste.example.test/new").0, "allow");
+    assert_eq!(policy_test_labeled(&config, "https://we.example.test/new").0, "block");
 
     // The file as the listing reads it; the reload applied every change (the check passes).
     let (_, listed_etag, list) = api.call("GET", "/api/v1/cloud-apps", None, None);
@@ -194,15 +199,18 @@ fn cloud_apps_and_tags_are_changed_through_the_api_and_a_change_that_would_orpha
             .filter_map(|l| serde_json::from_str(l).ok())
             .filter(|v: &serde_json::Value| v["event"] == "cloud_app_change")
             .collect();
-        if lines.len() >= 6 || std::time::Instant::now() > deadline {
+        if lines.len() >= 7 || std::time::Instant::now() > deadline {
             break lines;
         }
         std::thread::sleep(std::time::Duration::from_millis(100));
     };
     let whats: Vec<&str> = changes.iter().filter_map(|v| v["what"].as_str()).collect();
-    assert_eq!(whats, ["tag", "add", "untag", "rename_tag", "delete_tag", "edit"]);
+    assert_eq!(whats, ["tag", "add", "untag", "rename_tag", "delete_tag", "edit", "edit"]);
     assert!(changes.iter().all(|v| v["who"] == "admin"), "{changes:?}");
     assert_eq!(changes[0]["after"]["tags"], serde_json::json!(["Personal", "Unsanctioned"]));
+    assert_eq!(changes[0]["subject"], "Paste site");
+    assert_eq!(changes[3]["renamed"], serde_json::json!(["File transfer", "Transfer"]));
+    assert_eq!(changes[4]["subject"], "personal", "the tag deleted is recorded");
 }
 
 #[test]

@@ -12,10 +12,11 @@
 //! with the rule named. Screenshots of both pages go to `target/` (scripts/ui-screenshots.sh
 //! copies them into the README's images).
 
+use crate::common::{policy_test_labeled, AdminApi, Kill};
 use labelgate_fakegraph::{App, AppSecret, FakeGraph, FakeLabel, Fault, FaultAction, Route, Tenant, World};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 const TENANT: &str = "11111111-1111-4111-8111-111111111111";
@@ -27,14 +28,6 @@ const OTHER: &str = "f42aa342-8706-4288-bd11-ebb85995028c";
 const MARKUP: &str = "<img src=x onerror=alert(1)>";
 const READ_TOKEN: &str = "auditor-token-5b9e0c7d11f2a3";
 const RULE: &str = "Labeled files never go to unsanctioned apps";
-
-struct Kill(Child);
-impl Drop for Kill {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 fn debug() -> bool {
     std::env::var_os("UI_DEBUG").is_some()
@@ -271,20 +264,6 @@ fn config(dir: &Path) -> PathBuf {
     path
 }
 
-/// `labelgate policy test` of a labeled corpus file sent to `url`: (action, rule).
-fn policy_test(config: &Path, url: &str) -> (String, Option<String>) {
-    let out = Command::new(env!("CARGO_BIN_EXE_labelgate"))
-        .arg("--config")
-        .arg(config)
-        .args(["policy", "test", "--json", "--url", url, "--file"])
-        .arg(crate::common::corpus("lab_caf_identity-baseline-discipline-template.docx"))
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
-    (v["verdict"]["action"].as_str().unwrap_or_default().to_string(), v["verdict"]["rule"].as_str().map(str::to_string))
-}
-
 fn start_browser(dir: &Path, downloads: &Path) -> (Kill, Driver) {
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let log = std::env::var("UI_DRIVER_LOG").map(|l| vec!["--verbose".to_string(), format!("--log-path={l}")]).unwrap_or_default();
@@ -476,8 +455,20 @@ fn the_admin_pages_in_headless_chromium() {
     b.until_reloading("the copy is gone", "#reload", &format!("!{copy} && {CONTOSO_ROW}"));
 
     // The Cloud Application Tags page (the token is kept for the tab).
-    assert_eq!(policy_test(&config, "https://paste.example.test/new").0, "allow");
+    assert_eq!(policy_test_labeled(&config, "https://paste.example.test/new").0, "allow");
+    // An app and a tag named like markup (through the API) are shown as text.
+    let api = AdminApi { admin, token: token.clone() };
+    let etag = api.call("GET", "/api/v1/cloud-apps", None, None).1.unwrap();
+    let hostile = json!({"name": "<svg onload=alert(1)>", "hosts": ["svg.example.test"], "tags": ["<b>bold</b>"]}).to_string();
+    assert_eq!(api.call("POST", "/api/v1/cloud-apps", Some(&hostile), Some(&etag)).0, 201);
     b.cmd("POST", "/url", Some(json!({"url": format!("http://{admin}/ui/cloud-apps")})));
+    b.until("the hostile app", "document.querySelector('tr[data-app=\"<svg onload=alert(1)>\"]')");
+    assert_eq!(
+        b.js("return document.querySelector('tr[data-app=\"<svg onload=alert(1)>\"] strong').textContent;"),
+        "<svg onload=alert(1)>"
+    );
+    assert_eq!(b.js("return document.querySelector('tr[data-tag=\"<b>bold</b>\"] button').textContent;"), "<b>bold</b>");
+    assert_eq!(b.js("return document.querySelectorAll('main svg, main b').length;"), 0, "no element was made from an app or tag name");
     b.until(
         "the cloud apps",
         "document.querySelector('tr[data-app=\"Paste site\"]') && document.querySelector('tr[data-tag=\"Unsanctioned\"]')",
@@ -503,7 +494,7 @@ fn the_admin_pages_in_headless_chromium() {
         "#apps-reload",
         "document.querySelector('tr[data-app=\"Paste site\"] .tag[data-tag=\"Unsanctioned\"]')",
     );
-    assert_eq!(policy_test(&config, "https://paste.example.test/new"), ("block".to_string(), Some(RULE.to_string())));
+    assert_eq!(policy_test_labeled(&config, "https://paste.example.test/new"), ("block".to_string(), Some(RULE.to_string())));
     // Removing the tag everywhere would orphan the rule: refused, the rule named, nothing written.
     let before = std::fs::read_to_string(&config).unwrap();
     b.click_button("tr[data-tag=\"Unsanctioned\"]", "Delete");
@@ -521,11 +512,16 @@ fn the_admin_pages_in_headless_chromium() {
 
     // A read token sees both pages without a write action.
     b.click("#signout");
-    b.until("signed out", "!document.getElementById('signin').hidden");
+    b.until(
+        "signed out, nothing of the session left",
+        "!document.getElementById('signin').hidden && !document.querySelector('#app-rows tr')",
+    );
     b.type_into("#token", READ_TOKEN);
     b.click("#signin button[type=submit]");
-    b.until("the reader's view", "document.querySelector('tr[data-app=\"Box\"]')");
-    assert_eq!(b.js("return document.getElementById('who').textContent;"), "auditor (read)");
+    b.until(
+        "the reader's view",
+        "document.getElementById('who').textContent === 'auditor (read)' && document.querySelector('tr[data-app=\"Box\"]')",
+    );
     let visible_writes = "[...document.querySelectorAll('button')].filter((e) => e.offsetParent !== null && /^(Add|Edit|Delete|Duplicate|Disable|Enable|Rename|×)/.test(e.textContent)).length";
     assert_eq!(b.js(&format!("return {visible_writes};")), 0);
     b.cmd("POST", "/url", Some(json!({"url": format!("http://{admin}/ui/")})));

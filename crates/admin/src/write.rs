@@ -179,47 +179,79 @@ pub fn cloud_apps(store: &dyn ConfigStore) -> Answer {
     }
 }
 
+/// `{prefix}`, `{prefix}/{name}` or `{prefix}/{name}/{tail}` (trailing slashes ignored): the
+/// decoded name, when there is one, and the rest.
+fn under<'p>(path: &'p str, prefix: &str) -> Option<(Option<String>, &'p str)> {
+    let rest = path.strip_prefix(prefix)?.trim_end_matches('/');
+    if rest.is_empty() {
+        return Some((None, ""));
+    }
+    let rest = rest.strip_prefix('/')?;
+    let (raw, tail) = rest.split_once('/').unwrap_or((rest, ""));
+    Some((Some(crate::api::percent_decode(raw).filter(|n| !n.is_empty())?), tail))
+}
+
 /// The change a request asks for, if it is one.
 pub fn change_of(method: &http::Method, path: &str) -> Option<Change> {
-    let decode = crate::api::percent_decode;
-    if let Some(rest) = path.strip_prefix("/api/v1/accounts") {
-        if rest.is_empty() || rest == "/" {
-            return (method == http::Method::POST).then_some(Change::Account(AccountOp::Add));
-        }
-        let rest = rest.strip_prefix('/')?;
-        let (raw, tail) = rest.split_once('/').unwrap_or((rest, ""));
-        let name = decode(raw)?;
-        let op = match (method.as_str(), tail) {
-            ("PUT", "") => AccountOp::Edit(name),
-            ("DELETE", "") => AccountOp::Delete(name),
-            ("POST", "duplicate") => AccountOp::Duplicate(name),
-            ("POST", "enable") => AccountOp::Retrieval(name, true),
-            ("POST", "disable") => AccountOp::Retrieval(name, false),
+    let method = method.as_str();
+    if let Some(found) = under(path, "/api/v1/accounts") {
+        let op = match (method, found) {
+            ("POST", (None, _)) => AccountOp::Add,
+            ("PUT", (Some(name), "")) => AccountOp::Edit(name),
+            ("DELETE", (Some(name), "")) => AccountOp::Delete(name),
+            ("POST", (Some(name), "duplicate")) => AccountOp::Duplicate(name),
+            ("POST", (Some(name), "enable")) => AccountOp::Retrieval(name, true),
+            ("POST", (Some(name), "disable")) => AccountOp::Retrieval(name, false),
             _ => return None,
         };
         return Some(Change::Account(op));
     }
-    if let Some(rest) = path.strip_prefix("/api/v1/cloud-app-tags/") {
-        let tag = decode(rest).filter(|t| !t.is_empty())?;
-        return match method.as_str() {
-            "PUT" => Some(Change::CloudApp(CloudAppOp::RenameTag(tag))),
-            "DELETE" => Some(Change::CloudApp(CloudAppOp::DeleteTag(tag))),
-            _ => None,
+    if let Some(found) = under(path, "/api/v1/cloud-app-tags") {
+        let op = match (method, found) {
+            ("PUT", (Some(tag), "")) => CloudAppOp::RenameTag(tag),
+            ("DELETE", (Some(tag), "")) => CloudAppOp::DeleteTag(tag),
+            _ => return None,
         };
+        return Some(Change::CloudApp(op));
     }
-    let rest = path.strip_prefix("/api/v1/cloud-apps")?;
-    if rest.is_empty() || rest == "/" {
-        return (method == http::Method::POST).then_some(Change::CloudApp(CloudAppOp::Add));
-    }
-    let rest = rest.strip_prefix('/')?;
-    let (raw, tail) = rest.split_once('/').unwrap_or((rest, ""));
-    let name = decode(raw)?;
-    let op = match (method.as_str(), tail) {
-        ("PUT", "") => CloudAppOp::Edit(name),
-        ("DELETE", "") => CloudAppOp::Delete(name),
-        ("POST", "tags") => CloudAppOp::Tag(name),
-        ("DELETE", t) => CloudAppOp::Untag(name, decode(t.strip_prefix("tags/")?)?),
+    let op = match (method, under(path, "/api/v1/cloud-apps")?) {
+        ("POST", (None, _)) => CloudAppOp::Add,
+        ("PUT", (Some(name), "")) => CloudAppOp::Edit(name),
+        ("DELETE", (Some(name), "")) => CloudAppOp::Delete(name),
+        ("POST", (Some(name), "tags")) => CloudAppOp::Tag(name),
+        ("DELETE", (Some(name), tail)) => {
+            let tag = crate::api::percent_decode(tail.strip_prefix("tags/")?).filter(|t| !t.is_empty() && !t.contains('/'))?;
+            CloudAppOp::Untag(name, tag)
+        }
         _ => return None,
     };
     Some(Change::CloudApp(op))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::Method;
+
+    #[test]
+    fn changes_are_recognised_with_or_without_a_trailing_slash_and_names_are_decoded() {
+        let app = |n: &str| n.to_string();
+        assert_eq!(change_of(&Method::POST, "/api/v1/accounts/"), Some(Change::Account(AccountOp::Add)));
+        assert_eq!(change_of(&Method::PUT, "/api/v1/accounts/Contoso%20EU/"), Some(Change::Account(AccountOp::Edit(app("Contoso EU")))));
+        assert_eq!(change_of(&Method::POST, "/api/v1/accountsX"), None);
+        assert_eq!(change_of(&Method::GET, "/api/v1/cloud-apps"), None);
+        assert_eq!(change_of(&Method::DELETE, "/api/v1/cloud-apps/a%2Fb"), Some(Change::CloudApp(CloudAppOp::Delete(app("a/b")))));
+        assert_eq!(
+            change_of(&Method::DELETE, "/api/v1/cloud-apps/Box/tags/Un%20sanctioned/"),
+            Some(Change::CloudApp(CloudAppOp::Untag(app("Box"), app("Un sanctioned"))))
+        );
+        assert_eq!(change_of(&Method::DELETE, "/api/v1/cloud-apps/Box/tags/a/b"), None, "a raw slash is not part of a tag");
+        assert_eq!(
+            change_of(&Method::PUT, "/api/v1/cloud-app-tags/Personal/"),
+            Some(Change::CloudApp(CloudAppOp::RenameTag(app("Personal"))))
+        );
+        assert_eq!(change_of(&Method::PUT, "/api/v1/cloud-app-tags/a/b"), None);
+        assert_eq!(change_of(&Method::DELETE, "/api/v1/cloud-app-tags/"), None);
+        assert_eq!(change_of(&Method::PATCH, "/api/v1/cloud-apps/Box"), None);
+    }
 }

@@ -3,9 +3,16 @@
 // the changes the API allows.
 "use strict";
 
-import { $, api, change, el, keepingFocus, openForm, say, state, writeActionsShown } from "./common.js";
+import { $, api, button, change, el, keepingFocus, openForm, say, shown, state, writeActionsShown } from "./common.js";
 
 const page = { accounts: [], open: new Set() };
+
+// After a change: the listing now, and again once the reload that follows the file's change has
+// applied it (about a second).
+function loadSoon() {
+  load();
+  setTimeout(load, 1500);
+}
 
 // "Active · retrieved 14:02 (CET)" in the browser's time zone, the UTC instant in <time>.
 function statusCell(a) {
@@ -92,15 +99,14 @@ function openEditor(account) {
       if (v !== "" && !(account && account[key] === v)) body[key] = v;
     }
     return account
-      ? change("PUT", "/api/v1/accounts/" + encodeURIComponent(account.name), body, "Saved " + (body.name || account.name), load)
-      : change("POST", "/api/v1/accounts", body, "Added " + body.name, load);
+      ? change("PUT", "/api/v1/accounts/" + encodeURIComponent(account.name), body, "Saved " + (body.name || account.name), loadSoon)
+      : change("POST", "/api/v1/accounts", body, "Added " + body.name, loadSoon);
   });
 }
 
 function actions(a) {
   const td = el("td", { class: "actions" });
   const path = "/api/v1/accounts/" + encodeURIComponent(a.name);
-  const button = (text, onclick, write) => el("button", { type: "button", class: write ? "write" : "", onclick }, text);
   td.append(button("Download CSV", () => downloadCsv(a)));
   td.append(button("Retrieve now", async () => {
     const r = await api("POST", path + "/refresh");
@@ -119,12 +125,12 @@ function actions(a) {
       (values) => {
         const body = { name: values.name };
         if (values.client_secret !== "") body.client_secret = values.client_secret;
-        return change("POST", path + "/duplicate", body, "Duplicated " + a.name + " as " + values.name, load);
+        return change("POST", path + "/duplicate", body, "Duplicated " + a.name + " as " + values.name, loadSoon);
       }), true));
     td.append(button(a.retrieval ? "Disable" : "Enable",
-      () => change("POST", path + (a.retrieval ? "/disable" : "/enable"), undefined, a.name + (a.retrieval ? " disabled" : " enabled"), load), true));
+      () => change("POST", path + (a.retrieval ? "/disable" : "/enable"), undefined, a.name + (a.retrieval ? " disabled" : " enabled"), loadSoon), true));
     td.append(button("Delete", () => {
-      if (confirm("Delete the account " + a.name + "?")) change("DELETE", path, undefined, "Deleted " + a.name, load);
+      if (confirm("Delete the account " + a.name + "?")) change("DELETE", path, undefined, "Deleted " + a.name, loadSoon);
     }, true));
   }
   return td;
@@ -159,9 +165,16 @@ function render() {
 export async function load() {
   const r = await api("GET", "/api/v1/accounts");
   if (r.status !== 200) { say("The accounts cannot be read (" + r.status + ").", true); return r; }
+  shown(r);
   page.accounts = r.json;
   keepingFocus(render);
   return r;
+}
+
+export function clear() {
+  page.accounts = [];
+  page.open.clear();
+  $("rows").replaceChildren();
 }
 
 export function setUp() {

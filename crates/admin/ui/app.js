@@ -16,7 +16,13 @@ function signOut(why) {
   sessionStorage.removeItem("labelgate-token");
   state.token = "";
   state.role = null;
-  for (const p of Object.values(pages)) $(p.section).hidden = true;
+  // Nothing of the last session stays on the page.
+  for (const p of Object.values(pages)) {
+    $(p.section).hidden = true;
+    p.module.clear();
+  }
+  if ($("dialog").open) $("dialog").close();
+  $("message").textContent = "";
   $("signout").hidden = true;
   $("who").textContent = "";
   $("signin").hidden = false;

@@ -4,32 +4,33 @@
 // tag nothing defines is refused by the API, naming the rule; the refusal is shown).
 "use strict";
 
-import { $, api, change, el, keepingFocus, openForm, say, state, writeActionsShown } from "./common.js";
+import { $, api, button, change, el, keepingFocus, openForm, say, shown, state, writeActionsShown } from "./common.js";
 
 const page = { apps: [], tags: [] };
 const appPath = (name) => "/api/v1/cloud-apps/" + encodeURIComponent(name);
 const tagPath = (tag) => "/api/v1/cloud-app-tags/" + encodeURIComponent(tag);
-const same = (a, b) => a.trim().toLowerCase() === b.trim().toLowerCase();
-
-function button(text, onclick, write, label) {
-  const attrs = { type: "button", class: write ? "write" : "" };
-  if (label) attrs["aria-label"] = label;
-  return el("button", Object.assign(attrs, { onclick }), text);
-}
+// Tags compare as the policy compares them: trimmed, ASCII letters in any case.
+const asciiLower = (s) => s.trim().replace(/[A-Z]/g, (c) => c.toLowerCase());
+const same = (a, b) => asciiLower(a) === asciiLower(b);
 
 function lines(text) {
-  return text.split(/[\n,]/).map((h) => h.trim()).filter((h) => h !== "");
+  return text.split("\n").map((h) => h.trim()).filter((h) => h !== "");
 }
 
+// Only what was changed is sent: the rest of the app (and the admin's comments) stays as written.
 function openAppEditor(app) {
   const fields = [
     ["name", "Name", "text", app ? app.name : ""],
     ["hosts", "Hosts (one per line: drive.example.com or *.example.com)", "textarea", app ? app.hosts.join("\n") : ""],
-    ["tags", "Tags (comma-separated)", "text", app ? app.tags.join(", ") : ""],
+    ["tags", "Tags (one per line)", "textarea", app ? app.tags.join("\n") : ""],
   ];
   openForm(app ? "Edit " + app.name : "Add cloud app", fields, (values) => {
-    const body = { hosts: lines(values.hosts), tags: values.tags.split(",").map((t) => t.trim()).filter((t) => t !== "") };
+    const body = {};
     if (!app || values.name !== app.name) body.name = values.name;
+    const hosts = lines(values.hosts);
+    const tags = lines(values.tags);
+    if (!app || hosts.join("\n") !== app.hosts.join("\n")) body.hosts = hosts;
+    if (!app || tags.join("\n") !== app.tags.join("\n")) body.tags = tags;
     return app
       ? change("PUT", appPath(app.name), body, "Saved " + (body.name || app.name), load)
       : change("POST", "/api/v1/cloud-apps", body, "Added " + body.name, load);
@@ -105,11 +106,19 @@ function fillFilter() {
 export async function load() {
   const r = await api("GET", "/api/v1/cloud-apps");
   if (r.status !== 200) { say("The cloud apps cannot be read (" + r.status + ").", true); return r; }
+  shown(r);
   page.apps = r.json.apps;
   page.tags = r.json.tags;
   fillFilter();
   keepingFocus(render);
   return r;
+}
+
+export function clear() {
+  page.apps = [];
+  page.tags = [];
+  $("app-rows").replaceChildren();
+  $("tag-rows").replaceChildren();
 }
 
 export function setUp() {

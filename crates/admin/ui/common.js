@@ -27,9 +27,7 @@ export async function api(method, path, body, ifMatch) {
   const text = await r.text();
   let json = null;
   try { json = text ? JSON.parse(text) : null; } catch (_) { json = null; }
-  const etag = r.headers.get("ETag");
-  if (etag && r.ok) state.etag = etag;
-  return { status: r.status, etag, json, text };
+  return { status: r.status, etag: r.headers.get("ETag"), json, text };
 }
 
 export function say(text, error = false) {
@@ -38,23 +36,38 @@ export function say(text, error = false) {
   m.className = error ? "error" : "";
 }
 
-// The API's error list as one line.
-function described(r) {
-  const errors = (r.json && r.json.errors) || [{ field: null, message: (r.json && r.json.error) || r.text }];
-  return errors.map((e) => (e.field ? e.field + ": " : "") + e.message).join("; ");
+// The API's errors: its list, or its one message.
+function errorsOf(r) {
+  return (r.json && r.json.errors) || [{ field: null, message: (r.json && r.json.error) || r.text }];
 }
 
-// Sends a change with the ETag of what the page shows; `reload` re-reads the page's data.
+// The ETag of the listing the page shows: changes are sent with it, so that one made meanwhile
+// (by hand, or in another tab) is refused rather than overwritten. Taken from that listing's
+// answer only, never from another read.
+export function shown(listing) {
+  if (listing.status === 200) state.etag = listing.etag;
+}
+
+export function button(text, onclick, write, label) {
+  const attrs = { type: "button", class: write ? "write" : "", onclick };
+  if (label) attrs["aria-label"] = label;
+  return el("button", attrs, text);
+}
+
+// Sends a change with the ETag of what the page shows; `reload` re-reads the page's data (at
+// once: the listing answers what the file says, the accounts' status follows within seconds).
 export async function change(method, path, body, done, reload) {
   const r = await api(method, path, body, state.etag || "\"none\"");
   if (r.status >= 200 && r.status < 300) {
+    // Our own change: the next one is made on top of it.
+    state.etag = r.etag;
     say(done);
-    setTimeout(reload, 1200);
+    reload();
   } else if (r.status === 412) {
     say("The configuration changed since this page read it; it was read again. Check, then retry.", true);
     reload();
   } else {
-    say("Not changed — " + described(r), true);
+    say("Not changed — " + errorsOf(r).map((e) => (e.field ? e.field + ": " : "") + e.message).join("; "), true);
   }
   return r;
 }
@@ -80,7 +93,7 @@ export function openForm(title, fields, submit) {
     for (const p of form.querySelectorAll(".error")) p.textContent = "";
     const r = await submit(values);
     if (r.status >= 200 && r.status < 300) { $("dialog").close(); return; }
-    for (const e of (r.json && r.json.errors) || [{ field: null, message: (r.json && r.json.error) || r.text }]) {
+    for (const e of errorsOf(r)) {
       const p = form.querySelector('.error[data-field="' + CSS.escape(e.field || "") + '"]') || form.querySelector('.error[data-field=""]');
       p.textContent = (p.textContent ? p.textContent + " " : "") + e.message;
     }

@@ -24,16 +24,35 @@ impl ConfigStore for FileStore {
     }
 
     fn apply(&self, change: Change, body: &[u8], if_match: &str, who: &str) -> Result<String, ChangeError> {
-        let (event, what, applied) = match change {
+        // What the change is about, for the audit line (the body may rename it).
+        let subject = match &change {
+            Change::Account(AccountOp::Add) | Change::CloudApp(CloudAppOp::Add) => None,
+            Change::Account(AccountOp::Edit(n) | AccountOp::Delete(n) | AccountOp::Duplicate(n) | AccountOp::Retrieval(n, _)) => {
+                Some(n.clone())
+            }
+            Change::CloudApp(
+                CloudAppOp::Edit(n)
+                | CloudAppOp::Delete(n)
+                | CloudAppOp::Tag(n)
+                | CloudAppOp::Untag(n, _)
+                | CloudAppOp::RenameTag(n)
+                | CloudAppOp::DeleteTag(n),
+            ) => Some(n.clone()),
+        };
+        let (event, what, edit): (&str, &str, Box<Edit<'_>>) = match change {
             Change::Account(op) => {
                 let (what, change) = account_change(op, body)?;
-                ("account_change", what, self.in_turn(|| edit::apply(self.path.as_deref(), &self.state_dir, if_match, change))?)
+                ("account_change", what, Box::new(move || edit::apply(self.path.as_deref(), &self.state_dir, if_match, change)))
             }
             Change::CloudApp(op) => {
                 let (what, change) = cloud_app_change(op, body)?;
-                ("cloud_app_change", what, self.in_turn(|| cloud_apps::apply(self.path.as_deref(), if_match, change))?)
+                ("cloud_app_change", what, Box::new(move || cloud_apps::apply(self.path.as_deref(), if_match, change)))
             }
         };
+        // One change at a time, its audit line written (and flushed) before the next: the trail
+        // is in the order of the changes, and a change is never left unrecorded for a full queue.
+        let _turn = self.one_at_a_time.lock().unwrap_or_else(|e| e.into_inner());
+        let applied = edit().map_err(changed)?;
         if let (Some((old, new)), "account_change") = (&applied.renamed, event) {
             if let Err(e) = labelgate_sync::rename_snapshot(&self.state_dir, old, new) {
                 tracing::warn!(error = %e, "cannot move the stored snapshot of a renamed account");
@@ -44,10 +63,14 @@ impl ConfigStore for FileStore {
             "event": event,
             "who": who,
             "what": what,
+            "subject": subject,
+            "renamed": applied.renamed,
             "before": applied.before,
             "after": applied.after,
         });
-        let _ = self.audit.write_value(&line);
+        if self.audit.write_value_blocking(&line).is_err() {
+            tracing::error!(who, what, event, "a configuration change was applied but its audit record could not be written");
+        }
         tracing::info!(who, what, event, "configuration changed");
         Ok(applied.etag)
     }
@@ -64,12 +87,8 @@ impl ConfigStore for FileStore {
     }
 }
 
-impl FileStore {
-    fn in_turn(&self, apply: impl FnOnce() -> Result<Applied, EditError>) -> Result<Applied, ChangeError> {
-        let _turn = self.one_at_a_time.lock().unwrap_or_else(|e| e.into_inner());
-        apply().map_err(changed)
-    }
-}
+/// A change to the file, made when it is this request's turn.
+type Edit<'a> = dyn FnOnce() -> Result<Applied, EditError> + 'a;
 
 fn changed(e: EditError) -> ChangeError {
     match e {

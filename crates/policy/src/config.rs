@@ -111,6 +111,24 @@ pub struct RuleConfig {
     pub direction: Option<Direction>,
 }
 
+/// Cloud app names and tags compare as the compiler compares them: trimmed, ASCII letters in any
+/// case (other characters exactly).
+pub fn same_app_name(a: &str, b: &str) -> bool {
+    a.trim().eq_ignore_ascii_case(b.trim())
+}
+
+impl RuleConfig {
+    /// Whether the rule names the cloud app `name` (`cloud_apps` / `not_cloud_apps`).
+    pub fn names_app(&self, name: &str) -> bool {
+        self.cloud_apps.iter().chain(&self.not_cloud_apps).any(|a| same_app_name(a.get_ref(), name))
+    }
+
+    /// Whether the rule names the tag `tag` (`cloud_app_tags` / `not_cloud_app_tags`).
+    pub fn names_tag(&self, tag: &str) -> bool {
+        self.cloud_app_tags.iter().chain(&self.not_cloud_app_tags).any(|t| same_app_name(t.get_ref(), tag))
+    }
+}
+
 /// One `[[cloud_apps]]` entry.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]

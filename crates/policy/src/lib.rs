@@ -11,7 +11,7 @@
 mod config;
 mod eval;
 
-pub use config::{CloudAppConfig, PolicyConfig, RuleConfig, TenantScope, UnscannableConfig};
+pub use config::{same_app_name, CloudAppConfig, PolicyConfig, RuleConfig, TenantScope, UnscannableConfig};
 pub use eval::{FileFacts, FileLabel, ResolvedPolicy, Transaction, Verdict};
 
 use labelgate_catalog::Catalog;

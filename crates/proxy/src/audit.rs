@@ -271,6 +271,27 @@ impl AuditSink {
         }
     }
 
+    /// Writes one record from a blocking thread (an admin's configuration change, already
+    /// applied): waits for room in the queue rather than dropping the record, then until it is
+    /// written and flushed. `Err` when it was not.
+    pub fn write_value_blocking(&self, value: &serde_json::Value) -> Result<(), AuditLost> {
+        let line = value.to_string();
+        match &self.mode {
+            Mode::Inline(out) => self.write_inline(out, &line),
+            Mode::Thread { queue, .. } => {
+                let (ack, answer) = tokio::sync::oneshot::channel();
+                if queue.send(Entry { line, ack: Some(ack) }).is_err() {
+                    fail(&self.counts, "the audit writer has stopped");
+                    return Err(AuditLost);
+                }
+                match answer.blocking_recv() {
+                    Ok(true) => Ok(()),
+                    _ => Err(AuditLost),
+                }
+            }
+        }
+    }
+
     fn write_inline(&self, out: &Mutex<Box<dyn Write + Send>>, line: &str) -> Result<(), AuditLost> {
         let result = match out.lock() {
             Ok(mut out) => writeln!(out, "{line}").and_then(|_| out.flush()),

@@ -358,3 +358,18 @@ impl AdminApi {
         self.call("GET", "/api/v1/accounts", None, None).1.expect("reads carry the ETag")
     }
 }
+
+/// `labelgate policy test` of a labeled corpus file (label General) sent to `url` under
+/// `config`: (action, rule).
+pub fn policy_test_labeled(config: &std::path::Path, url: &str) -> (String, Option<String>) {
+    let out = Command::new(env!("CARGO_BIN_EXE_labelgate"))
+        .arg("--config")
+        .arg(config)
+        .args(["policy", "test", "--json", "--url", url, "--file"])
+        .arg(corpus("lab_caf_identity-baseline-discipline-template.docx"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    (v["verdict"]["action"].as_str().unwrap_or_default().to_string(), v["verdict"]["rule"].as_str().map(str::to_string))
+}

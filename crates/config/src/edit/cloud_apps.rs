@@ -3,7 +3,8 @@
 //! that leaves a policy rule naming an app or a tag no `[[cloud_apps]]` entry defines any more is
 //! refused with `labelgate check`'s own message, which names the rule.
 
-use super::{commit, draft, invalid, same_name, validated, Applied, EditError, FieldError, MAX_FIELD};
+use super::{commit, draft, invalid, validated, Applied, EditError, FieldError, MAX_FIELD};
+use labelgate_policy::{same_app_name as same, CloudAppConfig, PolicyConfig, RuleConfig};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
@@ -77,73 +78,42 @@ pub struct CloudApps {
     pub tags: Vec<TagView>,
 }
 
-/// What the listing reads of a config (everything else is ignored).
+/// What the listing reads of a config, in the policy crate's own types (everything else is
+/// ignored).
 #[derive(Deserialize)]
 struct Shape {
     #[serde(default)]
-    cloud_apps: Vec<AppShape>,
+    cloud_apps: Vec<CloudAppConfig>,
     #[serde(default)]
-    policy: PolicyShape,
-}
-
-#[derive(Deserialize)]
-struct AppShape {
-    #[serde(default)]
-    name: String,
-    #[serde(default)]
-    hosts: Vec<String>,
-    #[serde(default)]
-    tags: Vec<String>,
-}
-
-#[derive(Deserialize, Default)]
-struct PolicyShape {
-    #[serde(default)]
-    rules: Vec<RuleShape>,
-}
-
-#[derive(Deserialize)]
-struct RuleShape {
-    #[serde(default)]
-    name: String,
-    #[serde(default)]
-    cloud_apps: Vec<String>,
-    #[serde(default)]
-    not_cloud_apps: Vec<String>,
-    #[serde(default)]
-    cloud_app_tags: Vec<String>,
-    #[serde(default)]
-    not_cloud_app_tags: Vec<String>,
+    policy: PolicyConfig,
 }
 
 /// The cloud apps and tags of a config's text, with the rules naming each.
 pub fn list(text: &str) -> Result<CloudApps, EditError> {
     let shape: Shape = toml::from_str(text).map_err(|e| EditError::Io(format!("the configuration cannot be read: {}", e.message())))?;
-    let names = |list: &[String], wanted: &str| list.iter().any(|x| same_name(x, wanted));
-    let rules_naming = |pick: &dyn Fn(&RuleShape) -> bool| -> Vec<String> {
-        shape.policy.rules.iter().filter(|r| pick(r)).map(|r| r.name.clone()).collect()
+    let rules = &shape.policy.rules;
+    let naming = |pick: &dyn Fn(&RuleConfig) -> bool| -> Vec<String> {
+        rules.iter().filter(|r| pick(r)).map(|r| r.name.get_ref().clone()).collect()
     };
+    let texts = |list: &[toml::Spanned<String>]| list.iter().map(|x| x.get_ref().clone()).collect::<Vec<_>>();
     let apps = shape
         .cloud_apps
         .iter()
         .map(|a| AppView {
-            name: a.name.clone(),
-            hosts: a.hosts.clone(),
-            tags: a.tags.clone(),
-            rules: rules_naming(&|r| names(&r.cloud_apps, &a.name) || names(&r.not_cloud_apps, &a.name)),
+            name: a.name.get_ref().clone(),
+            hosts: texts(&a.hosts),
+            tags: texts(&a.tags),
+            rules: naming(&|r| r.names_app(a.name.get_ref())),
         })
         .collect();
     let mut tags: Vec<TagView> = Vec::new();
     for app in &shape.cloud_apps {
-        for tag in &app.tags {
-            match tags.iter_mut().find(|t| same_name(&t.name, tag)) {
-                Some(t) if !t.apps.contains(&app.name) => t.apps.push(app.name.clone()),
+        let name = app.name.get_ref();
+        for tag in app.tags.iter().map(|t| t.get_ref()) {
+            match tags.iter_mut().find(|t| same(&t.name, tag)) {
+                Some(t) if !t.apps.contains(name) => t.apps.push(name.clone()),
                 Some(_) => {}
-                None => tags.push(TagView {
-                    name: tag.trim().to_string(),
-                    apps: vec![app.name.clone()],
-                    rules: rules_naming(&|r| names(&r.cloud_app_tags, tag) || names(&r.not_cloud_app_tags, tag)),
-                }),
+                None => tags.push(TagView { name: tag.trim().to_string(), apps: vec![name.clone()], rules: naming(&|r| r.names_tag(tag)) }),
             }
         }
     }
@@ -178,7 +148,7 @@ pub fn apply(path: Option<&Path>, if_match: &str, change: CloudAppChange) -> Res
                 bounded(&input)?;
                 let i = find(apps, &name).ok_or_else(|| no_such_app(&name))?;
                 if let Some(new) = &input.name {
-                    if !same_name(new, &name) && find(apps, new).is_some() {
+                    if !same(new, &name) && find(apps, new).is_some() {
                         return Err(invalid("name", format!("a cloud app named {:?} exists", new.trim())));
                     }
                 }
@@ -201,14 +171,14 @@ pub fn apply(path: Option<&Path>, if_match: &str, change: CloudAppChange) -> Res
                 let table = apps.get_mut(i).ok_or_else(|| no_such_app(&app))?;
                 let before = describe(table);
                 let mut tags = strings(table, "tags");
-                if tags.iter().any(|t| same_name(t, &tag)) {
+                if tags.iter().any(|t| same(t, &tag)) {
                     return Err(invalid("tags", format!("{app:?} already carries the tag {tag:?}")));
                 }
                 if tags.len() >= MAX_TAGS {
                     return Err(invalid("tags", format!("an app carries at most {MAX_TAGS} tags")));
                 }
                 tags.push(tag);
-                table["tags"] = toml_edit::value(array(&tags));
+                set_array(table, "tags", &tags);
                 (Some(before), Some(describe(table)), None)
             }
             CloudAppChange::Untag { app, tag } => {
@@ -216,11 +186,11 @@ pub fn apply(path: Option<&Path>, if_match: &str, change: CloudAppChange) -> Res
                 let table = apps.get_mut(i).ok_or_else(|| no_such_app(&app))?;
                 let before = describe(table);
                 let tags = strings(table, "tags");
-                if !tags.iter().any(|t| same_name(t, &tag)) {
+                if !tags.iter().any(|t| same(t, &tag)) {
                     return Err(EditError::NotFound(format!("{app:?} does not carry the tag {:?}", tag.trim())));
                 }
-                let kept: Vec<String> = tags.into_iter().filter(|t| !same_name(t, &tag)).collect();
-                table["tags"] = toml_edit::value(array(&kept));
+                let kept: Vec<String> = tags.into_iter().filter(|t| !same(t, &tag)).collect();
+                set_array(table, "tags", &kept);
                 (Some(before), Some(describe(table)), None)
             }
             CloudAppChange::RenameTag { tag, to } => {
@@ -253,18 +223,18 @@ fn retag(apps: &mut toml_edit::ArrayOfTables, tag: &str, to: Option<&str>) -> Re
     let (mut before, mut after) = (Vec::new(), Vec::new());
     for table in apps.iter_mut() {
         let tags = strings(table, "tags");
-        if !tags.iter().any(|t| same_name(t, tag)) {
+        if !tags.iter().any(|t| same(t, tag)) {
             continue;
         }
         before.push(describe(table));
         let mut changed: Vec<String> = Vec::new();
         for t in tags {
-            let t = if same_name(&t, tag) { to.map(str::to_string) } else { Some(t) };
-            if let Some(t) = t.filter(|t| !changed.iter().any(|c| same_name(c, t))) {
+            let t = if same(&t, tag) { to.map(str::to_string) } else { Some(t) };
+            if let Some(t) = t.filter(|t| !changed.iter().any(|c| same(c, t))) {
                 changed.push(t);
             }
         }
-        table["tags"] = toml_edit::value(array(&changed));
+        set_array(table, "tags", &changed);
         after.push(describe(table));
     }
     if before.is_empty() {
@@ -289,7 +259,7 @@ fn apps_of(doc: &mut toml_edit::DocumentMut) -> Result<&mut toml_edit::ArrayOfTa
 }
 
 fn find(apps: &toml_edit::ArrayOfTables, name: &str) -> Option<usize> {
-    apps.iter().position(|t| t.get("name").and_then(|v| v.as_str()).is_some_and(|n| same_name(n, name)))
+    apps.iter().position(|t| t.get("name").and_then(|v| v.as_str()).is_some_and(|n| same(n, name)))
 }
 
 fn string(table: &toml_edit::Table, key: &str) -> String {
@@ -304,22 +274,31 @@ fn array(items: &[String]) -> toml_edit::Array {
     items.iter().map(String::as_str).collect()
 }
 
+/// Sets `key` to the array `items`, keeping the comment the admin wrote after the old value.
+fn set_array(table: &mut toml_edit::Table, key: &str, items: &[String]) {
+    let mut value = toml_edit::Value::Array(array(items));
+    if let Some(old) = table.get(key).and_then(|v| v.as_value()) {
+        *value.decor_mut() = old.decor().clone();
+    }
+    table[key] = toml_edit::Item::Value(value);
+}
+
 fn set_fields(table: &mut toml_edit::Table, input: &CloudAppInput) {
     if let Some(name) = &input.name {
         table["name"] = toml_edit::value(name.trim());
     }
     if let Some(hosts) = &input.hosts {
         let hosts: Vec<String> = hosts.iter().map(|h| h.trim().to_string()).collect();
-        table["hosts"] = toml_edit::value(array(&hosts));
+        set_array(table, "hosts", &hosts);
     }
     if let Some(tags) = &input.tags {
         let mut kept: Vec<String> = Vec::new();
         for t in tags.iter().map(|t| t.trim()) {
-            if !kept.iter().any(|k| same_name(k, t)) {
+            if !kept.iter().any(|k| same(k, t)) {
                 kept.push(t.to_string());
             }
         }
-        table["tags"] = toml_edit::value(array(&kept));
+        set_array(table, "tags", &kept);
     }
 }
 
