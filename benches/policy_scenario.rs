@@ -79,6 +79,7 @@ impl Scenario {
             user: Some("alice@example.com"),
             groups: &self.groups,
             files: &self.files,
+            path: None,
         }
     }
 }

@@ -19,6 +19,7 @@ mod nested;
 mod pieces;
 mod policy;
 mod s3;
+mod scan;
 mod secure;
 mod serve;
 mod shapes;

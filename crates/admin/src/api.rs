@@ -169,16 +169,7 @@ fn entries(labels: &[Label]) -> Vec<LabelEntry<'_>> {
         .collect()
 }
 
-/// One CSV cell: a value a spreadsheet would run as a formula (`=`, `+`, `-`, `@`, tab, CR) is
-/// prefixed with `'`; cells with a separator, quote or line break are quoted (RFC 4180).
-pub fn csv_cell(value: &str) -> String {
-    let neutral = if value.starts_with(['=', '+', '-', '@', '\t', '\r']) { format!("'{value}") } else { value.to_string() };
-    if neutral.contains([',', '"', '\r', '\n']) || neutral.starts_with(' ') || neutral.ends_with(' ') {
-        format!("\"{}\"", neutral.replace('"', "\"\""))
-    } else {
-        neutral
-    }
-}
+pub use labelgate_catalog::csv_cell;
 
 /// The labels of an account as CSV (CRLF line ends, header row first).
 pub fn labels_csv(labels: &[Label]) -> String {

@@ -582,3 +582,14 @@ pub fn labels_from_config(entries: &[LabelConfig]) -> (Vec<Label>, Vec<labelgate
     }
     (labels, problems)
 }
+
+/// One CSV cell (the account labels download, `labelgate scan --format csv`): a value a spreadsheet would run as a formula (`=`, `+`, `-`, `@`, tab, CR) is
+/// prefixed with `'`; cells with a separator, quote or line break are quoted (RFC 4180).
+pub fn csv_cell(value: &str) -> String {
+    let neutral = if value.starts_with(['=', '+', '-', '@', '\t', '\r']) { format!("'{value}") } else { value.to_string() };
+    if neutral.contains([',', '"', '\r', '\n']) || neutral.starts_with(' ') || neutral.ends_with(' ') {
+        format!("\"{}\"", neutral.replace('"', "\"\""))
+    } else {
+        neutral
+    }
+}

@@ -6,7 +6,6 @@ use anyhow::Result;
 use clap::Args;
 use labelgate_extract::{Extraction, Limits};
 use labelgate_unpack::{inspect_reader, inspect_slice, InnerFile, Inspection, UnpackLimits};
-use serde::Serialize;
 use std::fs::File;
 use std::io::{self, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
@@ -22,38 +21,6 @@ pub struct InspectArgs {
     paths: Vec<PathBuf>,
 }
 
-#[derive(Serialize)]
-struct Report<'a> {
-    path: String,
-    kind: Option<&'static str>,
-    labels: Vec<&'a labelgate_extract::EffectiveLabel>,
-    flags: Vec<&'static str>,
-    records: Vec<&'a labelgate_extract::LabelRecord>,
-    findings: Vec<&'a str>,
-    error: Option<String>,
-    /// Why the file could not be opened completely as a container (a limit, encryption, …).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    container_error: Option<String>,
-    /// Every file inside it, depth-first.
-    inner: Vec<InnerReport<'a>>,
-}
-
-#[derive(Serialize)]
-struct InnerReport<'a> {
-    /// The inspected path first, then the names inside (an array: names may hold any character).
-    path: Vec<&'a str>,
-    depth: u32,
-    kind: &'static str,
-    labels: &'a [labelgate_extract::EffectiveLabel],
-    flags: Vec<&'static str>,
-    /// `nested_limit`, `encrypted`, `unsupported` or `malformed` when it could not be read.
-    unscannable: Option<&'static str>,
-    error: Option<String>,
-    /// SHA-256 of a labeled or flagged inner file.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    sha256: Option<&'a str>,
-}
-
 /// The whole inspection of one path, or why it could not be read at all.
 fn read_one(path: &Path, limits: &Limits, bounds: &UnpackLimits) -> Result<Inspection, String> {
     if path.as_os_str() == "-" {
@@ -67,21 +34,6 @@ fn read_one(path: &Path, limits: &Limits, bounds: &UnpackLimits) -> Result<Inspe
     }
     let file = File::open(path).map_err(|e| format!("cannot open: {e}"))?;
     Ok(inspect_reader(io::BufReader::new(file), limits, bounds))
-}
-
-fn inner_report<'a>(root: &'a str, f: &'a InnerFile) -> InnerReport<'a> {
-    let mut path = vec![root];
-    path.extend(f.path.iter().map(String::as_str));
-    InnerReport {
-        path,
-        depth: f.depth,
-        kind: f.kind.as_str(),
-        labels: &f.labels,
-        flags: f.flags.iter().map(|x| x.as_str()).collect(),
-        unscannable: f.error.as_ref().map(|e| e.reason()),
-        error: f.error.as_ref().map(ToString::to_string),
-        sha256: f.sha256.as_deref(),
-    }
 }
 
 pub fn run(config: Option<&Path>, args: &InspectArgs) -> Result<ExitCode> {
@@ -105,30 +57,13 @@ pub fn run(config: Option<&Path>, args: &InspectArgs) -> Result<ExitCode> {
         let inner: &[InnerFile] = inspection.as_ref().map(|i| i.inner.as_slice()).unwrap_or(&[]);
         let container = inspection.as_ref().ok().and_then(|i| i.container.as_ref()).map(ToString::to_string);
         if args.json {
-            let report = match &result {
-                Ok(ex) => Report {
-                    path: shown.clone(),
-                    kind: Some(ex.kind.as_str()),
-                    labels: ex.labels.iter().collect(),
-                    flags: ex.flags.iter().map(|f| f.as_str()).collect(),
-                    records: ex.records.iter().collect(),
-                    findings: ex.findings.iter().map(String::as_str).collect(),
-                    error: None,
-                    container_error: container.clone(),
-                    inner: inner.iter().map(|f| inner_report(&shown, f)).collect(),
-                },
-                Err(e) => Report {
-                    path: shown.clone(),
-                    kind: None,
-                    labels: vec![],
-                    flags: vec![],
-                    records: vec![],
-                    findings: vec![],
-                    error: Some(e.clone()),
-                    container_error: None,
-                    inner: vec![],
-                },
-            };
+            // The fields `labelgate scan --format json` prints too (one definition).
+            let mut report = serde_json::Map::new();
+            report.insert("path".into(), serde_json::Value::String(shown.clone()));
+            report.extend(match &inspection {
+                Ok(i) => labelgate_scan::report::inspection_report(&shown, i),
+                Err(e) => labelgate_scan::report::error_report(e),
+            });
             serde_json::to_writer(&mut out, &report)?;
             writeln!(out)?;
         } else {

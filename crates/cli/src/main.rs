@@ -45,6 +45,7 @@ mod check;
 mod inspect;
 mod passwd;
 mod policy_test;
+mod scan;
 mod serve;
 mod store;
 
@@ -110,6 +111,8 @@ enum Command {
     /// MIP accounts: list, show, labels, add, edit, rename, delete, duplicate, validate, refresh,
     /// enable, disable — through the running instance's admin API.
     Accounts(Box<accounts::AccountsArgs>),
+    /// Find labeled files where they sit: walk trees, read labels, evaluate at-rest policy.
+    Scan(scan::ScanArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -136,6 +139,7 @@ fn main() -> ExitCode {
         Command::Passwd(args) => passwd::run(&args),
         Command::Policy(PolicyCommand::Test(args)) => policy_test::run(config, &args),
         Command::Accounts(args) => accounts::run(config, &args),
+        Command::Scan(args) => scan::run(config, &args),
     };
     match outcome {
         Ok(code) => code,

@@ -106,6 +106,8 @@ pub fn run(config: Option<&Path>, args: &PolicyTestArgs) -> Result<ExitCode> {
         user: args.user.as_deref(),
         groups: &args.groups,
         files: &facts,
+        // At rest, the file's path is what `paths` / `not_paths` match.
+        path: args.at_rest.then_some(args.file.as_path()),
     };
     let verdict = policy.evaluate(&tx);
     let labels: Vec<LabelReport> = facts

@@ -30,6 +30,7 @@ fn evaluate(reloader: &Reloader) -> Action {
             user: None,
             groups: &[],
             files: &files,
+            path: None,
         })
         .action
 }

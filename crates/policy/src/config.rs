@@ -1,7 +1,7 @@
 //! The `[policy]` and `[[cloud_apps]]` sections as written, and their compilation into a
 //! [`Policy`] with every problem located.
 
-use crate::eval::{self, AppPattern, CloudApp, CloudApps, DestPattern, LabelRef, Rule, Unscannable};
+use crate::eval::{self, AppPattern, CloudApp, CloudApps, DestPattern, LabelRef, PathGlob, Rule, Unscannable};
 use crate::{Action, Direction, Policy, Problem};
 use serde::Deserialize;
 use toml::Spanned;
@@ -109,6 +109,11 @@ pub struct RuleConfig {
     pub kinds: Vec<Spanned<String>>,
     #[serde(default)]
     pub direction: Option<Direction>,
+    /// Globs over the path of a file at rest (`direction = "at_rest"` only).
+    #[serde(default)]
+    pub paths: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub not_paths: Vec<Spanned<String>>,
 }
 
 /// Cloud app names and tags compare as the compiler compares them: trimmed, ASCII letters in any
@@ -282,6 +287,28 @@ pub(crate) fn compile(
         let kind_mask =
             kinds.iter().filter_map(|k| known_kinds.iter().position(|x| x == k)).filter(|&i| i < 64).fold(0u64, |m, i| m | (1 << i));
         let (tag_mask, not_tag_mask) = (tag_bits(&tags), tag_bits(&not_tags));
+        // Paths exist only for files at rest: on an upload the criterion would never hold, and a
+        // block rule that silently never matches fails open.
+        if (!rc.paths.is_empty() || !rc.not_paths.is_empty()) && rc.direction != Some(Direction::AtRest) {
+            let at = rc.paths.first().or(rc.not_paths.first()).map_or_else(|| span(&rc.name), span);
+            problems.push(Problem::error(
+                at,
+                format!("rule {name:?} has paths / not_paths, which apply to files at rest only: add direction = \"at_rest\""),
+            ));
+        }
+        let globs = |list: &[Spanned<String>], problems: &mut Vec<Problem>| -> Vec<PathGlob> {
+            list.iter()
+                .filter_map(|g| match PathGlob::new(g.get_ref()) {
+                    Ok(glob) => Some(glob),
+                    Err(why) => {
+                        problems.push(Problem::error(span(g), format!("path glob {:?}: {why}", g.get_ref())));
+                        None
+                    }
+                })
+                .collect()
+        };
+        let paths = globs(&rc.paths, &mut problems);
+        let not_paths = globs(&rc.not_paths, &mut problems);
         rules.push(Rule {
             name,
             action: rc.action,
@@ -307,6 +334,8 @@ pub(crate) fn compile(
             tag_mask,
             not_tag_mask,
             direction: rc.direction,
+            paths,
+            not_paths,
         });
     }
 

@@ -277,6 +277,25 @@ pub(crate) struct Rule {
     pub tag_mask: u64,
     pub not_tag_mask: u64,
     pub direction: Option<Direction>,
+    /// Globs the path of a file at rest must match (any), and must not.
+    pub paths: Vec<PathGlob>,
+    pub not_paths: Vec<PathGlob>,
+}
+
+/// A glob over a file's path: `*` and `?` stay within one path component, `**` crosses them,
+/// `[...]` and `{a,b}` as in shells. Matched against the path as the scan reports it.
+#[derive(Debug, Clone)]
+pub(crate) struct PathGlob(globset::GlobMatcher);
+
+impl PathGlob {
+    pub(crate) fn new(pattern: &str) -> Result<PathGlob, String> {
+        let glob = globset::GlobBuilder::new(pattern.trim()).literal_separator(true).build().map_err(|e| e.kind().to_string())?;
+        Ok(PathGlob(glob.compile_matcher()))
+    }
+
+    fn matches(&self, path: &std::path::Path) -> bool {
+        self.0.is_match(path)
+    }
 }
 
 /// The bit-testable criteria of a rule, kept apart from the rest so that the rule loop rejects
@@ -564,7 +583,7 @@ impl Prefilter {
             dest_mask: dict.dest_bits(&r.destinations),
             not_dest_mask: dict.dest_bits(&r.not_destinations),
             method_mask: Dictionary::bits(&dict.methods, &r.methods),
-            needs_full: wide_apps || (strings && dict.overflow),
+            needs_full: wide_apps || (strings && dict.overflow) || !r.paths.is_empty() || !r.not_paths.is_empty(),
         }
     }
 
@@ -673,7 +692,7 @@ fn resolve_shared(policy: &Policy, catalog: Arc<Catalog>) -> (ResolvedPolicy, Ve
 }
 
 /// A label found on a file.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct FileLabel {
     /// Label GUID (lowercase).
     pub id: String,
@@ -682,7 +701,7 @@ pub struct FileLabel {
 }
 
 /// What the extractor found in one file.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, serde::Deserialize)]
 pub struct FileFacts {
     /// The file name, when known (multipart filename, path).
     pub name: Option<String>,
@@ -711,6 +730,8 @@ pub struct Transaction<'a> {
     pub groups: &'a [String],
     /// The files.
     pub files: &'a [FileFacts],
+    /// Where the file lies, at rest (`paths` / `not_paths`); `None` for an upload.
+    pub path: Option<&'a std::path::Path>,
 }
 
 /// The decision and why.
@@ -955,6 +976,12 @@ impl ResolvedPolicy {
             return false;
         }
         if r.not_groups.iter().any(|g| ctx.groups.contains(g)) {
+            return false;
+        }
+        if !r.paths.is_empty() && !tx.path.is_some_and(|p| r.paths.iter().any(|g| g.matches(p))) {
+            return false;
+        }
+        if tx.path.is_some_and(|p| r.not_paths.iter().any(|g| g.matches(p))) {
             return false;
         }
         true

@@ -10,6 +10,7 @@
 
 mod config;
 mod eval;
+pub mod facts;
 
 pub use config::{same_app_name, CloudAppConfig, PolicyConfig, RuleConfig, TenantScope, UnscannableConfig};
 pub use eval::{FileFacts, FileLabel, ResolvedPolicy, Transaction, Verdict};

@@ -73,7 +73,7 @@ fn file(kind: &str, labels: &[(&str, &str)]) -> FileFacts {
 }
 
 fn upload<'a>(host: &'a str, url: &'a str, files: &'a [FileFacts]) -> Transaction<'a> {
-    Transaction { direction: Direction::Upload, method: "POST", host, url, user: Some("Alice@Contoso.com"), groups: &[], files }
+    Transaction { direction: Direction::Upload, method: "POST", host, url, user: Some("Alice@Contoso.com"), groups: &[], files, path: None }
 }
 
 const REALISTIC: &str = r#"
@@ -317,6 +317,7 @@ fn rule_index_agrees_with_linear_evaluation() {
                 user: if next(4) == 0 { None } else { Some(users[next(3) as usize]) },
                 groups: &group_list,
                 files: &files,
+                path: None,
             };
             assert_eq!(p.evaluate(&tx), p.evaluate_reference(&tx), "round {round}: {rules}\n{tx:?}");
         }

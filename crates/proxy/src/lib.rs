@@ -31,7 +31,7 @@ pub use tls::{upstream_client_config, CertAuthority, TlsError};
 
 pub use audit::{AuditDestination, AuditFile, AuditLabel, AuditLost, AuditRecord, AuditSession, AuditSink};
 pub use auth::{hash_line, HashError, User, Users, UsersError};
-pub use inspect::{file_facts, inner_facts, inspection_facts, FileRecord};
+pub use labelgate_policy::facts::{file_facts, inner_facts, inspection_facts, FileRecord};
 pub use metrics::ProxyMetrics;
 pub use net::{Cidr, RuleError, BUILT_IN_DENIED};
 

@@ -123,6 +123,7 @@ fn judge(who: &Who<'_>, method: &http::Method, uri: &http::Uri, facts: &[FileFac
         user: who.user.map(|u| u.name.as_str()),
         groups: &groups,
         files: facts,
+        path: None,
     });
     (policy, verdict, url)
 }

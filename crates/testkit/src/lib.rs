@@ -631,3 +631,101 @@ pub fn make_hidden_fixtures(dir: &std::path::Path) {
         .expect("the venv's python runs");
     assert!(status.success(), "make_hidden.py failed");
 }
+
+/// Writes to `path` a ZIP of `entries` followed by one stored member `hole_name` of `hole` zero
+/// bytes that is a hole in the file (sparse: it takes no disk), with ZIP64 sizes and offsets and
+/// its true CRC. A 10 GiB document that costs a few kilobytes, for tests that must not read it.
+pub fn sparse_zip(path: &std::path::Path, entries: &[Entry], hole_name: &str, hole: u64) -> std::io::Result<()> {
+    use std::io::{Seek, SeekFrom, Write};
+    let small = build_zip(entries, &ZipOptions::default());
+    let eocd = &small[small.len() - 22..];
+    let count = u16::from_le_bytes([eocd[10], eocd[11]]) as u64;
+    let cd_size = u32::from_le_bytes([eocd[12], eocd[13], eocd[14], eocd[15]]) as usize;
+    let cd_offset = u32::from_le_bytes([eocd[16], eocd[17], eocd[18], eocd[19]]) as usize;
+    // The CRC of `hole` zeros, by combining CRCs of doubling runs of zeros.
+    let mut run = crc32fast::Hasher::new();
+    run.update(&vec![0u8; 1 << 20]);
+    let mut run_len: u64 = 1 << 20;
+    let mut crc = crc32fast::Hasher::new();
+    let mut left = hole;
+    assert_eq!(left % run_len, 0, "a whole number of MiB");
+    left /= run_len;
+    while left > 0 {
+        if left & 1 == 1 {
+            crc.combine(&run);
+        }
+        let copy = run.clone();
+        run.combine(&copy);
+        run_len *= 2;
+        left >>= 1;
+    }
+    let _ = run_len;
+    let crc = crc.finalize();
+    let mut f = std::fs::File::create(path)?;
+    f.write_all(&small[..cd_offset])?;
+    let hole_at = cd_offset as u64;
+    let name = hole_name.as_bytes();
+    let mut local = Vec::new();
+    local.extend_from_slice(b"PK\x03\x04");
+    local.extend_from_slice(&45u16.to_le_bytes());
+    local.extend_from_slice(&0x0800u16.to_le_bytes());
+    local.extend_from_slice(&0u16.to_le_bytes());
+    local.extend_from_slice(&[0, 0, 0x21, 0]);
+    local.extend_from_slice(&crc.to_le_bytes());
+    local.extend_from_slice(&u32::MAX.to_le_bytes());
+    local.extend_from_slice(&u32::MAX.to_le_bytes());
+    local.extend_from_slice(&(name.len() as u16).to_le_bytes());
+    local.extend_from_slice(&20u16.to_le_bytes());
+    local.extend_from_slice(name);
+    local.extend_from_slice(&1u16.to_le_bytes());
+    local.extend_from_slice(&16u16.to_le_bytes());
+    local.extend_from_slice(&hole.to_le_bytes());
+    local.extend_from_slice(&hole.to_le_bytes());
+    f.write_all(&local)?;
+    f.seek(SeekFrom::Current(hole as i64))?;
+    let central_at = hole_at + local.len() as u64 + hole;
+    let mut central = small[cd_offset..cd_offset + cd_size].to_vec();
+    central.extend_from_slice(b"PK\x01\x02");
+    central.extend_from_slice(&[20, 3]);
+    central.extend_from_slice(&45u16.to_le_bytes());
+    central.extend_from_slice(&0x0800u16.to_le_bytes());
+    central.extend_from_slice(&0u16.to_le_bytes());
+    central.extend_from_slice(&[0, 0, 0x21, 0]);
+    central.extend_from_slice(&crc.to_le_bytes());
+    central.extend_from_slice(&u32::MAX.to_le_bytes());
+    central.extend_from_slice(&u32::MAX.to_le_bytes());
+    central.extend_from_slice(&(name.len() as u16).to_le_bytes());
+    central.extend_from_slice(&28u16.to_le_bytes());
+    central.extend_from_slice(&[0; 10]);
+    central.extend_from_slice(&u32::MAX.to_le_bytes());
+    central.extend_from_slice(name);
+    central.extend_from_slice(&1u16.to_le_bytes());
+    central.extend_from_slice(&24u16.to_le_bytes());
+    central.extend_from_slice(&hole.to_le_bytes());
+    central.extend_from_slice(&hole.to_le_bytes());
+    central.extend_from_slice(&hole_at.to_le_bytes());
+    let total = count + 1;
+    let z64 = central_at + central.len() as u64;
+    let mut tail = central;
+    tail.extend_from_slice(b"PK\x06\x06");
+    tail.extend_from_slice(&44u64.to_le_bytes());
+    tail.extend_from_slice(&[45, 0, 45, 0]);
+    tail.extend_from_slice(&[0; 8]);
+    tail.extend_from_slice(&total.to_le_bytes());
+    tail.extend_from_slice(&total.to_le_bytes());
+    tail.extend_from_slice(&(z64 - central_at).to_le_bytes());
+    tail.extend_from_slice(&central_at.to_le_bytes());
+    tail.extend_from_slice(b"PK\x06\x07");
+    tail.extend_from_slice(&[0; 4]);
+    tail.extend_from_slice(&z64.to_le_bytes());
+    tail.extend_from_slice(&1u32.to_le_bytes());
+    tail.extend_from_slice(b"PK\x05\x06");
+    tail.extend_from_slice(&[0; 4]);
+    tail.extend_from_slice(&0xFFFFu16.to_le_bytes());
+    tail.extend_from_slice(&0xFFFFu16.to_le_bytes());
+    tail.extend_from_slice(&u32::MAX.to_le_bytes());
+    tail.extend_from_slice(&u32::MAX.to_le_bytes());
+    tail.extend_from_slice(&0u16.to_le_bytes());
+    f.write_all(&tail)?;
+    f.sync_all()
+}

@@ -1,0 +1,209 @@
+//! `labelgate scan`: labeled files where they sit. Walks the given trees with `labelgate-scan`,
+//! evaluates each file with the policy's `direction = "at_rest"` rules (which may name `paths`),
+//! resolves labels through the catalog of the state directory's stored snapshots, and prints
+//! JSON lines, CSV or a table, then a summary. Exit status: 0 when no file matched a rule whose
+//! action is `block` or `audit`, 3 when one did, 1 when the scan itself failed (a root that
+//! cannot be read, the output or the index failing; per-file errors too with `--strict`), 2 on
+//! usage errors.
+
+use anyhow::Result;
+use clap::Args;
+use labelgate_policy::{Action, Direction, Transaction};
+use labelgate_scan::output::{Format, Summary, Writer};
+use labelgate_scan::walk::{Exclude, WalkOptions};
+use labelgate_scan::{Found, Progress, Settings};
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+pub enum FormatArg {
+    Table,
+    Json,
+    Csv,
+}
+
+#[derive(Args, Debug)]
+pub struct ScanArgs {
+    /// State directory of `labelgate serve`: label names from its stored snapshots, and the
+    /// incremental index.
+    #[arg(long, value_name = "DIR", default_value = "state")]
+    state_dir: PathBuf,
+    /// Output: a table for people (files with a label, a rule match or a problem), one JSON
+    /// object per file per line, or CSV with stable columns.
+    #[arg(long, value_enum, default_value = "table")]
+    format: FormatArg,
+    /// Write the files here instead of standard output.
+    #[arg(long, value_name = "FILE")]
+    output: Option<PathBuf>,
+    /// Files read at once (default: the number of cores).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=512))]
+    jobs: Option<u16>,
+    /// Leave out paths matching GLOB (a glob without `/` matches a name anywhere, one with `/`
+    /// the whole path; `**` crosses directories). Repeatable.
+    #[arg(long, value_name = "GLOB")]
+    exclude: Vec<String>,
+    /// Follow symbolic links (a link back to a directory being walked is never entered).
+    #[arg(long)]
+    follow_symlinks: bool,
+    /// Keep what was read from each file in the state directory, keyed by the file's identity,
+    /// and read only new or changed files next time (verdicts are always evaluated anew).
+    #[arg(long)]
+    incremental: bool,
+    /// A file that cannot be read fails the scan (exit 1).
+    #[arg(long)]
+    strict: bool,
+    /// Directories and files to scan.
+    #[arg(required = true, value_name = "PATH")]
+    paths: Vec<PathBuf>,
+}
+
+/// The index file under the state directory.
+pub fn index_path(state_dir: &std::path::Path) -> PathBuf {
+    state_dir.join("scan-index.redb")
+}
+
+/// Shows files, bytes, labeled files and the rate on a terminal, every 200 ms.
+fn progress_line(progress: &Progress, started: Instant, out: &mut std::io::Stderr) {
+    let files = progress.files.load(Ordering::Relaxed);
+    let bytes = progress.bytes.load(Ordering::Relaxed);
+    let labeled = progress.labeled.load(Ordering::Relaxed);
+    let rate = files as f64 / started.elapsed().as_secs_f64().max(1e-3);
+    let _ = write!(out, "\r\x1b[2K  {files} files  {:.1} MB  {labeled} labeled  {rate:.0} files/s", bytes as f64 / 1e6);
+    let _ = out.flush();
+}
+
+pub fn run(config: Option<&std::path::Path>, args: &ScanArgs) -> Result<ExitCode> {
+    let loaded = match crate::load_or_report(config)? {
+        Ok(l) => l,
+        Err(code) => return Ok(code),
+    };
+    let exclude = match Exclude::new(&args.exclude) {
+        Ok(e) => e,
+        Err(why) => {
+            eprintln!("labelgate scan: {why}");
+            return Ok(ExitCode::from(2));
+        }
+    };
+    let catalog = crate::stored_catalog(&loaded, &args.state_dir);
+    let (policy, _) = loaded.resolve(catalog.clone());
+    let limits = loaded.file.inspection.extract_limits();
+    let bounds = loaded.file.inspection.unpack_limits();
+    let index = if args.incremental {
+        match labelgate_scan::index::Index::open(&index_path(&args.state_dir), &Settings::fingerprint(&limits, &bounds)) {
+            Ok(i) => Some(i),
+            Err(e) => {
+                eprintln!("labelgate scan: {e}");
+                return Ok(ExitCode::from(1));
+            }
+        }
+    } else {
+        None
+    };
+    let jobs = args.jobs.map(usize::from).unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
+    let settings = Settings { limits, bounds, jobs, walk: WalkOptions { follow_symlinks: args.follow_symlinks, exclude }, index };
+    let format = match args.format {
+        FormatArg::Table => Format::Table,
+        FormatArg::Json => Format::Json,
+        FormatArg::Csv => Format::Csv,
+    };
+    let destination: Box<dyn Write> = match &args.output {
+        Some(path) => match std::fs::File::create(path) {
+            Ok(f) => Box::new(f),
+            Err(e) => {
+                eprintln!("labelgate scan: cannot write {}: {e}", path.display());
+                return Ok(ExitCode::from(1));
+            }
+        },
+        None => Box::new(std::io::stdout().lock()),
+    };
+    let mut writer = Writer::new(std::io::BufWriter::with_capacity(256 * 1024, destination), format);
+    let mut summary = Summary::default();
+    let progress = Progress::default();
+    let started = Instant::now();
+    let (mut matched, mut file_errors, mut failed) = (false, 0u64, false);
+    let roots: Vec<PathBuf> = args.paths.clone();
+    let show_progress = std::io::stderr().is_terminal();
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let outcome = std::thread::scope(|s| {
+        if show_progress {
+            s.spawn(|| {
+                let mut err = std::io::stderr();
+                while !stop.load(Ordering::Relaxed) {
+                    progress_line(&progress, started, &mut err);
+                    std::thread::sleep(Duration::from_millis(200));
+                }
+                let _ = write!(err, "\r\x1b[2K");
+            });
+        }
+        let result = labelgate_scan::scan(&roots, &settings, &progress, &mut |found| match found {
+            Found::File(file) => {
+                let verdict = file.result.as_ref().ok().map(|ex| {
+                    policy.evaluate(&Transaction {
+                        direction: Direction::AtRest,
+                        method: "",
+                        host: "",
+                        url: "",
+                        user: None,
+                        groups: &[],
+                        files: &ex.facts,
+                        path: Some(&file.entry.path),
+                    })
+                });
+                matched |= verdict.as_ref().is_some_and(|v| v.rule.is_some() && v.action != Action::Allow);
+                if let Err(e) = &file.result {
+                    file_errors += 1;
+                    eprintln!("labelgate scan: {}: {e}", file.entry.path.display());
+                }
+                summary.file(&file, verdict.as_ref(), &catalog);
+                if let Err(e) = writer.file(&file, verdict.as_ref(), &catalog) {
+                    if !failed {
+                        eprintln!("labelgate scan: cannot write the output: {e}");
+                    }
+                    failed = true;
+                }
+            }
+            Found::Skipped(_, why) => summary.skipped(why),
+            Found::Error(path, e) => {
+                summary.errors += 1;
+                eprintln!("labelgate scan: {}: {e}", path.display());
+                if roots.contains(&path) {
+                    failed = true;
+                } else {
+                    file_errors += 1;
+                }
+            }
+        });
+        stop.store(true, Ordering::Relaxed);
+        result
+    });
+    if let Err(e) = outcome {
+        eprintln!("labelgate scan: {e}");
+        failed = true;
+    }
+    summary.finish(started.elapsed());
+    match writer.finish() {
+        Ok(mut out) => {
+            if format == Format::Table {
+                let _ = writeln!(out);
+                let _ = summary.write_text(&mut out);
+                let _ = out.flush();
+            } else {
+                let _ = summary.write_text(&mut std::io::stderr());
+            }
+        }
+        Err(e) => {
+            eprintln!("labelgate scan: cannot write the output: {e}");
+            failed = true;
+        }
+    }
+    Ok(if failed || (args.strict && file_errors > 0) {
+        ExitCode::from(1)
+    } else if matched {
+        ExitCode::from(3)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
