@@ -18,6 +18,7 @@ command -v git >/dev/null 2>&1 || need_apt+=(git)
 command -v curl >/dev/null 2>&1 || need_apt+=(curl ca-certificates)
 command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
 command -v chromedriver >/dev/null 2>&1 || need_apt+=(chromium-driver)  # the admin pages, driven over WebDriver
+command -v setpriv >/dev/null 2>&1 || need_apt+=(util-linux)     # labelgate scan run unprivileged (an unreadable file)
 command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)        # a test certificate for the client-assertion flow
 command -v promtool >/dev/null 2>&1 || need_apt+=(prometheus)    # promtool check metrics over /metrics
 command -v python3 >/dev/null 2>&1 || need_apt+=(python3)        # archives and e-mails built by Python's own writers

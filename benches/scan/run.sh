@@ -38,7 +38,7 @@ fi
 FILES=$(find "$TREE" -type f ! -name .complete | wc -l)
 BYTES=$(du -sb --exclude=.complete "$TREE" | cut -f1)
 CONFIG="$WORK/labels-only.toml"
-printf '[policy]\ndefault_action = "allow"\n' > "$CONFIG"
+printf '[policy]\ndefault_action = "allow"\n[scan]\nfiles_inside = false\n' > "$CONFIG"
 STATE="$WORK/state"
 
 # Warm the page cache: every byte read once.

@@ -99,9 +99,15 @@ fn tree() -> Tree {
     let state = root.join("state");
     std::fs::create_dir_all(&state).unwrap();
     std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o777)).unwrap();
-    let bin = root.join("labelgate");
-    std::fs::copy(env!("CARGO_BIN_EXE_labelgate"), &bin).unwrap();
-    std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
+    // Run unprivileged (as root), the binary must be where that user can execute it.
+    let bin = if unsafe { libc::geteuid() } == 0 {
+        let copy = root.join("labelgate");
+        std::fs::copy(env!("CARGO_BIN_EXE_labelgate"), &copy).unwrap();
+        std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o755)).unwrap();
+        copy
+    } else {
+        PathBuf::from(env!("CARGO_BIN_EXE_labelgate"))
+    };
     Tree { _dir: dir, root, config, state, bin }
 }
 
@@ -186,7 +192,8 @@ fn a_corpus_tree_is_scanned_with_every_label_a_cached_rescan_reads_nothing_and_a
     assert!(named["unreadable.docx"]["error"].as_str().unwrap().contains("Permission denied"), "{}", named["unreadable.docx"]);
     assert_eq!(records.len(), manifest.len() + 5, "{:?}", named.keys().collect::<Vec<_>>());
     assert!(stderr.contains("skipped: excluded 2, symlink 1"), "{stderr}");
-    assert!(stderr.contains(&format!("read {}, from the index 0", records.len())), "{stderr}");
+    assert!(stderr.contains(&format!("read {}, from the index 0", records.len() - 1)), "{stderr}");
+    assert!(stderr.contains("errors 1"), "the unreadable file: {stderr}");
 
     // Again: every file from the index, none opened, the same labels.
     let second = scan(&t, &args);
@@ -194,10 +201,8 @@ fn a_corpus_tree_is_scanned_with_every_label_a_cached_rescan_reads_nothing_and_a
     assert_eq!(again.len(), records.len());
     assert!(again.iter().all(|r| r["cached"] == true || r["error"].is_string()), "every readable file from the index");
     let second_err = String::from_utf8_lossy(&second.stderr);
-    assert!(
-        second_err.contains(&format!("read 1, from the index {}", records.len() - 1)),
-        "only the unreadable file is tried again: {second_err}"
-    );
+    assert!(second_err.contains(&format!("read 0, from the index {}", records.len() - 1)), "no file is read again: {second_err}");
+    assert!(second_err.contains("errors 1"), "the unreadable file is tried again and fails again: {second_err}");
     for (name, r) in by_name(&again) {
         assert_eq!(label_ids(r), label_ids(named[name.as_str()]), "{name}");
     }
@@ -210,7 +215,41 @@ fn a_corpus_tree_is_scanned_with_every_label_a_cached_rescan_reads_nothing_and_a
     let named3 = by_name(&audited);
     assert_eq!(named3["bundle.zip"]["verdict"], "audit");
     assert_eq!(named3["bundle.zip"]["cached"], true);
-    assert!(String::from_utf8_lossy(&third.stderr).contains("read 1,"));
+    assert!(String::from_utf8_lossy(&third.stderr).contains("read 0,"));
+
+    // CSV: the stable header, one row per file. The table: files worth a look, then the
+    // summary; no progress line when standard error is not a terminal.
+    let csv = scan(&t, &["--format", "csv", "--exclude", "tmp", "--exclude", "*.tmp", "share"]);
+    let text = String::from_utf8_lossy(&csv.stdout).into_owned();
+    let mut rows = text.lines();
+    assert_eq!(
+        rows.next().unwrap(),
+        "path,path_bytes,size,modified,kind,labels,label_names,verdict,rule,unscannable,error,inner_files,inner_labeled,cached\r"
+    );
+    assert_eq!(rows.count(), records.len());
+    assert!(text.contains(&format!(",{},", hex(b"share/dept2/caf\xe9.docx"))));
+    let table = scan(&t, &["share/archives"]);
+    let out = String::from_utf8_lossy(&table.stdout);
+    assert!(out.starts_with("VERDICT") && out.contains("share/archives/bundle.zip") && out.contains("scanned 1 files"), "{out}");
+    assert!(!String::from_utf8_lossy(&table.stderr).contains('\r'), "no progress line when piped");
+
+    // Labels only ([scan] files_inside = false): a document's own labels, an archive unopened
+    // and never clean.
+    std::fs::write(&t.config, format!("{}\n[scan]\nfiles_inside = false\n", policy("block"))).unwrap();
+    let quick = scan(&t, &["--format", "json", "share/archives", "share/dept0", "share/big"]);
+    let quick = lines(&quick);
+    let named_quick = by_name(&quick);
+    let bundle = named_quick["bundle.zip"];
+    assert_eq!(bundle["inner"], serde_json::json!([]), "nothing inside is opened");
+    assert!(bundle["container_error"].as_str().unwrap().contains("files_inside"), "{bundle}");
+    assert_eq!(label_ids(named_quick["huge.docx"]), BTreeSet::from([CONFIDENTIAL.to_string()]));
+    for r in quick.iter().filter(|r| r["kind"] != "zip") {
+        let name = r["path"].as_str().unwrap().rsplit('/').next().unwrap();
+        if let Some(labels) = manifest.get(name) {
+            assert_eq!(&label_ids(r), labels, "{name}, labels only");
+        }
+    }
+    std::fs::write(&t.config, policy("audit")).unwrap();
 
     // Exit codes: --strict fails on the unreadable file; no rule matching is 0; usage is 2.
     assert_eq!(scan(&t, &["--format", "json", "--strict", "share/dept3"]).status.code(), Some(1));

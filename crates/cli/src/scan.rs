@@ -9,7 +9,7 @@
 use anyhow::Result;
 use clap::Args;
 use labelgate_policy::{Action, Direction, Transaction};
-use labelgate_scan::output::{Format, Summary, Writer};
+use labelgate_scan::output::{self, Format, Rendered, Summary, Writer};
 use labelgate_scan::walk::{Exclude, WalkOptions};
 use labelgate_scan::{Found, Progress, Settings};
 use std::io::{IsTerminal, Write};
@@ -65,6 +65,11 @@ pub fn index_path(state_dir: &std::path::Path) -> PathBuf {
     state_dir.join("scan-index.redb")
 }
 
+/// A path for an error line: control characters escaped, so a file name cannot forge lines.
+fn shown(path: &std::path::Path) -> String {
+    path.to_string_lossy().escape_debug().to_string()
+}
+
 /// Shows files, bytes, labeled files and the rate on a terminal, every 200 ms.
 fn progress_line(progress: &Progress, started: Instant, out: &mut std::io::Stderr) {
     let files = progress.files.load(Ordering::Relaxed);
@@ -92,7 +97,7 @@ pub fn run(config: Option<&std::path::Path>, args: &ScanArgs) -> Result<ExitCode
     let limits = loaded.file.inspection.extract_limits();
     let bounds = loaded.file.inspection.unpack_limits();
     let index = if args.incremental {
-        match labelgate_scan::index::Index::open(&index_path(&args.state_dir), &Settings::fingerprint(&limits, &bounds)) {
+        match labelgate_scan::index::Index::open(&index_path(&args.state_dir), &Settings::fingerprint(&limits, &bounds, loaded.file.scan.files_inside)) {
             Ok(i) => Some(i),
             Err(e) => {
                 eprintln!("labelgate scan: {e}");
@@ -103,7 +108,14 @@ pub fn run(config: Option<&std::path::Path>, args: &ScanArgs) -> Result<ExitCode
         None
     };
     let jobs = args.jobs.map(usize::from).unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
-    let settings = Settings { limits, bounds, jobs, walk: WalkOptions { follow_symlinks: args.follow_symlinks, exclude }, index };
+    let settings = Settings {
+        limits,
+        bounds,
+        jobs,
+        walk: WalkOptions { follow_symlinks: args.follow_symlinks, exclude },
+        index,
+        files_inside: loaded.file.scan.files_inside,
+    };
     let format = match args.format {
         FormatArg::Table => Format::Table,
         FormatArg::Json => Format::Json,
@@ -138,37 +150,42 @@ pub fn run(config: Option<&std::path::Path>, args: &ScanArgs) -> Result<ExitCode
                 let _ = write!(err, "\r\x1b[2K");
             });
         }
-        let result = labelgate_scan::scan(&roots, &settings, &progress, &mut |found| match found {
-            Found::File(file) => {
-                let verdict = file.result.as_ref().ok().map(|ex| {
-                    policy.evaluate(&Transaction {
-                        direction: Direction::AtRest,
-                        method: "",
-                        host: "",
-                        url: "",
-                        user: None,
-                        groups: &[],
-                        files: &ex.facts,
-                        path: Some(&file.entry.path),
-                    })
-                });
-                matched |= verdict.as_ref().is_some_and(|v| v.rule.is_some() && v.action != Action::Allow);
-                if let Err(e) = &file.result {
+        // Per file, on the worker that read it: the verdict, the output line, the summary's count.
+        let render = |file: &labelgate_scan::Scanned| -> (Rendered, bool) {
+            let verdict = file.result.as_ref().ok().map(|ex| {
+                policy.evaluate(&Transaction {
+                    direction: Direction::AtRest,
+                    method: "",
+                    host: "",
+                    url: "",
+                    user: None,
+                    groups: &[],
+                    files: &ex.facts,
+                    path: Some(&file.entry.path),
+                })
+            });
+            let matched = verdict.as_ref().is_some_and(|v| v.rule.is_some() && v.action != Action::Allow);
+            (output::render(format, file, verdict.as_ref(), &catalog), matched)
+        };
+        let result = labelgate_scan::scan(&roots, &settings, &progress, &render, &mut |found| match found {
+            Found::File(file, (rendered, hit)) => {
+                matched |= hit;
+                if let Some(e) = &file.error {
                     file_errors += 1;
-                    eprintln!("labelgate scan: {}: {e}", file.entry.path.display());
+                    eprintln!("labelgate scan: {}: {e}", shown(&file.entry.path));
                 }
-                summary.file(&file, verdict.as_ref(), &catalog);
-                if let Err(e) = writer.file(&file, verdict.as_ref(), &catalog) {
+                if let Err(e) = writer.write(&rendered) {
                     if !failed {
                         eprintln!("labelgate scan: cannot write the output: {e}");
                     }
                     failed = true;
                 }
+                summary.add(rendered.tally);
             }
             Found::Skipped(_, why) => summary.skipped(why),
             Found::Error(path, e) => {
                 summary.errors += 1;
-                eprintln!("labelgate scan: {}: {e}", path.display());
+                eprintln!("labelgate scan: {}: {e}", shown(&path));
                 if roots.contains(&path) {
                     failed = true;
                 } else {
@@ -182,6 +199,12 @@ pub fn run(config: Option<&std::path::Path>, args: &ScanArgs) -> Result<ExitCode
     if let Err(e) = outcome {
         eprintln!("labelgate scan: {e}");
         failed = true;
+    }
+    let wrote = summary.read > 0;
+    if let (Some(mut index), true) = (settings.index, wrote) {
+        if let Err(e) = index.compact() {
+            eprintln!("labelgate scan: {e}");
+        }
     }
     summary.finish(started.elapsed());
     match writer.finish() {

@@ -51,6 +51,9 @@ pub struct ConfigFile {
     /// `[[accounts]]`: MIP accounts whose labels are retrieved from Graph.
     #[serde(default)]
     pub accounts: Vec<labelgate_sync::AccountConfig>,
+    /// `[scan]`: `labelgate scan`.
+    #[serde(default)]
+    pub scan: labelgate_scan::ScanConfig,
 }
 
 /// A located problem.

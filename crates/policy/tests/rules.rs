@@ -331,3 +331,58 @@ fn start(at: &labelgate_policy::Location) -> usize {
         labelgate_policy::Location::Key(_) => usize::MAX,
     }
 }
+
+#[test]
+fn at_rest_rules_match_paths_and_paths_elsewhere_are_an_error() {
+    let p = ok(r#"
+[[policy.rules]]
+name = "Confidential outside the finance share"
+action = "block"
+direction = "at_rest"
+labels = ["Confidential"]
+include_sublabels = true
+paths = ["/srv/**"]
+not_paths = ["/srv/finance/**", "**/*.bak"]
+"#);
+    let files = [file("docx", &[(CONF_FIN, OWN)])];
+    let at = |path: &str| {
+        let tx = Transaction {
+            direction: Direction::AtRest,
+            method: "",
+            host: "",
+            url: "",
+            user: None,
+            groups: &[],
+            files: &files,
+            path: Some(std::path::Path::new(path)),
+        };
+        let (v, reference) = (p.evaluate(&tx), p.evaluate_reference(&tx));
+        assert_eq!(v, reference, "the index agrees with the plain evaluation for {path}");
+        v.action
+    };
+    assert_eq!(at("/srv/hr/plan.docx"), Action::Block);
+    assert_eq!(at("/srv/finance/q3/plan.docx"), Action::Allow, "not_paths");
+    assert_eq!(at("/srv/hr/plan.docx.bak"), Action::Allow, "** crosses directories in not_paths too");
+    assert_eq!(at("/home/alice/plan.docx"), Action::Allow, "outside paths");
+    // `*` stays within a name.
+    let star = ok("[[policy.rules]]\nname = \"top\"\naction = \"block\"\ndirection = \"at_rest\"\npaths = [\"/srv/*.docx\"]\n");
+    let tx = |path: &'static str| Transaction {
+        direction: Direction::AtRest,
+        method: "",
+        host: "",
+        url: "",
+        user: None,
+        groups: &[],
+        files: &files,
+        path: Some(std::path::Path::new(path)),
+    };
+    assert_eq!(star.evaluate(&tx("/srv/a.docx")).action, Action::Block);
+    assert_eq!(star.evaluate(&tx("/srv/hr/a.docx")).action, Action::Allow);
+    // On an upload rule (or one without a direction) paths would silently never hold: an error.
+    for direction in ["direction = \"upload\"\n", ""] {
+        let (_, problems) = policy(&format!("[[policy.rules]]\nname = \"x\"\naction = \"block\"\n{direction}paths = [\"/srv/**\"]\n"));
+        assert!(problems.iter().any(|p| p.severity == Severity::Error && p.message.contains("at rest only")), "{problems:?}");
+    }
+    let (_, problems) = policy("[[policy.rules]]\nname = \"x\"\naction = \"block\"\ndirection = \"at_rest\"\npaths = [\"[\"]\n");
+    assert!(problems.iter().any(|p| p.message.contains("path glob")), "{problems:?}");
+}

@@ -46,6 +46,11 @@ impl Index {
             std::fs::create_dir_all(dir).map_err(|e| err(e.to_string()))?;
         }
         let db = Database::create(path).map_err(|e| err(e.to_string()))?;
+        // Which files carry which labels is itself sensitive: the index is the owner's only.
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(|e| err(e.to_string()))?;
+        }
         let w = db.begin_write().map_err(|e| err(e.to_string()))?;
         w.open_table(FILES).map_err(|e| err(e.to_string()))?;
         w.commit().map_err(|e| err(e.to_string()))?;
@@ -67,14 +72,18 @@ impl Index {
         k
     }
 
-    /// What was found in the file with this key, if it is known and still readable.
-    pub fn get(&self, key: &Key) -> Result<Option<Extracted>, IndexError> {
+    /// A view of the index as it was when the scan began: one read transaction for all the
+    /// lookups of a worker (what the scan writes meanwhile is for the next run).
+    pub fn reader(&self) -> Result<Reader, IndexError> {
         let err = |why: String| IndexError::Db { path: self.path.clone(), why };
-        let r = self.db.begin_read().map_err(|e| err(e.to_string()))?;
-        let table = r.open_table(FILES).map_err(|e| err(e.to_string()))?;
-        let Some(value) = table.get(key.as_slice()).map_err(|e| err(e.to_string()))? else { return Ok(None) };
-        // An entry this version cannot read is a miss, not an error: the file is read again.
-        Ok(serde_json::from_slice(value.value()).ok())
+        let txn = self.db.begin_read().map_err(|e| err(e.to_string()))?;
+        let table = txn.open_table(FILES).map_err(|e| err(e.to_string()))?;
+        Ok(Reader { table, path: self.path.clone() })
+    }
+
+    /// Gives back the space of pages the scan's commits replaced (run once the scan is over).
+    pub fn compact(&mut self) -> Result<(), IndexError> {
+        self.db.compact().map(|_| ()).map_err(|e| IndexError::Db { path: self.path.clone(), why: e.to_string() })
     }
 
     /// Stores a batch of results in one transaction.
@@ -88,5 +97,23 @@ impl Index {
             }
         }
         w.commit().map_err(|e| err(e.to_string()))
+    }
+}
+
+/// One worker's view of the index.
+pub struct Reader {
+    table: redb::ReadOnlyTable<&'static [u8], &'static [u8]>,
+    path: String,
+}
+
+impl Reader {
+    /// What was found in the file with this key, if it is known and still readable.
+    pub fn get(&self, key: &Key) -> Result<Option<Extracted>, IndexError> {
+        let Some(value) = self.table.get(key.as_slice()).map_err(|e| IndexError::Db { path: self.path.clone(), why: e.to_string() })?
+        else {
+            return Ok(None);
+        };
+        // An entry this version cannot read is a miss, not an error: the file is read again.
+        Ok(serde_json::from_slice(value.value()).ok())
     }
 }

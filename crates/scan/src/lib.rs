@@ -26,10 +26,16 @@ use walk::{FileEntry, Skip, WalkOptions, Walked};
 /// keeps; verdicts are not kept.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Extracted {
-    /// Report fields (kind, labels, flags, records, findings, error, container_error, inner).
-    pub report: serde_json::Map<String, serde_json::Value>,
+    /// Report fields (kind, labels, flags, records, findings, error, container_error, inner) as
+    /// one JSON object, written once when the file is read and passed through to the output.
+    pub report: Box<serde_json::value::RawValue>,
+    /// The path the report's inner paths begin with: the file's path when it was read.
+    pub root: String,
     /// The facts of the file, then of each file inside it.
     pub facts: Vec<FileFacts>,
+    /// The names the file itself states for its labels, by GUID (shown for labels the
+    /// catalog does not know).
+    pub stated: Vec<(String, String)>,
 }
 
 impl Extracted {
@@ -41,6 +47,28 @@ impl Extracted {
     /// The file's kind name (`unknown` when it could not be read).
     pub fn kind(&self) -> &str {
         self.facts.first().map_or("unknown", |f| f.kind.as_str())
+    }
+}
+
+/// `[scan]` in the configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScanConfig {
+    /// Open archives, e-mail and files embedded in documents, and read every file inside, as the
+    /// proxy does (the default). `false` reads each file's own labels only (what ExifTool and
+    /// the MIP scanner read): much faster on trees of Office documents; an archive or a message
+    /// is then reported `nested_limit` (its files were not read), never clean.
+    #[serde(default = "yes")]
+    pub files_inside: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl Default for ScanConfig {
+    fn default() -> Self {
+        ScanConfig { files_inside: true }
     }
 }
 
@@ -56,20 +84,23 @@ pub struct Settings {
     pub walk: WalkOptions,
     /// The incremental index, when asked for.
     pub index: Option<index::Index>,
+    /// Read the files inside files (`[scan] files_inside`).
+    pub files_inside: bool,
 }
 
 impl Settings {
     /// What changes the extractor's results: the index keys on it.
-    pub fn fingerprint(limits: &Limits, bounds: &UnpackLimits) -> String {
-        format!("labelgate-scan {} {limits:?} {bounds:?}", env!("CARGO_PKG_VERSION"))
+    pub fn fingerprint(limits: &Limits, bounds: &UnpackLimits, files_inside: bool) -> String {
+        format!("labelgate-scan {} {limits:?} {bounds:?} files_inside={files_inside}", env!("CARGO_PKG_VERSION"))
     }
 }
 
 /// What the scan found, in the order the caller receives it.
 #[derive(Debug)]
-pub enum Found {
-    /// A file, read now or known from the index.
-    File(Scanned),
+pub enum Found<R> {
+    /// A file, read now or known from the index, and what the caller's `render` made of it (on
+    /// the worker that read it: the results themselves stay there).
+    File(Done, R),
     /// Something not scanned, and why.
     Skipped(PathBuf, Skip),
     /// A path that could not be read (a root, a directory, a file that vanished).
@@ -85,6 +116,17 @@ pub struct Scanned {
     pub result: Result<Extracted, String>,
     /// Known from the index: not opened.
     pub cached: bool,
+}
+
+/// A file scanned, as the caller's thread sees it.
+#[derive(Debug)]
+pub struct Done {
+    /// The file as the walk found it.
+    pub entry: FileEntry,
+    /// Known from the index: not opened.
+    pub cached: bool,
+    /// Why it could not be read, if so.
+    pub error: Option<String>,
 }
 
 /// Counters the caller may show while the scan runs.
@@ -111,38 +153,79 @@ pub enum ScanError {
 /// Entries between the walker and the workers, and results between the workers and the caller:
 /// bounded, so a fast walker or a slow output never piles up memory.
 const QUEUE: usize = 256;
-/// Results written to the index in one transaction.
-const INDEX_BATCH: usize = 512;
+/// Entries handed to a worker at once, and results handed back.
+const BATCH: usize = 32;
+/// Results written to the index in one transaction: few commits, since every commit rewrites
+/// the tree's path while the workers' read views keep the old pages alive.
+const INDEX_BATCH: usize = 8192;
 
-/// Scans `roots`, calling `found` for everything found (on the calling thread); `progress` is
-/// kept current.
-pub fn scan(roots: &[PathBuf], settings: &Settings, progress: &Progress, found: &mut dyn FnMut(Found)) -> Result<(), ScanError> {
+/// Scans `roots`: each file is read (or recalled from the index) and handed to `render` on the
+/// worker that read it, so the work per file runs on every core; `found` then gets everything
+/// found, with what `render` made of each file, on the calling thread. `progress` is kept
+/// current.
+pub fn scan<R: Send>(
+    roots: &[PathBuf],
+    settings: &Settings,
+    progress: &Progress,
+    render: &(dyn Fn(&Scanned) -> R + Sync),
+    found: &mut dyn FnMut(Found<R>),
+) -> Result<(), ScanError> {
     let jobs = settings.jobs.max(1);
-    let (work_tx, work_rx) = mpsc::sync_channel::<Walked>(QUEUE);
+    // Handed on in batches: one wake-up per batch, not per file.
+    let (work_tx, work_rx) = mpsc::sync_channel::<Vec<Walked>>(QUEUE / BATCH + 1);
     let work_rx = Arc::new(Mutex::new(work_rx));
-    let (done_tx, done_rx) = mpsc::sync_channel::<Found>(QUEUE);
+    let (done_tx, done_rx) = mpsc::sync_channel::<Vec<Found<R>>>(QUEUE / BATCH + 1);
     let (index_tx, index_rx) = mpsc::sync_channel::<(index::Key, Vec<u8>)>(QUEUE);
     let index_error: Mutex<Option<index::IndexError>> = Mutex::new(None);
     std::thread::scope(|s| {
         // The walker: one thread, depth first.
-        s.spawn(move || walk::walk(roots, &settings.walk, &mut |w| work_tx.send(w).is_ok()));
-        // The workers.
+        s.spawn(move || {
+            let mut batch = Vec::with_capacity(BATCH);
+            walk::walk(roots, &settings.walk, &mut |w| {
+                batch.push(w);
+                batch.len() < BATCH || work_tx.send(std::mem::replace(&mut batch, Vec::with_capacity(BATCH))).is_ok()
+            });
+            if !batch.is_empty() {
+                let _ = work_tx.send(batch);
+            }
+        });
+        // The workers, each with its own view of the index.
         for _ in 0..jobs {
             let (work_rx, done_tx, index_tx) = (Arc::clone(&work_rx), done_tx.clone(), index_tx.clone());
             let index_error = &index_error;
-            s.spawn(move || loop {
-                let next = match work_rx.lock() {
-                    Ok(rx) => rx.recv(),
-                    Err(_) => return,
+            s.spawn(move || {
+                let reader = settings.index.as_ref().map(index::Index::reader).transpose();
+                let reader = match reader {
+                    Ok(r) => r,
+                    Err(e) => {
+                        if let Ok(mut slot) = index_error.lock() {
+                            slot.get_or_insert(e);
+                        }
+                        None
+                    }
                 };
-                let Ok(walked) = next else { return };
-                let out = match walked {
-                    Walked::File(entry) => Found::File(read_or_recall(entry, settings, &index_tx, index_error)),
-                    Walked::Skipped(p, why) => Found::Skipped(p, why),
-                    Walked::Error(p, e) => Found::Error(p, e),
-                };
-                if done_tx.send(out).is_err() {
-                    return;
+                loop {
+                    let next = match work_rx.lock() {
+                        Ok(rx) => rx.recv(),
+                        Err(_) => return,
+                    };
+                    let Ok(walked) = next else { return };
+                    let out: Vec<Found<R>> = walked.into_iter().map(|walked| match walked {
+                        Walked::File(entry) => {
+                            let scanned = read_or_recall(entry, settings, reader.as_ref(), &index_tx, index_error);
+                            if scanned.result.as_ref().is_ok_and(Extracted::labeled) {
+                                progress.labeled.fetch_add(1, Ordering::Relaxed);
+                            }
+                            let made = render(&scanned);
+                            let Scanned { entry, result, cached } = scanned;
+                            Found::File(Done { entry, cached, error: result.err() }, made)
+                        }
+                        Walked::Skipped(p, why) => Found::Skipped(p, why),
+                        Walked::Error(p, e) => Found::Error(p, e),
+                    }).collect();
+                    if done_tx.send(out).is_err() {
+                        return;
+                    }
                 }
             });
         }
@@ -173,15 +256,12 @@ pub fn scan(roots: &[PathBuf], settings: &Settings, progress: &Progress, found: 
         } else {
             drop(index_rx);
         }
-        for item in done_rx.iter() {
-            if let Found::File(f) = &item {
+        for item in done_rx.iter().flatten() {
+            if let Found::File(f, _) = &item {
                 progress.files.fetch_add(1, Ordering::Relaxed);
                 progress.bytes.fetch_add(f.entry.size, Ordering::Relaxed);
-                if !f.cached {
+                if !f.cached && f.error.is_none() {
                     progress.read.fetch_add(1, Ordering::Relaxed);
-                }
-                if f.result.as_ref().is_ok_and(Extracted::labeled) {
-                    progress.labeled.fetch_add(1, Ordering::Relaxed);
                 }
             }
             found(item);
@@ -197,12 +277,13 @@ pub fn scan(roots: &[PathBuf], settings: &Settings, progress: &Progress, found: 
 fn read_or_recall(
     entry: FileEntry,
     settings: &Settings,
+    reader: Option<&index::Reader>,
     index_tx: &mpsc::SyncSender<(index::Key, Vec<u8>)>,
     index_error: &Mutex<Option<index::IndexError>>,
 ) -> Scanned {
     let key = settings.index.as_ref().map(|i| i.key(&entry));
-    if let (Some(index), Some(key)) = (&settings.index, &key) {
-        match index.get(key) {
+    if let (Some(reader), Some(key)) = (reader, &key) {
+        match reader.get(key) {
             Ok(Some(known)) => return Scanned { entry, result: Ok(known), cached: true },
             Ok(None) => {}
             Err(e) => {
@@ -245,11 +326,54 @@ fn open_found(entry: &FileEntry, follow_symlinks: bool) -> Result<std::fs::File,
 /// limits.
 pub fn read_file(entry: &FileEntry, settings: &Settings) -> Result<Extracted, String> {
     let file = open_found(entry, settings.walk.follow_symlinks)?;
-    let inspection = labelgate_unpack::inspect_reader(file, &settings.limits, &settings.bounds);
+    let inspection = if settings.files_inside {
+        labelgate_unpack::inspect_reader(file, &settings.limits, &settings.bounds)
+    } else {
+        labels_only(file, &settings.limits)
+    };
     let shown = entry.path.to_string_lossy();
     let name = entry.path.file_name().map(|n| n.to_string_lossy().into_owned());
     let facts = labelgate_policy::facts::inspection_facts(name, &inspection).into_iter().map(|r| r.facts).collect();
-    Ok(Extracted { report: report::inspection_report(&shown, &inspection), facts })
+    let mut stated: Vec<(String, String)> = Vec::new();
+    for l in inspection.all_labels() {
+        if let Some(name) = &l.name {
+            if !stated.iter().any(|(id, _)| id == &l.id) {
+                stated.push((l.id.clone(), name.clone()));
+            }
+        }
+    }
+    let report = serde_json::value::to_raw_value(&report::inspection_report(&shown, &inspection)).map_err(|e| e.to_string())?;
+    Ok(Extracted { report, root: shown.into_owned(), facts, stated })
+}
+
+/// The file's own labels, nothing inside it opened: a container (an archive or a message) is
+/// reported `nested_limit`, since the files it holds were not read.
+fn labels_only(file: std::fs::File, limits: &Limits) -> labelgate_unpack::Inspection {
+    use labelgate_extract::FileKind as K;
+    let outer = labelgate_extract::extract_reader(file, limits);
+    let holds_files = outer.as_ref().is_ok_and(|ex| {
+        matches!(
+            ex.kind,
+            K::Zip
+                | K::Gzip
+                | K::Bzip2
+                | K::Xz
+                | K::Zstd
+                | K::Tar
+                | K::Cpio
+                | K::Ar
+                | K::Lzma
+                | K::SevenZ
+                | K::Rar
+                | K::Tnef
+                | K::Compress
+                | K::Cab
+                | K::Eml
+                | K::Msg
+        )
+    });
+    let container = holds_files.then_some(labelgate_unpack::Problem::NestedLimit { limit: "[scan] files_inside", max: 0 });
+    labelgate_unpack::Inspection { outer, container, inner: Vec::new() }
 }
 
 #[cfg(test)]
@@ -257,7 +381,14 @@ mod tests {
     use super::*;
 
     fn settings() -> Settings {
-        Settings { limits: Limits::default(), bounds: UnpackLimits::default(), jobs: 1, walk: WalkOptions::default(), index: None }
+        Settings {
+            limits: Limits::default(),
+            bounds: UnpackLimits::default(),
+            jobs: 1,
+            walk: WalkOptions::default(),
+            index: None,
+            files_inside: true,
+        }
     }
 
     fn entry(path: &std::path::Path) -> FileEntry {

@@ -2,7 +2,7 @@
 //! `labelgate inspect --json` plus `path`, `size`, `modified`, `verdict`, `rule`), CSV with
 //! stable columns for a spreadsheet or a SIEM, or a table for people (files with a label, a
 //! rule match or a problem); and a summary of the whole scan. Labels are resolved through the
-//! catalog (display name, priority, account). A path that is not UTF-8 is printed lossily in
+//! catalog (`label_info`: display name, priority, account). A path that is not UTF-8 is printed lossily in
 //! `path` and exactly, as hex bytes, in `path_bytes`.
 
 use crate::walk::Skip;
@@ -60,58 +60,89 @@ pub fn rfc3339(ns: i128) -> String {
         .unwrap_or_default()
 }
 
-/// Adds the catalog's display name, priority and account to each label object of `labels`.
-fn resolve_labels(labels: Option<&mut Value>, catalog: &Catalog) {
-    let Some(Value::Array(list)) = labels else { return };
-    for label in list.iter_mut() {
-        let Value::Object(l) = label else { continue };
-        let id = l.get("id").and_then(Value::as_str).unwrap_or_default().to_string();
-        let tenant = l.get("site_id").and_then(Value::as_str).map(str::to_string);
-        if let Some(known) = catalog.lookup(tenant.as_deref(), &id) {
-            l.insert("display_name".into(), json!(known.display_name));
-            l.insert("priority".into(), json!(known.priority));
-            l.insert("account".into(), json!(known.account));
+/// The catalog's facts about each label of the file and of the files inside it.
+fn label_info(ex: &Extracted, catalog: &Catalog) -> Vec<Value> {
+    let mut seen: Vec<&str> = Vec::new();
+    let mut out = Vec::new();
+    for l in ex.facts.iter().flat_map(|f| f.labels.iter()) {
+        if seen.contains(&l.id.as_str()) {
+            continue;
         }
+        seen.push(&l.id);
+        let known = catalog.lookup(l.tenant.as_deref(), &l.id);
+        out.push(json!({
+            "id": l.id,
+            "name": known.map(|k| k.display_name.clone()).or_else(|| stated(ex, &l.id).map(str::to_string)),
+            "priority": known.map(|k| k.priority),
+            "account": known.and_then(|k| k.account.clone()),
+        }));
     }
+    out
 }
 
-/// The JSON object of one scanned file.
-pub fn file_object(file: &Scanned, verdict: Option<&Verdict>, catalog: &Catalog) -> Map<String, Value> {
-    let shown = file.entry.path.to_string_lossy().into_owned();
-    let mut out = Map::new();
-    out.insert("path".into(), json!(shown));
+fn stated<'a>(ex: &'a Extracted, id: &str) -> Option<&'a str> {
+    ex.stated.iter().find(|(i, _)| i == id).map(|(_, n)| n.as_str())
+}
+
+/// One scanned file as a JSON line: its path and state, the report's fields passed through as
+/// they were written when the file was read, the catalog's facts about its labels
+/// (`label_info`), and the verdict.
+pub fn json_line(file: &Scanned, verdict: Option<&Verdict>, catalog: &Catalog) -> Vec<u8> {
+    let shown = file.entry.path.to_string_lossy();
+    let mut head = Map::new();
+    head.insert("path".into(), json!(shown));
     if let Some(bytes) = path_bytes(&file.entry.path) {
-        out.insert("path_bytes".into(), json!(bytes));
+        head.insert("path_bytes".into(), json!(bytes));
     }
-    out.insert("size".into(), json!(file.entry.size));
-    out.insert("modified".into(), json!(rfc3339(file.entry.mtime_ns)));
+    head.insert("size".into(), json!(file.entry.size));
+    head.insert("modified".into(), json!(rfc3339(file.entry.mtime_ns)));
     if file.entry.nlink > 1 {
-        out.insert("hard_links".into(), json!(file.entry.nlink));
+        head.insert("hard_links".into(), json!(file.entry.nlink));
     }
-    let report = match &file.result {
-        Ok(ex) => ex.report.clone(),
-        Err(e) => crate::report::error_report(e),
+    let mut tail = Map::new();
+    tail.insert("label_info".into(), json!(file.result.as_ref().map(|ex| label_info(ex, catalog)).unwrap_or_default()));
+    tail.insert("verdict".into(), json!(verdict.map(|v| v.action.as_str())));
+    tail.insert("rule".into(), json!(verdict.and_then(|v| v.rule.clone())));
+    if let Some(v) = verdict {
+        tail.insert("reason".into(), json!(v.reason));
+    }
+    tail.insert("cached".into(), json!(file.cached));
+    let report: String = match &file.result {
+        // Read under another name (a hard link): the inner paths begin with this one.
+        Ok(ex) if ex.root != shown && ex.report.get().contains("\"inner\":[{") => rooted(ex.report.get(), &shown),
+        Ok(ex) => ex.report.get().to_string(),
+        Err(e) => Value::Object(crate::report::error_report(e)).to_string(),
     };
-    out.extend(report);
-    resolve_labels(out.get_mut("labels"), catalog);
-    if let Some(Value::Array(inner)) = out.get_mut("inner") {
+    let mut line = Vec::with_capacity(256 + report.len());
+    let head = Value::Object(head).to_string();
+    let tail = Value::Object(tail).to_string();
+    // Three objects with distinct keys, joined into one.
+    line.extend_from_slice(&head.as_bytes()[..head.len() - 1]);
+    let body = report.trim();
+    let body = body.strip_prefix('{').and_then(|b| b.strip_suffix('}')).unwrap_or("").trim();
+    if !body.is_empty() {
+        line.push(b',');
+        line.extend_from_slice(body.as_bytes());
+    }
+    line.push(b',');
+    line.extend_from_slice(&tail.as_bytes()[1..]);
+    line.push(b'\n');
+    line
+}
+
+/// The report with its inner paths beginning with `shown`.
+fn rooted(report: &str, shown: &str) -> String {
+    let Ok(Value::Object(mut map)) = serde_json::from_str::<Value>(report) else { return report.to_string() };
+    if let Some(Value::Array(inner)) = map.get_mut("inner") {
         for f in inner.iter_mut() {
-            // The file may have been found under another name when it was read: its path now.
             if let Some(Value::Array(p)) = f.get_mut("path") {
                 if let Some(first) = p.first_mut() {
                     *first = json!(shown);
                 }
             }
-            resolve_labels(f.get_mut("labels"), catalog);
         }
     }
-    out.insert("verdict".into(), json!(verdict.map(|v| v.action.as_str())));
-    out.insert("rule".into(), json!(verdict.and_then(|v| v.rule.clone())));
-    if let Some(v) = verdict {
-        out.insert("reason".into(), json!(v.reason));
-    }
-    out.insert("cached".into(), json!(file.cached));
-    out
+    Value::Object(map).to_string()
 }
 
 fn label_ids(ex: &Extracted) -> Vec<String> {
@@ -122,19 +153,97 @@ fn label_ids(ex: &Extracted) -> Vec<String> {
 }
 
 fn label_name(id: &str, catalog: &Catalog, ex: &Extracted) -> String {
-    catalog.lookup(None, id).map(|l| l.display_name.clone()).unwrap_or_else(|| {
-        // The name the file itself states, else the GUID.
-        ex.report
-            .get("labels")
-            .and_then(Value::as_array)
-            .and_then(|l| l.iter().find(|x| x["id"] == id))
-            .and_then(|x| x["name"].as_str())
-            .unwrap_or(id)
-            .to_string()
-    })
+    // The catalog's display name, else the name the file itself states, else the GUID.
+    catalog.lookup(None, id).map(|l| l.display_name.clone()).or_else(|| stated(ex, id).map(str::to_string)).unwrap_or_else(|| id.to_string())
 }
 
-/// Writes files as they come, then the summary.
+/// One file, rendered where it was read (on a worker): its output line, and what the summary
+/// counts of it.
+#[derive(Debug, Default)]
+pub struct Rendered {
+    /// The bytes to write (nothing for a table row of a file not worth a look).
+    pub line: Vec<u8>,
+    /// What the summary counts.
+    pub tally: Tally,
+}
+
+/// What the summary counts of one file.
+#[derive(Debug, Default)]
+pub struct Tally {
+    size: u64,
+    cached: bool,
+    /// `None`: it could not be read.
+    kind: Option<String>,
+    labeled: bool,
+    labels: Vec<(String, Option<String>)>,
+    verdict: Option<(&'static str, Option<String>)>,
+}
+
+/// Renders one file in `format`.
+pub fn render(format: Format, file: &Scanned, verdict: Option<&Verdict>, catalog: &Catalog) -> Rendered {
+    let mut line = Vec::new();
+    match format {
+        Format::Json => line = json_line(file, verdict, catalog),
+        Format::Csv => {
+            let row = csv_row(file, verdict, catalog);
+            line.extend_from_slice(row.iter().map(|c| csv_cell(c)).collect::<Vec<_>>().join(",").as_bytes());
+            line.extend_from_slice(b"\r\n");
+        }
+        Format::Table => table_row(&mut line, file, verdict, catalog),
+    }
+    Rendered { line, tally: tally(file, verdict, catalog) }
+}
+
+fn table_row(out: &mut Vec<u8>, file: &Scanned, verdict: Option<&Verdict>, catalog: &Catalog) {
+    let interesting = match &file.result {
+        Ok(ex) => ex.labeled() || ex.facts.iter().any(|f| f.unscannable.is_some()) || verdict.is_some_and(|v| v.rule.is_some()),
+        Err(_) => true,
+    };
+    if !interesting {
+        return;
+    }
+    let (kind, labels) = match &file.result {
+        Ok(ex) => {
+            let mut shown: Vec<String> = label_ids(ex).iter().map(|id| label_name(id, catalog, ex)).collect();
+            if let Some(u) = ex.facts.iter().find_map(|f| f.unscannable) {
+                shown.push(format!("[{}]", u.as_str()));
+            }
+            (ex.kind().to_string(), if shown.is_empty() { "-".to_string() } else { shown.join(", ") })
+        }
+        Err(e) => ("error".to_string(), e.clone()),
+    };
+    let verdict = verdict.map_or("-", |v| v.action.as_str());
+    // Control characters in names are shown escaped, not sent to the terminal.
+    let path = file.entry.path.to_string_lossy().escape_debug().to_string();
+    let _ = writeln!(out, "{verdict:<7}  {kind:<10}  {labels:<40}  {path}");
+}
+
+fn tally(file: &Scanned, verdict: Option<&Verdict>, catalog: &Catalog) -> Tally {
+    let (kind, labeled, labels) = match &file.result {
+        Ok(ex) => {
+            let labels = label_ids(ex)
+                .into_iter()
+                .map(|id| {
+                    let name = label_name(&id, catalog, ex);
+                    let name = (name != id).then_some(name);
+                    (id, name)
+                })
+                .collect();
+            (Some(ex.kind().to_string()), ex.labeled(), labels)
+        }
+        Err(_) => (None, false, Vec::new()),
+    };
+    Tally {
+        size: file.entry.size,
+        cached: file.cached,
+        kind,
+        labeled,
+        labels,
+        verdict: verdict.map(|v| (v.action.as_str(), v.rule.clone())),
+    }
+}
+
+/// Writes rendered files in the order they come (the header first), then flushes.
 pub struct Writer<W: Write> {
     out: W,
     format: Format,
@@ -147,50 +256,20 @@ impl<W: Write> Writer<W> {
         Writer { out, format, header: false }
     }
 
-    /// One file.
-    pub fn file(&mut self, file: &Scanned, verdict: Option<&Verdict>, catalog: &Catalog) -> io::Result<()> {
-        match self.format {
-            Format::Json => {
-                serde_json::to_writer(&mut self.out, &file_object(file, verdict, catalog))?;
-                writeln!(self.out)
-            }
-            Format::Csv => {
-                if !self.header {
-                    self.header = true;
-                    writeln!(self.out, "{}\r", CSV_COLUMNS.join(","))?;
-                }
-                let row = csv_row(file, verdict, catalog);
-                writeln!(self.out, "{}\r", row.iter().map(|c| csv_cell(c)).collect::<Vec<_>>().join(","))
-            }
-            Format::Table => {
-                let interesting = match &file.result {
-                    Ok(ex) => ex.labeled() || ex.facts.iter().any(|f| f.unscannable.is_some()) || verdict.is_some_and(|v| v.rule.is_some()),
-                    Err(_) => true,
-                };
-                if !interesting {
-                    return Ok(());
-                }
-                if !self.header {
-                    self.header = true;
-                    writeln!(self.out, "{:<7}  {:<10}  {:<40}  PATH", "VERDICT", "KIND", "LABELS")?;
-                }
-                let (kind, labels) = match &file.result {
-                    Ok(ex) => {
-                        let mut shown: Vec<String> = label_ids(ex).iter().map(|id| label_name(id, catalog, ex)).collect();
-                        if let Some(u) = ex.facts.iter().find_map(|f| f.unscannable) {
-                            shown.push(format!("[{}]", u.as_str()));
-                        }
-                        (ex.kind().to_string(), if shown.is_empty() { "-".to_string() } else { shown.join(", ") })
-                    }
-                    Err(e) => ("error".to_string(), e.clone()),
-                };
-                let verdict = verdict.map_or("-", |v| v.action.as_str());
-                // Control characters in names are shown escaped, not sent to the terminal.
-                let path = format!("{:?}", file.entry.path.to_string_lossy());
-                let path = &path[1..path.len() - 1];
-                writeln!(self.out, "{verdict:<7}  {kind:<10}  {labels:<40}  {path}")
+    /// One rendered file.
+    pub fn write(&mut self, rendered: &Rendered) -> io::Result<()> {
+        if rendered.line.is_empty() {
+            return Ok(());
+        }
+        if !self.header {
+            self.header = true;
+            match self.format {
+                Format::Json => {}
+                Format::Csv => write!(self.out, "{}\r\n", CSV_COLUMNS.join(","))?,
+                Format::Table => writeln!(self.out, "{:<7}  {:<10}  {:<40}  PATH", "VERDICT", "KIND", "LABELS")?,
             }
         }
+        self.out.write_all(&rendered.line)
     }
 
     /// Flushes and gives the destination back.
@@ -243,7 +322,7 @@ pub struct Summary {
     pub files: u64,
     /// Their bytes.
     pub bytes: u64,
-    /// Files opened and read this run (the rest came from the index).
+    /// Files opened and read this run (the others came from the index or could not be opened).
     pub read: u64,
     /// Files known from the index.
     pub cached: u64,
@@ -289,37 +368,37 @@ pub struct Count {
 
 impl Summary {
     /// Counts one file.
-    pub fn file(&mut self, file: &Scanned, verdict: Option<&Verdict>, catalog: &Catalog) {
+    pub fn add(&mut self, t: Tally) {
         self.files += 1;
-        self.bytes += file.entry.size;
-        if file.cached {
-            self.cached += 1;
-        } else {
-            self.read += 1;
+        self.bytes += t.size;
+        // Read: opened and read this run (a file that could not be opened is an error).
+        match (&t.kind, t.cached) {
+            (_, true) => self.cached += 1,
+            (Some(_), false) => self.read += 1,
+            (None, false) => {}
         }
-        match &file.result {
-            Ok(ex) => {
-                let kind = self.by_kind.entry(ex.kind().to_string()).or_default();
-                kind.files += 1;
-                kind.bytes += file.entry.size;
-                if ex.labeled() {
-                    self.labeled += 1;
-                }
-                for id in label_ids(ex) {
-                    let name = label_name(&id, catalog, ex);
-                    let count = self.by_label.entry(id.clone()).or_default();
-                    if count.name.is_none() && name != id {
-                        count.name = Some(name);
-                    }
-                    count.files += 1;
-                }
+        match t.kind {
+            Some(kind) => {
+                let count = self.by_kind.entry(kind).or_default();
+                count.files += 1;
+                count.bytes += t.size;
             }
-            Err(_) => self.errors += 1,
+            None => self.errors += 1,
         }
-        if let Some(v) = verdict {
-            *self.by_verdict.entry(v.action.as_str().to_string()).or_default() += 1;
-            if let Some(rule) = &v.rule {
-                *self.by_rule.entry(rule.clone()).or_default() += 1;
+        if t.labeled {
+            self.labeled += 1;
+        }
+        for (id, name) in t.labels {
+            let count = self.by_label.entry(id).or_default();
+            if count.name.is_none() {
+                count.name = name;
+            }
+            count.files += 1;
+        }
+        if let Some((action, rule)) = t.verdict {
+            *self.by_verdict.entry(action.to_string()).or_default() += 1;
+            if let Some(rule) = rule {
+                *self.by_rule.entry(rule).or_default() += 1;
             }
         }
     }
