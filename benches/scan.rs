@@ -53,7 +53,7 @@ fn bench(c: &mut Criterion) {
     let own = settings(false, None);
     g.bench_function("labels_only", |b| b.iter(|| run(&roots, &own)));
     let index_dir = tempfile::tempdir().expect("a temp dir");
-    let index = Index::open(&index_dir.path().join("index.redb"), "bench").expect("the index");
+    let index = Index::open(&index_dir.path().join("index"), "bench").expect("the index");
     let indexed = settings(true, Some(index));
     run(&roots, &indexed);
     g.bench_function("incremental_rescan", |b| b.iter(|| run(&roots, &indexed)));

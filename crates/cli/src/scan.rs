@@ -60,9 +60,9 @@ pub struct ScanArgs {
     paths: Vec<PathBuf>,
 }
 
-/// The index file under the state directory.
+/// The index (an LMDB environment) under the state directory.
 pub fn index_path(state_dir: &std::path::Path) -> PathBuf {
-    state_dir.join("scan-index.redb")
+    state_dir.join("scan-index")
 }
 
 /// A path for an error line: control characters escaped, so a file name cannot forge lines.
@@ -97,7 +97,10 @@ pub fn run(config: Option<&std::path::Path>, args: &ScanArgs) -> Result<ExitCode
     let limits = loaded.file.inspection.extract_limits();
     let bounds = loaded.file.inspection.unpack_limits();
     let index = if args.incremental {
-        match labelgate_scan::index::Index::open(&index_path(&args.state_dir), &Settings::fingerprint(&limits, &bounds, loaded.file.scan.files_inside)) {
+        match labelgate_scan::index::Index::open(
+            &index_path(&args.state_dir),
+            &Settings::fingerprint(&limits, &bounds, loaded.file.scan.files_inside),
+        ) {
             Ok(i) => Some(i),
             Err(e) => {
                 eprintln!("labelgate scan: {e}");
@@ -200,12 +203,7 @@ pub fn run(config: Option<&std::path::Path>, args: &ScanArgs) -> Result<ExitCode
         eprintln!("labelgate scan: {e}");
         failed = true;
     }
-    let wrote = summary.read > 0;
-    if let (Some(mut index), true) = (settings.index, wrote) {
-        if let Err(e) = index.compact() {
-            eprintln!("labelgate scan: {e}");
-        }
-    }
+
     summary.finish(started.elapsed());
     match writer.finish() {
         Ok(mut out) => {

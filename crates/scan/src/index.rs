@@ -1,33 +1,37 @@
 //! The incremental index (`--incremental`): what the extractor found in each file, keyed by the
 //! file's identity and state (device, inode, size, modification and change times) and by the
-//! extractor's settings, in one `redb` database under the state directory. A file whose key is
-//! found is not opened. Verdicts are never cached: policy is evaluated on every run, so a policy
-//! change applies to cached files. Memory stays bounded: the database is read and written
-//! through its page cache, never loaded whole.
+//! extractor's settings, in an LMDB environment under the state directory (`heed`). A file whose
+//! key is found is not opened. Verdicts are never cached: policy is evaluated on every run, so a
+//! policy change applies to cached files. Lookups read the memory-mapped file in place (no copy,
+//! no allocation per page), and memory stays bounded: the map is the kernel's page cache.
 
 use crate::walk::FileEntry;
 use crate::Extracted;
-use redb::{Database, TableDefinition};
+use heed::types::Bytes;
+use heed::{Database, Env, EnvOpenOptions, RoTxn, WithTls};
 use std::path::Path;
-
-const FILES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("files");
 
 /// Why the index cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum IndexError {
-    /// The database cannot be opened, read or written.
+    /// The environment cannot be opened, read or written.
     #[error("the scan index {path}: {why}")]
     Db {
-        /// Its file.
+        /// Its directory.
         path: String,
         /// What went wrong.
         why: String,
     },
 }
 
+/// The address space the index may grow into (a reservation, not memory: the file grows as
+/// entries are written).
+const MAP_SIZE: usize = 1 << 40;
+
 /// The index, open for this run.
 pub struct Index {
-    db: Database,
+    env: Env,
+    files: Database<Bytes, Bytes>,
     path: String,
     /// The extractor's settings, part of every key: other settings, other results.
     settings: [u8; 8],
@@ -37,27 +41,28 @@ pub struct Index {
 pub type Key = [u8; 8 + 8 + 8 + 8 + 16 + 16];
 
 impl Index {
-    /// Opens (or creates) the index at `path`; `settings` names everything that changes what the
-    /// extractor reports (limits, the engine's version).
+    /// Opens (or creates) the index in the directory `path`; `settings` names everything that
+    /// changes what the extractor reports (limits, the engine's version).
     pub fn open(path: &Path, settings: &str) -> Result<Index, IndexError> {
         let shown = path.display().to_string();
         let err = |why: String| IndexError::Db { path: shown.clone(), why };
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(|e| err(e.to_string()))?;
-        }
-        let db = Database::create(path).map_err(|e| err(e.to_string()))?;
+        std::fs::create_dir_all(path).map_err(|e| err(e.to_string()))?;
         // Which files carry which labels is itself sensitive: the index is the owner's only.
         {
             use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(|e| err(e.to_string()))?;
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700)).map_err(|e| err(e.to_string()))?;
         }
-        let w = db.begin_write().map_err(|e| err(e.to_string()))?;
-        w.open_table(FILES).map_err(|e| err(e.to_string()))?;
+        // SAFETY: heed requires that the environment is not opened twice in one process and
+        // that its files are not modified by other means while mapped; the scan opens it once,
+        // and the directory is the state directory's own (0700).
+        let env = unsafe { EnvOpenOptions::new().map_size(MAP_SIZE).max_dbs(1).open(path) }.map_err(|e| err(e.to_string()))?;
+        let mut w = env.write_txn().map_err(|e| err(e.to_string()))?;
+        let files = env.create_database(&mut w, Some("files")).map_err(|e| err(e.to_string()))?;
         w.commit().map_err(|e| err(e.to_string()))?;
         let digest = ring::digest::digest(&ring::digest::SHA256, settings.as_bytes());
         let mut fingerprint = [0u8; 8];
         fingerprint.copy_from_slice(&digest.as_ref()[..8]);
-        Ok(Index { db, path: shown, settings: fingerprint })
+        Ok(Index { env, files, path: shown, settings: fingerprint })
     }
 
     /// The key of `file`.
@@ -72,48 +77,38 @@ impl Index {
         k
     }
 
-    /// A view of the index as it was when the scan began: one read transaction for all the
-    /// lookups of a worker (what the scan writes meanwhile is for the next run).
-    pub fn reader(&self) -> Result<Reader, IndexError> {
-        let err = |why: String| IndexError::Db { path: self.path.clone(), why };
-        let txn = self.db.begin_read().map_err(|e| err(e.to_string()))?;
-        let table = txn.open_table(FILES).map_err(|e| err(e.to_string()))?;
-        Ok(Reader { table, path: self.path.clone() })
-    }
-
-    /// Gives back the space of pages the scan's commits replaced (run once the scan is over).
-    pub fn compact(&mut self) -> Result<(), IndexError> {
-        self.db.compact().map(|_| ()).map_err(|e| IndexError::Db { path: self.path.clone(), why: e.to_string() })
+    /// A view of the index as it was when the worker began: one read transaction for all its
+    /// lookups (what the scan writes meanwhile is for the next run). Made on the worker's own
+    /// thread.
+    pub fn reader(&self) -> Result<Reader<'_>, IndexError> {
+        let txn = self.env.read_txn().map_err(|e| IndexError::Db { path: self.path.clone(), why: e.to_string() })?;
+        Ok(Reader { txn, files: self.files, path: &self.path })
     }
 
     /// Stores a batch of results in one transaction.
     pub fn put(&self, batch: &[(Key, Vec<u8>)]) -> Result<(), IndexError> {
         let err = |why: String| IndexError::Db { path: self.path.clone(), why };
-        let w = self.db.begin_write().map_err(|e| err(e.to_string()))?;
-        {
-            let mut table = w.open_table(FILES).map_err(|e| err(e.to_string()))?;
-            for (key, value) in batch {
-                table.insert(key.as_slice(), value.as_slice()).map_err(|e| err(e.to_string()))?;
-            }
+        let mut w = self.env.write_txn().map_err(|e| err(e.to_string()))?;
+        for (key, value) in batch {
+            self.files.put(&mut w, key.as_slice(), value.as_slice()).map_err(|e| err(e.to_string()))?;
         }
         w.commit().map_err(|e| err(e.to_string()))
     }
 }
 
 /// One worker's view of the index.
-pub struct Reader {
-    table: redb::ReadOnlyTable<&'static [u8], &'static [u8]>,
-    path: String,
+pub struct Reader<'a> {
+    txn: RoTxn<'a, WithTls>,
+    files: Database<Bytes, Bytes>,
+    path: &'a str,
 }
 
-impl Reader {
+impl Reader<'_> {
     /// What was found in the file with this key, if it is known and still readable.
     pub fn get(&self, key: &Key) -> Result<Option<Extracted>, IndexError> {
-        let Some(value) = self.table.get(key.as_slice()).map_err(|e| IndexError::Db { path: self.path.clone(), why: e.to_string() })?
-        else {
-            return Ok(None);
-        };
+        let value =
+            self.files.get(&self.txn, key.as_slice()).map_err(|e| IndexError::Db { path: self.path.to_string(), why: e.to_string() })?;
         // An entry this version cannot read is a miss, not an error: the file is read again.
-        Ok(serde_json::from_slice(value.value()).ok())
+        Ok(value.and_then(Extracted::from_index))
     }
 }

@@ -38,7 +38,42 @@ pub struct Extracted {
     pub stated: Vec<(String, String)>,
 }
 
+/// What the index keeps of an [`Extracted`] besides its report.
+#[derive(Serialize, Deserialize)]
+struct Kept {
+    root: String,
+    facts: Vec<FileFacts>,
+    stated: Vec<(String, String)>,
+}
+
 impl Extracted {
+    /// The index's form: the small facts as JSON behind their length, then the report's JSON
+    /// as it is (a lookup parses the facts, not the report).
+    pub fn to_index(&self) -> Option<Vec<u8>> {
+        let kept = serde_json::to_vec(&Kept { root: self.root.clone(), facts: self.facts.clone(), stated: self.stated.clone() }).ok()?;
+        let report = self.report.get().as_bytes();
+        let mut out = Vec::with_capacity(4 + kept.len() + report.len());
+        out.extend_from_slice(&u32::try_from(kept.len()).ok()?.to_le_bytes());
+        out.extend_from_slice(&kept);
+        out.extend_from_slice(report);
+        Some(out)
+    }
+
+    /// Back from [`Extracted::to_index`]; `None` for anything else (a miss: read again).
+    pub fn from_index(bytes: &[u8]) -> Option<Extracted> {
+        let len = u32::from_le_bytes(bytes.get(..4)?.try_into().ok()?) as usize;
+        let kept: Kept = serde_json::from_slice(bytes.get(4..4 + len)?).ok()?;
+        let report = std::str::from_utf8(bytes.get(4 + len..)?).ok()?;
+        // The index is the scan's own (0700); the report is checked to be one JSON object, not
+        // parsed into values.
+        let trimmed = report.trim();
+        if !(trimmed.starts_with('{') && trimmed.ends_with('}')) {
+            return None;
+        }
+        let report = serde_json::value::RawValue::from_string(report.to_string()).ok()?;
+        Some(Extracted { report, root: kept.root, facts: kept.facts, stated: kept.stated })
+    }
+
     /// Whether the file or a file inside it carries a label.
     pub fn labeled(&self) -> bool {
         self.facts.iter().any(|f| !f.labels.is_empty())
@@ -157,7 +192,7 @@ const QUEUE: usize = 256;
 const BATCH: usize = 32;
 /// Results written to the index in one transaction: few commits, since every commit rewrites
 /// the tree's path while the workers' read views keep the old pages alive.
-const INDEX_BATCH: usize = 8192;
+const INDEX_BATCH: usize = 4096;
 
 /// Scans `roots`: each file is read (or recalled from the index) and handed to `render` on the
 /// worker that read it, so the work per file runs on every core; `found` then gets everything
@@ -210,19 +245,22 @@ pub fn scan<R: Send>(
                         Err(_) => return,
                     };
                     let Ok(walked) = next else { return };
-                    let out: Vec<Found<R>> = walked.into_iter().map(|walked| match walked {
-                        Walked::File(entry) => {
-                            let scanned = read_or_recall(entry, settings, reader.as_ref(), &index_tx, index_error);
-                            if scanned.result.as_ref().is_ok_and(Extracted::labeled) {
-                                progress.labeled.fetch_add(1, Ordering::Relaxed);
+                    let out: Vec<Found<R>> = walked
+                        .into_iter()
+                        .map(|walked| match walked {
+                            Walked::File(entry) => {
+                                let scanned = read_or_recall(entry, settings, reader.as_ref(), &index_tx, index_error);
+                                if scanned.result.as_ref().is_ok_and(Extracted::labeled) {
+                                    progress.labeled.fetch_add(1, Ordering::Relaxed);
+                                }
+                                let made = render(&scanned);
+                                let Scanned { entry, result, cached } = scanned;
+                                Found::File(Done { entry, cached, error: result.err() }, made)
                             }
-                            let made = render(&scanned);
-                            let Scanned { entry, result, cached } = scanned;
-                            Found::File(Done { entry, cached, error: result.err() }, made)
-                        }
-                        Walked::Skipped(p, why) => Found::Skipped(p, why),
-                        Walked::Error(p, e) => Found::Error(p, e),
-                    }).collect();
+                            Walked::Skipped(p, why) => Found::Skipped(p, why),
+                            Walked::Error(p, e) => Found::Error(p, e),
+                        })
+                        .collect();
                     if done_tx.send(out).is_err() {
                         return;
                     }
@@ -277,7 +315,7 @@ pub fn scan<R: Send>(
 fn read_or_recall(
     entry: FileEntry,
     settings: &Settings,
-    reader: Option<&index::Reader>,
+    reader: Option<&index::Reader<'_>>,
     index_tx: &mpsc::SyncSender<(index::Key, Vec<u8>)>,
     index_error: &Mutex<Option<index::IndexError>>,
 ) -> Scanned {
@@ -295,7 +333,7 @@ fn read_or_recall(
     }
     let result = read_file(&entry, settings);
     if let (Some(key), Ok(extracted)) = (key, &result) {
-        if let Ok(bytes) = serde_json::to_vec(extracted) {
+        if let Some(bytes) = extracted.to_index() {
             let _ = index_tx.send((key, bytes));
         }
     }

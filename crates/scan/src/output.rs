@@ -154,7 +154,11 @@ fn label_ids(ex: &Extracted) -> Vec<String> {
 
 fn label_name(id: &str, catalog: &Catalog, ex: &Extracted) -> String {
     // The catalog's display name, else the name the file itself states, else the GUID.
-    catalog.lookup(None, id).map(|l| l.display_name.clone()).or_else(|| stated(ex, id).map(str::to_string)).unwrap_or_else(|| id.to_string())
+    catalog
+        .lookup(None, id)
+        .map(|l| l.display_name.clone())
+        .or_else(|| stated(ex, id).map(str::to_string))
+        .unwrap_or_else(|| id.to_string())
 }
 
 /// One file, rendered where it was read (on a worker): its output line, and what the summary
