@@ -46,7 +46,8 @@ fn policy(action: &str) -> String {
     format!(
         "[policy]\ndefault_action = \"allow\"\n\n\
          [[policy.rules]]\nname = \"Labeled files outside the vault\"\naction = \"{action}\"\ndirection = \"at_rest\"\nlabeled = true\nnot_paths = [\"**/vault/**\"]\n\n\
-         [[policy.rules]]\nname = \"Labeled files in transit\"\naction = \"block\"\ndirection = \"upload\"\nlabeled = true\n"
+         [[policy.rules]]\nname = \"Labeled files in transit\"\naction = \"block\"\ndirection = \"upload\"\nlabeled = true\n\n\
+         [[labels]]\nid = \"f42aa342-8706-4288-bd11-ebb85995028c\"\nname = \"General (catalog)\"\npriority = 1\n"
     )
 }
 
@@ -171,6 +172,11 @@ fn a_corpus_tree_is_scanned_with_every_label_a_cached_rescan_reads_nothing_and_a
         assert_eq!(r["verdict"], expected, "{file}: {}", r["reason"]);
         assert!(r["size"].as_u64().unwrap() > 0 && r["modified"].as_str().unwrap().ends_with('Z'));
     }
+    // Labels resolved through the catalog ([[labels]] here), else named as the file names them.
+    let general = &named["lab_caf_identity-baseline-discipline-template.docx"]["label_info"][0];
+    assert_eq!((general["name"].as_str(), general["priority"].as_i64()), (Some("General (catalog)"), Some(1)), "{general}");
+    let stated = named["lab_markitdown_test_custom-amber_labelinfo-ms.pptx"]["label_info"].as_array().unwrap();
+    assert!(stated.iter().any(|l| l["name"] == "Amber" && l["priority"].is_null()), "{stated:?}");
     // Inside the archive; the vault left out by not_paths; the sparse document; the Latin-1 name.
     let bundle = named["bundle.zip"];
     assert!(bundle["inner"]

@@ -441,6 +441,18 @@ mod tests {
     }
 
     #[test]
+    fn reading_a_file_leaves_its_access_time_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.docx");
+        std::fs::write(&path, labelgate_testkit::zip(&labelgate_testkit::docx(None, None))).unwrap();
+        // An access time older than the modification time: relatime would update it on a read.
+        let old = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_000_000_000);
+        std::fs::File::options().write(true).open(&path).unwrap().set_times(std::fs::FileTimes::new().set_accessed(old)).unwrap();
+        read_file(&entry(&path), &settings()).unwrap();
+        assert_eq!(std::fs::metadata(&path).unwrap().accessed().unwrap(), old, "opened with O_NOATIME");
+    }
+
+    #[test]
     fn a_sparse_10_gib_docx_is_read_by_its_metadata() {
         use labelgate_testkit::{custom_xml, docx, sparse_zip};
         let dir = tempfile::tempdir().unwrap();
