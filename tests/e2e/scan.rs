@@ -15,6 +15,7 @@ use std::process::{Command, Output};
 
 const CONFIDENTIAL: &str = "3d0ca00b-3f0e-465a-aac7-1a6a22fcea40";
 const SITE: &str = "72f988bf-86f1-41af-91ab-2d7cd011db47";
+const OTHER: &str = "0f3ff4ad-77d8-4ff8-a1cb-6a4bf1e1d3e9";
 
 /// The manifest: file name → effective label ids.
 fn manifest() -> BTreeMap<String, BTreeSet<String>> {
@@ -82,6 +83,7 @@ fn tree() -> Tree {
     std::fs::create_dir_all(share.join("big")).unwrap();
     let custom = custom_xml(&[(CONFIDENTIAL, SITE, "true")]);
     sparse_zip(&share.join("big/huge.docx"), &docx(Some(custom), None), "word/media/video.bin", 10 << 30).unwrap();
+    std::fs::write(share.join("dept0/swap.docx"), stored_docx(CONFIDENTIAL)).unwrap();
     let latin1 = PathBuf::from(std::ffi::OsStr::from_bytes(b"caf\xe9.docx"));
     std::fs::write(share.join("dept2").join(&latin1), &docx_a).unwrap();
     let unreadable = share.join("dept3/unreadable.docx");
@@ -110,6 +112,12 @@ fn tree() -> Tree {
         PathBuf::from(env!("CARGO_BIN_EXE_labelgate"))
     };
     Tree { _dir: dir, root, config, state, bin }
+}
+
+/// A docx with one label, its members stored: two of these differ only in the GUID's bytes.
+fn stored_docx(label: &str) -> Vec<u8> {
+    let custom = custom_xml(&[(label, SITE, "true")]);
+    zip(&docx(Some(custom), None).into_iter().map(Entry::stored).collect::<Vec<_>>())
 }
 
 fn walk_all(dir: &Path) -> Vec<PathBuf> {
@@ -157,6 +165,9 @@ fn label_ids(record: &Value) -> BTreeSet<String> {
 fn a_corpus_tree_is_scanned_with_every_label_a_cached_rescan_reads_nothing_and_a_policy_change_applies() {
     let t = tree();
     let args = ["--format", "json", "--incremental", "--jobs", "2", "--exclude", "tmp", "--exclude", "*.tmp", "share"];
+    // The index keeps no file changed within the last second (a write in the same clock tick
+    // could leave the times unchanged): the tree settles first.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
     let first = scan(&t, &args);
     let stderr = String::from_utf8_lossy(&first.stderr);
     assert_eq!(first.status.code(), Some(3), "labeled files outside the vault match a block rule: {stderr}");
@@ -196,7 +207,7 @@ fn a_corpus_tree_is_scanned_with_every_label_a_cached_rescan_reads_nothing_and_a
     assert!(!named.contains_key("excluded.docx") && !named.contains_key("draft.tmp"));
     assert!(records.iter().all(|r| !r["path"].as_str().unwrap().contains("/loop/")));
     assert!(named["unreadable.docx"]["error"].as_str().unwrap().contains("Permission denied"), "{}", named["unreadable.docx"]);
-    assert_eq!(records.len(), manifest.len() + 5, "{:?}", named.keys().collect::<Vec<_>>());
+    assert_eq!(records.len(), manifest.len() + 6, "{:?}", named.keys().collect::<Vec<_>>());
     assert!(stderr.contains("skipped: excluded 2, symlink 1"), "{stderr}");
     assert!(stderr.contains(&format!("read {}, from the index 0", records.len() - 1)), "{stderr}");
     assert!(stderr.contains("errors 1"), "the unreadable file: {stderr}");
@@ -213,6 +224,21 @@ fn a_corpus_tree_is_scanned_with_every_label_a_cached_rescan_reads_nothing_and_a
         assert_eq!(label_ids(r), label_ids(named[name.as_str()]), "{name}");
     }
 
+    // A file rewritten in place with the same size and its old modification time is still seen
+    // as changed (its change time moved): read again, its new label reported.
+    let swap = t.root.join("share/dept0/swap.docx");
+    let before = std::fs::metadata(&swap).unwrap();
+    let replacement = stored_docx(OTHER);
+    assert_eq!(replacement.len() as u64, before.len(), "same size");
+    std::fs::write(&swap, &replacement).unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(&swap)
+        .unwrap()
+        .set_times(std::fs::FileTimes::new().set_modified(before.modified().unwrap()))
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+
     // A policy change applies to cached files: audit instead of block.
     std::fs::write(&t.config, policy("audit")).unwrap();
     let third = scan(&t, &args);
@@ -221,7 +247,11 @@ fn a_corpus_tree_is_scanned_with_every_label_a_cached_rescan_reads_nothing_and_a
     let named3 = by_name(&audited);
     assert_eq!(named3["bundle.zip"]["verdict"], "audit");
     assert_eq!(named3["bundle.zip"]["cached"], true);
-    assert!(String::from_utf8_lossy(&third.stderr).contains("read 0,"));
+    assert!(String::from_utf8_lossy(&third.stderr).contains("read 1,"), "only the rewritten file is read");
+    assert_eq!(
+        (label_ids(named3["swap.docx"]), &named3["swap.docx"]["cached"]),
+        (BTreeSet::from([OTHER.to_string()]), &Value::Bool(false))
+    );
 
     // CSV: the stable header, one row per file. The table: files worth a look, then the
     // summary; no progress line when standard error is not a terminal.

@@ -67,7 +67,25 @@ pub fn index_path(state_dir: &std::path::Path) -> PathBuf {
 
 /// A path for an error line: control characters escaped, so a file name cannot forge lines.
 fn shown(path: &std::path::Path) -> String {
-    path.to_string_lossy().escape_debug().to_string()
+    output::printable(&path.to_string_lossy())
+}
+
+/// The absolute path, `.` and `..` resolved lexically (not through links: the scan reports
+/// the path it walked), for `paths` / `not_paths`.
+fn absolute(path: &std::path::Path) -> PathBuf {
+    use std::path::Component;
+    let full = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    let mut out = PathBuf::new();
+    for c in full.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                out.pop();
+            }
+            other => out.push(other.as_os_str()),
+        }
+    }
+    out
 }
 
 /// Shows files, bytes, labeled files and the rate on a terminal, every 200 ms.
@@ -142,7 +160,15 @@ pub fn run(config: Option<&std::path::Path>, args: &ScanArgs) -> Result<ExitCode
     let roots: Vec<PathBuf> = args.paths.clone();
     let show_progress = std::io::stderr().is_terminal();
     let stop = std::sync::atomic::AtomicBool::new(false);
+    /// Ends the progress line however the scan ends.
+    struct Stop<'a>(&'a std::sync::atomic::AtomicBool);
+    impl Drop for Stop<'_> {
+        fn drop(&mut self) {
+            self.0.store(true, Ordering::Relaxed);
+        }
+    }
     let outcome = std::thread::scope(|s| {
+        let _stop = Stop(&stop);
         if show_progress {
             s.spawn(|| {
                 let mut err = std::io::stderr();
@@ -164,7 +190,8 @@ pub fn run(config: Option<&std::path::Path>, args: &ScanArgs) -> Result<ExitCode
                     user: None,
                     groups: &[],
                     files: &ex.facts,
-                    path: Some(&file.entry.path),
+                    // Rules match the absolute path, however the root was typed.
+                    path: Some(&absolute(&file.entry.path)),
                 })
             });
             let matched = verdict.as_ref().is_some_and(|v| v.rule.is_some() && v.action != Action::Allow);

@@ -28,6 +28,9 @@ pub enum IndexError {
 /// entries are written).
 const MAP_SIZE: usize = 1 << 40;
 
+/// Read views at once: one per worker (`--jobs` allows 512), with room for scans in parallel.
+const MAX_READERS: u32 = 2048;
+
 /// The index, open for this run.
 pub struct Index {
     env: Env,
@@ -55,7 +58,8 @@ impl Index {
         // SAFETY: heed requires that the environment is not opened twice in one process and
         // that its files are not modified by other means while mapped; the scan opens it once,
         // and the directory is the state directory's own (0700).
-        let env = unsafe { EnvOpenOptions::new().map_size(MAP_SIZE).max_dbs(1).open(path) }.map_err(|e| err(e.to_string()))?;
+        let env = unsafe { EnvOpenOptions::new().map_size(MAP_SIZE).max_dbs(1).max_readers(MAX_READERS).open(path) }
+            .map_err(|e| err(e.to_string()))?;
         let mut w = env.write_txn().map_err(|e| err(e.to_string()))?;
         let files = env.create_database(&mut w, Some("files")).map_err(|e| err(e.to_string()))?;
         w.commit().map_err(|e| err(e.to_string()))?;

@@ -126,7 +126,7 @@ pub struct Settings {
 impl Settings {
     /// What changes the extractor's results: the index keys on it.
     pub fn fingerprint(limits: &Limits, bounds: &UnpackLimits, files_inside: bool) -> String {
-        format!("labelgate-scan {} {limits:?} {bounds:?} files_inside={files_inside}", env!("CARGO_PKG_VERSION"))
+        format!("labelgate-scan {} index {INDEX_FORMAT} {limits:?} {bounds:?} files_inside={files_inside}", env!("CARGO_PKG_VERSION"))
     }
 }
 
@@ -188,6 +188,9 @@ pub enum ScanError {
 /// Entries between the walker and the workers, and results between the workers and the caller:
 /// bounded, so a fast walker or a slow output never piles up memory.
 const QUEUE: usize = 256;
+/// Raised whenever what is kept, or how files are read, changes within a version: entries of
+/// another revision are never looked up.
+const INDEX_FORMAT: u32 = 1;
 /// Entries handed to a worker at once, and results handed back.
 const BATCH: usize = 32;
 /// Results written to the index in one transaction: few commits, since every commit rewrites
@@ -249,13 +252,21 @@ pub fn scan<R: Send>(
                         .into_iter()
                         .map(|walked| match walked {
                             Walked::File(entry) => {
-                                let scanned = read_or_recall(entry, settings, reader.as_ref(), &index_tx, index_error);
-                                if scanned.result.as_ref().is_ok_and(Extracted::labeled) {
-                                    progress.labeled.fetch_add(1, Ordering::Relaxed);
-                                }
-                                let made = render(&scanned);
-                                let Scanned { entry, result, cached } = scanned;
-                                Found::File(Done { entry, cached, error: result.err() }, made)
+                                let path = entry.path.clone();
+                                // A parser bug on one file is that file's error, not the end of the scan (nor a
+                                // worker lost with its batch).
+                                let one = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                                    let scanned = read_or_recall(entry, settings, reader.as_ref(), &index_tx, index_error);
+                                    if scanned.result.as_ref().is_ok_and(Extracted::labeled) {
+                                        progress.labeled.fetch_add(1, Ordering::Relaxed);
+                                    }
+                                    let made = render(&scanned);
+                                    let Scanned { entry, result, cached } = scanned;
+                                    Found::File(Done { entry, cached, error: result.err() }, made)
+                                }));
+                                one.unwrap_or_else(|_| {
+                                    Found::Error(path, "the reader failed on this file (a labelgate bug; please report it)".into())
+                                })
                             }
                             Walked::Skipped(p, why) => Found::Skipped(p, why),
                             Walked::Error(p, e) => Found::Error(p, e),
@@ -331,19 +342,30 @@ fn read_or_recall(
             }
         }
     }
-    let result = read_file(&entry, settings);
-    if let (Some(key), Ok(extracted)) = (key, &result) {
-        if let Some(bytes) = extracted.to_index() {
-            let _ = index_tx.send((key, bytes));
+    let result = read_file_and_state(&entry, settings);
+    if let (Some(index), Ok((extracted, state))) = (&settings.index, &result) {
+        // Keyed by the state that was read; and a file changed within the last second is not
+        // kept (a write in the same clock tick would leave its times as they were: git's
+        // "racily clean" rule).
+        let settled = now_ns() - state.mtime_ns.max(state.ctime_ns) > RACY_NS;
+        if let (true, Some(bytes)) = (settled, extracted.to_index()) {
+            let _ = index_tx.send((index.key(state), bytes));
         }
     }
-    Scanned { entry, result, cached: false }
+    Scanned { entry, result: result.map(|(extracted, _)| extracted), cached: false }
+}
+
+/// Files changed more recently than this (ns) are read but not kept in the index.
+const RACY_NS: i128 = 1_000_000_000;
+
+fn now_ns() -> i128 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as i128)
 }
 
 /// Opens the file the walk found: without following a link swapped in since, without blocking
 /// on a FIFO swapped in since, without updating its access time where the OS allows; and only
 /// if it is still that regular file.
-fn open_found(entry: &FileEntry, follow_symlinks: bool) -> Result<std::fs::File, String> {
+fn open_found(entry: &FileEntry, follow_symlinks: bool) -> Result<(std::fs::File, std::fs::Metadata), String> {
     use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
     let base = libc::O_NONBLOCK | if follow_symlinks { 0 } else { libc::O_NOFOLLOW };
     let open = |flags: i32| std::fs::OpenOptions::new().read(true).custom_flags(flags).open(&entry.path);
@@ -357,13 +379,20 @@ fn open_found(entry: &FileEntry, follow_symlinks: bool) -> Result<std::fs::File,
     if !meta.is_file() || meta.dev() != entry.dev || meta.ino() != entry.ino {
         return Err("the file was replaced while the scan ran".into());
     }
-    Ok(file)
+    Ok((file, meta))
 }
 
 /// Reads one file with the proxy's engine: random access, every file inside it within the
 /// limits.
 pub fn read_file(entry: &FileEntry, settings: &Settings) -> Result<Extracted, String> {
-    let file = open_found(entry, settings.walk.follow_symlinks)?;
+    read_file_and_state(entry, settings).map(|(extracted, _)| extracted)
+}
+
+/// [`read_file`], with the file's state as `fstat` gave it on the open descriptor (what the
+/// index keys on: what was read, not what the walk saw before).
+fn read_file_and_state(entry: &FileEntry, settings: &Settings) -> Result<(Extracted, FileEntry), String> {
+    let (file, meta) = open_found(entry, settings.walk.follow_symlinks)?;
+    let state = FileEntry::of(entry.path.clone(), &meta);
     let inspection = if settings.files_inside {
         labelgate_unpack::inspect_reader(file, &settings.limits, &settings.bounds)
     } else {
@@ -381,7 +410,7 @@ pub fn read_file(entry: &FileEntry, settings: &Settings) -> Result<Extracted, St
         }
     }
     let report = serde_json::value::to_raw_value(&report::inspection_report(&shown, &inspection)).map_err(|e| e.to_string())?;
-    Ok(Extracted { report, root: shown.into_owned(), facts, stated })
+    Ok((Extracted { report, root: shown.into_owned(), facts, stated }, state))
 }
 
 /// The file's own labels, nothing inside it opened: a container (an archive or a message) is
@@ -406,6 +435,8 @@ fn labels_only(file: std::fs::File, limits: &Limits) -> labelgate_unpack::Inspec
                 | K::Tnef
                 | K::Compress
                 | K::Cab
+                | K::Wim
+                | K::Lz4
                 | K::Eml
                 | K::Msg
         )

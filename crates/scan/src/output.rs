@@ -45,6 +45,15 @@ pub const CSV_COLUMNS: &[&str] = &[
     "cached",
 ];
 
+/// Text for a terminal: control characters (and only they) escaped, so a file or label name
+/// cannot forge or erase lines.
+pub fn printable(text: &str) -> String {
+    if !text.chars().any(char::is_control) {
+        return text.to_string();
+    }
+    text.chars().map(|c| if c.is_control() { c.escape_default().to_string() } else { c.to_string() }).collect()
+}
+
 /// The exact bytes of a path that is not UTF-8, as hex (`None` for a UTF-8 path).
 pub fn path_bytes(path: &Path) -> Option<String> {
     let bytes = path.as_os_str().as_bytes();
@@ -153,9 +162,11 @@ fn label_ids(ex: &Extracted) -> Vec<String> {
 }
 
 fn label_name(id: &str, catalog: &Catalog, ex: &Extracted) -> String {
-    // The catalog's display name, else the name the file itself states, else the GUID.
+    // The catalog's display name (for the tenant the file names), else the name the file itself
+    // states, else the GUID: as `label_info` resolves it.
+    let tenant = ex.facts.iter().flat_map(|f| f.labels.iter()).find(|l| l.id == id).and_then(|l| l.tenant.as_deref());
     catalog
-        .lookup(None, id)
+        .lookup(tenant, id)
         .map(|l| l.display_name.clone())
         .or_else(|| stated(ex, id).map(str::to_string))
         .unwrap_or_else(|| id.to_string())
@@ -218,7 +229,8 @@ fn table_row(out: &mut Vec<u8>, file: &Scanned, verdict: Option<&Verdict>, catal
     };
     let verdict = verdict.map_or("-", |v| v.action.as_str());
     // Control characters in names are shown escaped, not sent to the terminal.
-    let path = file.entry.path.to_string_lossy().escape_debug().to_string();
+    let path = printable(&file.entry.path.to_string_lossy());
+    let labels = printable(&labels);
     let _ = writeln!(out, "{verdict:<7}  {kind:<10}  {labels:<40}  {path}");
 }
 
@@ -437,7 +449,7 @@ impl Summary {
             writeln!(out, "  by verdict: {}", parts.join(", "))?;
         }
         for (rule, n) in &self.by_rule {
-            writeln!(out, "  rule {rule:?}: {n}")?;
+            writeln!(out, "  rule \"{}\": {n}", printable(rule))?;
         }
         if !self.by_kind.is_empty() {
             writeln!(out, "  by kind:")?;
@@ -450,7 +462,7 @@ impl Summary {
             let mut labels: Vec<(&String, &LabelCount)> = self.by_label.iter().collect();
             labels.sort_by(|a, b| b.1.files.cmp(&a.1.files).then(a.0.cmp(b.0)));
             for (id, c) in labels {
-                writeln!(out, "    {:>8}  {id}  {}", c.files, c.name.as_deref().unwrap_or("-"))?;
+                writeln!(out, "    {:>8}  {id}  {}", c.files, printable(c.name.as_deref().unwrap_or("-")))?;
             }
         }
         Ok(())

@@ -29,7 +29,8 @@ pub struct FileEntry {
 }
 
 impl FileEntry {
-    fn of(path: PathBuf, meta: &std::fs::Metadata) -> FileEntry {
+    /// The entry of `path` with the state `meta` gives.
+    pub fn of(path: PathBuf, meta: &std::fs::Metadata) -> FileEntry {
         let ns = |s: i64, n: i64| i128::from(s) * 1_000_000_000 + i128::from(n);
         FileEntry {
             path,
@@ -158,9 +159,13 @@ fn file_or_special(path: PathBuf, meta: &std::fs::Metadata, found: &mut dyn FnMu
 fn walk_dir(root: &Path, meta: &std::fs::Metadata, options: &WalkOptions, found: &mut dyn FnMut(Walked) -> bool) -> bool {
     let mut stack: Vec<(PathBuf, usize, (u64, u64))> = vec![(root.to_path_buf(), 0, (meta.dev(), meta.ino()))];
     let mut ancestors: Vec<(u64, u64)> = Vec::new();
+    // Following links, a directory reached twice is walked once: two links to the next level
+    // at each of n levels would otherwise be 2^n walks. (Directories only: memory follows them,
+    // not the files.)
+    let mut visited: std::collections::HashSet<(u64, u64)> = std::collections::HashSet::new();
     while let Some((dir, depth, id)) = stack.pop() {
         ancestors.truncate(depth);
-        if ancestors.contains(&id) {
+        if ancestors.contains(&id) || (options.follow_symlinks && !visited.insert(id)) {
             if !found(Walked::Skipped(dir, Skip::Loop)) {
                 return false;
             }
