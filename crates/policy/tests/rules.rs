@@ -332,6 +332,19 @@ fn start(at: &labelgate_policy::Location) -> usize {
     }
 }
 
+fn at_rest<'a>(files: &'a [FileFacts], path: &'a str) -> Transaction<'a> {
+    Transaction {
+        direction: Direction::AtRest,
+        method: "",
+        host: "",
+        url: "",
+        user: None,
+        groups: &[],
+        files,
+        path: Some(std::path::Path::new(path)),
+    }
+}
+
 #[test]
 fn at_rest_rules_match_paths_and_paths_elsewhere_are_an_error() {
     let p = ok(r#"
@@ -345,39 +358,20 @@ paths = ["/srv/**"]
 not_paths = ["/srv/finance/**", "**/*.bak"]
 "#);
     let files = [file("docx", &[(CONF_FIN, OWN)])];
-    let at = |path: &str| {
-        let tx = Transaction {
-            direction: Direction::AtRest,
-            method: "",
-            host: "",
-            url: "",
-            user: None,
-            groups: &[],
-            files: &files,
-            path: Some(std::path::Path::new(path)),
-        };
-        let (v, reference) = (p.evaluate(&tx), p.evaluate_reference(&tx));
+    let at = |policy: &ResolvedPolicy, path: &str| {
+        let tx = at_rest(&files, path);
+        let (v, reference) = (policy.evaluate(&tx), policy.evaluate_reference(&tx));
         assert_eq!(v, reference, "the index agrees with the plain evaluation for {path}");
         v.action
     };
-    assert_eq!(at("/srv/hr/plan.docx"), Action::Block);
-    assert_eq!(at("/srv/finance/q3/plan.docx"), Action::Allow, "not_paths");
-    assert_eq!(at("/srv/hr/plan.docx.bak"), Action::Allow, "** crosses directories in not_paths too");
-    assert_eq!(at("/home/alice/plan.docx"), Action::Allow, "outside paths");
+    assert_eq!(at(&p, "/srv/hr/plan.docx"), Action::Block);
+    assert_eq!(at(&p, "/srv/finance/q3/plan.docx"), Action::Allow, "not_paths");
+    assert_eq!(at(&p, "/srv/hr/plan.docx.bak"), Action::Allow, "** crosses directories in not_paths too");
+    assert_eq!(at(&p, "/home/alice/plan.docx"), Action::Allow, "outside paths");
     // `*` stays within a name.
     let star = ok("[[policy.rules]]\nname = \"top\"\naction = \"block\"\ndirection = \"at_rest\"\npaths = [\"/srv/*.docx\"]\n");
-    let tx = |path: &'static str| Transaction {
-        direction: Direction::AtRest,
-        method: "",
-        host: "",
-        url: "",
-        user: None,
-        groups: &[],
-        files: &files,
-        path: Some(std::path::Path::new(path)),
-    };
-    assert_eq!(star.evaluate(&tx("/srv/a.docx")).action, Action::Block);
-    assert_eq!(star.evaluate(&tx("/srv/hr/a.docx")).action, Action::Allow);
+    assert_eq!(at(&star, "/srv/a.docx"), Action::Block);
+    assert_eq!(at(&star, "/srv/hr/a.docx"), Action::Allow);
     // On an upload rule (or one without a direction) paths would silently never hold: an error.
     for direction in ["direction = \"upload\"\n", ""] {
         let (_, problems) = policy(&format!("[[policy.rules]]\nname = \"x\"\naction = \"block\"\n{direction}paths = [\"/srv/**\"]\n"));
