@@ -1,0 +1,385 @@
+//! `labelgate-detect`: content detectors over text, for auto-classification at rest. Built-in
+//! detectors validate what they match, as DLP engines do, so that a number that merely looks
+//! like a card is not counted:
+//! - `payment_card`: 13–19 digits (spaces or dashes between groups) in a known issuer range
+//!   (Visa, Mastercard, American Express, Discover, JCB, Diners Club, UnionPay) passing Luhn;
+//! - `iban`: a country code, two check digits and the country's exact length, mod 97 = 1;
+//! - `us_ssn`: `AAA-GG-SSSS` or `AAA GG SSSS` with a valid area (not 000, 666, 900–999), group
+//!   (not 00) and serial (not 0000); nine bare digits are too common to count;
+//! - `email_address`.
+//!
+//! Custom detectors match a regular expression or any of a list of keywords (case-insensitive,
+//! whole words). Text is fed in pieces as it is extracted ([`Counter::feed`]): a match split
+//! across two pieces is still found once. Only counts leave this crate, never matched values.
+
+use regex::Regex;
+
+/// Bytes of the previous piece kept to find a match that straddles two pieces.
+const OVERLAP: usize = 64;
+
+/// What a detector looks for.
+#[derive(Debug, Clone)]
+pub enum Kind {
+    /// Validated payment card numbers.
+    PaymentCard,
+    /// Validated IBANs.
+    Iban,
+    /// Formatted US Social Security numbers in valid ranges.
+    UsSsn,
+    /// E-mail addresses.
+    Email,
+    /// An organisation's own regular expression.
+    Pattern(Regex),
+    /// Any of these words or phrases (case-insensitive, whole words).
+    Keywords(Regex),
+}
+
+/// One detector: its name, what it finds, and how many finds make it hold.
+#[derive(Debug, Clone)]
+pub struct Detector {
+    /// The name rules use.
+    pub name: String,
+    /// What it finds.
+    pub kind: Kind,
+    /// Finds needed for the detector to hold (at least 1).
+    pub min_count: usize,
+    matcher: Regex,
+}
+
+/// Why a detector cannot be built.
+#[derive(Debug, thiserror::Error)]
+pub enum DetectorError {
+    /// Not a valid regular expression (or too large).
+    #[error("detector {name:?}: pattern: {why}")]
+    Pattern {
+        /// The detector.
+        name: String,
+        /// What is wrong.
+        why: String,
+    },
+    /// An empty keyword list or keyword.
+    #[error("detector {0:?}: keywords must be a non-empty list of non-empty words")]
+    Keywords(String),
+}
+
+/// The built-in detectors' names.
+pub const BUILT_IN: &[&str] = &["payment_card", "iban", "us_ssn", "email_address"];
+
+/// Regexes are bounded: a pattern that compiles to more than this is refused.
+const MAX_REGEX: usize = 1 << 20;
+
+fn compile(name: &str, pattern: &str) -> Result<Regex, DetectorError> {
+    regex::RegexBuilder::new(pattern)
+        .size_limit(MAX_REGEX)
+        .dfa_size_limit(MAX_REGEX)
+        .build()
+        .map_err(|e| DetectorError::Pattern { name: name.to_string(), why: e.to_string() })
+}
+
+impl Detector {
+    /// A built-in detector by name.
+    pub fn built_in(name: &str, min_count: usize) -> Option<Detector> {
+        let (kind, pattern) = match name {
+            "payment_card" => (Kind::PaymentCard, r"\b\d(?:[ -]?\d){12,18}\b"),
+            "iban" => (Kind::Iban, r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]){11,30}\b"),
+            "us_ssn" => (Kind::UsSsn, r"\b\d{3}([- ])\d{2}[- ]\d{4}\b"),
+            "email_address" => (Kind::Email, r"\b[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}\b"),
+            _ => return None,
+        };
+        let matcher = Regex::new(pattern).ok()?;
+        Some(Detector { name: name.to_string(), kind, min_count: min_count.max(1), matcher })
+    }
+
+    /// A custom detector matching `pattern`.
+    pub fn pattern(name: &str, pattern: &str, min_count: usize) -> Result<Detector, DetectorError> {
+        let matcher = compile(name, pattern)?;
+        Ok(Detector { name: name.to_string(), kind: Kind::Pattern(matcher.clone()), min_count: min_count.max(1), matcher })
+    }
+
+    /// A custom detector matching any of `keywords` (case-insensitive, whole words).
+    pub fn keywords(name: &str, keywords: &[String], min_count: usize) -> Result<Detector, DetectorError> {
+        if keywords.is_empty() || keywords.iter().any(|k| k.trim().is_empty()) {
+            return Err(DetectorError::Keywords(name.to_string()));
+        }
+        let alternatives: Vec<String> = keywords.iter().map(|k| regex::escape(k.trim())).collect();
+        let matcher = compile(name, &format!(r"(?i)\b(?:{})\b", alternatives.join("|")))?;
+        Ok(Detector { name: name.to_string(), kind: Kind::Keywords(matcher.clone()), min_count: min_count.max(1), matcher })
+    }
+
+    /// Whether one match is a real find (the built-ins validate).
+    fn valid(&self, found: &str) -> bool {
+        match &self.kind {
+            Kind::PaymentCard => payment_card(found),
+            Kind::Iban => iban(found),
+            Kind::UsSsn => us_ssn(found),
+            Kind::Email | Kind::Pattern(_) | Kind::Keywords(_) => true,
+        }
+    }
+}
+
+/// Counts the finds of each detector over text fed in pieces.
+pub struct Counter<'d> {
+    detectors: &'d [Detector],
+    counts: Vec<usize>,
+    /// The end of the previous piece: a match is counted when it ends past it.
+    tail: String,
+}
+
+impl<'d> Counter<'d> {
+    /// A counter for `detectors`.
+    pub fn new(detectors: &'d [Detector]) -> Counter<'d> {
+        Counter { detectors, counts: vec![0; detectors.len()], tail: String::new() }
+    }
+
+    /// Counts the finds in the next piece of text. Pieces are joined as they come: a caller
+    /// separating paragraphs or cells feeds a separator between them.
+    pub fn feed(&mut self, piece: &str) {
+        if piece.is_empty() {
+            return;
+        }
+        let mut text = std::mem::take(&mut self.tail);
+        let carried = text.len();
+        text.push_str(piece);
+        for (d, count) in self.detectors.iter().zip(self.counts.iter_mut()) {
+            for m in d.matcher.find_iter(&text) {
+                // A match within the carried tail was counted with the previous piece.
+                if m.end() > carried && d.valid(m.as_str()) {
+                    *count += 1;
+                }
+            }
+        }
+        let mut cut = text.len().saturating_sub(OVERLAP);
+        while !text.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        self.tail = text[cut..].to_string();
+    }
+
+    /// Each detector's name and count, in the order given.
+    pub fn counts(&self) -> Vec<(&'d str, usize)> {
+        self.detectors.iter().zip(&self.counts).map(|(d, &n)| (d.name.as_str(), n)).collect()
+    }
+
+    /// Whether the detector `name` reached its `min_count`.
+    pub fn holds(&self, name: &str) -> bool {
+        self.detectors.iter().zip(&self.counts).any(|(d, &n)| d.name == name && n >= d.min_count)
+    }
+}
+
+/// Luhn's check over the digits of `s`.
+pub fn luhn(digits: &[u8]) -> bool {
+    let mut sum = 0u32;
+    for (i, d) in digits.iter().rev().enumerate() {
+        let mut v = u32::from(*d);
+        if i % 2 == 1 {
+            v *= 2;
+            if v > 9 {
+                v -= 9;
+            }
+        }
+        sum += v;
+    }
+    sum % 10 == 0
+}
+
+fn digits_of(s: &str) -> Vec<u8> {
+    s.bytes().filter(u8::is_ascii_digit).map(|b| b - b'0').collect()
+}
+
+/// A card number: one kind of separator at most, a known issuer range and length, Luhn.
+fn payment_card(found: &str) -> bool {
+    if found.contains(' ') && found.contains('-') {
+        return false;
+    }
+    let d = digits_of(found);
+    let n = d.len();
+    let prefix = |k: usize| d.iter().take(k).fold(0u32, |acc, &x| acc * 10 + u32::from(x));
+    let issuer = match (prefix(1), prefix(2), prefix(3), prefix(4), prefix(6)) {
+        (4, ..) => matches!(n, 13 | 16 | 19),
+        (_, 34 | 37, ..) => n == 15,
+        (_, 51..=55, ..) => n == 16,
+        (_, _, _, 2221..=2720, _) => n == 16,
+        (_, _, _, 6011, _) | (_, _, 644..=649, ..) | (_, 65, ..) => (16..=19).contains(&n),
+        (_, _, _, 3528..=3589, _) => (16..=19).contains(&n),
+        (_, _, 300..=305, ..) | (_, 36 | 38 | 39, ..) => (14..=19).contains(&n),
+        (_, 62, ..) => (16..=19).contains(&n),
+        _ => false,
+    };
+    issuer && luhn(&d)
+}
+
+/// IBAN lengths by country (ISO 13616 registry).
+const IBAN_LENGTHS: &[(&str, usize)] = &[
+    ("AD", 24),
+    ("AE", 23),
+    ("AL", 28),
+    ("AT", 20),
+    ("AZ", 28),
+    ("BA", 20),
+    ("BE", 16),
+    ("BG", 22),
+    ("BH", 22),
+    ("BR", 29),
+    ("BY", 28),
+    ("CH", 21),
+    ("CR", 22),
+    ("CY", 28),
+    ("CZ", 24),
+    ("DE", 22),
+    ("DK", 18),
+    ("DO", 28),
+    ("EE", 20),
+    ("EG", 29),
+    ("ES", 24),
+    ("FI", 18),
+    ("FO", 18),
+    ("FR", 27),
+    ("GB", 22),
+    ("GE", 22),
+    ("GI", 23),
+    ("GL", 18),
+    ("GR", 27),
+    ("GT", 28),
+    ("HR", 21),
+    ("HU", 28),
+    ("IE", 22),
+    ("IL", 23),
+    ("IQ", 23),
+    ("IS", 26),
+    ("IT", 27),
+    ("JO", 30),
+    ("KW", 30),
+    ("KZ", 20),
+    ("LB", 28),
+    ("LC", 32),
+    ("LI", 21),
+    ("LT", 20),
+    ("LU", 20),
+    ("LV", 21),
+    ("MC", 27),
+    ("MD", 24),
+    ("ME", 22),
+    ("MK", 19),
+    ("MR", 27),
+    ("MT", 31),
+    ("MU", 30),
+    ("NL", 18),
+    ("NO", 15),
+    ("PK", 24),
+    ("PL", 28),
+    ("PS", 29),
+    ("PT", 25),
+    ("QA", 29),
+    ("RO", 24),
+    ("RS", 22),
+    ("SA", 24),
+    ("SC", 31),
+    ("SE", 24),
+    ("SI", 19),
+    ("SK", 24),
+    ("SM", 27),
+    ("ST", 25),
+    ("SV", 28),
+    ("TL", 23),
+    ("TN", 24),
+    ("TR", 26),
+    ("UA", 29),
+    ("VA", 22),
+    ("VG", 24),
+    ("XK", 20),
+];
+
+/// An IBAN: the country's length, and the check digits (mod 97 = 1).
+fn iban(found: &str) -> bool {
+    let compact: String = found.chars().filter(|c| !c.is_whitespace()).collect();
+    let Some(&(_, len)) = IBAN_LENGTHS.iter().find(|(c, _)| compact.starts_with(c)) else { return false };
+    if compact.len() != len || !compact.chars().all(|c| c.is_ascii_alphanumeric()) {
+        return false;
+    }
+    let (head, rest) = compact.split_at(4);
+    let mut remainder = 0u32;
+    for c in rest.chars().chain(head.chars()) {
+        let v = c.to_digit(36).unwrap_or(0);
+        remainder = if v >= 10 { (remainder * 100 + v) % 97 } else { (remainder * 10 + v) % 97 };
+    }
+    remainder == 1
+}
+
+/// A US SSN: the same separator twice, area not 000/666/9xx, group not 00, serial not 0000.
+fn us_ssn(found: &str) -> bool {
+    let seps: Vec<char> = found.chars().filter(|c| !c.is_ascii_digit()).collect();
+    if seps.len() != 2 || seps[0] != seps[1] {
+        return false;
+    }
+    let d = digits_of(found);
+    let num = |r: std::ops::Range<usize>| d[r].iter().fold(0u32, |a, &x| a * 10 + u32::from(x));
+    let (area, group, serial) = (num(0..3), num(3..5), num(5..9));
+    area != 0 && area != 666 && area < 900 && group != 0 && serial != 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn count(name: &str, text: &str) -> usize {
+        let d = [Detector::built_in(name, 1).unwrap()];
+        let mut c = Counter::new(&d);
+        c.feed(text);
+        c.counts()[0].1
+    }
+
+    #[test]
+    fn payment_cards_are_luhn_valid_numbers_in_issuer_ranges() {
+        assert_eq!(count("payment_card", "Visa 4111 1111 1111 1111, MC 5500-0000-0000-0004, Amex 378282246310005"), 3);
+        assert_eq!(count("payment_card", "4111 1111 1111 1112"), 0, "Luhn fails");
+        assert_eq!(count("payment_card", "1234 5678 9012 3452"), 0, "Luhn holds, no issuer starts with 1");
+        assert_eq!(count("payment_card", "4111-1111 1111-1111"), 0, "mixed separators");
+        assert_eq!(count("payment_card", "order 4111111111111111"), 1, "no separators");
+        assert_eq!(count("payment_card", "Discover 6011 1111 1111 1117 and JCB 3530111333300000"), 2);
+    }
+
+    #[test]
+    fn ibans_have_their_country_length_and_check_digits() {
+        assert_eq!(count("iban", "pay to DE89 3704 0044 0532 0130 00 or GB82WEST12345698765432"), 2);
+        assert_eq!(count("iban", "DE88 3704 0044 0532 0130 00"), 0, "wrong check digits");
+        assert_eq!(count("iban", "DE89 3704 0044 0532 0130"), 0, "too short for DE");
+        assert_eq!(count("iban", "ZZ89 3704 0044 0532 0130 00"), 0, "no such country");
+    }
+
+    #[test]
+    fn us_ssns_are_formatted_and_in_valid_ranges() {
+        assert_eq!(count("us_ssn", "SSN 123-45-6789; 078 05 1120"), 2);
+        for bad in ["000-12-3456", "666-12-3456", "900-12-3456", "123-00-4567", "123-45-0000", "123-45 6789", "123456789"] {
+            assert_eq!(count("us_ssn", bad), 0, "{bad}");
+        }
+    }
+
+    #[test]
+    fn email_addresses_and_custom_detectors() {
+        assert_eq!(count("email_address", "write to alice@contoso.com or bob.smith+x@mail.fabrikam.co.uk, not @foo"), 2);
+        let d = [
+            Detector::keywords("project", &["Project Falcon".into(), "falcon-x".into()], 2).unwrap(),
+            Detector::pattern("case", r"\bCASE-\d{6}\b", 1).unwrap(),
+        ];
+        let mut c = Counter::new(&d);
+        c.feed("project falcon starts; see CASE-123456. Falconry is not it. FALCON-X too");
+        assert_eq!(c.counts(), [("project", 2), ("case", 1)]);
+        assert!(c.holds("project") && c.holds("case"));
+        assert!(Detector::pattern("bad", "(", 1).is_err());
+        assert!(Detector::keywords("empty", &[], 1).is_err());
+    }
+
+    #[test]
+    fn a_match_split_across_pieces_is_counted_once() {
+        let d = [Detector::built_in("payment_card", 2).unwrap()];
+        let mut c = Counter::new(&d);
+        // As Word splits a number across runs.
+        c.feed("card 41");
+        c.feed("11 1111 1111 1111 and");
+        c.feed(" 5500 0000 0000 0004.");
+        assert_eq!(c.counts(), [("payment_card", 2)]);
+        assert!(c.holds("payment_card"));
+        c.feed(" nothing else");
+        assert_eq!(c.counts(), [("payment_card", 2)], "nothing in the carried tail is counted twice");
+    }
+}
