@@ -131,6 +131,12 @@ impl Driver {
         }
     }
 
+    /// Saves the open form dialog and waits until it closes (the API accepted the change).
+    fn save_dialog(&self) {
+        self.click("#save");
+        self.until("the dialog closes", "!document.getElementById('dialog').open");
+    }
+
     fn press_tab(&self) {
         self.press("\u{E004}");
     }
@@ -343,8 +349,7 @@ fn the_admin_pages_in_headless_chromium() {
     b.click("#save");
     b.until("the tenant's error inline", "document.querySelector('.error[data-field=\"tenant_id\"]').textContent.includes('tenant')");
     b.type_into("#f-tenant_id", TENANT);
-    b.click("#save");
-    b.until("the dialog closes", "!document.getElementById('dialog').open");
+    b.save_dialog();
 
     // Retrieval Pending (the first retrieval is slow), then Active after Reload, with the time.
     b.until_reloading(
@@ -410,8 +415,7 @@ fn the_admin_pages_in_headless_chromium() {
         "document.querySelector('#dialog .error[data-field=\"client_secret\"]').textContent.includes('client secret')",
     );
     b.type_into("#f-client_secret", SECRET);
-    b.click("#save");
-    b.until("the dialog closes", "!document.getElementById('dialog').open");
+    b.save_dialog();
     let copy = "document.querySelector('tr[data-account=\"Contoso copy\"]')";
     b.until_reloading("the copy appears", "#reload", copy);
 
@@ -419,8 +423,7 @@ fn the_admin_pages_in_headless_chromium() {
     b.click_button("tr[data-account=\"Contoso copy\"]", "Edit");
     b.until("the edit dialog", "document.getElementById('dialog').open");
     b.type_into("#f-client_secret", "not-the-secret");
-    b.click("#save");
-    b.until("the dialog closes", "!document.getElementById('dialog').open");
+    b.save_dialog();
     b.until_reloading(
         "the copy fails validation with its cause",
         "#reload",
@@ -487,8 +490,7 @@ fn the_admin_pages_in_headless_chromium() {
     b.click_button("tr[data-app=\"Paste site\"]", "Add tag");
     b.until("the tag dialog", "document.getElementById('dialog').open");
     b.type_into("#f-tags", "Unsanctioned");
-    b.click("#save");
-    b.until("the dialog closes", "!document.getElementById('dialog').open");
+    b.save_dialog();
     b.until_reloading(
         "the paste site carries the tag",
         "#apps-reload",
