@@ -8,7 +8,7 @@
 
 use anyhow::Result;
 use clap::Args;
-use labelgate_policy::{Action, Direction, Transaction};
+use labelgate_policy::{Action, Transaction};
 use labelgate_scan::output::{self, Format, Rendered, Summary, Writer};
 use labelgate_scan::walk::{Exclude, WalkOptions};
 use labelgate_scan::{Found, Progress, Settings};
@@ -182,17 +182,8 @@ pub fn run(config: Option<&std::path::Path>, args: &ScanArgs) -> Result<ExitCode
         // Per file, on the worker that read it: the verdict, the output line, the summary's count.
         let render = |file: &labelgate_scan::Scanned| -> (Rendered, bool) {
             let verdict = file.result.as_ref().ok().map(|ex| {
-                policy.evaluate(&Transaction {
-                    direction: Direction::AtRest,
-                    method: "",
-                    host: "",
-                    url: "",
-                    user: None,
-                    groups: &[],
-                    files: &ex.facts,
-                    // Rules match the absolute path, however the root was typed.
-                    path: Some(&absolute(&file.entry.path)),
-                })
+                // Rules match the absolute path, however the root was typed.
+                policy.evaluate(&Transaction::at_rest(&ex.facts, &absolute(&file.entry.path)))
             });
             let matched = verdict.as_ref().is_some_and(|v| v.rule.is_some() && v.action != Action::Allow);
             (output::render(format, file, verdict.as_ref(), &catalog), matched)

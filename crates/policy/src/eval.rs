@@ -734,6 +734,13 @@ pub struct Transaction<'a> {
     pub path: Option<&'a std::path::Path>,
 }
 
+impl<'a> Transaction<'a> {
+    /// A file at rest at `path` (what `labelgate scan` evaluates): no method, host, URL or user.
+    pub fn at_rest(files: &'a [FileFacts], path: &'a std::path::Path) -> Transaction<'a> {
+        Transaction { direction: Direction::AtRest, method: "", host: "", url: "", user: None, groups: &[], files, path: Some(path) }
+    }
+}
+
 /// The decision and why.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Verdict {

@@ -333,16 +333,7 @@ fn start(at: &labelgate_policy::Location) -> usize {
 }
 
 fn at_rest<'a>(files: &'a [FileFacts], path: &'a str) -> Transaction<'a> {
-    Transaction {
-        direction: Direction::AtRest,
-        method: "",
-        host: "",
-        url: "",
-        user: None,
-        groups: &[],
-        files,
-        path: Some(std::path::Path::new(path)),
-    }
+    Transaction::at_rest(files, std::path::Path::new(path))
 }
 
 #[test]
