@@ -171,8 +171,6 @@ pub struct Progress {
     pub files: AtomicU64,
     /// Their bytes.
     pub bytes: AtomicU64,
-    /// Files opened and read this run.
-    pub read: AtomicU64,
     /// Files with a label (on them or inside).
     pub labeled: AtomicU64,
 }
@@ -309,9 +307,6 @@ pub fn scan<R: Send>(
             if let Found::File(f, _) = &item {
                 progress.files.fetch_add(1, Ordering::Relaxed);
                 progress.bytes.fetch_add(f.entry.size, Ordering::Relaxed);
-                if !f.cached && f.error.is_none() {
-                    progress.read.fetch_add(1, Ordering::Relaxed);
-                }
             }
             found(item);
         }
