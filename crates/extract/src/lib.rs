@@ -42,6 +42,7 @@ mod ooxml;
 mod pdf;
 mod pdf_crypt;
 mod pdf_syntax;
+mod text;
 mod xml;
 mod zip;
 
@@ -53,6 +54,7 @@ pub use limits::Limits;
 pub use model::{EffectiveLabel, Extraction, FileKind, Flag, LabelRecord, RecordStatus, Source};
 pub use msg::{cfb_streams, msg_attachments, CfbStream, MsgAttachment, MsgBounds, MsgContent};
 pub use pdf::{pdf_attachments, PdfAttachment};
+pub use text::{looks_like_text, plain_text, TextLimits, TextOut, TextReport};
 pub use zip::{zip_end_record_in_tail, zip_members, ZipListing, ZipMember};
 
 use std::io::{Read, Seek};
@@ -217,6 +219,19 @@ pub fn sniff_needs_more(head: &[u8]) -> bool {
 /// every sector in use. Bytes past it are appended data no Office reader sees.
 pub fn cfb_extent(input: &mut dyn Input, limits: &Limits) -> Result<u64, ExtractError> {
     cfb::Cfb::open(input, limits)?.extent()
+}
+
+/// The text of an OOXML package (Word, Excel, PowerPoint) or a PDF, as Office or a PDF reader
+/// shows it, handed to `out` piece by piece (see [`TextOut`] for its limits). Any other file
+/// gives no text here: plain text has [`plain_text`]; messages are MIME, read by
+/// `labelgate-unpack`. A part that cannot be read is recorded in the report, not an error.
+pub fn document_text(input: &mut dyn Input, limits: &Limits, out: &mut TextOut<'_>) -> Result<(), ExtractError> {
+    let head = input.read_upto(0, SNIFF_BYTES)?.into_owned();
+    match sniff(&head) {
+        Container::Zip => text::package_text(input, limits, out),
+        Container::Pdf { .. } => pdf::text::pdf_text(input, limits, out),
+        _ => Ok(()),
+    }
 }
 
 /// Reads the labels of a file through any [`Input`] (a window onto an archive member, …).

@@ -20,6 +20,9 @@ use std::collections::HashMap;
 const TAIL_SEARCH: u64 = 64 * 1024;
 const FIRST_WINDOW: usize = 4096;
 
+#[path = "pdf_text.rs"]
+pub(crate) mod text;
+
 fn malformed(reason: impl Into<String>) -> ExtractError {
     ExtractError::malformed("pdf", reason)
 }

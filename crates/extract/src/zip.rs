@@ -342,6 +342,11 @@ pub(crate) fn entry_payload(
     Ok(Some(input.read_at(data_offset, entry.compressed_size as usize, "zip")?.into_owned()))
 }
 
+/// Where an entry's (still compressed) data starts: for readers that stream it.
+pub(crate) fn entry_data_offset(input: &mut dyn Input, archive: &Archive, entry: &Entry, ex: &mut Extraction) -> Result<Option<u64>, ExtractError> {
+    local_data_offset(input, archive, entry, ex)
+}
+
 /// Where an entry's data starts, after its local header has been cross-checked against the
 /// central directory (each disagreement is an `ambiguous` finding); `Ok(None)` with a finding
 /// when there is no local header where the directory points.

@@ -1,0 +1,419 @@
+//! The text of documents, for content detectors: what Office or a PDF reader shows, fed to a
+//! sink piece by piece as it is decoded, never held whole.
+//!
+//! - OOXML: Word body, headers, footers, footnotes, endnotes and comments (`w:t`, deleted text
+//!   too: it is still in the file); Excel shared strings, inline strings and cell values, and
+//!   comments; PowerPoint slides and notes (`a:t`). Runs are joined as Office shows them (text
+//!   split across `<w:r>` elements is one word); paragraph, cell, row, tab and break ends become
+//!   `\n` or `\t`. Parts are inflated as a stream and read by a streaming XML reader.
+//! - PDF: see [`crate::pdf_text`].
+//!
+//! Bounded twice per file by [`TextLimits`]: text handed to the sink, and decompressed source
+//! bytes read to find it (a part of markup with little text is still read at most that far).
+//! Past either, reading stops and the report says which limit stopped it.
+
+use crate::input::{Input, InputReader, WindowInput};
+use crate::limits::Limits;
+use crate::model::Extraction;
+use crate::zip::{self, Archive};
+use crate::ExtractError;
+use quick_xml::events::Event;
+use std::io::{BufRead, BufReader, Read};
+
+/// How much of one file's text is read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TextLimits {
+    /// Text handed to the sink, in UTF-8 bytes.
+    pub max_text_bytes: u64,
+    /// Decompressed source (XML, PDF content streams, message bodies) read to find the text.
+    pub max_source_bytes: u64,
+}
+
+impl Default for TextLimits {
+    fn default() -> TextLimits {
+        TextLimits { max_text_bytes: 8 << 20, max_source_bytes: 128 << 20 }
+    }
+}
+
+/// What reading a file's text saw.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TextReport {
+    /// UTF-8 bytes of text handed to the sink.
+    pub text_bytes: u64,
+    /// The limit that stopped reading before the end (`max_text_bytes`, `max_source_bytes`).
+    pub truncated: Option<&'static str>,
+    /// Parts that hold text but could not be read, and why (their text is missing).
+    pub unreadable: Vec<String>,
+}
+
+/// A sink with its budget: every piece of a file's text goes through [`TextOut::push`]; readers
+/// of other formats (e-mail bodies) use it too, so that one file has one budget.
+pub struct TextOut<'s> {
+    sink: &'s mut dyn FnMut(&str),
+    limits: TextLimits,
+    source: u64,
+    report: TextReport,
+}
+
+impl<'s> TextOut<'s> {
+    /// A budget of `limits` in front of `sink`.
+    pub fn new(sink: &'s mut dyn FnMut(&str), limits: &TextLimits) -> TextOut<'s> {
+        TextOut { sink, limits: limits.clone(), source: 0, report: TextReport::default() }
+    }
+
+    /// Hands `text` on, cut at the text limit (on a character boundary). False once stopped.
+    pub fn push(&mut self, text: &str) -> bool {
+        if self.report.truncated.is_some() {
+            return false;
+        }
+        let room = self.limits.max_text_bytes.saturating_sub(self.report.text_bytes);
+        let mut take = text.len().min(usize::try_from(room).unwrap_or(usize::MAX));
+        while !text.is_char_boundary(take) {
+            take -= 1;
+        }
+        if take > 0 {
+            (self.sink)(&text[..take]);
+            self.report.text_bytes += take as u64;
+        }
+        if take < text.len() {
+            self.report.truncated = Some("max_text_bytes");
+            return false;
+        }
+        true
+    }
+
+    /// Source bytes still allowed.
+    pub fn source_left(&self) -> u64 {
+        self.limits.max_source_bytes.saturating_sub(self.source)
+    }
+
+    /// Counts `n` source bytes read; stops (and says so) when `hit` (the source ran into the
+    /// budget before its end).
+    pub fn consumed(&mut self, n: u64, hit: bool) {
+        self.source = self.source.saturating_add(n);
+        if hit && self.report.truncated.is_none() {
+            self.report.truncated = Some("max_source_bytes");
+        }
+    }
+
+    /// Whether a limit stopped reading.
+    pub fn stopped(&self) -> bool {
+        self.report.truncated.is_some()
+    }
+
+    /// Records a part whose text could not be read.
+    pub fn unreadable(&mut self, what: String) {
+        if self.report.unreadable.len() < 32 {
+            self.report.unreadable.push(what);
+        }
+    }
+
+    /// What was read.
+    pub fn report(&self) -> &TextReport {
+        &self.report
+    }
+
+    /// What was read, ending the budget.
+    pub fn finish(self) -> TextReport {
+        self.report
+    }
+}
+
+/// Whether the first bytes of a file (up to [`crate::SNIFF_BYTES`]) are text: a UTF-16 byte
+/// order mark, or no NUL and no other control characters than white space, form feed and escape
+/// in more than 1 % of them.
+pub fn looks_like_text(head: &[u8]) -> bool {
+    if head.starts_with(&[0xFF, 0xFE]) || head.starts_with(&[0xFE, 0xFF]) {
+        return true;
+    }
+    if head.is_empty() || head.contains(&0) {
+        return false;
+    }
+    let control = head.iter().filter(|&&b| b < 0x20 && !matches!(b, b'\t' | b'\n' | b'\r' | 0x0c | 0x1b)).count();
+    control * 100 <= head.len()
+}
+
+/// The text of a plain text file: UTF-16 by its byte order mark, else UTF-8, else (when its
+/// first bytes are not UTF-8) Windows-1252. Decoded in 64 KiB steps.
+pub fn plain_text(input: &mut dyn Input, out: &mut TextOut<'_>) -> Result<(), ExtractError> {
+    let head = input.read_upto(0, crate::SNIFF_BYTES)?.into_owned();
+    let encoding = match encoding_rs::Encoding::for_bom(&head) {
+        Some((encoding, _)) => encoding,
+        None => match std::str::from_utf8(&head) {
+            Ok(_) => encoding_rs::UTF_8,
+            // A character cut at the end of the sniffed bytes is still UTF-8.
+            Err(e) if e.error_len().is_none() => encoding_rs::UTF_8,
+            Err(_) => encoding_rs::WINDOWS_1252,
+        },
+    };
+    let mut decoder = encoding.new_decoder();
+    let mut text = String::with_capacity(64 * 1024 * 3);
+    let mut at = 0u64;
+    let len = input.len();
+    while at < len && !out.stopped() {
+        let budget = out.source_left();
+        let step = (len - at).min(64 * 1024).min(budget);
+        if step == 0 {
+            out.consumed(0, true);
+            break;
+        }
+        let chunk = input.read_at(at, step as usize, "text")?;
+        at += step;
+        text.clear();
+        text.reserve(decoder.max_utf8_buffer_length(chunk.len()).unwrap_or(chunk.len() * 3));
+        let _ = decoder.decode_to_string(&chunk, &mut text, at == len);
+        out.consumed(step, false);
+        out.push(&text);
+    }
+    Ok(())
+}
+
+/// Which text-bearing OOXML part a member is, by its name (case-insensitive, as OPC compares).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PartText {
+    /// WordprocessingML story: `w:t`, `w:delText`.
+    Word,
+    /// SpreadsheetML shared strings or comments: `t` outside phonetic runs.
+    Strings,
+    /// A worksheet: inline strings and the values of cells that are not shared-string indexes.
+    Sheet,
+    /// PresentationML slides and notes: `a:t`.
+    Drawing,
+}
+
+fn numbered(name: &str, prefix: &str) -> bool {
+    name.strip_prefix(prefix).and_then(|rest| rest.strip_suffix(".xml")).is_some_and(|n| n.bytes().all(|b| b.is_ascii_digit()))
+}
+
+fn part_text(name: &str) -> Option<PartText> {
+    let name = name.trim_start_matches('/').to_ascii_lowercase();
+    let word = ["word/document.xml", "word/footnotes.xml", "word/endnotes.xml", "word/comments.xml"];
+    if word.contains(&name.as_str()) || numbered(&name, "word/header") || numbered(&name, "word/footer") {
+        return Some(PartText::Word);
+    }
+    if name == "xl/sharedstrings.xml" || numbered(&name, "xl/comments") {
+        return Some(PartText::Strings);
+    }
+    if numbered(&name, "xl/worksheets/sheet") {
+        return Some(PartText::Sheet);
+    }
+    if numbered(&name, "ppt/slides/slide") || numbered(&name, "ppt/notesslides/notesslide") {
+        return Some(PartText::Drawing);
+    }
+    None
+}
+
+/// Sorts `slide10` after `slide9`: the reading order, which only decides where part
+/// boundaries fall.
+fn reading_order(name: &str) -> (String, u64) {
+    let lower = name.to_ascii_lowercase();
+    let digits = lower.trim_end_matches(".xml").bytes().rev().take_while(u8::is_ascii_digit).count();
+    let stem_end = lower.len() - 4 - digits;
+    let n = lower.get(stem_end..lower.len() - 4).and_then(|d| d.parse().ok()).unwrap_or(0);
+    (lower[..stem_end].to_string(), n)
+}
+
+/// The text of an OOXML package (`input` holds a ZIP archive).
+pub(crate) fn package_text(input: &mut dyn Input, limits: &Limits, out: &mut TextOut<'_>) -> Result<(), ExtractError> {
+    let mut scratch = Extraction::new(crate::FileKind::Zip);
+    let archive = zip::open(input, limits, &mut scratch)?;
+    let mut parts: Vec<(usize, PartText, String)> = archive
+        .entries
+        .iter()
+        .enumerate()
+        .filter_map(|(i, e)| {
+            let name = String::from_utf8_lossy(archive.name(e)).into_owned();
+            part_text(&name).map(|kind| (i, kind, name))
+        })
+        .collect();
+    parts.sort_by_key(|(_, kind, name)| (*kind as u8, reading_order(name)));
+    for (i, kind, name) in parts {
+        if out.stopped() {
+            break;
+        }
+        if let Err(why) = part(input, &archive, i, kind, out) {
+            out.unreadable(format!("{name}: {why}"));
+        }
+        out.push("\n");
+    }
+    Ok(())
+}
+
+/// Streams one part through inflate and the XML reader into `out`.
+fn part(input: &mut dyn Input, archive: &Archive, index: usize, kind: PartText, out: &mut TextOut<'_>) -> Result<(), String> {
+    let entry = &archive.entries[index];
+    if entry.flags & 1 != 0 {
+        return Err("encrypted".into());
+    }
+    let mut scratch = Extraction::new(crate::FileKind::Zip);
+    let offset = zip::entry_data_offset(input, archive, entry, &mut scratch)
+        .map_err(|e| e.to_string())?
+        .ok_or("no local header where the central directory points")?;
+    let mut window = WindowInput::new(input, offset, entry.compressed_size).ok_or("data past the end of the file")?;
+    let raw = BufReader::with_capacity(64 * 1024, InputReader::new(&mut window));
+    let budget = out.source_left();
+    let decoded: Box<dyn Read + '_> = match entry.method {
+        0 => Box::new(raw),
+        8 => Box::new(flate2::bufread::DeflateDecoder::new(raw)),
+        m => return Err(format!("compression method {m}")),
+    };
+    let mut limited = decoded.take(budget);
+    let result = {
+        let mut xml = quick_xml::Reader::from_reader(BufReader::with_capacity(64 * 1024, &mut limited));
+        xml.config_mut().check_end_names = false;
+        read_xml(&mut xml, kind, out)
+    };
+    let left = limited.limit();
+    out.consumed(budget - left, left == 0);
+    result
+}
+
+/// Element-local-name checks, prefixes ignored: Office writes `w:`, `a:` and no prefix, but any
+/// prefix may be bound to these namespaces.
+fn local(name: &[u8]) -> &[u8] {
+    match memchr::memchr(b':', name) {
+        Some(at) => &name[at + 1..],
+        None => name,
+    }
+}
+
+fn read_xml<R: BufRead>(xml: &mut quick_xml::Reader<R>, kind: PartText, out: &mut TextOut<'_>) -> Result<(), String> {
+    let mut buf = Vec::with_capacity(8 * 1024);
+    // Inside an element whose text is shown (`t`, `delText`, a value).
+    let mut in_text = 0usize;
+    // Inside a phonetic run (`rPh`) or a formula: text that is not the cell's.
+    let mut hidden = 0usize;
+    // The current cell's value is a shared-string index (`t="s"`), not text.
+    let mut cell_is_index = false;
+    loop {
+        if out.stopped() {
+            return Ok(());
+        }
+        let event = xml.read_event_into(&mut buf).map_err(|e| format!("not well-formed XML: {e}"))?;
+        match event {
+            Event::Start(e) => {
+                let name = e.name();
+                match local(name.as_ref()) {
+                    b"t" | b"delText" => in_text += 1,
+                    b"v" if kind == PartText::Sheet && !cell_is_index => in_text += 1,
+                    b"rPh" | b"f" | b"instrText" => hidden += 1,
+                    b"c" if kind == PartText::Sheet => {
+                        cell_is_index = e
+                            .attributes()
+                            .flatten()
+                            .any(|a| a.key.as_ref() == b"t" && a.value.as_ref() == b"s");
+                    }
+                    _ => {}
+                }
+            }
+            Event::Empty(e) => {
+                let shown = match local(e.name().as_ref()) {
+                    b"tab" => "\t",
+                    b"br" | b"cr" => "\n",
+                    b"noBreakHyphen" => "-",
+                    _ => "",
+                };
+                if !shown.is_empty() && hidden == 0 {
+                    out.push(shown);
+                }
+            }
+            Event::End(e) => {
+                let name = e.name();
+                let shown = match local(name.as_ref()) {
+                    b"t" | b"delText" => {
+                        in_text = in_text.saturating_sub(1);
+                        ""
+                    }
+                    b"v" if kind == PartText::Sheet => {
+                        in_text = in_text.saturating_sub(1);
+                        ""
+                    }
+                    b"rPh" | b"f" | b"instrText" => {
+                        hidden = hidden.saturating_sub(1);
+                        ""
+                    }
+                    b"p" | b"si" | b"tr" | b"row" => "\n",
+                    b"tc" => "\t",
+                    b"c" if kind == PartText::Sheet => {
+                        cell_is_index = false;
+                        "\t"
+                    }
+                    _ => "",
+                };
+                if !shown.is_empty() {
+                    out.push(shown);
+                }
+            }
+            Event::Text(t) if in_text > 0 && hidden == 0 => {
+                let text = t.decode().map_err(|e| format!("bad text: {e}"))?;
+                out.push(&text);
+            }
+            Event::CData(t) if in_text > 0 && hidden == 0 => {
+                out.push(&String::from_utf8_lossy(&t));
+            }
+            Event::GeneralRef(r) if in_text > 0 && hidden == 0 => {
+                if let Ok(Some(c)) = r.resolve_char_ref() {
+                    out.push(c.encode_utf8(&mut [0; 4]));
+                } else if let Ok(name) = r.decode() {
+                    if let Some(s) = quick_xml::escape::resolve_predefined_entity(&name) {
+                        out.push(s);
+                    }
+                }
+            }
+            Event::Eof => return Ok(()),
+            _ => {}
+        }
+        buf.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn text_of(xml: &str, kind: PartText) -> String {
+        let mut got = String::new();
+        let mut sink = |s: &str| got.push_str(s);
+        let mut out = TextOut::new(&mut sink, &TextLimits::default());
+        let mut reader = quick_xml::Reader::from_reader(xml.as_bytes());
+        read_xml(&mut reader, kind, &mut out).unwrap();
+        got
+    }
+
+    #[test]
+    fn runs_are_joined_as_word_shows_them() {
+        let xml = r#"<w:document xmlns:w="x"><w:body><w:p><w:r><w:t>41</w:t></w:r><w:r><w:rPr/><w:t xml:space="preserve">11 1111 </w:t></w:r><w:r><w:t>1111 1111</w:t></w:r></w:p><w:p><w:r><w:t>A&amp;B&#x20;C</w:t><w:tab/><w:t>x</w:t></w:r></w:p></w:body></w:document>"#;
+        assert_eq!(text_of(xml, PartText::Word), "4111 1111 1111 1111\nA&B C\tx\n");
+    }
+
+    #[test]
+    fn sheets_show_values_but_not_indexes_formulas_or_phonetics() {
+        let sheet = r#"<worksheet><sheetData><row><c t="s"><v>7</v></c><c><f>A1*2</f><v>42</v></c><c t="inlineStr"><is><t>inline</t></is></c></row></sheetData></worksheet>"#;
+        assert_eq!(text_of(sheet, PartText::Sheet), "\t42\tinline\t\n");
+        let strings = r#"<sst><si><t>one</t></si><si><r><t>tw</t></r><r><t>o</t></r><rPh><t>ツー</t></rPh></si></sst>"#;
+        assert_eq!(text_of(strings, PartText::Strings), "one\ntwo\n");
+    }
+
+    #[test]
+    fn the_text_limit_cuts_on_a_character_boundary() {
+        let mut got = String::new();
+        let mut sink = |s: &str| got.push_str(s);
+        let mut out = TextOut::new(&mut sink, &TextLimits { max_text_bytes: 4, max_source_bytes: 1 << 20 });
+        assert!(out.push("ab"));
+        assert!(!out.push("cé"));
+        assert!(!out.push("more"));
+        assert_eq!(out.report.truncated, Some("max_text_bytes"));
+        assert_eq!(got, "abc");
+    }
+
+    #[test]
+    fn text_parts_are_named_as_office_names_them() {
+        assert_eq!(part_text("word/header12.xml"), Some(PartText::Word));
+        assert_eq!(part_text("/Word/Document.xml"), Some(PartText::Word));
+        assert_eq!(part_text("word/styles.xml"), None);
+        assert_eq!(part_text("xl/worksheets/sheet3.xml"), Some(PartText::Sheet));
+        assert_eq!(part_text("xl/worksheets/_rels/sheet3.xml.rels"), None);
+        assert_eq!(part_text("ppt/notesSlides/notesSlide2.xml"), Some(PartText::Drawing));
+        assert!(reading_order("ppt/slides/slide9.xml") < reading_order("ppt/slides/slide10.xml"));
+    }
+}

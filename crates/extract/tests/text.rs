@@ -1,0 +1,90 @@
+//! Document text over the real corpus (Office and PDF files written by Office, Purview clients
+//! and other writers): every file that is neither encrypted nor an image holds the words a
+//! reader shows, runs joined; the limits cut where they say.
+
+use labelgate_extract::{document_text, Limits, SliceInput, TextLimits, TextOut, TextReport};
+use labelgate_testkit::corpus_dir;
+
+fn text_of(bytes: &[u8], limits: &TextLimits) -> (String, TextReport) {
+    let mut text = String::new();
+    let mut sink = |s: &str| text.push_str(s);
+    let mut out = TextOut::new(&mut sink, limits);
+    document_text(&mut SliceInput::new(bytes), &Limits::default(), &mut out).expect("the file's text is read");
+    let report = out.finish();
+    (text, report)
+}
+
+fn corpus_file(name: &str) -> Vec<u8> {
+    std::fs::read(corpus_dir().join("files").join(name)).expect("corpus file")
+}
+
+/// Files with no text to read, and why.
+const NO_TEXT: &[(&str, &str)] = &[
+    ("lab_d365_customer-insight-power-query.pdf", "pages are images"),
+    ("lab_fasttrack_protected_analyze-column-headers.xlsx", "rights-protected (encrypted package)"),
+    ("lab_fasttrack_protected_copilot-agent-brainstorming.pptx", "rights-protected (encrypted package)"),
+    ("unl_openxmlsdk_encrypted-pptx.pptx", "password-encrypted package"),
+    ("lab_viva_hw-onsite-days-template.xlsb", "binary workbook parts"),
+];
+
+#[test]
+fn every_office_and_pdf_file_of_the_corpus_has_its_text() {
+    let mut names: Vec<String> = std::fs::read_dir(corpus_dir().join("files"))
+        .expect("corpus")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    let mut read = 0;
+    for name in &names {
+        let legacy = [".doc", ".xls", ".ppt"].iter().any(|ext| name.ends_with(ext));
+        if legacy {
+            continue;
+        }
+        let (text, report) = text_of(&corpus_file(name), &TextLimits::default());
+        assert_eq!(report.truncated, None, "{name}");
+        assert_eq!(report.text_bytes, text.len() as u64, "{name}");
+        let words = text.split_whitespace().count();
+        if NO_TEXT.iter().any(|(n, _)| n == name) {
+            assert!(words < 8, "{name}: {words} words where none were expected");
+        } else {
+            assert!(words >= 1, "{name}: no words: {text:?}");
+            read += 1;
+        }
+    }
+    assert!(read >= 55, "{read} files with text");
+}
+
+#[test]
+fn the_words_are_the_ones_a_reader_shows() {
+    let cases = [
+        ("lab_caf_datacenter-migration-discovery-checklist.docx", "Data Centre Migration Discovery Checklist"),
+        ("lab_kernel-memory_mspowerpointfile.pptx", "Sample PowerPoint File"),
+        ("lab_kernel-memory_msexcelfile.xlsx", "Gross Sales"),
+        ("lab_markitdown_test_labelinfo-only.xlsx", "affc7dad-52dc-4b98-9b5d-51e65d8a8ad0"),
+        ("lab_markitdown_repair-invoice.pdf", "gabriel@contoso.com"),
+        ("lab_markitdown_repair-invoice.pdf", "(425) 111-1111"),
+        ("lab_gc_icam-framework-fr.pdf", "Gouvernement du Canada"),
+        ("lab_openchain_2tenants_oss-license-faq.pdf", "OSSライセンス"),
+        ("unl_gc_pco-summary-word.docx", "POR@PCO-BCP.gc.ca"),
+    ];
+    for (name, words) in cases {
+        let (text, _) = text_of(&corpus_file(name), &TextLimits::default());
+        assert!(text.contains(words), "{name} lacks {words:?}");
+    }
+}
+
+#[test]
+fn the_limits_stop_reading_where_they_say() {
+    let bytes = corpus_file("lab_viva_influencer-analysis.xlsx");
+    let (whole, _) = text_of(&bytes, &TextLimits::default());
+    assert!(whole.len() > 200_000);
+    let (cut, report) = text_of(&bytes, &TextLimits { max_text_bytes: 10_000, max_source_bytes: 1 << 30 });
+    assert_eq!(report.truncated, Some("max_text_bytes"));
+    assert_eq!(cut.len(), 10_000);
+    assert!(whole.starts_with(&cut));
+    let (_, report) = text_of(&bytes, &TextLimits { max_text_bytes: 1 << 30, max_source_bytes: 50_000 });
+    assert_eq!(report.truncated, Some("max_source_bytes"));
+    let pdf = corpus_file("unl_morphir_fr2052a_stale-labels-in-old-revision.pdf");
+    let (_, report) = text_of(&pdf, &TextLimits { max_text_bytes: 1 << 30, max_source_bytes: 20_000 });
+    assert_eq!(report.truncated, Some("max_source_bytes"));
+}
