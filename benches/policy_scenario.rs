@@ -65,6 +65,7 @@ impl Scenario {
             kind: "docx".into(),
             labels: vec![FileLabel { id: "00000007-0000-4000-8000-000000000000".into(), tenant: Some(TENANT.into()) }],
             unscannable: None,
+            detected: Vec::new(),
         }];
         Scenario { policy, files, groups: vec!["staff".to_string()] }
     }

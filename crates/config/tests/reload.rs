@@ -20,6 +20,7 @@ fn evaluate(reloader: &Reloader) -> Action {
         kind: "docx".into(),
         labels: vec![FileLabel { id: "f42aa342-8706-4288-bd11-ebb85995028c".into(), tenant: None }],
         unscannable: None,
+        detected: Vec::new(),
     }];
     policy
         .evaluate(&Transaction {

@@ -14,8 +14,11 @@
 
 use regex::Regex;
 
-/// Bytes of the previous piece kept to find a match that straddles two pieces.
-const OVERLAP: usize = 64;
+/// Bytes of a searched chunk carried into the next, to find a match that straddles two chunks
+/// whole: longer than any built-in detector's match (an e-mail address is at most 64 + 1 +
+/// 8 × 64 + 24 bytes here). A custom pattern's match longer than this may be cut at a chunk
+/// boundary.
+const OVERLAP: usize = 1024;
 
 /// What a detector looks for.
 #[derive(Debug, Clone)]
@@ -83,7 +86,7 @@ impl Detector {
             "payment_card" => (Kind::PaymentCard, r"\b\d(?:[ -]?\d){12,18}\b"),
             "iban" => (Kind::Iban, r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]){11,30}\b"),
             "us_ssn" => (Kind::UsSsn, r"\b\d{3}([- ])\d{2}[- ]\d{4}\b"),
-            "email_address" => (Kind::Email, r"\b[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}\b"),
+            "email_address" => (Kind::Email, r"\b[A-Za-z0-9._%+-]{1,64}@(?:[A-Za-z0-9-]{1,63}\.){1,8}[A-Za-z]{2,24}\b"),
             _ => return None,
         };
         let matcher = Regex::new(pattern).ok()?;
@@ -118,44 +121,78 @@ impl Detector {
 }
 
 /// Counts the finds of each detector over text fed in pieces.
+///
+/// Pieces are gathered into chunks of [`CHUNK`] bytes, and each chunk is searched except its
+/// last `OVERLAP` bytes, which start the next one: a match that a piece boundary (or a chunk
+/// boundary) cuts is found whole, once, and the next search resumes where the last match
+/// ended (the suffix of a long address is not a second address), so the counts are those of
+/// one search over the whole text. Call [`Counter::finish`] after the last piece.
 pub struct Counter<'d> {
     detectors: &'d [Detector],
     counts: Vec<usize>,
-    /// The end of the previous piece: a match is counted when it ends past it.
-    tail: String,
+    /// Text not yet searched past its carried start.
+    buf: String,
+    /// Per detector: in `buf`, where the last match ended (the search resumes there).
+    floors: Vec<usize>,
 }
+
+/// Text gathered before it is searched.
+pub const CHUNK: usize = 32 * 1024;
 
 impl<'d> Counter<'d> {
     /// A counter for `detectors`.
     pub fn new(detectors: &'d [Detector]) -> Counter<'d> {
-        Counter { detectors, counts: vec![0; detectors.len()], tail: String::new() }
+        Counter { detectors, counts: vec![0; detectors.len()], buf: String::new(), floors: vec![0; detectors.len()] }
     }
 
-    /// Counts the finds in the next piece of text. Pieces are joined as they come: a caller
-    /// separating paragraphs or cells feeds a separator between them.
+    /// Takes the next piece of text. Pieces are joined as they come: a caller separating
+    /// paragraphs or cells feeds a separator between them.
     pub fn feed(&mut self, piece: &str) {
-        if piece.is_empty() {
-            return;
+        self.buf.push_str(piece);
+        if self.buf.len() >= CHUNK {
+            self.search(false);
         }
-        let mut text = std::mem::take(&mut self.tail);
-        let carried = text.len();
-        text.push_str(piece);
-        for (d, count) in self.detectors.iter().zip(self.counts.iter_mut()) {
-            for m in d.matcher.find_iter(&text) {
-                // A match within the carried tail was counted with the previous piece.
-                if m.end() > carried && d.valid(m.as_str()) {
+    }
+
+    /// Searches what is left: the text has ended.
+    pub fn finish(&mut self) {
+        self.search(true);
+    }
+
+    fn search(&mut self, last: bool) {
+        let mut safe = if last { self.buf.len() } else { self.buf.len().saturating_sub(OVERLAP) };
+        while !self.buf.is_char_boundary(safe) {
+            safe -= 1;
+        }
+        for ((d, count), floor) in self.detectors.iter().zip(self.counts.iter_mut()).zip(self.floors.iter_mut()) {
+            // Searching resumes where the last match ended, as one search over the whole text
+            // would: every match starting before `safe` is decided here, with all of its text.
+            let mut at = (*floor).min(self.buf.len());
+            let mut reached = 0;
+            while let Some(m) = d.matcher.find_at(&self.buf, at) {
+                if m.start() >= safe {
+                    break;
+                }
+                if d.valid(m.as_str()) {
                     *count += 1;
                 }
+                reached = m.end();
+                at = if m.end() > m.start() {
+                    m.end()
+                } else {
+                    // An empty match (a custom pattern may allow one): step over one character.
+                    match self.buf[m.end()..].chars().next() {
+                        Some(c) => m.end() + c.len_utf8(),
+                        None => break,
+                    }
+                };
             }
+            *floor = reached.saturating_sub(safe);
         }
-        let mut cut = text.len().saturating_sub(OVERLAP);
-        while !text.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        self.tail = text[cut..].to_string();
+        self.buf.drain(..safe);
     }
 
-    /// Each detector's name and count, in the order given.
+    /// Each detector's name and count, in the order given (complete after [`Counter::finish`]).
     pub fn counts(&self) -> Vec<(&'d str, usize)> {
         self.detectors.iter().zip(&self.counts).map(|(d, &n)| (d.name.as_str(), n)).collect()
     }
@@ -325,6 +362,7 @@ mod tests {
         let d = [Detector::built_in(name, 1).unwrap()];
         let mut c = Counter::new(&d);
         c.feed(text);
+        c.finish();
         c.counts()[0].1
     }
 
@@ -363,6 +401,7 @@ mod tests {
         ];
         let mut c = Counter::new(&d);
         c.feed("project falcon starts; see CASE-123456. Falconry is not it. FALCON-X too");
+        c.finish();
         assert_eq!(c.counts(), [("project", 2), ("case", 1)]);
         assert!(c.holds("project") && c.holds("case"));
         assert!(Detector::pattern("bad", "(", 1).is_err());
@@ -377,9 +416,28 @@ mod tests {
         c.feed("card 41");
         c.feed("11 1111 1111 1111 and");
         c.feed(" 5500 0000 0000 0004.");
+        c.finish();
         assert_eq!(c.counts(), [("payment_card", 2)]);
         assert!(c.holds("payment_card"));
         c.feed(" nothing else");
-        assert_eq!(c.counts(), [("payment_card", 2)], "nothing in the carried tail is counted twice");
+        c.finish();
+        assert_eq!(c.counts(), [("payment_card", 2)], "nothing searched is counted twice");
+    }
+
+    #[test]
+    fn chunk_boundaries_neither_lose_nor_repeat_a_match() {
+        let d = [Detector::built_in("payment_card", 1).unwrap(), Detector::built_in("email_address", 1).unwrap()];
+        let label = "b".repeat(60);
+        let address = format!("{}@{label}.{label}.{label}.example.com", "a".repeat(60));
+        // Every position of a card and of a long address relative to the chunk boundary.
+        for pad in (CHUNK - 600..CHUNK + 40).step_by(7) {
+            let text = format!("{} 4111 1111 1111 1111 {address} .", "x".repeat(pad));
+            let mut c = Counter::new(&d);
+            for piece in text.as_bytes().chunks(1000) {
+                c.feed(std::str::from_utf8(piece).unwrap());
+            }
+            c.finish();
+            assert_eq!(c.counts(), [("payment_card", 1), ("email_address", 1)], "padding {pad}");
+        }
     }
 }

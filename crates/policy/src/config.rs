@@ -114,6 +114,14 @@ pub struct RuleConfig {
     pub paths: Vec<Spanned<String>>,
     #[serde(default)]
     pub not_paths: Vec<Spanned<String>>,
+    /// Content detectors that must all hold on the file (`direction = "at_rest"` only: the
+    /// proxy does not read text).
+    #[serde(default)]
+    pub detectors: Vec<Spanned<String>>,
+    /// The label `labelgate scan --apply` writes into a file this rule matches (name or GUID;
+    /// `direction = "at_rest"` only).
+    #[serde(default)]
+    pub apply_label: Option<Spanned<String>>,
 }
 
 /// Cloud app names and tags compare as the compiler compares them: trimmed, ASCII letters in any
@@ -126,6 +134,11 @@ impl RuleConfig {
     /// Whether the rule names the cloud app `name` (`cloud_apps` / `not_cloud_apps`).
     pub fn names_app(&self, name: &str) -> bool {
         self.cloud_apps.iter().chain(&self.not_cloud_apps).any(|a| same_app_name(a.get_ref(), name))
+    }
+
+    /// The detector names the rule requires, with where each is written.
+    pub fn detector_names(&self) -> impl Iterator<Item = (&str, std::ops::Range<usize>)> {
+        self.detectors.iter().map(|d| (d.get_ref().trim(), d.span()))
     }
 
     /// Whether the rule names the tag `tag` (`cloud_app_tags` / `not_cloud_app_tags`).
@@ -296,6 +309,28 @@ pub(crate) fn compile(
                 format!("rule {name:?} has paths / not_paths, which apply to files at rest only: add direction = \"at_rest\""),
             ));
         }
+        // Detectors and labelling run only in `labelgate scan`: on an upload the criterion would
+        // never hold (a block rule failing open) and no label would be written.
+        if !rc.detectors.is_empty() && rc.direction != Some(Direction::AtRest) {
+            problems.push(Problem::error(
+                span(&rc.detectors[0]),
+                format!("rule {name:?} has detectors, which run on files at rest only (labelgate scan): add direction = \"at_rest\""),
+            ));
+        }
+        if let Some(apply) = rc.apply_label.as_ref().filter(|_| rc.direction != Some(Direction::AtRest)) {
+            problems.push(Problem::error(
+                span(apply),
+                format!("rule {name:?} has apply_label, which labelgate scan --apply writes into files at rest only: add direction = \"at_rest\""),
+            ));
+        }
+        for d in &rc.detectors {
+            if d.get_ref().trim().is_empty() {
+                problems.push(Problem::error(span(d), format!("rule {name:?}: empty detector name")));
+            }
+        }
+        if rc.apply_label.as_ref().is_some_and(|l| l.get_ref().trim().is_empty()) {
+            problems.push(Problem::error(span(rc.apply_label.as_ref().expect("checked")), format!("rule {name:?}: apply_label is empty")));
+        }
         let globs = |list: &[Spanned<String>], problems: &mut Vec<Problem>| -> Vec<PathGlob> {
             list.iter()
                 .filter_map(|g| match PathGlob::new(g.get_ref()) {
@@ -336,6 +371,8 @@ pub(crate) fn compile(
             direction: rc.direction,
             paths,
             not_paths,
+            detectors: rc.detectors.iter().map(|d| d.get_ref().trim().to_string()).collect(),
+            apply_label: rc.apply_label.as_ref().map(|l| LabelRef::parse(l.get_ref(), span(l))),
         });
     }
 

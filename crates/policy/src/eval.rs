@@ -280,6 +280,10 @@ pub(crate) struct Rule {
     /// Globs the path of a file at rest must match (any), and must not.
     pub paths: Vec<PathGlob>,
     pub not_paths: Vec<PathGlob>,
+    /// Detectors that must all hold on the file (at rest).
+    pub detectors: Vec<String>,
+    /// The label to write into a matching file (at rest, `labelgate scan --apply`).
+    pub apply_label: Option<LabelRef>,
 }
 
 /// A glob over a file's path: `*` and `?` stay within one path component, `**` crosses them,
@@ -605,6 +609,8 @@ struct ResolvedRule {
     rule: Rule,
     label_ids: Option<GuidSet>,
     not_label_ids: GuidSet,
+    /// `apply_label`: the label's GUID, or the name no known label has.
+    apply_label: Option<String>,
 }
 
 /// A policy bound to one catalog snapshot: what the hot path evaluates.
@@ -668,6 +674,16 @@ fn resolve_shared(policy: &Policy, catalog: Arc<Catalog>) -> (ResolvedPolicy, Ve
         .rules
         .iter()
         .map(|r| ResolvedRule {
+            apply_label: r.apply_label.as_ref().map(|l| match l {
+                LabelRef::Id(id) => id.clone(),
+                LabelRef::Name(name, _) => {
+                    let found = resolve_refs(std::slice::from_ref(l), false, &r.name);
+                    match found.iter().next() {
+                        Some(&id) if found.len() == 1 => catalog.lookup_guid(None, id).map_or_else(|| name.clone(), |l| l.id.clone()),
+                        _ => name.clone(),
+                    }
+                }
+            }),
             label_ids: if r.labels.is_empty() { None } else { Some(resolve_refs(&r.labels, r.include_sublabels, &r.name)) },
             not_label_ids: resolve_refs(&r.not_labels, r.include_sublabels, &r.name),
             rule: r.clone(),
@@ -711,6 +727,10 @@ pub struct FileFacts {
     pub labels: Vec<FileLabel>,
     /// Why it could not be fully inspected, if so.
     pub unscannable: Option<UnscannableReason>,
+    /// Content detectors that hold on the file's text (at rest; filled by the scan from the
+    /// counts and the detectors' `min_count`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub detected: Vec<String>,
 }
 
 /// One transaction: where files are going, who sends them, and what they carry.
@@ -758,6 +778,10 @@ pub struct Verdict {
     pub reason: String,
     /// The cloud application of the destination.
     pub cloud_app: Option<String>,
+    /// The label the deciding rule writes into the file at rest (`apply_label`): its GUID when
+    /// the catalog resolved the reference, else the reference as written.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub apply_label: Option<String>,
 }
 
 impl ResolvedPolicy {
@@ -826,6 +850,7 @@ impl ResolvedPolicy {
             file: None,
             reason: "no files".into(),
             cloud_app: app_name,
+            apply_label: None,
         })
     }
 
@@ -850,6 +875,7 @@ impl ResolvedPolicy {
             file: None,
             reason: String::new(),
             cloud_app: None,
+            apply_label: None,
         };
         let kind_pos = (kind_bit != 0).then(|| kind_bit.trailing_zeros() as usize);
         // Up to 256 rules fit on the stack.
@@ -886,6 +912,7 @@ impl ResolvedPolicy {
                 }
                 verdict.reason = reason;
                 verdict.matched_labels = matched;
+                verdict.apply_label = r.apply_label.clone();
                 break;
             }
         }
@@ -997,6 +1024,9 @@ impl ResolvedPolicy {
     /// `Some(matched label ids)` when the label criteria hold (empty when the rule has none).
     fn labels_match(&self, r: &ResolvedRule, file: &FileFacts, facts: &[LabelFact]) -> Option<Vec<String>> {
         let rule = &r.rule;
+        if !rule.detectors.iter().all(|d| file.detected.iter().any(|x| x == d)) {
+            return None;
+        }
         match rule.labeled {
             Some(true) if file.labels.is_empty() => return None,
             Some(false) if !file.labels.is_empty() => return None,

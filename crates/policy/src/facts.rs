@@ -21,6 +21,7 @@ pub fn file_facts(name: Option<String>, result: &Result<Extraction, ExtractError
             } else {
                 None
             },
+            detected: Vec::new(),
         },
         Err(e) => FileFacts {
             name,
@@ -30,6 +31,7 @@ pub fn file_facts(name: Option<String>, result: &Result<Extraction, ExtractError
                 ExtractError::LimitExceeded { limit: "max_buffered_bytes", .. } => UnscannableReason::Oversize,
                 _ => UnscannableReason::Malformed,
             }),
+            detected: Vec::new(),
         },
     }
 }
@@ -64,6 +66,7 @@ pub fn inner_facts(outer_name: Option<&str>, file: &InnerFile) -> FileFacts {
         } else {
             None
         },
+        detected: Vec::new(),
     }
 }
 

@@ -69,6 +69,7 @@ fn file(kind: &str, labels: &[(&str, &str)]) -> FileFacts {
         kind: kind.into(),
         labels: labels.iter().map(|(id, t)| FileLabel { id: id.to_string(), tenant: Some(t.to_string()) }).collect(),
         unscannable: None,
+        detected: Vec::new(),
     }
 }
 

@@ -85,6 +85,7 @@ mod tests {
             file: Some(0),
             reason: String::new(),
             cloud_app: None,
+            apply_label: None,
         };
         let page = html(
             &v,

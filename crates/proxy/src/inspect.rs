@@ -161,7 +161,7 @@ fn malformed(name: Option<String>, size: u64) -> Inspected {
 
 fn unscannable(name: Option<String>, size: u64, reason: UnscannableReason) -> Inspected {
     Inspected {
-        facts: FileFacts { name, kind: "unknown".into(), labels: Vec::new(), unscannable: Some(reason) },
+        facts: FileFacts { name, kind: "unknown".into(), labels: Vec::new(), unscannable: Some(reason), detected: Vec::new() },
         path: Vec::new(),
         size,
         sha256: None,
@@ -527,7 +527,7 @@ async fn multipart_body(
     if out.is_empty() {
         // A multipart body with no part at all is still a body: its bytes as one file.
         out.push(Inspected {
-            facts: FileFacts { name: name.clone(), kind: "unknown".into(), labels: Vec::new(), unscannable: None },
+            facts: FileFacts { name: name.clone(), kind: "unknown".into(), labels: Vec::new(), unscannable: None, detected: Vec::new() },
             path: Vec::new(),
             size,
             sha256: None,

@@ -281,6 +281,7 @@ impl Session {
                 kind: "unknown".into(),
                 labels: Vec::new(),
                 unscannable: Some(UnscannableReason::Incomplete),
+                detected: Vec::new(),
             },
             path: Vec::new(),
             size: self.held(),

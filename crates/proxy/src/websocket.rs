@@ -301,6 +301,7 @@ fn oversized(size: u64) -> Inspected {
             kind: "unknown".into(),
             labels: Vec::new(),
             unscannable: Some(UnscannableReason::Oversize),
+            detected: Vec::new(),
         },
         path: Vec::new(),
         size,

@@ -38,6 +38,7 @@ mod tnef;
 pub mod transfer;
 
 pub use mime::decode_qp as quoted_printable;
+pub use mime::message_body_text;
 
 use labelgate_extract::{
     extract_input, msg_attachments, sniff_kind, zip_end_record_in_tail, zip_members, EffectiveLabel, ExtractError, Extraction, FileKind,

@@ -45,6 +45,25 @@ pub(crate) fn members(walker: &mut Walker<'_>, input: &mut dyn Input, path: &[St
 struct Part {
     name: Option<String>,
     data: Vec<u8>,
+    /// Its body text (a `text/*` part with no file name and no `attachment` disposition):
+    /// `Some(charset)` (empty when none is stated), with `html` for `text/html`.
+    body: Option<(String, bool)>,
+}
+
+/// The body text of a message: its `text/plain` and `text/html` parts that are not attached
+/// files, decoded from their transfer encoding and charset (UTF-8 when none is stated or the
+/// charset is unknown). HTML keeps its markup. At most `max_parts` parts are looked at.
+pub fn message_body_text(raw: &[u8], max_parts: u64) -> Result<Vec<String>, Problem> {
+    let mut parts = Vec::new();
+    collect(raw, raw, 0, &mut parts, &mut Vec::new(), max_parts)?;
+    Ok(parts
+        .into_iter()
+        .filter_map(|part| {
+            let (charset, _) = part.body?;
+            let encoding = encoding_rs::Encoding::for_label(charset.as_bytes()).unwrap_or(encoding_rs::UTF_8);
+            Some(encoding.decode_with_bom_removal(&part.data).0.into_owned())
+        })
+        .collect())
 }
 
 /// Walks one entity (headers + body): a multipart is split and each part walked; anything else
@@ -157,14 +176,19 @@ fn collect_with(
                     if out.len() as u64 >= max_parts {
                         return Err(Problem::NestedLimit { limit: "max_members", max: max_parts });
                     }
-                    out.push(Part { name: Some(block_name), data });
+                    out.push(Part { name: Some(block_name), data, body: None });
                 }
                 first
             }
         }
         _ => body.to_vec(),
     };
-    out.push(Part { name, data });
+    let attached = name.is_some() || header("content-disposition").is_some_and(|d| parse_params(d).0.eq_ignore_ascii_case("attachment"));
+    let body = (mime.starts_with("text/") && !attached).then(|| {
+        let charset = params.iter().find(|(k, _)| k == "charset").map(|(_, v)| v.clone()).unwrap_or_default();
+        (charset, mime == "text/html")
+    });
+    out.push(Part { name, data, body });
     Ok(())
 }
 
@@ -217,7 +241,7 @@ fn sweep(raw: &[u8], decoded: &[(usize, usize)], out: &mut Vec<Part>, max_parts:
             if out.len() as u64 >= max_parts {
                 return Err(Problem::NestedLimit { limit: "max_members", max: max_parts });
             }
-            out.push(Part { name: Some(name), data });
+            out.push(Part { name: Some(name), data, body: None });
         }
     }
     // Runs of base64 lines (at least 256 characters: smaller blocks cannot hold a labeled file).
@@ -230,7 +254,7 @@ fn sweep(raw: &[u8], decoded: &[(usize, usize)], out: &mut Vec<Part>, max_parts:
                 if out.len() as u64 >= max_parts {
                     return Err(Problem::NestedLimit { limit: "max_members", max: max_parts });
                 }
-                out.push(Part { name: Some(format!("(base64 at offset {start})")), data: decode_base64(&raw[start..end]) });
+                out.push(Part { name: Some(format!("(base64 at offset {start})")), data: decode_base64(&raw[start..end]), body: None });
             }
         }
         Ok(())
