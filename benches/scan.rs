@@ -27,7 +27,15 @@ fn tree() -> (tempfile::TempDir, usize) {
 }
 
 fn settings(files_inside: bool, index: Option<Index>) -> Settings {
-    Settings { limits: Limits::default(), bounds: UnpackLimits::default(), jobs: 2, walk: Default::default(), index, files_inside }
+    Settings {
+        limits: Limits::default(),
+        bounds: UnpackLimits::default(),
+        jobs: 2,
+        walk: Default::default(),
+        index,
+        files_inside,
+        detection: None,
+    }
 }
 
 fn run(roots: &[PathBuf], s: &Settings) -> usize {
@@ -52,6 +60,9 @@ fn bench(c: &mut Criterion) {
     g.bench_function("files_inside", |b| b.iter(|| run(&roots, &full)));
     let own = settings(false, None);
     g.bench_function("labels_only", |b| b.iter(|| run(&roots, &own)));
+    // Labels only plus every file's text through the built-in detectors.
+    let detectors = Settings { detection: Some(labelgate_scan::detection::compile(&[], Default::default()).0), ..settings(false, None) };
+    g.bench_function("labels_only_with_detectors", |b| b.iter(|| run(&roots, &detectors)));
     let index_dir = tempfile::tempdir().expect("a temp dir");
     let index = Index::open(&index_dir.path().join("index"), "bench").expect("the index");
     let indexed = settings(true, Some(index));

@@ -55,8 +55,17 @@ pub struct ScanArgs {
     /// A file that cannot be read fails the scan (exit 1).
     #[arg(long)]
     strict: bool,
+    /// Write the label of each matching rule's `apply_label` into the file (without it, a dry
+    /// run reports what would be done). Originals are kept in the state directory; the run
+    /// prints the undo log to give to --undo.
+    #[arg(long, conflicts_with = "undo")]
+    apply: bool,
+    /// Put back the originals of an --apply run (its log.jsonl), where the labelled file is
+    /// still exactly what the run wrote.
+    #[arg(long, value_name = "LOG")]
+    undo: Option<PathBuf>,
     /// Directories and files to scan.
-    #[arg(required = true, value_name = "PATH")]
+    #[arg(required_unless_present = "undo", value_name = "PATH")]
     paths: Vec<PathBuf>,
 }
 
@@ -98,7 +107,37 @@ fn progress_line(progress: &Progress, started: Instant, out: &mut std::io::Stder
     let _ = out.flush();
 }
 
+/// `--undo LOG`: every change put back, or why not.
+fn undo(log: &std::path::Path) -> ExitCode {
+    let restored = match labelgate_apply::undo::restore(log) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("labelgate scan: --undo {}: {e}", log.display());
+            return ExitCode::from(1);
+        }
+    };
+    let mut left = 0;
+    for r in &restored {
+        match &r.left {
+            None => println!("restored  {}", shown(&r.path)),
+            Some(why) => {
+                left += 1;
+                println!("left      {}: {}", shown(&r.path), output::printable(why));
+            }
+        }
+    }
+    eprintln!("labelgate scan: restored {} of {} files", restored.len() - left, restored.len());
+    if left > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
 pub fn run(config: Option<&std::path::Path>, args: &ScanArgs) -> Result<ExitCode> {
+    if let Some(log) = &args.undo {
+        return Ok(undo(log));
+    }
     let loaded = match crate::load_or_report(config)? {
         Ok(l) => l,
         Err(code) => return Ok(code),
@@ -114,28 +153,48 @@ pub fn run(config: Option<&std::path::Path>, args: &ScanArgs) -> Result<ExitCode
     let (policy, _) = loaded.resolve(catalog.clone());
     let limits = loaded.file.inspection.extract_limits();
     let bounds = loaded.file.inspection.unpack_limits();
-    let index = if args.incremental {
-        match labelgate_scan::index::Index::open(
-            &index_path(&args.state_dir),
-            &Settings::fingerprint(&limits, &bounds, loaded.file.scan.files_inside),
-        ) {
-            Ok(i) => Some(i),
+    let jobs = args.jobs.map(usize::from).unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
+    // Text is read only when a rule asks what the detectors found: labels alone cost a file's
+    // metadata, text costs its content.
+    let detection = loaded.policy.uses_detectors().then(|| loaded.detection.clone());
+    let mut settings = Settings {
+        limits,
+        bounds,
+        jobs,
+        walk: WalkOptions { follow_symlinks: args.follow_symlinks, exclude },
+        index: None,
+        files_inside: loaded.file.scan.files_inside,
+        detection,
+    };
+    if args.incremental {
+        match labelgate_scan::index::Index::open(&index_path(&args.state_dir), &settings.fingerprint()) {
+            Ok(i) => settings.index = Some(i),
             Err(e) => {
                 eprintln!("labelgate scan: {e}");
+                return Ok(ExitCode::from(1));
+            }
+        }
+    }
+    // Labelling: a dry run unless --apply; with it, an undo log for this run.
+    let set_date = time::OffsetDateTime::now_utc();
+    let undo_log = if args.apply {
+        let d = set_date;
+        let stamp = format!("{:04}{:02}{:02}T{:02}{:02}{:02}Z", d.year(), u8::from(d.month()), d.day(), d.hour(), d.minute(), d.second());
+        match labelgate_apply::undo::Log::create(&args.state_dir, &stamp) {
+            Ok(log) => Some(log),
+            Err(e) => {
+                eprintln!("labelgate scan: cannot create the undo log under {}: {e}", args.state_dir.display());
                 return Ok(ExitCode::from(1));
             }
         }
     } else {
         None
     };
-    let jobs = args.jobs.map(usize::from).unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
-    let settings = Settings {
-        limits,
-        bounds,
-        jobs,
-        walk: WalkOptions { follow_symlinks: args.follow_symlinks, exclude },
-        index,
-        files_inside: loaded.file.scan.files_inside,
+    let labeller = labelgate_apply::Labeller {
+        catalog: &catalog,
+        limits: &settings.limits,
+        undo: undo_log.as_ref(),
+        set_date: set_date.replace_nanosecond(0).unwrap_or(set_date).format(&time::format_description::well_known::Rfc3339).unwrap_or_default(),
     };
     let format = match args.format {
         FormatArg::Table => Format::Table,
@@ -186,7 +245,18 @@ pub fn run(config: Option<&std::path::Path>, args: &ScanArgs) -> Result<ExitCode
                 policy.evaluate(&Transaction::at_rest(&ex.facts, &absolute(&file.entry.path)))
             });
             let matched = verdict.as_ref().is_some_and(|v| v.rule.is_some() && v.action != Action::Allow);
-            (output::render(format, file, verdict.as_ref(), &catalog), matched)
+            let e = &file.entry;
+            let target = labelgate_apply::Target {
+                path: &e.path,
+                dev: e.dev,
+                ino: e.ino,
+                size: e.size,
+                mtime_ns: e.mtime_ns,
+                ctime_ns: e.ctime_ns,
+                nlink: e.nlink,
+            };
+            let labelled = verdict.as_ref().and_then(|v| v.apply_label.as_deref()).map(|label| labeller.label(&target, label));
+            (output::render(format, file, verdict.as_ref(), labelled.as_ref(), &catalog), matched)
         };
         let result = labelgate_scan::scan(&roots, &settings, &progress, &render, &mut |found| match found {
             Found::File(file, (rendered, hit)) => {
@@ -194,6 +264,10 @@ pub fn run(config: Option<&std::path::Path>, args: &ScanArgs) -> Result<ExitCode
                 if let Some(e) = &file.error {
                     file_errors += 1;
                     eprintln!("labelgate scan: {}: {e}", shown(&file.entry.path));
+                }
+                if let Some(why) = rendered.tally.labelling_failure() {
+                    failed = true;
+                    eprintln!("labelgate scan: {}: labelling failed: {}", shown(&file.entry.path), output::printable(why));
                 }
                 if let Err(e) = writer.write(&rendered) {
                     if !failed {
@@ -223,6 +297,14 @@ pub fn run(config: Option<&std::path::Path>, args: &ScanArgs) -> Result<ExitCode
     }
 
     summary.finish(started.elapsed());
+    if let Some(log) = &undo_log {
+        let applied = summary.by_labelling.get("applied").copied().unwrap_or(0);
+        if log.changes() > 0 {
+            eprintln!("labelgate scan: labelled {applied} files; to put the originals back: labelgate scan --undo {}", log.path().display());
+        } else if let Some(dir) = log.path().parent() {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
     match writer.finish() {
         Ok(mut out) => {
             if format == Format::Table {

@@ -54,6 +54,9 @@ pub struct ConfigFile {
     /// `[scan]`: `labelgate scan`.
     #[serde(default)]
     pub scan: labelgate_scan::ScanConfig,
+    /// `[[detectors]]`: content detectors for at-rest rules.
+    #[serde(default)]
+    pub detectors: Vec<labelgate_scan::detection::DetectorConfig>,
 }
 
 /// A located problem.
@@ -109,6 +112,8 @@ pub struct LoadedConfig {
     pub policy: Policy,
     /// `[[labels]]` as labels.
     pub static_labels: Vec<Label>,
+    /// The built-in and configured content detectors.
+    pub detection: labelgate_scan::detection::Detection,
     /// Warnings found while validating (errors make loading fail).
     pub warnings: Vec<Diagnostic>,
     /// The text as loaded (later diagnostics are located in it, not in a file that may have
@@ -193,6 +198,20 @@ pub fn load_str(path: Option<&Path>, text: &str) -> Result<LoadedConfig, LoadErr
     problems.extend(file.proxy.problems());
     problems.extend(file.inspection.problems());
     problems.extend(file.admin.problems());
+    let (detection, detector_problems) = labelgate_scan::detection::compile(&file.detectors, file.scan.text_limits());
+    problems.extend(detector_problems);
+    for rule in &file.policy.rules {
+        for (name, span) in rule.detector_names() {
+            if !name.is_empty() && !detection.detectors.iter().any(|d| d.name == name) {
+                let known: Vec<&str> = detection.detectors.iter().map(|d| d.name.as_str()).collect();
+                problems.push(Problem::error(
+                    span,
+                    format!("rule {:?} names detector {name:?}, which is neither built in nor in [[detectors]] (known: {})", rule.name.get_ref(), known.join(", ")),
+                ));
+            }
+        }
+    }
+    problems.extend(file.scan.problems());
     // Relative paths in the file (secrets, users) are resolved against its directory.
     let base_dir = path.and_then(Path::parent).map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."));
     // MIP accounts: each problem at its key in its own [[accounts]] table.
@@ -244,6 +263,7 @@ pub fn load_str(path: Option<&Path>, text: &str) -> Result<LoadedConfig, LoadErr
         file,
         policy,
         static_labels,
+        detection,
         warnings: diagnostics,
         text: text.to_string(),
     })

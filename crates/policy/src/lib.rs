@@ -116,6 +116,11 @@ impl Policy {
         eval::resolve(self, catalog)
     }
 
+    /// Whether a rule requires content detectors (`labelgate scan` then reads text).
+    pub fn uses_detectors(&self) -> bool {
+        self.rules.iter().any(|r| !r.detectors.is_empty())
+    }
+
     /// Rule names, in order.
     pub fn rule_names(&self) -> impl Iterator<Item = &str> {
         self.rules.iter().map(|r| r.name.as_str())

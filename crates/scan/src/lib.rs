@@ -7,6 +7,7 @@
 //! number of workers, not of files. With an [`index::Index`], a file whose identity and state
 //! are unchanged is not opened again.
 
+pub mod detection;
 pub mod index;
 pub mod output;
 pub mod report;
@@ -36,6 +37,8 @@ pub struct Extracted {
     /// The names the file itself states for its labels, by GUID (shown for labels the
     /// catalog does not know).
     pub stated: Vec<(String, String)>,
+    /// What the content detectors found in the file's text, when they ran.
+    pub detections: Option<detection::Detections>,
 }
 
 /// What the index keeps of an [`Extracted`] besides its report.
@@ -44,13 +47,21 @@ struct Kept {
     root: String,
     facts: Vec<FileFacts>,
     stated: Vec<(String, String)>,
+    #[serde(default)]
+    detections: Option<detection::Detections>,
 }
 
 impl Extracted {
     /// The index's form: the small facts as JSON behind their length, then the report's JSON
     /// as it is (a lookup parses the facts, not the report).
     pub fn to_index(&self) -> Option<Vec<u8>> {
-        let kept = serde_json::to_vec(&Kept { root: self.root.clone(), facts: self.facts.clone(), stated: self.stated.clone() }).ok()?;
+        let kept = serde_json::to_vec(&Kept {
+            root: self.root.clone(),
+            facts: self.facts.clone(),
+            stated: self.stated.clone(),
+            detections: self.detections.clone(),
+        })
+        .ok()?;
         let report = self.report.get().as_bytes();
         let mut out = Vec::with_capacity(4 + kept.len() + report.len());
         out.extend_from_slice(&u32::try_from(kept.len()).ok()?.to_le_bytes());
@@ -71,7 +82,7 @@ impl Extracted {
             return None;
         }
         let report = serde_json::value::RawValue::from_string(report.to_string()).ok()?;
-        Some(Extracted { report, root: kept.root, facts: kept.facts, stated: kept.stated })
+        Some(Extracted { report, root: kept.root, facts: kept.facts, stated: kept.stated, detections: kept.detections })
     }
 
     /// Whether the file or a file inside it carries a label.
@@ -95,6 +106,43 @@ pub struct ScanConfig {
     /// is then reported `nested_limit` (its files were not read), never clean.
     #[serde(default = "yes")]
     pub files_inside: bool,
+    /// Text read per file for content detectors (UTF-8 bytes; default 8 MiB). Past it the
+    /// counts are of the text read, and the file's `detections` say `truncated`.
+    #[serde(default = "default_max_text_bytes")]
+    pub max_text_bytes: u64,
+    /// Decompressed bytes (XML, PDF content, message bodies) read per file to find its text
+    /// (default 128 MiB).
+    #[serde(default = "default_max_text_source_bytes")]
+    pub max_text_source_bytes: u64,
+}
+
+fn default_max_text_bytes() -> u64 {
+    labelgate_extract::TextLimits::default().max_text_bytes
+}
+
+fn default_max_text_source_bytes() -> u64 {
+    labelgate_extract::TextLimits::default().max_source_bytes
+}
+
+impl ScanConfig {
+    /// Values out of range, located at their keys.
+    pub fn problems(&self) -> Vec<labelgate_diagnostics::Problem> {
+        let mut problems = Vec::new();
+        for (key, value, min) in [("max_text_bytes", self.max_text_bytes, 1024), ("max_text_source_bytes", self.max_text_source_bytes, 4096)] {
+            if value < min || value > 1 << 40 {
+                problems.push(labelgate_diagnostics::Problem::error(
+                    labelgate_diagnostics::key(&["scan", key]),
+                    format!("[scan] {key} must be between {min} and 2^40 bytes"),
+                ));
+            }
+        }
+        problems
+    }
+
+    /// The text limits for detectors.
+    pub fn text_limits(&self) -> labelgate_extract::TextLimits {
+        labelgate_extract::TextLimits { max_text_bytes: self.max_text_bytes, max_source_bytes: self.max_text_source_bytes }
+    }
 }
 
 fn yes() -> bool {
@@ -103,7 +151,11 @@ fn yes() -> bool {
 
 impl Default for ScanConfig {
     fn default() -> Self {
-        ScanConfig { files_inside: true }
+        ScanConfig {
+            files_inside: true,
+            max_text_bytes: default_max_text_bytes(),
+            max_text_source_bytes: default_max_text_source_bytes(),
+        }
     }
 }
 
@@ -121,12 +173,19 @@ pub struct Settings {
     pub index: Option<index::Index>,
     /// Read the files inside files (`[scan] files_inside`).
     pub files_inside: bool,
+    /// Content detectors to run on each file's text, when a rule needs them.
+    pub detection: Option<detection::Detection>,
 }
 
 impl Settings {
     /// What changes the extractor's results: the index keys on it.
-    pub fn fingerprint(limits: &Limits, bounds: &UnpackLimits, files_inside: bool) -> String {
-        format!("labelgate-scan {} index {INDEX_FORMAT} {limits:?} {bounds:?} files_inside={files_inside}", env!("CARGO_PKG_VERSION"))
+    pub fn fingerprint(&self) -> String {
+        let detection = self.detection.as_ref().map_or_else(|| "no detectors".to_string(), detection::Detection::fingerprint);
+        let (limits, bounds, files_inside) = (&self.limits, &self.bounds, self.files_inside);
+        format!(
+            "labelgate-scan {} index {INDEX_FORMAT} {limits:?} {bounds:?} files_inside={files_inside} {detection}",
+            env!("CARGO_PKG_VERSION")
+        )
     }
 }
 
@@ -389,13 +448,23 @@ fn read_file_and_state(entry: &FileEntry, settings: &Settings) -> Result<(Extrac
     let (file, meta) = open_found(entry, settings.walk.follow_symlinks)?;
     let state = FileEntry::of(entry.path.clone(), &meta);
     let inspection = if settings.files_inside {
-        labelgate_unpack::inspect_reader(file, &settings.limits, &settings.bounds)
+        labelgate_unpack::inspect_reader(&file, &settings.limits, &settings.bounds)
     } else {
-        labels_only(file, &settings.limits)
+        labels_only(&file, &settings.limits)
     };
     let shown = entry.path.to_string_lossy();
     let name = entry.path.file_name().map(|n| n.to_string_lossy().into_owned());
-    let facts = labelgate_policy::facts::inspection_facts(name, &inspection).into_iter().map(|r| r.facts).collect();
+    let mut facts: Vec<FileFacts> = labelgate_policy::facts::inspection_facts(name, &inspection).into_iter().map(|r| r.facts).collect();
+    // The file's own text: what would be labelled is this file, not the files inside it. An
+    // encrypted file's text cannot be read.
+    let detections = match (&settings.detection, facts.first_mut()) {
+        (Some(detection), Some(first)) if first.unscannable != Some(labelgate_policy::UnscannableReason::Encrypted) => {
+            let found = detection::detect(&file, &first.kind, detection, &settings.limits);
+            first.detected = found.holding(detection);
+            Some(found)
+        }
+        _ => None,
+    };
     let mut stated: Vec<(String, String)> = Vec::new();
     for l in inspection.all_labels() {
         if let Some(name) = &l.name {
@@ -405,12 +474,12 @@ fn read_file_and_state(entry: &FileEntry, settings: &Settings) -> Result<(Extrac
         }
     }
     let report = serde_json::value::to_raw_value(&report::inspection_report(&shown, &inspection)).map_err(|e| e.to_string())?;
-    Ok((Extracted { report, root: shown.into_owned(), facts, stated }, state))
+    Ok((Extracted { report, root: shown.into_owned(), facts, stated, detections }, state))
 }
 
 /// The file's own labels, nothing inside it opened: a container (an archive or a message) is
 /// reported `nested_limit`, since the files it holds were not read.
-fn labels_only(file: std::fs::File, limits: &Limits) -> labelgate_unpack::Inspection {
+fn labels_only(file: &std::fs::File, limits: &Limits) -> labelgate_unpack::Inspection {
     use labelgate_extract::FileKind as K;
     let outer = labelgate_extract::extract_reader(file, limits);
     let holds_files = outer.as_ref().is_ok_and(|ex| {
@@ -452,6 +521,7 @@ mod tests {
             walk: WalkOptions::default(),
             index: None,
             files_inside: true,
+            detection: None,
         }
     }
 

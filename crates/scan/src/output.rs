@@ -8,6 +8,7 @@
 use crate::walk::Skip;
 use crate::{Extracted, Scanned};
 use labelgate_catalog::{csv_cell, Catalog};
+use labelgate_apply::Outcome;
 use labelgate_policy::Verdict;
 use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
@@ -43,6 +44,9 @@ pub const CSV_COLUMNS: &[&str] = &[
     "inner_files",
     "inner_labeled",
     "cached",
+    "detections",
+    "apply_label",
+    "apply_outcome",
 ];
 
 /// Text for a terminal: control characters (and only they) escaped, so a file or label name
@@ -96,7 +100,7 @@ fn stated<'a>(ex: &'a Extracted, id: &str) -> Option<&'a str> {
 /// One scanned file as a JSON line: its path and state, the report's fields passed through as
 /// they were written when the file was read, the catalog's facts about its labels
 /// (`label_info`), and the verdict.
-pub fn json_line(file: &Scanned, verdict: Option<&Verdict>, catalog: &Catalog) -> Vec<u8> {
+pub fn json_line(file: &Scanned, verdict: Option<&Verdict>, labelled: Option<&Outcome>, catalog: &Catalog) -> Vec<u8> {
     let shown = file.entry.path.to_string_lossy();
     let mut head = Map::new();
     head.insert("path".into(), json!(shown));
@@ -116,6 +120,21 @@ pub fn json_line(file: &Scanned, verdict: Option<&Verdict>, catalog: &Catalog) -
         tail.insert("reason".into(), json!(v.reason));
     }
     tail.insert("cached".into(), json!(file.cached));
+    if let Some(found) = file.result.as_ref().ok().and_then(|ex| ex.detections.as_ref()) {
+        tail.insert("detections".into(), json!(found.counts));
+        let mut text = Map::new();
+        text.insert("bytes".into(), json!(found.text_bytes));
+        if let Some(limit) = &found.truncated {
+            text.insert("truncated".into(), json!(limit));
+        }
+        if !found.unreadable.is_empty() {
+            text.insert("unreadable".into(), json!(found.unreadable));
+        }
+        tail.insert("text".into(), Value::Object(text));
+    }
+    if let Some(outcome) = labelled {
+        tail.insert("apply".into(), json!(outcome));
+    }
     let report: String = match &file.result {
         // Read under another name (a hard link): the inner paths begin with this one.
         Ok(ex) if ex.root != shown && ex.report.get().contains("\"inner\":[{") => rooted(ex.report.get(), &shown),
@@ -192,26 +211,52 @@ pub struct Tally {
     labeled: bool,
     labels: Vec<(String, Option<String>)>,
     verdict: Option<(&'static str, Option<String>)>,
+    /// Detectors that hold on the file.
+    detected: Vec<String>,
+    /// What labelling did, and why it failed.
+    labelling: Option<(&'static str, Option<String>)>,
+}
+
+impl Tally {
+    /// Why labelling this file failed (not a skip: an error to report), if it did.
+    pub fn labelling_failure(&self) -> Option<&str> {
+        match &self.labelling {
+            Some(("failed", why)) => Some(why.as_deref().unwrap_or("unknown")),
+            _ => None,
+        }
+    }
 }
 
 /// Renders one file in `format`.
-pub fn render(format: Format, file: &Scanned, verdict: Option<&Verdict>, catalog: &Catalog) -> Rendered {
+pub fn render(format: Format, file: &Scanned, verdict: Option<&Verdict>, labelled: Option<&Outcome>, catalog: &Catalog) -> Rendered {
     let mut line = Vec::new();
     match format {
-        Format::Json => line = json_line(file, verdict, catalog),
+        Format::Json => line = json_line(file, verdict, labelled, catalog),
         Format::Csv => {
-            let row = csv_row(file, verdict, catalog);
+            let row = csv_row(file, verdict, labelled, catalog);
             line.extend_from_slice(row.iter().map(|c| csv_cell(c)).collect::<Vec<_>>().join(",").as_bytes());
             line.extend_from_slice(b"\r\n");
         }
-        Format::Table => table_row(&mut line, file, verdict, catalog),
+        Format::Table => table_row(&mut line, file, verdict, labelled, catalog),
     }
-    Rendered { line, tally: tally(file, verdict, catalog) }
+    Rendered { line, tally: tally(file, verdict, labelled, catalog) }
 }
 
-fn table_row(out: &mut Vec<u8>, file: &Scanned, verdict: Option<&Verdict>, catalog: &Catalog) {
+/// The detectors that hold on a file, with their counts: `payment_card×3`.
+fn detected_shown(ex: &Extracted) -> Vec<String> {
+    let Some(found) = &ex.detections else { return Vec::new() };
+    let holding = ex.facts.first().map(|f| f.detected.as_slice()).unwrap_or_default();
+    found.counts.iter().filter(|c| holding.contains(&c.detector)).map(|c| format!("{}×{}", c.detector, c.count)).collect()
+}
+
+fn table_row(out: &mut Vec<u8>, file: &Scanned, verdict: Option<&Verdict>, labelled: Option<&Outcome>, catalog: &Catalog) {
     let interesting = match &file.result {
-        Ok(ex) => ex.labeled() || ex.facts.iter().any(|f| f.unscannable.is_some()) || verdict.is_some_and(|v| v.rule.is_some()),
+        Ok(ex) => {
+            ex.labeled()
+                || ex.facts.iter().any(|f| f.unscannable.is_some())
+                || verdict.is_some_and(|v| v.rule.is_some())
+                || ex.facts.first().is_some_and(|f| !f.detected.is_empty())
+        }
         Err(_) => true,
     };
     if !interesting {
@@ -222,6 +267,14 @@ fn table_row(out: &mut Vec<u8>, file: &Scanned, verdict: Option<&Verdict>, catal
             let mut shown: Vec<String> = label_ids(ex).iter().map(|id| label_name(id, catalog, ex)).collect();
             if let Some(u) = ex.facts.iter().find_map(|f| f.unscannable) {
                 shown.push(format!("[{}]", u.as_str()));
+            }
+            shown.extend(detected_shown(ex).into_iter().map(|d| format!("<{d}>")));
+            if let Some(l) = labelled {
+                let name = l.name.as_deref().unwrap_or(&l.label);
+                shown.push(match &l.reason {
+                    Some(why) => format!("→ {name}: {} ({why})", l.outcome),
+                    None => format!("→ {name}: {}", l.outcome),
+                });
             }
             (ex.kind().to_string(), if shown.is_empty() { "-".to_string() } else { shown.join(", ") })
         }
@@ -234,7 +287,7 @@ fn table_row(out: &mut Vec<u8>, file: &Scanned, verdict: Option<&Verdict>, catal
     let _ = writeln!(out, "{verdict:<7}  {kind:<10}  {labels:<40}  {path}");
 }
 
-fn tally(file: &Scanned, verdict: Option<&Verdict>, catalog: &Catalog) -> Tally {
+fn tally(file: &Scanned, verdict: Option<&Verdict>, labelled: Option<&Outcome>, catalog: &Catalog) -> Tally {
     let (kind, labeled, labels) = match &file.result {
         Ok(ex) => {
             let labels = label_ids(ex)
@@ -256,6 +309,8 @@ fn tally(file: &Scanned, verdict: Option<&Verdict>, catalog: &Catalog) -> Tally 
         labeled,
         labels,
         verdict: verdict.map(|v| (v.action.as_str(), v.rule.clone())),
+        detected: file.result.as_ref().ok().and_then(|ex| ex.facts.first()).map(|f| f.detected.clone()).unwrap_or_default(),
+        labelling: labelled.map(|l| (l.outcome, l.reason.clone())),
     }
 }
 
@@ -295,7 +350,7 @@ impl<W: Write> Writer<W> {
     }
 }
 
-fn csv_row(file: &Scanned, verdict: Option<&Verdict>, catalog: &Catalog) -> Vec<String> {
+fn csv_row(file: &Scanned, verdict: Option<&Verdict>, labelled: Option<&Outcome>, catalog: &Catalog) -> Vec<String> {
     let e = &file.entry;
     let (kind, ids, names, unscannable, error, inner, inner_labeled) = match &file.result {
         Ok(ex) => {
@@ -328,6 +383,14 @@ fn csv_row(file: &Scanned, verdict: Option<&Verdict>, catalog: &Catalog) -> Vec<
         inner,
         inner_labeled,
         file.cached.to_string(),
+        file.result.as_ref().ok().and_then(|ex| ex.detections.as_ref()).map_or_else(String::new, |d| {
+            d.counts.iter().map(|c| format!("{}={}", c.detector, c.count)).collect::<Vec<_>>().join(";")
+        }),
+        labelled.map_or_else(String::new, |l| l.label.clone()),
+        labelled.map_or_else(String::new, |l| match &l.reason {
+            Some(why) => format!("{}: {why}", l.outcome),
+            None => l.outcome.to_string(),
+        }),
     ]
 }
 
@@ -356,6 +419,10 @@ pub struct Summary {
     pub errors: u64,
     /// What was not scanned, by reason.
     pub skipped: BTreeMap<String, u64>,
+    /// Files on which each content detector holds.
+    pub by_detector: BTreeMap<String, u64>,
+    /// Files by labelling outcome (`applied`, `would_apply`, `unchanged`, `skipped`, `failed`).
+    pub by_labelling: BTreeMap<String, u64>,
     /// Wall time, seconds.
     pub seconds: f64,
     /// Files per second.
@@ -411,6 +478,12 @@ impl Summary {
             }
             count.files += 1;
         }
+        for d in t.detected {
+            *self.by_detector.entry(d).or_default() += 1;
+        }
+        if let Some((outcome, _)) = t.labelling {
+            *self.by_labelling.entry(outcome.to_string()).or_default() += 1;
+        }
         if let Some((action, rule)) = t.verdict {
             *self.by_verdict.entry(action.to_string()).or_default() += 1;
             if let Some(rule) = rule {
@@ -450,6 +523,14 @@ impl Summary {
         }
         for (rule, n) in &self.by_rule {
             writeln!(out, "  rule \"{}\": {n}", printable(rule))?;
+        }
+        if !self.by_detector.is_empty() {
+            let parts: Vec<String> = self.by_detector.iter().map(|(k, v)| format!("{k} {v}")).collect();
+            writeln!(out, "  files by detector: {}", parts.join(", "))?;
+        }
+        if !self.by_labelling.is_empty() {
+            let parts: Vec<String> = self.by_labelling.iter().map(|(k, v)| format!("{k} {v}")).collect();
+            writeln!(out, "  labelling: {}", parts.join(", "))?;
         }
         if !self.by_kind.is_empty() {
             writeln!(out, "  by kind:")?;

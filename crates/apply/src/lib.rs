@@ -1,0 +1,387 @@
+//! `labelgate-apply`: writes a sensitivity label into Office files at rest as Office writes it
+//! (see [`package`]), safely on a share that people are using:
+//!
+//! - a file is labelled only if it is still the file the scan read (device, inode, size, times),
+//!   is an OOXML package that is neither encrypted, rights-protected nor ambiguous, is not
+//!   hard-linked (a new file would split the links), and carries no label of the label's tenant
+//!   with a higher (or unknown) priority: a label is never lowered;
+//! - a label that applies protection (encryption) is not written: that needs the MIP SDK;
+//! - the new package is written beside the file, read back (the label must be effective), given
+//!   the original's owner, mode, extended attributes (ACLs included) and times, and renamed over
+//!   the original only after its identity and size are checked once more;
+//! - the original is kept (hard-linked when it can be, else copied) in an undo directory whose
+//!   log records every change before it is made; [`undo`] puts the originals back.
+
+mod package;
+pub mod undo;
+mod zip;
+
+use labelgate_catalog::{Catalog, Label};
+use labelgate_extract::{FileKind, Flag, Limits};
+use serde::Serialize;
+use std::io::Write;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+/// Why a package could not be labelled.
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    /// The package cannot be rewritten as it is.
+    #[error("{0}")]
+    Package(String),
+    /// Reading or writing failed.
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// The label to write, with the values of its properties.
+#[derive(Debug, Clone)]
+pub struct NewLabel {
+    /// GUID, lowercase.
+    pub id: String,
+    /// Its name (`MSIP_Label_…_Name`).
+    pub name: String,
+    /// Its tenant (`SiteId`), lowercase GUID.
+    pub tenant: String,
+    /// When it is set (`SetDate`, RFC 3339 UTC).
+    pub set_date: String,
+    /// This labelling action's id (`ActionId`).
+    pub action_id: String,
+}
+
+/// The file as the scan found it.
+#[derive(Debug, Clone)]
+pub struct Target<'a> {
+    /// Its path.
+    pub path: &'a Path,
+    /// Device, inode, size, times (ns) and links as the scan saw them.
+    pub dev: u64,
+    #[allow(missing_docs)]
+    pub ino: u64,
+    #[allow(missing_docs)]
+    pub size: u64,
+    #[allow(missing_docs)]
+    pub mtime_ns: i128,
+    #[allow(missing_docs)]
+    pub ctime_ns: i128,
+    #[allow(missing_docs)]
+    pub nlink: u64,
+}
+
+/// What became of one file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Outcome {
+    /// The label's GUID, or the reference no known label has.
+    pub label: String,
+    /// Its name, when known.
+    pub name: Option<String>,
+    /// `applied`, `would_apply` (a dry run), `unchanged` (it already carries the label),
+    /// `skipped` (left as it is, and why) or `failed`.
+    pub outcome: &'static str,
+    /// Why it was skipped or failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// How to label.
+pub struct Labeller<'a> {
+    /// Label priorities, names and tenants.
+    pub catalog: &'a Catalog,
+    /// The extractor's limits (reading the file's labels, and the rewritten file's).
+    pub limits: &'a Limits,
+    /// `None`: a dry run. Otherwise where originals are kept.
+    pub undo: Option<&'a undo::Log>,
+    /// `SetDate` for this run.
+    pub set_date: String,
+}
+
+impl Labeller<'_> {
+    /// Labels the file at `target` with the label `reference` (a GUID from the policy, or a name
+    /// no label has).
+    pub fn label(&self, target: &Target<'_>, reference: &str) -> Outcome {
+        let Some(label) = self.catalog.lookup(None, reference) else {
+            return Outcome {
+                label: reference.to_string(),
+                name: None,
+                outcome: "skipped",
+                reason: Some("apply_label names no known label (not in [[labels]] nor a retrieved account)".into()),
+            };
+        };
+        let (outcome, reason) = match self.try_label(target, label) {
+            Ok(Done::Applied) => ("applied", None),
+            Ok(Done::WouldApply) => ("would_apply", None),
+            Ok(Done::Unchanged) => ("unchanged", None),
+            Err(Refusal::Skip(why)) => ("skipped", Some(why)),
+            Err(Refusal::Fail(why)) => ("failed", Some(why)),
+        };
+        Outcome { label: label.id.clone(), name: Some(label.display_name.clone()), outcome, reason }
+    }
+
+    fn try_label(&self, target: &Target<'_>, label: &Label) -> Result<Done, Refusal> {
+        if label.has_protection {
+            return Err(skip("the label applies protection (encryption), which needs the MIP SDK"));
+        }
+        if !label.is_active || label.deleted {
+            return Err(skip("the label is not active"));
+        }
+        let tenant = label.tenant.clone().ok_or_else(|| skip("the label's tenant is unknown (a [[labels]] entry needs tenant)"))?;
+        if target.nlink > 1 {
+            return Err(skip(format!("it has {} hard links: a labelled copy would split them", target.nlink)));
+        }
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+            .open(target.path)
+            .map_err(|e| skip(format!("cannot open: {e}")))?;
+        let meta = file.metadata().map_err(|e| fail(format!("cannot read: {e}")))?;
+        if !same_state(&meta, target) {
+            return Err(skip("it changed since it was scanned"));
+        }
+        let found = labelgate_extract::extract_reader(&file, self.limits).map_err(|e| skip(format!("cannot read its labels: {e}")))?;
+        if found.has_flag(Flag::Encrypted) || found.has_flag(Flag::Protected) {
+            return Err(skip("it is encrypted or rights-protected"));
+        }
+        if found.has_flag(Flag::Ambiguous) {
+            return Err(skip("its structure is ambiguous (see labelgate inspect)"));
+        }
+        if !is_labelable(found.kind) {
+            return Err(skip(format!("{} files are not labelled (Office Open XML documents are)", found.kind.as_str())));
+        }
+        // Never lower: the tenant's current label must be of lower known priority.
+        for current in &found.labels {
+            let site = current.site_id.as_deref().map(labelgate_catalog::normalize_id);
+            if site.as_deref().is_some_and(|s| s != tenant) {
+                continue;
+            }
+            if current.id == label.id {
+                return Ok(Done::Unchanged);
+            }
+            match self.catalog.lookup(site.as_deref(), &current.id) {
+                Some(known) if known.priority < label.priority => {}
+                Some(known) => {
+                    return Err(skip(format!(
+                        "it carries {:?} (priority {}), not lower than {:?} (priority {}): a label is never lowered",
+                        known.display_name, known.priority, label.display_name, label.priority
+                    )))
+                }
+                None => return Err(skip(format!("it carries label {} of unknown priority: a label is never lowered", current.id))),
+            }
+        }
+        let Some(undo) = self.undo else { return Ok(Done::WouldApply) };
+        let new = NewLabel {
+            id: label.id.clone(),
+            name: label.name.clone(),
+            tenant,
+            set_date: self.set_date.clone(),
+            action_id: random_guid().map_err(|e| fail(e.to_string()))?,
+        };
+        let archive = zip::read(&file, meta.len()).map_err(|e| skip(format!("the package cannot be rewritten: {e}")))?;
+        let edits = package::edits(&file, &archive, &new).map_err(|e| skip(format!("the package cannot be rewritten: {e}")))?;
+        let staged = Staged::create(target.path).map_err(|e| fail(format!("cannot write beside it: {e}")))?;
+        let result = self.replace(target, &file, &meta, &archive, &edits, &new, &staged, undo);
+        if result.is_err() {
+            staged.discard();
+        }
+        result
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn replace(
+        &self,
+        target: &Target<'_>,
+        file: &std::fs::File,
+        meta: &std::fs::Metadata,
+        archive: &zip::Archive,
+        edits: &zip::Edits,
+        new: &NewLabel,
+        staged: &Staged,
+        undo: &undo::Log,
+    ) -> Result<Done, Refusal> {
+        let mut hashing = HashingWriter { inner: std::io::BufWriter::with_capacity(1 << 20, &staged.file), digest: ring::digest::Context::new(&ring::digest::SHA256), len: 0 };
+        zip::rewrite(file, meta.len(), archive, edits, &mut hashing).map_err(|e| fail(format!("cannot write the labelled package: {e}")))?;
+        hashing.inner.flush().map_err(|e| fail(format!("cannot write the labelled package: {e}")))?;
+        let HashingWriter { digest, len, .. } = hashing;
+        let written = (hex(digest.finish().as_ref()), len);
+        // Read back: the label must be what a reader now sees, and nothing ambiguous.
+        let back = labelgate_extract::extract_reader(&staged.file, self.limits).map_err(|e| fail(format!("the labelled package does not read back: {e}")))?;
+        if !back.labels.iter().any(|l| l.id == new.id) || back.has_flag(Flag::Ambiguous) {
+            return Err(fail("the labelled package does not read back with the label"));
+        }
+        keep_metadata(file, meta, &staged.file).map_err(|e| skip(format!("cannot keep its owner, mode or attributes: {e}")))?;
+        staged.file.sync_all().map_err(|e| fail(format!("cannot write the labelled package: {e}")))?;
+        // Still the same file, unchanged, at the same path? Checked before the original is
+        // kept, and again just before the rename (keeping it by a hard link changes its ctime:
+        // the second check expects the ctime the link left).
+        let unchanged = |expected: &Target<'_>| -> Result<(), Refusal> {
+            let now = file.metadata().map_err(|e| fail(e.to_string()))?;
+            let at_path = std::fs::symlink_metadata(expected.path).map_err(|e| skip(format!("it is gone: {e}")))?;
+            if !same_state(&now, expected) || at_path.dev() != expected.dev || at_path.ino() != expected.ino {
+                return Err(skip("it changed while it was being labelled"));
+            }
+            Ok(())
+        };
+        unchanged(target)?;
+        let original = undo.keep(target.path, file, meta).map_err(|e| fail(format!("cannot keep the original for undo: {e}")))?;
+        let kept = file.metadata().map_err(|e| fail(e.to_string()))?;
+        let after_keep = Target { ctime_ns: kept.ctime() as i128 * 1_000_000_000 + kept.ctime_nsec() as i128, ..target.clone() };
+        undo.record(&undo::Change {
+            // Absolute: --undo may run from another directory.
+            path: std::path::absolute(target.path).unwrap_or_else(|_| target.path.to_path_buf()),
+            original: original.clone(),
+            original_size: meta.len(),
+            written_sha256: written.0,
+            written_size: written.1,
+            label: new.id.clone(),
+            mtime_ns: i64::try_from(target.mtime_ns).unwrap_or(0),
+        })
+        .map_err(|e| fail(format!("cannot write the undo log: {e}")))?;
+        let renamed = unchanged(&after_keep).and_then(|()| std::fs::rename(&staged.path, target.path).map_err(|e| fail(format!("cannot replace it: {e}"))));
+        if let Err(refusal) = renamed {
+            let _ = undo.withdraw(&original);
+            return Err(refusal);
+        }
+        if let Some(dir) = target.path.parent() {
+            let dir = if dir.as_os_str().is_empty() { Path::new(".") } else { dir };
+            if let Ok(d) = std::fs::File::open(dir) {
+                let _ = d.sync_all();
+            }
+        }
+        Ok(Done::Applied)
+    }
+}
+
+enum Done {
+    Applied,
+    WouldApply,
+    Unchanged,
+}
+
+enum Refusal {
+    Skip(String),
+    Fail(String),
+}
+
+fn skip(why: impl Into<String>) -> Refusal {
+    Refusal::Skip(why.into())
+}
+
+fn fail(why: impl Into<String>) -> Refusal {
+    Refusal::Fail(why.into())
+}
+
+fn is_labelable(kind: FileKind) -> bool {
+    use FileKind as K;
+    matches!(
+        kind,
+        K::Docx | K::Docm | K::Dotx | K::Dotm | K::Xlsx | K::Xlsm | K::Xltx | K::Xltm | K::Xlsb | K::Xlam | K::Pptx | K::Pptm | K::Potx | K::Potm | K::Ppsx | K::Ppsm | K::Vsdx | K::Vsdm
+    )
+}
+
+/// Whether `meta` is the file the scan saw: same identity, size and times.
+fn same_state(meta: &std::fs::Metadata, target: &Target<'_>) -> bool {
+    let ns = |s: i64, n: i64| s as i128 * 1_000_000_000 + n as i128;
+    meta.is_file()
+        && meta.dev() == target.dev
+        && meta.ino() == target.ino
+        && meta.len() == target.size
+        && ns(meta.mtime(), meta.mtime_nsec()) == target.mtime_ns
+        && ns(meta.ctime(), meta.ctime_nsec()) == target.ctime_ns
+}
+
+/// A new file beside the target, removed unless renamed over it.
+pub(crate) struct Staged {
+    pub(crate) path: PathBuf,
+    pub(crate) file: std::fs::File,
+}
+
+impl Staged {
+    pub(crate) fn create(beside: &Path) -> std::io::Result<Staged> {
+        let dir = beside.parent().unwrap_or(Path::new("."));
+        let name = beside.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let short: String = name.chars().take(64).collect();
+        for attempt in 0..16u32 {
+            let path = dir.join(format!(".{short}.labelgate-{}-{attempt}.tmp", std::process::id()));
+            match std::fs::OpenOptions::new().read(true).write(true).create_new(true).mode(0o600).custom_flags(libc::O_NOFOLLOW).open(&path) {
+                Ok(file) => return Ok(Staged { path, file }),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Err(std::io::Error::new(std::io::ErrorKind::AlreadyExists, "no free temporary name"))
+    }
+
+    pub(crate) fn discard(&self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// Gives `to` the owner, group, mode, extended attributes (ACLs are among them) and access and
+/// modification times of `from`.
+pub(crate) fn keep_metadata(from: &std::fs::File, meta: &std::fs::Metadata, to: &std::fs::File) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    use xattr::FileExt;
+    let mine = to.metadata()?;
+    if mine.uid() != meta.uid() || mine.gid() != meta.gid() {
+        std::os::unix::fs::fchown(to, Some(meta.uid()), Some(meta.gid()))?;
+    }
+    for name in from.list_xattr()? {
+        if let Some(value) = from.get_xattr(&name)? {
+            to.set_xattr(&name, &value)?;
+        }
+    }
+    // The mode after the owner: a change of owner clears set-id bits.
+    to.set_permissions(std::fs::Permissions::from_mode(meta.mode() & 0o7777))?;
+    let times = std::fs::FileTimes::new().set_accessed(meta.accessed()?).set_modified(meta.modified()?);
+    to.set_times(times)
+}
+
+struct HashingWriter<W: Write> {
+    inner: W,
+    digest: ring::digest::Context,
+    len: u64,
+}
+
+impl<W: Write> Write for HashingWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.digest.update(&buf[..n]);
+        self.len += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A random (version 4) GUID, as Office's ActionId.
+fn random_guid() -> Result<String, ring::error::Unspecified> {
+    use ring::rand::SecureRandom;
+    let mut b = [0u8; 16];
+    ring::rand::SystemRandom::new().fill(&mut b)?;
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let h = hex(&b);
+    Ok(format!("{}-{}-{}-{}-{}", &h[..8], &h[8..12], &h[12..16], &h[16..20], &h[20..]))
+}
+
+/// The SHA-256 of a file's content, hex, and its length.
+pub(crate) fn sha256_of(file: &std::fs::File) -> std::io::Result<(String, u64)> {
+    use std::os::unix::fs::FileExt;
+    let mut digest = ring::digest::Context::new(&ring::digest::SHA256);
+    let mut buf = vec![0u8; 1 << 20];
+    let mut len = 0u64;
+    loop {
+        let n = file.read_at(&mut buf, len)?;
+        if n == 0 {
+            break;
+        }
+        digest.update(&buf[..n]);
+        len += n as u64;
+    }
+    Ok((hex(digest.finish().as_ref()), len))
+}
