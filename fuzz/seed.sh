@@ -6,12 +6,12 @@ set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 corpus="${LABELGATE_CORPUS:-$("$here/../scripts/corpus.sh")}"
 shared="$corpus/files"
-for t in ooxml pdf cfb eml; do mkdir -p "$here/corpus/$t"; done
+for t in ooxml pdf cfb eml text apply; do mkdir -p "$here/corpus/$t"; done
 for f in "$shared"/*; do
   magic="$(head -c 8 "$f" | od -An -tx1 | tr -d ' \n')"
   case "$magic" in
-    504b0304*) cp "$f" "$here/corpus/ooxml/" ;;
-    255044462d*) cp "$f" "$here/corpus/pdf/" ;;
+    504b0304*) cp "$f" "$here/corpus/ooxml/"; cp "$f" "$here/corpus/text/"; cp "$f" "$here/corpus/apply/" ;;
+    255044462d*) cp "$f" "$here/corpus/pdf/"; cp "$f" "$here/corpus/text/" ;;
     d0cf11e0a1b11ae1) cp "$f" "$here/corpus/cfb/" ;;
   esac
 done

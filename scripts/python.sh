@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Prints, on one line, the path of a Python interpreter that has pikepdf, msoffcrypto-tool,
-# olefile and cryptography: the fixture generators under crates/*/tests need them, and Debian's
+# olefile, cryptography and python-docx: the fixture generators under crates/*/tests need them, and Debian's
 # python3 has none. The first call makes a venv at ${CARGO_TARGET_DIR:-<repo>/target}/pyvenv
 # and pip-installs pinned versions into it; later calls only print its path. Several test
 # processes may call this at once: a flock on pyvenv.lock beside the venv makes one of them
@@ -30,7 +30,8 @@ boto3==1.44.8
 moto[server]==5.2.5
 tuspy==1.1.0
 google-resumable-media==2.11.0
-requests==2.34.2"
+requests==2.34.2
+python-docx==1.2.0"
 
 ready() { [ -x "$py" ] && [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$requirements" ]; }
 

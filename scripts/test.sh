@@ -28,6 +28,7 @@ command -v brotli >/dev/null 2>&1 || need_apt+=(brotli)          # Content-Encod
 command -v cpio >/dev/null 2>&1 || need_apt+=(cpio)              # .cpio fixtures (ar comes with binutils, beside gcc)
 command -v ar >/dev/null 2>&1 || need_apt+=(binutils)
 command -v qpdf >/dev/null 2>&1 || need_apt+=(qpdf)              # encrypted PDF fixtures (make_hidden.py)
+command -v exiftool >/dev/null 2>&1 || need_apt+=(libimage-exiftool-perl)  # reads the labels labelgate scan --apply writes
 python3 -m ensurepip --version >/dev/null 2>&1 || need_apt+=(python3-venv)  # scripts/python.sh's venv
 if [ "${#need_apt[@]}" -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi

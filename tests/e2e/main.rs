@@ -12,6 +12,7 @@ mod accounts;
 mod accounts_write;
 mod audit;
 mod chromium;
+mod classify;
 mod cloud_apps;
 mod exhaustion;
 mod inspect;

@@ -23,6 +23,16 @@ use std::io::Write;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
+/// The package rewrite over bytes in memory (fuzzing): the labelled package, or why not.
+#[doc(hidden)]
+pub fn relabel_bytes(package: &[u8], label: &NewLabel) -> Result<Vec<u8>, ApplyError> {
+    let archive = zip::read(package, package.len() as u64)?;
+    let edits = package::edits(package, &archive, label)?;
+    let mut out = Vec::new();
+    zip::rewrite(package, package.len() as u64, &archive, &edits, &mut out)?;
+    Ok(out)
+}
+
 /// Why a package could not be labelled.
 #[derive(Debug, thiserror::Error)]
 pub enum ApplyError {
@@ -197,13 +207,19 @@ impl Labeller<'_> {
         staged: &Staged,
         undo: &undo::Log,
     ) -> Result<Done, Refusal> {
-        let mut hashing = HashingWriter { inner: std::io::BufWriter::with_capacity(1 << 20, &staged.file), digest: ring::digest::Context::new(&ring::digest::SHA256), len: 0 };
-        zip::rewrite(file, meta.len(), archive, edits, &mut hashing).map_err(|e| fail(format!("cannot write the labelled package: {e}")))?;
+        let mut hashing = HashingWriter {
+            inner: std::io::BufWriter::with_capacity(1 << 20, &staged.file),
+            digest: ring::digest::Context::new(&ring::digest::SHA256),
+            len: 0,
+        };
+        zip::rewrite(file, meta.len(), archive, edits, &mut hashing)
+            .map_err(|e| fail(format!("cannot write the labelled package: {e}")))?;
         hashing.inner.flush().map_err(|e| fail(format!("cannot write the labelled package: {e}")))?;
         let HashingWriter { digest, len, .. } = hashing;
         let written = (hex(digest.finish().as_ref()), len);
         // Read back: the label must be what a reader now sees, and nothing ambiguous.
-        let back = labelgate_extract::extract_reader(&staged.file, self.limits).map_err(|e| fail(format!("the labelled package does not read back: {e}")))?;
+        let back = labelgate_extract::extract_reader(&staged.file, self.limits)
+            .map_err(|e| fail(format!("the labelled package does not read back: {e}")))?;
         if !back.labels.iter().any(|l| l.id == new.id) || back.has_flag(Flag::Ambiguous) {
             return Err(fail("the labelled package does not read back with the label"));
         }
@@ -235,7 +251,8 @@ impl Labeller<'_> {
             mtime_ns: i64::try_from(target.mtime_ns).unwrap_or(0),
         })
         .map_err(|e| fail(format!("cannot write the undo log: {e}")))?;
-        let renamed = unchanged(&after_keep).and_then(|()| std::fs::rename(&staged.path, target.path).map_err(|e| fail(format!("cannot replace it: {e}"))));
+        let renamed = unchanged(&after_keep)
+            .and_then(|()| std::fs::rename(&staged.path, target.path).map_err(|e| fail(format!("cannot replace it: {e}"))));
         if let Err(refusal) = renamed {
             let _ = undo.withdraw(&original);
             return Err(refusal);
@@ -273,7 +290,24 @@ fn is_labelable(kind: FileKind) -> bool {
     use FileKind as K;
     matches!(
         kind,
-        K::Docx | K::Docm | K::Dotx | K::Dotm | K::Xlsx | K::Xlsm | K::Xltx | K::Xltm | K::Xlsb | K::Xlam | K::Pptx | K::Pptm | K::Potx | K::Potm | K::Ppsx | K::Ppsm | K::Vsdx | K::Vsdm
+        K::Docx
+            | K::Docm
+            | K::Dotx
+            | K::Dotm
+            | K::Xlsx
+            | K::Xlsm
+            | K::Xltx
+            | K::Xltm
+            | K::Xlsb
+            | K::Xlam
+            | K::Pptx
+            | K::Pptm
+            | K::Potx
+            | K::Potm
+            | K::Ppsx
+            | K::Ppsm
+            | K::Vsdx
+            | K::Vsdm
     )
 }
 
@@ -301,7 +335,8 @@ impl Staged {
         let short: String = name.chars().take(64).collect();
         for attempt in 0..16u32 {
             let path = dir.join(format!(".{short}.labelgate-{}-{attempt}.tmp", std::process::id()));
-            match std::fs::OpenOptions::new().read(true).write(true).create_new(true).mode(0o600).custom_flags(libc::O_NOFOLLOW).open(&path) {
+            match std::fs::OpenOptions::new().read(true).write(true).create_new(true).mode(0o600).custom_flags(libc::O_NOFOLLOW).open(&path)
+            {
                 Ok(file) => return Ok(Staged { path, file }),
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
                 Err(e) => return Err(e),

@@ -178,15 +178,17 @@ fn custom_properties(existing: Option<&str>, label: &NewLabel) -> Result<String,
     let (root_prefix, vt) = root.ok_or_else(|| bad("custom properties: no root element"))?;
     // The labels of the new label's tenant (by their SiteId property) are replaced.
     let tenant_of = |guid: &str| {
-        props.iter().find(|(_, _, n, _)| n.eq_ignore_ascii_case(&format!("MSIP_Label_{guid}_SiteId"))).map(|(_, _, _, v)| v.trim().to_ascii_lowercase())
+        props
+            .iter()
+            .find(|(_, _, n, _)| n.eq_ignore_ascii_case(&format!("MSIP_Label_{guid}_SiteId")))
+            .map(|(_, _, _, v)| v.trim().to_ascii_lowercase())
     };
     let mut out = String::with_capacity(text.len() + 1024);
     let mut at = 0;
     for (start, end, name, _) in &props {
         let guid = name.strip_prefix("MSIP_Label_").and_then(|rest| rest.get(..36));
-        let replace = guid.is_some_and(|g| {
-            g.eq_ignore_ascii_case(&label.id) || tenant_of(g).is_none_or(|t| t.trim_matches(['{', '}']) == label.tenant)
-        });
+        let replace = guid
+            .is_some_and(|g| g.eq_ignore_ascii_case(&label.id) || tenant_of(g).is_none_or(|t| t.trim_matches(['{', '}']) == label.tenant));
         if replace {
             out.push_str(&text[at..*start]);
             at = *end;
@@ -262,7 +264,7 @@ fn label_info(text: &str, label: &NewLabel) -> Result<String, ApplyError> {
 }
 
 /// The edits that label the package.
-pub(crate) fn edits(file: &std::fs::File, archive: &Archive, label: &NewLabel) -> Result<Edits, ApplyError> {
+pub(crate) fn edits(file: &(impl zip::Source + ?Sized), archive: &Archive, label: &NewLabel) -> Result<Edits, ApplyError> {
     let mut edits = Edits { replaced: Vec::new(), added: Vec::new() };
     let rels_member = find(archive, "_rels/.rels").ok_or_else(|| bad("no package relationships (_rels/.rels)"))?;
     let rels_text = utf8(zip::content(file, rels_member)?, "_rels/.rels")?;
@@ -330,7 +332,10 @@ mod tests {
         assert!(!out.contains("f42aa342"), "{out}");
         assert!(out.contains("MSIP_Label_11111111-8706-4288-bd11-ebb85995028c_SiteId"), "another tenant's label stays");
         assert!(out.contains(r#"pid="9" name="Sensitivity""#));
-        assert!(out.contains(r#"pid="10" name="MSIP_Label_9fbde396-1a24-4c79-8edf-9254a0f35055_Enabled"><vt:lpwstr>true</vt:lpwstr>"#), "{out}");
+        assert!(
+            out.contains(r#"pid="10" name="MSIP_Label_9fbde396-1a24-4c79-8edf-9254a0f35055_Enabled"><vt:lpwstr>true</vt:lpwstr>"#),
+            "{out}"
+        );
         assert!(out.contains("<vt:lpwstr>Confidential &amp; Finance</vt:lpwstr>"));
         assert!(out.ends_with("</property></Properties>"));
     }

@@ -157,11 +157,8 @@ fn restore_one(dir: &Path, change: &Change) -> Result<(), String> {
     if change.original.contains('/') || change.original.starts_with('.') {
         return Err("the record names a file outside the undo directory".into());
     }
-    let current = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags_nofollow()
-        .open(&change.path)
-        .map_err(|e| format!("cannot open: {e}"))?;
+    let current =
+        std::fs::OpenOptions::new().read(true).custom_flags_nofollow().open(&change.path).map_err(|e| format!("cannot open: {e}"))?;
     let meta = current.metadata().map_err(|e| e.to_string())?;
     let (sha, size) = sha256_of(&current).map_err(|e| e.to_string())?;
     if size != change.written_size || sha != change.written_sha256 {
@@ -180,7 +177,12 @@ fn restore_one(dir: &Path, change: &Change) -> Result<(), String> {
         keep_metadata(&current, &meta, &staged.file)?;
         let still = std::fs::symlink_metadata(&change.path)?;
         let now = current.metadata()?;
-        if still.ino() != meta.ino() || still.dev() != meta.dev() || now.len() != meta.len() || now.mtime_nsec() != meta.mtime_nsec() || now.mtime() != meta.mtime() {
+        if still.ino() != meta.ino()
+            || still.dev() != meta.dev()
+            || now.len() != meta.len()
+            || now.mtime_nsec() != meta.mtime_nsec()
+            || now.mtime() != meta.mtime()
+        {
             return Err(std::io::Error::other("it changed while it was being restored"));
         }
         let modified = std::time::UNIX_EPOCH + std::time::Duration::from_nanos(u64::try_from(change.mtime_ns).unwrap_or(0));

@@ -8,7 +8,26 @@
 
 use crate::ApplyError;
 use std::io::Write;
-use std::os::unix::fs::FileExt;
+
+/// Random access to a package's bytes: the file being labelled, or (fuzzing) a slice.
+pub(crate) trait Source {
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<()>;
+}
+
+impl Source for std::fs::File {
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
+        std::os::unix::fs::FileExt::read_exact_at(self, buf, offset)
+    }
+}
+
+impl Source for [u8] {
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
+        let start = usize::try_from(offset).map_err(|_| std::io::ErrorKind::UnexpectedEof)?;
+        let end = start.checked_add(buf.len()).filter(|&e| e <= self.len()).ok_or(std::io::ErrorKind::UnexpectedEof)?;
+        buf.copy_from_slice(&self[start..end]);
+        Ok(())
+    }
+}
 
 const EOCD_SIG: &[u8; 4] = b"PK\x05\x06";
 const CDH_SIG: &[u8; 4] = b"PK\x01\x02";
@@ -52,14 +71,17 @@ fn bad(why: impl Into<String>) -> ApplyError {
     ApplyError::Package(why.into())
 }
 
-fn read_at(file: &std::fs::File, offset: u64, len: usize) -> Result<Vec<u8>, ApplyError> {
+fn read_at(file: &(impl Source + ?Sized), offset: u64, len: usize) -> Result<Vec<u8>, ApplyError> {
     let mut buf = vec![0; len];
     file.read_exact_at(&mut buf, offset).map_err(ApplyError::Io)?;
     Ok(buf)
 }
 
 /// Reads the central directory of the package in `file` (`len` bytes).
-pub(crate) fn read(file: &std::fs::File, len: u64) -> Result<Archive, ApplyError> {
+pub(crate) fn read(file: &(impl Source + ?Sized), len: u64) -> Result<Archive, ApplyError> {
+    if len < 22 {
+        return Err(bad("too short for a ZIP archive"));
+    }
     let tail_len = len.min(65_535 + 22);
     let tail = read_at(file, len - tail_len, tail_len as usize)?;
     let at = (0..tail.len().saturating_sub(21))
@@ -83,6 +105,9 @@ pub(crate) fn read(file: &std::fs::File, len: u64) -> Result<Archive, ApplyError
     }
     if count > MAX_MEMBERS {
         return Err(bad("too many members"));
+    }
+    if cd_size > 64 << 20 {
+        return Err(bad("central directory larger than 64 MiB"));
     }
     let directory = read_at(file, cd_offset, cd_size as usize)?;
     let mut members = Vec::with_capacity(count);
@@ -120,11 +145,16 @@ pub(crate) fn read(file: &std::fs::File, len: u64) -> Result<Archive, ApplyError
     if p != directory.len() {
         return Err(bad("central directory size disagrees with its records"));
     }
+    // Every local entry where the directory says, named as it says: checked before anything
+    // is written.
+    for m in &members {
+        local_extent(file, m, len)?;
+    }
     Ok(Archive { members, comment: eocd[22..].to_vec() })
 }
 
 /// The extent of a member's local entry: header, name, extra, data and data descriptor.
-fn local_extent(file: &std::fs::File, m: &Member, len: u64) -> Result<u64, ApplyError> {
+fn local_extent(file: &(impl Source + ?Sized), m: &Member, len: u64) -> Result<u64, ApplyError> {
     let header = read_at(file, m.local_offset, 30)?;
     if &header[..4] != LFH_SIG {
         return Err(bad(format!("member {}: no local header where the directory points", m.name)));
@@ -147,8 +177,8 @@ fn local_extent(file: &std::fs::File, m: &Member, len: u64) -> Result<u64, Apply
 }
 
 /// A member's content, inflated (at most [`MAX_EDITED_PART`] bytes).
-pub(crate) fn content(file: &std::fs::File, m: &Member) -> Result<Vec<u8>, ApplyError> {
-    if m.uncompressed_size > MAX_EDITED_PART {
+pub(crate) fn content(file: &(impl Source + ?Sized), m: &Member) -> Result<Vec<u8>, ApplyError> {
+    if m.uncompressed_size > MAX_EDITED_PART || m.compressed_size > MAX_EDITED_PART + (64 << 10) {
         return Err(bad(format!("part {} is larger than {MAX_EDITED_PART} bytes", m.name)));
     }
     let header = read_at(file, m.local_offset, 30)?;
@@ -179,7 +209,13 @@ pub(crate) struct Edits {
 
 /// Writes the package with `edits` to `out`: every other member's local entry copied byte for
 /// byte from `file`, in the original order.
-pub(crate) fn rewrite(file: &std::fs::File, len: u64, archive: &Archive, edits: &Edits, out: &mut dyn Write) -> Result<(), ApplyError> {
+pub(crate) fn rewrite(
+    file: &(impl Source + ?Sized),
+    len: u64,
+    archive: &Archive,
+    edits: &Edits,
+    out: &mut dyn Write,
+) -> Result<(), ApplyError> {
     let mut offset = 0u64;
     let mut directory = Vec::new();
     let mut count = 0usize;

@@ -194,7 +194,11 @@ pub fn run(config: Option<&std::path::Path>, args: &ScanArgs) -> Result<ExitCode
         catalog: &catalog,
         limits: &settings.limits,
         undo: undo_log.as_ref(),
-        set_date: set_date.replace_nanosecond(0).unwrap_or(set_date).format(&time::format_description::well_known::Rfc3339).unwrap_or_default(),
+        set_date: set_date
+            .replace_nanosecond(0)
+            .unwrap_or(set_date)
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default(),
     };
     let format = match args.format {
         FormatArg::Table => Format::Table,
@@ -300,7 +304,10 @@ pub fn run(config: Option<&std::path::Path>, args: &ScanArgs) -> Result<ExitCode
     if let Some(log) = &undo_log {
         let applied = summary.by_labelling.get("applied").copied().unwrap_or(0);
         if log.changes() > 0 {
-            eprintln!("labelgate scan: labelled {applied} files; to put the originals back: labelgate scan --undo {}", log.path().display());
+            eprintln!(
+                "labelgate scan: labelled {applied} files; to put the originals back: labelgate scan --undo {}",
+                log.path().display()
+            );
         } else if let Some(dir) = log.path().parent() {
             let _ = std::fs::remove_dir_all(dir);
         }

@@ -206,7 +206,11 @@ pub fn load_str(path: Option<&Path>, text: &str) -> Result<LoadedConfig, LoadErr
                 let known: Vec<&str> = detection.detectors.iter().map(|d| d.name.as_str()).collect();
                 problems.push(Problem::error(
                     span,
-                    format!("rule {:?} names detector {name:?}, which is neither built in nor in [[detectors]] (known: {})", rule.name.get_ref(), known.join(", ")),
+                    format!(
+                        "rule {:?} names detector {name:?}, which is neither built in nor in [[detectors]] (known: {})",
+                        rule.name.get_ref(),
+                        known.join(", ")
+                    ),
                 ));
             }
         }

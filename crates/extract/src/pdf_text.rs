@@ -128,7 +128,14 @@ impl PageReader {
 
     /// Shows one content stream's text, then that of the form XObjects it draws (their own
     /// resources, else the caller's), nested at most [`MAX_FORM_NESTING`] deep.
-    fn run(&mut self, doc: &mut Doc<'_>, data: &[u8], resources: Option<&Obj>, out: &mut TextOut<'_>, nesting: usize) -> Result<(), ExtractError> {
+    fn run(
+        &mut self,
+        doc: &mut Doc<'_>,
+        data: &[u8],
+        resources: Option<&Obj>,
+        out: &mut TextOut<'_>,
+        nesting: usize,
+    ) -> Result<(), ExtractError> {
         let fonts = self.page_fonts(doc, resources, out)?;
         let forms = show_text(data, &fonts, out);
         if forms.is_empty() || nesting >= MAX_FORM_NESTING || out.stopped() {
@@ -210,7 +217,12 @@ impl PageReader {
     }
 
     /// The fonts a page's resources name.
-    fn page_fonts(&mut self, doc: &mut Doc<'_>, resources: Option<&Obj>, out: &mut TextOut<'_>) -> Result<HashMap<Vec<u8>, Rc<Font>>, ExtractError> {
+    fn page_fonts(
+        &mut self,
+        doc: &mut Doc<'_>,
+        resources: Option<&Obj>,
+        out: &mut TextOut<'_>,
+    ) -> Result<HashMap<Vec<u8>, Rc<Font>>, ExtractError> {
         let mut fonts = HashMap::new();
         let Some(resources) = resources else { return Ok(fonts) };
         let Some(Obj::Dict(resources)) = doc.lenient_deref(resources, 0)? else { return Ok(fonts) };
@@ -309,13 +321,46 @@ fn simple_table(encoding: Option<&Obj>) -> Box<[char; 256]> {
 /// `uniXXXX` and `uXXXX`–`uXXXXXX`).
 fn glyph_char(name: &[u8]) -> Option<char> {
     const NAMED: &[(&[u8], char)] = &[
-        (b"space", ' '), (b"exclam", '!'), (b"quotedbl", '"'), (b"numbersign", '#'), (b"dollar", '$'), (b"percent", '%'),
-        (b"ampersand", '&'), (b"quotesingle", '\''), (b"quoteright", '’'), (b"parenleft", '('), (b"parenright", ')'),
-        (b"asterisk", '*'), (b"plus", '+'), (b"comma", ','), (b"hyphen", '-'), (b"minus", '−'), (b"period", '.'),
-        (b"slash", '/'), (b"zero", '0'), (b"one", '1'), (b"two", '2'), (b"three", '3'), (b"four", '4'), (b"five", '5'),
-        (b"six", '6'), (b"seven", '7'), (b"eight", '8'), (b"nine", '9'), (b"colon", ':'), (b"semicolon", ';'),
-        (b"less", '<'), (b"equal", '='), (b"greater", '>'), (b"question", '?'), (b"at", '@'), (b"bracketleft", '['),
-        (b"backslash", '\\'), (b"bracketright", ']'), (b"underscore", '_'), (b"nbspace", '\u{a0}'),
+        (b"space", ' '),
+        (b"exclam", '!'),
+        (b"quotedbl", '"'),
+        (b"numbersign", '#'),
+        (b"dollar", '$'),
+        (b"percent", '%'),
+        (b"ampersand", '&'),
+        (b"quotesingle", '\''),
+        (b"quoteright", '’'),
+        (b"parenleft", '('),
+        (b"parenright", ')'),
+        (b"asterisk", '*'),
+        (b"plus", '+'),
+        (b"comma", ','),
+        (b"hyphen", '-'),
+        (b"minus", '−'),
+        (b"period", '.'),
+        (b"slash", '/'),
+        (b"zero", '0'),
+        (b"one", '1'),
+        (b"two", '2'),
+        (b"three", '3'),
+        (b"four", '4'),
+        (b"five", '5'),
+        (b"six", '6'),
+        (b"seven", '7'),
+        (b"eight", '8'),
+        (b"nine", '9'),
+        (b"colon", ':'),
+        (b"semicolon", ';'),
+        (b"less", '<'),
+        (b"equal", '='),
+        (b"greater", '>'),
+        (b"question", '?'),
+        (b"at", '@'),
+        (b"bracketleft", '['),
+        (b"backslash", '\\'),
+        (b"bracketright", ']'),
+        (b"underscore", '_'),
+        (b"nbspace", '\u{a0}'),
     ];
     if let [c] = name {
         return c.is_ascii_alphabetic().then_some(*c as char);
@@ -323,7 +368,8 @@ fn glyph_char(name: &[u8]) -> Option<char> {
     if let Some((_, c)) = NAMED.iter().find(|(n, _)| *n == name) {
         return Some(*c);
     }
-    let hex = name.strip_prefix(b"uni").filter(|h| h.len() == 4).or_else(|| name.strip_prefix(b"u").filter(|h| (4..=6).contains(&h.len())))?;
+    let hex =
+        name.strip_prefix(b"uni").filter(|h| h.len() == 4).or_else(|| name.strip_prefix(b"u").filter(|h| (4..=6).contains(&h.len())))?;
     u32::from_str_radix(std::str::from_utf8(hex).ok()?, 16).ok().and_then(char::from_u32)
 }
 
@@ -370,7 +416,8 @@ fn parse_cmap(data: &[u8]) -> (HashMap<u32, String>, Option<usize>) {
         Obj::Str(s) if !s.is_empty() && s.len() <= 4 => Some(s.iter().fold(0u32, |a, &b| (a << 8) | b as u32)),
         _ => None,
     };
-    let utf16 = |s: &[u8]| String::from_utf16_lossy(&s.chunks(2).map(|c| u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)])).collect::<Vec<_>>());
+    let utf16 =
+        |s: &[u8]| String::from_utf16_lossy(&s.chunks(2).map(|c| u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)])).collect::<Vec<_>>());
     while let Some(tok) = next_token(&mut p) {
         match tok {
             Tok::Operand(o) => {

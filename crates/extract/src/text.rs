@@ -298,10 +298,7 @@ fn read_xml<R: BufRead>(xml: &mut quick_xml::Reader<R>, kind: PartText, out: &mu
                     b"v" if kind == PartText::Sheet && !cell_is_index => in_text += 1,
                     b"rPh" | b"f" | b"instrText" => hidden += 1,
                     b"c" if kind == PartText::Sheet => {
-                        cell_is_index = e
-                            .attributes()
-                            .flatten()
-                            .any(|a| a.key.as_ref() == b"t" && a.value.as_ref() == b"s");
+                        cell_is_index = e.attributes().flatten().any(|a| a.key.as_ref() == b"t" && a.value.as_ref() == b"s");
                     }
                     _ => {}
                 }

@@ -343,7 +343,12 @@ pub(crate) fn entry_payload(
 }
 
 /// Where an entry's (still compressed) data starts: for readers that stream it.
-pub(crate) fn entry_data_offset(input: &mut dyn Input, archive: &Archive, entry: &Entry, ex: &mut Extraction) -> Result<Option<u64>, ExtractError> {
+pub(crate) fn entry_data_offset(
+    input: &mut dyn Input,
+    archive: &Archive,
+    entry: &Entry,
+    ex: &mut Extraction,
+) -> Result<Option<u64>, ExtractError> {
     local_data_offset(input, archive, entry, ex)
 }
 

@@ -429,7 +429,13 @@ impl Upload {
     /// hand the origin all but the tail before the verdict — a labeled file placed first in a
     /// multipart body would arrive complete.
     fn may_stream_on(&self) -> bool {
-        let probe = [FileFacts { name: None, kind: "unknown".into(), labels: vec![], unscannable: Some(UnscannableReason::Oversize), detected: Vec::new() }];
+        let probe = [FileFacts {
+            name: None,
+            kind: "unknown".into(),
+            labels: vec![],
+            unscannable: Some(UnscannableReason::Oversize),
+            detected: Vec::new(),
+        }];
         judge(&self.who(), &self.parts.method, &self.parts.uri, &probe).1.action != Action::Block
     }
 
@@ -468,7 +474,13 @@ impl Upload {
     async fn inspect_body(&mut self, intake: &Intake, reading: &inspect::Reading) -> inspect::Found {
         match intake {
             Intake::Oversize { .. } => Ok(vec![Inspected {
-                facts: FileFacts { name: None, kind: "unknown".into(), labels: vec![], unscannable: Some(UnscannableReason::Oversize), detected: Vec::new() },
+                facts: FileFacts {
+                    name: None,
+                    kind: "unknown".into(),
+                    labels: vec![],
+                    unscannable: Some(UnscannableReason::Oversize),
+                    detected: Vec::new(),
+                },
                 path: Vec::new(),
                 size: self.spool.len(),
                 sha256: None,

@@ -128,7 +128,9 @@ impl ScanConfig {
     /// Values out of range, located at their keys.
     pub fn problems(&self) -> Vec<labelgate_diagnostics::Problem> {
         let mut problems = Vec::new();
-        for (key, value, min) in [("max_text_bytes", self.max_text_bytes, 1024), ("max_text_source_bytes", self.max_text_source_bytes, 4096)] {
+        for (key, value, min) in
+            [("max_text_bytes", self.max_text_bytes, 1024), ("max_text_source_bytes", self.max_text_source_bytes, 4096)]
+        {
             if value < min || value > 1 << 40 {
                 problems.push(labelgate_diagnostics::Problem::error(
                     labelgate_diagnostics::key(&["scan", key]),
@@ -151,11 +153,7 @@ fn yes() -> bool {
 
 impl Default for ScanConfig {
     fn default() -> Self {
-        ScanConfig {
-            files_inside: true,
-            max_text_bytes: default_max_text_bytes(),
-            max_text_source_bytes: default_max_text_source_bytes(),
-        }
+        ScanConfig { files_inside: true, max_text_bytes: default_max_text_bytes(), max_text_source_bytes: default_max_text_source_bytes() }
     }
 }
 

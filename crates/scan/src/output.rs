@@ -7,8 +7,8 @@
 
 use crate::walk::Skip;
 use crate::{Extracted, Scanned};
-use labelgate_catalog::{csv_cell, Catalog};
 use labelgate_apply::Outcome;
+use labelgate_catalog::{csv_cell, Catalog};
 use labelgate_policy::Verdict;
 use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
@@ -383,9 +383,11 @@ fn csv_row(file: &Scanned, verdict: Option<&Verdict>, labelled: Option<&Outcome>
         inner,
         inner_labeled,
         file.cached.to_string(),
-        file.result.as_ref().ok().and_then(|ex| ex.detections.as_ref()).map_or_else(String::new, |d| {
-            d.counts.iter().map(|c| format!("{}={}", c.detector, c.count)).collect::<Vec<_>>().join(";")
-        }),
+        file.result
+            .as_ref()
+            .ok()
+            .and_then(|ex| ex.detections.as_ref())
+            .map_or_else(String::new, |d| d.counts.iter().map(|c| format!("{}={}", c.detector, c.count)).collect::<Vec<_>>().join(";")),
         labelled.map_or_else(String::new, |l| l.label.clone()),
         labelled.map_or_else(String::new, |l| match &l.reason {
             Some(why) => format!("{}: {why}", l.outcome),
