@@ -29,18 +29,7 @@ CORPUS="$(scripts/corpus.sh)"
 cargo build --release -p labelgate --locked -q
 BIN="$PWD/target/release/labelgate"
 
-TREE="$WORK/tree-$COPIES"
-if [ ! -f "$TREE/.complete" ]; then
-  rm -rf "$TREE"
-  for i in $(seq 1 "$COPIES"); do
-    d="$TREE/share$((i % 10))/copy$i"
-    mkdir -p "$d"
-    cp "$CORPUS"/files/* "$d"/
-  done
-  touch "$TREE/.complete"
-fi
-FILES=$(find "$TREE" -type f ! -name .complete | wc -l)
-BYTES=$(du -sb --exclude=.complete "$TREE" | cut -f1)
+. benches/scan/tree.sh
 # Labels only: each file's own labels ([scan] files_inside = false), what ExifTool reads. And
 # the default: every file inside archives, e-mail and documents read too.
 LABELS="$WORK/labels-only.toml"

@@ -260,7 +260,7 @@ fn a_corpus_tree_is_scanned_with_every_label_a_cached_rescan_reads_nothing_and_a
     let mut rows = text.lines();
     assert_eq!(
         rows.next().unwrap(),
-        "path,path_bytes,size,modified,kind,labels,label_names,verdict,rule,unscannable,error,inner_files,inner_labeled,cached"
+        "path,path_bytes,size,modified,kind,labels,label_names,verdict,rule,unscannable,error,inner_files,inner_labeled,cached,detections,apply_label,apply_outcome"
     );
     assert!(text.ends_with("\r\n"), "CRLF, as RFC 4180 says");
     assert_eq!(rows.count(), records.len());

@@ -146,9 +146,10 @@ impl<'d> Counter<'d> {
     }
 
     /// Takes the next piece of text. Pieces are joined as they come: a caller separating
-    /// paragraphs or cells feeds a separator between them.
+    /// paragraphs or cells feeds a separator between them. Text is read as a person reads it
+    /// ([`push_as_read`]): characters that show nothing do not split a number.
     pub fn feed(&mut self, piece: &str) {
-        self.buf.push_str(piece);
+        push_as_read(&mut self.buf, piece);
         if self.buf.len() >= CHUNK {
             self.search(false);
         }
@@ -200,6 +201,26 @@ impl<'d> Counter<'d> {
     /// Whether the detector `name` reached its `min_count`.
     pub fn holds(&self, name: &str) -> bool {
         self.detectors.iter().zip(&self.counts).any(|(d, &n)| d.name == name && n >= d.min_count)
+    }
+}
+
+/// Appends `text` as a reader sees it: invisible characters (zero-width spaces and joiners, word
+/// joiner, byte order mark, soft hyphen) dropped, so that `4111\u{200B}1111…` is the number it
+/// shows; other spaces (no-break, figure, thin, narrow no-break) as a space; Unicode hyphens and
+/// dashes as `-`; full-width digits as digits.
+pub fn push_as_read(out: &mut String, text: &str) {
+    if text.is_ascii() {
+        out.push_str(text);
+        return;
+    }
+    for c in text.chars() {
+        match c {
+            '\u{200B}'..='\u{200D}' | '\u{2060}' | '\u{FEFF}' | '\u{00AD}' => {}
+            '\u{00A0}' | '\u{2007}' | '\u{2009}' | '\u{202F}' => out.push(' '),
+            '\u{2010}'..='\u{2015}' | '\u{2212}' => out.push('-'),
+            '\u{FF10}'..='\u{FF19}' => out.push(char::from(b'0' + (c as u32 - 0xFF10) as u8)),
+            _ => out.push(c),
+        }
     }
 }
 
@@ -422,6 +443,14 @@ mod tests {
         c.feed(" nothing else");
         c.finish();
         assert_eq!(c.counts(), [("payment_card", 2)], "nothing searched is counted twice");
+    }
+
+    #[test]
+    fn invisible_characters_do_not_hide_a_number() {
+        for text in ["4111\u{200B}1111\u{200B}1111\u{200B}1111", "4111\u{00A0}1111\u{00A0}1111\u{00A0}1111", "４１１１ １１１１ １１１１ １１１１", "4111\u{2011}1111\u{2011}1111\u{2011}1111", "41\u{00AD}11111111111111"] {
+            assert_eq!(count("payment_card", text), 1, "{text:?}");
+        }
+        assert_eq!(count("us_ssn", "123\u{2013}45\u{2013}6789"), 1);
     }
 
     #[test]

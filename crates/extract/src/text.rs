@@ -123,7 +123,7 @@ impl<'s> TextOut<'s> {
 /// order mark, or no NUL and no other control characters than white space, form feed and escape
 /// in more than 1 % of them.
 pub fn looks_like_text(head: &[u8]) -> bool {
-    if head.starts_with(&[0xFF, 0xFE]) || head.starts_with(&[0xFE, 0xFF]) {
+    if head.starts_with(&[0xFF, 0xFE]) || head.starts_with(&[0xFE, 0xFF]) || utf16_without_bom(head).is_some() {
         return true;
     }
     if head.is_empty() || head.contains(&0) {
@@ -133,12 +133,34 @@ pub fn looks_like_text(head: &[u8]) -> bool {
     control * 100 <= head.len()
 }
 
-/// The text of a plain text file: UTF-16 by its byte order mark, else UTF-8, else (when its
-/// first bytes are not UTF-8) Windows-1252. Decoded in 64 KiB steps.
+/// UTF-16 text without a byte order mark (as some Windows tools write): of its first bytes,
+/// nearly every other one is NUL and the rest are printable ASCII.
+fn utf16_without_bom(head: &[u8]) -> Option<&'static encoding_rs::Encoding> {
+    if head.len() < 16 {
+        return None;
+    }
+    let pairs = head.len() / 2;
+    let shape = |zero_at: usize| {
+        let zeros = head.chunks_exact(2).filter(|p| p[zero_at] == 0).count();
+        let ascii = head.chunks_exact(2).filter(|p| p[1 - zero_at] >= 0x09 && p[1 - zero_at] < 0x7f).count();
+        zeros * 10 >= pairs * 9 && ascii * 10 >= pairs * 9
+    };
+    if shape(1) {
+        Some(encoding_rs::UTF_16LE)
+    } else if shape(0) {
+        Some(encoding_rs::UTF_16BE)
+    } else {
+        None
+    }
+}
+
+/// The text of a plain text file: UTF-16 by its byte order mark or its shape, else UTF-8, else
+/// (when its first bytes are not UTF-8) Windows-1252. Decoded in 64 KiB steps.
 pub fn plain_text(input: &mut dyn Input, out: &mut TextOut<'_>) -> Result<(), ExtractError> {
     let head = input.read_upto(0, crate::SNIFF_BYTES)?.into_owned();
     let encoding = match encoding_rs::Encoding::for_bom(&head) {
         Some((encoding, _)) => encoding,
+        None if utf16_without_bom(&head).is_some() => utf16_without_bom(&head).unwrap_or(encoding_rs::UTF_8),
         None => match std::str::from_utf8(&head) {
             Ok(_) => encoding_rs::UTF_8,
             // A character cut at the end of the sniffed bytes is still UTF-8.
@@ -296,7 +318,9 @@ fn read_xml<R: BufRead>(xml: &mut quick_xml::Reader<R>, kind: PartText, out: &mu
                 match local(name.as_ref()) {
                     b"t" | b"delText" => in_text += 1,
                     b"v" if kind == PartText::Sheet && !cell_is_index => in_text += 1,
-                    b"rPh" | b"f" | b"instrText" => hidden += 1,
+                    // Phonetic runs, formulas, field codes; and the fallback of alternate content
+                    // (a text box is written twice, as DrawingML and as VML): not text shown.
+                    b"rPh" | b"f" | b"instrText" | b"Fallback" => hidden += 1,
                     b"c" if kind == PartText::Sheet => {
                         cell_is_index = e.attributes().flatten().any(|a| a.key.as_ref() == b"t" && a.value.as_ref() == b"s");
                     }
@@ -325,7 +349,7 @@ fn read_xml<R: BufRead>(xml: &mut quick_xml::Reader<R>, kind: PartText, out: &mu
                         in_text = in_text.saturating_sub(1);
                         ""
                     }
-                    b"rPh" | b"f" | b"instrText" => {
+                    b"rPh" | b"f" | b"instrText" | b"Fallback" => {
                         hidden = hidden.saturating_sub(1);
                         ""
                     }
@@ -337,7 +361,7 @@ fn read_xml<R: BufRead>(xml: &mut quick_xml::Reader<R>, kind: PartText, out: &mu
                     }
                     _ => "",
                 };
-                if !shown.is_empty() {
+                if !shown.is_empty() && hidden == 0 {
                     out.push(shown);
                 }
             }
@@ -384,6 +408,12 @@ mod tests {
     }
 
     #[test]
+    fn a_text_box_written_twice_is_read_once() {
+        let xml = r#"<w:p><w:r><mc:AlternateContent><mc:Choice Requires="wps"><w:txbxContent><w:p><w:r><w:t>4111 1111 1111 1111</w:t></w:r></w:p></w:txbxContent></mc:Choice><mc:Fallback><w:pict><v:textbox><w:txbxContent><w:p><w:r><w:t>4111 1111 1111 1111</w:t></w:r></w:p></w:txbxContent></v:textbox></w:pict></mc:Fallback></mc:AlternateContent></w:r></w:p>"#;
+        assert_eq!(text_of(xml, PartText::Word), "4111 1111 1111 1111\n\n");
+    }
+
+    #[test]
     fn sheets_show_values_but_not_indexes_formulas_or_phonetics() {
         let sheet = r#"<worksheet><sheetData><row><c t="s"><v>7</v></c><c><f>A1*2</f><v>42</v></c><c t="inlineStr"><is><t>inline</t></is></c></row></sheetData></worksheet>"#;
         assert_eq!(text_of(sheet, PartText::Sheet), "\t42\tinline\t\n");
@@ -401,6 +431,27 @@ mod tests {
         assert!(!out.push("more"));
         assert_eq!(out.report.truncated, Some("max_text_bytes"));
         assert_eq!(got, "abc");
+    }
+
+    #[test]
+    fn plain_text_in_every_encoding() {
+        let read = |bytes: &[u8]| {
+            assert!(looks_like_text(bytes), "{bytes:?}");
+            let mut got = String::new();
+            let mut sink = |s: &str| got.push_str(s);
+            let mut out = TextOut::new(&mut sink, &TextLimits::default());
+            plain_text(&mut crate::SliceInput::new(bytes), &mut out).unwrap();
+            got
+        };
+        let text = "SSN 123-45-6789 café";
+        let utf16le: Vec<u8> = text.encode_utf16().flat_map(u16::to_le_bytes).collect();
+        let utf16be: Vec<u8> = text.encode_utf16().flat_map(u16::to_be_bytes).collect();
+        assert_eq!(read(text.as_bytes()), text);
+        assert_eq!(read(&utf16le), text, "UTF-16LE without a byte order mark");
+        assert_eq!(read(&utf16be), text);
+        assert_eq!(read(&[&[0xFF, 0xFE][..], &utf16le].concat()), text);
+        assert_eq!(read(b"caf\xe9 and more text"), "café and more text", "Windows-1252");
+        assert!(!looks_like_text(b"\x00\x01\x02\x03binary\x00\x00\x10\x11\x12"));
     }
 
     #[test]
