@@ -40,6 +40,13 @@ action = "audit"
 direction = "at_rest"
 detectors = ["falcon"]
 
+[[policy.rules]]
+name = "Antitrust and capitals"
+action = "audit"
+direction = "at_rest"
+detectors = ["antitrust"]
+apply_label = "3d0ca00b-3f0e-465a-aac7-1a6a22fcea40"
+
 [[detectors]]
 name = "payment_card"
 min_count = 2
@@ -47,6 +54,10 @@ min_count = 2
 [[detectors]]
 name = "falcon"
 keywords = ["Project Falcon"]
+
+[[detectors]]
+name = "antitrust"
+pattern = '(?i)\bantitrust\b|\bWashington\b'
 
 [scan]
 max_text_bytes = 65536
@@ -87,13 +98,11 @@ with zipfile.ZipFile(src) as zin, zipfile.ZipFile(dst, 'w') as zout:
         zout.writestr(info, data)
 "#;
 
-/// Checks a labelled package against its original: python-docx opens it and shows the card
-/// paragraph; every member but the label parts has the same local entry, byte for byte.
-const VERIFY: &str = r#"
-import sys, zipfile, struct, docx
+/// Checks a labelled package against its original: every member but the label parts has the
+/// same local entry, byte for byte, and every CRC holds.
+const MEMBERS: &str = r#"
+import sys, zipfile, struct
 original, labelled, changed = sys.argv[1], sys.argv[2], set(sys.argv[3].split(','))
-text = '\n'.join(p.text for p in docx.Document(labelled).paragraphs)
-assert '4111 1111 1111 1111' in text, 'python-docx shows the paragraph'
 def entries(path):
     out = {}
     data = open(path, 'rb').read()
@@ -110,6 +119,13 @@ for name, raw in a.items():
         continue
     assert b.get(name) == raw, name + ' differs'
 print(len(a), 'members,', len([n for n in a if n not in changed]), 'identical')
+"#;
+
+/// [`MEMBERS`], and python-docx opens the labelled document and shows the card paragraph.
+const VERIFY: &str = r#"
+import sys, docx
+text = '\n'.join(p.text for p in docx.Document(sys.argv[2]).paragraphs)
+assert '4111 1111 1111 1111' in text, 'python-docx shows the paragraph'
 "#;
 
 struct Tree {
@@ -182,6 +198,9 @@ fn tree() -> Tree {
     )
     .unwrap();
     std::fs::copy(corpus("lab_markitdown_repair-invoice.pdf"), share.join("invoice.pdf")).unwrap();
+    // A workbook and a presentation, as Office wrote them, matched by a custom pattern.
+    std::fs::copy(corpus("unl_kernel-memory_file8-data.xlsx"), share.join("capitals.xlsx")).unwrap();
+    std::fs::copy(corpus("unl_finos_antitrust-compliance-slide.pptx"), share.join("antitrust.pptx")).unwrap();
     // Plain text: SSNs early, cards only past the 64 KiB text limit.
     let mut notes = String::from("Employee SSN 123-45-6789 and 078 05 1120.\n");
     notes.push_str(&"filler text line without numbers\n".repeat(3000));
@@ -281,13 +300,15 @@ fn detectors_find_sensitive_files_and_apply_labels_them_as_office_does_and_undo_
     assert!(outcome("secret-cards.docx").1.contains("never lowered"), "{:?}", outcome("secret-cards.docx"));
     assert!(outcome("linked.docx").1.contains("hard links"), "{:?}", outcome("linked.docx"));
     assert!(outcome("mail.eml").1.contains("not labelled"), "{:?}", outcome("mail.eml"));
-    assert!(stderr.contains("labelled 2 files"), "{stderr}");
+    assert!(stderr.contains("labelled 4 files"), "{stderr}");
     let log =
         stderr.split("--undo ").nth(1).and_then(|s| s.lines().next()).map(|s| PathBuf::from(s.trim())).expect("the undo log is printed");
     assert!(log.starts_with(&t.state), "{}", log.display());
 
+    assert_eq!(outcome("capitals.xlsx").0, "applied", "{:?}", files["capitals.xlsx"]);
+    assert_eq!(outcome("antitrust.pptx").0, "applied", "{:?}", files["antitrust.pptx"]);
     // labelgate inspect: the new label is effective; in the General file LabelInfo says so too.
-    for name in ["cards.docx", "general-cards.docx"] {
+    for name in ["cards.docx", "general-cards.docx", "capitals.xlsx", "antitrust.pptx"] {
         let out = labelgate(&t, &["inspect", "--json", t.share.join(name).to_str().unwrap()]);
         let report: Value = serde_json::from_slice(&out.stdout).unwrap();
         let ids: Vec<&str> = report["labels"].as_array().unwrap().iter().map(|l| l["id"].as_str().unwrap()).collect();
@@ -317,11 +338,18 @@ fn detectors_find_sensitive_files_and_apply_labels_them_as_office_does_and_undo_
     // python-docx opens it; every member but the label parts is byte-identical.
     let original = t.root.join("cards.original.docx");
     std::fs::write(&original, &before["cards.docx"]).unwrap();
-    let report = python(VERIFY, &[&original, &cards], &["docProps/custom.xml,_rels/.rels,[Content_Types].xml"]);
+    let verify = format!("{VERIFY}\n{MEMBERS}");
+    let report = python(&verify, &[&original, &cards], &["docProps/custom.xml,_rels/.rels,[Content_Types].xml"]);
     assert!(report.contains("identical"), "{report}");
     let general_original = t.root.join("general.original.docx");
     std::fs::write(&general_original, &before["general-cards.docx"]).unwrap();
-    python(VERIFY, &[&general_original, &t.share.join("general-cards.docx")], &["docProps/custom.xml,docMetadata/LabelInfo.xml"]);
+    python(&verify, &[&general_original, &t.share.join("general-cards.docx")], &["docProps/custom.xml,docMetadata/LabelInfo.xml"]);
+    for name in ["capitals.xlsx", "antitrust.pptx"] {
+        let original = t.root.join(format!("original-{name}"));
+        std::fs::write(&original, &before[name]).unwrap();
+        let check = python(MEMBERS, &[&original, &t.share.join(name)], &["docProps/custom.xml,_rels/.rels,[Content_Types].xml"]);
+        assert!(check.contains("identical"), "{name}: {check}");
+    }
 
     // Mode, times and attributes kept; untouched files untouched.
     let meta = std::fs::metadata(&cards).unwrap();

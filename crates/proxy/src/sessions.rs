@@ -99,7 +99,7 @@ enum Stage {
 
 /// What becomes of a request once its session has been updated.
 enum Outcome {
-    Block(Decision),
+    Block(Box<Decision>),
     Release,
     /// The file's last bytes while bytes before them are missing: held until they come.
     Wait,
@@ -858,7 +858,7 @@ async fn wait_for_gap(session: &Arc<tokio::sync::Mutex<Session>>, upload: &Uploa
         {
             let mut s = session.lock().await;
             match &s.stage {
-                Stage::Blocked(d) => return Outcome::Block(d.clone()),
+                Stage::Blocked(d) => return Outcome::Block(Box::new(d.clone())),
                 Stage::Incomplete { .. } => return settled(&mut s, upload).await,
                 Stage::Done => return Outcome::Release,
                 Stage::Open => {
@@ -913,7 +913,7 @@ async fn settled(session: &mut Session, upload: &Upload) -> Outcome {
     session.fail("the session could not be reassembled");
     match decided(session, upload).await {
         Some(outcome) => outcome,
-        None => session.incomplete_decision(upload).await.map_or(Outcome::Unavailable("audit"), Outcome::Block),
+        None => session.incomplete_decision(upload).await.map_or(Outcome::Unavailable("audit"), |d| Outcome::Block(Box::new(d))),
     }
 }
 
@@ -921,9 +921,9 @@ async fn settled(session: &mut Session, upload: &Upload) -> Outcome {
 async fn decided(session: &mut Session, upload: &Upload) -> Option<Outcome> {
     match &session.stage {
         Stage::Open => None,
-        Stage::Blocked(d) => Some(Outcome::Block(d.clone())),
+        Stage::Blocked(d) => Some(Outcome::Block(Box::new(d.clone()))),
         Stage::Incomplete { .. } => Some(match session.incomplete_decision(upload).await {
-            Some(d) if d.verdict.action == Action::Block => Outcome::Block(d),
+            Some(d) if d.verdict.action == Action::Block => Outcome::Block(Box::new(d)),
             Some(_) => Outcome::Release,
             None => Outcome::Unavailable("audit"),
         }),
@@ -1076,7 +1076,7 @@ async fn decide_file(session: &mut Session, upload: &Upload, file: &std::fs::Fil
     if decision.verdict.action == Action::Block {
         session.stage = Stage::Blocked(decision.clone());
         session.store = None;
-        return Outcome::Block(decision);
+        return Outcome::Block(Box::new(decision));
     }
     if !recorded.may_release() {
         // audit_required, and the record is lost: the completing request is refused for now
@@ -1352,7 +1352,7 @@ async fn concatenate(
     // The partial uploads share the concatenation's fate.
     if let Outcome::Block(d) = &outcome {
         for (_, g) in guards.iter_mut() {
-            g.stage = Stage::Blocked(d.clone());
+            g.stage = Stage::Blocked((**d).clone());
             g.store = None;
         }
     }
