@@ -485,10 +485,16 @@ fn parse_cmap(data: &[u8]) -> (HashMap<u32, String>, Option<usize>) {
 /// Returns the names of the XObjects it draws (`Do`), for the caller to read forms among them.
 fn show_text(data: &[u8], fonts: &HashMap<Vec<u8>, Rc<Font>>, out: &mut TextOut<'_>) -> Vec<Vec<u8>> {
     let mut drawn: Vec<Vec<u8>> = Vec::new();
-    let mut buf = Vec::with_capacity(data.len() + 1);
-    buf.extend_from_slice(data);
-    buf.push(b' ');
-    let mut p = Parser::new(&buf, 8);
+    // The tokenizer needs white space after the last token: added only when missing (page
+    // contents end with one already), so a large stream is not copied.
+    let padded: Vec<u8>;
+    let buf: &[u8] = if data.last().is_some_and(|b| crate::pdf_syntax::is_ws(*b)) {
+        data
+    } else {
+        padded = [data, b" "].concat();
+        &padded
+    };
+    let mut p = Parser::new(buf, 8);
     let fallback = Font { code_bytes: 1, to_unicode: HashMap::new(), simple: Some(simple_table(None)) };
     let mut font: Option<Rc<Font>> = None;
     let mut operands: Vec<Obj> = Vec::new();
