@@ -6,13 +6,15 @@
 //!   comments; PowerPoint slides and notes (`a:t`). Runs are joined as Office shows them (text
 //!   split across `<w:r>` elements is one word); paragraph, cell, row, tab and break ends become
 //!   `\n` or `\t`. Parts are inflated as a stream and read by a streaming XML reader.
-//! - PDF: see [`crate::pdf_text`].
+//! - PDF: see `pdf_text.rs`.
+//! - Documents embedded in a package (`…/embeddings/*.xlsx`, `.docx`, `.pptx`, `.pdf`): their
+//!   text too, within the same budget, at most three deep.
 //!
 //! Bounded twice per file by [`TextLimits`]: text handed to the sink, and decompressed source
 //! bytes read to find it (a part of markup with little text is still read at most that far).
 //! Past either, reading stops and the report says which limit stopped it.
 
-use crate::input::{Input, InputReader, WindowInput};
+use crate::input::{Input, WindowInput};
 use crate::limits::Limits;
 use crate::model::Extraction;
 use crate::zip::{self, Archive};
@@ -201,7 +203,14 @@ enum PartText {
     Sheet,
     /// PresentationML slides and notes: `a:t`.
     Drawing,
+    /// A document embedded in this one (`…/embeddings/…` as a package or a PDF): an insider's
+    /// place to hide a table of numbers. Read within the same budget, nested at most
+    /// [`MAX_EMBEDDING_DEPTH`] deep.
+    Embedded,
 }
+
+/// Embedded documents inside embedded documents, followed this deep.
+const MAX_EMBEDDING_DEPTH: u32 = 3;
 
 fn numbered(name: &str, prefix: &str) -> bool {
     name.strip_prefix(prefix).and_then(|rest| rest.strip_suffix(".xml")).is_some_and(|n| n.bytes().all(|b| b.is_ascii_digit()))
@@ -222,6 +231,10 @@ fn part_text(name: &str) -> Option<PartText> {
     if numbered(&name, "ppt/slides/slide") || numbered(&name, "ppt/notesslides/notesslide") {
         return Some(PartText::Drawing);
     }
+    let embedded = ["docx", "docm", "xlsx", "xlsm", "pptx", "pptm", "pdf"];
+    if name.contains("/embeddings/") && name.rsplit_once('.').is_some_and(|(_, ext)| embedded.contains(&ext)) {
+        return Some(PartText::Embedded);
+    }
     None
 }
 
@@ -237,6 +250,10 @@ fn reading_order(name: &str) -> (String, u64) {
 
 /// The text of an OOXML package (`input` holds a ZIP archive).
 pub(crate) fn package_text(input: &mut dyn Input, limits: &Limits, out: &mut TextOut<'_>) -> Result<(), ExtractError> {
+    package_text_at(input, limits, out, 0)
+}
+
+fn package_text_at(input: &mut dyn Input, limits: &Limits, out: &mut TextOut<'_>, depth: u32) -> Result<(), ExtractError> {
     let mut scratch = Extraction::new(crate::FileKind::Zip);
     let archive = zip::open(input, limits, &mut scratch)?;
     let mut parts: Vec<(usize, PartText, String)> = archive
@@ -253,7 +270,12 @@ pub(crate) fn package_text(input: &mut dyn Input, limits: &Limits, out: &mut Tex
         if out.stopped() {
             break;
         }
-        if let Err(why) = part(input, &archive, i, kind, out) {
+        let read = match kind {
+            PartText::Embedded if depth >= MAX_EMBEDDING_DEPTH => Err(format!("embedded more than {MAX_EMBEDDING_DEPTH} deep")),
+            PartText::Embedded => embedded(input, &archive, i, limits, out, depth),
+            _ => part(input, &archive, i, kind, out),
+        };
+        if let Err(why) = read {
             out.unreadable(format!("{name}: {why}"));
         }
         out.push("\n");
@@ -261,8 +283,54 @@ pub(crate) fn package_text(input: &mut dyn Input, limits: &Limits, out: &mut Tex
     Ok(())
 }
 
-/// Streams one part through inflate and the XML reader into `out`.
-fn part(input: &mut dyn Input, archive: &Archive, index: usize, kind: PartText, out: &mut TextOut<'_>) -> Result<(), String> {
+/// An embedded document's text: inflated (within the source budget) and read as what it is.
+fn embedded(
+    input: &mut dyn Input,
+    archive: &Archive,
+    index: usize,
+    limits: &Limits,
+    out: &mut TextOut<'_>,
+    depth: u32,
+) -> Result<(), String> {
+    let budget = out.source_left();
+    let mut data = Vec::new();
+    let hit = {
+        let mut reader = member_reader(input, archive, index)?;
+        (&mut reader).take(budget).read_to_end(&mut data).map_err(|e| format!("does not inflate: {e}"))?;
+        data.len() as u64 == budget && reader.read(&mut [0u8]).map_or(false, |n| n > 0)
+    };
+    out.consumed(data.len() as u64, hit);
+    if hit {
+        return Ok(());
+    }
+    let mut inner = crate::SliceInput::new(&data);
+    let head = &data[..data.len().min(crate::SNIFF_BYTES)];
+    let result = match crate::sniff(head) {
+        crate::Container::Zip => package_text_at(&mut inner, limits, out, depth + 1),
+        crate::Container::Pdf { .. } => crate::pdf::text::pdf_text(&mut inner, limits, out),
+        _ => Ok(()),
+    };
+    result.map_err(|e| e.to_string())
+}
+
+/// A reader over a window that owns it (`InputReader` borrows its input).
+struct WindowReader<'i> {
+    window: WindowInput<'i>,
+    at: u64,
+}
+
+impl Read for WindowReader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let piece = self.window.read_upto(self.at, buf.len().min(256 * 1024)).map_err(std::io::Error::other)?;
+        let n = piece.len();
+        buf[..n].copy_from_slice(&piece);
+        self.at += n as u64;
+        Ok(n)
+    }
+}
+
+/// A member's decompressed bytes as a stream.
+fn member_reader<'i>(input: &'i mut dyn Input, archive: &Archive, index: usize) -> Result<Box<dyn Read + 'i>, String> {
     let entry = &archive.entries[index];
     if entry.flags & 1 != 0 {
         return Err("encrypted".into());
@@ -271,15 +339,19 @@ fn part(input: &mut dyn Input, archive: &Archive, index: usize, kind: PartText, 
     let offset = zip::entry_data_offset(input, archive, entry, &mut scratch)
         .map_err(|e| e.to_string())?
         .ok_or("no local header where the central directory points")?;
-    let mut window = WindowInput::new(input, offset, entry.compressed_size).ok_or("data past the end of the file")?;
-    let raw = BufReader::with_capacity(64 * 1024, InputReader::new(&mut window));
+    let window = WindowInput::new(input, offset, entry.compressed_size).ok_or("data past the end of the file")?;
+    let raw = BufReader::with_capacity(64 * 1024, WindowReader { window, at: 0 });
+    match entry.method {
+        0 => Ok(Box::new(raw)),
+        8 => Ok(Box::new(flate2::bufread::DeflateDecoder::new(raw))),
+        m => Err(format!("compression method {m}")),
+    }
+}
+
+/// Streams one part through inflate and the XML reader into `out`.
+fn part(input: &mut dyn Input, archive: &Archive, index: usize, kind: PartText, out: &mut TextOut<'_>) -> Result<(), String> {
     let budget = out.source_left();
-    let decoded: Box<dyn Read + '_> = match entry.method {
-        0 => Box::new(raw),
-        8 => Box::new(flate2::bufread::DeflateDecoder::new(raw)),
-        m => return Err(format!("compression method {m}")),
-    };
-    let mut limited = decoded.take(budget);
+    let mut limited = member_reader(input, archive, index)?.take(budget);
     let result = {
         let mut xml = quick_xml::Reader::from_reader(BufReader::with_capacity(64 * 1024, &mut limited));
         xml.config_mut().check_end_names = false;

@@ -88,3 +88,29 @@ fn the_limits_stop_reading_where_they_say() {
     let (_, report) = text_of(&pdf, &TextLimits { max_text_bytes: 1 << 30, max_source_bytes: 20_000 });
     assert_eq!(report.truncated, Some("max_source_bytes"));
 }
+
+#[test]
+fn a_workbook_embedded_in_a_document_is_read_too_within_a_depth() {
+    use labelgate_testkit::{docx, zip, Entry};
+    let strings = r#"<sst xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"><si><t>4111 1111 1111 1111</t></si></sst>"#;
+    let workbook = zip(&[Entry::new("[Content_Types].xml", "<Types/>"), Entry::new("xl/sharedStrings.xml", strings)]);
+    let wrap = |inner: Vec<u8>, name: &str| {
+        let mut entries = docx(None, None);
+        entries.push(Entry::new(&format!("word/embeddings/{name}"), &inner));
+        zip(&entries)
+    };
+    let document = wrap(workbook.clone(), "Microsoft_Excel_Worksheet.xlsx");
+    let (text, report) = text_of(&document, &TextLimits::default());
+    assert!(text.contains("4111 1111 1111 1111"), "{text:?} {report:?}");
+    // Three levels of embedding are read; a fourth is reported, not followed.
+    let mut nested = workbook;
+    for level in 0..3 {
+        nested = wrap(nested, &format!("Microsoft_Word_Document{level}.docx"));
+    }
+    let (text, report) = text_of(&nested, &TextLimits::default());
+    assert!(text.contains("4111"), "three deep: {report:?}");
+    let deeper = wrap(nested, "Microsoft_Word_Document9.docx");
+    let (text, report) = text_of(&deeper, &TextLimits::default());
+    assert!(!text.contains("4111"));
+    assert!(report.unreadable.iter().any(|u| u.contains("embedded more than 3 deep")), "{report:?}");
+}
