@@ -297,7 +297,7 @@ fn embedded(
     let hit = {
         let mut reader = member_reader(input, archive, index)?;
         (&mut reader).take(budget).read_to_end(&mut data).map_err(|e| format!("does not inflate: {e}"))?;
-        data.len() as u64 == budget && reader.read(&mut [0u8]).map_or(false, |n| n > 0)
+        data.len() as u64 == budget && reader.read(&mut [0u8]).is_ok_and(|n| n > 0)
     };
     out.consumed(data.len() as u64, hit);
     if hit {
