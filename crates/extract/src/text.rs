@@ -192,22 +192,43 @@ pub fn plain_text(input: &mut dyn Input, out: &mut TextOut<'_>) -> Result<(), Ex
     Ok(())
 }
 
-/// Which text-bearing OOXML part a member is, by its name (case-insensitive, as OPC compares).
+/// How a member is read for text.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum PartText {
-    /// WordprocessingML story: `w:t`, `w:delText`.
-    Word,
-    /// SpreadsheetML shared strings or comments: `t` outside phonetic runs.
-    Strings,
-    /// A worksheet: inline strings and the values of cells that are not shared-string indexes.
-    Sheet,
-    /// PresentationML slides and notes: `a:t`.
-    Drawing,
+    /// An XML part: read if its root element is one that holds shown text ([`TEXT_ROOTS`]),
+    /// whatever the part is called (Office follows relationships, not names: a renamed
+    /// `document.xml` is still the body).
+    Xml,
     /// A document embedded in this one (`…/embeddings/…` as a package or a PDF): an insider's
     /// place to hide a table of numbers. Read within the same budget, nested at most
     /// [`MAX_EMBEDDING_DEPTH`] deep.
     Embedded,
 }
+
+/// Root elements (local names) of the parts whose text a reader is shown: Word stories,
+/// comments and notes; shared strings and worksheets; slides, notes, layouts and masters;
+/// charts, drawings and SmartArt.
+const TEXT_ROOTS: &[&[u8]] = &[
+    b"document",
+    b"glossaryDocument",
+    b"hdr",
+    b"ftr",
+    b"footnotes",
+    b"endnotes",
+    b"comments",
+    b"sst",
+    b"worksheet",
+    b"sld",
+    b"notes",
+    b"sldLayout",
+    b"sldMaster",
+    b"notesMaster",
+    b"handoutMaster",
+    b"chartSpace",
+    b"wsDr",
+    b"dataModel",
+    b"drawing",
+];
 
 /// Embedded documents inside embedded documents, followed this deep.
 const MAX_EMBEDDING_DEPTH: u32 = 3;
@@ -216,26 +237,25 @@ fn numbered(name: &str, prefix: &str) -> bool {
     name.strip_prefix(prefix).and_then(|rest| rest.strip_suffix(".xml")).is_some_and(|n| n.bytes().all(|b| b.is_ascii_digit()))
 }
 
-fn part_text(name: &str) -> Option<PartText> {
+/// How a member is read, and when: the main story first (body, shared strings, sheets,
+/// slides), then the other parts Office names, then any other XML part, then embedded
+/// documents, so that a large secondary part cannot spend the budget before the body is read.
+fn part_text(name: &str) -> Option<(PartText, u8)> {
     let name = name.trim_start_matches('/').to_ascii_lowercase();
-    let word = ["word/document.xml", "word/footnotes.xml", "word/endnotes.xml", "word/comments.xml"];
-    if word.contains(&name.as_str()) || numbered(&name, "word/header") || numbered(&name, "word/footer") {
-        return Some(PartText::Word);
-    }
-    if name == "xl/sharedstrings.xml" || numbered(&name, "xl/comments") {
-        return Some(PartText::Strings);
-    }
-    if numbered(&name, "xl/worksheets/sheet") {
-        return Some(PartText::Sheet);
-    }
-    if numbered(&name, "ppt/slides/slide") || numbered(&name, "ppt/notesslides/notesslide") {
-        return Some(PartText::Drawing);
-    }
     let embedded = ["docx", "docm", "xlsx", "xlsm", "pptx", "pptm", "pdf"];
     if name.contains("/embeddings/") && name.rsplit_once('.').is_some_and(|(_, ext)| embedded.contains(&ext)) {
-        return Some(PartText::Embedded);
+        return Some((PartText::Embedded, 3));
     }
-    None
+    if !name.ends_with(".xml") || name.starts_with("customxml/") || name == "[content_types].xml" {
+        return None;
+    }
+    let main = name == "word/document.xml" || name == "xl/sharedstrings.xml" || numbered(&name, "xl/worksheets/sheet") || numbered(&name, "ppt/slides/slide");
+    let known = ["word/footnotes.xml", "word/endnotes.xml", "word/comments.xml"].contains(&name.as_str())
+        || numbered(&name, "word/header")
+        || numbered(&name, "word/footer")
+        || numbered(&name, "xl/comments")
+        || numbered(&name, "ppt/notesslides/notesslide");
+    Some((PartText::Xml, if main { 0 } else if known { 1 } else { 2 }))
 }
 
 /// Sorts `slide10` after `slide9`: the reading order, which only decides where part
@@ -243,9 +263,9 @@ fn part_text(name: &str) -> Option<PartText> {
 fn reading_order(name: &str) -> (String, u64) {
     let lower = name.to_ascii_lowercase();
     let digits = lower.trim_end_matches(".xml").bytes().rev().take_while(u8::is_ascii_digit).count();
-    let stem_end = lower.len() - 4 - digits;
-    let n = lower.get(stem_end..lower.len() - 4).and_then(|d| d.parse().ok()).unwrap_or(0);
-    (lower[..stem_end].to_string(), n)
+    let stem_end = lower.len().saturating_sub(4 + digits);
+    let n = lower.get(stem_end..lower.len().saturating_sub(4)).and_then(|d| d.parse().ok()).unwrap_or(0);
+    (lower.get(..stem_end).unwrap_or(&lower).to_string(), n)
 }
 
 /// The text of an OOXML package (`input` holds a ZIP archive).
@@ -256,24 +276,24 @@ pub(crate) fn package_text(input: &mut dyn Input, limits: &Limits, out: &mut Tex
 fn package_text_at(input: &mut dyn Input, limits: &Limits, out: &mut TextOut<'_>, depth: u32) -> Result<(), ExtractError> {
     let mut scratch = Extraction::new(crate::FileKind::Zip);
     let archive = zip::open(input, limits, &mut scratch)?;
-    let mut parts: Vec<(usize, PartText, String)> = archive
+    let mut parts: Vec<(usize, PartText, u8, String)> = archive
         .entries
         .iter()
         .enumerate()
         .filter_map(|(i, e)| {
             let name = String::from_utf8_lossy(archive.name(e)).into_owned();
-            part_text(&name).map(|kind| (i, kind, name))
+            part_text(&name).map(|(kind, order)| (i, kind, order, name))
         })
         .collect();
-    parts.sort_by_key(|(_, kind, name)| (*kind as u8, reading_order(name)));
-    for (i, kind, name) in parts {
+    parts.sort_by_key(|(_, _, order, name)| (*order, reading_order(name)));
+    for (i, kind, _, name) in parts {
         if out.stopped() {
             break;
         }
         let read = match kind {
             PartText::Embedded if depth >= MAX_EMBEDDING_DEPTH => Err(format!("embedded more than {MAX_EMBEDDING_DEPTH} deep")),
             PartText::Embedded => embedded(input, &archive, i, limits, out, depth),
-            _ => part(input, &archive, i, kind, out),
+            PartText::Xml => part(input, &archive, i, out),
         };
         if let Err(why) = read {
             out.unreadable(format!("{name}: {why}"));
@@ -349,13 +369,13 @@ fn member_reader<'i>(input: &'i mut dyn Input, archive: &Archive, index: usize) 
 }
 
 /// Streams one part through inflate and the XML reader into `out`.
-fn part(input: &mut dyn Input, archive: &Archive, index: usize, kind: PartText, out: &mut TextOut<'_>) -> Result<(), String> {
+fn part(input: &mut dyn Input, archive: &Archive, index: usize, out: &mut TextOut<'_>) -> Result<(), String> {
     let budget = out.source_left();
     let mut limited = member_reader(input, archive, index)?.take(budget);
     let result = {
         let mut xml = quick_xml::Reader::from_reader(BufReader::with_capacity(64 * 1024, &mut limited));
         xml.config_mut().check_end_names = false;
-        read_xml(&mut xml, kind, out)
+        read_xml(&mut xml, out)
     };
     let left = limited.limit();
     out.consumed(budget - left, left == 0);
@@ -371,8 +391,11 @@ fn local(name: &[u8]) -> &[u8] {
     }
 }
 
-fn read_xml<R: BufRead>(xml: &mut quick_xml::Reader<R>, kind: PartText, out: &mut TextOut<'_>) -> Result<(), String> {
+fn read_xml<R: BufRead>(xml: &mut quick_xml::Reader<R>, out: &mut TextOut<'_>) -> Result<(), String> {
     let mut buf = Vec::with_capacity(8 * 1024);
+    // Decided by the root element: a part that holds no shown text is left after its root.
+    let mut root_seen = false;
+    let mut sheet = false;
     // Inside an element whose text is shown (`t`, `delText`, a value).
     let mut in_text = 0usize;
     // Inside a phonetic run (`rPh`) or a formula: text that is not the cell's.
@@ -385,15 +408,24 @@ fn read_xml<R: BufRead>(xml: &mut quick_xml::Reader<R>, kind: PartText, out: &mu
         }
         let event = xml.read_event_into(&mut buf).map_err(|e| format!("not well-formed XML: {e}"))?;
         match event {
+            Event::Start(e) | Event::Empty(e) if !root_seen => {
+                root_seen = true;
+                let name = e.name();
+                let root = local(name.as_ref());
+                if !TEXT_ROOTS.contains(&root) {
+                    return Ok(());
+                }
+                sheet = root == b"worksheet";
+            }
             Event::Start(e) => {
                 let name = e.name();
                 match local(name.as_ref()) {
                     b"t" | b"delText" => in_text += 1,
-                    b"v" if kind == PartText::Sheet && !cell_is_index => in_text += 1,
+                    b"v" if sheet && !cell_is_index => in_text += 1,
                     // Phonetic runs, formulas, field codes; and the fallback of alternate content
                     // (a text box is written twice, as DrawingML and as VML): not text shown.
                     b"rPh" | b"f" | b"instrText" | b"Fallback" => hidden += 1,
-                    b"c" if kind == PartText::Sheet => {
+                    b"c" if sheet => {
                         cell_is_index = e.attributes().flatten().any(|a| a.key.as_ref() == b"t" && a.value.as_ref() == b"s");
                     }
                     _ => {}
@@ -417,7 +449,7 @@ fn read_xml<R: BufRead>(xml: &mut quick_xml::Reader<R>, kind: PartText, out: &mu
                         in_text = in_text.saturating_sub(1);
                         ""
                     }
-                    b"v" if kind == PartText::Sheet => {
+                    b"v" if sheet => {
                         in_text = in_text.saturating_sub(1);
                         ""
                     }
@@ -427,7 +459,7 @@ fn read_xml<R: BufRead>(xml: &mut quick_xml::Reader<R>, kind: PartText, out: &mu
                     }
                     b"p" | b"si" | b"tr" | b"row" => "\n",
                     b"tc" => "\t",
-                    b"c" if kind == PartText::Sheet => {
+                    b"c" if sheet => {
                         cell_is_index = false;
                         "\t"
                     }
@@ -464,33 +496,34 @@ fn read_xml<R: BufRead>(xml: &mut quick_xml::Reader<R>, kind: PartText, out: &mu
 mod tests {
     use super::*;
 
-    fn text_of(xml: &str, kind: PartText) -> String {
+    fn text_of(xml: &str) -> String {
         let mut got = String::new();
         let mut sink = |s: &str| got.push_str(s);
         let mut out = TextOut::new(&mut sink, &TextLimits::default());
         let mut reader = quick_xml::Reader::from_reader(xml.as_bytes());
-        read_xml(&mut reader, kind, &mut out).unwrap();
+        read_xml(&mut reader, &mut out).unwrap();
         got
     }
 
     #[test]
     fn runs_are_joined_as_word_shows_them() {
         let xml = r#"<w:document xmlns:w="x"><w:body><w:p><w:r><w:t>41</w:t></w:r><w:r><w:rPr/><w:t xml:space="preserve">11 1111 </w:t></w:r><w:r><w:t>1111 1111</w:t></w:r></w:p><w:p><w:r><w:t>A&amp;B&#x20;C</w:t><w:tab/><w:t>x</w:t></w:r></w:p></w:body></w:document>"#;
-        assert_eq!(text_of(xml, PartText::Word), "4111 1111 1111 1111\nA&B C\tx\n");
+        assert_eq!(text_of(xml), "4111 1111 1111 1111\nA&B C\tx\n");
     }
 
     #[test]
     fn a_text_box_written_twice_is_read_once() {
-        let xml = r#"<w:p><w:r><mc:AlternateContent><mc:Choice Requires="wps"><w:txbxContent><w:p><w:r><w:t>4111 1111 1111 1111</w:t></w:r></w:p></w:txbxContent></mc:Choice><mc:Fallback><w:pict><v:textbox><w:txbxContent><w:p><w:r><w:t>4111 1111 1111 1111</w:t></w:r></w:p></w:txbxContent></v:textbox></w:pict></mc:Fallback></mc:AlternateContent></w:r></w:p>"#;
-        assert_eq!(text_of(xml, PartText::Word), "4111 1111 1111 1111\n\n");
+        let xml = r#"<w:hdr><w:p><w:r><mc:AlternateContent><mc:Choice Requires="wps"><w:txbxContent><w:p><w:r><w:t>4111 1111 1111 1111</w:t></w:r></w:p></w:txbxContent></mc:Choice><mc:Fallback><w:pict><v:textbox><w:txbxContent><w:p><w:r><w:t>4111 1111 1111 1111</w:t></w:r></w:p></w:txbxContent></v:textbox></w:pict></mc:Fallback></mc:AlternateContent></w:r></w:p></w:hdr>"#;
+        assert_eq!(text_of(xml), "4111 1111 1111 1111\n\n");
     }
 
     #[test]
     fn sheets_show_values_but_not_indexes_formulas_or_phonetics() {
         let sheet = r#"<worksheet><sheetData><row><c t="s"><v>7</v></c><c><f>A1*2</f><v>42</v></c><c t="inlineStr"><is><t>inline</t></is></c></row></sheetData></worksheet>"#;
-        assert_eq!(text_of(sheet, PartText::Sheet), "\t42\tinline\t\n");
+        assert_eq!(text_of(sheet), "\t42\tinline\t\n");
         let strings = r#"<sst><si><t>one</t></si><si><r><t>tw</t></r><r><t>o</t></r><rPh><t>ツー</t></rPh></si></sst>"#;
-        assert_eq!(text_of(strings, PartText::Strings), "one\ntwo\n");
+        assert_eq!(text_of(strings), "one\ntwo\n");
+        assert_eq!(text_of(r#"<styleSheet><t>4111 1111 1111 1111</t></styleSheet>"#), "", "no shown text in styles");
     }
 
     #[test]
@@ -527,13 +560,14 @@ mod tests {
     }
 
     #[test]
-    fn text_parts_are_named_as_office_names_them() {
-        assert_eq!(part_text("word/header12.xml"), Some(PartText::Word));
-        assert_eq!(part_text("/Word/Document.xml"), Some(PartText::Word));
-        assert_eq!(part_text("word/styles.xml"), None);
-        assert_eq!(part_text("xl/worksheets/sheet3.xml"), Some(PartText::Sheet));
+    fn text_parts_are_read_main_story_first() {
+        assert_eq!(part_text("word/header12.xml"), Some((PartText::Xml, 1)));
+        assert_eq!(part_text("/Word/Document.xml"), Some((PartText::Xml, 0)));
+        assert_eq!(part_text("word/document2.xml"), Some((PartText::Xml, 2)), "a renamed body is still read");
         assert_eq!(part_text("xl/worksheets/_rels/sheet3.xml.rels"), None);
-        assert_eq!(part_text("ppt/notesSlides/notesSlide2.xml"), Some(PartText::Drawing));
+        assert_eq!(part_text("xl/worksheets/sheet3.xml"), Some((PartText::Xml, 0)));
+        assert_eq!(part_text("ppt/notesSlides/notesSlide2.xml"), Some((PartText::Xml, 1)));
+        assert_eq!(part_text("word/embeddings/Microsoft_Excel_Worksheet.xlsx"), Some((PartText::Embedded, 3)));
         assert!(reading_order("ppt/slides/slide9.xml") < reading_order("ppt/slides/slide10.xml"));
     }
 }

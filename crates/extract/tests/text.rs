@@ -24,7 +24,6 @@ const NO_TEXT: &[(&str, &str)] = &[
     ("lab_fasttrack_protected_analyze-column-headers.xlsx", "rights-protected (encrypted package)"),
     ("lab_fasttrack_protected_copilot-agent-brainstorming.pptx", "rights-protected (encrypted package)"),
     ("unl_openxmlsdk_encrypted-pptx.pptx", "password-encrypted package"),
-    ("lab_viva_hw-onsite-days-template.xlsb", "binary workbook parts"),
 ];
 
 #[test]
