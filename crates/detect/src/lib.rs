@@ -111,13 +111,32 @@ impl Detector {
         Ok(Detector { name: name.to_string(), kind: Kind::Keywords(matcher.clone()), min_count: min_count.max(1), matcher })
     }
 
-    /// Whether one match is a real find (the built-ins validate).
-    fn valid(&self, found: &str) -> bool {
+    /// The real find within one match, as a byte span of it (the built-ins validate). A match
+    /// that runs on past a valid number (`4111 1111 1111 1111 123`, an IBAN followed by a
+    /// BIC) or starts before one (`123 4111 1111 1111 1111`) is cut at a separator, so the
+    /// number is not lost to what surrounds it.
+    fn accept(&self, found: &str) -> Option<(usize, usize)> {
         match &self.kind {
-            Kind::PaymentCard => payment_card(found),
-            Kind::Iban => iban(found),
-            Kind::UsSsn => us_ssn(found),
-            Kind::Email | Kind::Pattern(_) | Kind::Keywords(_) => true,
+            Kind::PaymentCard => {
+                if payment_card(found) {
+                    return Some((0, found.len()));
+                }
+                let cuts: Vec<usize> = found.match_indices([' ', '-']).map(|(i, _)| i).collect();
+                let enough = |s: &str| s.bytes().filter(u8::is_ascii_digit).count() >= 13;
+                let prefix = cuts.iter().rev().map(|&i| (0, i)).find(|&(a, b)| enough(&found[a..b]) && payment_card(&found[a..b]));
+                prefix.or_else(|| cuts.iter().map(|&i| (i + 1, found.len())).find(|&(a, b)| enough(&found[a..b]) && payment_card(&found[a..b])))
+            }
+            Kind::Iban => {
+                if iban(found) {
+                    return Some((0, found.len()));
+                }
+                // The country's length of characters, spaces between groups skipped.
+                let &(_, len) = IBAN_LENGTHS.iter().find(|(c, _)| found.starts_with(c))?;
+                let end = found.char_indices().filter(|(_, c)| !c.is_whitespace()).nth(len - 1).map(|(i, c)| i + c.len_utf8())?;
+                iban(&found[..end]).then_some((0, end))
+            }
+            Kind::UsSsn => us_ssn(found).then_some((0, found.len())),
+            Kind::Email | Kind::Pattern(_) | Kind::Keywords(_) => Some((0, found.len())),
         }
     }
 }
@@ -167,6 +186,9 @@ impl<'d> Counter<'d> {
         while !self.buf.is_char_boundary(safe) {
             safe -= 1;
         }
+        // One character before `safe` stays as context: a word boundary at the start of the
+        // next search is then what it is in the whole text.
+        let keep = self.buf[..safe].chars().next_back().map_or(safe, |c| safe - c.len_utf8());
         for ((d, count), floor) in self.detectors.iter().zip(self.counts.iter_mut()).zip(self.floors.iter_mut()) {
             // Searching resumes where the last match ended, as one search over the whole text
             // would: every match starting before `safe` is decided here, with all of its text.
@@ -176,23 +198,27 @@ impl<'d> Counter<'d> {
                 if m.start() >= safe {
                     break;
                 }
-                if d.valid(m.as_str()) {
-                    *count += 1;
-                }
-                reached = m.end();
-                at = if m.end() > m.start() {
-                    m.end()
+                let end = match d.accept(m.as_str()) {
+                    Some((_, end)) => {
+                        *count += 1;
+                        m.start() + end
+                    }
+                    None => m.end(),
+                };
+                reached = end;
+                at = if end > m.start() {
+                    end
                 } else {
                     // An empty match (a custom pattern may allow one): step over one character.
-                    match self.buf[m.end()..].chars().next() {
-                        Some(c) => m.end() + c.len_utf8(),
+                    match self.buf[end..].chars().next() {
+                        Some(c) => end + c.len_utf8(),
                         None => break,
                     }
                 };
             }
-            *floor = reached.saturating_sub(safe);
+            *floor = reached.max(safe).saturating_sub(keep);
         }
-        self.buf.drain(..safe);
+        self.buf.drain(..keep);
     }
 
     /// Each detector's name and count, in the order given (complete after [`Counter::finish`]).
@@ -394,6 +420,7 @@ mod tests {
         assert_eq!(count("payment_card", "Visa 4111 1111 1111 1111, MC 5500-0000-0000-0004, Amex 378282246310005"), 3);
         assert_eq!(count("payment_card", "4111 1111 1111 1112"), 0, "Luhn fails");
         assert_eq!(count("payment_card", "1234 5678 9012 3452"), 0, "Luhn holds, no issuer starts with 1");
+        assert_eq!(count("payment_card", "card 4111 1111 1111 1111 123 and 123 5500 0000 0000 0004"), 2, "digits around a card do not hide it");
         assert_eq!(count("payment_card", "4111-1111 1111-1111"), 0, "mixed separators");
         assert_eq!(count("payment_card", "order 4111111111111111"), 1, "no separators");
         assert_eq!(count("payment_card", "Discover 6011 1111 1111 1117 and JCB 3530111333300000"), 2);
@@ -464,6 +491,16 @@ mod tests {
     #[test]
     fn chunk_boundaries_neither_lose_nor_repeat_a_match() {
         let d = [Detector::built_in("payment_card", 1).unwrap(), Detector::built_in("email_address", 1).unwrap()];
+        // A word boundary at the seam is what it is in the whole text.
+        let k = [Detector::keywords("falcon", &["falcon".to_string()], 1).unwrap()];
+        let pad = CHUNK - 1000;
+        for delta in 0..12 {
+            // The search stops `delta` bytes before "falcon"'s end; the rest starts the next.
+            let mut c = Counter::new(&k);
+            c.feed(&format!("{}falcon{}", "x".repeat(pad), " ".repeat(OVERLAP - 6 + delta)));
+            c.finish();
+            assert_eq!(c.counts(), [("falcon", 0)], "seam {delta}");
+        }
         let label = "b".repeat(60);
         let address = format!("{}@{label}.{label}.{label}.example.com", "a".repeat(60));
         // Every position of a card and of a long address relative to the chunk boundary.
