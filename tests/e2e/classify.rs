@@ -198,6 +198,8 @@ fn tree() -> Tree {
     )
     .unwrap();
     std::fs::copy(corpus("lab_markitdown_repair-invoice.pdf"), share.join("invoice.pdf")).unwrap();
+    // A legacy Word file: its text is not read, which policy decides (text_unread).
+    std::fs::copy(corpus("unl_markitdown_test.doc"), share.join("legacy.doc")).unwrap();
     // A workbook and a presentation, as Office wrote them, matched by a custom pattern.
     std::fs::copy(corpus("unl_kernel-memory_file8-data.xlsx"), share.join("capitals.xlsx")).unwrap();
     std::fs::copy(corpus("unl_finos_antitrust-compliance-slide.pptx"), share.join("antitrust.pptx")).unwrap();
@@ -279,6 +281,9 @@ fn detectors_find_sensitive_files_and_apply_labels_them_as_office_does_and_undo_
     assert_eq!(notes["text"]["truncated"], "max_text_bytes");
     assert_eq!(notes["text"]["bytes"], 65536);
     assert_eq!(notes["rule"], "Social security numbers");
+    let legacy = &files["legacy.doc"];
+    assert_eq!(legacy["verdict"], "audit", "text the detectors did not see is not taken for clean: {legacy}");
+    assert!(legacy["reason"].as_str().unwrap().contains("text_unread"), "{legacy}");
     for record in files.values() {
         let line = record.to_string();
         assert!(!line.contains("4111") && !line.contains("WEST") && !line.contains("6789"), "matched values never appear: {line}");

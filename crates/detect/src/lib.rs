@@ -124,7 +124,9 @@ impl Detector {
                 let cuts: Vec<usize> = found.match_indices([' ', '-']).map(|(i, _)| i).collect();
                 let enough = |s: &str| s.bytes().filter(u8::is_ascii_digit).count() >= 13;
                 let prefix = cuts.iter().rev().map(|&i| (0, i)).find(|&(a, b)| enough(&found[a..b]) && payment_card(&found[a..b]));
-                prefix.or_else(|| cuts.iter().map(|&i| (i + 1, found.len())).find(|&(a, b)| enough(&found[a..b]) && payment_card(&found[a..b])))
+                prefix.or_else(|| {
+                    cuts.iter().map(|&i| (i + 1, found.len())).find(|&(a, b)| enough(&found[a..b]) && payment_card(&found[a..b]))
+                })
             }
             Kind::Iban => {
                 if iban(found) {
@@ -420,7 +422,11 @@ mod tests {
         assert_eq!(count("payment_card", "Visa 4111 1111 1111 1111, MC 5500-0000-0000-0004, Amex 378282246310005"), 3);
         assert_eq!(count("payment_card", "4111 1111 1111 1112"), 0, "Luhn fails");
         assert_eq!(count("payment_card", "1234 5678 9012 3452"), 0, "Luhn holds, no issuer starts with 1");
-        assert_eq!(count("payment_card", "card 4111 1111 1111 1111 123 and 123 5500 0000 0000 0004"), 2, "digits around a card do not hide it");
+        assert_eq!(
+            count("payment_card", "card 4111 1111 1111 1111 123 and 123 5500 0000 0000 0004"),
+            2,
+            "digits around a card do not hide it"
+        );
         assert_eq!(count("payment_card", "4111-1111 1111-1111"), 0, "mixed separators");
         assert_eq!(count("payment_card", "order 4111111111111111"), 1, "no separators");
         assert_eq!(count("payment_card", "Discover 6011 1111 1111 1117 and JCB 3530111333300000"), 2);

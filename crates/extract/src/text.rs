@@ -249,13 +249,25 @@ fn part_text(name: &str) -> Option<(PartText, u8)> {
     if !name.ends_with(".xml") || name.starts_with("customxml/") || name == "[content_types].xml" {
         return None;
     }
-    let main = name == "word/document.xml" || name == "xl/sharedstrings.xml" || numbered(&name, "xl/worksheets/sheet") || numbered(&name, "ppt/slides/slide");
+    let main = name == "word/document.xml"
+        || name == "xl/sharedstrings.xml"
+        || numbered(&name, "xl/worksheets/sheet")
+        || numbered(&name, "ppt/slides/slide");
     let known = ["word/footnotes.xml", "word/endnotes.xml", "word/comments.xml"].contains(&name.as_str())
         || numbered(&name, "word/header")
         || numbered(&name, "word/footer")
         || numbered(&name, "xl/comments")
         || numbered(&name, "ppt/notesslides/notesslide");
-    Some((PartText::Xml, if main { 0 } else if known { 1 } else { 2 }))
+    Some((
+        PartText::Xml,
+        if main {
+            0
+        } else if known {
+            1
+        } else {
+            2
+        },
+    ))
 }
 
 /// Sorts `slide10` after `slide9`: the reading order, which only decides where part

@@ -26,6 +26,8 @@ pub struct UnscannableConfig {
     /// Files sent in pieces that could not be reassembled (a gap, a start never seen, a piece
     /// that could not be kept).
     pub incomplete: Option<Action>,
+    /// At rest with content detectors: files whose text was not all read.
+    pub text_unread: Option<Action>,
 }
 
 /// Which tenants a rule's labels must belong to.

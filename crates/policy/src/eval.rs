@@ -196,6 +196,7 @@ pub(crate) struct PartialUnscannable {
     nested_limit: Option<Action>,
     unsupported: Option<Action>,
     incomplete: Option<Action>,
+    text_unread: Option<Action>,
 }
 
 impl From<&UnscannableConfig> for PartialUnscannable {
@@ -208,6 +209,7 @@ impl From<&UnscannableConfig> for PartialUnscannable {
             nested_limit: c.nested_limit,
             unsupported: c.unsupported,
             incomplete: c.incomplete,
+            text_unread: c.text_unread,
         }
     }
 }
@@ -222,13 +224,14 @@ impl PartialUnscannable {
             UnscannableReason::NestedLimit => self.nested_limit,
             UnscannableReason::Unsupported => self.unsupported,
             UnscannableReason::Incomplete => self.incomplete,
+            UnscannableReason::TextUnread => self.text_unread,
         }
     }
 }
 
 /// Global decisions for unscannable files, with the product defaults filled in: encrypted and
 /// oversize files, unsupported containers and incomplete split uploads are allowed; malformed, ambiguous and nested-limit
-/// ones blocked.
+/// ones blocked; files at rest whose text the detectors did not all read audited.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Unscannable(PartialUnscannable);
 
@@ -242,6 +245,9 @@ impl Unscannable {
             nested_limit: Some(c.nested_limit.unwrap_or(Action::Block)),
             unsupported: Some(c.unsupported.unwrap_or(Action::Allow)),
             incomplete: Some(c.incomplete.unwrap_or(Action::Allow)),
+            // Reported by default: a file whose text the detectors did not all see may hold
+            // what they look for.
+            text_unread: Some(c.text_unread.unwrap_or(Action::Audit)),
         })
     }
     fn get(&self, reason: UnscannableReason) -> Action {

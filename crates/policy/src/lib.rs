@@ -71,6 +71,10 @@ pub enum UnscannableReason {
     /// A file sent in pieces (a resumable or multipart upload session) that the proxy could not
     /// reassemble: a gap, a start it never saw, a piece it could not keep.
     Incomplete,
+    /// At rest, with content detectors: text the detectors did not see (past the text limit,
+    /// a part that could not be read, a document kind whose text is not read such as legacy
+    /// binary Office files). The counts are of what was read.
+    TextUnread,
 }
 
 impl UnscannableReason {
@@ -84,6 +88,7 @@ impl UnscannableReason {
             UnscannableReason::NestedLimit => "nested_limit",
             UnscannableReason::Unsupported => "unsupported",
             UnscannableReason::Incomplete => "incomplete",
+            UnscannableReason::TextUnread => "text_unread",
         }
     }
 }

@@ -125,7 +125,17 @@ pub struct DetectorCount {
     pub count: u64,
 }
 
+/// Document kinds whose text is not read here (binary Office formats, Outlook messages,
+/// Visio): their detections are never complete.
+const TEXT_NOT_READ: &[&str] = &["doc", "xls", "ppt", "xlsb", "msg", "vsdx", "vsdm"];
+
 impl Detections {
+    /// Whether the detectors saw less than all of the file's text: a limit stopped reading, a
+    /// part could not be read, or the kind's text is not read at all.
+    pub fn incomplete(&self, kind: &str) -> bool {
+        self.truncated.is_some() || !self.unreadable.is_empty() || TEXT_NOT_READ.contains(&kind)
+    }
+
     /// The detectors that reach their `min_count`.
     pub fn holding(&self, detection: &Detection) -> Vec<String> {
         detection

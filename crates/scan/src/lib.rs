@@ -459,6 +459,11 @@ fn read_file_and_state(entry: &FileEntry, settings: &Settings) -> Result<(Extrac
         (Some(detection), Some(first)) if first.unscannable != Some(labelgate_policy::UnscannableReason::Encrypted) => {
             let found = detection::detect(&file, &first.kind, detection, &settings.limits);
             first.detected = found.holding(detection);
+            // What the detectors did not see is decided by policy (`on_unscannable.text_unread`),
+            // never taken for clean.
+            if first.unscannable.is_none() && found.incomplete(&first.kind) {
+                first.unscannable = Some(labelgate_policy::UnscannableReason::TextUnread);
+            }
             Some(found)
         }
         _ => None,
