@@ -50,7 +50,7 @@ pub(crate) fn pdf_text(input: &mut dyn Input, limits: &Limits, out: &mut TextOut
     }
     // Every page costs a few objects: a wider budget than the labels need.
     doc.limits.max_pdf_objects = limits.max_pdf_objects.saturating_mul(16);
-    let mut reader = PageReader { fonts: HashMap::new() };
+    let mut reader = PageReader { fonts: HashMap::new(), cmaps: HashMap::new() };
     reader.pages(&mut doc, out)
 }
 
@@ -58,8 +58,8 @@ pub(crate) fn pdf_text(input: &mut dyn Input, limits: &Limits, out: &mut TextOut
 struct Font {
     /// Bytes per code.
     code_bytes: usize,
-    /// From the ToUnicode CMap.
-    to_unicode: HashMap<u32, String>,
+    /// From the ToUnicode CMap (shared by the fonts that name the same one).
+    to_unicode: Rc<HashMap<u32, String>>,
     /// For simple fonts: each byte's character when the CMap does not map it.
     simple: Option<Box<[char; 256]>>,
 }
@@ -83,6 +83,9 @@ impl Font {
 struct PageReader {
     /// Fonts by object number, loaded once per document.
     fonts: HashMap<u32, Rc<Font>>,
+    /// ToUnicode CMaps by object number, parsed once per document (fonts written inline on
+    /// every page share them).
+    cmaps: HashMap<u32, (Rc<HashMap<u32, String>>, Option<usize>)>,
 }
 
 impl PageReader {
@@ -235,7 +238,7 @@ impl PageReader {
                 continue;
             }
             let Some(Obj::Dict(dict)) = doc.lenient_deref(&font, 0)? else { continue };
-            let loaded = Rc::new(load_font(doc, &dict, &name, out)?);
+            let loaded = Rc::new(self.load_font(doc, &dict, &name, out)?);
             if let Some(n) = key {
                 self.fonts.insert(n, loaded.clone());
             }
@@ -252,34 +255,44 @@ fn lenient<T>(r: Result<Option<T>, ExtractError>) -> Result<Option<T>, ExtractEr
     }
 }
 
-fn load_font(doc: &mut Doc<'_>, dict: &Dict, name: &[u8], out: &mut TextOut<'_>) -> Result<Font, ExtractError> {
-    let composite = dict_get(dict, b"Subtype").and_then(Obj::as_name) == Some(b"Type0");
-    let mut font = Font { code_bytes: if composite { 2 } else { 1 }, to_unicode: HashMap::new(), simple: None };
-    if let Some(Obj::Ref(n, _)) = dict_get(dict, b"ToUnicode") {
-        if let Some(stream) = lenient(doc.resolve_stream_from(*n, 0))? {
-            match doc.stream_data_capped(&stream, MAX_CMAP) {
-                Ok(cmap) => {
-                    let (map, width) = parse_cmap(&cmap);
-                    font.to_unicode = map;
-                    if let Some(width) = width {
-                        font.code_bytes = width;
+impl PageReader {
+    fn load_font(&mut self, doc: &mut Doc<'_>, dict: &Dict, name: &[u8], out: &mut TextOut<'_>) -> Result<Font, ExtractError> {
+        let composite = dict_get(dict, b"Subtype").and_then(Obj::as_name) == Some(b"Type0");
+        let mut font = Font { code_bytes: if composite { 2 } else { 1 }, to_unicode: Rc::default(), simple: None };
+        if let Some(Obj::Ref(n, _)) = dict_get(dict, b"ToUnicode") {
+            if !self.cmaps.contains_key(n) {
+                let mut parsed = (Rc::default(), None);
+                if let Some(stream) = lenient(doc.resolve_stream_from(*n, 0))? {
+                    match doc.stream_data_capped(&stream, MAX_CMAP) {
+                        Ok(cmap) => {
+                            out.consumed(cmap.len() as u64, false);
+                            let (map, width) = parse_cmap(&cmap);
+                            parsed = (Rc::new(map), width);
+                        }
+                        Err(ExtractError::Io(e)) => return Err(ExtractError::Io(e)),
+                        Err(_) => {}
                     }
                 }
-                Err(ExtractError::Io(e)) => return Err(ExtractError::Io(e)),
-                Err(_) => {}
+                self.cmaps.insert(*n, parsed);
+            }
+            if let Some((map, width)) = self.cmaps.get(n) {
+                font.to_unicode = Rc::clone(map);
+                if let Some(width) = width {
+                    font.code_bytes = *width;
+                }
             }
         }
+        if !composite {
+            let encoding = match dict_get(dict, b"Encoding") {
+                Some(e) => doc.lenient_deref(e, 0)?,
+                None => None,
+            };
+            font.simple = Some(simple_table(encoding.as_ref()));
+        } else if font.to_unicode.is_empty() {
+            out.unreadable(format!("pdf: composite font {} has no ToUnicode map", String::from_utf8_lossy(name)));
+        }
+        Ok(font)
     }
-    if !composite {
-        let encoding = match dict_get(dict, b"Encoding") {
-            Some(e) => doc.lenient_deref(e, 0)?,
-            None => None,
-        };
-        font.simple = Some(simple_table(encoding.as_ref()));
-    } else if font.to_unicode.is_empty() {
-        out.unreadable(format!("pdf: composite font {} has no ToUnicode map", String::from_utf8_lossy(name)));
-    }
-    Ok(font)
 }
 
 /// A simple font's byte → character table from its `/Encoding` (a name, or a dictionary with
@@ -320,6 +333,8 @@ fn simple_table(encoding: Option<&Obj>) -> Box<[char; 256]> {
 /// The character of a standard glyph name (the Adobe Glyph List's names for ASCII, plus
 /// `uniXXXX` and `uXXXX`–`uXXXXXX`).
 fn glyph_char(name: &[u8]) -> Option<char> {
+    // `one.tnum`, `zero.lf`: a variant of the glyph before the dot.
+    let name = name.split(|&b| b == b'.').next().filter(|n| !n.is_empty()).unwrap_or(name);
     const NAMED: &[(&[u8], char)] = &[
         (b"space", ' '),
         (b"exclam", '!'),
@@ -412,6 +427,9 @@ fn parse_cmap(data: &[u8]) -> (HashMap<u32, String>, Option<usize>) {
     let mut map = HashMap::new();
     let mut width = None;
     let mut operands: Vec<Obj> = Vec::new();
+    // Range iterations are bounded as well as mappings: ranges whose destinations map nothing
+    // would otherwise cost 65,536 steps each, thousands of times.
+    let mut work = 0usize;
     let code = |o: &Obj| match o {
         Obj::Str(s) if !s.is_empty() && s.len() <= 4 => Some(s.iter().fold(0u32, |a, &b| (a << 8) | b as u32)),
         _ => None,
@@ -451,7 +469,8 @@ fn parse_cmap(data: &[u8]) -> (HashMap<u32, String>, Option<usize>) {
                                 continue;
                             }
                             for (i, c) in (lo..=hi).enumerate() {
-                                if map.len() >= MAX_MAPPINGS {
+                                work += 1;
+                                if map.len() >= MAX_MAPPINGS || work > 4 * MAX_MAPPINGS {
                                     break;
                                 }
                                 let text = match dst {
@@ -495,11 +514,14 @@ fn show_text(data: &[u8], fonts: &HashMap<Vec<u8>, Rc<Font>>, out: &mut TextOut<
         &padded
     };
     let mut p = Parser::new(buf, 8);
-    let fallback = Font { code_bytes: 1, to_unicode: HashMap::new(), simple: Some(simple_table(None)) };
+    let fallback = Font { code_bytes: 1, to_unicode: Rc::default(), simple: Some(simple_table(None)) };
     let mut font: Option<Rc<Font>> = None;
     let mut operands: Vec<Obj> = Vec::new();
     let mut text = String::new();
     let mut line_y: Option<f64> = None;
+    // A move counts as a new line only past a third of the font size: imperceptible vertical
+    // shifts inside a number do not split it.
+    let (mut font_size, mut scale) = (1.0f64, 1.0f64);
     let number = |o: Option<&Obj>| match o {
         Some(Obj::Int(i)) => *i as f64,
         Some(Obj::Real(r)) => *r,
@@ -523,17 +545,21 @@ fn show_text(data: &[u8], fonts: &HashMap<Vec<u8>, Rc<Font>>, out: &mut TextOut<
         };
         let current: &Font = font.as_deref().unwrap_or(&fallback);
         match op {
-            b"Tf" => font = operands.first().and_then(Obj::as_name).and_then(|n| fonts.get(n)).cloned(),
+            b"Tf" => {
+                font = operands.first().and_then(Obj::as_name).and_then(|n| fonts.get(n)).cloned();
+                font_size = number(operands.get(1)).abs().max(1e-3);
+            }
             b"Td" | b"TD" => {
                 let ty = number(operands.get(1));
-                if ty != 0.0 {
+                if ty.abs() > font_size / 3.0 {
                     new_line(&mut text);
                 }
-                line_y = Some(line_y.unwrap_or(0.0) + ty);
+                line_y = Some(line_y.unwrap_or(0.0) + ty * scale);
             }
             b"Tm" => {
+                scale = number(operands.get(3)).abs().max(number(operands.get(1)).abs()).max(1e-3);
                 let y = number(operands.get(5));
-                if line_y.map_or(!text.is_empty(), |last| last != y) {
+                if line_y.map_or(!text.is_empty(), |last| (last - y).abs() > font_size * scale / 3.0) {
                     new_line(&mut text);
                 }
                 line_y = Some(y);
@@ -626,7 +652,7 @@ mod tests {
         assert_eq!(map.get(&0x11).map(String::as_str), Some("4"));
         assert_eq!(map.get(&0x14).map(String::as_str), Some("2"));
         assert_eq!(map.get(&0x21).map(String::as_str), Some("BC"));
-        let font = Rc::new(Font { code_bytes: 2, to_unicode: map, simple: None });
+        let font = Rc::new(Font { code_bytes: 2, to_unicode: Rc::new(map), simple: None });
         let fonts = HashMap::from([(b"F1".to_vec(), font)]);
         let content = b"BT /F1 11 Tf 72 700 Td <00110013> Tj [<0003> -250 <0014>] TJ 0 -14 Td <0020> Tj ET";
         assert_eq!(shown(content, &fonts), "41 2\nA");
@@ -638,12 +664,16 @@ mod tests {
             b"Differences".to_vec(),
             Obj::Array(vec![Obj::Int(65), Obj::Name(b"four".to_vec()), Obj::Name(b"uni0031".to_vec())]),
         )]);
-        let font = Rc::new(Font { code_bytes: 1, to_unicode: HashMap::new(), simple: Some(simple_table(Some(&differences))) });
+        let font = Rc::new(Font { code_bytes: 1, to_unicode: Rc::default(), simple: Some(simple_table(Some(&differences))) });
         let fonts = HashMap::from([(b"F2".to_vec(), font)]);
         let content = b"BT /F2 9 Tf (AB) Tj (\\(x\\)\\101) Tj T* (caf\\351) ' BI /W 1 /H 1 ID \x00EI(\x01 EI ET";
         assert_eq!(shown(content, &fonts), "41(x)4\ncafé");
         // Without a font: WinAnsi.
         assert_eq!(shown(b"BT (4111 1111) Tj 1 0 0 1 72 600 Tm (\\2004) Tj", &HashMap::new()), "4111 1111\n€4");
+        // Imperceptible vertical moves inside a number do not split it; a line move does.
+        let shifted =
+            b"BT /F9 11 Tf 1 0 0 1 72 700 Tm (4111 11) Tj 0 0.01 Td (11 1111) Tj 1 0 0 1 140 700.02 Tm ( 1111) Tj 0 -13 Td (next) Tj ET";
+        assert_eq!(shown(shifted, &HashMap::new()), "4111 1111 1111 1111\nnext");
     }
 
     #[test]
