@@ -376,6 +376,15 @@ fn detectors_find_sensitive_files_and_apply_labels_them_as_office_does_and_undo_
     assert_eq!(files["cards.docx"]["apply"]["outcome"], "unchanged");
     assert_eq!(bytes_of(&t.share), after);
 
+    // The kept originals (sensitive, unlabelled) are never labelled themselves.
+    let kept = labelgate(&t, &["scan", "--state-dir", t.state.to_str().unwrap(), "--format", "json", "--apply", t.state.to_str().unwrap()]);
+    let kept: Vec<Value> = String::from_utf8_lossy(&kept.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let attempted: Vec<&Value> = kept.iter().filter(|r| r.get("apply").is_some()).collect();
+    assert!(attempted.len() >= 2, "{kept:?}");
+    for r in attempted {
+        assert!(r["apply"]["reason"].as_str().unwrap().contains("state directory"), "{r}");
+    }
+
     // --undo puts the originals back, byte for byte, with their times.
     let out = labelgate(&t, &["scan", "--undo", log.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));

@@ -103,6 +103,9 @@ pub struct Labeller<'a> {
     pub undo: Option<&'a undo::Log>,
     /// `SetDate` for this run.
     pub set_date: String,
+    /// labelgate's state directory (canonical): files under it (kept originals among them) are
+    /// never labelled.
+    pub state_dir: Option<PathBuf>,
 }
 
 impl Labeller<'_> {
@@ -137,6 +140,12 @@ impl Labeller<'_> {
         let tenant = label.tenant.clone().ok_or_else(|| skip("the label's tenant is unknown (a [[labels]] entry needs tenant)"))?;
         if target.nlink > 1 {
             return Err(skip(format!("it has {} hard links: a labelled copy would split them", target.nlink)));
+        }
+        let dir = target.path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        if let (Some(state), Ok(dir)) = (&self.state_dir, dir.canonicalize()) {
+            if dir.starts_with(state) {
+                return Err(skip("it is inside labelgate's state directory"));
+            }
         }
         let file = std::fs::OpenOptions::new()
             .read(true)
@@ -237,6 +246,7 @@ impl Labeller<'_> {
             Ok(())
         };
         unchanged(target)?;
+        let (original_sha256, _) = sha256_of(file).map_err(|e| fail(format!("cannot read it: {e}")))?;
         let original = undo.keep(target.path, file, meta).map_err(|e| fail(format!("cannot keep the original for undo: {e}")))?;
         let kept = file.metadata().map_err(|e| fail(e.to_string()))?;
         let after_keep = Target { ctime_ns: kept.ctime() as i128 * 1_000_000_000 + kept.ctime_nsec() as i128, ..target.clone() };
@@ -245,6 +255,7 @@ impl Labeller<'_> {
             path: std::path::absolute(target.path).unwrap_or_else(|_| target.path.to_path_buf()),
             original: original.clone(),
             original_size: meta.len(),
+            original_sha256,
             written_sha256: written.0,
             written_size: written.1,
             label: new.id.clone(),

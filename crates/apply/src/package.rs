@@ -72,9 +72,19 @@ fn before_close(text: &str, root_local: &str, insert: &str, part: &str) -> Resul
             let name = &tag[..name_end];
             name.rsplit(':').next() == Some(root_local)
         })
-        .map(|(i, _)| i)
-        .ok_or_else(|| bad(format!("{part}: no closing {root_local} tag")))?;
-    Ok(format!("{}{insert}{}", &text[..close], &text[close..]))
+        .map(|(i, _)| i);
+    if let Some(close) = close {
+        return Ok(format!("{}{insert}{}", &text[..close], &text[close..]));
+    }
+    // An empty root (`<Properties … />`): opened, given the content, closed.
+    let end = text.rfind("/>").ok_or_else(|| bad(format!("{part}: no {root_local} element")))?;
+    let start = text[..end].rfind('<').ok_or_else(|| bad(format!("{part}: no {root_local} element")))?;
+    let tag = &text[start + 1..end];
+    let qualified = tag.split(|c: char| c.is_whitespace()).next().unwrap_or("");
+    if qualified.rsplit(':').next() != Some(root_local) {
+        return Err(bad(format!("{part}: no closing {root_local} tag")));
+    }
+    Ok(format!("{}>{insert}</{qualified}>{}", text[..end].trim_end(), &text[end + 2..]))
 }
 
 /// The label as custom properties, pids from `first_pid`, in Office's order.
@@ -201,7 +211,9 @@ fn custom_properties(existing: Option<&str>, label: &NewLabel) -> Result<String,
         Some(p) => format!("{p}:"),
         None => String::new(),
     };
-    before_close(&out, "Properties", &label_properties(label, max_pid + 1, &property, &vt), "custom properties")
+    let first_pid =
+        max_pid.checked_add(1).filter(|p| p.checked_add(7).is_some()).ok_or_else(|| bad("custom properties: no property id left"))?;
+    before_close(&out, "Properties", &label_properties(label, first_pid, &property, &vt), "custom properties")
 }
 
 /// The LabelInfo part with the label: other tenants' entries kept, this tenant's replaced.
@@ -209,6 +221,9 @@ fn label_info(text: &str, label: &NewLabel) -> Result<String, ApplyError> {
     let mut reader = quick_xml::Reader::from_str(text);
     let mut drop_spans = Vec::new();
     let mut prefix = String::new();
+    let mut depth = 0usize;
+    // A label element being dropped: where it starts and the depth it opened at.
+    let mut open: Option<(usize, usize)> = None;
     loop {
         let before = reader.buffer_position() as usize;
         let event = reader.read_event().map_err(|e| bad(format!("LabelInfo: {e}")))?;
@@ -219,27 +234,32 @@ fn label_info(text: &str, label: &NewLabel) -> Result<String, ApplyError> {
                 if name.rsplit(':').next() == Some("labelList") {
                     prefix = name.rsplit_once(':').map(|(p, _)| format!("{p}:")).unwrap_or_default();
                 }
-                if name.rsplit(':').next() == Some("label") {
-                    let site = e
-                        .attributes()
-                        .flatten()
-                        .find(|a| a.key.as_ref() == b"siteId")
-                        .and_then(|a| a.unescape_value().ok().map(|v| v.trim().trim_matches(['{', '}']).to_ascii_lowercase()));
-                    let id = e
-                        .attributes()
-                        .flatten()
-                        .find(|a| a.key.as_ref() == b"id")
-                        .and_then(|a| a.unescape_value().ok().map(|v| v.trim().trim_matches(['{', '}']).to_ascii_lowercase()));
-                    let same = site.as_deref().is_none_or(|s| s == label.tenant) || id.as_deref() == Some(label.id.as_str());
-                    if same {
-                        // `<label …/>` or `<label …></label>`.
-                        let end = if is_empty {
-                            reader.buffer_position() as usize
+                if open.is_none() && name.rsplit(':').next() == Some("label") {
+                    let attr = |key: &[u8]| {
+                        e.attributes()
+                            .flatten()
+                            .find(|a| a.key.as_ref() == key)
+                            .and_then(|a| a.unescape_value().ok().map(|v| v.trim().trim_matches(['{', '}']).to_ascii_lowercase()))
+                    };
+                    let (site, id) = (attr(b"siteId"), attr(b"id"));
+                    if site.as_deref().is_none_or(|s| s == label.tenant) || id.as_deref() == Some(label.id.as_str()) {
+                        if is_empty {
+                            drop_spans.push((before, reader.buffer_position() as usize));
                         } else {
-                            let close = text[before..].find("</").map(|i| before + i).ok_or_else(|| bad("LabelInfo: unclosed label"))?;
-                            close + text[close..].find('>').map_or(0, |i| i + 1)
-                        };
-                        drop_spans.push((before, end));
+                            open = Some((before, depth));
+                        }
+                    }
+                }
+                if !is_empty {
+                    depth += 1;
+                }
+            }
+            Event::End(_) => {
+                depth = depth.saturating_sub(1);
+                if let Some((start, at)) = open {
+                    if depth == at {
+                        drop_spans.push((start, reader.buffer_position() as usize));
+                        open = None;
                     }
                 }
             }
@@ -296,7 +316,8 @@ pub(crate) fn edits(file: &(impl zip::Source + ?Sized), archive: &Archive, label
             edits.replaced.push((rels_member.name.clone(), before_close(&rels_text, "Relationships", &rel, "_rels/.rels")?.into_bytes()));
             let types_member = find(archive, "[Content_Types].xml").ok_or_else(|| bad("no [Content_Types].xml"))?;
             let types = utf8(zip::content(file, types_member)?, "[Content_Types].xml")?;
-            if !types.to_ascii_lowercase().contains("partname=\"/docprops/custom.xml\"") {
+            let lower = types.to_ascii_lowercase();
+            if !lower.contains("partname=\"/docprops/custom.xml\"") && !lower.contains("partname='/docprops/custom.xml'") {
                 let over = format!("<Override PartName=\"/{part}\" ContentType=\"{CT_CUSTOM}\"/>");
                 edits.replaced.push((types_member.name.clone(), before_close(&types, "Types", &over, "[Content_Types].xml")?.into_bytes()));
             }
@@ -338,6 +359,22 @@ mod tests {
         );
         assert!(out.contains("<vt:lpwstr>Confidential &amp; Finance</vt:lpwstr>"));
         assert!(out.ends_with("</property></Properties>"));
+    }
+
+    #[test]
+    fn empty_roots_and_labels_with_children() {
+        let out = custom_properties(Some(r#"<?xml version="1.0"?><op:Properties xmlns:op="http://schemas.openxmlformats.org/officeDocument/2006/custom-properties" />"#), &label()).unwrap();
+        assert!(out.contains("<op:property fmtid="), "{out}");
+        assert!(out.ends_with("</op:Properties>"), "{out}");
+        let info = r#"<clbl:labelList xmlns:clbl="http://schemas.microsoft.com/office/2020/mipLabelMetadata"><clbl:label id="{f42aa342-8706-4288-bd11-ebb85995028c}" siteId="{72f988bf-86f1-41af-91ab-2d7cd011db47}"><clbl:x><clbl:y/></clbl:x></clbl:label></clbl:labelList>"#;
+        let out = label_info(info, &label()).unwrap();
+        assert!(!out.contains("clbl:x") && !out.contains("f42aa342"), "{out}");
+        assert!(quick_xml::Reader::from_str(&out).read_event().is_ok());
+        let out =
+            label_info(r#"<clbl:labelList xmlns:clbl="http://schemas.microsoft.com/office/2020/mipLabelMetadata"/>"#, &label()).unwrap();
+        assert!(out.ends_with("removed=\"0\" /></clbl:labelList>"), "{out}");
+        let huge = r#"<Properties xmlns="http://schemas.openxmlformats.org/officeDocument/2006/custom-properties"><property fmtid="x" pid="4294967295" name="a"/></Properties>"#;
+        assert!(custom_properties(Some(huge), &label()).is_err(), "no pid wraps");
     }
 
     #[test]

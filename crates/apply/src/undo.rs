@@ -17,8 +17,10 @@ pub struct Change {
     pub path: PathBuf,
     /// Where its original is kept (a name inside the log's directory).
     pub original: String,
-    /// The original's size.
+    /// The original's size and SHA-256: a kept original is put back only if it still is that.
     pub original_size: u64,
+    #[allow(missing_docs)]
+    pub original_sha256: String,
     /// What was written: its SHA-256 and size (undo restores only a file still like this).
     pub written_sha256: String,
     #[allow(missing_docs)]
@@ -165,8 +167,11 @@ fn restore_one(dir: &Path, change: &Change) -> Result<(), String> {
         return Err("it changed since it was labelled; left as it is".into());
     }
     let original = std::fs::File::open(dir.join(&change.original)).map_err(|e| format!("the kept original is missing: {e}"))?;
-    if original.metadata().map_err(|e| e.to_string())?.len() != change.original_size {
-        return Err("the kept original is not the size recorded".into());
+    // Kept by a hard link, the original's inode could still be written by a process that had
+    // it open: it is put back only if it is what was there.
+    let (kept_sha, kept_size) = sha256_of(&original).map_err(|e| e.to_string())?;
+    if kept_size != change.original_size || kept_sha != change.original_sha256 {
+        return Err("the kept original is not what was recorded; left as it is".into());
     }
     let staged = Staged::create(&change.path).map_err(|e| format!("cannot write beside it: {e}"))?;
     let result = (|| -> std::io::Result<()> {

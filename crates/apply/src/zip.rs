@@ -84,10 +84,17 @@ pub(crate) fn read(file: &(impl Source + ?Sized), len: u64) -> Result<Archive, A
     }
     let tail_len = len.min(65_535 + 22);
     let tail = read_at(file, len - tail_len, tail_len as usize)?;
-    let at = (0..tail.len().saturating_sub(21))
+    let candidates: Vec<usize> = (0..tail.len().saturating_sub(21))
         .rev()
-        .find(|&i| &tail[i..i + 4] == EOCD_SIG && i + 22 + u16le(&tail, i + 20) as usize == tail.len())
-        .ok_or_else(|| bad("no end of central directory record at the end of the file"))?;
+        .filter(|&i| &tail[i..i + 4] == EOCD_SIG && i + 22 + u16le(&tail, i + 20) as usize == tail.len())
+        .collect();
+    // Two records that could each end the archive (one inside the other's comment): readers
+    // disagree on which, so the package is not rewritten.
+    let at = match candidates.as_slice() {
+        [one] => *one,
+        [] => return Err(bad("no end of central directory record at the end of the file")),
+        _ => return Err(bad("two end of central directory records")),
+    };
     let eocd = &tail[at..];
     let (disk, cd_disk) = (u16le(eocd, 4), u16le(eocd, 6));
     let count = u16le(eocd, 10) as usize;
@@ -111,6 +118,7 @@ pub(crate) fn read(file: &(impl Source + ?Sized), len: u64) -> Result<Archive, A
     }
     let directory = read_at(file, cd_offset, cd_size as usize)?;
     let mut members = Vec::with_capacity(count);
+    let mut names = std::collections::HashSet::with_capacity(count);
     let mut p = 0usize;
     for _ in 0..count {
         let head = directory.get(p..p + 46).ok_or_else(|| bad("central directory truncated"))?;
@@ -136,7 +144,7 @@ pub(crate) fn read(file: &(impl Source + ?Sized), len: u64) -> Result<Archive, A
         if member.flags & 1 != 0 {
             return Err(bad(format!("member {} is encrypted", member.name)));
         }
-        if members.iter().any(|m: &Member| m.name.eq_ignore_ascii_case(&member.name)) {
+        if !names.insert(member.name.to_ascii_lowercase()) {
             return Err(bad(format!("member {} appears twice", member.name)));
         }
         members.push(member);
@@ -280,11 +288,12 @@ fn new_entry(name: &str, data: &[u8], offset: u64) -> Result<(Vec<u8>, Vec<u8>),
     let (csize, usize_) = (u32::try_from(compressed.len()).map_err(too_big)?, u32::try_from(data.len()).map_err(too_big)?);
     let offset = u32::try_from(offset).map_err(|_| bad("the package would need ZIP64"))?;
     let name_len = u16::try_from(name.len()).map_err(|_| bad("a part name too long"))?;
-    // Version 2.0, no flags (ASCII names), deflate, DOS time 0:00 1980-01-01.
+    // Version 2.0, deflate, DOS time 0:00 1980-01-01; the UTF-8 flag for a name that needs it.
+    let flags: u16 = if name.is_ascii() { 0 } else { 1 << 11 };
     let mut local = Vec::with_capacity(30 + name.len() + compressed.len());
     local.extend_from_slice(LFH_SIG);
     local.extend_from_slice(&20u16.to_le_bytes());
-    local.extend_from_slice(&0u16.to_le_bytes());
+    local.extend_from_slice(&flags.to_le_bytes());
     local.extend_from_slice(&8u16.to_le_bytes());
     local.extend_from_slice(&0u16.to_le_bytes());
     local.extend_from_slice(&0x21u16.to_le_bytes());
@@ -299,7 +308,7 @@ fn new_entry(name: &str, data: &[u8], offset: u64) -> Result<(Vec<u8>, Vec<u8>),
     record.extend_from_slice(CDH_SIG);
     record.extend_from_slice(&45u16.to_le_bytes());
     record.extend_from_slice(&20u16.to_le_bytes());
-    record.extend_from_slice(&0u16.to_le_bytes());
+    record.extend_from_slice(&flags.to_le_bytes());
     record.extend_from_slice(&8u16.to_le_bytes());
     record.extend_from_slice(&0u16.to_le_bytes());
     record.extend_from_slice(&0x21u16.to_le_bytes());

@@ -69,7 +69,8 @@ fn a_file_changed_after_the_scan_read_it_is_skipped_and_left_as_it_is() {
     let undo = labelgate_apply::undo::Log::create(&dir.path().join("state"), "test").unwrap();
     let catalog = catalog();
     let limits = Limits::default();
-    let labeller = Labeller { catalog: &catalog, limits: &limits, undo: Some(&undo), set_date: "2026-11-30T12:00:00Z".into() };
+    let labeller =
+        Labeller { catalog: &catalog, limits: &limits, undo: Some(&undo), set_date: "2026-11-30T12:00:00Z".into(), state_dir: None };
     // What the scan saw; then someone saves the file again, in place.
     let seen = target(&path);
     let mut entries = docx(None, None);
@@ -91,7 +92,7 @@ fn protection_labels_other_files_and_dry_runs_write_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let catalog = catalog();
     let limits = Limits::default();
-    let dry = Labeller { catalog: &catalog, limits: &limits, undo: None, set_date: "2026-11-30T12:00:00Z".into() };
+    let dry = Labeller { catalog: &catalog, limits: &limits, undo: None, set_date: "2026-11-30T12:00:00Z".into(), state_dir: None };
     let doc = dir.path().join("a.docx");
     let bytes = zip(&docx(Some(custom_xml(&[("f42aa342-8706-4288-bd11-ebb85995028c", SITE, "true")])), None));
     std::fs::write(&doc, &bytes).unwrap();

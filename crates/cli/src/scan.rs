@@ -194,6 +194,7 @@ pub fn run(config: Option<&std::path::Path>, args: &ScanArgs) -> Result<ExitCode
         catalog: &catalog,
         limits: &settings.limits,
         undo: undo_log.as_ref(),
+        state_dir: args.state_dir.canonicalize().ok(),
         set_date: set_date
             .replace_nanosecond(0)
             .unwrap_or(set_date)

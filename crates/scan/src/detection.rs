@@ -200,8 +200,8 @@ fn message_text(input: &mut dyn Input, out: &mut TextOut<'_>) -> Result<(), Stri
     let raw = input.read_at(0, input.len() as usize, "eml").map_err(|e| e.to_string())?;
     out.consumed(raw.len() as u64, false);
     let bodies = labelgate_unpack::message_body_text(&raw, 1024).map_err(|e| e.reason().to_string())?;
-    for body in bodies {
-        let shown = if body.trim_start().starts_with('<') || body.contains("</") { html_text(&body) } else { body };
+    for (body, html) in bodies {
+        let shown = if html { html_text(&body) } else { body };
         if !out.push(&shown) || !out.push("\n") {
             break;
         }
@@ -218,9 +218,13 @@ pub fn html_text(html: &str) -> String {
     let mut at = 0;
     while let Some(lt) = lower[at..].find('<').map(|i| at + i) {
         push_decoded(&mut out, &html[at..lt]);
-        let skip_to = if lower[lt..].starts_with("<script") {
+        // `<script` and `<style` as whole tag names (not `<scriptx>`).
+        let tag = |name: &str| {
+            lower[lt..].strip_prefix(name).is_some_and(|rest| rest.starts_with(|c: char| c.is_ascii_whitespace() || c == '>' || c == '/'))
+        };
+        let skip_to = if tag("<script") {
             lower[lt..].find("</script").map(|i| lt + i)
-        } else if lower[lt..].starts_with("<style") {
+        } else if tag("<style") {
             lower[lt..].find("</style").map(|i| lt + i)
         } else if lower[lt..].starts_with("<!--") {
             lower[lt..].find("-->").map(|i| lt + i + 2)
@@ -256,7 +260,11 @@ fn push_decoded(out: &mut String, text: &str) {
                 "gt" => Some('>'),
                 "quot" => Some('"'),
                 "apos" => Some('\''),
-                "nbsp" => Some(' '),
+                "nbsp" | "ensp" | "emsp" | "thinsp" => Some(' '),
+                // Invisible: dropped below, as the detectors drop them.
+                "shy" => Some('\u{00AD}'),
+                "zwnj" => Some('\u{200C}'),
+                "zwj" => Some('\u{200D}'),
                 _ => name
                     .strip_prefix("#x")
                     .or_else(|| name.strip_prefix("#X"))
@@ -290,6 +298,7 @@ mod tests {
             html_text("<p>Card&nbsp;4111&#32;1111 1111 1111</p><script>var x='<p>5500'</script><!-- 5500 0000 --><b>A&amp;B</b>"),
             " Card 4111 1111 1111 1111    A&B "
         );
+        assert_eq!(html_text("<scriptx>4111</scriptx><style>x</style>&#x34;&shy;1"), " 4111  4\u{00AD}1");
     }
 
     fn detection(toml_text: &str) -> (Detection, Vec<Problem>) {

@@ -52,16 +52,17 @@ struct Part {
 
 /// The body text of a message: its `text/plain` and `text/html` parts that are not attached
 /// files, decoded from their transfer encoding and charset (UTF-8 when none is stated or the
-/// charset is unknown). HTML keeps its markup. At most `max_parts` parts are looked at.
-pub fn message_body_text(raw: &[u8], max_parts: u64) -> Result<Vec<String>, Problem> {
+/// charset is unknown), each with whether it is HTML (which keeps its markup). At most
+/// `max_parts` parts are looked at.
+pub fn message_body_text(raw: &[u8], max_parts: u64) -> Result<Vec<(String, bool)>, Problem> {
     let mut parts = Vec::new();
     collect(raw, raw, 0, &mut parts, &mut Vec::new(), max_parts)?;
     Ok(parts
         .into_iter()
         .filter_map(|part| {
-            let (charset, _) = part.body?;
+            let (charset, html) = part.body?;
             let encoding = encoding_rs::Encoding::for_label(charset.as_bytes()).unwrap_or(encoding_rs::UTF_8);
-            Some(encoding.decode_with_bom_removal(&part.data).0.into_owned())
+            Some((encoding.decode_with_bom_removal(&part.data).0.into_owned(), html))
         })
         .collect())
 }
