@@ -85,8 +85,11 @@ struct PageReader {
     fonts: HashMap<u32, Rc<Font>>,
     /// ToUnicode CMaps by object number, parsed once per document (fonts written inline on
     /// every page share them).
-    cmaps: HashMap<u32, (Rc<HashMap<u32, String>>, Option<usize>)>,
+    cmaps: HashMap<u32, Cmap>,
 }
+
+/// A parsed ToUnicode CMap: its mappings and, when its code space says, the bytes per code.
+type Cmap = (Rc<HashMap<u32, String>>, Option<usize>);
 
 impl PageReader {
     /// Every page in order: its content streams with its (inherited) resources.
