@@ -13,12 +13,7 @@ cd "$(dirname "$0")/../.."
 COPIES="${1:-100}"
 RUNS="${2:-3}"
 JOBS="${JOBS:-2}"
-WORK="${SCAN_BENCH_DIR:-target/scan-bench}"
-mkdir -p "$WORK"
-CORPUS="$(scripts/corpus.sh)"
-cargo build --release -p labelgate --locked -q
-BIN="$PWD/target/release/labelgate"
-. benches/scan/tree.sh
+. benches/scan/common.sh
 
 LABELS="$WORK/labels-only.toml"
 printf '[policy]\ndefault_action = "allow"\n[scan]\nfiles_inside = false\n' > "$LABELS"

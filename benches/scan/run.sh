@@ -18,18 +18,14 @@ cd "$(dirname "$0")/../.."
 COPIES="${1:-500}"
 RUNS="${2:-3}"
 JOBS="${JOBS:-2}"
-WORK="${SCAN_BENCH_DIR:-target/scan-bench}"
 
 if ! command -v exiftool >/dev/null 2>&1; then
   if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq libimage-exiftool-perl
 fi
-CORPUS="$(scripts/corpus.sh)"
-cargo build --release -p labelgate --locked -q
-BIN="$PWD/target/release/labelgate"
 
-. benches/scan/tree.sh
+. benches/scan/common.sh
 # Labels only: each file's own labels ([scan] files_inside = false), what ExifTool reads. And
 # the default: every file inside archives, e-mail and documents read too.
 LABELS="$WORK/labels-only.toml"

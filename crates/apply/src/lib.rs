@@ -8,7 +8,9 @@
 //! - a label that applies protection (encryption) is not written: that needs the MIP SDK;
 //! - the new package is written beside the file, read back (the label must be effective), given
 //!   the original's owner, mode, extended attributes (ACLs included) and times, and renamed over
-//!   the original only after its identity and size are checked once more;
+//!   the original only after its identity and size are checked once more — by exchanging the
+//!   two names atomically and checking what was displaced, so a save that lands at the last
+//!   moment is put back, not overwritten;
 //! - the original is kept (hard-linked when it can be, else copied) in an undo directory whose
 //!   log records every change before it is made; [`undo`] puts the originals back.
 
@@ -262,8 +264,7 @@ impl Labeller<'_> {
             mtime_ns: i64::try_from(target.mtime_ns).unwrap_or(0),
         })
         .map_err(|e| fail(format!("cannot write the undo log: {e}")))?;
-        let renamed = unchanged(&after_keep)
-            .and_then(|()| std::fs::rename(&staged.path, target.path).map_err(|e| fail(format!("cannot replace it: {e}"))));
+        let renamed = unchanged(&after_keep).and_then(|()| swap_in(&staged.path, target.path, &after_keep));
         if let Err(refusal) = renamed {
             let _ = undo.withdraw(&original);
             return Err(refusal);
@@ -356,8 +357,53 @@ impl Staged {
         Err(std::io::Error::new(std::io::ErrorKind::AlreadyExists, "no free temporary name"))
     }
 
+    /// Removes the staged file, if its name still names it (after an exchange it may name
+    /// someone else's file, which is never removed).
     pub(crate) fn discard(&self) {
-        let _ = std::fs::remove_file(&self.path);
+        let ours = self.file.metadata().ok().map(|m| (m.dev(), m.ino()));
+        let there = std::fs::symlink_metadata(&self.path).ok().map(|m| (m.dev(), m.ino()));
+        if ours.is_some() && ours == there {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+/// Puts the staged file at `path` by exchanging the two names atomically (`renameat2` with
+/// `RENAME_EXCHANGE`), then checks that what it displaced is the file that was checked, with
+/// the same size and modification time: a save that landed after the last check (a new file
+/// renamed in, or bytes written in place) is exchanged back and the file skipped. Where the file
+/// system cannot exchange, a plain rename after the checks already made.
+fn swap_in(staged: &Path, path: &Path, expected: &Target<'_>) -> Result<(), Refusal> {
+    use rustix::fs::{renameat_with, RenameFlags, CWD};
+    match renameat_with(CWD, staged, CWD, path, RenameFlags::EXCHANGE) {
+        Ok(()) => {
+            // `staged` now names what was at `path`. A rename changes its ctime, so the
+            // comparison is of identity, size and modification time.
+            let displaced = std::fs::symlink_metadata(staged);
+            let ns = |s: i64, n: i64| s as i128 * 1_000_000_000 + n as i128;
+            let same = displaced.as_ref().is_ok_and(|m| {
+                m.is_file()
+                    && m.dev() == expected.dev
+                    && m.ino() == expected.ino
+                    && m.len() == expected.size
+                    && ns(m.mtime(), m.mtime_nsec()) == expected.mtime_ns
+            });
+            if same {
+                let _ = std::fs::remove_file(staged);
+                return Ok(());
+            }
+            match renameat_with(CWD, staged, CWD, path, RenameFlags::EXCHANGE) {
+                Ok(()) => Err(skip("it changed while it was being labelled (put back as it was)")),
+                Err(e) => Err(fail(format!(
+                    "it changed while it was being labelled, and exchanging it back failed ({e}): the labelled file is at the path, the changed one at {}",
+                    staged.display()
+                ))),
+            }
+        }
+        Err(e) if e == rustix::io::Errno::INVAL || e == rustix::io::Errno::NOSYS || e == rustix::io::Errno::OPNOTSUPP => {
+            std::fs::rename(staged, path).map_err(|e| fail(format!("cannot replace it: {e}")))
+        }
+        Err(e) => Err(fail(format!("cannot replace it: {e}"))),
     }
 }
 
@@ -430,4 +476,50 @@ pub(crate) fn sha256_of(file: &std::fs::File) -> std::io::Result<(String, u64)> 
         len += n as u64;
     }
     Ok((hex(digest.finish().as_ref()), len))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn seen(path: &Path) -> Target<'_> {
+        let m = std::fs::metadata(path).unwrap();
+        let ns = |s: i64, n: i64| s as i128 * 1_000_000_000 + n as i128;
+        Target {
+            path,
+            dev: m.dev(),
+            ino: m.ino(),
+            size: m.len(),
+            mtime_ns: ns(m.mtime(), m.mtime_nsec()),
+            ctime_ns: ns(m.ctime(), m.ctime_nsec()),
+            nlink: 1,
+        }
+    }
+
+    #[test]
+    fn a_save_landing_at_the_last_moment_is_put_back_not_overwritten() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.docx");
+        std::fs::write(&path, b"original").unwrap();
+        let target = seen(&path);
+        // The labelled file is staged; then someone saves: a new file renamed over the path.
+        let staged = Staged::create(&path).unwrap();
+        (&staged.file).write_all(b"labelled").unwrap();
+        let theirs = dir.path().join("save.tmp");
+        std::fs::write(&theirs, b"their save").unwrap();
+        std::fs::rename(&theirs, &path).unwrap();
+        let refused = swap_in(&staged.path, &path, &target);
+        assert!(matches!(refused, Err(Refusal::Skip(ref why)) if why.contains("changed")));
+        staged.discard();
+        assert_eq!(std::fs::read(&path).unwrap(), b"their save", "their save stays");
+        assert!(!staged.path.exists(), "the labelled copy is removed");
+        // Unchanged, it is swapped in and the displaced original's name removed.
+        let target = seen(&path);
+        let staged = Staged::create(&path).unwrap();
+        (&staged.file).write_all(b"labelled").unwrap();
+        assert!(swap_in(&staged.path, &path, &target).is_ok());
+        assert_eq!(std::fs::read(&path).unwrap(), b"labelled");
+        assert!(!staged.path.exists());
+    }
 }

@@ -433,6 +433,15 @@ pub struct Summary {
     pub mb_per_second: f64,
 }
 
+/// `  title: a 1, b 2` for a count map that is not empty.
+fn counts_line(out: &mut dyn Write, title: &str, counts: &BTreeMap<String, u64>) -> io::Result<()> {
+    if counts.is_empty() {
+        return Ok(());
+    }
+    let parts: Vec<String> = counts.iter().map(|(k, v)| format!("{k} {v}")).collect();
+    writeln!(out, "  {title}: {}", parts.join(", "))
+}
+
 /// A label and the files carrying it.
 #[derive(Debug, Default, Clone, serde::Serialize)]
 pub struct LabelCount {
@@ -515,25 +524,13 @@ impl Summary {
             self.files, self.bytes, self.seconds, self.files_per_second, self.mb_per_second
         )?;
         writeln!(out, "  read {}, from the index {}, labeled {}, errors {}", self.read, self.cached, self.labeled, self.errors)?;
-        if !self.skipped.is_empty() {
-            let parts: Vec<String> = self.skipped.iter().map(|(k, v)| format!("{k} {v}")).collect();
-            writeln!(out, "  skipped: {}", parts.join(", "))?;
-        }
-        if !self.by_verdict.is_empty() {
-            let parts: Vec<String> = self.by_verdict.iter().map(|(k, v)| format!("{k} {v}")).collect();
-            writeln!(out, "  by verdict: {}", parts.join(", "))?;
-        }
+        counts_line(out, "skipped", &self.skipped)?;
+        counts_line(out, "by verdict", &self.by_verdict)?;
         for (rule, n) in &self.by_rule {
             writeln!(out, "  rule \"{}\": {n}", printable(rule))?;
         }
-        if !self.by_detector.is_empty() {
-            let parts: Vec<String> = self.by_detector.iter().map(|(k, v)| format!("{k} {v}")).collect();
-            writeln!(out, "  files by detector: {}", parts.join(", "))?;
-        }
-        if !self.by_labelling.is_empty() {
-            let parts: Vec<String> = self.by_labelling.iter().map(|(k, v)| format!("{k} {v}")).collect();
-            writeln!(out, "  labelling: {}", parts.join(", "))?;
-        }
+        counts_line(out, "files by detector", &self.by_detector)?;
+        counts_line(out, "labelling", &self.by_labelling)?;
         if !self.by_kind.is_empty() {
             writeln!(out, "  by kind:")?;
             for (k, c) in &self.by_kind {
