@@ -234,21 +234,38 @@ impl<'d> Counter<'d> {
     }
 }
 
-/// Appends `text` as a reader sees it: invisible characters (zero-width spaces and joiners, word
-/// joiner, byte order mark, soft hyphen) dropped, so that `4111\u{200B}1111…` is the number it
-/// shows; other spaces (no-break, figure, thin, narrow no-break) as a space; Unicode hyphens and
-/// dashes as `-`; full-width digits as digits.
+/// Appends `text` as a reader sees it: invisible characters (zero-width spaces and joiners,
+/// word joiner, byte order mark, soft hyphen, direction marks and isolates, invisible
+/// operators, the grapheme joiner) dropped, so that `4111\u{200B}1111…` is the number it shows;
+/// other spaces (no-break, the U+2000 range, ideographic) as a space; Unicode hyphens and dashes
+/// as `-`; decimal digits of other forms and scripts (full-width, mathematical, Arabic-Indic,
+/// Devanagari) and full-width Latin letters as ASCII.
 pub fn push_as_read(out: &mut String, text: &str) {
     if text.is_ascii() {
         out.push_str(text);
         return;
     }
+    let digit = |base: u32, c: char| char::from(b'0' + ((c as u32 - base) % 10) as u8);
     for c in text.chars() {
         match c {
-            '\u{200B}'..='\u{200D}' | '\u{2060}' | '\u{FEFF}' | '\u{00AD}' => {}
-            '\u{00A0}' | '\u{2007}' | '\u{2009}' | '\u{202F}' => out.push(' '),
-            '\u{2010}'..='\u{2015}' | '\u{2212}' => out.push('-'),
-            '\u{FF10}'..='\u{FF19}' => out.push(char::from(b'0' + (c as u32 - 0xFF10) as u8)),
+            '\u{200B}'..='\u{200F}'
+            | '\u{202A}'..='\u{202E}'
+            | '\u{2060}'..='\u{2064}'
+            | '\u{2066}'..='\u{2069}'
+            | '\u{FEFF}'
+            | '\u{00AD}'
+            | '\u{034F}' => {}
+            '\u{00A0}' | '\u{2000}'..='\u{200A}' | '\u{202F}' | '\u{205F}' | '\u{3000}' => out.push(' '),
+            '\u{2010}'..='\u{2015}' | '\u{2212}' | '\u{FE63}' | '\u{FF0D}' => out.push('-'),
+            '\u{FF10}'..='\u{FF19}' => out.push(digit(0xFF10, c)),
+            '\u{1D7CE}'..='\u{1D7FF}' => out.push(digit(0x1D7CE, c)),
+            '\u{0660}'..='\u{0669}' => out.push(digit(0x0660, c)),
+            '\u{06F0}'..='\u{06F9}' => out.push(digit(0x06F0, c)),
+            '\u{0966}'..='\u{096F}' => out.push(digit(0x0966, c)),
+            '\u{FF21}'..='\u{FF3A}' => out.push(char::from(b'A' + (c as u32 - 0xFF21) as u8)),
+            '\u{FF41}'..='\u{FF5A}' => out.push(char::from(b'a' + (c as u32 - 0xFF41) as u8)),
+            '\u{FF20}' => out.push('@'),
+            '\u{FF0E}' => out.push('.'),
             _ => out.push(c),
         }
     }
@@ -492,6 +509,15 @@ mod tests {
             assert_eq!(count("payment_card", text), 1, "{text:?}");
         }
         assert_eq!(count("us_ssn", "123\u{2013}45\u{2013}6789"), 1);
+        for text in [
+            "𝟒𝟏𝟏𝟏 𝟏𝟏𝟏𝟏 𝟏𝟏𝟏𝟏 𝟏𝟏𝟏𝟏",
+            "٤١١١ ١١١١ ١١١١ ١١١١",
+            "4111\u{200E}1111\u{2066}1111\u{2069}1111",
+            "4111\u{3000}1111\u{3000}1111\u{3000}1111",
+        ] {
+            assert_eq!(count("payment_card", text), 1, "{text:?}");
+        }
+        assert_eq!(count("iban", "ＧＢ82 ＷＥＳＴ 1234 5698 7654 32"), 1);
     }
 
     #[test]

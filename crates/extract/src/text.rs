@@ -403,6 +403,29 @@ fn local(name: &[u8]) -> &[u8] {
     }
 }
 
+/// The text of one open `mc:AlternateContent`: its choices' and its fallback's.
+#[derive(Default)]
+struct Alternate {
+    choice: String,
+    fallback: String,
+    in_fallback: bool,
+}
+
+/// Text held per branch (beyond it, text goes straight on: no comparison, no loss).
+const MAX_ALTERNATE_TEXT: usize = 1 << 20;
+
+/// Hands text to the innermost open alternate-content branch, else to `out`.
+fn emit(alternates: &mut [Alternate], out: &mut TextOut<'_>, text: &str) {
+    if let Some(a) = alternates.last_mut() {
+        let branch = if a.in_fallback { &mut a.fallback } else { &mut a.choice };
+        if branch.len() + text.len() <= MAX_ALTERNATE_TEXT {
+            branch.push_str(text);
+            return;
+        }
+    }
+    out.push(text);
+}
+
 fn read_xml<R: BufRead>(xml: &mut quick_xml::Reader<R>, out: &mut TextOut<'_>) -> Result<(), String> {
     let mut buf = Vec::with_capacity(8 * 1024);
     // Decided by the root element: a part that holds no shown text is left after its root.
@@ -412,6 +435,8 @@ fn read_xml<R: BufRead>(xml: &mut quick_xml::Reader<R>, out: &mut TextOut<'_>) -
     let mut in_text = 0usize;
     // Inside a phonetic run (`rPh`) or a formula: text that is not the cell's.
     let mut hidden = 0usize;
+    // Open `mc:AlternateContent` elements, innermost last, with the text of each branch.
+    let mut alternates: Vec<Alternate> = Vec::new();
     // The current cell's value is a shared-string index (`t="s"`), not text.
     let mut cell_is_index = false;
     loop {
@@ -434,9 +459,14 @@ fn read_xml<R: BufRead>(xml: &mut quick_xml::Reader<R>, out: &mut TextOut<'_>) -
                 match local(name.as_ref()) {
                     b"t" | b"delText" => in_text += 1,
                     b"v" if sheet && !cell_is_index => in_text += 1,
-                    // Phonetic runs, formulas, field codes; and the fallback of alternate content
-                    // (a text box is written twice, as DrawingML and as VML): not text shown.
-                    b"rPh" | b"f" | b"instrText" | b"Fallback" => hidden += 1,
+                    // Phonetic runs, formulas, field codes: not text shown.
+                    b"rPh" | b"f" | b"instrText" => hidden += 1,
+                    b"AlternateContent" => alternates.push(Alternate::default()),
+                    b"Fallback" => {
+                        if let Some(a) = alternates.last_mut() {
+                            a.in_fallback = true;
+                        }
+                    }
                     b"c" if sheet => {
                         cell_is_index = e.attributes().flatten().any(|a| a.key.as_ref() == b"t" && a.value.as_ref() == b"s");
                     }
@@ -451,7 +481,7 @@ fn read_xml<R: BufRead>(xml: &mut quick_xml::Reader<R>, out: &mut TextOut<'_>) -
                     _ => "",
                 };
                 if !shown.is_empty() && hidden == 0 {
-                    out.push(shown);
+                    emit(&mut alternates, out, shown);
                 }
             }
             Event::End(e) => {
@@ -465,8 +495,28 @@ fn read_xml<R: BufRead>(xml: &mut quick_xml::Reader<R>, out: &mut TextOut<'_>) -
                         in_text = in_text.saturating_sub(1);
                         ""
                     }
-                    b"rPh" | b"f" | b"instrText" | b"Fallback" => {
+                    b"rPh" | b"f" | b"instrText" => {
                         hidden = hidden.saturating_sub(1);
+                        ""
+                    }
+                    b"Fallback" => {
+                        if let Some(a) = alternates.last_mut() {
+                            a.in_fallback = false;
+                        }
+                        ""
+                    }
+                    b"AlternateContent" => {
+                        if let Some(a) = alternates.pop() {
+                            // Both branches' text, unless the fallback repeats the choice (a
+                            // text box is written twice, as DrawingML and as VML). Which branch
+                            // a reader shows depends on what it understands; both are read.
+                            let same = a.choice.split_whitespace().eq(a.fallback.split_whitespace());
+                            emit(&mut alternates, out, &a.choice);
+                            if !same {
+                                emit(&mut alternates, out, "\n");
+                                emit(&mut alternates, out, &a.fallback);
+                            }
+                        }
                         ""
                     }
                     b"p" | b"si" | b"tr" | b"row" => "\n",
@@ -478,22 +528,22 @@ fn read_xml<R: BufRead>(xml: &mut quick_xml::Reader<R>, out: &mut TextOut<'_>) -
                     _ => "",
                 };
                 if !shown.is_empty() && hidden == 0 {
-                    out.push(shown);
+                    emit(&mut alternates, out, shown);
                 }
             }
             Event::Text(t) if in_text > 0 && hidden == 0 => {
                 let text = t.decode().map_err(|e| format!("bad text: {e}"))?;
-                out.push(&text);
+                emit(&mut alternates, out, &text);
             }
             Event::CData(t) if in_text > 0 && hidden == 0 => {
-                out.push(&String::from_utf8_lossy(&t));
+                emit(&mut alternates, out, &String::from_utf8_lossy(&t));
             }
             Event::GeneralRef(r) if in_text > 0 && hidden == 0 => {
                 if let Ok(Some(c)) = r.resolve_char_ref() {
-                    out.push(c.encode_utf8(&mut [0; 4]));
+                    emit(&mut alternates, out, c.encode_utf8(&mut [0; 4]));
                 } else if let Ok(name) = r.decode() {
                     if let Some(s) = quick_xml::escape::resolve_predefined_entity(&name) {
-                        out.push(s);
+                        emit(&mut alternates, out, s);
                     }
                 }
             }
@@ -521,6 +571,14 @@ mod tests {
     fn runs_are_joined_as_word_shows_them() {
         let xml = r#"<w:document xmlns:w="x"><w:body><w:p><w:r><w:t>41</w:t></w:r><w:r><w:rPr/><w:t xml:space="preserve">11 1111 </w:t></w:r><w:r><w:t>1111 1111</w:t></w:r></w:p><w:p><w:r><w:t>A&amp;B&#x20;C</w:t><w:tab/><w:t>x</w:t></w:r></w:p></w:body></w:document>"#;
         assert_eq!(text_of(xml), "4111 1111 1111 1111\nA&B C\tx\n");
+    }
+
+    #[test]
+    fn an_alternate_branch_with_other_text_is_read_too() {
+        // A reader that does not understand the choice shows the fallback: both are read
+        // when they differ.
+        let xml = r#"<w:document><w:p><w:r><mc:AlternateContent><mc:Choice Requires="bogus"><w:t>nothing here</w:t></mc:Choice><mc:Fallback><w:t>4111 1111 1111 1111</w:t></mc:Fallback></mc:AlternateContent></w:r></w:p></w:document>"#;
+        assert_eq!(text_of(xml), "nothing here\n4111 1111 1111 1111\n");
     }
 
     #[test]
