@@ -5,7 +5,7 @@
 //! comparison of the packages — and `--undo` putting every original back byte for byte.
 
 use crate::common::corpus;
-use labelgate_testkit::{custom_xml, docx, test_python, zip};
+use labelgate_testkit::{compound, custom_xml, docx, test_python, zip};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -198,6 +198,15 @@ fn tree() -> Tree {
     )
     .unwrap();
     std::fs::copy(corpus("lab_markitdown_repair-invoice.pdf"), share.join("invoice.pdf")).unwrap();
+    // An Outlook message: cards in its plain body, IBANs in its HTML body.
+    let utf16: Vec<u8> = CARDS.encode_utf16().flat_map(u16::to_le_bytes).collect();
+    let html = format!("<p>{}</p>", IBANS.replace(' ', "&nbsp;"));
+    let msg = compound(&[
+        ("/__properties_version1.0", &[0u8; 32]),
+        ("/__substg1.0_1000001F", &utf16),
+        ("/__substg1.0_10130102", html.as_bytes()),
+    ]);
+    std::fs::write(share.join("outlook.msg"), msg).unwrap();
     // A legacy Word file: its text is not read, which policy decides (text_unread).
     std::fs::copy(corpus("unl_markitdown_test.doc"), share.join("legacy.doc")).unwrap();
     // A workbook and a presentation, as Office wrote them, matched by a custom pattern.
@@ -275,6 +284,8 @@ fn detectors_find_sensitive_files_and_apply_labels_them_as_office_does_and_undo_
     let mail = counts(&files["mail.eml"]);
     assert_eq!((mail["payment_card"], mail["iban"], mail["falcon"]), (2, 2, 1), "{mail:?}");
     assert_eq!(files["mail.eml"]["apply"]["outcome"], "skipped", "an e-mail is not an Office document");
+    let outlook = counts(&files["outlook.msg"]);
+    assert_eq!((outlook["payment_card"], outlook["iban"]), (2, 2), "{outlook:?}");
     assert!(counts(&files["invoice.pdf"])["email_address"] >= 1, "{}", files["invoice.pdf"]);
     let notes = &files["notes.txt"];
     assert_eq!(counts(notes), BTreeMap::from([("us_ssn".into(), 2)]), "cards past the text limit are not read");
@@ -363,7 +374,9 @@ fn detectors_find_sensitive_files_and_apply_labels_them_as_office_does_and_undo_
     let xattr = python("import os, sys; print(os.getxattr(sys.argv[1], 'user.origin').decode())", &[&cards], &[]);
     assert_eq!(xattr.trim(), "share-test");
     let after = bytes_of(&t.share);
-    for name in ["invalid.docx", "secret-cards.docx", "linked.docx", "linked-too.docx", "mail.eml", "invoice.pdf", "notes.txt"] {
+    for name in
+        ["invalid.docx", "secret-cards.docx", "linked.docx", "linked-too.docx", "mail.eml", "outlook.msg", "invoice.pdf", "notes.txt"]
+    {
         assert_eq!(after[name], before[name], "{name} untouched");
     }
     assert!(

@@ -246,3 +246,42 @@ pub fn cfb_streams(
     }
     Ok(out)
 }
+
+/// The body of an Outlook message (`.msg`): its plain-text body (`PidTagBody`, Unicode or
+/// ANSI) and its HTML body (`PidTagHtml`), each at most `max_bytes`, with whether it is HTML.
+/// Bodies of embedded messages and attachments are not included.
+pub fn msg_body_text(input: &mut dyn Input, limits: &Limits, max_bytes: u64) -> Result<Vec<(String, bool)>, ExtractError> {
+    let mut cfb = Cfb::open(input, limits)?;
+    let mut bodies = Vec::new();
+    // (stream name, encoding, HTML)
+    const BODIES: &[(&str, u8, bool)] = &[
+        ("__substg1.0_1000001F", 0, false),
+        ("__substg1.0_1000001E", 1, false),
+        ("__substg1.0_1013001F", 0, true),
+        ("__substg1.0_10130102", 1, true),
+    ];
+    for child in cfb.children(0) {
+        let entry = cfb.entries[child].clone();
+        let Some(&(_, encoding, html)) = BODIES.iter().find(|(name, _, _)| crate::cfb::eq_name(&entry.name, name)) else { continue };
+        if entry.kind != 2 {
+            continue;
+        }
+        let data = cfb.read_stream_capped(child, max_bytes, "max_text_source_bytes")?;
+        let text = match encoding {
+            0 => {
+                let units: Vec<u16> = data.chunks_exact(2).map(|c| u16::from_le_bytes([c[0], c[1]])).collect();
+                String::from_utf16_lossy(&units)
+            }
+            // ANSI and binary HTML bodies: UTF-8 when they are, else Windows-1252 (the code page
+            // most messages state).
+            _ => match String::from_utf8(data) {
+                Ok(s) => s,
+                Err(e) => encoding_rs::WINDOWS_1252.decode(e.as_bytes()).0.into_owned(),
+            },
+        };
+        bodies.push((text.trim_end_matches('\0').to_string(), html));
+    }
+    // Plain text first, whatever the directory's order.
+    bodies.sort_by_key(|(_, html)| *html);
+    Ok(bodies)
+}

@@ -459,8 +459,10 @@ fn read_xml<R: BufRead>(xml: &mut quick_xml::Reader<R>, out: &mut TextOut<'_>) -
                 match local(name.as_ref()) {
                     b"t" | b"delText" => in_text += 1,
                     b"v" if sheet && !cell_is_index => in_text += 1,
-                    // Phonetic runs, formulas, field codes: not text shown.
-                    b"rPh" | b"f" | b"instrText" => hidden += 1,
+                    // Phonetic runs, cell formulas, field codes: not text shown (an equation's
+                    // `m:f` fraction is, so `f` is a formula in worksheets only).
+                    b"rPh" | b"instrText" => hidden += 1,
+                    b"f" if sheet => hidden += 1,
                     b"AlternateContent" => alternates.push(Alternate::default()),
                     b"Fallback" => {
                         if let Some(a) = alternates.last_mut() {
@@ -495,7 +497,11 @@ fn read_xml<R: BufRead>(xml: &mut quick_xml::Reader<R>, out: &mut TextOut<'_>) -
                         in_text = in_text.saturating_sub(1);
                         ""
                     }
-                    b"rPh" | b"f" | b"instrText" => {
+                    b"rPh" | b"instrText" => {
+                        hidden = hidden.saturating_sub(1);
+                        ""
+                    }
+                    b"f" if sheet => {
                         hidden = hidden.saturating_sub(1);
                         ""
                     }
@@ -594,6 +600,9 @@ mod tests {
         let strings = r#"<sst><si><t>one</t></si><si><r><t>tw</t></r><r><t>o</t></r><rPh><t>ツー</t></rPh></si></sst>"#;
         assert_eq!(text_of(strings), "one\ntwo\n");
         assert_eq!(text_of(r#"<styleSheet><t>4111 1111 1111 1111</t></styleSheet>"#), "", "no shown text in styles");
+        let equation =
+            r#"<w:document><w:p><m:oMath><m:f><m:num><m:r><m:t>4111 1111 1111 1111</m:t></m:r></m:num></m:f></m:oMath></w:p></w:document>"#;
+        assert_eq!(text_of(equation), "4111 1111 1111 1111\n", "an equation's fraction is shown text");
     }
 
     #[test]

@@ -113,3 +113,15 @@ fn a_workbook_embedded_in_a_document_is_read_too_within_a_depth() {
     assert!(!text.contains("4111"));
     assert!(report.unreadable.iter().any(|u| u.contains("embedded more than 3 deep")), "{report:?}");
 }
+
+#[test]
+fn an_outlook_message_shows_its_plain_and_html_bodies() {
+    use labelgate_testkit::compound;
+    let utf16 = |s: &str| s.encode_utf16().flat_map(u16::to_le_bytes).collect::<Vec<u8>>();
+    let plain = utf16("Card 4111 1111 1111 1111\0");
+    let html = b"<p>IBAN GB82&nbsp;WEST 1234 5698 7654 32</p>".to_vec();
+    let bytes = compound(&[("/__properties_version1.0", &[0u8; 32]), ("/__substg1.0_1000001F", &plain), ("/__substg1.0_10130102", &html)]);
+    assert_eq!(labelgate_extract::extract(&bytes).unwrap().kind, labelgate_extract::FileKind::Msg);
+    let bodies = labelgate_extract::msg_body_text(&mut SliceInput::new(&bytes), &Limits::default(), 1 << 20).unwrap();
+    assert_eq!(bodies, [("Card 4111 1111 1111 1111".to_string(), false), (String::from_utf8(html).unwrap(), true)]);
+}

@@ -125,9 +125,9 @@ pub struct DetectorCount {
     pub count: u64,
 }
 
-/// Document kinds whose text is not read here (binary Office formats, Outlook messages,
-/// Visio): their detections are never complete.
-const TEXT_NOT_READ: &[&str] = &["doc", "xls", "ppt", "xlsb", "msg", "vsdx", "vsdm"];
+/// Document kinds whose text is not read here (binary Office formats, Visio): their detections
+/// are never complete.
+const TEXT_NOT_READ: &[&str] = &["doc", "xls", "ppt", "xlsb", "vsdx", "vsdm"];
 
 impl Detections {
     /// Whether the detectors saw less than all of the file's text: a limit stopped reading, a
@@ -178,6 +178,18 @@ fn read_text(input: &mut dyn Input, kind: &str, limits: &Limits, out: &mut TextO
     let is = |k: FileKind| kind == k.as_str();
     if is(FileKind::Eml) {
         return message_text(input, out);
+    }
+    if is(FileKind::Msg) {
+        let budget = out.source_left();
+        let bodies = labelgate_extract::msg_body_text(input, limits, budget).map_err(|e| e.to_string())?;
+        for (body, html) in bodies {
+            out.consumed(body.len() as u64, false);
+            let shown = if html { html_text(&body) } else { body };
+            if !out.push(&shown) || !out.push("\n") {
+                break;
+            }
+        }
+        return Ok(());
     }
     if is(FileKind::Unknown) {
         let head = input.read_upto(0, labelgate_extract::SNIFF_BYTES).map_err(|e| e.to_string())?;
