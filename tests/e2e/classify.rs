@@ -207,8 +207,11 @@ fn tree() -> Tree {
         ("/__substg1.0_10130102", html.as_bytes()),
     ]);
     std::fs::write(share.join("outlook.msg"), msg).unwrap();
-    // A legacy Word file: its text is not read, which policy decides (text_unread).
+    // A legacy Word file and a zip of the card document: their text is not read, which policy
+    // decides (text_unread).
     std::fs::copy(corpus("unl_markitdown_test.doc"), share.join("legacy.doc")).unwrap();
+    let cards_bytes = std::fs::read(share.join("cards.docx")).unwrap();
+    std::fs::write(share.join("cards.zip"), zip(&[labelgate_testkit::Entry::new("cards.docx", &cards_bytes)])).unwrap();
     // A workbook and a presentation, as Office wrote them, matched by a custom pattern.
     std::fs::copy(corpus("unl_kernel-memory_file8-data.xlsx"), share.join("capitals.xlsx")).unwrap();
     std::fs::copy(corpus("unl_finos_antitrust-compliance-slide.pptx"), share.join("antitrust.pptx")).unwrap();
@@ -292,9 +295,11 @@ fn detectors_find_sensitive_files_and_apply_labels_them_as_office_does_and_undo_
     assert_eq!(notes["text"]["truncated"], "max_text_bytes");
     assert_eq!(notes["text"]["bytes"], 65536);
     assert_eq!(notes["rule"], "Social security numbers");
-    let legacy = &files["legacy.doc"];
-    assert_eq!(legacy["verdict"], "audit", "text the detectors did not see is not taken for clean: {legacy}");
-    assert!(legacy["reason"].as_str().unwrap().contains("text_unread"), "{legacy}");
+    for name in ["legacy.doc", "cards.zip"] {
+        let record = &files[name];
+        assert_eq!(record["verdict"], "audit", "text the detectors did not see is not taken for clean: {record}");
+        assert!(record["reason"].as_str().unwrap().contains("text_unread"), "{record}");
+    }
     for record in files.values() {
         let line = record.to_string();
         assert!(!line.contains("4111") && !line.contains("WEST") && !line.contains("6789"), "matched values never appear: {line}");

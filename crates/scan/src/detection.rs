@@ -125,9 +125,13 @@ pub struct DetectorCount {
     pub count: u64,
 }
 
-/// Document kinds whose text is not read here (binary Office formats, Visio): their detections
-/// are never complete.
-const TEXT_NOT_READ: &[&str] = &["doc", "xls", "ppt", "xlsb", "vsdx", "vsdm"];
+/// Kinds whose text is not read here: binary Office formats and Visio, whose text sits in
+/// binary records, and archives and compound files, whose files the detectors do not open (a
+/// spreadsheet of card numbers zipped is not clean). Their detections are never complete.
+const TEXT_NOT_READ: &[&str] = &[
+    "doc", "xls", "ppt", "xlsb", "vsdx", "vsdm", "cfb", "zip", "gzip", "bzip2", "xz", "zstd", "tar", "cpio", "ar", "lzma", "7z", "rar", "tnef",
+    "compress", "cab", "wim", "lz4",
+];
 
 impl Detections {
     /// Whether the detectors saw less than all of the file's text: a limit stopped reading, a
