@@ -207,11 +207,17 @@ fn tree() -> Tree {
         ("/__substg1.0_10130102", html.as_bytes()),
     ]);
     std::fs::write(share.join("outlook.msg"), msg).unwrap();
-    // A legacy Word file and a zip of the card document: their text is not read, which policy
-    // decides (text_unread).
-    std::fs::copy(corpus("unl_markitdown_test.doc"), share.join("legacy.doc")).unwrap();
+    // The card document zipped (read: zipping does not hide it); a legacy Word file and the
+    // document gzipped: their text is not read, which policy decides (text_unread).
     let cards_bytes = std::fs::read(share.join("cards.docx")).unwrap();
-    std::fs::write(share.join("cards.zip"), zip(&[labelgate_testkit::Entry::new("cards.docx", &cards_bytes)])).unwrap();
+    let inner_zip = zip(&[labelgate_testkit::Entry::new("inner/cards.docx", &cards_bytes)]);
+    std::fs::write(share.join("cards.zip"), zip(&[labelgate_testkit::Entry::new("nested.zip", &inner_zip)])).unwrap();
+    std::fs::copy(corpus("unl_markitdown_test.doc"), share.join("legacy.doc")).unwrap();
+    python(
+        "import gzip, sys; open(sys.argv[2], 'wb').write(gzip.compress(open(sys.argv[1], 'rb').read()))",
+        &[&share.join("cards.docx"), &share.join("cards.docx.gz")],
+        &[],
+    );
     // A workbook and a presentation, as Office wrote them, matched by a custom pattern.
     std::fs::copy(corpus("unl_kernel-memory_file8-data.xlsx"), share.join("capitals.xlsx")).unwrap();
     std::fs::copy(corpus("unl_finos_antitrust-compliance-slide.pptx"), share.join("antitrust.pptx")).unwrap();
@@ -295,7 +301,10 @@ fn detectors_find_sensitive_files_and_apply_labels_them_as_office_does_and_undo_
     assert_eq!(notes["text"]["truncated"], "max_text_bytes");
     assert_eq!(notes["text"]["bytes"], 65536);
     assert_eq!(notes["rule"], "Social security numbers");
-    for name in ["legacy.doc", "cards.zip"] {
+    let zipped = counts(&files["cards.zip"]);
+    assert_eq!((zipped["payment_card"], zipped["iban"]), (2, 2), "a zip in a zip of the document: {zipped:?}");
+    assert_eq!(files["cards.zip"]["rule"], "Cards and bank accounts are confidential");
+    for name in ["legacy.doc", "cards.docx.gz"] {
         let record = &files[name];
         assert_eq!(record["verdict"], "audit", "text the detectors did not see is not taken for clean: {record}");
         assert!(record["reason"].as_str().unwrap().contains("text_unread"), "{record}");
