@@ -388,9 +388,18 @@ fn detectors_find_sensitive_files_and_apply_labels_them_as_office_does_and_undo_
     let xattr = python("import os, sys; print(os.getxattr(sys.argv[1], 'user.origin').decode())", &[&cards], &[]);
     assert_eq!(xattr.trim(), "share-test");
     let after = bytes_of(&t.share);
-    for name in
-        ["invalid.docx", "secret-cards.docx", "linked.docx", "linked-too.docx", "mail.eml", "outlook.msg", "invoice.pdf", "notes.txt"]
-    {
+    for name in [
+        "invalid.docx",
+        "secret-cards.docx",
+        "linked.docx",
+        "linked-too.docx",
+        "mail.eml",
+        "outlook.msg",
+        "invoice.pdf",
+        "notes.txt",
+        "cards.zip",
+        "cards.docx.gz",
+    ] {
         assert_eq!(after[name], before[name], "{name} untouched");
     }
     assert!(
