@@ -404,7 +404,21 @@ fn next_token<'a>(p: &mut Parser<'a>) -> Option<Tok<'a>> {
         p.skip_ws();
         let b = *p.buf.get(p.pos)?;
         match b {
-            b'/' | b'(' | b'<' | b'[' | b'+' | b'-' | b'.' | b'0'..=b'9' => {
+            b'+' | b'-' | b'.' | b'0'..=b'9' => {
+                // Numbers, the most common operand, read directly: content streams have no
+                // references, so the object parser's look-ahead for `n g R` is not needed.
+                let start = p.pos;
+                let end =
+                    p.buf[start..].iter().position(|c| !matches!(c, b'+' | b'-' | b'.' | b'0'..=b'9')).map_or(p.buf.len(), |n| start + n);
+                p.pos = end.max(start + 1);
+                let text = std::str::from_utf8(&p.buf[start..end]).unwrap_or("");
+                let number = match text.parse::<i64>() {
+                    Ok(i) => Obj::Int(i),
+                    Err(_) => Obj::Real(text.parse::<f64>().unwrap_or(0.0)),
+                };
+                return Some(Tok::Operand(number));
+            }
+            b'/' | b'(' | b'<' | b'[' => {
                 let before = p.pos;
                 match p.parse() {
                     Ok(o) => return Some(Tok::Operand(o)),
