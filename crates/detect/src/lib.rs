@@ -86,7 +86,7 @@ impl Detector {
         // regex crate's DFA (Unicode boundaries fall back to a much slower engine).
         let (kind, pattern) = match name {
             "payment_card" => (Kind::PaymentCard, r"(?-u:\b)[0-9](?:[ -]?[0-9]){12,18}(?-u:\b)"),
-            "iban" => (Kind::Iban, r"(?-u:\b)[A-Z]{2}[0-9]{2}(?: ?[A-Z0-9]){11,30}(?-u:\b)"),
+            "iban" => (Kind::Iban, r"(?-u:\b)[A-Za-z]{2}[0-9]{2}(?: ?[A-Za-z0-9]){11,30}(?-u:\b)"),
             "us_ssn" => (Kind::UsSsn, r"(?-u:\b)[0-9]{3}([- ])[0-9]{2}[- ][0-9]{4}(?-u:\b)"),
             "email_address" => (Kind::Email, r"(?-u:\b)[A-Za-z0-9._%+-]{1,64}@(?:[A-Za-z0-9-]{1,63}\.){1,8}[A-Za-z]{2,24}(?-u:\b)"),
             _ => return None,
@@ -133,7 +133,8 @@ impl Detector {
                     return Some((0, found.len()));
                 }
                 // The country's length of characters, spaces between groups skipped.
-                let &(_, len) = IBAN_LENGTHS.iter().find(|(c, _)| found.starts_with(c))?;
+                let country = found.get(..2)?.to_ascii_uppercase();
+                let &(_, len) = IBAN_LENGTHS.iter().find(|(c, _)| *c == country)?;
                 let end = found.char_indices().filter(|(_, c)| !c.is_whitespace()).nth(len - 1).map(|(i, c)| i + c.len_utf8())?;
                 iban(&found[..end]).then_some((0, end))
             }
@@ -396,7 +397,8 @@ const IBAN_LENGTHS: &[(&str, usize)] = &[
 
 /// An IBAN: the country's length, and the check digits (mod 97 = 1).
 fn iban(found: &str) -> bool {
-    let compact: String = found.chars().filter(|c| !c.is_whitespace()).collect();
+    // Written in lower case too (mod 97 keeps chance matches out).
+    let compact: String = found.chars().filter(|c| !c.is_whitespace()).map(|c| c.to_ascii_uppercase()).collect();
     let Some(&(_, len)) = IBAN_LENGTHS.iter().find(|(c, _)| compact.starts_with(c)) else { return false };
     if compact.len() != len || !compact.chars().all(|c| c.is_ascii_alphanumeric()) {
         return false;
