@@ -11,7 +11,7 @@ for f in "$shared"/*; do
   magic="$(head -c 8 "$f" | od -An -tx1 | tr -d ' \n')"
   case "$magic" in
     504b0304*) cp "$f" "$here/corpus/ooxml/"; cp "$f" "$here/corpus/text/"; cp "$f" "$here/corpus/apply/" ;;
-    255044462d*) cp "$f" "$here/corpus/pdf/"; cp "$f" "$here/corpus/text/" ;;
+    255044462d*) cp "$f" "$here/corpus/pdf/"; cp "$f" "$here/corpus/text/"; cp "$f" "$here/corpus/apply/" ;;
     d0cf11e0a1b11ae1) cp "$f" "$here/corpus/cfb/" ;;
   esac
 done

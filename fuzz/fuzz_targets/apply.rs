@@ -1,6 +1,6 @@
-//! Fuzz target for labelling a package (`labelgate scan --apply`): any bytes as a ZIP/OPC
-//! package. Never a panic; a package that is rewritten reads back (with labelgate-extract) as a
-//! ZIP whose new label is there, with every original member still present.
+//! Fuzz target for labelling (`labelgate scan --apply`): any bytes as a ZIP/OPC package and as
+//! a PDF. Never a panic; a package that is rewritten reads back as a ZIP with its
+//! relationships; a PDF update appended to the bytes reads back without a panic.
 #![no_main]
 use labelgate_apply::{relabel_bytes, NewLabel};
 use libfuzzer_sys::fuzz_target;
@@ -18,5 +18,11 @@ fuzz_target!(|data: &[u8]| {
         let listing = labelgate_extract::zip_members(&mut labelgate_extract::SliceInput::new(&out), &Default::default(), 1 << 16, &mut ex)
             .expect("a rewritten package is a ZIP archive");
         assert!(listing.members.iter().any(|m| m.name == b"_rels/.rels"));
+    }
+    let limits = labelgate_extract::Limits { max_part_bytes: 1 << 20, ..Default::default() };
+    let properties = [(format!("MSIP_Label_{}_Enabled", label.id), "true".to_string())];
+    if let Ok(appended) = labelgate_extract::pdf_label_update(&mut labelgate_extract::SliceInput::new(data), &limits, &properties, &[]) {
+        let updated = [data, &appended[..]].concat();
+        let _ = labelgate_extract::extract_with(&updated, &limits);
     }
 });

@@ -221,6 +221,8 @@ fn tree() -> Tree {
     // A workbook and a presentation, as Office wrote them, matched by a custom pattern.
     std::fs::copy(corpus("unl_kernel-memory_file8-data.xlsx"), share.join("capitals.xlsx")).unwrap();
     std::fs::copy(corpus("unl_finos_antitrust-compliance-slide.pptx"), share.join("antitrust.pptx")).unwrap();
+    // A PDF (written by PowerPoint's export), labelled by an incremental update.
+    std::fs::copy(corpus("unl_finos_standards-project-compliance-slides.pdf"), share.join("antitrust.pdf")).unwrap();
     // Plain text: SSNs early, cards only past the 64 KiB text limit.
     let mut notes = String::from("Employee SSN 123-45-6789 and 078 05 1120.\n");
     notes.push_str(&"filler text line without numbers\n".repeat(3000));
@@ -330,15 +332,16 @@ fn detectors_find_sensitive_files_and_apply_labels_them_as_office_does_and_undo_
     assert!(outcome("secret-cards.docx").1.contains("never lowered"), "{:?}", outcome("secret-cards.docx"));
     assert!(outcome("linked.docx").1.contains("hard links"), "{:?}", outcome("linked.docx"));
     assert!(outcome("mail.eml").1.contains("not labelled"), "{:?}", outcome("mail.eml"));
-    assert!(stderr.contains("labelled 4 files"), "{stderr}");
+    assert!(stderr.contains("labelled 5 files"), "{stderr}");
     let log =
         stderr.split("--undo ").nth(1).and_then(|s| s.lines().next()).map(|s| PathBuf::from(s.trim())).expect("the undo log is printed");
     assert!(log.starts_with(&t.state), "{}", log.display());
 
     assert_eq!(outcome("capitals.xlsx").0, "applied", "{:?}", files["capitals.xlsx"]);
     assert_eq!(outcome("antitrust.pptx").0, "applied", "{:?}", files["antitrust.pptx"]);
+    assert_eq!(outcome("antitrust.pdf").0, "applied", "{:?}", files["antitrust.pdf"]);
     // labelgate inspect: the new label is effective; in the General file LabelInfo says so too.
-    for name in ["cards.docx", "general-cards.docx", "capitals.xlsx", "antitrust.pptx"] {
+    for name in ["cards.docx", "general-cards.docx", "capitals.xlsx", "antitrust.pptx", "antitrust.pdf"] {
         let out = labelgate(&t, &["inspect", "--json", t.share.join(name).to_str().unwrap()]);
         let report: Value = serde_json::from_slice(&out.stdout).unwrap();
         let ids: Vec<&str> = report["labels"].as_array().unwrap().iter().map(|l| l["id"].as_str().unwrap()).collect();
@@ -364,6 +367,19 @@ fn detectors_find_sensitive_files_and_apply_labels_them_as_office_does_and_undo_
     assert_eq!(key("Name"), "Confidential");
     assert_eq!(key("ContentBits"), 0);
     assert!(key("SetDate").as_str().unwrap().ends_with('Z'));
+
+    // The PDF: every original byte kept (an incremental update), qpdf finds no error, ExifTool
+    // reads the label from the Info dictionary and from XMP, as it reads Office's.
+    let pdf = t.share.join("antitrust.pdf");
+    let labelled = std::fs::read(&pdf).unwrap();
+    assert!(labelled.len() > before["antitrust.pdf"].len() && labelled.starts_with(&before["antitrust.pdf"]));
+    let qpdf = Command::new("qpdf").arg("--check").arg(&pdf).output().expect("qpdf (scripts/test.sh installs it)");
+    assert!(qpdf.status.success(), "{}", String::from_utf8_lossy(&qpdf.stdout));
+    let exif = Command::new("exiftool").args(["-j", "-a", "-G1"]).arg(&pdf).output().unwrap();
+    let exif: Value = serde_json::from_slice(&exif.stdout).unwrap();
+    assert_eq!(exif[0][format!("XMP-pdfx:MSIP_Label_{CONFIDENTIAL}_Enabled")], Value::Bool(true), "{exif}");
+    assert_eq!(exif[0][format!("XMP-pdfx:MSIP_Label_{CONFIDENTIAL}_SiteId")], SITE, "{exif}");
+    assert!(exif[0].as_object().unwrap().keys().any(|k| k.starts_with("PDF:MSIP_Label") && k.ends_with("_Method")), "{exif}");
 
     // python-docx opens it; every member but the label parts is byte-identical.
     let original = t.root.join("cards.original.docx");

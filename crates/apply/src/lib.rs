@@ -166,14 +166,16 @@ impl Labeller<'_> {
             return Err(skip("its structure is ambiguous (see labelgate inspect)"));
         }
         if !is_labelable(found.kind) {
-            return Err(skip(format!("{} files are not labelled (Office Open XML documents are)", found.kind.as_str())));
+            return Err(skip(format!("{} files are not labelled (Office Open XML documents and PDFs are)", found.kind.as_str())));
         }
         // Never lower: the tenant's current label must be of lower known priority.
+        let mut replaced: Vec<String> = vec![label.id.clone()];
         for current in &found.labels {
             let site = current.site_id.as_deref().map(labelgate_catalog::normalize_id);
             if site.as_deref().is_some_and(|s| s != tenant) {
                 continue;
             }
+            replaced.push(current.id.clone());
             if current.id == label.id {
                 return Ok(Done::Unchanged);
             }
@@ -196,10 +198,21 @@ impl Labeller<'_> {
             set_date: self.set_date.clone(),
             action_id: random_guid().map_err(|e| fail(e.to_string()))?,
         };
-        let archive = zip::read(&file, meta.len()).map_err(|e| skip(format!("the package cannot be rewritten: {e}")))?;
-        let edits = package::edits(&file, &archive, &new).map_err(|e| skip(format!("the package cannot be rewritten: {e}")))?;
+        let rewrite = if found.kind == FileKind::Pdf {
+            // An incremental update, as Office labels a PDF: the original's bytes, then the
+            // label's Info entries, XMP and cross-reference section.
+            let remove: Vec<String> = replaced.iter().map(|id| format!("MSIP_Label_{id}_")).collect();
+            let mut input = labelgate_extract::ReaderInput::new(&file).map_err(|e| fail(format!("cannot read it: {e}")))?;
+            let appended = labelgate_extract::pdf_label_update(&mut input, self.limits, &pdf_properties(&new), &remove)
+                .map_err(|e| skip(format!("the document cannot be updated: {e}")))?;
+            Rewrite::Append(appended)
+        } else {
+            let archive = zip::read(&file, meta.len()).map_err(|e| skip(format!("the package cannot be rewritten: {e}")))?;
+            let edits = package::edits(&file, &archive, &new).map_err(|e| skip(format!("the package cannot be rewritten: {e}")))?;
+            Rewrite::Package(archive, edits)
+        };
         let staged = Staged::create(target.path).map_err(|e| fail(format!("cannot write beside it: {e}")))?;
-        let result = self.replace(target, &file, &meta, &archive, &edits, &new, &staged, undo);
+        let result = self.replace(target, &file, &meta, &rewrite, &new, &staged, undo);
         if result.is_err() {
             staged.discard();
         }
@@ -212,8 +225,7 @@ impl Labeller<'_> {
         target: &Target<'_>,
         file: &std::fs::File,
         meta: &std::fs::Metadata,
-        archive: &zip::Archive,
-        edits: &zip::Edits,
+        rewrite: &Rewrite,
         new: &NewLabel,
         staged: &Staged,
         undo: &undo::Log,
@@ -223,8 +235,11 @@ impl Labeller<'_> {
             digest: ring::digest::Context::new(&ring::digest::SHA256),
             len: 0,
         };
-        zip::rewrite(file, meta.len(), archive, edits, &mut hashing)
-            .map_err(|e| fail(format!("cannot write the labelled package: {e}")))?;
+        let wrote = match rewrite {
+            Rewrite::Package(archive, edits) => zip::rewrite(file, meta.len(), archive, edits, &mut hashing),
+            Rewrite::Append(appended) => copy_then(file, meta.len(), appended, &mut hashing),
+        };
+        wrote.map_err(|e| fail(format!("cannot write the labelled file: {e}")))?;
         hashing.inner.flush().map_err(|e| fail(format!("cannot write the labelled package: {e}")))?;
         let HashingWriter { digest, len, .. } = hashing;
         let written = (hex(digest.finish().as_ref()), len);
@@ -279,6 +294,46 @@ impl Labeller<'_> {
     }
 }
 
+/// How the labelled file is made from the original.
+enum Rewrite {
+    /// An OPC package rewritten: these parts replaced and added, every other member copied.
+    Package(zip::Archive, zip::Edits),
+    /// A PDF: the original, then these bytes (an incremental update).
+    Append(Vec<u8>),
+}
+
+/// The original's `len` bytes, then `appended`.
+fn copy_then(file: &std::fs::File, len: u64, appended: &[u8], out: &mut dyn Write) -> Result<(), ApplyError> {
+    use std::os::unix::fs::FileExt;
+    let mut buf = vec![0u8; (1 << 20).min(len.max(1) as usize)];
+    let mut at = 0u64;
+    while at < len {
+        let n = ((len - at) as usize).min(buf.len());
+        file.read_exact_at(&mut buf[..n], at)?;
+        out.write_all(&buf[..n])?;
+        at += n as u64;
+    }
+    out.write_all(appended)?;
+    Ok(())
+}
+
+/// The label's properties as Office writes them into a PDF's Info dictionary and XMP.
+fn pdf_properties(label: &NewLabel) -> Vec<(String, String)> {
+    let prefix = format!("MSIP_Label_{}_", label.id);
+    [
+        ("Enabled", "true"),
+        ("SetDate", label.set_date.as_str()),
+        ("Method", "Standard"),
+        ("Name", label.name.as_str()),
+        ("SiteId", label.tenant.as_str()),
+        ("ActionId", label.action_id.as_str()),
+        ("ContentBits", "0"),
+    ]
+    .iter()
+    .map(|(k, v)| (format!("{prefix}{k}"), v.to_string()))
+    .collect()
+}
+
 enum Done {
     Applied,
     WouldApply,
@@ -320,6 +375,7 @@ fn is_labelable(kind: FileKind) -> bool {
             | K::Ppsm
             | K::Vsdx
             | K::Vsdm
+            | K::Pdf
     )
 }
 

@@ -53,6 +53,7 @@ pub use input::{Input, InputReader, ReaderInput, SegmentsInput, SliceInput, Wind
 pub use limits::Limits;
 pub use model::{EffectiveLabel, Extraction, FileKind, Flag, LabelRecord, RecordStatus, Source};
 pub use msg::{cfb_streams, msg_attachments, msg_body_text, CfbStream, MsgAttachment, MsgBounds, MsgContent};
+pub use pdf::update::pdf_label_update;
 pub use pdf::{pdf_attachments, PdfAttachment};
 pub use text::{looks_like_text, plain_text, TextLimits, TextOut, TextReport};
 pub use zip::{zip_end_record_in_tail, zip_members, ZipListing, ZipMember};

@@ -22,6 +22,8 @@ const FIRST_WINDOW: usize = 4096;
 
 #[path = "pdf_text.rs"]
 pub(crate) mod text;
+#[path = "pdf_update.rs"]
+pub(crate) mod update;
 
 fn malformed(reason: impl Into<String>) -> ExtractError {
     ExtractError::malformed("pdf", reason)
