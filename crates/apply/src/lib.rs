@@ -127,7 +127,7 @@ impl Labeller<'_> {
             Ok(Done::WouldApply) => ("would_apply", None),
             Ok(Done::Unchanged) => ("unchanged", None),
             Err(Refusal::Skip(why)) => ("skipped", Some(why)),
-            Err(Refusal::Fail(why)) => ("failed", Some(why)),
+            Err(Refusal::Fail(why) | Refusal::Stranded(why)) => ("failed", Some(why)),
         };
         Outcome { label: label.id.clone(), name: Some(label.display_name.clone()), outcome, reason }
     }
@@ -280,9 +280,15 @@ impl Labeller<'_> {
         })
         .map_err(|e| fail(format!("cannot write the undo log: {e}")))?;
         let renamed = unchanged(&after_keep).and_then(|()| swap_in(&staged.path, target.path, &after_keep));
-        if let Err(refusal) = renamed {
-            let _ = undo.withdraw(&original);
-            return Err(refusal);
+        match renamed {
+            Ok(()) => {}
+            // The labelled file is in place and the other one beside it: the record stays, so
+            // --undo can still put the original back.
+            Err(refusal @ Refusal::Stranded(_)) => return Err(refusal),
+            Err(refusal) => {
+                let _ = undo.withdraw(&original);
+                return Err(refusal);
+            }
         }
         if let Some(dir) = target.path.parent() {
             let dir = if dir.as_os_str().is_empty() { Path::new(".") } else { dir };
@@ -343,6 +349,8 @@ enum Done {
 enum Refusal {
     Skip(String),
     Fail(String),
+    /// Failed after the names were exchanged and could not be exchanged back.
+    Stranded(String),
 }
 
 fn skip(why: impl Into<String>) -> Refusal {
@@ -450,7 +458,7 @@ fn swap_in(staged: &Path, path: &Path, expected: &Target<'_>) -> Result<(), Refu
             }
             match renameat_with(CWD, staged, CWD, path, RenameFlags::EXCHANGE) {
                 Ok(()) => Err(skip("it changed while it was being labelled (put back as it was)")),
-                Err(e) => Err(fail(format!(
+                Err(e) => Err(Refusal::Stranded(format!(
                     "it changed while it was being labelled, and exchanging it back failed ({e}): the labelled file is at the path, the changed one at {}",
                     staged.display()
                 ))),

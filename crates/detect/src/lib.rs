@@ -206,7 +206,12 @@ impl<'d> Counter<'d> {
                         *count += 1;
                         m.start() + end
                     }
-                    None => m.end(),
+                    // A number the match ran into from before (`2024 4111 1111 1111 1111`) is
+                    // searched for again from the match's first separator.
+                    None => match d.kind {
+                        Kind::PaymentCard | Kind::Iban => m.as_str().find([' ', '-']).map_or(m.end(), |i| m.start() + i + 1),
+                        _ => m.end(),
+                    },
                 };
                 reached = end;
                 at = if end > m.start() {

@@ -31,7 +31,7 @@ fn malformed(reason: impl Into<String>) -> ExtractError {
 
 /// Where an object lives, per one cross-reference section.
 #[derive(Debug, Clone, Copy, PartialEq)]
-enum Loc {
+pub(crate) enum Loc {
     Free,
     Offset(u64),
     InStream(u32, u32),

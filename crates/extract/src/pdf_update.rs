@@ -32,6 +32,10 @@ pub fn pdf_label_update(
     let previous = last_startxref(&tail).ok_or_else(|| malformed("no startxref at the end"))?;
     let mut ex = Extraction::new(FileKind::Pdf);
     let mut doc = open(input, limits, 0, &mut ex)?;
+    if ex.has_flag(crate::Flag::Ambiguous) {
+        // A rebuilt or disputed cross-reference: an update chained to it would inherit that.
+        return Err(malformed("the document's structure is ambiguous"));
+    }
     let trailer = merged_trailer(&doc);
     if dict_get(&trailer, b"Encrypt").is_some() {
         return Err(malformed("encrypted documents are not labelled"));
@@ -49,14 +53,30 @@ pub fn pdf_label_update(
         },
         None => Vec::new(),
     };
-    let removed = |name: &[u8]| remove.iter().any(|p| name.starts_with(p.as_bytes()));
-    info.retain(|(k, _)| !removed(k));
+    // Keys compared as the label reader compares them: any case, braces around the GUID.
+    let normal = |name: &[u8]| -> String { String::from_utf8_lossy(name).to_ascii_lowercase().replace(['{', '}'], "") };
+    let remove_lower: Vec<String> = remove.iter().map(|p| p.to_ascii_lowercase()).collect();
+    info.retain(|(k, _)| !remove_lower.iter().any(|p| normal(k).starts_with(p.as_str())));
     for (k, v) in properties {
-        info.push((k.as_bytes().to_vec(), Obj::Str(v.as_bytes().to_vec())));
+        // PDFDocEncoding for ASCII; UTF-16BE with its byte order mark for anything else.
+        let value = if v.is_ascii() {
+            v.as_bytes().to_vec()
+        } else {
+            [0xFE, 0xFF].into_iter().chain(v.encode_utf16().flat_map(u16::to_be_bytes)).collect()
+        };
+        info.push((k.as_bytes().to_vec(), Obj::Str(value)));
     }
     let xmp = existing_xmp(&mut doc, &catalog)?;
     let xmp = labelled_xmp(xmp.as_deref(), properties, remove);
-    let (info_num, meta_num) = (size as u32, size as u32 + 1);
+    // Two object numbers no revision uses (a /Size that undercounts is not trusted).
+    let mut info_num = (size as u32).max(root + 1);
+    while !free(&mut doc, info_num)? || !free(&mut doc, info_num + 1)? {
+        info_num += 1;
+        if info_num > 8_000_000 {
+            return Err(malformed("no free object number"));
+        }
+    }
+    let meta_num = info_num + 1;
     catalog.retain(|(k, _)| k.as_slice() != b"Metadata");
     catalog.push((b"Metadata".to_vec(), Obj::Ref(meta_num, 0)));
 
@@ -93,6 +113,11 @@ pub fn pdf_label_update(
     write_obj(&mut out, &Obj::Dict(new_trailer));
     out.extend_from_slice(format!("\nstartxref\n{xref_at}\n%%EOF\n").as_bytes());
     Ok(out)
+}
+
+/// Whether no revision places object `n`.
+fn free(doc: &mut Doc<'_>, n: u32) -> Result<bool, ExtractError> {
+    Ok(matches!(doc.locate(n, 0)?, None | Some(super::Loc::Free)))
 }
 
 /// The trailer as the newest revision states it (a hybrid file's companion filling in).
@@ -146,22 +171,32 @@ fn labelled_xmp(existing: Option<&str>, properties: &[(String, String)], remove:
         )
     };
     let Some(text) = existing else { return fresh() };
-    // Elements of removed properties, any prefix: `<p:MSIP_Label_…_X>…</p:MSIP_Label_…_X>`.
+    // Elements of removed properties, any prefix and case: `<p:MSIP_Label_…_X>…</p:…>`. Only
+    // an element whose own name is the property goes (not a description that carries it as
+    // an attribute).
     let mut kept = text.to_string();
     for prefix in remove {
-        while let Some(start) = kept.find(&format!(":{prefix}")).and_then(|i| kept[..i].rfind('<')) {
-            let open_end = kept[start..].find('>').map(|i| start + i);
+        let needle = format!(":{}", prefix.to_ascii_lowercase());
+        let mut from = 0;
+        while let Some(found) = kept.to_ascii_lowercase()[from..].find(&needle).map(|i| from + i) {
+            from = found + needle.len();
+            let Some(start) = kept[..found].rfind('<') else { continue };
             let name = kept[start + 1..].split(|c: char| c == '>' || c.is_whitespace() || c == '/').next().unwrap_or("").to_string();
-            let close = format!("</{name}>");
-            let end = match open_end {
-                Some(e) if kept[..e].ends_with('/') => e + 1,
-                Some(_) => match kept[start..].find(&close) {
-                    Some(i) => start + i + close.len(),
-                    None => break,
-                },
-                None => break,
+            if !name.to_ascii_lowercase().ends_with(&needle[1..]) && !name.to_ascii_lowercase().contains(&needle) {
+                continue;
+            }
+            let Some(open_end) = kept[start..].find('>').map(|i| start + i) else { break };
+            let end = if kept[..open_end].ends_with('/') {
+                open_end + 1
+            } else {
+                let close = format!("</{name}>");
+                match kept[open_end..].find(&close) {
+                    Some(i) => open_end + i + close.len(),
+                    None => continue,
+                }
             };
             kept.replace_range(start..end, "");
+            from = start;
         }
     }
     match kept.rfind("</rdf:RDF>") {

@@ -125,3 +125,32 @@ fn an_outlook_message_shows_its_plain_and_html_bodies() {
     let bodies = labelgate_extract::msg_body_text(&mut SliceInput::new(&bytes), &Limits::default(), 1 << 20).unwrap();
     assert_eq!(bodies, [("Card 4111 1111 1111 1111".to_string(), false), (String::from_utf8(html).unwrap(), true)]);
 }
+
+#[test]
+fn a_pdf_update_replaces_the_tenants_label_however_it_was_written() {
+    use labelgate_testkit::simple_pdf;
+    let site = "72f988bf-86f1-41af-91ab-2d7cd011db47";
+    // The old label written with an upper-case GUID, in Info and in XMP.
+    let info = format!("<< /Producer (test) /MSIP_Label_F42AA342-8706-4288-BD11-EBB85995028C_Enabled (true) /MSIP_Label_F42AA342-8706-4288-BD11-EBB85995028C_SiteId ({site}) >>");
+    let xmp = format!(
+        "<x:xmpmeta xmlns:x=\"adobe:ns:meta/\"><rdf:RDF xmlns:rdf=\"http://www.w3.org/1999/02/22-rdf-syntax-ns#\"><rdf:Description rdf:about=\"\" xmlns:pdfx=\"http://ns.adobe.com/pdfx/1.3/\" pdfx:Keep=\"yes\"><pdfx:MSIP_Label_F42AA342-8706-4288-BD11-EBB85995028C_Enabled>true</pdfx:MSIP_Label_F42AA342-8706-4288-BD11-EBB85995028C_Enabled><pdfx:MSIP_Label_F42AA342-8706-4288-BD11-EBB85995028C_SiteId>{site}</pdfx:MSIP_Label_F42AA342-8706-4288-BD11-EBB85995028C_SiteId></rdf:Description></rdf:RDF></x:xmpmeta>"
+    );
+    let pdf = simple_pdf(&info, Some(&xmp), false);
+    assert_eq!(labelgate_extract::extract(&pdf).unwrap().labels[0].id, "f42aa342-8706-4288-bd11-ebb85995028c");
+    let new = "3d0ca00b-3f0e-465a-aac7-1a6a22fcea40";
+    let properties: Vec<(String, String)> =
+        [("Enabled", "true"), ("SiteId", site), ("Method", "Standard"), ("Name", "Confidentiel – Finance")]
+            .iter()
+            .map(|(k, v)| (format!("MSIP_Label_{new}_{k}"), v.to_string()))
+            .collect();
+    let remove = ["MSIP_Label_f42aa342-8706-4288-bd11-ebb85995028c_".to_string(), format!("MSIP_Label_{new}_")];
+    let appended = labelgate_extract::pdf_label_update(&mut SliceInput::new(&pdf), &Limits::default(), &properties, &remove).unwrap();
+    let updated = [&pdf[..], &appended[..]].concat();
+    let found = labelgate_extract::extract(&updated).unwrap();
+    assert_eq!(found.labels.iter().map(|l| l.id.as_str()).collect::<Vec<_>>(), [new], "{found:?}");
+    assert_eq!(found.labels[0].name.as_deref(), Some("Confidentiel – Finance"), "a name outside ASCII reads back");
+    assert!(found.flags.is_empty(), "{found:?}");
+    let text = String::from_utf8_lossy(&appended);
+    assert!(text.contains("pdfx:Keep=\"yes\""), "a description carrying other properties stays: {text}");
+    assert!(text.contains("/Producer (test)"));
+}

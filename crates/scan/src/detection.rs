@@ -239,11 +239,15 @@ fn archive_text(input: &mut dyn Input, limits: &Limits, out: &mut TextOut<'_>, d
             break;
         }
         let raw = input.read_at(at, member.compressed_size as usize, "zip").map_err(|e| e.to_string())?;
+        // The bytes read are charged whatever becomes of them (a member that does not inflate
+        // costs its reading too); what is inside is charged by its own reader.
+        out.consumed(raw.len() as u64, false);
         let data = match member.method {
             0 => raw.into_owned(),
             8 => {
                 let mut data = Vec::new();
-                let decoder = flate2::read::DeflateDecoder::new(&raw[..]);
+                let compressed = raw;
+                let decoder = flate2::read::DeflateDecoder::new(&compressed[..]);
                 if let Err(e) = std::io::Read::read_to_end(&mut std::io::Read::take(decoder, budget.saturating_add(1)), &mut data) {
                     out.unreadable(format!("{name}: does not inflate: {e}"));
                     continue;
@@ -259,7 +263,6 @@ fn archive_text(input: &mut dyn Input, limits: &Limits, out: &mut TextOut<'_>, d
             out.consumed(budget, true);
             break;
         }
-        out.consumed(data.len() as u64, false);
         let mut inner = labelgate_extract::SliceInput::new(&data);
         let kind = labelgate_extract::extract_input(&mut inner, limits).map(|ex| ex.kind).unwrap_or(FileKind::Unknown);
         if let Err(why) = read_text(&mut inner, kind.as_str(), limits, out, depth + 1) {
