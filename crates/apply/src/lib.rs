@@ -1,8 +1,9 @@
-//! `labelgate-apply`: writes a sensitivity label into Office files at rest as Office writes it
-//! (see [`package`]), safely on a share that people are using:
+//! `labelgate-apply`: writes a sensitivity label into files at rest as Office writes it (Office
+//! Open XML packages: see `package`; PDFs: an incremental update from `labelgate-extract`),
+//! safely on a share that people are using:
 //!
 //! - a file is labelled only if it is still the file the scan read (device, inode, size, times),
-//!   is an OOXML package that is neither encrypted, rights-protected nor ambiguous, is not
+//!   is an OOXML package or a PDF that is neither encrypted, rights-protected nor ambiguous, is not
 //!   hard-linked (a new file would split the links), and carries no label of the label's tenant
 //!   with a higher (or unknown) priority: a label is never lowered;
 //! - a label that applies protection (encryption) is not written: that needs the MIP SDK;
