@@ -81,6 +81,22 @@ pub struct Target<'a> {
     pub nlink: u64,
 }
 
+impl<'a> Target<'a> {
+    /// The file at `path` as `meta` describes it now.
+    pub fn of(path: &'a Path, meta: &std::fs::Metadata) -> Target<'a> {
+        let ns = |s: i64, n: i64| s as i128 * 1_000_000_000 + n as i128;
+        Target {
+            path,
+            dev: meta.dev(),
+            ino: meta.ino(),
+            size: meta.len(),
+            mtime_ns: ns(meta.mtime(), meta.mtime_nsec()),
+            ctime_ns: ns(meta.ctime(), meta.ctime_nsec()),
+            nlink: meta.nlink(),
+        }
+    }
+}
+
 /// What became of one file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Outcome {
@@ -267,7 +283,7 @@ impl Labeller<'_> {
         let (original_sha256, _) = sha256_of(file).map_err(|e| fail(format!("cannot read it: {e}")))?;
         let original = undo.keep(target.path, file, meta).map_err(|e| fail(format!("cannot keep the original for undo: {e}")))?;
         let kept = file.metadata().map_err(|e| fail(e.to_string()))?;
-        let after_keep = Target { ctime_ns: kept.ctime() as i128 * 1_000_000_000 + kept.ctime_nsec() as i128, ..target.clone() };
+        let after_keep = Target { ctime_ns: Target::of(target.path, &kept).ctime_ns, ..target.clone() };
         undo.record(&undo::Change {
             // Absolute: --undo may run from another directory.
             path: std::path::absolute(target.path).unwrap_or_else(|_| target.path.to_path_buf()),
@@ -549,17 +565,7 @@ mod tests {
     use std::io::Write;
 
     fn seen(path: &Path) -> Target<'_> {
-        let m = std::fs::metadata(path).unwrap();
-        let ns = |s: i64, n: i64| s as i128 * 1_000_000_000 + n as i128;
-        Target {
-            path,
-            dev: m.dev(),
-            ino: m.ino(),
-            size: m.len(),
-            mtime_ns: ns(m.mtime(), m.mtime_nsec()),
-            ctime_ns: ns(m.ctime(), m.ctime_nsec()),
-            nlink: 1,
-        }
+        Target::of(path, &std::fs::metadata(path).unwrap())
     }
 
     #[test]

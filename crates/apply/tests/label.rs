@@ -7,7 +7,6 @@ use labelgate_apply::{relabel_bytes, Labeller, NewLabel, Target};
 use labelgate_catalog::{Catalog, Label};
 use labelgate_extract::Limits;
 use labelgate_testkit::{custom_xml, docx, zip};
-use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
 const CONFIDENTIAL: &str = "3d0ca00b-3f0e-465a-aac7-1a6a22fcea40";
@@ -26,17 +25,7 @@ fn catalog() -> Catalog {
 }
 
 fn target(path: &Path) -> Target<'_> {
-    let m = std::fs::metadata(path).unwrap();
-    let ns = |s: i64, n: i64| s as i128 * 1_000_000_000 + n as i128;
-    Target {
-        path,
-        dev: m.dev(),
-        ino: m.ino(),
-        size: m.len(),
-        mtime_ns: ns(m.mtime(), m.mtime_nsec()),
-        ctime_ns: ns(m.ctime(), m.ctime_nsec()),
-        nlink: m.nlink(),
-    }
+    Target::of(path, &std::fs::metadata(path).unwrap())
 }
 
 #[test]
