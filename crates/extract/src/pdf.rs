@@ -279,12 +279,7 @@ pub(crate) fn extract(input: &mut dyn Input, limits: &Limits, header_offset: u64
 impl Doc<'_> {
     /// The file specifications a reader lists as attachments, then their files.
     fn attachments(&mut self, max_bytes: u64, max_count: usize, max_total: u64) -> Result<Vec<PdfAttachment>, ExtractError> {
-        let Some(section) = self.sections.first() else { return Ok(Vec::new()) };
-        let trailer = section.trailer.clone();
-        let companion = self.sections.get(1).filter(|s| !s.revision_start).map(|s| s.trailer.clone());
-        let root = dict_get(&trailer, b"Root").cloned().or_else(|| companion.as_ref().and_then(|c| dict_get(c, b"Root").cloned()));
-        let Some(root) = root else { return Ok(Vec::new()) };
-        let Some(Obj::Dict(catalog)) = self.lenient_deref(&root, 0)? else { return Ok(Vec::new()) };
+        let Some(catalog) = self.catalog()? else { return Ok(Vec::new()) };
 
         let mut specs: Vec<Obj> = Vec::new();
         if let Some(names) = dict_get(&catalog, b"Names").cloned() {
@@ -460,9 +455,40 @@ impl Doc<'_> {
 
     /// File specifications of `/FileAttachment` annotations and `/AF` entries on every page.
     fn page_attachments(&mut self, pages: &Obj, out: &mut Vec<Obj>, max_count: usize) -> Result<(), ExtractError> {
-        let mut stack = vec![(pages.clone(), 0u32)];
+        self.walk_pages(pages.clone(), |doc, page, _| {
+            if let Some(af) = dict_get(&page, b"AF").cloned() {
+                doc.array_items(&af, out)?;
+            }
+            let Some(annots) = dict_get(&page, b"Annots").cloned() else { return Ok(true) };
+            let Some(Obj::Array(annots)) = doc.lenient_deref(&annots, 0)? else { return Ok(true) };
+            for annot in annots {
+                // Most annotations are links and widgets: a direct dictionary or one object each.
+                let Some(Obj::Dict(annot)) = doc.lenient_deref(&annot, 0)? else { continue };
+                // A file attachment's /FS; associated files on any annotation.
+                if let Some(fs) = dict_get(&annot, b"FS") {
+                    out.push(fs.clone());
+                }
+                if let Some(af) = dict_get(&annot, b"AF").cloned() {
+                    doc.array_items(&af, out)?;
+                }
+                if out.len() > max_count.saturating_mul(4) {
+                    return Err(ExtractError::limit("max_members", max_count as u64));
+                }
+            }
+            Ok(true)
+        })
+    }
+
+    /// Every leaf of the page tree under `pages`, in order, with the `/Resources` it inherits,
+    /// handed to `visit` until it answers false. A node referenced twice is visited once;
+    /// nesting is bounded.
+    fn walk_pages<F>(&mut self, pages: Obj, mut visit: F) -> Result<(), ExtractError>
+    where
+        F: FnMut(&mut Self, Dict, Option<Obj>) -> Result<bool, ExtractError>,
+    {
+        let mut stack = vec![(pages, None::<Obj>, 0u32)];
         let mut seen = std::collections::HashSet::new();
-        while let Some((node, depth)) = stack.pop() {
+        while let Some((node, inherited, depth)) = stack.pop() {
             if depth > 256 {
                 return Err(ExtractError::limit("max_pdf_depth", 256));
             }
@@ -472,33 +498,36 @@ impl Doc<'_> {
                 }
             }
             let Some(Obj::Dict(node)) = self.lenient_deref(&node, 0)? else { continue };
+            let resources = dict_get(&node, b"Resources").cloned().or(inherited);
             if let Some(kids) = dict_get(&node, b"Kids").cloned() {
                 if let Some(Obj::Array(kids)) = self.lenient_deref(&kids, 0)? {
-                    stack.extend(kids.into_iter().rev().map(|k| (k, depth + 1)));
+                    stack.extend(kids.into_iter().rev().map(|k| (k, resources.clone(), depth + 1)));
                 }
                 continue;
             }
-            if let Some(af) = dict_get(&node, b"AF").cloned() {
-                self.array_items(&af, out)?;
-            }
-            let Some(annots) = dict_get(&node, b"Annots").cloned() else { continue };
-            let Some(Obj::Array(annots)) = self.lenient_deref(&annots, 0)? else { continue };
-            for annot in annots {
-                // Most annotations are links and widgets: a direct dictionary or one object each.
-                let Some(Obj::Dict(annot)) = self.lenient_deref(&annot, 0)? else { continue };
-                // A file attachment's /FS; associated files on any annotation.
-                if let Some(fs) = dict_get(&annot, b"FS") {
-                    out.push(fs.clone());
-                }
-                if let Some(af) = dict_get(&annot, b"AF").cloned() {
-                    self.array_items(&af, out)?;
-                }
-                if out.len() > max_count.saturating_mul(4) {
-                    return Err(ExtractError::limit("max_members", max_count as u64));
-                }
+            if !visit(self, node, resources)? {
+                break;
             }
         }
         Ok(())
+    }
+
+    /// A key of the trailer of the revision whose newest section is `from`; in a hybrid file
+    /// the companion cross-reference stream's dictionary fills in.
+    fn trailer_value(&self, from: usize, key: &[u8]) -> Option<Obj> {
+        let section = self.sections.get(from)?;
+        dict_get(&section.trailer, key)
+            .cloned()
+            .or_else(|| self.sections.get(from + 1).filter(|s| !s.revision_start).and_then(|c| dict_get(&c.trailer, key).cloned()))
+    }
+
+    /// The newest revision's catalog, when it is a dictionary.
+    fn catalog(&mut self) -> Result<Option<Dict>, ExtractError> {
+        let Some(root) = self.trailer_value(0, b"Root") else { return Ok(None) };
+        match self.lenient_deref(&root, 0)? {
+            Some(Obj::Dict(catalog)) => Ok(Some(catalog)),
+            _ => Ok(None),
+        }
     }
 
     /// `deref` for the attachment walk: an unreadable object is skipped (real files carry damaged
@@ -513,11 +542,7 @@ impl Doc<'_> {
     /// Sets up decryption when the newest trailer's encryption dictionary opens with the empty
     /// user password (an owner-password-only file); otherwise the file stays locked.
     fn unlock(&mut self, ex: &mut Extraction) -> Result<(), ExtractError> {
-        let Some(first) = self.sections.first() else { return Ok(()) };
-        let trailer = first.trailer.clone();
-        let companion = self.sections.get(1).filter(|s| !s.revision_start).map(|s| s.trailer.clone());
-        let key = |k: &[u8]| dict_get(&trailer, k).cloned().or_else(|| companion.as_ref().and_then(|c| dict_get(c, k).cloned()));
-        let Some(encrypt) = key(b"Encrypt") else { return Ok(()) };
+        let Some(encrypt) = self.trailer_value(0, b"Encrypt") else { return Ok(()) };
         if let Obj::Ref(n, _) = encrypt {
             self.encrypt_object = Some(n);
         }
@@ -529,7 +554,7 @@ impl Doc<'_> {
         if dict_get(&dict, b"Filter").and_then(Obj::as_name) == Some(b"MicrosoftIRMServices") {
             return Ok(());
         }
-        let id0 = match key(b"ID") {
+        let id0 = match self.trailer_value(0, b"ID") {
             Some(Obj::Array(ids)) => match ids.first() {
                 Some(Obj::Str(s)) => s.clone(),
                 _ => Vec::new(),
@@ -1089,11 +1114,8 @@ impl Doc<'_> {
     /// Label records from the Info dictionary and catalog XMP of the revision whose newest
     /// section is `from`.
     fn labels_as_of(&mut self, from: usize, newest: bool, ex: &mut Extraction) -> Result<Vec<LabelRecord>, ExtractError> {
-        let trailer = self.sections[from].trailer.clone();
         // Hybrid: trailer keys may live only in the companion xref stream dictionary.
-        let companion = self.sections.get(from + 1).filter(|s| !s.revision_start).map(|s| s.trailer.clone());
-        let key = |k: &[u8]| dict_get(&trailer, k).cloned().or_else(|| companion.as_ref().and_then(|c| dict_get(c, k).cloned()));
-        let encrypted = key(b"Encrypt");
+        let encrypted = self.trailer_value(from, b"Encrypt");
         // Encrypted and not opened by the empty user password: label values are unreadable.
         let locked = encrypted.is_some() && self.crypt.is_none();
         let mut records = Vec::new();
@@ -1113,7 +1135,7 @@ impl Doc<'_> {
         }
 
         // Info dictionary.
-        let info_ref = key(b"Info");
+        let info_ref = self.trailer_value(from, b"Info");
         let info_memo = match &info_ref {
             Some(Obj::Ref(n, _)) => self.memo_key(0, *n, from)?,
             _ => None,
@@ -1165,7 +1187,7 @@ impl Doc<'_> {
         }
 
         // Catalog XMP metadata.
-        if let Some(root_ref) = key(b"Root") {
+        if let Some(root_ref) = self.trailer_value(from, b"Root") {
             let catalog = match self.deref(&root_ref, from) {
                 Ok(c) => c,
                 Err(ExtractError::Malformed { reason, .. }) => {

@@ -94,42 +94,16 @@ type Cmap = (Rc<HashMap<u32, String>>, Option<usize>);
 impl PageReader {
     /// Every page in order: its content streams with its (inherited) resources.
     fn pages(&mut self, doc: &mut Doc<'_>, out: &mut TextOut<'_>) -> Result<(), ExtractError> {
-        let Some(section) = doc.sections.first() else { return Ok(()) };
-        let trailer = section.trailer.clone();
-        let companion = doc.sections.get(1).filter(|s| !s.revision_start).map(|s| s.trailer.clone());
-        let root = dict_get(&trailer, b"Root").cloned().or_else(|| companion.as_ref().and_then(|c| dict_get(c, b"Root").cloned()));
-        let Some(root) = root else { return Ok(()) };
-        let Some(Obj::Dict(catalog)) = doc.lenient_deref(&root, 0)? else { return Ok(()) };
+        let Some(catalog) = doc.catalog()? else { return Ok(()) };
         let Some(pages) = dict_get(&catalog, b"Pages").cloned() else { return Ok(()) };
-        let mut stack = vec![(pages, None::<Obj>, 0u32)];
-        let mut seen = std::collections::HashSet::new();
-        while let Some((node, inherited, depth)) = stack.pop() {
-            if out.stopped() {
-                break;
-            }
-            if depth > 256 {
-                return Err(ExtractError::limit("max_pdf_depth", 256));
-            }
-            if let Obj::Ref(n, _) = node {
-                if !seen.insert(n) {
-                    continue;
-                }
-            }
-            let Some(Obj::Dict(node)) = doc.lenient_deref(&node, 0)? else { continue };
-            let resources = dict_get(&node, b"Resources").cloned().or(inherited);
-            if let Some(kids) = dict_get(&node, b"Kids").cloned() {
-                if let Some(Obj::Array(kids)) = doc.lenient_deref(&kids, 0)? {
-                    stack.extend(kids.into_iter().rev().map(|k| (k, resources.clone(), depth + 1)));
-                }
-                continue;
-            }
-            if let Some(contents) = dict_get(&node, b"Contents").cloned() {
+        doc.walk_pages(pages, |doc, page, resources| {
+            if let Some(contents) = dict_get(&page, b"Contents").cloned() {
                 let data = self.contents(doc, &contents, out)?;
                 self.run(doc, &data, resources.as_ref(), out, 0)?;
                 out.push("\n");
             }
-        }
-        Ok(())
+            Ok(!out.stopped())
+        })
     }
 
     /// Shows one content stream's text, then that of the form XObjects it draws (their own

@@ -36,17 +36,19 @@ pub fn pdf_label_update(
         // A rebuilt or disputed cross-reference: an update chained to it would inherit that.
         return Err(malformed("the document's structure is ambiguous"));
     }
-    let trailer = merged_trailer(&doc);
-    if dict_get(&trailer, b"Encrypt").is_some() {
+    if doc.trailer_value(0, b"Encrypt").is_some() {
         return Err(malformed("encrypted documents are not labelled"));
     }
-    let size =
-        dict_get(&trailer, b"Size").and_then(Obj::as_int).filter(|s| (1..8_000_000).contains(s)).ok_or_else(|| malformed("no /Size"))?;
-    let Some(Obj::Ref(root, root_gen)) = dict_get(&trailer, b"Root").cloned() else { return Err(malformed("no /Root")) };
+    let size = doc
+        .trailer_value(0, b"Size")
+        .and_then(|s| s.as_int())
+        .filter(|s| (1..8_000_000).contains(s))
+        .ok_or_else(|| malformed("no /Size"))?;
+    let Some(Obj::Ref(root, root_gen)) = doc.trailer_value(0, b"Root") else { return Err(malformed("no /Root")) };
     let Some(Obj::Dict(mut catalog)) = doc.deref(&Obj::Ref(root, root_gen), 0)? else {
         return Err(malformed("the catalog is not a dictionary"));
     };
-    let mut info: Dict = match dict_get(&trailer, b"Info").cloned() {
+    let mut info: Dict = match doc.trailer_value(0, b"Info") {
         Some(r) => match doc.lenient_deref(&r, 0)? {
             Some(Obj::Dict(d)) => d,
             _ => Vec::new(),
@@ -106,8 +108,8 @@ pub fn pdf_label_update(
         (b"Info".to_vec(), Obj::Ref(info_num, 0)),
         (b"Prev".to_vec(), Obj::Int(previous as i64)),
     ];
-    if let Some(id) = dict_get(&trailer, b"ID") {
-        new_trailer.push((b"ID".to_vec(), id.clone()));
+    if let Some(id) = doc.trailer_value(0, b"ID") {
+        new_trailer.push((b"ID".to_vec(), id));
     }
     out.extend_from_slice(b"trailer\n");
     write_obj(&mut out, &Obj::Dict(new_trailer));
@@ -118,19 +120,6 @@ pub fn pdf_label_update(
 /// Whether no revision places object `n`.
 fn free(doc: &mut Doc<'_>, n: u32) -> Result<bool, ExtractError> {
     Ok(matches!(doc.locate(n, 0)?, None | Some(super::Loc::Free)))
-}
-
-/// The trailer as the newest revision states it (a hybrid file's companion filling in).
-fn merged_trailer(doc: &Doc<'_>) -> Dict {
-    let mut trailer = doc.sections.first().map(|s| s.trailer.clone()).unwrap_or_default();
-    if let Some(companion) = doc.sections.get(1).filter(|s| !s.revision_start) {
-        for (k, v) in &companion.trailer {
-            if dict_get(&trailer, k).is_none() {
-                trailer.push((k.clone(), v.clone()));
-            }
-        }
-    }
-    trailer
 }
 
 /// The offset after the file's last `startxref`.
