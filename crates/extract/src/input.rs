@@ -196,12 +196,17 @@ impl<'a> InputReader<'a> {
 
 impl Read for InputReader<'_> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let piece = self.input.read_upto(self.at, buf.len().min(256 * 1024)).map_err(std::io::Error::other)?;
-        let n = piece.len();
-        buf[..n].copy_from_slice(&piece);
-        self.at += n as u64;
-        Ok(n)
+        read_from(self.input, &mut self.at, buf)
     }
+}
+
+/// `Read::read` over an input at a position it advances: reads at most 256 KiB at once.
+pub(crate) fn read_from(input: &mut dyn Input, at: &mut u64, buf: &mut [u8]) -> std::io::Result<usize> {
+    let piece = input.read_upto(*at, buf.len().min(256 * 1024)).map_err(std::io::Error::other)?;
+    let n = piece.len();
+    buf[..n].copy_from_slice(&piece);
+    *at += n as u64;
+    Ok(n)
 }
 
 impl Seek for InputReader<'_> {

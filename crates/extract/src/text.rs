@@ -353,11 +353,7 @@ struct WindowReader<'i> {
 
 impl Read for WindowReader<'_> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let piece = self.window.read_upto(self.at, buf.len().min(256 * 1024)).map_err(std::io::Error::other)?;
-        let n = piece.len();
-        buf[..n].copy_from_slice(&piece);
-        self.at += n as u64;
-        Ok(n)
+        crate::input::read_from(&mut self.window, &mut self.at, buf)
     }
 }
 

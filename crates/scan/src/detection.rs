@@ -194,13 +194,8 @@ fn read_text(input: &mut dyn Input, kind: &str, limits: &Limits, out: &mut TextO
     if is(FileKind::Msg) {
         let budget = out.source_left();
         let bodies = labelgate_extract::msg_body_text(input, limits, budget).map_err(|e| e.to_string())?;
-        for (body, html) in bodies {
-            out.consumed(body.len() as u64, false);
-            let shown = if html { html_text(&body) } else { body };
-            if !out.push(&shown) || !out.push("\n") {
-                break;
-            }
-        }
+        out.consumed(bodies.iter().map(|(b, _)| b.len() as u64).sum(), false);
+        push_bodies(bodies, out);
         return Ok(());
     }
     if is(FileKind::Unknown) {
@@ -284,13 +279,18 @@ fn message_text(input: &mut dyn Input, out: &mut TextOut<'_>) -> Result<(), Stri
     let raw = input.read_at(0, input.len() as usize, "eml").map_err(|e| e.to_string())?;
     out.consumed(raw.len() as u64, false);
     let bodies = labelgate_unpack::message_body_text(&raw, 1024).map_err(|e| e.reason().to_string())?;
+    push_bodies(bodies, out);
+    Ok(())
+}
+
+/// A message's bodies as the text they show, one after another.
+fn push_bodies(bodies: Vec<(String, bool)>, out: &mut TextOut<'_>) {
     for (body, html) in bodies {
         let shown = if html { html_text(&body) } else { body };
         if !out.push(&shown) || !out.push("\n") {
             break;
         }
     }
-    Ok(())
 }
 
 /// The text an HTML body shows: tags dropped (a tag ends a word), `script` and `style`
